@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   qt6-base-dev qt6-base-dev-tools libqt6svg6-dev libgl-dev
   libqcustomplot-dev
-  libeigen3-dev nlohmann-json3-dev libhdf5-dev
+  libeigen3-dev nlohmann-json3-dev libhdf5-dev libyaml-cpp-dev
   xvfb xauth
 )
 

@@ -1,5 +1,8 @@
 #pragma once
 // A small command-line parser: positionals, --flag, --key value and --key=value.
+#include "recipe/step_options.h"
+#include "util/error.h"
+
 #include <map>
 #include <optional>
 #include <set>
@@ -32,5 +35,30 @@ private:
     std::set<std::string> flags_;
     std::map<std::string, std::string> values_;
 };
+
+// Command-line options as a step's parameters (core/recipe/step_options.h):
+// the CLI and recipes read options with the same code.
+class ArgsParams : public ParamSource {
+public:
+    explicit ArgsParams(const Args& a) : a_(a) {}
+    std::optional<std::string> value(const std::string& key) const override { return a_.value(key); }
+    bool flag(const std::string& key) const override { return a_.flag(key); }
+
+private:
+    const Args& a_;
+};
+
+// Runs a core option parser; its InvalidArgument becomes a usage error (exit 64).
+template <class F>
+auto parseOptions(F f, const char* usage)
+{
+    try {
+        return f();
+    } catch (const ll::Error& e) {
+        if (e.code() != ll::ErrorCode::InvalidArgument)
+            throw;
+        throw UsageError(*usage ? e.problem() + "\n" + usage : e.problem());
+    }
+}
 
 } // namespace ll::cli

@@ -9,12 +9,9 @@
 #include "model/model.h"
 #include "quant/quantize_model.h"
 
-#include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <map>
 
 namespace ll::cli {
 
@@ -27,97 +24,6 @@ const char* kQuantizeUsage =
     "         [--damp 0.01] [--blocksize 128] [--alpha 0.5] [--threshold 6] [--topk K] [--outlier-columns K]\n"
     "         [--outlier-fraction F] [--lorc-rank R] [--no-clip]\n"
     "         [--eval FILE [--ctx 256]] [--out DIR [--force] [--dtype f32|f16|bf16]] [--threads N] [--histograms] [--json]";
-
-std::string upper(std::string s)
-{
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    return s;
-}
-
-DType ggmlTypeArg(const std::string& text)
-{
-    static const std::map<std::string, DType> kTypes{
-        {"Q4_0", DType::Q4_0}, {"Q4_1", DType::Q4_1}, {"Q5_0", DType::Q5_0}, {"Q5_1", DType::Q5_1},
-        {"Q8_0", DType::Q8_0}, {"Q2_K", DType::Q2_K}, {"Q3_K", DType::Q3_K}, {"Q4_K", DType::Q4_K},
-        {"Q5_K", DType::Q5_K}, {"Q6_K", DType::Q6_K},
-    };
-    const auto it = kTypes.find(upper(text));
-    if (it == kTypes.end())
-        throw UsageError("--type for ggml must be one of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K");
-    return it->second;
-}
-
-// Bits each method defaults to (0: --bits is required).
-int defaultBits(QuantMethod m)
-{
-    switch (m) {
-    case QuantMethod::SmoothQuant:
-    case QuantMethod::Int8:
-    case QuantMethod::Fp8:
-        return 8;
-    case QuantMethod::Nf4:
-    case QuantMethod::Fp4:
-        return 4;
-    case QuantMethod::Ggml:
-        return 4; // unused
-    default:
-        return 0;
-    }
-}
-
-QuantConfig configFrom(const Args& a)
-{
-    const std::string name = a.valueOr("method", "");
-    const auto method = parseQuantMethod(name);
-    if (!method)
-        throw UsageError("--method must be rtn, gptq, awq, smoothquant, int8, owq, spqr, bcq, nf4, fp8, fp4 or ggml\n"
-                         + std::string(kQuantizeUsage));
-    QuantConfig c;
-    c.method = *method;
-    const int fallback = defaultBits(c.method);
-    if (!a.value("bits") && fallback == 0)
-        throw UsageError("--bits is required for " + name + "\n" + kQuantizeUsage);
-    const int bits = static_cast<int>(a.intOr("bits", fallback, c.method == QuantMethod::Bcq ? 1 : 2, 8));
-    if ((c.method == QuantMethod::SmoothQuant || c.method == QuantMethod::Int8 || c.method == QuantMethod::Fp8) && bits != 8)
-        throw UsageError(name + " quantizes to 8 bits");
-    if ((c.method == QuantMethod::Nf4 || c.method == QuantMethod::Fp4) && bits != 4)
-        throw UsageError(name + " quantizes to 4 bits");
-    c.grid.bits = bits; // BCQ takes 1..8 planes; the integer grids 2..8
-    c.grid.symmetric = a.flag("sym");
-    c.grid.groupSize = static_cast<int>(a.intOr("group", c.method == QuantMethod::Fp4 ? 32 : 0, 0, 1 << 20));
-    c.actOrder = a.flag("act-order");
-    c.staticGroups = a.flag("static-groups");
-    if (c.staticGroups && c.grid.groupSize == 0)
-        throw UsageError("--static-groups needs --group G");
-    c.blockSize = static_cast<int>(a.intOr("blocksize", 128, 1, 1 << 20));
-    c.percDamp = a.doubleOr("damp", 0.01);
-    if (!(c.percDamp >= 0.0))
-        throw UsageError("--damp must be >= 0");
-    c.smoothAlpha = a.doubleOr("alpha", 0.5);
-    if (!(c.smoothAlpha >= 0.0 && c.smoothAlpha <= 1.0))
-        throw UsageError("--alpha must lie in [0, 1]");
-    c.int8Threshold = a.doubleOr("threshold", 6.0);
-    c.int8TopK = static_cast<int>(a.intOr("topk", 0, 0, 1 << 20));
-    c.owqColumns = a.intOr("outlier-columns", 0, 0, 1 << 20);
-    c.spqrFraction = a.doubleOr("outlier-fraction", 0.01);
-    if (!(c.spqrFraction >= 0.0 && c.spqrFraction < 1.0))
-        throw UsageError("--outlier-fraction must lie in [0, 1)");
-    c.lorcRank = a.intOr("lorc-rank", 0, 0, 1 << 20);
-    c.awqClip = !a.flag("no-clip");
-    if (const auto type = a.value("type")) {
-        if (c.method == QuantMethod::Ggml)
-            c.ggmlType = ggmlTypeArg(*type);
-        else if (c.method == QuantMethod::Fp8) {
-            const std::string t = upper(*type);
-            if (t != "E4M3" && t != "E5M2")
-                throw UsageError("--type for fp8 must be E4M3 or E5M2");
-            c.fp8Format = t == "E4M3" ? Fp8Format::E4M3 : Fp8Format::E5M2;
-        } else {
-            throw UsageError("--type applies to --method ggml (Q4_K, ...) and fp8 (E4M3, E5M2)");
-        }
-    }
-    return c;
-}
 
 } // namespace
 
@@ -132,11 +38,7 @@ int cmdQuantize(const std::vector<std::string>& argv)
     const std::string modelPath = a.positionalAt(0, "MODEL");
     if (a.positional().size() > 1)
         throw UsageError("unexpected argument '" + a.positional()[1] + "'\n" + kQuantizeUsage);
-    QuantizeModelOptions opt;
-    opt.config = configFrom(a);
-    opt.layers = a.valueOr("layers", "");
-    opt.mode = compress::statsMode(a);
-    opt.calibration = compress::calibrationOptions(a);
+    const QuantizeModelOptions opt = parseOptions([&] { return quantizeOptionsFrom(ArgsParams(a)); }, kQuantizeUsage);
     setComputeThreads(static_cast<int>(a.intOr("threads", 0, 0, 1024)));
 
     compress::CliProgress progress;

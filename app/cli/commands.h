@@ -17,5 +17,6 @@ int cmdExport(const std::vector<std::string>& args);
 int cmdPrune(const std::vector<std::string>& args);
 int cmdFactorize(const std::vector<std::string>& args);
 int cmdQuantize(const std::vector<std::string>& args);
+int cmdApply(const std::vector<std::string>& args);
 
 } // namespace ll::cli

@@ -88,22 +88,12 @@ private:
 
 inline CalibrationOptions calibrationOptions(const Args& a)
 {
-    CalibrationOptions c;
-    c.context = a.intOr("calib-ctx", 256, 2, 1 << 20);
-    c.windows = a.intOr("calib-windows", 64, 1, 1 << 20);
-    return c;
+    return parseOptions([&] { return calibrationOptionsFrom(ArgsParams(a)); }, "");
 }
 
 inline StatsMode statsMode(const Args& a)
 {
-    const std::string s = a.valueOr("stats", "auto");
-    if (s == "auto")
-        return StatsMode::Auto;
-    if (s == "sequential")
-        return StatsMode::Sequential;
-    if (s == "one-shot")
-        return StatsMode::OneShot;
-    throw UsageError("--stats must be auto, sequential or one-shot");
+    return parseOptions([&] { return statsModeFrom(ArgsParams(a)); }, "");
 }
 
 inline DType exportDtype(const Args& a)

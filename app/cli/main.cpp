@@ -28,8 +28,9 @@ commands:
       continue a prompt (greedy unless --temp > 0)
   (logits, ppl, generate also take --threads N; default: every core)
   export MODEL (--gguf OUT.gguf [--gguf-type Q4_K|Q8_0|F16|...] | --hf DIR [--dtype f16|bf16|f32] [--shard-mb N])
-         [--force] [--json]
-      write the model as GGUF (llama family) or a Hugging Face folder; never overwrites without --force
+         [--report OUT.h5 [--eval FILE [--ctx N]]] [--force] [--json]
+      write the model as GGUF (llama family) or a Hugging Face folder, and/or an HDF5 report
+      (statistics, histograms, sparsity masks, perplexity; docs/report-schema.md); never overwrites without --force
   prune MODEL --method magnitude|wanda|sparsegpt (--sparsity S | --nm 2:4) [--structured neurons --ratio R]
         [--layers REGEX] [--calib FILE [--calib-ctx 256 --calib-windows 64]] [--eval FILE [--ctx 256]] [--out DIR] [--json]
       prune every linear inside the blocks (or remove MLP neurons); evaluate and export the result
@@ -39,6 +40,8 @@ commands:
   quantize MODEL --method rtn|gptq|awq|smoothquant|int8|owq|spqr|bcq|nf4|fp8|fp4|ggml [--bits B] [--group G]
         [--sym] [--act-order] [--type Q4_K] [--layers REGEX] [--calib FILE] [--eval FILE] [--out DIR] [--json]
       quantize the linears inside the blocks (stored dequantized); bits per weight, errors, evaluate and export
+  apply RECIPE MODEL [--calib FILE|builtin] [--eval FILE] [--out DIR] [--json]
+      replay a recipe (YAML or JSON, docs/recipes.md) as the GUI applies it; evaluate and export
 
 MODEL is a Hugging Face folder, a .safetensors file, a .gguf file or a llama2.c .bin.
 Exit codes: 0 success, 2 bad input (the message names the file), 64 usage error.
@@ -60,6 +63,7 @@ int main(int argc, char** argv)
         {"prune", cmdPrune},
         {"factorize", cmdFactorize},
         {"quantize", cmdQuantize},
+        {"apply", cmdApply},
     };
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         std::fputs(kUsage, argc < 2 ? stderr : stdout);

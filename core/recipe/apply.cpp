@@ -1,0 +1,260 @@
+#include "recipe/apply.h"
+
+#include "engine/transformer.h"
+#include "eval/sample_text.h"
+#include "model/tensor_data.h"
+#include "pipeline/model_compression.h"
+#include "prune/sub_progress.h"
+#include "recipe/step_options.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+#include <cmath>
+
+namespace ll {
+
+namespace {
+
+double storedBitsPerWeight(const Model& m, const LogicalTensor& t)
+{
+    const DTypeLayout l = dtypeLayout(m.storedOf(t).dtype);
+    if (t.replacedBy >= 0 || l.blockElems == 0)
+        return 32.0; // edited values live as F32
+    return 8.0 * l.blockBytes / l.blockElems;
+}
+
+// Refreshes the records of the touched tensors from the new model: shape,
+// zeros, error against the source.
+void refreshRecords(CompressionState& s, const std::vector<std::string>& touched)
+{
+    for (const std::string& name : touched) {
+        const LogicalTensor* now = s.model->findLogical(name);
+        if (!now)
+            continue;
+        LayerRecord& rec = s.layers[name];
+        rec.shape = now->shape;
+        const MatrixRM W = readMatrix(*s.model, *now);
+        rec.sparsity = W.size() > 0 ? static_cast<double>((W.array() == 0.0f).count()) / static_cast<double>(W.size()) : 0.0;
+        rec.weightError.reset();
+        if (const LogicalTensor* before = s.source->findLogical(name); before && before->shape == now->shape) {
+            const MatrixRM W0 = readMatrix(*s.source, *before);
+            const double ref = W0.cast<double>().norm();
+            const double diff = (W0 - W).cast<double>().norm();
+            rec.weightError = ref > 0.0 ? diff / ref : (diff > 0.0 ? INFINITY : 0.0);
+        }
+    }
+}
+
+StepOutcome quantizeStep(const CompressionState& state, const RecipeStep& step, const JsonParams& p,
+                         const CalibrationText& calib, Progress* progress)
+{
+    QuantizeModelOptions o = quantizeOptionsFrom(p);
+    o.calibration = calib.options;
+    if (o.config.method == QuantMethod::SmoothQuant || o.config.method == QuantMethod::Int8)
+        if (!state.activations.empty())
+            fail(ErrorCode::InvalidArgument, "",
+                 "the activations are already quantized by an earlier W8A8 step; apply one SmoothQuant or LLM.int8 step");
+    ModelQuantizationResult r = quantizeModel(*state.model, o, calib.tokens, progress);
+    StepOutcome out{state, r.toJson(false), {}};
+    out.state.model = std::shared_ptr<const Model>(std::move(r.model));
+    if (!r.activations.empty())
+        out.state.activations = r.activations;
+    const std::string badge = step.badge();
+    for (const QuantizedLinear& l : r.layers) {
+        LayerRecord& rec = out.state.layers[l.name];
+        rec.badges.push_back(badge);
+        rec.bitsPerWeight = l.layer.bitsPerWeight;
+        rec.outputError = l.layer.error.outputError;
+        rec.rank = 0; // the quantized weight is dense again
+        out.touched.push_back(l.name);
+    }
+    return out;
+}
+
+StepOutcome compressionStep(const CompressionState& state, const RecipeStep& step, ModelCompressionResult r,
+                            bool shapesChange)
+{
+    StepOutcome out{state, r.toJson(), {}};
+    out.state.model = std::shared_ptr<const Model>(std::move(r.model));
+    const std::string badge = step.badge();
+    for (const LayerOutcome& l : r.layers) {
+        LayerRecord& rec = out.state.layers[l.name];
+        rec.badges.push_back(badge);
+        rec.outputError = l.outputError;
+        rec.rank = l.rank;
+        if (shapesChange || l.rank > 0)
+            rec.bitsPerWeight.reset(); // the codes no longer describe the weight
+        out.touched.push_back(l.name);
+    }
+    return out;
+}
+
+StepOutcome pruneStep(const CompressionState& state, const RecipeStep& step, const JsonParams& p,
+                      const CalibrationText& calib, Progress* progress)
+{
+    PruneStepOptions o = pruneOptionsFrom(p);
+    switch (o.kind) {
+    case PruneStepOptions::Kind::Unstructured:
+        o.unstructured.calibration = calib.options;
+        return compressionStep(state, step, pruneModel(*state.model, o.unstructured, calib.tokens, progress), false);
+    case PruneStepOptions::Kind::Neurons:
+    case PruneStepOptions::Kind::Heads:
+        if (!state.activations.empty())
+            fail(ErrorCode::InvalidArgument, "",
+                 "structured pruning changes the shapes the W8A8 step calibrated; prune before SmoothQuant / LLM.int8");
+        if (o.kind == PruneStepOptions::Kind::Neurons) {
+            o.neurons.calibration = calib.options;
+            return compressionStep(state, step, pruneMlpNeurons(*state.model, o.neurons, calib.tokens, progress), true);
+        }
+        o.heads.calibration = calib.options;
+        return compressionStep(state, step, pruneAttentionHeads(*state.model, o.heads, calib.tokens, progress), true);
+    }
+    return {state, {}, {}};
+}
+
+StepOutcome factorizeStep(const CompressionState& state, const RecipeStep& step, const JsonParams& p,
+                          const CalibrationText& calib, Progress* progress)
+{
+    ModelFactorizeOptions o = factorizeOptionsFrom(p);
+    o.calibration = calib.options;
+    return compressionStep(state, step, factorizeModel(*state.model, o, calib.tokens, progress), false);
+}
+
+} // namespace
+
+CompressionState CompressionState::initial(std::shared_ptr<const Model> source)
+{
+    if (!source)
+        fail(ErrorCode::InvalidArgument, "", "no model");
+    CompressionState s;
+    s.source = source;
+    s.model = std::move(source);
+    return s;
+}
+
+double CompressionState::linearBitsPerWeight() const
+{
+    double bits = 0.0, n = 0.0;
+    for (const LogicalTensor& t : model->tensors) {
+        if (!isLinear(t.role) || t.isBias || t.block < 0)
+            continue;
+        const double count = static_cast<double>(t.elements());
+        const auto rec = layers.find(t.logicalName);
+        const double b = rec != layers.end() && rec->second.bitsPerWeight ? *rec->second.bitsPerWeight
+                                                                           : storedBitsPerWeight(*model, t);
+        bits += b * count;
+        n += count;
+    }
+    return n > 0.0 ? bits / n : 0.0;
+}
+
+std::unique_ptr<Transformer> CompressionState::makeEngine(Progress* progress) const
+{
+    auto t = std::make_unique<Transformer>(*model, progress);
+    if (!activations.empty())
+        applyActivationQuantization(*t, activations);
+    return t;
+}
+
+nlohmann::json CompressionState::toJson() const
+{
+    nlohmann::json j;
+    j["steps"] = nlohmann::json::array();
+    for (const RecipeStep& s : steps)
+        j["steps"].push_back(s.toJson());
+    j["bits_per_weight"] = linearBitsPerWeight();
+    j["parameters"] = model->parameterCount();
+    j["parameters_before"] = source->parameterCount();
+    j["w8a8"] = !activations.empty();
+    nlohmann::json layersJson = nlohmann::json::object();
+    for (const auto& [name, rec] : layers) {
+        nlohmann::json l;
+        l["badges"] = rec.badges;
+        l["shape"] = rec.shape;
+        l["sparsity"] = rec.sparsity;
+        if (rec.bitsPerWeight)
+            l["bits_per_weight"] = *rec.bitsPerWeight;
+        if (rec.weightError)
+            l["weight_error"] = *rec.weightError;
+        if (rec.outputError)
+            l["output_error"] = *rec.outputError;
+        if (rec.rank > 0)
+            l["rank"] = rec.rank;
+        layersJson[name] = std::move(l);
+    }
+    j["layers"] = std::move(layersJson);
+    return j;
+}
+
+CalibrationText loadCalibration(const Model& model, const RecipeCalibration& calibration)
+{
+    CalibrationText c;
+    c.name = calibration.isBuiltin() ? std::string("builtin") : calibration.text;
+    if (calibration.isBuiltin())
+        c.tokens = loadTokenizer(model)->encode(std::string(builtinSampleText()), true);
+    else
+        c.tokens = tokenizeTextFile(model, calibration.text);
+    c.options.context = calibration.context;
+    const int64_t fit = static_cast<int64_t>(c.tokens.size()) / calibration.context;
+    if (fit < 1)
+        fail(ErrorCode::InvalidArgument, c.name,
+             "the calibration text is " + std::to_string(c.tokens.size()) + " tokens long, shorter than one window of "
+                 + std::to_string(calibration.context));
+    c.options.windows = std::min<int64_t>(calibration.windows, fit);
+    return c;
+}
+
+StepOutcome applyStep(const CompressionState& state, const RecipeStep& step, const CalibrationText& calibration,
+                      Progress* progress)
+{
+    nlohmann::json params = step.params;
+    if (!step.layers.empty())
+        params["layers"] = step.layers;
+    const JsonParams p(params);
+    StepOutcome out;
+    switch (step.action) {
+    case StepAction::Quantize: out = quantizeStep(state, step, p, calibration, progress); break;
+    case StepAction::Prune: out = pruneStep(state, step, p, calibration, progress); break;
+    case StepAction::Factorize: out = factorizeStep(state, step, p, calibration, progress); break;
+    }
+    out.state.steps.push_back(step);
+    refreshRecords(out.state, out.touched);
+    // Structured pruning shrinks tensors it does not list (biases, the other
+    // side of the unit); their records follow the model.
+    for (auto& [name, rec] : out.state.layers)
+        if (const LogicalTensor* t = out.state.model->findLogical(name))
+            rec.shape = t->shape;
+    return out;
+}
+
+StepOutcome applyRecipe(std::shared_ptr<const Model> source, const Recipe& recipe, Progress* progress)
+{
+    StepOutcome out{CompressionState::initial(std::move(source)), nlohmann::json::array(), {}};
+    if (recipe.steps.empty())
+        return out;
+    const CalibrationText calib = loadCalibration(*out.state.model, recipe.calibration);
+    const double n = static_cast<double>(recipe.steps.size());
+    nlohmann::json summaries = nlohmann::json::array();
+    for (size_t i = 0; i < recipe.steps.size(); ++i) {
+        throwIfCancelled(progress);
+        SubProgress sub(progress, static_cast<double>(i) / n, static_cast<double>(i + 1) / n);
+        StepOutcome next;
+        try {
+            next = applyStep(out.state, recipe.steps[i], calib, &sub);
+        } catch (const Error& e) {
+            if (e.code() != ErrorCode::InvalidArgument)
+                throw;
+            fail(ErrorCode::InvalidArgument, e.file(),
+                 "step " + std::to_string(i + 1) + " (" + recipe.steps[i].badge() + "): " + e.problem());
+        }
+        summaries.push_back(std::move(next.summary));
+        for (std::string& name : next.touched)
+            out.touched.push_back(std::move(name));
+        out.state = std::move(next.state);
+    }
+    out.summary = std::move(summaries);
+    return out;
+}
+
+} // namespace ll

@@ -1,0 +1,86 @@
+#pragma once
+// Applying recipe steps to a model. The GUI and `layerlab-cli apply` both go
+// through applyStep(), which is what makes a replayed recipe bit-identical to
+// what the user saw.
+//
+// A CompressionState is an immutable snapshot: the source model, the model
+// after the steps so far (edited tensors in memory, the source file never
+// touched), the run-time activation quantization W8A8 methods need, and what
+// was done to each layer. Applying a step makes a new state; undo is going
+// back to the previous one.
+#include "calib/calibration.h"
+#include "model/model.h"
+#include "quant/quantize_model.h"
+#include "recipe/recipe.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ll {
+
+class Progress;
+class Transformer;
+
+// What the steps so far did to one logical tensor.
+struct LayerRecord {
+    std::vector<std::string> badges;        // one per step that touched it: "GPTQ 4b g128", "wanda 50 % sparse"
+    std::optional<double> bitsPerWeight;    // of the last quantization (scales, zeros, outliers included)
+    std::optional<double> weightError;      // ||W0 - W||_F / ||W0||_F against the source (same shape only)
+    std::optional<double> outputError;      // the last step's, on the calibration inputs
+    double sparsity = 0.0;                  // share of exact zeros now
+    int64_t rank = 0;                       // low rank (last factorization)
+    std::vector<int64_t> shape;             // now
+};
+
+struct CompressionState {
+    std::shared_ptr<const Model> source;
+    std::shared_ptr<const Model> model;     // == source before the first step
+    ActivationQuantization activations;     // SmoothQuant / LLM.int8 inputs
+    std::map<std::string, LayerRecord> layers; // by logical name; only touched tensors
+    std::vector<RecipeStep> steps;          // applied so far
+
+    static CompressionState initial(std::shared_ptr<const Model> source);
+    // Bits per weight over the block linears: quantized layers at their bits,
+    // the others at their stored type's bits (32 for F32, 16 for F16, ...).
+    double linearBitsPerWeight() const;
+    // A Transformer on model() with the W8A8 simulation when a step needs it.
+    std::unique_ptr<Transformer> makeEngine(Progress* progress = nullptr) const;
+    // {"steps", "bits_per_weight", "parameters", "layers": {name: {...}}}
+    nlohmann::json toJson() const;
+};
+
+struct StepOutcome {
+    CompressionState state;
+    nlohmann::json summary;                 // the method's result (toJson of the model-level run)
+    std::vector<std::string> touched;       // logical names changed by the step
+};
+
+// Tokens of the recipe's calibration text for `model`'s tokenizer: the file,
+// or the built-in sample. `calibration` says how many windows fit: at most
+// recipe.windows, fewer when the text is shorter (at least one, or
+// InvalidArgument).
+struct CalibrationText {
+    std::vector<int32_t> tokens;
+    CalibrationOptions options;
+    std::string name;                       // the file or "builtin"
+};
+CalibrationText loadCalibration(const Model& model, const RecipeCalibration& calibration);
+
+// Runs one step on state.model. Calibration tokens are used by the methods
+// that need statistics (and to report output errors); pass an empty
+// CalibrationText to skip them where a method allows it. Throws
+// InvalidArgument for steps that cannot apply (a pattern matching nothing, a
+// method without its statistics, structured pruning after W8A8), Cancelled.
+StepOutcome applyStep(const CompressionState& state, const RecipeStep& step, const CalibrationText& calibration,
+                      Progress* progress = nullptr);
+
+// Every step in order (progress split evenly over the steps).
+StepOutcome applyRecipe(std::shared_ptr<const Model> source, const Recipe& recipe, Progress* progress = nullptr);
+
+} // namespace ll

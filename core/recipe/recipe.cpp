@@ -1,0 +1,378 @@
+#include "recipe/recipe.h"
+
+#include "export/atomic_file.h"
+#include "recipe/step_options.h"
+#include "util/error.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace ll {
+
+namespace {
+
+constexpr int kRecipeVersion = 1;
+
+bool endsWith(const std::string& s, const std::string& suffix)
+{
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// YAML scalars are text; plain ones that read as booleans or numbers become
+// those (quoted ones stay strings), so YAML and JSON recipes mean the same.
+nlohmann::json scalarToJson(const YAML::Node& n)
+{
+    const std::string& s = n.Scalar();
+    if (n.Tag() == "!")
+        return s;
+    if (s == "true" || s == "True" || s == "yes")
+        return true;
+    if (s == "false" || s == "False" || s == "no")
+        return false;
+    if (s == "null" || s == "~" || s.empty())
+        return nullptr;
+    char* end = nullptr;
+    const long long i = std::strtoll(s.c_str(), &end, 10);
+    if (end != s.c_str() && *end == '\0')
+        return i;
+    const double d = std::strtod(s.c_str(), &end);
+    if (end != s.c_str() && *end == '\0' && std::isfinite(d))
+        return d;
+    return s;
+}
+
+nlohmann::json yamlToJson(const YAML::Node& n)
+{
+    switch (n.Type()) {
+    case YAML::NodeType::Map: {
+        nlohmann::json j = nlohmann::json::object();
+        for (const auto& kv : n)
+            j[kv.first.as<std::string>()] = yamlToJson(kv.second);
+        return j;
+    }
+    case YAML::NodeType::Sequence: {
+        nlohmann::json j = nlohmann::json::array();
+        for (const auto& item : n)
+            j.push_back(yamlToJson(item));
+        return j;
+    }
+    case YAML::NodeType::Scalar:
+        return scalarToJson(n);
+    default:
+        return nullptr;
+    }
+}
+
+std::string snakeKey(std::string key)
+{
+    std::replace(key.begin(), key.end(), '-', '_');
+    return key;
+}
+
+std::string percent(double fraction)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g %%", std::round(fraction * 1000.0) / 10.0);
+    return buf;
+}
+
+std::string upperName(std::string s)
+{
+    for (char& c : s)
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+
+} // namespace
+
+std::string_view actionName(StepAction a)
+{
+    switch (a) {
+    case StepAction::Quantize: return "quantize";
+    case StepAction::Prune: return "prune";
+    case StepAction::Factorize: return "factorize";
+    }
+    return "?";
+}
+
+std::string RecipeStep::method() const
+{
+    const auto it = params.find("method");
+    return it != params.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::string RecipeStep::badge() const
+{
+    const JsonParams p(params);
+    const std::string m = method();
+    switch (action) {
+    case StepAction::Quantize: {
+        std::string b = upperName(m);
+        if (m == "ggml")
+            return p.valueOr("type", "Q4_K");
+        if (m == "fp8")
+            return "FP8 " + upperName(p.valueOr("type", "E4M3"));
+        if (m == "nf4" || m == "fp4")
+            return b + (p.value("group") ? " g" + *p.value("group") : std::string());
+        if (m == "smoothquant" || m == "int8")
+            return (m == "int8" ? std::string("LLM.int8") : std::string("SmoothQuant")) + " W8A8";
+        b += " " + p.valueOr("bits", "?") + "b";
+        const std::string g = p.valueOr("group", "0");
+        b += g == "0" ? std::string(" row") : " g" + g;
+        if (p.flag("sym"))
+            b += " sym";
+        if (p.flag("act-order"))
+            b += " act-order";
+        if (p.value("lorc-rank"))
+            b += " +LoRC " + *p.value("lorc-rank");
+        return b;
+    }
+    case StepAction::Prune: {
+        if (const auto s = p.value("structured"))
+            return *s + " -" + percent(p.doubleOr("ratio", 0.25));
+        if (const auto nm = p.value("nm"))
+            return m + " " + *nm + " sparse";
+        return m + " " + percent(p.doubleOr("sparsity", 0.5)) + " sparse";
+    }
+    case StepAction::Factorize: {
+        const std::string name = m == "svd-llm" ? "SVD-LLM" : upperName(m);
+        if (const auto e = p.value("energy"))
+            return name + " energy " + percent(p.doubleOr("energy", 0.9));
+        return name + " rank " + percent(p.doubleOr("rank-ratio", 0.5));
+    }
+    }
+    return m;
+}
+
+void RecipeStep::validate() const
+{
+    const JsonParams p(params);
+    std::set<std::string> known = action == StepAction::Quantize ? quantizeKeys()
+                                  : action == StepAction::Prune  ? pruneKeys()
+                                                                 : factorizeKeys();
+    known.insert("method");
+    const auto unknown = p.unknownKeys(known);
+    if (!unknown.empty())
+        fail(ErrorCode::InvalidArgument, "",
+             std::string(actionName(action)) + " has no parameter '" + *unknown.begin() + "'");
+    // Parsing checks every value; the options themselves are built again when applied.
+    nlohmann::json withLayers = params;
+    if (!layers.empty())
+        withLayers["layers"] = layers;
+    const JsonParams full(withLayers);
+    switch (action) {
+    case StepAction::Quantize: quantizeOptionsFrom(full); break;
+    case StepAction::Prune: pruneOptionsFrom(full); break;
+    case StepAction::Factorize: factorizeOptionsFrom(full); break;
+    }
+}
+
+nlohmann::json RecipeStep::toJson() const
+{
+    nlohmann::json j = nlohmann::json::object();
+    j["action"] = std::string(actionName(action));
+    if (!layers.empty())
+        j["layers"] = layers;
+    for (const auto& [key, v] : params.items())
+        j[snakeKey(key)] = v;
+    return j;
+}
+
+nlohmann::json Recipe::toJson() const
+{
+    nlohmann::json j = nlohmann::json::object();
+    j["layerlab_recipe"] = kRecipeVersion;
+    if (!model.empty())
+        j["model"] = model;
+    if (!description.empty())
+        j["description"] = description;
+    j["calibration"] = {{"text", calibration.isBuiltin() ? std::string("builtin") : calibration.text},
+                        {"context", calibration.context},
+                        {"windows", calibration.windows}};
+    j["steps"] = nlohmann::json::array();
+    for (const RecipeStep& s : steps)
+        j["steps"].push_back(s.toJson());
+    return j;
+}
+
+Recipe Recipe::fromJson(const nlohmann::json& j, const std::string& origin)
+{
+    auto bad = [&](const std::string& what) { fail(ErrorCode::Malformed, origin, what); };
+    if (!j.is_object())
+        bad("a recipe is a mapping with 'layerlab_recipe' and 'steps'");
+    const auto version = j.find("layerlab_recipe");
+    if (version == j.end() || !version->is_number_integer())
+        bad("not a LayerLab recipe (no 'layerlab_recipe: 1' line)");
+    if (version->get<long long>() != kRecipeVersion)
+        bad("recipe version " + version->dump() + " is not supported (this LayerLab reads version 1)");
+    Recipe r;
+    for (const auto& [key, v] : j.items()) {
+        if (key == "model" || key == "description") {
+            if (!v.is_string())
+                bad("'" + key + "' must be text");
+            (key == "model" ? r.model : r.description) = v.get<std::string>();
+        } else if (key != "layerlab_recipe" && key != "calibration" && key != "steps") {
+            bad("unknown key '" + key + "' (expected layerlab_recipe, model, description, calibration, steps)");
+        }
+    }
+    if (const auto c = j.find("calibration"); c != j.end() && !c->is_null()) {
+        if (!c->is_object())
+            bad("'calibration' must be a mapping {text, context, windows}");
+        for (const auto& [key, v] : c->items()) {
+            if (key == "text" && v.is_string())
+                r.calibration.text = v.get<std::string>();
+            else if ((key == "context" || key == "windows") && v.is_number_integer() && v.get<long long>() >= 1
+                     && v.get<long long>() <= (1 << 20))
+                (key == "context" ? r.calibration.context : r.calibration.windows) = v.get<int64_t>();
+            else
+                bad("calibration: '" + key + "' must be text (a file or 'builtin'), context or windows (a positive integer)");
+        }
+        if (r.calibration.context < 2)
+            bad("calibration: context must be at least 2 tokens");
+    }
+    const auto steps = j.find("steps");
+    if (steps == j.end() || !steps->is_array())
+        bad("'steps' must be a list of steps");
+    for (size_t i = 0; i < steps->size(); ++i) {
+        const nlohmann::json& s = (*steps)[i];
+        const std::string where = "step " + std::to_string(i + 1);
+        if (!s.is_object())
+            bad(where + " must be a mapping {action, method, ...}");
+        RecipeStep step;
+        const auto action = s.find("action");
+        if (action == s.end() || !action->is_string())
+            bad(where + " has no 'action' (quantize, prune or factorize)");
+        const std::string a = action->get<std::string>();
+        if (a == "quantize")
+            step.action = StepAction::Quantize;
+        else if (a == "prune")
+            step.action = StepAction::Prune;
+        else if (a == "factorize")
+            step.action = StepAction::Factorize;
+        else
+            bad(where + ": action must be quantize, prune or factorize (not '" + a + "')");
+        for (const auto& [key, v] : s.items()) {
+            if (key == "action")
+                continue;
+            if (key == "layers") {
+                if (!v.is_string())
+                    bad(where + ": 'layers' must be a pattern (text)");
+                step.layers = v.get<std::string>();
+                continue;
+            }
+            if (!(v.is_string() || v.is_number() || v.is_boolean()))
+                bad(where + ": '" + key + "' must be a string, a number or true/false");
+            step.params[canonicalKey(key)] = v;
+        }
+        try {
+            step.validate();
+        } catch (const Error& e) {
+            bad(where + " (" + a + "): " + e.problem());
+        }
+        r.steps.push_back(std::move(step));
+    }
+    return r;
+}
+
+Recipe parseRecipe(const std::string& text, bool yaml, const std::string& origin)
+{
+    nlohmann::json j;
+    if (yaml) {
+        try {
+            j = yamlToJson(YAML::Load(text));
+        } catch (const YAML::Exception& e) {
+            fail(ErrorCode::Malformed, origin, std::string("not valid YAML: ") + e.what());
+        }
+    } else {
+        try {
+            j = nlohmann::json::parse(text);
+        } catch (const nlohmann::json::exception& e) {
+            fail(ErrorCode::Malformed, origin, std::string("not valid JSON: ") + e.what());
+        }
+    }
+    return Recipe::fromJson(j, origin);
+}
+
+Recipe loadRecipe(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        fail(ErrorCode::Io, path, "cannot open the recipe");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (in.bad())
+        fail(ErrorCode::Io, path, "cannot read the recipe");
+    if (ss.str().size() > (16u << 20))
+        fail(ErrorCode::Malformed, path, "a recipe larger than 16 MB is not a recipe");
+    return parseRecipe(ss.str(), endsWith(path, ".yaml") || endsWith(path, ".yml"), path);
+}
+
+std::string recipeToYaml(const Recipe& recipe)
+{
+    const nlohmann::json j = recipe.toJson();
+    YAML::Emitter out;
+    auto scalar = [&](const nlohmann::json& v) {
+        if (v.is_string()) {
+            // Quote text that would read back as a number or boolean.
+            const std::string s = v.get<std::string>();
+            YAML::Node probe = YAML::Load(s.empty() ? std::string("''") : s);
+            const bool ambiguous = s.empty() || !probe.IsScalar() || !scalarToJson(probe).is_string() || probe.Scalar() != s;
+            if (ambiguous)
+                out << YAML::DoubleQuoted;
+            out << s;
+        } else if (v.is_boolean()) {
+            out << YAML::TrueFalseBool << v.get<bool>();
+        } else if (v.is_number_integer()) {
+            out << v.get<long long>();
+        } else {
+            out << YAML::Precision(17) << v.get<double>();
+        }
+    };
+    out << YAML::BeginMap;
+    out << YAML::Key << "layerlab_recipe" << YAML::Value << kRecipeVersion;
+    for (const char* key : {"model", "description"})
+        if (j.contains(key)) {
+            out << YAML::Key << key << YAML::Value;
+            scalar(j[key]);
+        }
+    out << YAML::Key << "calibration" << YAML::Value << YAML::Flow << YAML::BeginMap;
+    for (const auto& [key, v] : j["calibration"].items()) {
+        out << YAML::Key << key << YAML::Value;
+        scalar(v);
+    }
+    out << YAML::EndMap;
+    out << YAML::Key << "steps" << YAML::Value << YAML::BeginSeq;
+    for (const auto& s : j["steps"]) {
+        out << YAML::Flow << YAML::BeginMap;
+        // action first, then layers, then the rest in key order.
+        out << YAML::Key << "action" << YAML::Value << s["action"].get<std::string>();
+        if (s.contains("layers")) {
+            out << YAML::Key << "layers" << YAML::Value;
+            scalar(s["layers"]);
+        }
+        for (const auto& [key, v] : s.items()) {
+            if (key == "action" || key == "layers")
+                continue;
+            out << YAML::Key << key << YAML::Value;
+            scalar(v);
+        }
+        out << YAML::EndMap;
+    }
+    out << YAML::EndSeq << YAML::EndMap;
+    return std::string(out.c_str()) + "\n";
+}
+
+void saveRecipe(const Recipe& recipe, const std::string& path)
+{
+    const bool yaml = endsWith(path, ".yaml") || endsWith(path, ".yml");
+    const std::string text = yaml ? recipeToYaml(recipe) : recipe.toJson().dump(2) + "\n";
+    AtomicFile file(path, true);
+    file.out().write(text.data(), text.size());
+    file.commit();
+}
+
+} // namespace ll

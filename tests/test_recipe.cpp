@@ -1,0 +1,269 @@
+// Recipes: the YAML / JSON schema (round trips, every kind of mistake refused
+// with a message naming the step), applyRecipe() against the model-level
+// methods called directly (bit-identical weights), and `layerlab-cli apply`
+// against the in-process result (identical weights and perplexity).
+#include "test_support.h"
+
+#include "engine/transformer.h"
+#include "eval/perplexity.h"
+#include "model/tensor_data.h"
+#include "pipeline/model_compression.h"
+#include "quant/quantize_model.h"
+#include "recipe/apply.h"
+#include "recipe/recipe.h"
+#include "recipe/step_options.h"
+#include "util/error.h"
+
+#include <QtTest>
+
+#include <nlohmann/json.hpp>
+
+using namespace ll;
+
+namespace {
+
+const char* kStories = "models/stories260K-hf";
+// Short calibration keeps the test quick; the protocol's 64 windows are not needed to test replay.
+constexpr int64_t kCalibWindows = 8;
+
+std::shared_ptr<const Model> stories()
+{
+    static std::shared_ptr<const Model> m = openModel(test::sharedPath(kStories));
+    return m;
+}
+
+Recipe threeStepRecipe()
+{
+    Recipe r;
+    r.calibration.text = test::sharedPath("data/tinystories/calib.txt");
+    r.calibration.windows = kCalibWindows;
+    r.description = "test: three kinds of steps";
+    RecipeStep q;
+    q.action = StepAction::Quantize;
+    q.layers = "attn";
+    q.params = {{"method", "gptq"}, {"bits", 4}, {"group", 32}};
+    RecipeStep p;
+    p.action = StepAction::Prune;
+    p.layers = "mlp\\.(gate|up)";
+    p.params = {{"method", "wanda"}, {"sparsity", 0.5}};
+    RecipeStep f;
+    f.action = StepAction::Factorize;
+    f.layers = "mlp\\.down";
+    f.params = {{"method", "svd"}, {"rank-ratio", 0.5}};
+    r.steps = {q, p, f};
+    return r;
+}
+
+// Every logical tensor of a and b has bit-identical values.
+void verifySameWeights(const Model& a, const Model& b)
+{
+    QCOMPARE(a.tensors.size(), b.tensors.size());
+    for (size_t i = 0; i < a.tensors.size(); ++i) {
+        const LogicalTensor& ta = a.tensors[i];
+        const LogicalTensor* tb = b.findLogical(ta.logicalName);
+        QVERIFY2(tb, ta.logicalName.c_str());
+        QCOMPARE(ta.shape, tb->shape);
+        const std::vector<float> va = readLogical(a, ta), vb = readLogical(b, *tb);
+        QVERIFY2(std::memcmp(va.data(), vb.data(), va.size() * sizeof(float)) == 0, ta.logicalName.c_str());
+    }
+}
+
+void expectMalformed(const std::string& text, bool yaml, const std::string& needle)
+{
+    try {
+        parseRecipe(text, yaml, "r.yaml");
+        QFAIL(("accepted: " + text).c_str());
+    } catch (const Error& e) {
+        QVERIFY2(e.code() == ErrorCode::Malformed, e.what());
+        QVERIFY2(std::string(e.what()).find(needle) != std::string::npos, (std::string(e.what()) + " lacks " + needle).c_str());
+        QVERIFY2(std::string(e.what()).find("r.yaml") != std::string::npos, e.what());
+    }
+}
+
+} // namespace
+
+class TestRecipe : public QObject {
+    Q_OBJECT
+private slots:
+    void yamlAndJsonRoundTrip()
+    {
+        const Recipe r = threeStepRecipe();
+        const Recipe fromYaml = parseRecipe(recipeToYaml(r), true);
+        QVERIFY(fromYaml == r);
+        const Recipe fromJson = parseRecipe(r.toJson().dump(), false);
+        QVERIFY(fromJson == r);
+        // Underscores and hyphens mean the same key; LayerLab writes underscores.
+        QVERIFY(recipeToYaml(r).find("rank_ratio: 0.5") != std::string::npos);
+        const Recipe hyphen = parseRecipe("layerlab_recipe: 1\nsteps:\n  - {action: factorize, method: svd, rank-ratio: 0.5}\n", true);
+        QCOMPARE(hyphen.steps.at(0).params, r.steps[2].params);
+        // Text that looks like a number or a boolean stays text through YAML.
+        Recipe tricky;
+        RecipeStep s;
+        s.action = StepAction::Prune;
+        s.layers = "1";
+        s.params = {{"method", "magnitude"}, {"nm", "2:4"}};
+        tricky.steps = {s};
+        tricky.description = "true";
+        QVERIFY(parseRecipe(recipeToYaml(tricky), true) == tricky);
+    }
+
+    void exampleRecipesParse()
+    {
+        const std::string dir = std::string(LAYERLAB_SOURCE_DIR) + "/resources/recipes/";
+        for (const char* name : {"gptq-4bit.yaml", "sparse-then-quantize.yaml", "lowrank-mlp.json", "mixed-precision.yaml"}) {
+            const Recipe r = loadRecipe(dir + name);
+            QVERIFY2(!r.steps.empty(), name);
+        }
+    }
+
+    void mistakesAreRefused()
+    {
+        expectMalformed("steps: []\n", true, "layerlab_recipe");
+        expectMalformed("layerlab_recipe: 2\nsteps: []\n", true, "version 2");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{method: rtn, bits: 4}]\n", true, "step 1 has no 'action'");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: squash}]\n", true, "quantize, prune or factorize");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: quantize, method: rtn, bitz: 4}]\n", true, "no parameter 'bitz'");
+        expectMalformed("layerlab_recipe: 1\nsteps:\n - {action: quantize, method: rtn, bits: 4}\n - {action: quantize, method: rtn, bits: 12}\n",
+                        true, "step 2");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: quantize, method: rtn, bits: 12}]\n", true, "bits must be an integer in [2, 8]");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: prune, method: wanda}]\n", true, "sparsity");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: factorize, method: svd, rank_ratio: 1.5}]\n", true, "rank-ratio");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: prune, method: magnitude, sparsity: 0.5, extra: [1, 2]}]\n", true,
+                        "string, a number or true/false");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: quantize\n", true, "not valid YAML");
+        expectMalformed("{\"layerlab_recipe\": 1, \"steps\": [}", false, "not valid JSON");
+        expectMalformed("layerlab_recipe: 1\ncalibration: {windows: -3}\nsteps: []\n", true, "calibration");
+        expectMalformed("layerlab_recipe: 1\nsteps: []\ncolour: blue\n", true, "unknown key 'colour'");
+        try {
+            loadRecipe("/nonexistent/recipe.yaml");
+            QFAIL("opened a missing file");
+        } catch (const Error& e) {
+            QCOMPARE(e.code(), ErrorCode::Io);
+        }
+    }
+
+    void saveIsAtomicAndReadable()
+    {
+        const std::string dir = test::scratchDir();
+        const Recipe r = threeStepRecipe();
+        for (const char* name : {"/r.yaml", "/r.json"}) {
+            saveRecipe(r, dir + name);
+            QVERIFY(loadRecipe(dir + name) == r);
+        }
+        QVERIFY(QDir(QString::fromStdString(dir)).entryList(QDir::Files).size() == 2); // no partial files left
+    }
+
+    // applyRecipe == the model-level methods chained by hand, bit for bit.
+    void applyMatchesDirectCalls()
+    {
+        LL_REQUIRE_SHARED();
+        const Recipe recipe = threeStepRecipe();
+        const StepOutcome r = applyRecipe(stories(), recipe);
+        QCOMPARE(r.state.steps.size(), size_t(3));
+
+        const std::vector<int32_t> tokens = tokenizeTextFile(*stories(), recipe.calibration.text);
+        CalibrationOptions calib;
+        calib.windows = kCalibWindows;
+        QuantizeModelOptions q;
+        q.config.method = QuantMethod::Gptq;
+        q.config.grid = {4, false, 32};
+        q.layers = "attn";
+        q.calibration = calib;
+        ModelQuantizationResult m1 = quantizeModel(*stories(), q, tokens);
+        ModelPruneOptions p;
+        p.layer.method = PruneMethod::Wanda;
+        p.layer.sparsity = 0.5;
+        p.layers = "mlp\\.(gate|up)";
+        p.calibration = calib;
+        ModelCompressionResult m2 = pruneModel(*m1.model, p, tokens);
+        ModelFactorizeOptions f;
+        f.method = LowRankMethod::Svd;
+        f.rankRatio = 0.5;
+        f.layers = "mlp\\.down";
+        f.calibration = calib;
+        ModelCompressionResult m3 = factorizeModel(*m2.model, f, tokens);
+        verifySameWeights(*r.state.model, *m3.model);
+
+        // The records: badges in order, bits of the quantized layers, sparsity, rank.
+        const LayerRecord& q0 = r.state.layers.at("blocks.0.attn.q.weight");
+        QCOMPARE(q0.badges, std::vector<std::string>{"GPTQ 4b g32"});
+        QVERIFY(q0.bitsPerWeight && *q0.bitsPerWeight > 4.0 && *q0.bitsPerWeight < 5.5);
+        QCOMPARE(*q0.bitsPerWeight, m1.layers.front().layer.bitsPerWeight);
+        const LayerRecord& up = r.state.layers.at("blocks.0.mlp.up.weight");
+        QCOMPARE(up.badges, std::vector<std::string>{"wanda 50 % sparse"});
+        QVERIFY(std::abs(up.sparsity - 0.5) < 0.01);
+        const LayerRecord& down = r.state.layers.at("blocks.0.mlp.down.weight");
+        QCOMPARE(down.badges, std::vector<std::string>{"SVD rank 50 %"});
+        QVERIFY(down.rank > 0);
+        // Weight error against the source, recomputed independently.
+        const LogicalTensor* t = stories()->findLogical("blocks.0.mlp.up.weight");
+        const MatrixRM W0 = readMatrix(*stories(), *t), W = readMatrix(*r.state.model, *r.state.model->findLogical(t->logicalName));
+        QVERIFY(std::abs(*up.weightError - (W0 - W).norm() / W0.norm()) < 1e-5);
+        QVERIFY(!r.state.layers.count("blocks.0.attn_norm.weight"));
+        // Untouched layers count at F32; the 4-bit attention pulls the mean below 32.
+        QVERIFY(r.state.linearBitsPerWeight() < 32.0 && r.state.linearBitsPerWeight() > 10.0);
+    }
+
+    void builtinCalibrationAndBadTargets()
+    {
+        LL_REQUIRE_SHARED();
+        const CalibrationText c = loadCalibration(*stories(), RecipeCalibration{});
+        QCOMPARE(c.name, std::string("builtin"));
+        QVERIFY(c.options.windows >= 1 && c.options.windows < 64); // the sample is shorter than 64 windows: all of them
+        QCOMPARE(c.options.windows, static_cast<int64_t>(c.tokens.size()) / 256);
+
+        RecipeStep s;
+        s.action = StepAction::Prune;
+        s.layers = "no_such_layer";
+        s.params = {{"method", "magnitude"}, {"sparsity", 0.5}};
+        try {
+            applyStep(CompressionState::initial(stories()), s, c);
+            QFAIL("a pattern matching nothing was accepted");
+        } catch (const Error& e) {
+            QCOMPARE(e.code(), ErrorCode::InvalidArgument);
+        }
+        // Two W8A8 steps cannot stack.
+        RecipeStep sq;
+        sq.action = StepAction::Quantize;
+        sq.params = {{"method", "smoothquant"}};
+        const StepOutcome once = applyStep(CompressionState::initial(stories()), sq, c);
+        QVERIFY(!once.state.activations.empty());
+        QVERIFY_THROWS_EXCEPTION(Error, applyStep(once.state, sq, c));
+    }
+
+    // layerlab-cli apply: the same weights (exported as F32) and perplexity as in process.
+    void cliReplaysIdentically()
+    {
+        LL_REQUIRE_SHARED();
+        const std::string dir = test::scratchDir();
+        const Recipe recipe = threeStepRecipe();
+        saveRecipe(recipe, dir + "/recipe.yaml");
+        const std::string evalText = test::sharedPath("data/tinystories/eval.txt");
+        const test::CliResult cli = test::runCli({"apply", dir + "/recipe.yaml", test::sharedPath(kStories), "--eval", evalText,
+                                                  "--ctx", "64", "--out", dir + "/out", "--json"});
+        QVERIFY2(cli.exitCode == 0, cli.err.c_str());
+        const nlohmann::json j = nlohmann::json::parse(cli.out);
+
+        const StepOutcome r = applyRecipe(stories(), recipe);
+        const auto exported = openModel(dir + "/out");
+        verifySameWeights(*exported, *r.state.model);
+
+        const std::vector<int32_t> tokens = tokenizeTextFile(*stories(), evalText);
+        ScoringOptions opt;
+        opt.context = 64;
+        const auto engine = r.state.makeEngine();
+        const PerplexityResult ppl = evaluatePerplexity(*engine, tokens, opt);
+        QCOMPARE(j.at("ppl").get<double>(), ppl.ppl);
+        QCOMPARE(j.at("bits_per_weight").get<double>(), r.state.linearBitsPerWeight());
+        QCOMPARE(j.at("parameters").get<int64_t>(), r.state.model->parameterCount());
+
+        // A broken recipe: exit 2 and one line naming the file.
+        test::writeFile(dir + "/bad.yaml", "layerlab_recipe: 1\nsteps: [{action: quantize, method: rtn, bits: 99}]\n");
+        const test::CliResult bad = test::runCli({"apply", dir + "/bad.yaml", test::sharedPath(kStories)});
+        QCOMPARE(bad.exitCode, 2);
+        QVERIFY2(bad.err.find("bad.yaml") != std::string::npos && bad.err.find("step 1") != std::string::npos, bad.err.c_str());
+    }
+};
+
+QTEST_APPLESS_MAIN(TestRecipe)
+#include "test_recipe.moc"
