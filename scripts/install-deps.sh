@@ -9,6 +9,8 @@ PACKAGES=(
   libqcustomplot-dev
   libeigen3-dev nlohmann-json3-dev libhdf5-dev libyaml-cpp-dev
   xvfb xauth
+  dpkg-dev file   # cpack's .deb: dpkg-shlibdeps computes Depends, file finds the binaries
+  python3-h5py    # tests read the HDF5 report with h5py
 )
 
 missing=()

@@ -1017,7 +1017,7 @@ void TestExport::cliExport()
     // Usage errors: 64.
     for (const std::vector<std::string>& bad : {
              std::vector<std::string>{"export", storiesBin(), "--gguf", out, "--recipe", "r.json"},
-             std::vector<std::string>{"export", storiesBin(), "--gguf", out, "--report", "r.h5"},
+             std::vector<std::string>{"export", storiesBin(), "--gguf", out, "--eval", "e.txt"}, // --eval needs --report
              std::vector<std::string>{"export", storiesBin(), "--gguf", out, "--hf", dir + "/y"},
              std::vector<std::string>{"export", storiesBin(), "--gguf", out, "--gguf-type", "IQ1_S"},
              std::vector<std::string>{"export", storiesBin()},

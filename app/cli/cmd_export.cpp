@@ -1,6 +1,7 @@
 // layerlab-cli export: a model (with its edits, once recipes exist) as GGUF or a Hugging Face folder.
 #include "args.h"
 #include "commands.h"
+#include "export_report.h"
 
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
@@ -16,6 +17,8 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <set>
 #include <unistd.h>
 
 namespace ll::cli {
@@ -113,17 +116,21 @@ void printSummary(const ExportResult& r)
 
 int cmdExport(const std::vector<std::string>& args)
 {
-    const Args a(args, {"gguf", "gguf-type", "hf", "dtype", "shard-mb", "recipe", "report"}, {"force", "json"});
+    std::set<std::string> valued{"gguf", "gguf-type", "hf", "dtype", "shard-mb", "recipe"};
+    valued.insert(reportValuedOptions().begin(), reportValuedOptions().end()); // report, eval, ctx
+    const Args a(args, valued, {"force", "json"});
     if (a.value("recipe"))
         throw UsageError("--recipe is not available yet (it comes with recipes); export the model as opened");
-    if (a.value("report"))
-        throw UsageError("--report is not available yet (the HDF5 report comes later)");
+    checkReportArgs(a);
     const std::string modelPath = a.positionalAt(0, "MODEL");
     if (a.positional().size() > 1)
         throw UsageError("unexpected argument '" + a.positional()[1] + "'");
     const bool gguf = a.value("gguf").has_value(), hf = a.value("hf").has_value();
-    if (gguf == hf)
-        throw UsageError("give exactly one of --gguf OUT.gguf or --hf DIR");
+    const bool report = a.value("report").has_value();
+    if (gguf && hf)
+        throw UsageError("give one of --gguf OUT.gguf or --hf DIR, not both");
+    if (!gguf && !hf && !report)
+        throw UsageError("give --gguf OUT.gguf, --hf DIR or --report OUT.h5");
     if (gguf && (a.value("dtype") || a.value("shard-mb")))
         throw UsageError("--dtype and --shard-mb belong to --hf; GGUF takes --gguf-type");
     if (hf && a.value("gguf-type"))
@@ -148,6 +155,9 @@ int cmdExport(const std::vector<std::string>& args)
     } restore{oldInt, oldTerm};
 
     const auto model = openModel(modelPath);
+    // --recipe (to come): apply the recipe to `model` here and keep its document
+    // in `recipe`; the report records it under /recipe.
+    std::optional<nlohmann::json> recipe;
     ExportResult result;
     if (gguf) {
         GgufExportOptions opt;
@@ -155,7 +165,7 @@ int cmdExport(const std::vector<std::string>& args)
         opt.overwrite = a.flag("force");
         opt.progress = &progress;
         result = exportGguf(*model, *a.value("gguf"), opt);
-    } else {
+    } else if (hf) {
         HfExportOptions opt;
         opt.dtype = hfDtypeArg(a.valueOr("dtype", "f32"));
         const double shardMb = a.doubleOr("shard-mb", 0.0);
@@ -166,10 +176,16 @@ int cmdExport(const std::vector<std::string>& args)
         opt.progress = &progress;
         result = exportHf(*model, *a.value("hf"), opt);
     }
-    if (a.flag("json"))
-        std::cout << result.toJson().dump(1) << "\n";
-    else
+    if (!a.flag("json") && (gguf || hf))
         printSummary(result);
+    // --report (with or without an export): the HDF5 report of the same model (export_report.cpp).
+    const std::optional<nlohmann::json> reportJson = reportIfAsked(a, *model, recipe, progress, a.flag("json"));
+    if (a.flag("json")) {
+        nlohmann::json j = gguf || hf ? result.toJson() : nlohmann::json::object();
+        if (reportJson)
+            j["report"] = *reportJson;
+        std::cout << j.dump(1) << "\n";
+    }
     return 0;
 }
 
