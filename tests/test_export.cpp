@@ -234,6 +234,7 @@ private slots:
     void ggufTokenizerRetokenizes();
     void ggufByteLevelTokenizer();
     void editedTensorsAreExported();
+    void factoredLayersExportDense();
     void gpt2ReFusesCAttn();
     void phi3AndNeoXFusedLayouts();
     void structuredPruningUpdatesConfig();
@@ -679,6 +680,49 @@ void TestExport::editedTensorsAreExported()
     const std::string h2 = test::scratchDir() + "/edited2-hf";
     exportHf(*openModel(g2), h2);
     requireSameTensors(*h, *openModel(h2));
+}
+
+// Low-rank layers (replaceTensorFactored) are written as their dense product A B:
+// HF and GGUF readers get plain matrices equal to what readLogical returns.
+void TestExport::factoredLayersExportDense()
+{
+    LL_REQUIRE_SHARED();
+    const auto factor = [](Model& m, const std::string& name, int64_t out, int64_t rank, int64_t in, uint32_t seed) {
+        replaceTensorFactored(m, name, randomValues(static_cast<size_t>(out * rank), seed, 0.3f),
+                              randomValues(static_cast<size_t>(rank * in), seed + 1, 0.3f), out, rank, in);
+    };
+    // stories260K.bin: a q (rotary rows), an MLP weight and the tied head.
+    auto m = openModel(storiesBin());
+    factor(*m, "blocks.2.attn.q.weight", 64, 16, 64, 20);
+    factor(*m, "blocks.4.mlp.down.weight", 64, 8, 172, 22);
+    factor(*m, "lm_head.weight", 512, 32, 64, 24);
+    QVERIFY(m->parameterCount() < int64_t{292800});
+    const std::string hfOut = test::scratchDir() + "/factored-hf";
+    const ExportResult r = exportHf(*m, hfOut);
+    const auto hf = openModel(hfOut);
+    requireSameTensors(*m, *hf);
+    for (const LogicalTensor& t : hf->tensors)
+        QVERIFY2(!t.factored(), t.logicalName.c_str());
+    // Dense again: the embedding, untouched, and the head (512 x 64) as its own tensor.
+    QCOMPARE(hf->parameterCount(), int64_t{292800});
+    QCOMPARE(readJsonFile(hfOut + "/config.json")["tie_word_embeddings"], json(false));
+    QVERIFY(contains(joined(r.notes), "no longer shared"));
+    GgufExportOptions opt;
+    opt.type = DType::F32;
+    const std::string ggufOut = test::scratchDir() + "/factored.gguf";
+    exportGguf(*m, ggufOut, opt);
+    const auto g = openModel(ggufOut);
+    requireSameTensors(*m, *g);
+    QVERIFY(storedNamed(*g, "output.weight")); // the head, no longer implicit
+
+    // GPT-2: a factored part of the fused, transposed c_attn is multiplied back into it.
+    auto gpt2 = openModel(shared("models/tiny-gpt2"));
+    factor(*gpt2, "blocks.1.attn.k.weight", 64, 4, 64, 26);
+    const std::string gOut = test::scratchDir() + "/gpt2-factored";
+    exportHf(*gpt2, gOut);
+    const auto back = openModel(gOut);
+    requireSameTensors(*gpt2, *back);
+    QCOMPARE(back->stored.size(), gpt2->stored.size() - 2); // neither factor is an extra tensor
 }
 
 void TestExport::gpt2ReFusesCAttn()

@@ -2,14 +2,19 @@
 // matrix built with known singular values, the rank helpers on hand examples,
 // randomized SVD against the exact truncation, and the activation-aware
 // variants (ASVD, SVD-LLM whitening) against the theoretical optimum in the
-// output norm.
+// output norm. Factored models: the two-factor representation, its parameter
+// count, and the forward pass through the factors against the dense product.
 #include "test_support.h"
 
+#include "engine/session.h"
+#include "engine/transformer.h"
 #include "lowrank/activation_aware.h"
 #include "lowrank/lowrank_layer.h"
 #include "lowrank/randomized_svd.h"
 #include "lowrank/rank_choice.h"
 #include "lowrank/svd.h"
+#include "model/demo_model.h"
+#include "pipeline/model_compression.h"
 #include "quant/layer_error.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -19,6 +24,7 @@
 
 #include <cmath>
 #include <random>
+#include <set>
 
 using namespace ll;
 
@@ -32,6 +38,11 @@ constexpr double kEckartYoungRelTol = 1e-4;
 constexpr double kRandomizedFactor = 1.05;
 // Whitened truncation error^2 against the optimum computed with another square root of G.
 constexpr double kOptimumRelTol = 1e-4;
+// Logits through the factors, (x B^T) A^T, against the dense product x (A B)^T:
+// max |difference| relative to max |logit| (float rounding in another order).
+constexpr double kFactoredLogitsRelTol = 1e-4;
+// A B as readLogical multiplies it against the factors multiplied here.
+constexpr float kProductRelTol = 1e-6f;
 
 MatrixRM randomMatrix(Eigen::Index rows, Eigen::Index cols, uint32_t seed)
 {
@@ -81,6 +92,29 @@ Eigen::MatrixXf correlatedInputs(Eigen::Index samples, Eigen::Index in, uint32_t
     return X;
 }
 
+bool nearProduct(const MatrixRM& W, const MatrixRM& A, const MatrixRM& B)
+{
+    const MatrixRM P = A * B;
+    return W.rows() == P.rows() && W.cols() == P.cols()
+           && (W - P).cwiseAbs().maxCoeff() <= kProductRelTol * std::max(1.0f, P.cwiseAbs().maxCoeff());
+}
+
+double maxRelDiff(const Eigen::MatrixXf& got, const Eigen::MatrixXf& want)
+{
+    return (got - want).cwiseAbs().maxCoeff() / want.cwiseAbs().maxCoeff();
+}
+
+template <class F>
+bool throwsCode(ErrorCode code, F&& f)
+{
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.code() == code;
+    }
+    return false;
+}
+
 double relError(const MatrixRM& W, const MatrixRM& What)
 {
     return (W - What).cast<double>().norm() / W.cast<double>().norm();
@@ -112,6 +146,8 @@ private slots:
     void whiteningSingularGram();
     void factorizeLayerAccounting();
     void errorVsRankCurve();
+    void factoredTensorRepresentation();
+    void factoredModelForwardPass();
 };
 
 void TestLowRank::fullRankIsExact()
@@ -352,6 +388,140 @@ void TestLowRank::errorVsRankCurve()
     cancel.cancel();
     QVERIFY_THROWS_EXCEPTION(Error, errorVsRank(W, {}, ranks, in, &cancel));
     QVERIFY_THROWS_EXCEPTION(Error, truncatedSvd(W, 4, &cancel));
+}
+
+void TestLowRank::factoredTensorRepresentation()
+{
+    const auto m = makeDemoModel(7, {.hidden = 64, .intermediate = 96, .layers = 2, .heads = 4, .kvHeads = 2, .vocab = 128});
+    const std::string up = "blocks.0.mlp.up.weight";
+    const int64_t before = m->parameterCount(), storedBefore = m->storedParameterCount();
+    const size_t storedCount = m->stored.size();
+    const MatrixRM A = randomMatrix(96, 8, 21), B = randomMatrix(8, 64, 22);
+    replaceTensorFactored(*m, up, A, B);
+    const LogicalTensor* t = m->findLogical(up);
+    QVERIFY(t->factored() && t->edited() && t->replacedBy < 0);
+    QCOMPARE(t->shape, (std::vector<int64_t>{96, 64}));
+    QCOMPARE(m->parameterCount(), before - 96 * 64 + 8 * (96 + 64));
+    QCOMPARE(m->storedParameterCount(), storedBefore); // the source file's tensors
+    QCOMPARE(m->stored.size(), storedCount + 2);
+    QVERIFY(nearProduct(readMatrix(*m, *t), A, B));
+    MatrixRM a, b;
+    QVERIFY(readFactors(*m, *t, a, b));
+    QVERIFY(a == A && b == B);
+    QVERIFY(!readFactors(*m, *m->findLogical("blocks.0.mlp.down.weight"), a, b));
+
+    // Refactoring reuses both slots; replaceTensor makes the tensor dense in A's slot.
+    replaceTensorFactored(*m, up, randomMatrix(96, 4, 23), randomMatrix(4, 64, 24));
+    QCOMPARE(m->stored.size(), storedCount + 2);
+    QCOMPARE(m->parameterCount(), before - 96 * 64 + 4 * (96 + 64));
+    replaceTensor(*m, up, std::vector<float>(96 * 64, 0.5f), {96, 64});
+    QVERIFY(!t->factored() && t->replacedBy >= 0);
+    QCOMPARE(m->parameterCount(), before);
+    QCOMPARE(m->stored.size(), storedCount + 2);
+    QVERIFY(readMatrix(*m, *t) == MatrixRM::Constant(96, 64, 0.5f));
+    // ... and factoring an edited tensor reuses its slot for A (B's old slot stays empty).
+    replaceTensorFactored(*m, up, A, B);
+    QCOMPARE(m->stored.size(), storedCount + 3);
+    QVERIFY(nearProduct(readMatrix(*m, *t), A, B));
+
+    // Refused: factors that do not chain or hold the wrong count, a vector, an unknown name.
+    QVERIFY(throwsCode(ErrorCode::InvalidArgument, [&] { replaceTensorFactored(*m, up, A, randomMatrix(6, 64, 25)); }));
+    QVERIFY(throwsCode(ErrorCode::InvalidArgument,
+                       [&] { replaceTensorFactored(*m, up, std::vector<float>(10), std::vector<float>(8 * 64), 96, 8, 64); }));
+    QVERIFY(m->findLogical("blocks.0.attn_norm.weight"));
+    QVERIFY(throwsCode(ErrorCode::InvalidArgument, [&] { replaceTensorFactored(*m, "blocks.0.attn_norm.weight", A, B); }));
+    QVERIFY(throwsCode(ErrorCode::NotFound, [&] { replaceTensorFactored(*m, "nothing.weight", A, B); }));
+
+    // The engine keeps the factors; its logits equal those of the dense product.
+    const auto dense = makeDemoModel(7, {.hidden = 64, .intermediate = 96, .layers = 2, .heads = 4, .kvHeads = 2, .vocab = 128});
+    replaceTensor(*dense, up, readLogical(*m, *t), {96, 64});
+    // Rank 0 (A (out, 0), B (0, in)): the layer outputs zeros.
+    replaceTensorFactored(*m, "blocks.1.attn.v.weight", MatrixRM(32, 0), MatrixRM(0, 64));
+    replaceTensor(*dense, "blocks.1.attn.v.weight", std::vector<float>(32 * 64, 0.0f), {32, 64});
+    QVERIFY(readMatrix(*m, *m->findLogical("blocks.1.attn.v.weight")).isZero());
+    const Transformer tf(*m), td(*dense);
+    QVERIFY(tf.linear(0, Role::MlpUp).factored() && tf.linear(0, Role::MlpUp).W.size() == 0);
+    QCOMPARE(tf.linear(0, Role::MlpUp).rank(), int64_t{8});
+    QCOMPARE(tf.linear(1, Role::AttnV).rank(), int64_t{0});
+    QVERIFY(tf.weightBytes() < td.weightBytes());
+    const std::vector<int32_t> ids{1, 5, 9, 77, 3, 100, 42, 8};
+    QVERIFY(maxRelDiff(tf.logits(ids), td.logits(ids)) <= kFactoredLogitsRelTol);
+
+    // setLinearWeight / setLinearFactors switch a layer between the two forms.
+    Transformer e(*dense);
+    e.setLinearFactors(0, Role::MlpUp, A, B);
+    QVERIFY(e.linear(0, Role::MlpUp).factored() && nearProduct(e.linear(0, Role::MlpUp).dense(), A, B));
+    QVERIFY(maxRelDiff(e.logits(ids), td.logits(ids)) <= kFactoredLogitsRelTol);
+    QVERIFY(throwsCode(ErrorCode::InvalidArgument, [&] { e.setLinearFactors(0, Role::MlpUp, B, A); }));
+    e.setLinearWeight(0, Role::MlpUp, td.linear(0, Role::MlpUp).W);
+    QVERIFY(!e.linear(0, Role::MlpUp).factored() && e.linear(0, Role::MlpUp).A.size() == 0);
+    QVERIFY(e.logits(ids) == td.logits(ids));
+}
+
+// stories260K factored by SVD at rank ratio 0.25: the model holds the factors,
+// counts k (out + in) per layer, and its forward pass (batched windows and
+// KV-cache decoding) gives the dense-product model's logits.
+void TestLowRank::factoredModelForwardPass()
+{
+    LL_REQUIRE_SHARED();
+    const auto source = openModel(test::sharedPath("models/stories260K/stories260K.bin"));
+    ModelFactorizeOptions o;
+    o.method = LowRankMethod::Svd;
+    o.rankRatio = 0.25;
+    const ModelCompressionResult f = factorizeModel(*source, o);
+    o.keepFactors = false;
+    const ModelCompressionResult d = factorizeModel(*source, o);
+    QCOMPARE(f.layers.size(), size_t{35});
+
+    int64_t expected = 0;
+    std::set<std::string> factored;
+    for (const LayerOutcome& l : f.layers) {
+        const LogicalTensor* t = f.model->findLogical(l.name);
+        QVERIFY2(t && t->factored() && t->replacedBy < 0, l.name.c_str());
+        QCOMPARE(t->shape, (std::vector<int64_t>{l.rows, l.cols}));
+        QCOMPARE(l.rank, std::min(l.rows, l.cols) / 4); // round(0.25 * min(out, in)): 16, 8 for k and v (32 rows)
+        QVERIFY(nearProduct(readMatrix(*f.model, *t), l.factorA, l.factorB));
+        QVERIFY(!d.model->findLogical(l.name)->factored());
+        expected += l.rank * (l.rows + l.cols);
+        factored.insert(l.name);
+    }
+    for (const LogicalTensor& t : source->tensors)
+        if (!factored.count(t.logicalName))
+            expected += t.elements();
+    QCOMPARE(f.model->parameterCount(), expected);
+    QCOMPARE(f.storedParameters, expected);
+    QCOMPARE(f.parametersAfter, expected);
+    QCOMPARE(d.parametersAfter, expected); // the same count with the dense product stored
+    QCOMPARE(d.model->parameterCount(), source->parameterCount());
+    qInfo("stories260K svd rank 25 %%: %lld -> %lld parameters", static_cast<long long>(source->parameterCount()),
+          static_cast<long long>(expected));
+
+    const std::vector<int64_t> ids64 =
+        test::referenceInt64(test::sharedPath("reference/stories260K_logits.safetensors"), "input_ids");
+    const std::vector<int32_t> ids(ids64.begin(), ids64.end());
+    const Transformer tf(*f.model), td(*d.model);
+    for (int b = 0; b < tf.layers(); ++b)
+        for (Role r : {Role::AttnQ, Role::AttnK, Role::AttnV, Role::AttnO, Role::MlpGate, Role::MlpUp, Role::MlpDown})
+            QVERIFY(tf.linear(b, r).factored() && !td.linear(b, r).factored());
+    QVERIFY(!tf.linear(-1, Role::LmHead).factored());
+    QVERIFY(tf.flopsPerToken(64) < td.flopsPerToken(64));
+    const Eigen::MatrixXf want = td.logits(ids);
+    const double whole = maxRelDiff(tf.logits(ids), want);
+    // Two windows of 32 (parallel groups where there are threads).
+    const MatrixRM batch = tf.logitsBatch(ids, 32), batchDense = td.logitsBatch(ids, 32);
+    const double windows = maxRelDiff(batch, batchDense);
+    // KV-cache decoding: one row per product.
+    Session s(tf);
+    double decode = 0.0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+        const Eigen::VectorXf row = s.appendToken(ids[i]);
+        decode = std::max(decode, maxRelDiff(row.transpose(), want.row(static_cast<Eigen::Index>(i))));
+    }
+    qInfo("factored vs dense-product logits, max |diff| / max |logit|: %.3g (sequence), %.3g (windows), %.3g (decoding)",
+          whole, windows, decode);
+    QVERIFY(whole <= kFactoredLogitsRelTol);
+    QVERIFY(windows <= kFactoredLogitsRelTol);
+    QVERIFY(decode <= kFactoredLogitsRelTol);
 }
 
 QTEST_APPLESS_MAIN(TestLowRank)

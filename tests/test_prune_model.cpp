@@ -327,9 +327,10 @@ void TestPruneModel::activationAwareSvdBeatsSvd()
                   lowRankMethodName(method), r.statsMode.c_str(), p.ppl, svd, static_cast<long long>(r.parametersBefore),
                   static_cast<long long>(r.parametersAfter), static_cast<long long>(timer.elapsed()));
             QVERIFY(p.ppl < svd * (method == LowRankMethod::Whitened ? kSvdLlmFactor : kAsvdFactor));
-            // The factors: rank round(0.5 min(out, in)), A B = the stored weights, k (out + in) parameters.
+            // The factors: rank round(0.5 min(out, in)), stored as A and B (A B read back), k (out + in) parameters.
             int64_t params = kStoriesParameters;
             for (const LayerOutcome& l : r.layers) {
+                QVERIFY(r.model->findLogical(l.name)->factored());
                 QCOMPARE(l.rank, (std::min(l.rows, l.cols) + 1) / 2);
                 QCOMPARE(l.factorA.rows(), l.rows);
                 QCOMPARE(l.factorA.cols(), l.rank);
@@ -340,6 +341,7 @@ void TestPruneModel::activationAwareSvdBeatsSvd()
                 params += l.paramsAfter - l.paramsBefore;
             }
             QCOMPARE(r.parametersAfter, params);
+            QCOMPARE(r.model->parameterCount(), params);
         }
     }
 }
@@ -558,6 +560,13 @@ void TestPruneModel::cliPruneAndFactorize()
     QVERIFY(!fj.contains("ppl"));
     QCOMPARE(fj.at("layers")[0].at("rank").get<int64_t>(), int64_t{32});
     QVERIFY(fj.at("parameters").get<int64_t>() < kStoriesParameters);
+    // --dense stores A B instead of the factors: the same parameters, the dense stored count.
+    const test::CliResult fd = test::runCli({"factorize", model, "--method", "svd", "--rank-ratio", "0.5", "--dense", "--json"});
+    QVERIFY2(fd.exitCode == 0, fd.err.c_str());
+    const nlohmann::json fdj = nlohmann::json::parse(fd.out);
+    QCOMPARE(fdj.at("parameters").get<int64_t>(), fj.at("parameters").get<int64_t>());
+    QCOMPARE(fj.at("stored_parameters").get<int64_t>(), fj.at("parameters").get<int64_t>());
+    QCOMPARE(fdj.at("stored_parameters").get<int64_t>(), kStoriesParameters);
 
     // Usage errors (64) and bad input (2).
     QCOMPARE(test::runCli({"prune", model, "--sparsity", "0.5"}).exitCode, 64);                           // no method

@@ -1,6 +1,7 @@
 #include "activation_plot.h"
 
 #include "format.h"
+#include "plot_export.h"
 
 #include <algorithm>
 #include <cmath>
@@ -28,6 +29,7 @@ QCPItemStraightLine* horizontalLine(QCustomPlot* plot, const QPen& pen)
 ActivationPlot::ActivationPlot(QWidget* parent) : QCustomPlot(parent)
 {
     setObjectName(QStringLiteral("activationPlot"));
+    installExportMenu(this); // right-click: Export plot… (PNG, SVG, PDF)
     setMinimumSize(320, 110);
     // Row 0: the legend, centred at its natural width (never over the channels).
     plotLayout()->insertRow(0);

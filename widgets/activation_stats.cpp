@@ -106,7 +106,7 @@ ActivationCapture captureActivations(const ActivationCaptureRequest& request, co
             const LinearWeights& w = engine.linear(b, role);
             if (w.empty())
                 continue;
-            const Eigen::VectorXf norms = w.W.colwise().norm().transpose();
+            const Eigen::VectorXf norms = w.dense().colwise().norm().transpose();
             out.columnNorms[{b, static_cast<int>(role)}].assign(norms.data(), norms.data() + norms.size());
         }
         throwIfCancelled(progress);

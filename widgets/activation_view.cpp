@@ -238,6 +238,14 @@ ActivationView::ActivationView(ModelDocument* document, std::shared_ptr<EngineCa
         refresh();
     });
     connect(document_, &ModelDocument::currentTensorChanged, this, &ActivationView::refresh);
+    connect(document_, &ModelDocument::modelEdited, this, [this] {
+        // Inputs of later layers change with every edit: capture again.
+        runner_->abandon();
+        capture_.reset();
+        setStatus(tr("The model was edited: capture again to see its activations."));
+        updateEnabled();
+        refresh();
+    });
     evaluationTextChanged();
     updateEnabled();
     refresh();

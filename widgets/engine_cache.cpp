@@ -10,13 +10,14 @@ bool EngineCache::isCurrent(const std::shared_ptr<const Model>& model) const
     return model && !model_.owner_before(model) && !model.owner_before(model_);
 }
 
-void EngineCache::setModel(const std::shared_ptr<const Model>& model)
+void EngineCache::setModel(const std::shared_ptr<const Model>& model, const ActivationQuantization& activations)
 {
     std::shared_ptr<const Transformer> old;
     std::lock_guard lock(mutex_);
     if (isCurrent(model))
         return;
     model_ = model;
+    activations_ = activations;
     old = std::move(engine_); // freed here, or by the last job still using it
 }
 
@@ -28,15 +29,21 @@ bool EngineCache::has(const std::shared_ptr<const Model>& model) const
 
 std::shared_ptr<const Transformer> EngineCache::get(const std::shared_ptr<const Model>& model, Progress* progress)
 {
+    ActivationQuantization activations;
     {
         std::lock_guard lock(mutex_);
         if (isCurrent(model) && engine_)
             return engine_;
+        if (isCurrent(model))
+            activations = activations_;
     }
     // Built without the lock: a second job asking meanwhile builds its own
     // (rare: the jobs of one model usually start one after the other).
-    auto built = std::make_shared<const Transformer>(*model, progress);
+    auto engine = std::make_shared<Transformer>(*model, progress);
     throwIfCancelled(progress);
+    if (!activations.empty())
+        applyActivationQuantization(*engine, activations);
+    std::shared_ptr<const Transformer> built = std::move(engine);
     std::lock_guard lock(mutex_);
     if (isCurrent(model) && !engine_)
         engine_ = built;

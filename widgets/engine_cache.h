@@ -6,6 +6,7 @@
 // a model that is no longer open is used by its job and then dropped.
 #include "engine/transformer.h"
 #include "model/model.h"
+#include "quant/quantize_model.h"
 
 #include <memory>
 #include <mutex>
@@ -19,7 +20,8 @@ namespace ll::gui {
 class EngineCache {
 public:
     // GUI thread, on every model change (nullptr: no model); drops the engine.
-    void setModel(const std::shared_ptr<const Model>& model);
+    // `activations`: the W8A8 simulation engines of this model run (SmoothQuant, LLM.int8).
+    void setModel(const std::shared_ptr<const Model>& model, const ActivationQuantization& activations = {});
     // Worker threads: the engine of `model`, built now (progress, cancellable:
     // throws Error(Cancelled)) unless cached. Throws what Transformer throws.
     std::shared_ptr<const Transformer> get(const std::shared_ptr<const Model>& model, Progress* progress);
@@ -30,6 +32,7 @@ private:
     bool isCurrent(const std::shared_ptr<const Model>& model) const; // with the lock held
 
     std::weak_ptr<const Model> model_;
+    ActivationQuantization activations_;
     std::shared_ptr<const Transformer> engine_;
 };
 

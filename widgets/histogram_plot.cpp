@@ -1,6 +1,7 @@
 #include "histogram_plot.h"
 
 #include "format.h"
+#include "plot_export.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +12,7 @@ namespace {
 const QColor kBarColor(76, 120, 168);     // calm blue: the bulk of the values
 const QColor kOutlierColor(228, 87, 86);  // red: bins beyond k·σ
 const QColor kLineColor(200, 60, 40);
+const QColor kAfterColor(242, 142, 43);   // orange outline: the distribution after compression
 
 QCPItemStraightLine* verticalLine(QCustomPlot* plot, const QPen& pen)
 {
@@ -63,6 +65,13 @@ HistogramPlot::HistogramPlot(QWidget* parent) : QCustomPlot(parent)
     outlierBars_->setBrush(kOutlierColor);
     outlierBars_->setWidthType(QCPBars::wtPlotCoords);
 
+    // The "after" distribution: a stepped outline over the filled bars, so
+    // that both stay readable where they overlap.
+    overlay_ = new QCPGraph(xAxis, yAxis);
+    overlay_->setLineStyle(QCPGraph::lsLine);
+    overlay_->setPen(QPen(kAfterColor, 1.8));
+    overlay_->removeFromLegend();
+
     // A rug of marks under the outlier bins: their bars are often a few
     // pixels high on a linear axis, the marks show where they are anyway.
     yAxis2->setRange(0.0, 1.0);
@@ -107,6 +116,7 @@ HistogramPlot::HistogramPlot(QWidget* parent) : QCustomPlot(parent)
     setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
     axisRect()->setRangeDrag(Qt::Horizontal);
     axisRect()->setRangeZoom(Qt::Horizontal);
+    installExportMenu(this);
     clearPlot();
 }
 
@@ -114,6 +124,8 @@ void HistogramPlot::clearPlot()
 {
     hasStats_ = false;
     stats_ = {};
+    hasOverlay_ = false; // an overlay belongs to the bins it was counted in
+    overlayCounts_.clear();
     rebuild();
 }
 
@@ -121,7 +133,112 @@ void HistogramPlot::showStats(const TensorStats& stats)
 {
     stats_ = stats;
     hasStats_ = true;
+    hasOverlay_ = false;
+    overlayCounts_.clear();
     rebuild();
+}
+
+void HistogramPlot::showOverlay(const std::vector<int64_t>& counts, const QString& afterName,
+                                const QString& beforeName)
+{
+    setOverlay(counts, afterName, beforeName, 0);
+    rebuild();
+}
+
+void HistogramPlot::setOverlay(const std::vector<int64_t>& counts, const QString& afterName,
+                               const QString& beforeName, int64_t outside)
+{
+    hasOverlay_ = hasStats_ && !counts.empty() && counts.size() == stats_.histogram.counts.size();
+    overlayCounts_ = hasOverlay_ ? counts : std::vector<int64_t>{};
+    afterName_ = afterName;
+    beforeName_ = beforeName;
+    overlayOutside_ = hasOverlay_ ? outside : 0;
+}
+
+int64_t HistogramPlot::showOverlayValues(std::span<const float> values, const QString& afterName,
+                                         const QString& beforeName)
+{
+    int64_t outside = 0;
+    const std::vector<int64_t> counts = binInto(stats_.histogram, values, &outside);
+    setOverlay(counts, afterName, beforeName, outside);
+    rebuild();
+    return outside;
+}
+
+void HistogramPlot::clearOverlay()
+{
+    hasOverlay_ = false;
+    overlayCounts_.clear();
+    rebuild();
+}
+
+std::vector<int64_t> HistogramPlot::binInto(const Histogram& bins, std::span<const float> values, int64_t* outside)
+{
+    std::vector<int64_t> counts(bins.counts.size(), 0);
+    int64_t out = 0;
+    const double width = bins.binWidth();
+    const auto last = static_cast<int64_t>(counts.size()) - 1;
+    for (const float v : values) {
+        const double x = v;
+        // The negated test also rejects NaN.
+        if (counts.empty() || !(x >= bins.lo && x <= bins.hi) || !(width > 0)) {
+            ++out;
+            continue;
+        }
+        const auto bin = std::min(last, static_cast<int64_t>(std::floor((x - bins.lo) / width)));
+        ++counts[static_cast<size_t>(bin)];
+    }
+    if (outside)
+        *outside = out;
+    return counts;
+}
+
+std::vector<int64_t> HistogramPlot::overlayCounts() const
+{
+    if (!hasOverlay_)
+        return {};
+    // rebuildOverlay() writes (lo, base), then (left edge, c), (right edge, c) per bin.
+    const Histogram& h = stats_.histogram;
+    std::vector<int64_t> counts(h.counts.size(), 0);
+    const auto data = overlay_->data();
+    for (int i = 1; i + 1 < data->size(); i += 2) {
+        const auto it = data->at(i);
+        const auto bin = static_cast<size_t>(std::floor((it->key - h.lo) / h.binWidth() + 0.5));
+        // On a log axis an empty bin is drawn at the base (0.5): below 1 means none.
+        if (bin < counts.size())
+            counts[bin] = it->value < 1.0 ? 0 : static_cast<int64_t>(std::llround(it->value));
+    }
+    return counts;
+}
+
+void HistogramPlot::rebuildOverlay(double base)
+{
+    overlay_->data()->clear();
+    if (!hasOverlay_) {
+        overlay_->removeFromLegend();
+        bars_->setName(tr("values"));
+        return;
+    }
+    const Histogram& h = stats_.histogram;
+    const double width = h.binWidth();
+    QVector<double> keys, vals;
+    keys.reserve(2 * static_cast<int>(overlayCounts_.size()) + 2);
+    vals.reserve(keys.capacity());
+    keys << h.lo;
+    vals << base;
+    for (size_t i = 0; i < overlayCounts_.size(); ++i) {
+        const double v = std::max(base, static_cast<double>(overlayCounts_[i]));
+        const double left = h.lo + static_cast<double>(i) * width;
+        keys << left << left + width;
+        vals << v << v;
+    }
+    keys << h.hi;
+    vals << base;
+    overlay_->setData(keys, vals, true);
+    overlay_->setName(overlayOutside_ > 0 ? tr("%1 (%2 outside the range)").arg(afterName_, formatExact(overlayOutside_))
+                                          : afterName_);
+    bars_->setName(beforeName_);
+    overlay_->addToLegend();
 }
 
 void HistogramPlot::setLogY(bool on)
@@ -137,6 +254,7 @@ void HistogramPlot::rebuild()
     bars_->data()->clear();
     outlierBars_->data()->clear();
     rug_->data()->clear();
+    overlay_->data()->clear();
     const bool show = hasStats_ && stats_.count > 0 && !stats_.histogram.counts.empty();
     for (QCPAbstractItem* item : {static_cast<QCPAbstractItem*>(lowLine_), static_cast<QCPAbstractItem*>(highLine_),
                                   static_cast<QCPAbstractItem*>(meanLine_), static_cast<QCPAbstractItem*>(lowLabel_),
@@ -161,6 +279,7 @@ void HistogramPlot::rebuild()
     if (!show) {
         title_->setText(tr("Histogram"));
         outlierBars_->removeFromLegend();
+        overlay_->removeFromLegend();
         legend->setVisible(false);
         xAxis->setRange(-1, 1);
         yAxis->setRange(logY_ ? 0.5 : 0.0, logY_ ? 10.0 : 1.0);
@@ -191,6 +310,9 @@ void HistogramPlot::rebuild()
             bars_->addData(h.binCenter(i), static_cast<double>(c));
         }
     }
+    rebuildOverlay(base);
+    for (const int64_t c : overlayCounts_)
+        peak = std::max(peak, c);
     const QString k = QString::number(stats_.outlierSigma, 'g', 3);
     outlierBars_->setName(tr("bins beyond %1σ").arg(k));
     legend->setVisible(true);

@@ -1,6 +1,8 @@
 #include "main_window.h"
 
 #include "activation_view.h"
+#include "compression_panel.h"
+#include "recipe_panel.h"
 #include "engine_cache.h"
 #include "format.h"
 #include "generate_panel.h"
@@ -30,6 +32,9 @@
 #include <QSettings>
 #include <QStatusBar>
 #include <QTreeView>
+#include <QUndoStack>
+#include <QUndoView>
+#include <QItemSelectionModel>
 
 #include <algorithm>
 
@@ -109,11 +114,33 @@ MainWindow::MainWindow(QWidget* parent)
     activationDock_ = new QDockWidget(tr("Activations"), this);
     activationDock_->setObjectName(QStringLiteral("activationDock"));
     activationDock_->setWidget(activations_);
+    compression_ = new CompressionPanel(document_, this);
+    compressDock_ = new QDockWidget(tr("Compress"), this);
+    compressDock_->setObjectName(QStringLiteral("compressDock"));
+    compressDock_->setWidget(compression_);
     // Below the inspector, as tabs: the tree keeps the full height on the left.
-    splitDockWidget(inspectorDock_, evaluateDock_, Qt::Vertical);
+    splitDockWidget(inspectorDock_, compressDock_, Qt::Vertical);
+    tabifyDockWidget(compressDock_, evaluateDock_);
     tabifyDockWidget(evaluateDock_, generateDock_);
     tabifyDockWidget(generateDock_, activationDock_);
-    evaluateDock_->raise();
+    compressDock_->raise();
+
+    // The recipe and the undo history under the tree.
+    recipe_ = new RecipePanel(document_, this);
+    recipeDock_ = new QDockWidget(tr("Recipe"), this);
+    recipeDock_->setObjectName(QStringLiteral("recipeDock"));
+    recipeDock_->setWidget(recipe_);
+    auto* history = new QUndoView(document_->undoStack(), this);
+    history->setEmptyLabel(tr("<model as opened>"));
+    historyDock_ = new QDockWidget(tr("History"), this);
+    historyDock_->setObjectName(QStringLiteral("historyDock"));
+    historyDock_->setWidget(history);
+    splitDockWidget(treeDock_, recipeDock_, Qt::Vertical);
+    tabifyDockWidget(recipeDock_, historyDock_);
+    recipeDock_->raise();
+    // The tree's selection is what the compression panel applies to.
+    connect(browser_->view()->selectionModel(), &QItemSelectionModel::selectionChanged, this, &MainWindow::syncSelection);
+    connect(document_, &ModelDocument::modelChanged, this, &MainWindow::syncSelection);
 
     paramsLabel_ = new QLabel(this);
     sizeLabel_ = new QLabel(this);
@@ -133,6 +160,10 @@ MainWindow::MainWindow(QWidget* parent)
     // The engine cache follows the document; the jobs of the old model keep their own engine until they end.
     connect(document_, &ModelDocument::modelAboutToChange, this, [this] { engines_->setModel(nullptr); });
     connect(document_, &ModelDocument::modelChanged, this, [this] { engines_->setModel(document_->model()); });
+    connect(document_, &ModelDocument::modelEdited, this, [this] {
+        engines_->setModel(document_->model(), document_->state().activations);
+        updateModelFacts();
+    });
     connect(document_, &ModelDocument::modelChanged, this, &MainWindow::onModelChanged);
     onModelChanged();
 
@@ -158,8 +189,10 @@ void MainWindow::showEvent(QShowEvent* event)
         docksSized_ = true;
         const int tree = std::clamp(width() * 30 / 100, 340, 600);
         resizeDocks({treeDock_, inspectorDock_}, {tree, width() - tree}, Qt::Horizontal);
-        const int bottom = std::clamp(height() * 35 / 100, 250, 440);
-        resizeDocks({inspectorDock_, evaluateDock_}, {height() - bottom, bottom}, Qt::Vertical);
+        const int bottom = std::clamp(height() * 50 / 100, 300, 560);
+        resizeDocks({inspectorDock_, compressDock_}, {height() - bottom, bottom}, Qt::Vertical);
+        const int recipe = std::clamp(height() * 28 / 100, 160, 320);
+        resizeDocks({treeDock_, recipeDock_}, {height() - recipe, recipe}, Qt::Vertical);
     }
 }
 
@@ -169,9 +202,19 @@ void MainWindow::closeEvent(QCloseEvent* event)
     QMainWindow::closeEvent(event);
 }
 
+void MainWindow::syncSelection()
+{
+    std::vector<std::string> names;
+    if (const auto model = document_->model())
+        for (int i : browser_->selectedTensors())
+            names.push_back(model->tensors[static_cast<size_t>(i)].logicalName);
+    compression_->setSelection(names);
+}
+
 void MainWindow::stopJobs()
 {
     // Ask every job to stop now; the views wait for their threads when they are destroyed.
+    compression_->cancel();
     perplexity_->cancel();
     generate_->stop();
     activations_->cancel();
@@ -184,6 +227,9 @@ bool MainWindow::raiseDock(const QString& name)
                         : name == QLatin1String("evaluate")    ? evaluateDock_
                         : name == QLatin1String("generate")    ? generateDock_
                         : name == QLatin1String("activations") ? activationDock_
+                        : name == QLatin1String("compress")    ? compressDock_
+                        : name == QLatin1String("recipe")      ? recipeDock_
+                        : name == QLatin1String("history")     ? historyDock_
                                                                : nullptr;
     if (!dock)
         return false;
@@ -194,7 +240,8 @@ bool MainWindow::raiseDock(const QString& name)
 
 bool MainWindow::isBusy() const
 {
-    return inspector_->isBusy() || perplexity_->isRunning() || generate_->isRunning() || activations_->isBusy();
+    return inspector_->isBusy() || perplexity_->isRunning() || generate_->isRunning() || activations_->isBusy()
+           || compression_->isBusy() || recipe_->isBusy();
 }
 
 void MainWindow::createActions()
@@ -212,9 +259,22 @@ void MainWindow::createActions()
     quit->setMenuRole(QAction::QuitRole);
     rebuildRecentMenu();
 
+    QMenu* edit = menuBar()->addMenu(tr("&Edit"));
+    QAction* undo = document_->undoStack()->createUndoAction(this, tr("&Undo"));
+    undo->setShortcut(QKeySequence::Undo);
+    edit->addAction(undo);
+    QAction* redo = document_->undoStack()->createRedoAction(this, tr("&Redo"));
+    redo->setShortcut(QKeySequence::Redo);
+    edit->addAction(redo);
+
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(treeDock_->toggleViewAction());
     view->addAction(inspectorDock_->toggleViewAction());
+    QAction* compressToggle = compressDock_->toggleViewAction();
+    compressToggle->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_K));
+    view->addAction(compressToggle);
+    view->addAction(recipeDock_->toggleViewAction());
+    view->addAction(historyDock_->toggleViewAction());
     QAction* evalToggle = evaluateDock_->toggleViewAction();
     evalToggle->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
     view->addAction(evalToggle);
@@ -275,6 +335,14 @@ bool MainWindow::selectTensor(const QString& name)
 
 void MainWindow::onModelChanged()
 {
+    updateModelFacts();
+    // Show something at once: the first linear layer.
+    if (document_->hasModel())
+        document_->setCurrentTensor(document_->defaultTensor());
+}
+
+void MainWindow::updateModelFacts()
+{
     const auto model = document_->model();
     if (!model) {
         setWindowTitle(QStringLiteral("LayerLab"));
@@ -293,8 +361,12 @@ void MainWindow::onModelChanged()
     dtypeLabel_->setText(formatDTypeMix(*model));
     dtypeLabel_->setToolTip(tr("Share of stored bytes by type"));
     syntheticLabel_->setVisible(model->config.synthetic);
-    // Show something at once: the first linear layer.
-    document_->setCurrentTensor(document_->defaultTensor());
+    const CompressionState& st = document_->state();
+    if (!st.steps.empty()) {
+        dtypeLabel_->setText(tr("%n step(s) applied · %1 bits/w in the blocks", nullptr, static_cast<int>(st.steps.size()))
+                                 .arg(st.linearBitsPerWeight(), 0, 'f', 2));
+        dtypeLabel_->setToolTip(tr("Compression applied (Edit › Undo to go back); bits per weight over the block linears"));
+    }
 }
 
 void MainWindow::showError(const QString& message)

@@ -14,6 +14,8 @@ class QMenu;
 namespace ll::gui {
 
 class ActivationView;
+class CompressionPanel;
+class RecipePanel;
 class EngineCache;
 class GeneratePanel;
 class ModelBrowser;
@@ -41,7 +43,13 @@ public:
     PerplexityPanel* perplexityPanel() const { return perplexity_; }
     GeneratePanel* generatePanel() const { return generate_; }
     ActivationView* activationView() const { return activations_; }
-    // Shows and raises a dock by name: "model", "inspector", "evaluate", "generate", "activations".
+    CompressionPanel* compressionPanel() const { return compression_; }
+    RecipePanel* recipePanel() const { return recipe_; }
+    QDockWidget* compressDock() const { return compressDock_; }
+    QDockWidget* recipeDock() const { return recipeDock_; }
+    QDockWidget* historyDock() const { return historyDock_; }
+    // Shows and raises a dock by name: "model", "inspector", "compress", "recipe", "history",
+    // "evaluate", "generate", "activations".
     bool raiseDock(const QString& name);
     // Any background job running (statistics, evaluation, generation, capture).
     bool isBusy() const;
@@ -68,6 +76,8 @@ private:
     void createActions();
     void stopJobs();
     void onModelChanged();
+    void syncSelection();
+    void updateModelFacts();
     void showError(const QString& message);
     void addRecent(const QString& path);
     void rebuildRecentMenu();
@@ -86,6 +96,11 @@ private:
     QDockWidget* evaluateDock_;
     QDockWidget* generateDock_;
     QDockWidget* activationDock_;
+    CompressionPanel* compression_;
+    RecipePanel* recipe_;
+    QDockWidget* compressDock_;
+    QDockWidget* recipeDock_;
+    QDockWidget* historyDock_;
     QMenu* recentMenu_ = nullptr;
     QLabel* paramsLabel_;
     QLabel* sizeLabel_;

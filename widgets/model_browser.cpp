@@ -51,6 +51,17 @@ ModelBrowser::ModelBrowser(ModelDocument* document, QWidget* parent)
     for (int c = ModelTreeModel::ShapeColumn; c < ModelTreeModel::ColumnCount; ++c)
         header->setSectionResizeMode(c, QHeaderView::ResizeToContents);
     header->setMinimumSectionSize(40);
+    // The compression columns appear once a step is applied: until then they only take room from the names.
+    auto showCompressionColumns = [this] {
+        const bool edited = !document_->state().layers.empty();
+        for (int c : {ModelTreeModel::CompressionColumn, ModelTreeModel::BitsColumn, ModelTreeModel::ErrorColumn})
+            view_->header()->setSectionHidden(c, !edited);
+        // With them, the dtype and size columns matter less than what was done.
+        view_->header()->setSectionHidden(ModelTreeModel::DTypeColumn, edited);
+    };
+    showCompressionColumns();
+    connect(document_, &ModelDocument::modelEdited, this, showCompressionColumns);
+    connect(document_, &ModelDocument::modelChanged, this, showCompressionColumns);
 
     auto* filterRow = new QHBoxLayout;
     filterRow->setContentsMargins(0, 0, 0, 0);

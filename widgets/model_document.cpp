@@ -3,11 +3,35 @@
 #include "model/demo_model.h"
 #include "util/error.h"
 
+#include <QUndoCommand>
+#include <QUndoStack>
+
 #include <exception>
 
 namespace ll::gui {
 
-ModelDocument::ModelDocument(QObject* parent) : QObject(parent) {}
+namespace {
+
+// Moving between two compression states; both kept, so undo is exact.
+class ApplyStepCommand : public QUndoCommand {
+public:
+    ApplyStepCommand(ModelDocument* doc, CompressionState before, CompressionState after, const QString& text,
+                     QStringList touched)
+        : QUndoCommand(text), doc_(doc), before_(std::move(before)), after_(std::move(after)), touched_(std::move(touched))
+    {
+    }
+    void redo() override { doc_->setState(after_, touched_); }
+    void undo() override { doc_->setState(before_, touched_); }
+
+private:
+    ModelDocument* doc_;
+    CompressionState before_, after_;
+    QStringList touched_;
+};
+
+} // namespace
+
+ModelDocument::ModelDocument(QObject* parent) : QObject(parent), undo_(new QUndoStack(this)) {}
 
 QString ModelDocument::open(const QString& path)
 {
@@ -35,7 +59,9 @@ void ModelDocument::openDemo()
 void ModelDocument::setModel(std::shared_ptr<const Model> model)
 {
     emit modelAboutToChange();
+    undo_->clear(); // the commands refer to the previous model's states
     model_ = std::move(model);
+    state_ = model_ ? CompressionState::initial(model_) : CompressionState{};
     current_ = -1;
     emit modelChanged();
     // A listener may already have chosen a tensor for the new model.
@@ -46,6 +72,26 @@ void ModelDocument::setModel(std::shared_ptr<const Model> model)
 void ModelDocument::close()
 {
     setModel(nullptr);
+}
+
+const LayerRecord* ModelDocument::record(const std::string& logicalName) const
+{
+    const auto it = state_.layers.find(logicalName);
+    return it == state_.layers.end() ? nullptr : &it->second;
+}
+
+void ModelDocument::pushState(CompressionState next, const QString& text, const QStringList& touched)
+{
+    if (!model_ || next.source != state_.source)
+        return; // computed for a model that is no longer open
+    undo_->push(new ApplyStepCommand(this, state_, std::move(next), text, touched));
+}
+
+void ModelDocument::setState(const CompressionState& state, const QStringList& touched)
+{
+    state_ = state;
+    model_ = state_.model;
+    emit modelEdited(touched);
 }
 
 const LogicalTensor* ModelDocument::currentLogical() const

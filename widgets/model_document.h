@@ -1,12 +1,20 @@
 #pragma once
 // The opened model and the tensor the user is looking at, shared by every
 // view of the main window. Views hold no model of their own: they listen.
+//
+// Compression edits the model through the undo stack only: an applied step
+// (ApplyStepCommand) swaps one immutable CompressionState for the next, so
+// undo and redo are exact and cheap (the states share the source mapping).
 #include "model/model.h"
+#include "recipe/apply.h"
 
 #include <QObject>
 #include <QString>
+#include <QStringList>
 
 #include <memory>
+
+class QUndoStack;
 
 namespace ll::gui {
 
@@ -24,8 +32,20 @@ public:
     void close();
 
     // Jobs copy this pointer: it keeps the tensor bytes alive while they run.
+    // With compression steps applied, the edited model.
     std::shared_ptr<const Model> model() const { return model_; }
     bool hasModel() const { return model_ != nullptr; }
+
+    // The compression state (source, edited model, per-layer records, steps).
+    const CompressionState& state() const { return state_; }
+    // What was done to a tensor, nullptr when nothing.
+    const LayerRecord* record(const std::string& logicalName) const;
+    QUndoStack* undoStack() const { return undo_; }
+    // Pushes an undoable command that moves to `next` (the result of applying
+    // steps to state()); `text` names it in the history ("GPTQ 4b g128 on attn").
+    void pushState(CompressionState next, const QString& text, const QStringList& touched);
+    // Used by the undo commands: replaces the state, emits modelEdited.
+    void setState(const CompressionState& state, const QStringList& touched);
 
     // Index into model()->tensors, -1 when none.
     int currentTensor() const { return current_; }
@@ -40,10 +60,15 @@ public:
 signals:
     void modelAboutToChange();
     void modelChanged();
+    // Same tensors, new values (a compression step applied, undone or redone):
+    // views refresh what they show without resetting the tree.
+    void modelEdited(const QStringList& touched);
     void currentTensorChanged(int index);
 
 private:
     std::shared_ptr<const Model> model_;
+    CompressionState state_;
+    QUndoStack* undo_;
     int current_ = -1;
 };
 

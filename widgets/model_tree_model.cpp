@@ -3,7 +3,10 @@
 #include "format.h"
 #include "model_document.h"
 
+#include <QColor>
 #include <QFont>
+
+#include <functional>
 
 #include <map>
 
@@ -22,6 +25,11 @@ struct ModelTreeModel::Node {
     QString shape;
     QString tooltip;
     bool tied = false;
+    // Compression (tensors; groups summarise their children)
+    QStringList badges;
+    double bits = 0.0;        // bits per weight; 0 = not quantized
+    double error = -1.0;      // relative weight error; < 0 = none
+    int edited = 0;           // tensors below with a record
 
     Node* add(std::unique_ptr<Node> child)
     {
@@ -99,12 +107,15 @@ void ModelTreeModel::summarise(Node* n)
         return;
     n->params = 0;
     n->bytes = 0;
+    if (n->kind != NodeKind::Tensor)
+        n->edited = 0;
     QString dtype;
     bool mixed = false;
     for (auto& c : n->children) {
         summarise(c.get());
         n->params += c->params;
         n->bytes += c->bytes;
+        n->edited += c->kind == NodeKind::Tensor ? (c->badges.isEmpty() ? 0 : 1) : c->edited;
         if (c->tied)
             continue;
         if (dtype.isEmpty())
@@ -123,6 +134,7 @@ ModelTreeModel::ModelTreeModel(ModelDocument* document, QObject* parent)
         rebuild();
         endResetModel();
     });
+    connect(document_, &ModelDocument::modelEdited, this, &ModelTreeModel::refreshInPlace);
     rebuild();
 }
 
@@ -147,7 +159,6 @@ void ModelTreeModel::rebuild()
     tensorNodes_.assign(m.tensors.size(), nullptr);
     for (size_t i = 0; i < m.tensors.size(); ++i) {
         const LogicalTensor& t = m.tensors[i];
-        const TensorRef& ref = m.storedOf(t);
         Node* parent = modelNode;
         if (t.block >= 0) {
             parent = modelNode->group(NodeKind::Block, QStringLiteral("Block %1").arg(t.block));
@@ -157,27 +168,81 @@ void ModelTreeModel::rebuild()
                 parent = parent->group(NodeKind::Group, QStringLiteral("MLP"));
         }
         auto leaf = std::make_unique<Node>();
-        leaf->kind = NodeKind::Tensor;
-        leaf->tensor = static_cast<int>(i);
-        leaf->name = leafLabel(t);
-        leaf->tied = t.tied;
-        leaf->params = t.elements();
-        leaf->bytes = logicalBytes(m, t);
-        leaf->dtype = QString::fromStdString(ref.dtypeLabel.empty() ? std::string(dtypeName(ref.dtype)) : ref.dtypeLabel);
-        leaf->shape = formatShape(t.shape);
-        QString tip = QStringLiteral("<b>%1</b><br>stored as <tt>%2</tt>").arg(
-            QString::fromStdString(t.logicalName).toHtmlEscaped(), QString::fromStdString(ref.name).toHtmlEscaped());
-        if (t.partLength > 0)
-            tip += QStringLiteral("<br>rows %1–%2 of the fused tensor").arg(t.partOffset).arg(t.partOffset + t.partLength - 1);
-        if (t.transposed)
-            tip += QStringLiteral("<br>stored transposed (Conv1D)");
-        if (t.tied)
-            tip += QStringLiteral("<br>tied: shares the embedding's weights");
-        tip += QStringLiteral("<br>%1 parameters").arg(formatExact(t.elements()));
-        leaf->tooltip = tip;
+        fillLeaf(leaf.get(), m, i);
         tensorNodes_[i] = parent->add(std::move(leaf));
     }
     summarise(modelNode);
+}
+
+void ModelTreeModel::fillLeaf(Node* leaf, const Model& m, size_t i) const
+{
+    const LogicalTensor& t = m.tensors[i];
+    const TensorRef& ref = m.storedOf(t);
+    leaf->kind = NodeKind::Tensor;
+    leaf->tensor = static_cast<int>(i);
+    leaf->name = leafLabel(t);
+    leaf->tied = t.tied;
+    leaf->params = t.elements();
+    leaf->bytes = logicalBytes(m, t);
+    leaf->dtype = QString::fromStdString(ref.dtypeLabel.empty() ? std::string(dtypeName(ref.dtype)) : ref.dtypeLabel);
+    leaf->shape = formatShape(t.shape);
+    QString tip = QStringLiteral("<b>%1</b><br>stored as <tt>%2</tt>").arg(
+        QString::fromStdString(t.logicalName).toHtmlEscaped(), QString::fromStdString(ref.name).toHtmlEscaped());
+    if (t.partLength > 0)
+        tip += QStringLiteral("<br>rows %1–%2 of the fused tensor").arg(t.partOffset).arg(t.partOffset + t.partLength - 1);
+    if (t.transposed)
+        tip += QStringLiteral("<br>stored transposed (Conv1D)");
+    if (t.tied)
+        tip += QStringLiteral("<br>tied: shares the embedding's weights");
+    tip += QStringLiteral("<br>%1 parameters").arg(formatExact(t.elements()));
+    leaf->badges.clear();
+    leaf->bits = 0.0;
+    leaf->error = -1.0;
+    if (const LayerRecord* r = document_->record(t.logicalName)) {
+        for (const std::string& b : r->badges)
+            leaf->badges << QString::fromStdString(b);
+        leaf->bits = r->bitsPerWeight.value_or(0.0);
+        leaf->error = r->weightError.value_or(-1.0);
+        tip += QStringLiteral("<br><br><b>Compressed:</b> %1").arg(leaf->badges.join(QStringLiteral(" → ")).toHtmlEscaped());
+        if (r->bitsPerWeight)
+            tip += QStringLiteral("<br>%1 bits per weight").arg(*r->bitsPerWeight, 0, 'f', 3);
+        if (r->weightError)
+            tip += QStringLiteral("<br>weight error %1 (relative to the source)").arg(*r->weightError, 0, 'f', 4);
+        if (r->outputError)
+            tip += QStringLiteral("<br>output error %1 (last step, calibration text)").arg(*r->outputError, 0, 'f', 4);
+        if (r->sparsity > 0.0)
+            tip += QStringLiteral("<br>%1 % zeros").arg(100.0 * r->sparsity, 0, 'f', 1);
+        if (r->rank > 0)
+            tip += QStringLiteral("<br>rank %1").arg(r->rank);
+    }
+    leaf->tooltip = tip;
+}
+
+void ModelTreeModel::refreshInPlace()
+{
+    const auto m = document_->model();
+    if (!m || !model_ || m->tensors.size() != tensorNodes_.size()) {
+        beginResetModel();
+        rebuild();
+        endResetModel();
+        return;
+    }
+    model_ = m;
+    for (size_t i = 0; i < tensorNodes_.size(); ++i)
+        if (tensorNodes_[i])
+            fillLeaf(tensorNodes_[i], *m, i);
+    if (!root_->children.empty())
+        summarise(root_->children.front().get());
+    // Every row may have changed (group totals too): one signal per level is enough for the views.
+    std::function<void(const QModelIndex&)> touch = [&](const QModelIndex& parent) {
+        const int rows = rowCount(parent);
+        if (rows == 0)
+            return;
+        emit dataChanged(index(0, 0, parent), index(rows - 1, ColumnCount - 1, parent));
+        for (int r = 0; r < rows; ++r)
+            touch(index(r, 0, parent));
+    };
+    touch({});
 }
 
 ModelTreeModel::Node* ModelTreeModel::nodeOf(const QModelIndex& index) const
@@ -234,7 +299,19 @@ QVariant ModelTreeModel::data(const QModelIndex& index, int role) const
             if (n->tied)
                 return tr("(tied)");
             return formatBytes(n->bytes);
+        case CompressionColumn:
+            if (leaf)
+                return n->badges.join(QStringLiteral(" → "));
+            return n->edited > 0 ? tr("%n layer(s) compressed", nullptr, n->edited) : QString();
+        case BitsColumn:
+            return leaf && n->bits > 0.0 ? QString::number(n->bits, 'f', 2) : QString();
+        case ErrorColumn:
+            return leaf && n->error >= 0.0 ? QString::number(n->error, 'f', 4) : QString();
         }
+        return {};
+    case Qt::ForegroundRole:
+        if (index.column() == CompressionColumn && leaf && !n->badges.isEmpty())
+            return QColor(0x1f, 0x6f, 0xb4);
         return {};
     case Qt::ToolTipRole:
         if (leaf)
@@ -243,7 +320,8 @@ QVariant ModelTreeModel::data(const QModelIndex& index, int role) const
             return n->tooltip;
         return tr("%1: %2 parameters, %3").arg(n->name, formatExact(n->params), formatBytes(n->bytes));
     case Qt::TextAlignmentRole:
-        if (index.column() == ParamsColumn || index.column() == SizeColumn)
+        if (index.column() == ParamsColumn || index.column() == SizeColumn || index.column() == BitsColumn
+            || index.column() == ErrorColumn)
             return QVariant::fromValue(Qt::AlignRight | Qt::AlignVCenter);
         return QVariant::fromValue(Qt::AlignLeft | Qt::AlignVCenter);
     case Qt::FontRole:
@@ -262,6 +340,7 @@ QVariant ModelTreeModel::data(const QModelIndex& index, int role) const
     case NodeKindRole: return static_cast<int>(n->kind);
     case ParamsRole: return QVariant::fromValue<qint64>(n->params);
     case BytesRole: return QVariant::fromValue<quint64>(n->bytes);
+    case BadgesRole: return n->badges;
     }
     return {};
 }
@@ -277,9 +356,17 @@ QVariant ModelTreeModel::headerData(int section, Qt::Orientation orientation, in
         case DTypeColumn: return tr("Type");
         case ParamsColumn: return tr("Params");
         case SizeColumn: return tr("Size");
+        case CompressionColumn: return tr("Compression");
+        case BitsColumn: return tr("Bits/w");
+        case ErrorColumn: return tr("Error");
         }
     }
-    if (role == Qt::TextAlignmentRole && (section == ParamsColumn || section == SizeColumn))
+    if (role == Qt::ToolTipRole && section == ErrorColumn)
+        return tr("Relative weight error ||W0 - W|| / ||W0|| against the source model");
+    if (role == Qt::ToolTipRole && section == BitsColumn)
+        return tr("Bits per weight of the last quantization, scales, zeros and outliers included");
+    if (role == Qt::TextAlignmentRole
+        && (section == ParamsColumn || section == SizeColumn || section == BitsColumn || section == ErrorColumn))
         return QVariant::fromValue(Qt::AlignRight | Qt::AlignVCenter);
     return {};
 }

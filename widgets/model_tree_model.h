@@ -2,7 +2,9 @@
 // The model as a tree, the same for every family: Model › Embedding,
 // Block i › Attention {q, k, v, o} / MLP {gate, up, down} / norms,
 // final norm, LM head. Built from LogicalTensor roles and blocks, never from
-// file names. Columns: name, shape, dtype, params, size.
+// file names. Columns: name, shape, dtype, params, size, and what compression
+// did to the tensor: its badges ("GPTQ 4b g128 + wanda 50 % sparse"), bits
+// per weight and relative weight error against the source model.
 #include "model/model.h"
 
 #include <QAbstractItemModel>
@@ -17,7 +19,10 @@ class ModelDocument;
 class ModelTreeModel : public QAbstractItemModel {
     Q_OBJECT
 public:
-    enum Column { NameColumn, ShapeColumn, DTypeColumn, ParamsColumn, SizeColumn, ColumnCount };
+    enum Column {
+        NameColumn, ShapeColumn, DTypeColumn, ParamsColumn, SizeColumn,
+        CompressionColumn, BitsColumn, ErrorColumn, ColumnCount
+    };
     enum class NodeKind { Model, Block, Group, Tensor };
     enum DataRole {
         TensorIndexRole = Qt::UserRole + 1, // int, index into Model::tensors; -1 for groups
@@ -26,6 +31,7 @@ public:
         NodeKindRole,                        // int (NodeKind)
         ParamsRole,                          // qint64
         BytesRole,                           // quint64
+        BadgesRole,                          // QStringList, tensors only (empty: untouched)
     };
 
     explicit ModelTreeModel(ModelDocument* document, QObject* parent = nullptr);
@@ -45,6 +51,9 @@ public:
 private:
     struct Node;
     void rebuild();
+    // After an edit: the same tensors with new shapes and records; the tree keeps its rows.
+    void refreshInPlace();
+    void fillLeaf(Node* leaf, const Model& m, size_t i) const;
     static void summarise(Node* n);
     Node* nodeOf(const QModelIndex& index) const;
 

@@ -168,6 +168,7 @@ TensorInspector::TensorInspector(ModelDocument* document, QWidget* parent)
         clearResults(QString());
     });
     connect(document_, &ModelDocument::currentTensorChanged, this, &TensorInspector::restart);
+    connect(document_, &ModelDocument::modelEdited, this, &TensorInspector::restart); // new values, same tensor
     connect(sigmaBox_, &QDoubleSpinBox::valueChanged, this, &TensorInspector::restart);
     connect(binsBox_, &QSpinBox::valueChanged, this, &TensorInspector::restart);
     connect(logYBox_, &QCheckBox::toggled, histogram_, &HistogramPlot::setLogY);

@@ -1,5 +1,7 @@
 #include "weight_map_plot.h"
 
+#include "plot_export.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -24,6 +26,7 @@ QCPColorGradient viridis()
 WeightMapPlot::WeightMapPlot(QWidget* parent) : QCustomPlot(parent)
 {
     setObjectName(QStringLiteral("weightMapPlot"));
+    installExportMenu(this); // right-click: Export plot… (PNG, SVG, PDF)
     setMinimumSize(320, 150);
     plotLayout()->insertRow(0);
     title_ = new QCPTextElement(this, QString(), QFont(font().family(), font().pointSize(), QFont::Bold));

@@ -1,6 +1,7 @@
 // layerlab-cli factorize: low-rank factorization (SVD, ASVD, SVD-LLM) of a
 // whole model's linears; optional evaluation and Hugging Face export. The
-// factored layers are stored as their dense product A B.
+// model keeps each factored layer as its factors A, B (evaluation runs
+// (x B^T) A^T); --dense stores the product A B instead. The export writes A B.
 #include "args.h"
 #include "commands.h"
 #include "compress_common.h"
@@ -16,7 +17,9 @@ namespace {
 const char* kFactorizeUsage =
     "usage: layerlab-cli factorize MODEL --method svd|asvd|svd-llm (--rank-ratio F | --energy E)\n"
     "         [--layers REGEX] [--calib FILE [--calib-ctx 256] [--calib-windows 64]] [--stats auto|sequential|one-shot]\n"
-    "         [--alpha 0.5] [--eval FILE [--ctx 256]] [--out DIR [--force] [--dtype f32|f16|bf16]] [--threads N] [--json]";
+    "         [--alpha 0.5] [--dense] [--eval FILE [--ctx 256]] [--out DIR [--force] [--dtype f32|f16|bf16]] [--threads N]\n"
+    "         [--json]\n"
+    "  --dense  keep each factored layer as the dense product A B (same values; the evaluation runs at the dense cost)";
 
 } // namespace
 
@@ -24,7 +27,7 @@ int cmdFactorize(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = compress::commonValued();
     valued.insert({"method", "rank-ratio", "energy", "alpha"});
-    const Args a(argv, valued, {"json", "force"});
+    const Args a(argv, valued, {"json", "force", "dense"});
     if (a.positional().empty())
         throw UsageError(kFactorizeUsage);
     const std::string modelPath = a.positionalAt(0, "MODEL");
@@ -56,6 +59,7 @@ int cmdFactorize(const std::vector<std::string>& argv)
         throw UsageError("--alpha belongs to ASVD");
     o.asvdAlpha = a.doubleOr("alpha", 0.5);
     o.layers = a.valueOr("layers", "");
+    o.keepFactors = !a.flag("dense");
     o.mode = compress::statsMode(a);
     o.calibration = compress::calibrationOptions(a);
     if (o.method != LowRankMethod::Svd && !a.value("calib"))

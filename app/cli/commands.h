@@ -18,5 +18,7 @@ int cmdPrune(const std::vector<std::string>& args);
 int cmdFactorize(const std::vector<std::string>& args);
 int cmdQuantize(const std::vector<std::string>& args);
 int cmdApply(const std::vector<std::string>& args);
+int cmdSensitivity(const std::vector<std::string>& args);
+int cmdMixed(const std::vector<std::string>& args);
 
 } // namespace ll::cli

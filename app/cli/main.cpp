@@ -42,6 +42,13 @@ commands:
       quantize the linears inside the blocks (stored dequantized); bits per weight, errors, evaluate and export
   apply RECIPE MODEL [--calib FILE|builtin] [--eval FILE] [--out DIR] [--json]
       replay a recipe (YAML or JSON, docs/recipes.md) as the GUI applies it; evaluate and export
+  sensitivity MODEL [--action quantize|prune|factorize] --method M [its options] --eval FILE [--ctx 128]
+        [--windows 8] [--layers REGEX] [--calib FILE|builtin] [--metric dppl|dnll|kl|top1] [--no-kl] [--json]
+      compress each block linear alone; rank the layers by the damage (dPPL, KL, top-1 vs the original)
+  mixed MODEL --candidates "rtn:2:32,rtn:3:32,rtn:4:32,rtn:8:32" (--budget-bits B | --budget-bytes N) --eval FILE
+        [--ctx 128] [--windows 8] [--metric kl|dnll|dppl|top1] [--solver exact|greedy] [--save-recipe R.yaml]
+        [--no-measure] [--json]
+      one config per layer under a size budget, from per-layer sensitivities; a replayable recipe
 
 MODEL is a Hugging Face folder, a .safetensors file, a .gguf file or a llama2.c .bin.
 Exit codes: 0 success, 2 bad input (the message names the file), 64 usage error.
@@ -64,6 +71,8 @@ int main(int argc, char** argv)
         {"factorize", cmdFactorize},
         {"quantize", cmdQuantize},
         {"apply", cmdApply},
+        {"sensitivity", cmdSensitivity},
+        {"mixed", cmdMixed},
     };
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         std::fputs(kUsage, argc < 2 ? stderr : stdout);

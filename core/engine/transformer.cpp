@@ -46,10 +46,17 @@ public:
         return v.row(0).transpose();
     }
 
+    // A factored tensor keeps its factors (the forward pass multiplies by them).
     LinearWeights linear(int block, Role role, bool required = true)
     {
         LinearWeights lw;
-        lw.W = matrix(block, role, required);
+        const LogicalTensor* t = m_.find(block, role, false);
+        if (t && t->factored()) {
+            step(*t);
+            readFactors(m_, *t, lw.A, lw.B);
+        } else {
+            lw.W = matrix(block, role, required);
+        }
         if (!lw.empty())
             lw.b = vector(block, role, true, false);
         return lw;
@@ -71,13 +78,18 @@ private:
                + (bias ? " bias" : " weight");
     }
 
-    MatrixRM read(const LogicalTensor& t)
+    void step(const LogicalTensor& t)
     {
         throwIfCancelled(progress_);
         if (progress_)
             progress_->report(static_cast<double>(done_) / static_cast<double>(std::max<size_t>(1, m_.tensors.size())),
                               "loading " + t.logicalName);
         ++done_;
+    }
+
+    MatrixRM read(const LogicalTensor& t)
+    {
+        step(t);
         return readMatrix(m_, t);
     }
 
@@ -97,7 +109,11 @@ void expectShape(const std::string& src, const std::string& what, int64_t rows, 
 
 void expectLinear(const std::string& src, const std::string& what, const LinearWeights& lw, int64_t out, int64_t in)
 {
-    expectShape(src, what, lw.W.rows(), lw.W.cols(), out, in);
+    expectShape(src, what, lw.outFeatures(), lw.inFeatures(), out, in);
+    if (lw.factored() && (lw.B.rows() != lw.rank() || lw.W.size() != 0))
+        fail(ErrorCode::Malformed, src, what + " has factors A (" + std::to_string(lw.A.rows()) + " x " + std::to_string(lw.A.cols())
+                                            + ") and B (" + std::to_string(lw.B.rows()) + " x " + std::to_string(lw.B.cols())
+                                            + ") that do not chain");
     if (lw.hasBias() && lw.b.size() != out)
         fail(ErrorCode::Malformed, src, what + " bias has " + std::to_string(lw.b.size()) + " values, expected " + std::to_string(out));
 }
@@ -117,7 +133,9 @@ Transformer::Transformer(const Model& model, Progress* progress) : config_(model
     const LogicalTensor* head = load.find(-1, Role::LmHead, false);
     if (!head)
         fail(ErrorCode::Malformed, model.path, "the model has neither an LM head nor an embedding to tie it to");
-    w_.headTied = head->tied;
+    // An edited side unties them: the head and the embedding are read separately.
+    const LogicalTensor* embedding = load.find(-1, Role::Embedding, false);
+    w_.headTied = head->tied && !head->edited() && !(embedding && embedding->edited());
     if (!w_.headTied)
         w_.embed = load.matrix(-1, Role::Embedding);
     if (arch_.learnedPositions)
@@ -224,15 +242,37 @@ LinearWeights& Transformer::linearSlot(int block, Role role)
 void Transformer::setLinearWeight(int block, Role role, MatrixRM W)
 {
     LinearWeights& lw = linearSlot(block, role);
-    if (W.rows() != lw.W.rows() || W.cols() != lw.W.cols())
+    if (W.rows() != lw.outFeatures() || W.cols() != lw.inFeatures())
         fail(ErrorCode::InvalidArgument, "",
              "replacement for " + std::string(roleName(role)) + " is " + std::to_string(W.rows()) + " x "
-                 + std::to_string(W.cols()) + ", the layer is " + std::to_string(lw.W.rows()) + " x " + std::to_string(lw.W.cols()));
+                 + std::to_string(W.cols()) + ", the layer is " + std::to_string(lw.outFeatures()) + " x "
+                 + std::to_string(lw.inFeatures()));
+    untieIfHead(lw);
+    lw.W = std::move(W);
+    lw.A.resize(0, 0);
+    lw.B.resize(0, 0);
+}
+
+void Transformer::setLinearFactors(int block, Role role, MatrixRM A, MatrixRM B)
+{
+    LinearWeights& lw = linearSlot(block, role);
+    if (A.rows() != lw.outFeatures() || B.cols() != lw.inFeatures() || A.cols() != B.rows())
+        fail(ErrorCode::InvalidArgument, "",
+             "factors for " + std::string(roleName(role)) + " are " + std::to_string(A.rows()) + " x " + std::to_string(A.cols())
+                 + " and " + std::to_string(B.rows()) + " x " + std::to_string(B.cols()) + ", the layer is "
+                 + std::to_string(lw.outFeatures()) + " x " + std::to_string(lw.inFeatures()));
+    untieIfHead(lw);
+    lw.A = std::move(A);
+    lw.B = std::move(B);
+    lw.W.resize(0, 0);
+}
+
+void Transformer::untieIfHead(const LinearWeights& lw)
+{
     if (&lw == &w_.head && w_.headTied) {
-        w_.embed = w_.head.W; // untie: the embedding keeps the original values
+        w_.embed = w_.head.W; // the embedding keeps the original values
         w_.headTied = false;
     }
-    lw.W = std::move(W);
 }
 
 bool Transformer::scaleNormOutput(int block, Role inputRole, const Eigen::VectorXf& s)
@@ -257,11 +297,11 @@ bool Transformer::scaleNormOutput(int block, Role inputRole, const Eigen::Vector
 
 double Transformer::flopsPerToken(int64_t context) const
 {
-    double macs = static_cast<double>(w_.head.W.size());
+    double macs = static_cast<double>(w_.head.parameterCount());
     for (const auto& b : w_.blocks)
-        macs += static_cast<double>(b.q.W.size() + b.k.W.size() + b.v.W.size() + b.o.W.size() + b.gate.W.size()
-                                    + b.up.W.size() + b.down.W.size());
-    macs += static_cast<double>(w_.projectIn.W.size() + w_.projectOut.W.size());
+        macs += static_cast<double>(b.q.parameterCount() + b.k.parameterCount() + b.v.parameterCount() + b.o.parameterCount()
+                                    + b.gate.parameterCount() + b.up.parameterCount() + b.down.parameterCount());
+    macs += static_cast<double>(w_.projectIn.parameterCount() + w_.projectOut.parameterCount());
     // Causal attention: on average (context + 1) / 2 keys, QK^T and PV per head.
     const double keys = static_cast<double>(context + 1) / 2.0;
     macs += static_cast<double>(layers()) * 2.0 * keys * static_cast<double>(config_.heads * config_.headDim);
@@ -270,7 +310,7 @@ double Transformer::flopsPerToken(int64_t context) const
 
 uint64_t Transformer::weightBytes() const
 {
-    const auto lin = [](const LinearWeights& l) { return static_cast<uint64_t>(l.W.size() + l.b.size()); };
+    const auto lin = [](const LinearWeights& l) { return static_cast<uint64_t>(l.parameterCount() + l.b.size()); };
     const auto norm = [](const NormWeights& n) { return static_cast<uint64_t>(n.w.size() + n.b.size()); };
     uint64_t floats = static_cast<uint64_t>(w_.embed.size() + w_.positions.size()) + lin(w_.projectIn) + lin(w_.projectOut)
                       + norm(w_.finalNorm) + lin(w_.head);

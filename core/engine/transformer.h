@@ -79,11 +79,17 @@ public:
     uint64_t weightBytes() const;
 
     // The weights. Linear roles: AttnQ/K/V/O, MlpGate/Up/Down in a block, LmHead with block -1.
+    // A factored layer (a model's factored tensor, setLinearFactors) holds A and B,
+    // W stays empty: read its matrix with LinearWeights::dense().
     const TransformerWeights& weights() const { return w_; }
     const LinearWeights& linear(int block, Role role) const;
-    // Replaces a linear's matrix (same shape), keeping its bias. Replacing a
-    // head tied to the embedding unties it: the embedding table keeps its values.
+    // Replaces a linear's matrix (same shape), keeping its bias; a factored layer
+    // becomes dense. Replacing a head tied to the embedding unties it: the
+    // embedding table keeps its values.
     void setLinearWeight(int block, Role role, MatrixRM W);
+    // Replaces a linear by factors A (out, k) and B (k, in) of the same (out, in);
+    // the forward pass then computes (x B^T) A^T. Unties a tied head like setLinearWeight.
+    void setLinearFactors(int block, Role role, MatrixRM A, MatrixRM B);
     // Installs (or, with an empty function, removes) the input transform of every
     // linear. Like setLinearWeight: between evaluations, not during one.
     void setLinearInputTransform(LinearInputTransform f) { inputTransform_ = std::move(f); }
@@ -115,6 +121,7 @@ private:
                    LinearInputObserver* observer, Scratch& s, MatrixRef out) const;
     void mlp(int layer, const ConstMatrixRef& h, LinearInputObserver* observer, Scratch& s, MatrixRef out) const;
     LinearWeights& linearSlot(int block, Role role);
+    void untieIfHead(const LinearWeights& lw);
     void validate(const std::string& source) const;
 
     ModelConfig config_;

@@ -11,14 +11,24 @@
 namespace ll {
 
 // y = x @ W^T + b.  W (out, in); b (out,) or empty when the layer has no bias.
+// A low-rank layer holds its factors instead of W (W empty):
+//   y = (x @ B^T) @ A^T + b,  A (out, k), B (k, in),
+// k (out + in) multiply-adds per row instead of out * in.
 struct LinearWeights {
     MatrixRM W;
+    MatrixRM A, B;       // factored: W = A B; both empty for a dense layer
     Eigen::VectorXf b;
 
-    bool empty() const { return W.size() == 0; }
+    bool factored() const { return A.rows() != 0; }
+    bool empty() const { return W.size() == 0 && !factored(); }
     bool hasBias() const { return b.size() != 0; }
-    int64_t outFeatures() const { return W.rows(); }
-    int64_t inFeatures() const { return W.cols(); }
+    int64_t outFeatures() const { return factored() ? A.rows() : W.rows(); }
+    int64_t inFeatures() const { return factored() ? B.cols() : W.cols(); }
+    int64_t rank() const { return factored() ? A.cols() : 0; }
+    // Values held (W's, or A's and B's): the multiply-adds per input row.
+    int64_t parameterCount() const { return factored() ? A.size() + B.size() : W.size(); }
+    // The matrix the layer applies, (out, in): W, or the product A B (computed).
+    MatrixRM dense() const { return factored() ? MatrixRM(A * B) : W; }
 };
 
 // Scale w (and shift b for LayerNorm; empty for RMSNorm).

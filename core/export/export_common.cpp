@@ -283,7 +283,7 @@ std::string quantizedSourceNote(const Model& m, const std::function<bool(const L
     int count = 0;
     for (const LogicalTensor& t : m.tensors) {
         const TensorRef& ref = m.storedOf(t);
-        if (t.tied || t.replacedBy >= 0 || !isQuantized(ref.dtype) || (copiedAsIs && copiedAsIs(t)))
+        if (t.tied || t.edited() || !isQuantized(ref.dtype) || (copiedAsIs && copiedAsIs(t)))
             continue;
         ++count;
         types.insert(std::string(dtypeName(ref.dtype)));

@@ -1,7 +1,8 @@
 #pragma once
 // Pieces shared by the exporters: planned output tensors, rebuilding a source
 // file's (fused, transposed) layout from the logical tensors, the rotary row
-// permutations, float encodings and the model's current dimensions.
+// permutations, float encodings and the model's current dimensions. Values come
+// from readLogical, so a factored tensor is exported as its dense product A B.
 #include "model/model.h"
 
 #include <cstdint>

@@ -246,7 +246,7 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
     // A tied head stays implicit (llama.cpp falls back to token_embd) unless one side was edited.
     const LogicalTensor* head = m.find(-1, Role::LmHead);
     const LogicalTensor* embed = m.find(-1, Role::Embedding);
-    const bool keepTied = head && head->tied && head->replacedBy < 0 && (!embed || embed->replacedBy < 0);
+    const bool keepTied = head && head->tied && !head->edited() && (!embed || !embed->edited());
     if (keepTied)
         result.notes.push_back("the LM head is tied to the embedding: output.weight is left out and llama.cpp uses token_embd.weight");
 
@@ -275,7 +275,7 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
                 result.fallbacks.push_back({name, std::string(dtypeName(opt.type)), std::string(dtypeName(it.type)), reason});
         }
         const TensorRef& src = m.storedOf(t);
-        if (fromGguf && t.replacedBy < 0 && t.partLength == 0 && !t.transposed && (!rotary || permute == RotaryPermute::None)
+        if (fromGguf && !t.edited() && t.partLength == 0 && !t.transposed && (!rotary || permute == RotaryPermute::None)
             && src.dtype == it.type && src.shape == it.tensor.shape && src.data)
             it.raw = &src; // same type and layout: copy the bytes, no second rounding
         items.push_back(std::move(it));

@@ -5,6 +5,8 @@
 // type (F32, F16, BF16 or any ggml block type quantizeGgml writes). 1-D tensors
 // (norms, biases) stay F32. A weight whose rows do not hold whole blocks of the
 // requested type falls back the way llama-quantize does; every fallback is listed.
+// A factored (low-rank) layer is written as its dense product A B (llama.cpp has
+// no factored linear), quantized like any other weight.
 #include "export/export_result.h"
 #include "model/model.h"
 

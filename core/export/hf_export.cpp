@@ -55,7 +55,7 @@ const LogicalTensor* headToWriteSeparately(const Model& m, bool* tied, std::vect
     *tied = false;
     if (!head || !head->tied)
         return nullptr;
-    if (head->replacedBy < 0 && (!embed || embed->replacedBy < 0)) {
+    if (!head->edited() && (!embed || !embed->edited())) {
         *tied = true;
         return nullptr;
     }

@@ -4,6 +4,8 @@
 // tokenizer files. Weights carry the source's stored names and layouts (fused
 // and Conv1D tensors rebuilt from the logical ones); GGUF and llama2.c sources
 // get Hugging Face llama names with q/k rows permuted back to rotate_half.
+// A factored (low-rank) layer is written as its dense product A B under the
+// layer's own name, so transformers loads the folder as the plain architecture.
 #include "export/export_result.h"
 #include "model/model.h"
 

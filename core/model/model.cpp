@@ -101,7 +101,8 @@ int64_t Model::parameterCount() const
 {
     int64_t n = 0;
     for (const auto& t : tensors)
-        n += t.elements();
+        n += t.factored() ? stored.at(static_cast<size_t>(t.factorA)).elements() + stored.at(static_cast<size_t>(t.factorB)).elements()
+                          : t.elements();
     return n;
 }
 
@@ -156,27 +157,32 @@ const LogicalTensor* Model::findByStoredName(std::string_view name) const
     return nullptr;
 }
 
-void replaceTensor(Model& m, const std::string& logicalName, std::vector<float> values, std::vector<int64_t> shape)
+namespace {
+
+LogicalTensor& mutableLogical(Model& m, const std::string& logicalName)
 {
-    LogicalTensor* target = nullptr;
     for (auto& t : m.tensors)
         if (t.logicalName == logicalName)
-            target = &t;
-    if (!target)
-        fail(ErrorCode::NotFound, m.path, "no tensor named '" + logicalName + "'");
+            return t;
+    fail(ErrorCode::NotFound, m.path, "no tensor named '" + logicalName + "'");
+}
+
+// An owned F32 tensor holding `values` in `shape` (checked against each other).
+TensorRef ownedF32(const Model& m, const std::string& name, std::vector<float> values, const std::vector<int64_t>& shape)
+{
     int64_t n = 1;
     for (int64_t d : shape) {
         if (d < 0)
-            fail(ErrorCode::InvalidArgument, m.path, "negative dimension for '" + logicalName + "'");
+            fail(ErrorCode::InvalidArgument, m.path, "negative dimension for '" + name + "'");
         n *= d;
     }
     if (n != static_cast<int64_t>(values.size()))
         fail(ErrorCode::InvalidArgument, m.path,
-             "replacement for '" + logicalName + "' has " + std::to_string(values.size()) + " values, its shape needs "
+             "replacement for '" + name + "' has " + std::to_string(values.size()) + " values, its shape needs "
                  + std::to_string(n));
     auto buffer = std::make_shared<const std::vector<float>>(std::move(values));
     TensorRef ref;
-    ref.name = logicalName + " (edited)";
+    ref.name = name;
     ref.shape = shape;
     ref.dtype = DType::F32;
     ref.sourceFile = "(in memory)";
@@ -184,13 +190,62 @@ void replaceTensor(Model& m, const std::string& logicalName, std::vector<float> 
     ref.data = reinterpret_cast<const uint8_t*>(buffer->data());
     ref.keepAlive = buffer;
     ref.edited = true;
-    if (target->replacedBy >= 0) {
-        m.stored[static_cast<size_t>(target->replacedBy)] = std::move(ref);
-    } else {
-        target->replacedBy = static_cast<int64_t>(m.stored.size());
-        m.stored.push_back(std::move(ref));
+    return ref;
+}
+
+// Puts `ref` into stored slot `slot` (reused) or a new one; returns its index.
+int64_t putStored(Model& m, int64_t slot, TensorRef ref)
+{
+    if (slot >= 0) {
+        m.stored.at(static_cast<size_t>(slot)) = std::move(ref);
+        return slot;
     }
-    target->shape = std::move(shape);
+    m.stored.push_back(std::move(ref));
+    return static_cast<int64_t>(m.stored.size()) - 1;
+}
+
+// Frees an edited slot no tensor uses any more (the index stays valid for the others).
+void releaseStored(Model& m, int64_t slot)
+{
+    TensorRef unused;
+    unused.name = "(unused)";
+    unused.shape = {0};
+    unused.dtype = DType::F32;
+    unused.sourceFile = "(in memory)";
+    unused.edited = true;
+    m.stored.at(static_cast<size_t>(slot)) = std::move(unused);
+}
+
+} // namespace
+
+void replaceTensor(Model& m, const std::string& logicalName, std::vector<float> values, std::vector<int64_t> shape)
+{
+    LogicalTensor& target = mutableLogical(m, logicalName);
+    TensorRef ref = ownedF32(m, logicalName, std::move(values), shape);
+    ref.name = logicalName + " (edited)";
+    if (target.factored()) { // dense again: A's slot takes the values
+        target.replacedBy = target.factorA;
+        releaseStored(m, target.factorB);
+        target.factorA = target.factorB = -1;
+    }
+    target.replacedBy = putStored(m, target.replacedBy, std::move(ref));
+    target.shape = std::move(shape);
+}
+
+void replaceTensorFactored(Model& m, const std::string& logicalName, std::vector<float> a, std::vector<float> b,
+                           int64_t out, int64_t rank, int64_t in)
+{
+    LogicalTensor& target = mutableLogical(m, logicalName);
+    if (target.shape.size() != 2)
+        fail(ErrorCode::InvalidArgument, m.path, "'" + logicalName + "' is not a matrix, it cannot be factored");
+    TensorRef refA = ownedF32(m, logicalName + " (factor A)", std::move(a), {out, rank});
+    TensorRef refB = ownedF32(m, logicalName + " (factor B)", std::move(b), {rank, in});
+    // A reuses the slot of earlier edited values, if any.
+    const int64_t slotA = target.factored() ? target.factorA : target.replacedBy;
+    target.factorA = putStored(m, slotA, std::move(refA));
+    target.factorB = putStored(m, target.factorB, std::move(refB));
+    target.replacedBy = -1;
+    target.shape = {out, in};
 }
 
 std::unique_ptr<Model> openModel(const std::string& path)

@@ -99,8 +99,16 @@ struct LogicalTensor {
     // above keep describing where the tensor lives in the source file, so that
     // exporters can rebuild fused or transposed layouts.
     int64_t replacedBy = -1;
+    // Low-rank factors (replaceTensorFactored): indices into Model::stored of F32
+    // tensors A (out, k) and B (k, in) whose product A B replaces the values
+    // (-1: not factored; replacedBy is then -1). readLogical returns A B.
+    int64_t factorA = -1;
+    int64_t factorB = -1;
 
     int64_t elements() const;
+    bool factored() const { return factorA >= 0; }
+    // The values are LayerLab's, not the file's (replaced or factored).
+    bool edited() const { return replacedBy >= 0 || factorA >= 0; }
     // Row of the (transposed if needed) stored matrix that holds logical row r.
     int64_t storedRow(int64_t r) const
     {
@@ -121,7 +129,8 @@ public:
     std::string tokenizerPath;   // tokenizer file found beside the model, if any
     std::vector<std::shared_ptr<const MappedFile>> files;
 
-    // Parameters of all logical tensors (a tied head counts, as in the computation).
+    // Parameters of all logical tensors (a tied head counts, as in the computation;
+    // a factored tensor counts k (out + in), the values of its factors).
     int64_t parameterCount() const;
     // Parameters of the stored tensors (each stored tensor once).
     int64_t storedParameterCount() const;
@@ -141,6 +150,15 @@ public:
 // keeps its source mapping; the new values live in an owned buffer. A tied
 // head or embedding is untied: only the named tensor changes.
 void replaceTensor(Model& m, const std::string& logicalName, std::vector<float> values, std::vector<int64_t> shape);
+
+// Replaces a 2-D logical tensor by two factors whose product is its new value:
+// a = A (out, rank), b = B (rank, in), row-major; the logical shape becomes
+// (out, in). Both live in owned F32 buffers (see factorA / factorB); the
+// engine computes with them and parameterCount() counts rank (out + in).
+// replaceTensor on a factored tensor makes it dense again. (tensor_data.h has
+// the same with MatrixRM factors.)
+void replaceTensorFactored(Model& m, const std::string& logicalName, std::vector<float> a, std::vector<float> b,
+                           int64_t out, int64_t rank, int64_t in);
 
 // Opens any supported checkpoint: a folder (HF), .safetensors, .gguf, llama2.c .bin.
 std::unique_ptr<Model> openModel(const std::string& path);

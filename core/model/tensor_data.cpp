@@ -75,6 +75,13 @@ std::vector<float> decodeStored(const TensorRef& t, Progress* progress)
 
 std::vector<float> readLogical(const Model& m, const LogicalTensor& t, Progress* progress)
 {
+    MatrixRM A, B;
+    if (readFactors(m, t, A, B)) {
+        throwIfCancelled(progress);
+        std::vector<float> out(static_cast<size_t>(A.rows() * B.cols()));
+        Eigen::Map<MatrixRM>(out.data(), A.rows(), B.cols()).noalias() = A * B; // (out, k) @ (k, in) -> (out, in)
+        return out;
+    }
     if (t.replacedBy >= 0) // edited values are stored in the logical layout already
         return decodeStored(m.stored.at(static_cast<size_t>(t.replacedBy)), progress);
     const TensorRef& ref = m.storedOf(t);
@@ -108,6 +115,37 @@ MatrixRM readMatrix(const Model& m, const LogicalTensor& t)
     if (rows * cols != static_cast<int64_t>(v.size()))
         fail(ErrorCode::Malformed, m.path, "tensor '" + t.logicalName + "' has an inconsistent shape");
     return Eigen::Map<const MatrixRM>(v.data(), rows, cols);
+}
+
+} // namespace ll
+
+namespace ll {
+
+bool readFactors(const Model& m, const LogicalTensor& t, MatrixRM& A, MatrixRM& B)
+{
+    if (!t.factored())
+        return false;
+    const TensorRef& a = m.stored.at(static_cast<size_t>(t.factorA));
+    const TensorRef& b = m.stored.at(static_cast<size_t>(t.factorB));
+    if (a.shape.size() != 2 || b.shape.size() != 2 || a.shape[1] != b.shape[0] || t.shape.size() != 2
+        || a.shape[0] != t.shape[0] || b.shape[1] != t.shape[1])
+        fail(ErrorCode::Malformed, m.path, "the factors of '" + t.logicalName + "' do not fit its shape");
+    // Rank 0 has no values to decode (and no data pointer).
+    const auto decode = [](const TensorRef& r) { return r.elements() > 0 ? decodeStored(r) : std::vector<float>{}; };
+    const std::vector<float> av = decode(a), bv = decode(b);
+    A = Eigen::Map<const MatrixRM>(av.data(), a.shape[0], a.shape[1]);
+    B = Eigen::Map<const MatrixRM>(bv.data(), b.shape[0], b.shape[1]);
+    return true;
+}
+
+void replaceTensorFactored(Model& m, const std::string& logicalName, const MatrixRM& A, const MatrixRM& B)
+{
+    if (A.cols() != B.rows())
+        fail(ErrorCode::InvalidArgument, m.path,
+             "factors of '" + logicalName + "' do not chain: A has " + std::to_string(A.cols()) + " columns, B "
+                 + std::to_string(B.rows()) + " rows");
+    replaceTensorFactored(m, logicalName, std::vector<float>(A.data(), A.data() + A.size()),
+                          std::vector<float>(B.data(), B.data() + B.size()), A.rows(), A.cols(), B.cols());
 }
 
 } // namespace ll

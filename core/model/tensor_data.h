@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 
+#include <string>
 #include <vector>
 
 namespace ll {
@@ -21,10 +22,17 @@ std::vector<float> decodeStored(const TensorRef& t, Progress* progress = nullptr
 // be a multiple of the type's block size); for streaming statistics.
 void decodeRange(const TensorRef& t, int64_t first, int64_t count, float* out);
 
-// The logical tensor's values, row-major in its logical shape (part selected, Conv1D transposed).
+// The logical tensor's values, row-major in its logical shape (part selected,
+// Conv1D transposed; a factored tensor's dense product A B).
 std::vector<float> readLogical(const Model& m, const LogicalTensor& t, Progress* progress = nullptr);
 
 // A 1-D or 2-D logical tensor as a row-major matrix (1-D tensors become one row).
 MatrixRM readMatrix(const Model& m, const LogicalTensor& t);
+
+// A factored tensor's factors A (out, k) and B (k, in); false (A, B untouched) when t is not factored.
+bool readFactors(const Model& m, const LogicalTensor& t, MatrixRM& A, MatrixRM& B);
+
+// replaceTensorFactored (model.h) with the factors as matrices: W = A (out, k) B (k, in).
+void replaceTensorFactored(Model& m, const std::string& logicalName, const MatrixRM& A, const MatrixRM& B);
 
 } // namespace ll

@@ -88,7 +88,13 @@ struct DriverSpec {
     CalibrationMode mode = CalibrationMode::OneShot;
     CalibrationOptions calibration;
     std::string what;             // "Wanda", for the message when calibration text is missing
+    bool storeFactors = false;    // low rank: the model keeps A and B (replaceTensorFactored), not A B
 };
+
+bool storesFactors(const DriverSpec& spec, const CompressedLayer& c)
+{
+    return spec.storeFactors && c.factorA.rows() > 0 && c.factorB.cols() > 0; // rank 0 too: A (out, 0), B (0, in)
+}
 
 LayerOutcome outcomeOf(const LogicalTensor& t, const CompressedLayer& c, double seconds)
 {
@@ -112,9 +118,14 @@ void finishCounts(ModelCompressionResult& r, const Model& source)
 {
     r.parametersBefore = source.parameterCount();
     r.storedParameters = r.model->parameterCount();
+    // Pruned zeros stay in the stored matrices; factored layers already count k (out + in).
     int64_t saved = 0;
-    for (const LayerOutcome& o : r.layers)
+    for (const LayerOutcome& o : r.layers) {
+        const LogicalTensor* t = r.model->findLogical(o.name);
+        if (t && t->factored())
+            continue;
         saved += o.rows * o.cols - (o.rowsBefore == o.rows && o.colsBefore == o.cols ? o.paramsAfter : o.rows * o.cols);
+    }
     r.parametersAfter = r.storedParameters - saved;
 }
 
@@ -133,7 +144,10 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
 
     const auto apply = [&](const LogicalTensor& t, const CompressedLayer& c, double seconds) {
         outcomes[&t] = outcomeOf(t, c, seconds);
-        replaceTensor(*r.model, t.logicalName, toVector(c.weights), {c.weights.rows(), c.weights.cols()});
+        if (storesFactors(spec, c))
+            replaceTensorFactored(*r.model, t.logicalName, c.factorA, c.factorB);
+        else
+            replaceTensor(*r.model, t.logicalName, toVector(c.weights), {c.weights.rows(), c.weights.cols()});
     };
 
     if (calibrationTokens.empty()) {
@@ -165,7 +179,7 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
         forEachBlockStats(model, windows, blocks, bo,
                           [&](int block, std::vector<InputStats>& stats, Progress* blockProgress) {
                               BlockInputs inputs(stats);
-                              std::vector<std::pair<const LogicalTensor*, MatrixRM>> done;
+                              std::vector<std::pair<const LogicalTensor*, CompressedLayer>> done;
                               std::vector<const LogicalTensor*> mine;
                               for (const LogicalTensor* t : targets)
                                   if (t->block == block)
@@ -179,14 +193,19 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
                                            "no calibration statistics reached " + t.logicalName);
                                   SubProgress sub(blockProgress, static_cast<double>(i) / static_cast<double>(mine.size()),
                                                   static_cast<double>(i + 1) / static_cast<double>(mine.size()));
-                                  CompressedLayer c = compress(t, model.linear(block, t.role).W, in, &sub);
+                                  const LinearWeights& lw = model.linear(block, t.role);
+                                  CompressedLayer c = compress(t, lw.factored() ? lw.dense() : lw.W, in, &sub);
                                   apply(t, c, secondsSince(l0));
-                                  done.emplace_back(&t, std::move(c.weights));
+                                  done.emplace_back(&t, std::move(c));
                               }
                               // Only now: every linear of the block saw the block's unpruned inputs.
                               if (spec.mode == CalibrationMode::Sequential)
-                                  for (auto& [t, W] : done)
-                                      model.setLinearWeight(block, t->role, std::move(W));
+                                  for (auto& [t, c] : done) {
+                                      if (storesFactors(spec, c))
+                                          model.setLinearFactors(block, t->role, std::move(c.factorA), std::move(c.factorB));
+                                      else
+                                          model.setLinearWeight(block, t->role, std::move(c.weights));
+                                  }
                           },
                           &passes);
     }
@@ -314,6 +333,7 @@ ModelCompressionResult factorizeModel(const Model& source, const ModelFactorizeO
     spec.mode = resolve(options.mode, CalibrationMode::OneShot);
     spec.calibration = options.calibration;
     spec.what = options.method == LowRankMethod::Asvd ? "ASVD" : "SVD-LLM";
+    spec.storeFactors = options.keepFactors;
     LowRankConfig cfg;
     cfg.method = options.method;
     cfg.asvdAlpha = options.asvdAlpha;

@@ -21,11 +21,13 @@
 //   magnitude, SVD     need none; given calibration text, one-shot statistics
 //                      are gathered only to report each layer's output error.
 //
-// Low-rank layers are stored in the model as the dense product A B (so that the
-// engine and the exporters work unchanged); the factors stay in the per-layer
-// result and the parameter counts use k (out + in). A factor-aware forward pass
-// would need LinearWeights to hold (A, B) and applyLinear to compute (x B^T) A^T,
-// and an export format for factored layers.
+// Low-rank layers are stored in the model as their two factors A (out, k) and
+// B (k, in) (replaceTensorFactored): the model's parameterCount() counts
+// k (out + in), the engine computes (x B^T) A^T, and readLogical / readMatrix
+// still return the dense product A B (statistics, later quantization, the
+// exporters, which write A B as one dense matrix). keepFactors = false stores
+// the dense product instead (the forward pass then costs out * in per row).
+// The per-layer results carry the factors either way.
 //
 // Structured MLP pruning removes the same number of neurons from every block
 // (a Hugging Face config has one intermediate_size) and shrinks gate / up rows,
@@ -94,6 +96,7 @@ struct ModelFactorizeOptions {
     std::string layers;
     StatsMode mode = StatsMode::Auto;
     CalibrationOptions calibration;
+    bool keepFactors = true;           // false: store the dense product A B (see above)
 };
 
 struct StructuredMlpOptions {
@@ -133,9 +136,9 @@ struct ModelCompressionResult {
     std::string statsMode;             // "sequential", "one-shot" or "none"
     int64_t calibrationTokens = 0;
     int64_t parametersBefore = 0;      // source model's parameterCount()
-    int64_t storedParameters = 0;      // the new model's dense parameterCount() (shrinks only when shapes do)
+    int64_t storedParameters = 0;      // the new model's parameterCount() (shrinks when shapes do or layers are factored)
     // Parameters that remain: storedParameters less every pruned weight, low-rank
-    // layers counted as k (out + in). What the CLI prints as "parameters".
+    // layers counted as k (out + in) (also with keepFactors = false). What the CLI prints as "parameters".
     int64_t parametersAfter = 0;
     double seconds = 0.0;
 

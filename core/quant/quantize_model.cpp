@@ -226,7 +226,7 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
                 fail(ErrorCode::InvalidArgument, "", "SmoothQuant scales do not fit block " + std::to_string(in.block));
             // Every reader computes with W diag(s), quantized or not (then x diag(s)^-1 W'^T = x W^T).
             for (Role r : readersOf(t, in.block, in.inputRole))
-                t.setLinearWeight(in.block, r, t.linear(in.block, r).W * in.smoothScale.asDiagonal());
+                t.setLinearWeight(in.block, r, t.linear(in.block, r).dense() * in.smoothScale.asDiagonal());
             if (!t.scaleNormOutput(in.block, in.inputRole, in.smoothScale))
                 rt.inputScale = in.smoothScale.cwiseInverse();
         }
@@ -382,7 +382,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                     std::vector<Target> group;
                     for (const LogicalTensor* t : targets)
                         if (t->block == block && inputRoleOf(t->role) == inputRole)
-                            group.push_back({t, model.linear(block, t->role).W});
+                            group.push_back({t, model.linear(block, t->role).dense()});
                     if (group.empty())
                         continue;
                     const InputStats* st = nullptr;

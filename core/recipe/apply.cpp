@@ -19,7 +19,7 @@ namespace {
 double storedBitsPerWeight(const Model& m, const LogicalTensor& t)
 {
     const DTypeLayout l = dtypeLayout(m.storedOf(t).dtype);
-    if (t.replacedBy >= 0 || l.blockElems == 0)
+    if (t.edited() || l.blockElems == 0)
         return 32.0; // edited values live as F32
     return 8.0 * l.blockBytes / l.blockElems;
 }
@@ -133,6 +133,16 @@ CompressionState CompressionState::initial(std::shared_ptr<const Model> source)
     return s;
 }
 
+Recipe CompressionState::recipe() const
+{
+    Recipe r;
+    r.calibration = calibration;
+    r.steps = steps;
+    if (source && !source->config.synthetic)
+        r.model = source->path;
+    return r;
+}
+
 double CompressionState::linearBitsPerWeight() const
 {
     double bits = 0.0, n = 0.0;
@@ -191,6 +201,7 @@ CalibrationText loadCalibration(const Model& model, const RecipeCalibration& cal
 {
     CalibrationText c;
     c.name = calibration.isBuiltin() ? std::string("builtin") : calibration.text;
+    c.recipe = calibration;
     if (calibration.isBuiltin())
         c.tokens = loadTokenizer(model)->encode(std::string(builtinSampleText()), true);
     else
@@ -219,6 +230,7 @@ StepOutcome applyStep(const CompressionState& state, const RecipeStep& step, con
     case StepAction::Factorize: out = factorizeStep(state, step, p, calibration, progress); break;
     }
     out.state.steps.push_back(step);
+    out.state.calibration = calibration.recipe;
     refreshRecords(out.state, out.touched);
     // Structured pruning shrinks tensors it does not list (biases, the other
     // side of the unit); their records follow the model.
@@ -231,6 +243,7 @@ StepOutcome applyStep(const CompressionState& state, const RecipeStep& step, con
 StepOutcome applyRecipe(std::shared_ptr<const Model> source, const Recipe& recipe, Progress* progress)
 {
     StepOutcome out{CompressionState::initial(std::move(source)), nlohmann::json::array(), {}};
+    out.state.calibration = recipe.calibration;
     if (recipe.steps.empty())
         return out;
     const CalibrationText calib = loadCalibration(*out.state.model, recipe.calibration);

@@ -44,6 +44,10 @@ struct CompressionState {
     ActivationQuantization activations;     // SmoothQuant / LLM.int8 inputs
     std::map<std::string, LayerRecord> layers; // by logical name; only touched tensors
     std::vector<RecipeStep> steps;          // applied so far
+    RecipeCalibration calibration;          // the text every step calibrated on (one per recipe)
+
+    // The steps so far as a recipe (replays to this state).
+    Recipe recipe() const;
 
     static CompressionState initial(std::shared_ptr<const Model> source);
     // Bits per weight over the block linears: quantized layers at their bits,
@@ -69,6 +73,7 @@ struct CalibrationText {
     std::vector<int32_t> tokens;
     CalibrationOptions options;
     std::string name;                       // the file or "builtin"
+    RecipeCalibration recipe;               // what it was loaded from (recorded in the state)
 };
 CalibrationText loadCalibration(const Model& model, const RecipeCalibration& calibration);
 

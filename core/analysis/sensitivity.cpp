@@ -1,0 +1,415 @@
+#include "analysis/sensitivity.h"
+
+#include "engine/kernels.h"
+#include "engine/transformer.h"
+#include "model/tensor_data.h"
+#include "pipeline/model_compression.h"
+#include "prune/sub_progress.h"
+#include "quant/quant_method.h"
+#include "recipe/step_options.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+namespace ll {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The same running sums as evaluatePerplexity, in row order, so that a row's
+// perplexity is bit-identical to evaluatePerplexity on the same engine.
+struct MeanAccumulator {
+    double sum = 0, sumSq = 0;
+    int64_t n = 0;
+    void add(double x)
+    {
+        sum += x;
+        sumSq += x * x;
+        ++n;
+    }
+    double mean() const { return n ? sum / static_cast<double>(n) : 0.0; }
+    double stderrOfMean() const
+    {
+        if (n < 2)
+            return 0.0;
+        const double m = mean();
+        const double var = std::max(0.0, (sumSq - static_cast<double>(n) * m * m) / static_cast<double>(n - 1));
+        return std::sqrt(var / static_cast<double>(n));
+    }
+};
+
+// The base model's log-probabilities (float, as compareModels computes them) and argmax per scored position.
+struct ReferenceLogits {
+    int64_t vocab = 0;
+    std::vector<float> logProbs;
+    std::vector<int32_t> argmax;
+    bool empty() const { return argmax.empty(); }
+};
+
+struct Evaluation {
+    PerplexityResult ppl;
+    std::optional<double> kl, top1;
+};
+
+// One pass over the windows: NLL per position (as evaluatePerplexity), and
+// either captures the reference or compares against it (as compareModels).
+Evaluation evaluate(const Transformer& model, std::span<const int32_t> tokens, const ScoringOptions& scoring,
+                    ReferenceLogits* capture, const ReferenceLogits* reference, Progress* progress)
+{
+    const WindowPlan plan = planWindows(static_cast<int64_t>(tokens.size()), scoring);
+    const size_t rows = static_cast<size_t>(plan.tokensScored());
+    std::vector<double> nll(rows), kl(reference ? rows : 0);
+    std::vector<char> agree(reference ? rows : 0);
+    const int64_t vocab = model.vocab();
+    if (capture) {
+        capture->vocab = vocab;
+        capture->logProbs.assign(rows * static_cast<size_t>(vocab), 0.0f);
+        capture->argmax.assign(rows, 0);
+    }
+    if (reference && reference->vocab != vocab)
+        fail(ErrorCode::InvalidArgument, "", "the compressed model's vocabulary differs from the base model's");
+    const Transformer* models[] = {&model};
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(vocab, 1));
+    scoreWindows(models, tokens, scoring, progress, [&](const ScoredChunk& c) {
+        const MatrixRM& q = *c.logits[0];
+        parallelFor(q.rows(), grain, [&](int64_t r0, int64_t r1) {
+            Eigen::ArrayXf lq;
+            for (int64_t r = r0; r < r1; ++r) {
+                const size_t row = static_cast<size_t>(c.firstRow + r);
+                const RowLogSoftmax sq = rowLogSoftmax(q.row(r).data(), vocab);
+                nll[row] = sq.logSumExp - q(r, c.targets[static_cast<size_t>(r)]);
+                if (!capture && !reference)
+                    continue;
+                lq = q.row(r).transpose().array() - static_cast<float>(sq.logSumExp);
+                Eigen::Index aq = 0;
+                q.row(r).maxCoeff(&aq);
+                if (capture) {
+                    std::copy(lq.data(), lq.data() + vocab, capture->logProbs.data() + row * static_cast<size_t>(vocab));
+                    capture->argmax[row] = static_cast<int32_t>(aq);
+                }
+                if (reference) {
+                    const Eigen::Map<const Eigen::ArrayXf> lp(reference->logProbs.data() + row * static_cast<size_t>(vocab),
+                                                              vocab);
+                    const double klRow = (lp.exp().cast<double>() * (lp - lq).cast<double>()).sum();
+                    kl[row] = std::max(0.0, klRow);
+                    agree[row] = reference->argmax[row] == static_cast<int32_t>(aq);
+                }
+            }
+        });
+    });
+    MeanAccumulator acc, klAcc;
+    for (double x : nll)
+        acc.add(x);
+    Evaluation e;
+    e.ppl.tokensScored = acc.n;
+    e.ppl.windows = plan.windows;
+    e.ppl.nllMean = acc.mean();
+    e.ppl.nllStderr = acc.stderrOfMean();
+    e.ppl.ppl = std::exp(e.ppl.nllMean);
+    e.ppl.pplStderr = e.ppl.ppl * e.ppl.nllStderr;
+    if (reference) {
+        int64_t same = 0;
+        for (size_t i = 0; i < rows; ++i) {
+            klAcc.add(kl[i]);
+            same += agree[i] ? 1 : 0;
+        }
+        e.kl = klAcc.mean();
+        e.top1 = rows ? static_cast<double>(same) / static_cast<double>(rows) : 0.0;
+    }
+    return e;
+}
+
+// Puts one layer of the stepped model into the base engine for the scope, then restores the original.
+class SwappedLinear {
+public:
+    SwappedLinear(Transformer& engine, const Model& stepped, const LogicalTensor& t)
+        : engine_(engine), block_(t.block), role_(t.role), original_(engine.linear(t.block, t.role))
+    {
+        MatrixRM A, B;
+        if (readFactors(stepped, t, A, B))
+            engine_.setLinearFactors(block_, role_, std::move(A), std::move(B));
+        else
+            engine_.setLinearWeight(block_, role_, readMatrix(stepped, t));
+    }
+    ~SwappedLinear()
+    {
+        if (original_.factored())
+            engine_.setLinearFactors(block_, role_, std::move(original_.A), std::move(original_.B));
+        else
+            engine_.setLinearWeight(block_, role_, std::move(original_.W));
+    }
+    SwappedLinear(const SwappedLinear&) = delete;
+    SwappedLinear& operator=(const SwappedLinear&) = delete;
+
+private:
+    Transformer& engine_;
+    int block_;
+    Role role_;
+    LinearWeights original_;
+};
+
+// The step changed only `name`'s values, keeping its shape, and no activation quantization is involved.
+bool swappable(const CompressionState& base, const StepOutcome& out, const LogicalTensor& before)
+{
+    if (!base.activations.empty() || !out.state.activations.empty())
+        return false;
+    if (out.touched.size() != 1 || out.touched.front() != before.logicalName)
+        return false;
+    const LogicalTensor* after = out.state.model->findLogical(before.logicalName);
+    return after && after->shape == before.shape && before.block >= 0;
+}
+
+} // namespace
+
+const char* sensitivityMetricName(SensitivityMetric m)
+{
+    switch (m) {
+    case SensitivityMetric::DeltaPpl: return "dppl";
+    case SensitivityMetric::DeltaNll: return "dnll";
+    case SensitivityMetric::Kl: return "kl";
+    case SensitivityMetric::Top1: return "top1";
+    }
+    return "?";
+}
+
+std::optional<SensitivityMetric> parseSensitivityMetric(const std::string& name)
+{
+    for (SensitivityMetric m : {SensitivityMetric::DeltaPpl, SensitivityMetric::DeltaNll, SensitivityMetric::Kl,
+                                SensitivityMetric::Top1})
+        if (name == sensitivityMetricName(m))
+            return m;
+    return std::nullopt;
+}
+
+ScoringOptions SensitivityOptions::defaultScoring()
+{
+    ScoringOptions s;
+    s.context = 128;
+    s.maxWindows = 8;
+    return s;
+}
+
+double LayerSensitivity::value(SensitivityMetric m) const
+{
+    switch (m) {
+    case SensitivityMetric::DeltaPpl: return deltaPpl;
+    case SensitivityMetric::DeltaNll: return deltaNll;
+    case SensitivityMetric::Kl: return kl ? *kl : kNaN;
+    case SensitivityMetric::Top1: return top1 ? 1.0 - *top1 : kNaN;
+    }
+    return kNaN;
+}
+
+nlohmann::json LayerSensitivity::toJson() const
+{
+    const auto opt = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+    return {{"name", name},        {"block", block},         {"role", std::string(roleName(role))},
+            {"badge", badge},      {"weights", weights},     {"bits_per_weight", opt(bitsPerWeight)},
+            {"weight_error", opt(weightError)}, {"ppl", ppl}, {"delta_ppl", deltaPpl},
+            {"nll", nll},          {"delta_nll", deltaNll},  {"kl", opt(kl)},
+            {"top1", opt(top1)},   {"seconds", seconds}};
+}
+
+nlohmann::json SensitivityResult::toJson() const
+{
+    nlohmann::json r = nlohmann::json::array();
+    for (const LayerSensitivity& l : rows)
+        r.push_back(l.toJson());
+    return {{"step", step.toJson()},
+            {"badge", step.badge()},
+            {"context", scoring.context},
+            {"windows", base.windows},
+            {"tokens_scored", base.tokensScored},
+            {"base_ppl", base.ppl},
+            {"base_nll", base.nllMean},
+            {"rows", std::move(r)},
+            {"seconds", seconds}};
+}
+
+void sortBySensitivity(std::vector<LayerSensitivity>& rows, SensitivityMetric metric)
+{
+    std::stable_sort(rows.begin(), rows.end(), [metric](const LayerSensitivity& a, const LayerSensitivity& b) {
+        const double x = a.value(metric), y = b.value(metric);
+        if (std::isnan(x) || std::isnan(y))
+            return !std::isnan(x) && std::isnan(y);
+        return x > y;
+    });
+}
+
+std::string exactNamePattern(const std::string& name) { return exactNamesPattern({name}); }
+
+std::string exactNamesPattern(const std::vector<std::string>& names)
+{
+    std::string alternation;
+    for (const std::string& n : names) {
+        if (!alternation.empty())
+            alternation += '|';
+        for (char c : n) {
+            if (std::string_view("\\^$.|?*+()[]{}/").find(c) != std::string_view::npos)
+                alternation += '\\';
+            alternation += c;
+        }
+    }
+    return names.size() == 1 ? "^" + alternation + "$" : "^(?:" + alternation + ")$";
+}
+
+RecipeStep singleLayerStep(const RecipeStep& step, const std::string& name)
+{
+    RecipeStep s = step;
+    s.layers = exactNamePattern(name);
+    return s;
+}
+
+bool stepUsesCalibration(const RecipeStep& step)
+{
+    const JsonParams p(step.params);
+    const std::string m = step.method();
+    switch (step.action) {
+    case StepAction::Quantize:
+        // Calibration-free grids; LoRC and ggml's importance read the statistics.
+        return !((m == "rtn" || m == "nf4" || m == "fp8" || m == "fp4") && !p.value("lorc-rank"));
+    case StepAction::Prune: return m != "magnitude" || p.value("structured").has_value();
+    case StepAction::Factorize: return m != "svd";
+    }
+    return true;
+}
+
+SensitivityResult measureSensitivity(const CompressionState& base, const SensitivityOptions& options,
+                                     std::span<const int32_t> evalTokens, const CalibrationText& calibration,
+                                     const SensitivityCallback& onRow, Progress* progress)
+{
+    SensitivitySweepCallback cb;
+    if (onRow)
+        cb = [&](size_t, const LayerSensitivity& row, size_t i, size_t n) { onRow(row, i, n); };
+    return std::move(measureSensitivities(base, {options.step}, options, evalTokens, calibration, cb, progress).front());
+}
+
+std::vector<SensitivityResult> measureSensitivities(const CompressionState& base, const std::vector<RecipeStep>& steps,
+                                                    const SensitivityOptions& options, std::span<const int32_t> evalTokens,
+                                                    const CalibrationText& calibration,
+                                                    const SensitivitySweepCallback& onRow, Progress* progress)
+{
+    const auto t0 = Clock::now();
+    if (!base.model)
+        fail(ErrorCode::InvalidArgument, "", "no model");
+    if (steps.empty())
+        fail(ErrorCode::InvalidArgument, "", "no step to measure");
+    for (const RecipeStep& tmpl : steps) {
+        if (tmpl.action == StepAction::Prune && tmpl.params.contains("structured"))
+            fail(ErrorCode::InvalidArgument, "",
+                 "structured pruning removes units in every block at once; it has no per-layer sensitivity");
+        RecipeStep check = tmpl;
+        check.layers.clear();
+        check.validate();
+    }
+
+    // The targets, in the model's order.
+    std::vector<const LogicalTensor*> targets;
+    if (options.names.empty()) {
+        targets = selectTargets(*base.model, options.layers);
+    } else {
+        for (const std::string& n : options.names)
+            targets.push_back(selectTargets(*base.model, exactNamePattern(n)).front());
+    }
+
+    const WindowPlan plan = planWindows(static_cast<int64_t>(evalTokens.size()), options.scoring);
+    if (options.compareLogits) {
+        const uint64_t bytes = static_cast<uint64_t>(plan.tokensScored()) * static_cast<uint64_t>(base.model->config.vocab) * 4u;
+        if (bytes > options.maxCachedLogitBytes)
+            fail(ErrorCode::InvalidArgument, "",
+                 "keeping the base model's log-probabilities for KL takes " + std::to_string(bytes >> 20)
+                     + " MiB; evaluate fewer windows or turn KL off");
+    }
+
+    // Base: 5 % for its engine and evaluation, the (template, layer) pairs share the rest evenly.
+    const double baseShare = 0.05;
+    std::unique_ptr<Transformer> engine;
+    ReferenceLogits reference;
+    PerplexityResult basePpl;
+    {
+        SubProgress load(progress, 0.0, baseShare / 2);
+        engine = base.makeEngine(&load);
+        SubProgress eval(progress, baseShare / 2, baseShare);
+        basePpl = evaluate(*engine, evalTokens, options.scoring, options.compareLogits ? &reference : nullptr, nullptr,
+                           &eval)
+                      .ppl;
+    }
+    const ReferenceLogits* ref = options.compareLogits ? &reference : nullptr;
+    const double baseSeconds = secondsSince(t0);
+
+    std::vector<SensitivityResult> results;
+    const CalibrationText noCalibration;
+    const size_t n = targets.size(), total = n * steps.size();
+    for (size_t si = 0; si < steps.size(); ++si) {
+        const auto s0 = Clock::now();
+        const RecipeStep& tmpl = steps[si];
+        const CalibrationText& calib = stepUsesCalibration(tmpl) ? calibration : noCalibration;
+        SensitivityResult result;
+        result.step = tmpl;
+        result.scoring = options.scoring;
+        result.base = basePpl;
+        for (size_t i = 0; i < n; ++i) {
+            throwIfCancelled(progress);
+            const LogicalTensor& t = *targets[i];
+            const size_t k = si * n + i;
+            const double from = baseShare + (1.0 - baseShare) * static_cast<double>(k) / static_cast<double>(total);
+            const double to = baseShare + (1.0 - baseShare) * static_cast<double>(k + 1) / static_cast<double>(total);
+            const double mid = from + 0.5 * (to - from);
+            if (progress)
+                progress->report(from, tmpl.badge() + ": " + t.logicalName);
+            const auto l0 = Clock::now();
+
+            const RecipeStep step = singleLayerStep(tmpl, t.logicalName);
+            SubProgress stepProgress(progress, from, mid);
+            const StepOutcome out = applyStep(base, step, calib, &stepProgress);
+
+            SubProgress evalProgress(progress, mid, to);
+            Evaluation e;
+            if (swappable(base, out, t)) {
+                const SwappedLinear swap(*engine, *out.state.model, *out.state.model->findLogical(t.logicalName));
+                e = evaluate(*engine, evalTokens, options.scoring, nullptr, ref, &evalProgress);
+            } else {
+                SubProgress load(&evalProgress, 0.0, 0.3), run(&evalProgress, 0.3, 1.0);
+                const std::unique_ptr<Transformer> stepped = out.state.makeEngine(&load);
+                e = evaluate(*stepped, evalTokens, options.scoring, nullptr, ref, &run);
+            }
+
+            LayerSensitivity row;
+            row.name = t.logicalName;
+            row.block = t.block;
+            row.role = t.role;
+            row.badge = step.badge();
+            row.weights = t.elements();
+            if (const auto rec = out.state.layers.find(t.logicalName); rec != out.state.layers.end()) {
+                row.bitsPerWeight = rec->second.bitsPerWeight;
+                row.weightError = rec->second.weightError;
+            }
+            row.ppl = e.ppl.ppl;
+            row.deltaPpl = e.ppl.ppl - basePpl.ppl;
+            row.nll = e.ppl.nllMean;
+            row.deltaNll = e.ppl.nllMean - basePpl.nllMean;
+            row.kl = e.kl;
+            row.top1 = e.top1;
+            row.seconds = secondsSince(l0);
+            result.rows.push_back(row);
+            if (onRow)
+                onRow(si, result.rows.back(), i, n);
+        }
+        // The base engine and evaluation are counted in the first sweep.
+        result.seconds = secondsSince(s0) + (si == 0 ? baseSeconds : 0.0);
+        results.push_back(std::move(result));
+    }
+    if (progress)
+        progress->report(1.0, "done");
+    return results;
+}
+
+} // namespace ll

@@ -1,0 +1,739 @@
+#include "compression_panel.h"
+
+#include "compression_preview.h"
+#include "error_curve_plot.h"
+#include "histogram_plot.h"
+#include "job_runner.h"
+#include "method_catalog.h"
+#include "model_document.h"
+#include "panel_util.h"
+#include "sparsity_mask_view.h"
+#include "spectrum_plot.h"
+
+#include "pipeline/model_compression.h"
+#include "recipe/step_options.h"
+#include "stats/tensor_stats.h"
+#include "util/error.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QTabWidget>
+#include <QTextBrowser>
+#include <QTimer>
+#include <QVBoxLayout>
+
+#include <new>
+
+namespace ll::gui {
+
+namespace {
+
+const char* kChooseFile = "\x01choose";
+
+QString errorText(const std::exception& e)
+{
+    return QString::fromStdString(e.what());
+}
+
+} // namespace
+
+CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
+    : QWidget(parent), document_(document), runner_(new JobRunner(this)), debounce_(new QTimer(this))
+{
+    setObjectName(QStringLiteral("compressionPanel"));
+    debounce_->setSingleShot(true);
+    debounce_->setInterval(350);
+
+    actionBox_ = new QComboBox(this);
+    actionBox_->addItem(tr("Quantize"), static_cast<int>(StepAction::Quantize));
+    actionBox_->addItem(tr("Prune"), static_cast<int>(StepAction::Prune));
+    actionBox_->addItem(tr("Low rank"), static_cast<int>(StepAction::Factorize));
+    methodBox_ = new QComboBox(this);
+
+    bitsBox_ = new QSpinBox(this);
+    bitsBox_->setRange(1, 8);
+    bitsBox_->setValue(4);
+    bitsBox_->setSuffix(tr(" bits"));
+    groupBox_ = new QComboBox(this);
+    groupBox_->addItem(tr("per row"), 0);
+    for (int g : {32, 64, 128})
+        groupBox_->addItem(tr("groups of %1").arg(g), g);
+    groupBox_->setCurrentIndex(3);
+    symBox_ = new QCheckBox(tr("symmetric"), this);
+    actOrderBox_ = new QCheckBox(tr("act-order"), this);
+    ggmlTypeBox_ = new QComboBox(this);
+    for (const char* t : {"Q8_0", "Q6_K", "Q5_K", "Q5_1", "Q5_0", "Q4_K", "Q4_1", "Q4_0", "Q3_K", "Q2_K"})
+        ggmlTypeBox_->addItem(QString::fromLatin1(t));
+    ggmlTypeBox_->setCurrentText(QStringLiteral("Q4_K"));
+    fp8TypeBox_ = new QComboBox(this);
+    fp8TypeBox_->addItems({QStringLiteral("E4M3"), QStringLiteral("E5M2")});
+    alphaBox_ = new QDoubleSpinBox(this);
+    alphaBox_->setRange(0.0, 1.0);
+    alphaBox_->setSingleStep(0.05);
+    alphaBox_->setValue(0.5);
+    lorcBox_ = new QSpinBox(this);
+    lorcBox_->setRange(0, 4096);
+    lorcBox_->setSpecialValueText(tr("off"));
+    sparsityBox_ = new QDoubleSpinBox(this);
+    sparsityBox_->setRange(0.0, 99.0);
+    sparsityBox_->setDecimals(1);
+    sparsityBox_->setSingleStep(5.0);
+    sparsityBox_->setValue(50.0);
+    sparsityBox_->setSuffix(QStringLiteral(" %"));
+    nmBox_ = new QComboBox(this);
+    nmBox_->addItem(tr("unstructured"), QString());
+    nmBox_->addItem(QStringLiteral("2:4"), QStringLiteral("2:4"));
+    nmBox_->addItem(QStringLiteral("4:8"), QStringLiteral("4:8"));
+    structuredBox_ = new QComboBox(this);
+    structuredBox_->addItem(tr("single weights"), QString());
+    structuredBox_->addItem(tr("MLP neurons"), QStringLiteral("neurons"));
+    structuredBox_->addItem(tr("attention heads"), QStringLiteral("heads"));
+    rankRatioBox_ = new QDoubleSpinBox(this);
+    rankRatioBox_->setRange(1.0, 100.0);
+    rankRatioBox_->setDecimals(1);
+    rankRatioBox_->setSingleStep(5.0);
+    rankRatioBox_->setValue(50.0);
+    rankRatioBox_->setSuffix(tr(" % of full rank"));
+
+    auto* form = new QFormLayout;
+    form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+    form->addRow(tr("Action"), actionBox_);
+    form->addRow(tr("Method"), methodBox_);
+    // Rows in Param order, shown per method.
+    const std::vector<std::pair<QString, QWidget*>> rows{
+        {tr("Bits"), bitsBox_}, {tr("Groups"), groupBox_}, {QString(), symBox_}, {QString(), actOrderBox_},
+        {tr("Type"), ggmlTypeBox_}, {tr("Format"), fp8TypeBox_}, {tr("α"), alphaBox_}, {tr("LoRC rank"), lorcBox_},
+        {tr("Sparsity"), sparsityBox_}, {tr("Pattern"), nmBox_}, {tr("Remove"), structuredBox_},
+        {tr("Rank"), rankRatioBox_},
+    };
+    for (const auto& [label, field] : rows) {
+        auto* l = new QLabel(label, this);
+        form->addRow(l, field);
+        paramRows_.emplace_back(l, field);
+    }
+
+    targetBox_ = new QComboBox(this);
+    targetBox_->addItem(tr("Selected layers"), static_cast<int>(Target::Selection));
+    targetBox_->addItem(tr("Layers matching"), static_cast<int>(Target::Pattern));
+    targetBox_->addItem(tr("Every block linear"), static_cast<int>(Target::AllLinears));
+    patternEdit_ = new QLineEdit(this);
+    patternEdit_->setPlaceholderText(tr("regular expression, e.g. mlp or ^blocks\\.0\\."));
+    targetLabel_ = new QLabel(this);
+    targetLabel_->setWordWrap(true);
+    setSecondaryText(targetLabel_);
+    form->addRow(tr("Apply to"), targetBox_);
+    form->addRow(QString(), patternEdit_);
+    form->addRow(QString(), targetLabel_);
+
+    calibBox_ = new QComboBox(this);
+    calibBox_->addItem(tr("Built-in sample"), QString());
+    calibBox_->addItem(tr("Choose a text file…"), QString::fromLatin1(kChooseFile));
+    calibBox_->setToolTip(tr("Calibration text for the methods that need activations (GPTQ, AWQ, Wanda, "
+                             "SparseGPT, ASVD, SVD-LLM) and for the output errors. One per recipe."));
+    calibWindowsBox_ = new QSpinBox(this);
+    calibWindowsBox_->setRange(1, 4096);
+    calibWindowsBox_->setValue(64);
+    calibWindowsBox_->setSuffix(tr(" windows"));
+    calibWindowsBox_->setToolTip(tr("At most this many windows of 256 tokens (a shorter text gives all its windows)"));
+    auto* calibRow = new QHBoxLayout;
+    calibRow->addWidget(calibBox_, 1);
+    calibRow->addWidget(calibWindowsBox_);
+    form->addRow(tr("Calibration"), calibRow);
+
+    liveBox_ = new QCheckBox(tr("Live preview of the current tensor"), this);
+    liveBox_->setChecked(true);
+    previewButton_ = new QPushButton(tr("Preview"), this);
+    applyButton_ = new QPushButton(tr("Apply"), this);
+    applyButton_->setDefault(true);
+    applyButton_->setToolTip(tr("Apply the step to the target layers (undo with Ctrl+Z)"));
+    cancelButton_ = new QPushButton(tr("Cancel"), this);
+    progress_ = new QProgressBar(this);
+    progress_->setRange(0, 1000);
+    progress_->setTextVisible(false);
+    progress_->setMaximumHeight(10);
+    status_ = new QLabel(this);
+    status_->setWordWrap(true);
+    auto* buttons = new QHBoxLayout;
+    buttons->addWidget(previewButton_);
+    buttons->addWidget(applyButton_);
+    buttons->addWidget(cancelButton_);
+    buttons->addStretch(1);
+
+    teaching_ = new QTextBrowser(this);
+    teaching_->setOpenExternalLinks(false);
+    teaching_->setFrameShape(QFrame::NoFrame);
+    teaching_->setMinimumHeight(90);
+
+    auto* left = new QWidget(this);
+    auto* leftLayout = new QVBoxLayout(left);
+    leftLayout->setContentsMargins(0, 0, 0, 0);
+    leftLayout->addLayout(form);
+    leftLayout->addWidget(liveBox_);
+    leftLayout->addLayout(buttons);
+    leftLayout->addWidget(progress_);
+    leftLayout->addWidget(status_);
+    leftLayout->addWidget(teaching_, 1);
+    auto* scroll = new QScrollArea(this);
+    scroll->setWidget(left);
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setMinimumWidth(360);
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+
+    numbers_ = new QLabel(this);
+    numbers_->setWordWrap(true);
+    numbers_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    tabs_ = new QTabWidget(this);
+    histogram_ = new HistogramPlot(tabs_);
+    mask_ = new SparsityMaskView(tabs_);
+    spectrum_ = new SpectrumPlot(tabs_);
+    curve_ = new ErrorCurvePlot(tabs_);
+    tabs_->addTab(histogram_, tr("Histogram"));
+    tabs_->addTab(mask_, tr("Mask"));
+    tabs_->addTab(spectrum_, tr("Spectrum"));
+    tabs_->addTab(curve_, tr("Error curve"));
+    auto* right = new QWidget(this);
+    auto* rightLayout = new QVBoxLayout(right);
+    rightLayout->setContentsMargins(0, 0, 0, 0);
+    rightLayout->addWidget(numbers_);
+    rightLayout->addWidget(tabs_, 1);
+
+    auto* split = new QSplitter(Qt::Horizontal, this);
+    split->addWidget(scroll);
+    split->addWidget(right);
+    split->setStretchFactor(0, 0);
+    split->setStretchFactor(1, 1);
+    split->setSizes({420, 600});
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(6, 6, 6, 6);
+    layout->addWidget(split);
+
+    connect(actionBox_, &QComboBox::currentIndexChanged, this, [this] {
+        rebuildMethods();
+        updateForm();
+    });
+    connect(methodBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateForm);
+    for (QSpinBox* b : {bitsBox_, lorcBox_})
+        connect(b, &QSpinBox::valueChanged, this, &CompressionPanel::schedulePreview);
+    for (QDoubleSpinBox* b : {alphaBox_, sparsityBox_, rankRatioBox_})
+        connect(b, &QDoubleSpinBox::valueChanged, this, &CompressionPanel::schedulePreview);
+    for (QComboBox* b : {groupBox_, ggmlTypeBox_, fp8TypeBox_})
+        connect(b, &QComboBox::currentIndexChanged, this, &CompressionPanel::schedulePreview);
+    connect(nmBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateForm);
+    connect(structuredBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateForm);
+    for (QCheckBox* b : {symBox_, actOrderBox_})
+        connect(b, &QCheckBox::toggled, this, &CompressionPanel::schedulePreview);
+    connect(targetBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateTargetLabel);
+    connect(patternEdit_, &QLineEdit::textChanged, this, &CompressionPanel::updateTargetLabel);
+    connect(calibBox_, &QComboBox::activated, this, [this](int index) {
+        if (calibBox_->itemData(index).toString() != QLatin1String(kChooseFile)) {
+            schedulePreview();
+            return;
+        }
+        const QString path = QFileDialog::getOpenFileName(this, tr("Calibration text"), QString(),
+                                                          tr("Text files (*.txt *.raw);;All files (*)"));
+        if (path.isEmpty())
+            calibBox_->setCurrentIndex(0);
+        else
+            setCalibrationFile(path);
+    });
+    connect(calibWindowsBox_, &QSpinBox::valueChanged, this, &CompressionPanel::schedulePreview);
+    connect(liveBox_, &QCheckBox::toggled, this, [this](bool on) {
+        if (on)
+            schedulePreview();
+    });
+    connect(debounce_, &QTimer::timeout, this, &CompressionPanel::preview);
+    connect(previewButton_, &QPushButton::clicked, this, &CompressionPanel::preview);
+    connect(applyButton_, &QPushButton::clicked, this, &CompressionPanel::apply);
+    connect(cancelButton_, &QPushButton::clicked, this, &CompressionPanel::cancel);
+    connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
+        progress_->setValue(permille);
+        progress_->setToolTip(what);
+    });
+    connect(document_, &ModelDocument::modelAboutToChange, this, [this] {
+        runner_->abandon();
+        debounce_->stop();
+        applying_ = false;
+        setBusy(false, QString());
+    });
+    connect(document_, &ModelDocument::modelChanged, this, [this] {
+        selection_.clear();
+        clearPreview(QString());
+        setStatus(QString());
+        updateTargetLabel();
+        updateCalibrationControls();
+        schedulePreview();
+    });
+    connect(document_, &ModelDocument::modelEdited, this, [this] {
+        updateCalibrationControls();
+        schedulePreview(); // the current tensor may have new values
+    });
+    connect(document_, &ModelDocument::currentTensorChanged, this, &CompressionPanel::schedulePreview);
+
+    rebuildMethods();
+    updateForm();
+    updateCalibrationControls();
+    setBusy(false, QString());
+}
+
+CompressionPanel::~CompressionPanel() = default;
+
+void CompressionPanel::rebuildMethods()
+{
+    const auto action = static_cast<StepAction>(actionBox_->currentData().toInt());
+    const QSignalBlocker block(methodBox_);
+    methodBox_->clear();
+    for (const MethodInfo* m : methodsFor(action))
+        methodBox_->addItem(m->name, m->id);
+    methodBox_->setCurrentIndex(0);
+}
+
+void CompressionPanel::updateForm()
+{
+    const auto action = static_cast<StepAction>(actionBox_->currentData().toInt());
+    const MethodInfo* m = findMethod(action, methodBox_->currentData().toString());
+    const bool structured = !structuredBox_->currentData().toString().isEmpty();
+    for (size_t i = 0; i < paramRows_.size(); ++i) {
+        const auto p = static_cast<Param>(i);
+        bool shown = m && std::find(m->params.begin(), m->params.end(), p) != m->params.end();
+        if (structured && p == Param::NM)
+            shown = false;
+        if (p == Param::Bits && m)
+            bitsBox_->setMinimum(m->id == QLatin1String("bcq") ? 1 : 2);
+        paramRows_[i].first->setVisible(shown);
+        paramRows_[i].second->setVisible(shown);
+    }
+    // Structured pruning removes a share of units, not weights; N:M fixes the sparsity.
+    static_cast<QLabel*>(paramRows_[static_cast<size_t>(Param::Sparsity)].first)->setText(structured ? tr("Remove share") : tr("Sparsity"));
+    sparsityBox_->setEnabled(structured || nmBox_->currentData().toString().isEmpty());
+    targetBox_->setEnabled(!structured);
+    patternEdit_->setEnabled(!structured);
+    if (m)
+        teaching_->setHtml(QStringLiteral("<h3>%1</h3>%2%3")
+                               .arg(m->name.toHtmlEscaped(), m->teaching,
+                                    m->needsCalibration ? tr("<p><i>Needs calibration text.</i></p>") : QString()));
+    updateTargetLabel();
+    schedulePreview();
+}
+
+void CompressionPanel::updateTargetLabel()
+{
+    const auto target = static_cast<Target>(targetBox_->currentData().toInt());
+    patternEdit_->setVisible(target == Target::Pattern);
+    const bool structured = !structuredBox_->currentData().toString().isEmpty()
+                            && static_cast<StepAction>(actionBox_->currentData().toInt()) == StepAction::Prune;
+    if (structured) {
+        targetLabel_->setText(tr("Structured pruning removes the same share of units from every block."));
+        return;
+    }
+    const std::vector<std::string> names = targetNames();
+    if (names.empty())
+        targetLabel_->setText(target == Target::Selection ? tr("Select q, k, v, o, gate, up or down weights in the tree.")
+                                                          : tr("No block linear matches."));
+    else if (names.size() == 1)
+        targetLabel_->setText(QString::fromStdString(names.front()));
+    else
+        targetLabel_->setText(tr("%1 layers: %2 … %3")
+                                  .arg(names.size())
+                                  .arg(QString::fromStdString(names.front()), QString::fromStdString(names.back())));
+    applyButton_->setEnabled(!names.empty() && !isBusy());
+}
+
+void CompressionPanel::updateCalibrationControls()
+{
+    const CompressionState& st = document_->state();
+    const bool fixed = !st.steps.empty();
+    if (fixed) {
+        // One calibration text per recipe: show the one the steps used.
+        const QSignalBlocker b1(calibBox_), b2(calibWindowsBox_);
+        if (st.calibration.isBuiltin())
+            calibBox_->setCurrentIndex(0);
+        else
+            setCalibrationFile(QString::fromStdString(st.calibration.text));
+        calibWindowsBox_->setValue(static_cast<int>(st.calibration.windows));
+    }
+    calibBox_->setEnabled(!fixed);
+    calibWindowsBox_->setEnabled(!fixed);
+    const QString tip = fixed ? tr("The recipe's steps calibrated on this text; undo them all to choose another.")
+                              : tr("Calibration text for the methods that need activations and for the output errors.");
+    calibBox_->setToolTip(tip);
+}
+
+void CompressionPanel::setSelection(const std::vector<std::string>& logicalNames)
+{
+    selection_ = logicalNames;
+    updateTargetLabel();
+}
+
+std::vector<std::string> CompressionPanel::targetNames() const
+{
+    const auto model = document_->model();
+    if (!model)
+        return {};
+    const auto target = static_cast<Target>(targetBox_->currentData().toInt());
+    std::vector<std::string> names;
+    if (target == Target::Selection) {
+        for (const std::string& n : selection_)
+            if (const LogicalTensor* t = model->findLogical(n); t && isLinear(t->role) && !t->isBias && t->block >= 0)
+                names.push_back(n);
+        return names;
+    }
+    try {
+        for (const LogicalTensor* t : selectTargets(*model, target == Target::Pattern ? patternEdit_->text().toStdString() : std::string()))
+            names.push_back(t->logicalName);
+    } catch (const Error&) {
+        // a pattern being typed, or matching nothing
+    }
+    return names;
+}
+
+std::string CompressionPanel::targetPattern() const
+{
+    const auto target = static_cast<Target>(targetBox_->currentData().toInt());
+    if (target == Target::AllLinears)
+        return {};
+    if (target == Target::Pattern)
+        return patternEdit_->text().toStdString();
+    return namesPattern(targetNames());
+}
+
+RecipeStep CompressionPanel::currentStep() const
+{
+    RecipeStep s;
+    s.action = static_cast<StepAction>(actionBox_->currentData().toInt());
+    const QString id = methodBox_->currentData().toString();
+    const MethodInfo* m = findMethod(s.action, id);
+    s.params["method"] = id.toStdString();
+    auto has = [&](Param p) { return m && std::find(m->params.begin(), m->params.end(), p) != m->params.end(); };
+    const bool structured = s.action == StepAction::Prune && !structuredBox_->currentData().toString().isEmpty();
+    if (has(Param::Bits))
+        s.params["bits"] = bitsBox_->value();
+    if (has(Param::Group) && groupBox_->currentData().toInt() > 0)
+        s.params["group"] = groupBox_->currentData().toInt();
+    if (has(Param::Symmetric) && symBox_->isChecked())
+        s.params["sym"] = true;
+    if (has(Param::ActOrder) && actOrderBox_->isChecked())
+        s.params["act-order"] = true;
+    if (has(Param::GgmlType))
+        s.params["type"] = ggmlTypeBox_->currentText().toStdString();
+    if (has(Param::Fp8Type))
+        s.params["type"] = fp8TypeBox_->currentText().toStdString();
+    if (has(Param::Alpha))
+        s.params["alpha"] = alphaBox_->value();
+    if (has(Param::LorcRank) && lorcBox_->value() > 0)
+        s.params["lorc-rank"] = lorcBox_->value();
+    if (structured) {
+        s.params["structured"] = structuredBox_->currentData().toString().toStdString();
+        s.params["ratio"] = sparsityBox_->value() / 100.0;
+        return s; // every block: no pattern
+    }
+    if (has(Param::NM) && !nmBox_->currentData().toString().isEmpty())
+        s.params["nm"] = nmBox_->currentData().toString().toStdString();
+    else if (has(Param::Sparsity))
+        s.params["sparsity"] = sparsityBox_->value() / 100.0;
+    if (has(Param::RankRatio))
+        s.params["rank-ratio"] = rankRatioBox_->value() / 100.0;
+    s.layers = targetPattern();
+    return s;
+}
+
+void CompressionPanel::setAction(StepAction action)
+{
+    actionBox_->setCurrentIndex(actionBox_->findData(static_cast<int>(action)));
+}
+
+void CompressionPanel::setMethod(const QString& id)
+{
+    methodBox_->setCurrentIndex(methodBox_->findData(id));
+}
+
+void CompressionPanel::setTarget(Target target, const QString& pattern)
+{
+    targetBox_->setCurrentIndex(targetBox_->findData(static_cast<int>(target)));
+    if (target == Target::Pattern)
+        patternEdit_->setText(pattern);
+}
+
+void CompressionPanel::setParam(const QString& key, const QVariant& value)
+{
+    const QString k = QString::fromStdString(canonicalKey(key.toStdString()));
+    if (k == QLatin1String("bits")) bitsBox_->setValue(value.toInt());
+    else if (k == QLatin1String("group")) groupBox_->setCurrentIndex(std::max(0, groupBox_->findData(value.toInt())));
+    else if (k == QLatin1String("sym")) symBox_->setChecked(value.toBool());
+    else if (k == QLatin1String("act-order")) actOrderBox_->setChecked(value.toBool());
+    else if (k == QLatin1String("type")) (ggmlTypeBox_->isVisible() || ggmlTypeBox_->findText(value.toString()) >= 0 ? ggmlTypeBox_ : fp8TypeBox_)->setCurrentText(value.toString());
+    else if (k == QLatin1String("alpha")) alphaBox_->setValue(value.toDouble());
+    else if (k == QLatin1String("lorc-rank")) lorcBox_->setValue(value.toInt());
+    else if (k == QLatin1String("sparsity") || k == QLatin1String("ratio")) sparsityBox_->setValue(100.0 * value.toDouble());
+    else if (k == QLatin1String("nm")) nmBox_->setCurrentIndex(std::max(0, nmBox_->findData(value.toString())));
+    else if (k == QLatin1String("structured")) structuredBox_->setCurrentIndex(std::max(0, structuredBox_->findData(value.toString())));
+    else if (k == QLatin1String("rank-ratio")) rankRatioBox_->setValue(100.0 * value.toDouble());
+}
+
+void CompressionPanel::setCalibrationFile(const QString& path)
+{
+    if (path.isEmpty()) {
+        calibBox_->setCurrentIndex(0);
+        return;
+    }
+    int index = calibBox_->findData(path);
+    if (index < 0) {
+        calibBox_->insertItem(calibBox_->count() - 1, QFileInfo(path).fileName(), path);
+        index = calibBox_->findData(path);
+        calibBox_->setItemData(index, path, Qt::ToolTipRole);
+    }
+    calibBox_->setCurrentIndex(index);
+    schedulePreview();
+}
+
+void CompressionPanel::setCalibrationWindows(int windows)
+{
+    calibWindowsBox_->setValue(windows);
+}
+
+RecipeCalibration CompressionPanel::calibration() const
+{
+    if (!document_->state().steps.empty())
+        return document_->state().calibration;
+    RecipeCalibration c;
+    const QString path = calibBox_->currentData().toString();
+    c.text = path.isEmpty() || path == QLatin1String(kChooseFile) ? std::string("builtin") : path.toStdString();
+    c.windows = calibWindowsBox_->value();
+    return c;
+}
+
+void CompressionPanel::setLivePreview(bool on)
+{
+    liveBox_->setChecked(on);
+}
+
+void CompressionPanel::schedulePreview()
+{
+    if (liveBox_->isChecked() && !applying_ && document_->hasModel() && isVisible())
+        debounce_->start();
+}
+
+bool CompressionPanel::isBusy() const
+{
+    return runner_->isRunning();
+}
+
+QString CompressionPanel::statusText() const
+{
+    return statusText_;
+}
+
+void CompressionPanel::setStatus(const QString& text, bool error)
+{
+    statusText_ = text;
+    status_->setText(error ? QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(text.toHtmlEscaped())
+                           : text.toHtmlEscaped());
+}
+
+void CompressionPanel::setBusy(bool busy, const QString& what)
+{
+    progress_->setVisible(busy);
+    progress_->setValue(0);
+    cancelButton_->setEnabled(busy);
+    previewButton_->setEnabled(!busy);
+    applyButton_->setEnabled(!busy && !targetNames().empty());
+    if (busy)
+        setStatus(what);
+}
+
+void CompressionPanel::cancel()
+{
+    debounce_->stop();
+    if (runner_->isRunning())
+        runner_->cancel();
+}
+
+void CompressionPanel::preview()
+{
+    debounce_->stop();
+    if (applying_)
+        return;
+    const LogicalTensor* t = document_->currentLogical();
+    if (!t || !isLinear(t->role) || t->isBias || t->block < 0) {
+        clearPreview(tr("Select a linear weight inside a block (q, k, v, o, gate, up, down) to preview."));
+        return;
+    }
+    RecipeStep step = currentStep();
+    try {
+        step.validate();
+    } catch (const Error& e) {
+        clearPreview(QString::fromStdString(e.problem()));
+        return;
+    }
+    const CompressionState state = document_->state();
+    const RecipeCalibration calib = calibration();
+    const std::string tensor = t->logicalName;
+    setBusy(true, tr("Previewing %1 on %2…").arg(QString::fromStdString(step.badge()), QString::fromStdString(tensor)));
+    runner_->start([this, state, step, calib, tensor](JobContext& job) {
+        try {
+            job.stage(0.0, 0.1, tr("tokenizing the calibration text"));
+            const CalibrationText text = loadCalibration(*state.model, calib);
+            job.stage(0.1, 0.9, tr("previewing"));
+            auto r = std::make_shared<PreviewResult>(computePreview(state, step, tensor, text, &job));
+            job.post([this, r] {
+                setBusy(false, QString());
+                showPreview(*r);
+            });
+        } catch (const Error& e) {
+            const QString msg = e.code() == ErrorCode::Cancelled ? tr("Preview cancelled.") : QString::fromStdString(e.what());
+            const bool err = e.code() != ErrorCode::Cancelled;
+            job.post([this, msg, err] {
+                setBusy(false, QString());
+                setStatus(msg, err);
+            });
+        } catch (const std::bad_alloc&) {
+            job.post([this] {
+                setBusy(false, QString());
+                setStatus(tr("Not enough memory for the preview."), true);
+            });
+        } catch (const std::exception& e) {
+            const QString msg = errorText(e);
+            job.post([this, msg] {
+                setBusy(false, QString());
+                setStatus(msg, true);
+            });
+        }
+    });
+}
+
+void CompressionPanel::apply()
+{
+    debounce_->stop();
+    const std::vector<std::string> names = targetNames();
+    RecipeStep step = currentStep();
+    const bool structured = step.params.contains("structured");
+    if (names.empty() && !structured) {
+        setStatus(tr("Nothing to apply to: select layers in the tree or give a pattern."), true);
+        return;
+    }
+    try {
+        step.validate();
+    } catch (const Error& e) {
+        setStatus(QString::fromStdString(e.problem()), true);
+        return;
+    }
+    const CompressionState state = document_->state();
+    const RecipeCalibration calib = calibration();
+    const QString label = structured ? QString::fromStdString(step.badge())
+                          : names.size() == 1
+                              ? tr("%1 on %2").arg(QString::fromStdString(step.badge()), QString::fromStdString(names.front()))
+                              : tr("%1 on %2 layers").arg(QString::fromStdString(step.badge())).arg(names.size());
+    applying_ = true;
+    setBusy(true, tr("Applying %1…").arg(label));
+    runner_->start([this, state, step, calib, label](JobContext& job) {
+        auto finish = [this, &job](const QString& msg, bool ok) {
+            job.post([this, msg, ok] {
+                applying_ = false;
+                setBusy(false, QString());
+                setStatus(msg, !ok);
+                emit applied(false);
+            });
+        };
+        try {
+            job.stage(0.0, 0.05, tr("tokenizing the calibration text"));
+            const CalibrationText text = loadCalibration(*state.model, calib);
+            job.stage(0.05, 0.95, label);
+            auto out = std::make_shared<StepOutcome>(applyStep(state, step, text, &job));
+            job.post([this, out, label, base = state.model] {
+                applying_ = false;
+                setBusy(false, QString());
+                if (document_->model() != base) {
+                    setStatus(tr("The model changed while the step ran; nothing was applied."), true);
+                    emit applied(false);
+                    return;
+                }
+                QStringList touched;
+                for (const std::string& n : out->touched)
+                    touched << QString::fromStdString(n);
+                document_->pushState(std::move(out->state), label, touched);
+                setStatus(tr("Applied %1 (Ctrl+Z undoes it).").arg(label));
+                emit applied(true);
+            });
+        } catch (const Error& e) {
+            finish(e.code() == ErrorCode::Cancelled ? tr("Cancelled: the model is unchanged.") : QString::fromStdString(e.what()),
+                   e.code() == ErrorCode::Cancelled);
+        } catch (const std::bad_alloc&) {
+            finish(tr("Not enough memory to apply the step; the model is unchanged."), false);
+        } catch (const std::exception& e) {
+            finish(errorText(e), false);
+        }
+    });
+}
+
+void CompressionPanel::clearPreview(const QString& why)
+{
+    preview_.reset();
+    histogram_->clearPlot();
+    mask_->clear();
+    spectrum_->clearPlot();
+    curve_->clearCurves();
+    numbers_->setText(why);
+}
+
+void CompressionPanel::showPreview(const PreviewResult& r)
+{
+    preview_ = std::make_unique<PreviewResult>(r);
+    StatsOptions so;
+    so.bins = kPreviewBins;
+    histogram_->showStats(computeStats(r.before, so));
+    histogram_->showOverlayValues(r.after, QString::fromStdString(r.badge), tr("original"));
+    mask_->setWeights(r.after, r.rowsAfter, r.colsAfter);
+    mask_->setPattern(r.nm);
+    if (!r.singularValues.empty())
+        spectrum_->showSpectrum(std::span<const double>(r.singularValues), r.rank);
+    else
+        spectrum_->clearPlot();
+    curve_->clearCurves();
+    if (!r.curve.empty()) {
+        curve_->setXLabel(r.curveLabel);
+        curve_->addCurve(QString(), r.curve);
+        if (r.curveCurrent)
+            curve_->setCurrent(*r.curveCurrent);
+    }
+    QStringList parts;
+    parts << QStringLiteral("<b>%1</b> on <tt>%2</tt>").arg(QString::fromStdString(r.badge).toHtmlEscaped(),
+                                                            QString::fromStdString(r.tensor).toHtmlEscaped());
+    if (r.record.bitsPerWeight)
+        parts << tr("%1 bits/weight").arg(*r.record.bitsPerWeight, 0, 'f', 3);
+    if (r.record.weightError)
+        parts << tr("weight error %1").arg(*r.record.weightError, 0, 'f', 4);
+    if (r.record.outputError)
+        parts << tr("output error %1").arg(*r.record.outputError, 0, 'f', 4);
+    if (r.record.sparsity > 0.0)
+        parts << tr("%1 % zeros").arg(100.0 * r.record.sparsity, 0, 'f', 1);
+    if (r.rank > 0)
+        parts << tr("rank %1 (%2 → %3 parameters)")
+                     .arg(r.rank)
+                     .arg(r.rows * r.cols)
+                     .arg(r.rank * (r.rows + r.cols));
+    if (r.rowsAfter != r.rows || r.colsAfter != r.cols)
+        parts << tr("shape %1×%2 → %3×%4").arg(r.rows).arg(r.cols).arg(r.rowsAfter).arg(r.colsAfter);
+    QString text = parts.join(QStringLiteral(" · "));
+    if (!r.note.isEmpty())
+        text += QStringLiteral("<br><i>%1</i>").arg(r.note.toHtmlEscaped());
+    numbers_->setText(text);
+    // Show the view that matters for this kind of step.
+    const bool pruned = r.record.sparsity > 0.05;
+    tabs_->setCurrentWidget(r.rank > 0 ? static_cast<QWidget*>(spectrum_) : pruned ? static_cast<QWidget*>(mask_) : histogram_);
+    setStatus(tr("Preview ready (%1 s). Apply to change the model.").arg(r.seconds, 0, 'f', 2));
+    emit previewReady();
+}
+
+} // namespace ll::gui

@@ -1,0 +1,140 @@
+#pragma once
+// The compression panel: choose an action (quantize, prune, low rank), a
+// method and its parameters for the selected layers, see a live preview of
+// the current tensor (before/after histogram, sparsity mask, spectrum, error
+// curve with the choice marked, the numbers), and apply. Apply runs in the
+// background and lands as one undoable command on the document (the same
+// applyStep() that `layerlab-cli apply` replays). Calibration text is one per
+// recipe: it is chosen before the first step and fixed afterwards.
+#include "recipe/recipe.h"
+
+#include <QWidget>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+class QCheckBox;
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QLineEdit;
+class QProgressBar;
+class QPushButton;
+class QSpinBox;
+class QTabWidget;
+class QTextBrowser;
+class QTimer;
+
+namespace ll::gui {
+
+class ErrorCurvePlot;
+class HistogramPlot;
+class JobRunner;
+class ModelDocument;
+class SparsityMaskView;
+class SpectrumPlot;
+struct PreviewResult;
+
+class CompressionPanel : public QWidget {
+    Q_OBJECT
+public:
+    enum class Target { Selection, Pattern, AllLinears };
+    static constexpr int kPreviewBins = 96; // the before/after histogram
+
+    explicit CompressionPanel(ModelDocument* document, QWidget* parent = nullptr);
+    ~CompressionPanel() override;
+
+    // The tree's selected tensors (logical names); linears inside blocks count.
+    void setSelection(const std::vector<std::string>& logicalNames);
+    // Form access (tests, recipes): the step the form describes now.
+    RecipeStep currentStep() const;
+    void setAction(StepAction action);
+    void setMethod(const QString& id);
+    void setTarget(Target target, const QString& pattern = {});
+    // Parameters by recipe key ("bits", "group", "sparsity", "nm", "rank-ratio", ...).
+    void setParam(const QString& key, const QVariant& value);
+    void setCalibrationFile(const QString& path); // empty: the built-in sample
+    void setCalibrationWindows(int windows);
+    RecipeCalibration calibration() const;
+    void setLivePreview(bool on);
+
+    void preview();
+    void apply();
+    void cancel();
+    bool isBusy() const;
+    // Shown to the user: the last error or outcome.
+    QString statusText() const;
+    const PreviewResult* lastPreview() const { return preview_.get(); }
+
+    HistogramPlot* histogram() const { return histogram_; }
+    SparsityMaskView* maskView() const { return mask_; }
+    SpectrumPlot* spectrum() const { return spectrum_; }
+    ErrorCurvePlot* curve() const { return curve_; }
+    QTabWidget* previewTabs() const { return tabs_; }
+
+signals:
+    void previewReady();
+    void applied(bool ok);  // after an Apply finished (ok: the command is on the undo stack)
+
+private:
+    void rebuildMethods();
+    void updateForm();
+    void updateTargetLabel();
+    void updateCalibrationControls();
+    void schedulePreview();
+    void showPreview(const PreviewResult& r);
+    void clearPreview(const QString& why);
+    void setBusy(bool busy, const QString& what);
+    void setStatus(const QString& text, bool error = false);
+    std::vector<std::string> targetNames() const;
+    std::string targetPattern() const;
+
+    ModelDocument* document_;
+    JobRunner* runner_;
+    QTimer* debounce_;
+    std::vector<std::string> selection_;
+    std::unique_ptr<PreviewResult> preview_;
+    bool applying_ = false;
+
+    QComboBox* actionBox_;
+    QComboBox* methodBox_;
+    // Parameters (shown per method)
+    QSpinBox* bitsBox_;
+    QComboBox* groupBox_;
+    QCheckBox* symBox_;
+    QCheckBox* actOrderBox_;
+    QComboBox* ggmlTypeBox_;
+    QComboBox* fp8TypeBox_;
+    QDoubleSpinBox* alphaBox_;
+    QSpinBox* lorcBox_;
+    QDoubleSpinBox* sparsityBox_;
+    QComboBox* nmBox_;
+    QComboBox* structuredBox_;
+    QDoubleSpinBox* rankRatioBox_;
+    std::vector<std::pair<QWidget*, QWidget*>> paramRows_; // (label, field) by Param order
+    // Target and calibration
+    QComboBox* targetBox_;
+    QLineEdit* patternEdit_;
+    QLabel* targetLabel_;
+    QComboBox* calibBox_;
+    QSpinBox* calibWindowsBox_;
+    QCheckBox* liveBox_;
+    QTextBrowser* teaching_;
+    // Actions
+    QPushButton* previewButton_;
+    QPushButton* applyButton_;
+    QPushButton* cancelButton_;
+    QProgressBar* progress_;
+    QLabel* status_;
+    // Preview
+    QLabel* numbers_;
+    QTabWidget* tabs_;
+    HistogramPlot* histogram_;
+    SparsityMaskView* mask_;
+    SpectrumPlot* spectrum_;
+    ErrorCurvePlot* curve_;
+    QString statusText_;
+};
+
+} // namespace ll::gui

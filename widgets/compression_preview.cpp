@@ -1,0 +1,194 @@
+#include "compression_preview.h"
+
+#include "calib/calibration.h"
+#include "engine/transformer.h"
+#include "lowrank/lowrank_layer.h"
+#include "model/tensor_data.h"
+#include "prune/prune_layer.h"
+#include "prune/sub_progress.h"
+#include "quant/quant_method.h"
+#include "recipe/step_options.h"
+#include "util/error.h"
+
+#include <Eigen/SVD>
+
+#include <chrono>
+
+namespace ll::gui {
+
+namespace {
+
+std::string escapeRegex(const std::string& s)
+{
+    std::string out;
+    for (char c : s) {
+        if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos)
+            out += '\\';
+        out += c;
+    }
+    return out;
+}
+
+// The layer's calibration statistics from the state's model (one-shot, its block only).
+std::optional<InputStats> layerStats(const CompressionState& state, const LogicalTensor& t, const CalibrationText& calib,
+                                     Progress* progress)
+{
+    if (calib.tokens.empty() || t.block < 0)
+        return std::nullopt;
+    const auto engine = state.makeEngine();
+    const std::vector<int32_t> windows = calibrationWindows(calib.tokens, calib.options);
+    std::vector<InputStats> stats = collectInputStats(*engine, windows, calib.options, t.block, t.block, true, progress);
+    const Role input = inputRoleOf(t.role);
+    for (InputStats& s : stats)
+        if (s.role == input)
+            return std::move(s);
+    return std::nullopt;
+}
+
+std::vector<double> singularValuesOf(const MatrixRM& W)
+{
+    Eigen::MatrixXf m = W;
+    Eigen::BDCSVD<Eigen::MatrixXf> svd(m);
+    const Eigen::VectorXf s = svd.singularValues();
+    return std::vector<double>(s.data(), s.data() + s.size());
+}
+
+void fillCurve(PreviewResult& r, const RecipeStep& step, const MatrixRM& W, const std::optional<InputStats>& stats,
+               Progress* progress)
+{
+    nlohmann::json params = step.params;
+    const JsonParams p(params);
+    Eigen::MatrixXf gram;
+    if (stats)
+        gram = stats->gramFloat();
+    switch (step.action) {
+    case StepAction::Quantize: {
+        const QuantConfig c = quantizeOptionsFrom(p).config;
+        const bool bitsCurve = c.method == QuantMethod::Rtn || c.method == QuantMethod::Gptq || c.method == QuantMethod::Awq
+                               || c.method == QuantMethod::Owq || c.method == QuantMethod::Spqr || c.method == QuantMethod::Bcq;
+        if (!bitsCurve)
+            return;
+        QuantInputs in;
+        if (stats) {
+            in.gram = &gram;
+            in.meanAbs = stats->meanAbs();
+            in.maxAbs = stats->maxAbs;
+        }
+        if (!in.gram && c.method != QuantMethod::Rtn && c.method != QuantMethod::Bcq)
+            return;
+        std::vector<int> bits = defaultBitSteps();
+        r.curve = quantErrorVsBits(W, c, bits, in, progress);
+        r.curveLabel = QStringLiteral("bits");
+        r.curveCurrent = c.grid.bits;
+        return;
+    }
+    case StepAction::Prune: {
+        const PruneStepOptions o = pruneOptionsFrom(p);
+        if (o.kind != PruneStepOptions::Kind::Unstructured)
+            return;
+        LayerInputs in;
+        if (stats) {
+            in.gram = &gram;
+            in.inputNorm = stats->l2Norm();
+            in.meanAbs = stats->meanAbs();
+        }
+        if (!in.gram && o.unstructured.layer.method != PruneMethod::Magnitude)
+            return;
+        r.curve = errorVsSparsity(W, o.unstructured.layer, defaultSparsitySteps(), in, progress);
+        r.curveLabel = QStringLiteral("sparsity");
+        r.curveCurrent = o.unstructured.layer.nm ? 1.0 - static_cast<double>(o.unstructured.layer.nm->n) / o.unstructured.layer.nm->m
+                                                 : o.unstructured.layer.sparsity;
+        return;
+    }
+    case StepAction::Factorize: {
+        const ModelFactorizeOptions o = factorizeOptionsFrom(p);
+        LowRankConfig c;
+        c.method = o.method;
+        c.asvdAlpha = o.asvdAlpha;
+        LayerInputs in;
+        if (stats) {
+            in.gram = &gram;
+            in.inputNorm = stats->l2Norm();
+            in.meanAbs = stats->meanAbs();
+        }
+        if (!in.gram && o.method != LowRankMethod::Svd)
+            return;
+        const int64_t full = std::min<int64_t>(W.rows(), W.cols());
+        std::vector<int64_t> ranks;
+        for (int i = 1; i <= 16; ++i)
+            ranks.push_back(std::max<int64_t>(1, full * i / 16));
+        ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
+        r.curve = errorVsRank(W, c, ranks, in, progress);
+        r.curveLabel = QStringLiteral("rank");
+        r.curveCurrent = static_cast<double>(r.rank);
+        return;
+    }
+    }
+}
+
+} // namespace
+
+std::string exactNamePattern(const std::string& logicalName)
+{
+    return "^" + escapeRegex(logicalName) + "$";
+}
+
+std::string namesPattern(const std::vector<std::string>& logicalNames)
+{
+    if (logicalNames.size() == 1)
+        return exactNamePattern(logicalNames.front());
+    std::string p = "^(";
+    for (size_t i = 0; i < logicalNames.size(); ++i)
+        p += (i ? "|" : "") + escapeRegex(logicalNames[i]);
+    return p + ")$";
+}
+
+PreviewResult computePreview(const CompressionState& state, const RecipeStep& step, const std::string& tensor,
+                             const CalibrationText& calibration, Progress* progress)
+{
+    const auto started = std::chrono::steady_clock::now();
+    const LogicalTensor* t = state.model->findLogical(tensor);
+    if (!t || !isLinear(t->role) || t->isBias || t->block < 0)
+        fail(ErrorCode::InvalidArgument, "", tensor + " is not a linear weight inside a block: select a q, k, v, o, gate, up or down weight to preview");
+    PreviewResult r;
+    r.tensor = tensor;
+    const MatrixRM W = readMatrix(*state.model, *t);
+    r.rows = W.rows();
+    r.cols = W.cols();
+    r.before.assign(W.data(), W.data() + W.size());
+
+    // The step on this tensor alone; structured pruning has no per-layer form.
+    RecipeStep one = step;
+    const bool structured = step.action == StepAction::Prune && step.params.contains("structured");
+    if (structured)
+        r.note = QStringLiteral("Structured pruning removes the same units in every block: the preview prunes the whole model.");
+    else
+        one.layers = exactNamePattern(tensor);
+    SubProgress applyPart(progress, 0.0, 0.6);
+    const StepOutcome out = applyStep(state, one, calibration, &applyPart);
+    const LogicalTensor* after = out.state.model->findLogical(tensor);
+    const MatrixRM Wa = readMatrix(*out.state.model, *after);
+    r.rowsAfter = Wa.rows();
+    r.colsAfter = Wa.cols();
+    r.after.assign(Wa.data(), Wa.data() + Wa.size());
+    if (const auto it = out.state.layers.find(tensor); it != out.state.layers.end())
+        r.record = it->second;
+    r.badge = step.badge();
+    r.rank = r.record.rank;
+    if (step.action == StepAction::Prune && step.params.contains("nm"))
+        r.nm = pruneOptionsFrom(JsonParams(step.params)).unstructured.layer.nm;
+
+    // Context: the statistics for the curve (one pass through the block), the spectrum.
+    SubProgress statsPart(progress, 0.6, 0.8);
+    const std::optional<InputStats> stats = layerStats(state, *t, calibration, &statsPart);
+    SubProgress curvePart(progress, 0.8, 1.0);
+    if (!structured)
+        fillCurve(r, step, W, stats, &curvePart);
+    if (step.action == StepAction::Factorize)
+        r.singularValues = singularValuesOf(W);
+    throwIfCancelled(progress);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return r;
+}
+
+} // namespace ll::gui

@@ -1,0 +1,49 @@
+#pragma once
+// What the compression panel shows before the user applies a step: the step
+// run on the current tensor alone (applyStep with the exact-name pattern,
+// i.e. the very code Apply runs), its weights before and after, the numbers,
+// and the context a user needs to choose parameters: the error curve of the
+// method over its main parameter (bits, sparsity, rank) with the choice
+// marked, and the singular-value spectrum for low rank. Runs on a worker
+// thread (no Qt); cancellable.
+#include "prune/compressed_layer.h"
+#include "prune/sparsity_mask.h"
+#include "recipe/apply.h"
+
+#include <QString>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ll::gui {
+
+struct PreviewResult {
+    std::string tensor;                       // logical name
+    int64_t rows = 0, cols = 0;               // before
+    int64_t rowsAfter = 0, colsAfter = 0;     // after (smaller for structured pruning)
+    std::vector<float> before, after;         // row-major
+    LayerRecord record;                       // what Apply would record for this tensor
+    std::string badge;
+    // The error curve (weight error and, with calibration, output error).
+    std::vector<ErrorCurvePoint> curve;
+    QString curveLabel;                       // "bits", "sparsity", "rank"
+    std::optional<double> curveCurrent;       // the chosen x
+    // Low rank: singular values of W, descending, and the rank chosen.
+    std::vector<double> singularValues;
+    int64_t rank = 0;
+    std::optional<NMPattern> nm;              // pruning to N:M
+    QString note;                             // e.g. "structured: every block is pruned to preview this one"
+    double seconds = 0.0;
+};
+
+// `calibration` may be empty for methods that need none (no output errors then).
+PreviewResult computePreview(const CompressionState& state, const RecipeStep& step, const std::string& tensor,
+                             const CalibrationText& calibration, Progress* progress);
+
+// ^blocks\.0\.attn\.q\.weight$: a pattern matching exactly one logical name.
+std::string exactNamePattern(const std::string& logicalName);
+// The pattern for a set of names: the one name, or ^(a|b|c)$.
+std::string namesPattern(const std::vector<std::string>& logicalNames);
+
+} // namespace ll::gui

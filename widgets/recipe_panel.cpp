@@ -1,0 +1,235 @@
+#include "recipe_panel.h"
+
+#include "job_runner.h"
+#include "model_document.h"
+#include "panel_util.h"
+
+#include "recipe/apply.h"
+#include "util/error.h"
+
+#include <QDir>
+#include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QListWidget>
+#include <QMenu>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QToolButton>
+#include <QVBoxLayout>
+
+#include <new>
+
+namespace ll::gui {
+
+RecipePanel::RecipePanel(ModelDocument* document, QWidget* parent)
+    : QWidget(parent), document_(document), runner_(new JobRunner(this))
+{
+    setObjectName(QStringLiteral("recipePanel"));
+    list_ = new QListWidget(this);
+    list_->setAlternatingRowColors(true);
+    list_->setWordWrap(true);
+    calibration_ = new QLabel(this);
+    calibration_->setWordWrap(true);
+    setSecondaryText(calibration_);
+    status_ = new QLabel(this);
+    status_->setWordWrap(true);
+    progress_ = new QProgressBar(this);
+    progress_->setRange(0, 1000);
+    progress_->setTextVisible(false);
+    progress_->setMaximumHeight(10);
+    progress_->hide();
+
+    saveButton_ = new QPushButton(tr("Save…"), this);
+    saveButton_->setToolTip(tr("Save the recipe as YAML or JSON (replay it with layerlab-cli apply)"));
+    loadButton_ = new QPushButton(tr("Load…"), this);
+    loadButton_->setToolTip(tr("Replay a recipe on the model as opened (one undoable step)"));
+    examplesButton_ = new QToolButton(this);
+    examplesButton_->setText(tr("Examples"));
+    examplesButton_->setPopupMode(QToolButton::InstantPopup);
+    auto* examples = new QMenu(examplesButton_);
+    for (const QFileInfo& f : QDir(QStringLiteral(":/recipes")).entryInfoList(QDir::Files, QDir::Name)) {
+        const QString path = f.filePath();
+        examples->addAction(f.fileName(), this, [this, path] { loadFrom(path); });
+    }
+    examplesButton_->setMenu(examples);
+    removeButton_ = new QPushButton(tr("Remove step"), this);
+    removeButton_->setToolTip(tr("Replay the recipe without the selected step"));
+    cancelButton_ = new QPushButton(tr("Cancel"), this);
+    cancelButton_->hide();
+
+    auto* buttons = new QHBoxLayout;
+    buttons->addWidget(saveButton_);
+    buttons->addWidget(loadButton_);
+    buttons->addWidget(examplesButton_);
+    buttons->addStretch(1);
+    buttons->addWidget(removeButton_);
+    buttons->addWidget(cancelButton_);
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(6, 6, 6, 6);
+    layout->addWidget(list_, 1);
+    layout->addWidget(calibration_);
+    layout->addLayout(buttons);
+    layout->addWidget(progress_);
+    layout->addWidget(status_);
+
+    connect(saveButton_, &QPushButton::clicked, this, &RecipePanel::chooseSave);
+    connect(loadButton_, &QPushButton::clicked, this, &RecipePanel::chooseLoad);
+    connect(removeButton_, &QPushButton::clicked, this, [this] { removeStep(list_->currentRow()); });
+    connect(cancelButton_, &QPushButton::clicked, runner_, &JobRunner::cancel);
+    connect(list_, &QListWidget::currentRowChanged, this, [this] { removeButton_->setEnabled(list_->currentRow() >= 0 && !isBusy()); });
+    connect(runner_, &JobRunner::progress, this, [this](int permille, const QString&) { progress_->setValue(permille); });
+    connect(runner_, &JobRunner::runningChanged, this, [this](bool running) {
+        progress_->setVisible(running);
+        cancelButton_->setVisible(running);
+        refresh();
+    });
+    connect(document_, &ModelDocument::modelAboutToChange, runner_, &JobRunner::abandon);
+    connect(document_, &ModelDocument::modelChanged, this, &RecipePanel::refresh);
+    connect(document_, &ModelDocument::modelEdited, this, &RecipePanel::refresh);
+    refresh();
+}
+
+bool RecipePanel::isBusy() const
+{
+    return runner_->isRunning();
+}
+
+void RecipePanel::setStatus(const QString& text, bool error)
+{
+    statusText_ = text;
+    status_->setText(error ? QStringLiteral("<span style='color:#b3261e'>%1</span>").arg(text.toHtmlEscaped())
+                           : text.toHtmlEscaped());
+}
+
+void RecipePanel::refresh()
+{
+    const CompressionState& st = document_->state();
+    list_->clear();
+    for (size_t i = 0; i < st.steps.size(); ++i) {
+        const RecipeStep& s = st.steps[i];
+        const QString target = s.layers.empty() ? (s.params.contains("structured") ? tr("every block") : tr("every block linear"))
+                                                : QString::fromStdString(s.layers);
+        auto* item = new QListWidgetItem(QStringLiteral("%1. %2 — %3")
+                                             .arg(i + 1)
+                                             .arg(QString::fromStdString(s.badge()), target),
+                                         list_);
+        item->setToolTip(QString::fromStdString(s.toJson().dump(1)));
+    }
+    if (st.steps.empty())
+        list_->addItem(new QListWidgetItem(tr("No steps yet: apply one from the Compress panel, or load a recipe.")));
+    const bool have = document_->hasModel();
+    calibration_->setText(st.steps.empty() ? QString()
+                                           : tr("Calibration: %1, up to %2 windows of %3 tokens")
+                                                 .arg(st.calibration.isBuiltin() ? tr("built-in sample")
+                                                                                 : QFileInfo(QString::fromStdString(st.calibration.text)).fileName())
+                                                 .arg(st.calibration.windows)
+                                                 .arg(st.calibration.context));
+    saveButton_->setEnabled(have && !st.steps.empty() && !isBusy());
+    loadButton_->setEnabled(have && !isBusy());
+    examplesButton_->setEnabled(have && !isBusy());
+    removeButton_->setEnabled(have && !st.steps.empty() && list_->currentRow() >= 0 && !isBusy());
+}
+
+QString RecipePanel::saveTo(const QString& path)
+{
+    try {
+        saveRecipe(document_->state().recipe(), path.toStdString());
+    } catch (const std::exception& e) {
+        setStatus(QString::fromStdString(e.what()), true);
+        return statusText_;
+    }
+    setStatus(tr("Saved %1. Replay it with: layerlab-cli apply %2 MODEL").arg(QFileInfo(path).fileName(), path));
+    return {};
+}
+
+void RecipePanel::chooseSave()
+{
+    const QString path = QFileDialog::getSaveFileName(this, tr("Save recipe"), QStringLiteral("recipe.yaml"),
+                                                      tr("YAML (*.yaml *.yml);;JSON (*.json)"));
+    if (!path.isEmpty())
+        saveTo(path);
+}
+
+void RecipePanel::chooseLoad()
+{
+    const QString path = QFileDialog::getOpenFileName(this, tr("Load recipe"), QString(),
+                                                      tr("Recipes (*.yaml *.yml *.json);;All files (*)"));
+    if (!path.isEmpty())
+        loadFrom(path);
+}
+
+void RecipePanel::loadFrom(const QString& path)
+{
+    Recipe recipe;
+    try {
+        QFile f(path);
+        if (!f.open(QIODevice::ReadOnly))
+            fail(ErrorCode::Io, path.toStdString(), "cannot open the recipe");
+        const QByteArray bytes = f.readAll();
+        const bool yaml = path.endsWith(QLatin1String(".yaml")) || path.endsWith(QLatin1String(".yml"));
+        recipe = parseRecipe(bytes.toStdString(), yaml, path.toStdString());
+    } catch (const std::exception& e) {
+        setStatus(QString::fromStdString(e.what()), true);
+        emit replayFinished(false);
+        return;
+    }
+    replay(recipe, tr("Load recipe %1").arg(QFileInfo(path).fileName()));
+}
+
+void RecipePanel::removeStep(int index)
+{
+    const CompressionState& st = document_->state();
+    if (index < 0 || index >= static_cast<int>(st.steps.size()))
+        return;
+    Recipe r = st.recipe();
+    const QString what = QString::fromStdString(r.steps[static_cast<size_t>(index)].badge());
+    r.steps.erase(r.steps.begin() + index);
+    replay(r, tr("Remove step %1 (%2)").arg(index + 1).arg(what));
+}
+
+void RecipePanel::replay(const Recipe& recipe, const QString& label)
+{
+    if (!document_->hasModel())
+        return;
+    const std::shared_ptr<const Model> source = document_->state().source;
+    const std::shared_ptr<const Model> base = document_->model();
+    setStatus(tr("%1…").arg(label));
+    runner_->start([this, source, base, recipe, label](JobContext& job) {
+        auto failed = [this, &job](const QString& msg) {
+            job.post([this, msg] {
+                setStatus(msg, true);
+                emit replayFinished(false);
+            });
+        };
+        try {
+            auto out = std::make_shared<StepOutcome>(applyRecipe(source, recipe, &job));
+            job.post([this, out, base, label] {
+                if (document_->model() != base) {
+                    setStatus(tr("The model changed meanwhile; nothing was replaced."), true);
+                    emit replayFinished(false);
+                    return;
+                }
+                QStringList touched;
+                for (const auto& [name, rec] : document_->state().layers)
+                    touched << QString::fromStdString(name);
+                for (const std::string& n : out->touched)
+                    touched << QString::fromStdString(n);
+                touched.removeDuplicates();
+                document_->pushState(std::move(out->state), label, touched);
+                setStatus(tr("%1: done.").arg(label));
+                emit replayFinished(true);
+            });
+        } catch (const Error& e) {
+            failed(e.code() == ErrorCode::Cancelled ? tr("Cancelled: the model is unchanged.") : QString::fromStdString(e.what()));
+        } catch (const std::bad_alloc&) {
+            failed(tr("Not enough memory to replay the recipe; the model is unchanged."));
+        } catch (const std::exception& e) {
+            failed(QString::fromStdString(e.what()));
+        }
+    });
+}
+
+} // namespace ll::gui

@@ -1,0 +1,60 @@
+#pragma once
+// The recipe dock: the steps applied so far, in order (target, method,
+// parameters), with save / load (YAML or JSON, docs/recipes.md), the example
+// recipes, and removal of a step. Loading or removing replays the recipe from
+// the source model in the background and lands as one undoable command.
+#include "recipe/recipe.h"
+
+#include <QWidget>
+
+class QLabel;
+class QListWidget;
+class QProgressBar;
+class QPushButton;
+class QToolButton;
+
+namespace ll::gui {
+
+class JobRunner;
+class ModelDocument;
+
+class RecipePanel : public QWidget {
+    Q_OBJECT
+public:
+    explicit RecipePanel(ModelDocument* document, QWidget* parent = nullptr);
+
+    // Writes the document's recipe; returns an error message or an empty string.
+    QString saveTo(const QString& path);
+    // Replays a recipe file (or a Qt resource ":/recipes/...") on the source model, in the background.
+    void loadFrom(const QString& path);
+    // Replays `recipe` from the source model; `label` names the undo command.
+    void replay(const Recipe& recipe, const QString& label);
+    void removeStep(int index);
+    bool isBusy() const;
+    QString statusText() const { return statusText_; }
+    QListWidget* list() const { return list_; }
+
+signals:
+    void replayFinished(bool ok);
+
+private:
+    void refresh();
+    void setStatus(const QString& text, bool error = false);
+    void chooseSave();
+    void chooseLoad();
+
+    ModelDocument* document_;
+    JobRunner* runner_;
+    QListWidget* list_;
+    QLabel* calibration_;
+    QLabel* status_;
+    QProgressBar* progress_;
+    QPushButton* saveButton_;
+    QPushButton* loadButton_;
+    QToolButton* examplesButton_;
+    QPushButton* removeButton_;
+    QPushButton* cancelButton_;
+    QString statusText_;
+};
+
+} // namespace ll::gui
