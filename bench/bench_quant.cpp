@@ -1,23 +1,30 @@
 // layerlab-bench quant: quantizer throughput against plain references measured
 // in the same run.
 //
-//   layerlab-bench quant [--quick] [--threads N] [--reps R]
+//   layerlab-bench quant [--quick] [--threads N] [--reps R] [--gptq-only] [--shape OUTxIN]
 //
-// GPTQ (4-bit asym per row, blocksize 128, damp 0.01) on (out, in) = 4096x4096,
-// 11008x4096 and 4096x11008 (--quick: 1024x1024, 2752x1024, 1024x2752). The
-// Gram matrix H = X^T X / n of random inputs is generated outside the timing.
+// GPTQ (4-bit asym per row and g128, blocksize 128, damp 0.01) on (out, in) =
+// 4096x4096, 11008x4096 and 4096x11008 (--quick: 1024x1024, 2752x1024,
+// 1024x2752; --shape: that one only). The Gram matrix H = X^T X / n of random
+// inputs (max(2 in, 4096) tokens) is generated outside the timing.
 // FLOP count (stated, not measured):
-//   inverse-Hessian factor  (8/3) n^3   FP64: LLT n^3/3, LLT solve against the
-//                                       identity 2 n^3, LLT of the inverse n^3/3
+//   inverse-Hessian factor  (2/3) n^3   LLT of the reversed H n^3/3, triangular
+//                                       inverse n^3/3 (quant/gptq_factor.h)
+//   (the FP64 route of prune/obs_hessian.h, timed beside it for in <= 4096:
+//    LLT n^3/3, solve against the identity 2 n^3, LLT of the inverse n^3/3)
 //   column / block updates  m n^2       2 m flops per (column, later column) pair:
 //                                       in-block updates plus the lazy batch GEMMs
-// with m = out, n = in. The factor is also timed alone (inverseHessianFactor).
+// with m = out, n = in. The factor is also timed alone.
 // Reference: Eigen GEMM 4096x4096x4096 float (--quick 1024^3), 2 n^3 flops.
 //
 // RTN (4-bit asym per row) and the ggml quantizers (Q4_0, Q8_0, Q4_K, rows of
 // 4096 as llama-quantize does a tensor) in GB/s of F32 input read, against a
 // plain read (sum) of the same bytes, on one thread and on every thread (the
 // percentages are against the threaded read; best of max(reps, 10 quick / 5)).
+// GCC 12: false "may be used uninitialized" inside Eigen's AVX-512 kernels.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include "bench.h"
 
 #include "engine/threads.h"
@@ -25,6 +32,7 @@
 #include "prune/obs_hessian.h"
 #include "quant/ggml_quantize.h"
 #include "quant/gptq.h"
+#include "quant/gptq_factor.h"
 #include "quant/rtn.h"
 
 #include <Eigen/Core>
@@ -93,7 +101,7 @@ volatile float g_sink = 0.0f;
 
 int benchQuant(const std::vector<std::string>& args)
 {
-    const bool quick = flag(args, "quick");
+    const bool quick = flag(args, "quick"), gptqOnly = flag(args, "gptq-only");
     const int threads = static_cast<int>(intOpt(args, "threads", 0));
     const int reps = static_cast<int>(intOpt(args, "reps", quick ? 3 : 1));
     if (threads > 0)
@@ -115,29 +123,45 @@ int benchQuant(const std::vector<std::string>& args)
     }
 
     // GPTQ.
-    const std::pair<int64_t, int64_t> shapes[] = {{d, d}, {f, d}, {d, f}};
+    std::vector<std::pair<int64_t, int64_t>> shapes = {{d, d}, {f, d}, {d, f}};
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+        if (args[i] == "--shape") {
+            const std::string& v = args[i + 1];
+            const size_t x = v.find('x');
+            shapes = {{std::stoll(v.substr(0, x)), std::stoll(v.substr(x + 1))}};
+        }
     for (const auto& [m, n] : shapes) {
         const MatrixRM W = randomMatrix(m, n, rng);
         Eigen::MatrixXf H;
         {
-            const int64_t tokens = std::max<int64_t>(2 * n, 2048);
+            const int64_t tokens = std::max<int64_t>(2 * n, 4096);
             const MatrixRM X = randomMatrix(tokens, n, rng, 1.0f);
             H.noalias() = X.transpose() * X;
             H /= static_cast<float>(tokens);
         }
-        GptqOptions o;
-        o.grid = {4, false, 0};
-        o.blockSize = 128;
-        o.percDamp = 0.01;
-        const double factor = best(reps, [&] { g_sink = inverseHessianFactor(H, o.percDamp).upper(0, 0); });
-        const double total = best(reps, [&] { g_sink = gptqQuantize(W, H, o).dequantized(0, 0); });
-        const double cholFlops = 8.0 / 3.0 * double(n) * n * n, updFlops = double(m) * n * n;
-        std::printf("GPTQ  %5lldx%-5lld w4 b128   %8.3f s  %8.1f GFLOP/s  (factor %.3f s = %.1f GFLOP/s FP64; "
-                    "updates+quant %.3f s = %.1f GFLOP/s; %.3g flop)\n",
-                    static_cast<long long>(m), static_cast<long long>(n), total, (cholFlops + updFlops) / total / 1e9,
-                    factor, cholFlops / factor / 1e9, total - factor, updFlops / std::max(total - factor, 1e-9) / 1e9,
-                    cholFlops + updFlops);
+        const double damp = 0.01;
+        const double cholFlops = 2.0 / 3.0 * double(n) * n * n, updFlops = double(m) * n * n;
+        const double factor = best(reps, [&] { g_sink = gptqInverseFactor(H, damp)(0, 0); });
+        // The old route once, where it takes seconds rather than minutes.
+        const double fp64 = n <= 4096 ? best(1, [&] { g_sink = inverseHessianFactor(H, damp).upper(0, 0); }) : 0.0;
+        std::printf("GPTQ  %5lldx%-5lld factor     %8.3f s  %8.1f GFLOP/s  (FP64 inverse route %s)\n",
+                    static_cast<long long>(m), static_cast<long long>(n), factor, cholFlops / factor / 1e9,
+                    fp64 > 0.0 ? (std::to_string(fp64).substr(0, 6) + " s").c_str() : "not timed above 4096");
+        for (int group : {0, 128}) {
+            GptqOptions o;
+            o.grid = {4, false, group};
+            o.blockSize = 128;
+            o.percDamp = damp;
+            const double total = best(reps, [&] { g_sink = gptqQuantize(W, H, o).dequantized(0, 0); });
+            std::printf("GPTQ  %5lldx%-5lld w4 %-5s  %8.3f s  %8.1f GFLOP/s  (updates+quant %.3f s = %.1f GFLOP/s; "
+                        "%.3g flop)\n",
+                        static_cast<long long>(m), static_cast<long long>(n), group ? "g128" : "row", total,
+                        (cholFlops + updFlops) / total / 1e9, total - factor,
+                        updFlops / std::max(total - factor, 1e-9) / 1e9, cholFlops + updFlops);
+        }
     }
+    if (gptqOnly)
+        return 0;
 
     // RTN and ggml against a plain read of the same bytes.
     {

@@ -1060,7 +1060,6 @@ void TestExport::cliExport()
     QCOMPARE(test::runCli({"export", storiesBin(), "--gguf", out, "--force"}).exitCode, 0);
     // Usage errors: 64.
     for (const std::vector<std::string>& bad : {
-             std::vector<std::string>{"export", storiesBin(), "--gguf", out, "--recipe", "r.json"},
              std::vector<std::string>{"export", storiesBin(), "--gguf", out, "--eval", "e.txt"}, // --eval needs --report
              std::vector<std::string>{"export", storiesBin(), "--gguf", out, "--hf", dir + "/y"},
              std::vector<std::string>{"export", storiesBin(), "--gguf", out, "--gguf-type", "IQ1_S"},
@@ -1069,7 +1068,10 @@ void TestExport::cliExport()
         r = test::runCli(bad);
         QCOMPARE(r.exitCode, 64);
     }
-    QVERIFY(contains(test::runCli({"export", storiesBin(), "--gguf", out, "--recipe", "r.json"}).err, "--recipe"));
+    // A recipe that is not there: bad input (2), naming the file.
+    r = test::runCli({"export", storiesBin(), "--gguf", out, "--force", "--recipe", dir + "/missing.json"});
+    QCOMPARE(r.exitCode, 2);
+    QVERIFY(contains(r.err, "missing.json"));
 }
 
 QTEST_APPLESS_MAIN(TestExport)

@@ -7,7 +7,9 @@
 #include "model/model.h"
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
+#include "quant/quant_method.h"
 #include "util/error.h"
+#include "util/half.h"
 
 #include <QtTest>
 
@@ -37,7 +39,7 @@ const Case kCases[] = {
     {"Q8_0", DType::Q8_0, true},   {"Q4_0", DType::Q4_0, true},   {"Q4_1", DType::Q4_1, true},
     {"Q5_0", DType::Q5_0, true},   {"Q5_1", DType::Q5_1, true},   {"Q2_K", DType::Q2_K, false},
     {"Q3_K_S", DType::Q3_K, false}, {"Q4_K_S", DType::Q4_K, false}, {"Q5_K_S", DType::Q5_K, false},
-    {"Q6_K", DType::Q6_K, false},
+    {"Q6_K", DType::Q6_K, false},  {"IQ4_NL", DType::IQ4_NL, true},
 };
 
 std::string quantsPath(const std::string& name) { return test::sharedPath("models/gguf-quants/tiny-llama256-" + name); }
@@ -98,6 +100,7 @@ private slots:
     void fastMatchesRef();
     void importanceLowersWeightedError();
     void typedErrors();
+    void fallbackForPartialBlocks();
 };
 
 void TestGgmlQuantize::bitsPerWeight()
@@ -297,6 +300,60 @@ void TestGgmlQuantize::typedErrors()
     for (const Case& c : kCases) {
         const auto y = decode(c.type, quantizeGgml(c.type, zeros.data(), 256), 256);
         QCOMPARE(test::maxAbsDiff(y, zeros), 0.0);
+    }
+}
+
+// Rows that are not a whole number of 256-value super-blocks take
+// llama-quantize's fallback (llama_tensor_get_type): the layer result names it.
+void TestGgmlQuantize::fallbackForPartialBlocks()
+{
+    QCOMPARE(ggmlFallbackType(DType::Q4_K, 512), DType::Q4_K);
+    QCOMPARE(ggmlFallbackType(DType::Q2_K, 64), DType::IQ4_NL);
+    QCOMPARE(ggmlFallbackType(DType::Q3_K, 64), DType::IQ4_NL);
+    QCOMPARE(ggmlFallbackType(DType::Q4_K, 64), DType::Q5_0);
+    QCOMPARE(ggmlFallbackType(DType::Q5_K, 64), DType::Q5_1);
+    QCOMPARE(ggmlFallbackType(DType::Q6_K, 64), DType::Q8_0);
+    QCOMPARE(ggmlFallbackType(DType::Q4_K, 172), DType::F16); // not a whole number of 32-value blocks either
+    QCOMPARE(ggmlFallbackType(DType::Q4_0, 172), DType::Q4_0); // no fallback: quantizing throws, as in llama.cpp
+
+    const int64_t rows = 8;
+    for (const int64_t cols : {int64_t(64), int64_t(172)}) {
+        const std::vector<float> v = heavyTailed(static_cast<size_t>(rows * cols), 5);
+        const MatrixRM W = Eigen::Map<const MatrixRM>(v.data(), rows, cols);
+        for (const DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+            QuantConfig c;
+            c.method = QuantMethod::Ggml;
+            c.ggmlType = t;
+            const QuantizedLayer l = quantizeLayer(W, c);
+            const DType used = ggmlFallbackType(t, cols);
+            const std::string expected = "ggml " + std::string(dtypeName(used)) + " (fallback for " + std::string(dtypeName(t))
+                                         + ": rows of " + std::to_string(cols) + ")";
+            QCOMPARE(l.method, expected);
+            if (used == DType::F16) {
+                QCOMPARE(l.bitsPerWeight, 16.0);
+                for (Eigen::Index i = 0; i < W.size(); ++i)
+                    QCOMPARE(l.weights.data()[i], fp16ToFloat(floatToFp16(W.data()[i])));
+            } else {
+                // The fallback type's own quantizer, row by row.
+                QCOMPARE(l.bitsPerWeight, ggmlBitsPerWeight(used));
+                const auto bytes = quantizeGgmlRows(used, W.data(), rows, cols);
+                QCOMPARE(test::maxAbsDiff(std::vector<float>(l.weights.data(), l.weights.data() + W.size()),
+                                          decode(used, bytes, static_cast<size_t>(W.size()))),
+                         0.0);
+            }
+        }
+        // No fallback for the 32-value types: the error names the block size.
+        QuantConfig c;
+        c.method = QuantMethod::Ggml;
+        c.ggmlType = DType::Q4_0;
+        if (cols % 32 != 0) {
+            try {
+                quantizeLayer(W, c);
+                QFAIL("partial Q4_0 block accepted");
+            } catch (const Error& e) {
+                QCOMPARE(e.code(), ErrorCode::InvalidArgument);
+            }
+        }
     }
 }
 

@@ -10,6 +10,8 @@
 #include "test_support.h"
 
 #include "quant/gptq.h"
+#include "quant/gptq_factor.h"
+#include "prune/obs_hessian.h"
 #include "quant/layer_error.h"
 #include "quant/quantized_layer.h"
 #include "quant/rtn.h"
@@ -30,6 +32,10 @@ namespace {
 // order, so a code may flip where a value sits within rounding of a tie.
 constexpr double kFastVsRefCodeAgreement = 0.999;
 constexpr float kFastVsRefMaxDiff = 1e-4f;
+// U from one FP64 Cholesky of the reversed H and a triangular inverse
+// (quant/gptq_factor.h) vs the FP64 inverse-then-Cholesky route, both
+// rounded to float at the end (relative to max |U|).
+constexpr double kFactorRelTol = 1e-5;
 // GPTQ vs the naive OBQ sweep (double inverses of every sub-Hessian).
 constexpr float kObqMaxDiff = 2e-4f;
 
@@ -123,6 +129,8 @@ private slots:
     void matchesNaiveObq();
     void fastMatchesScalarReference_data();
     void fastMatchesScalarReference();
+    void sweepFactorMatchesInverseRoute();
+    void fastMatchesReferenceAcrossRowSlices();
     void beatsRtnOnOutputError();
     void groupsRefitStaticAndActOrder();
     void deadInputs();
@@ -195,6 +203,63 @@ void TestGptq::fastMatchesScalarReference()
     QCOMPARE((dequantizePacked(layer.packed, W.rows(), W.cols()) - fast.dequantized).cwiseAbs().maxCoeff(), 0.0f);
     // The loss is the sum of the per-weight losses.
     QVERIFY(std::fabs(fast.weightLoss.cast<double>().sum() - fast.loss) <= 1e-4 * fast.loss);
+}
+
+void TestGptq::sweepFactorMatchesInverseRoute()
+{
+    // The reversed-Cholesky factor against the FP64 inverse route, columns permuted by `order` first.
+    const Eigen::Index n = 150;
+    const Eigen::MatrixXf H = correlatedGram(n, 400, 21);
+    std::vector<int32_t> order(static_cast<size_t>(n));
+    for (Eigen::Index k = 0; k < n; ++k)
+        order[static_cast<size_t>(k)] = static_cast<int32_t>((k * 37) % n); // a permutation (37 is prime to 150)
+    Eigen::MatrixXf Hp(n, n);
+    for (Eigen::Index a = 0; a < n; ++a)
+        for (Eigen::Index b = 0; b < n; ++b)
+            Hp(a, b) = H(order[static_cast<size_t>(a)], order[static_cast<size_t>(b)]);
+    const Eigen::MatrixXf Uref = inverseHessianFactor(Hp, 0.01).upper;
+    const Eigen::MatrixXf U = gptqInverseFactor(H, 0.01, order);
+    const double err = (U - Uref).cwiseAbs().maxCoeff() / Uref.cwiseAbs().maxCoeff();
+    qInfo("max |U - U_inverse_route| / max |U| = %.3g", err);
+    QVERIFY(err <= kFactorRelTol);
+    QCOMPARE(U.triangularView<Eigen::StrictlyLower>().toDenseMatrix().cwiseAbs().maxCoeff(), 0.0f);
+    // The recursive triangular inverse on its own (sizes that split unevenly).
+    for (const Eigen::Index m : {Eigen::Index(1), Eigen::Index(65), Eigen::Index(203)}) {
+        Eigen::MatrixXd L = Eigen::MatrixXd::Random(m, m);
+        L.diagonal().array() = L.diagonal().array().abs() + 2.0;
+        L = L.triangularView<Eigen::Lower>().toDenseMatrix();
+        Eigen::MatrixXd Li = L;
+        invertLowerTriangular(Li);
+        QVERIFY((L * Li - Eigen::MatrixXd::Identity(m, m)).cwiseAbs().maxCoeff() <= 1e-12);
+    }
+    expectError(ErrorCode::InvalidArgument, [&] { gptqInverseFactor(Eigen::MatrixXf::Zero(4, 4), 0.0); });
+}
+
+void TestGptq::fastMatchesReferenceAcrossRowSlices()
+{
+    // Enough rows for several independent row slices (threads), refit groups
+    // that straddle sub-blocks and blocks, kept weights, act-order.
+    const MatrixRM W = randomMatrix(200, 300, 31);
+    const Eigen::MatrixXf H = correlatedGram(300, 700, 32);
+    std::vector<char> keep(static_cast<size_t>(W.size()), 0);
+    for (size_t i = 0; i < keep.size(); i += 97)
+        keep[i] = 1;
+    for (bool actOrder : {false, true}) {
+        GptqOptions o;
+        o.grid = {3, false, 48};
+        o.blockSize = 64;
+        o.actOrder = actOrder;
+        o.keep = &keep;
+        const GptqResult fast = gptqQuantize(W, H, o);
+        const GptqResult ref = gptqQuantizeRef(W, H, o);
+        const double agree = codeAgreement(fast, ref);
+        const float diff = (fast.dequantized - ref.dequantized).cwiseAbs().maxCoeff();
+        qInfo("act-order %d: codes agree %.5f, max |fast - ref| %.3g, loss %.6g vs %.6g", actOrder, agree, diff, fast.loss,
+              ref.loss);
+        QVERIFY(agree >= kFastVsRefCodeAgreement);
+        QVERIFY(std::fabs(fast.loss - ref.loss) <= 1e-3 * ref.loss);
+        QVERIFY((fast.params.scales - ref.params.scales).cwiseAbs().maxCoeff() <= 1e-3f * ref.params.scales.maxCoeff());
+    }
 }
 
 void TestGptq::beatsRtnOnOutputError()

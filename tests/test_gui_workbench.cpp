@@ -26,6 +26,7 @@
 #include <QElapsedTimer>
 #include <QItemSelectionModel>
 #include <QListWidget>
+#include <QTabWidget>
 #include <QPushButton>
 #include <QSettings>
 #include <QSignalSpy>
@@ -208,6 +209,31 @@ private slots:
         QCOMPARE(w.document()->undoStack()->count(), 3);
         QCOMPARE(w.recipePanel()->list()->count(), 3);
         QVERIFY(w.document()->model()->parameterCount() < source->parameterCount()); // factors stored
+
+        // For looking at the workbench mid-workflow: LAYERLAB_SCREENSHOTS=dir saves the window and docks.
+        if (const QByteArray dir = qgetenv("LAYERLAB_SCREENSHOTS"); !dir.isEmpty()) {
+            w.document()->setCurrentTensor(w.document()->findTensor(QStringLiteral("blocks.2.mlp.up.weight")));
+            panel->setAction(StepAction::Prune);
+            panel->setMethod(QStringLiteral("magnitude"));
+            panel->setParam(QStringLiteral("nm"), QStringLiteral("2:4"));
+            QSignalSpy shown(panel, &CompressionPanel::previewReady);
+            panel->preview();
+            QVERIFY(shown.wait(60000));
+            for (const QSize size : {QSize(1280, 800), QSize(1920, 1080)}) {
+                w.resize(size);
+                QTest::qWait(300);
+                w.grab().save(QString::fromUtf8(dir) + QStringLiteral("/workbench_%1.png").arg(size.width()));
+            }
+            w.recipeDock()->raise();
+            w.historyDock()->raise();
+            QTest::qWait(100);
+            w.historyDock()->grab().save(QString::fromUtf8(dir) + QStringLiteral("/history_dock.png"));
+            for (int tab = 0; tab < panel->previewTabs()->count(); ++tab) {
+                panel->previewTabs()->setCurrentIndex(tab);
+                QTest::qWait(100);
+                w.compressDock()->grab().save(QString::fromUtf8(dir) + QStringLiteral("/compress_tab%1.png").arg(tab));
+            }
+        }
 
         // The recipe replayed headless: the same weights and perplexity.
         const std::string dir = test::scratchDir();

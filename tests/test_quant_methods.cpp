@@ -450,7 +450,8 @@ void TestQuantMethods::invalidInputs()
         q.method = m;
         expectError(ErrorCode::InvalidArgument, [&] { quantizeLayer(W, q, {}); });
     }
-    q.method = QuantMethod::Ggml; // k-quants need rows of 256
+    q.method = QuantMethod::Ggml; // Q4_0 needs rows of 32 and has no fallback (k-quants fall back: test_ggml_quantize)
+    q.ggmlType = DType::Q4_0;
     expectError(ErrorCode::InvalidArgument, [&] { quantizeLayer(W, q, {}); });
     q.method = QuantMethod::Rtn;
     q.lorcRank = 5; // above min(4, 8)

@@ -176,21 +176,26 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     teaching_->setFrameShape(QFrame::NoFrame);
     teaching_->setMinimumHeight(90);
 
-    auto* left = new QWidget(this);
-    auto* leftLayout = new QVBoxLayout(left);
+    // The form and the explanation scroll; the buttons and the status stay in view.
+    auto* formPage = new QWidget(this);
+    auto* formLayout = new QVBoxLayout(formPage);
+    formLayout->setContentsMargins(0, 0, 0, 0);
+    formLayout->addLayout(form);
+    formLayout->addWidget(liveBox_);
+    formLayout->addWidget(teaching_, 1);
+    auto* formScroll = new QScrollArea(this);
+    formScroll->setWidget(formPage);
+    formScroll->setWidgetResizable(true);
+    formScroll->setFrameShape(QFrame::NoFrame);
+    formScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    auto* scroll = new QWidget(this);
+    auto* leftLayout = new QVBoxLayout(scroll);
     leftLayout->setContentsMargins(0, 0, 0, 0);
-    leftLayout->addLayout(form);
-    leftLayout->addWidget(liveBox_);
+    leftLayout->addWidget(formScroll, 1);
     leftLayout->addLayout(buttons);
     leftLayout->addWidget(progress_);
     leftLayout->addWidget(status_);
-    leftLayout->addWidget(teaching_, 1);
-    auto* scroll = new QScrollArea(this);
-    scroll->setWidget(left);
-    scroll->setWidgetResizable(true);
-    scroll->setFrameShape(QFrame::NoFrame);
     scroll->setMinimumWidth(360);
-    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
 
     numbers_ = new QLabel(this);
     numbers_->setWordWrap(true);

@@ -1,14 +1,19 @@
 #include "main_window.h"
 
 #include "activation_view.h"
+#include "compare_panel.h"
 #include "compression_panel.h"
+#include "export_dialog.h"
 #include "recipe_panel.h"
+#include "sensitivity_panel.h"
 #include "engine_cache.h"
 #include "format.h"
 #include "generate_panel.h"
+#include "guided_tour.h"
 #include "model_browser.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
+#include "session.h"
 #include "tensor_inspector.h"
 
 #include <QAction>
@@ -123,6 +128,19 @@ MainWindow::MainWindow(QWidget* parent)
     tabifyDockWidget(compressDock_, evaluateDock_);
     tabifyDockWidget(evaluateDock_, generateDock_);
     tabifyDockWidget(generateDock_, activationDock_);
+    // Layer sensitivity and mixed precision: another tab beside Activations.
+    sensitivity_ = new SensitivityPanel(document_, this);
+    sensitivity_->setSelectionProvider([this] {
+        std::vector<std::string> names;
+        if (const auto model = document_->model())
+            for (int i : browser_->selectedTensors())
+                names.push_back(model->tensors[static_cast<size_t>(i)].logicalName);
+        return names;
+    });
+    sensitivityDock_ = new QDockWidget(tr("Sensitivity"), this);
+    sensitivityDock_->setObjectName(QStringLiteral("sensitivityDock"));
+    sensitivityDock_->setWidget(sensitivity_);
+    tabifyDockWidget(activationDock_, sensitivityDock_);
     compressDock_->raise();
 
     // The recipe and the undo history under the tree.
@@ -138,6 +156,13 @@ MainWindow::MainWindow(QWidget* parent)
     splitDockWidget(treeDock_, recipeDock_, Qt::Vertical);
     tabifyDockWidget(recipeDock_, historyDock_);
     recipeDock_->raise();
+    // Compare: every evaluated configuration, a tab beside Evaluate.
+    compare_ = new ComparePanel(document_, perplexity_, recipe_, this);
+    compareDock_ = new QDockWidget(tr("Compare"), this);
+    compareDock_->setObjectName(QStringLiteral("compareDock"));
+    compareDock_->setWidget(compare_);
+    tabifyDockWidget(evaluateDock_, compareDock_);
+    compressDock_->raise();
     // The tree's selection is what the compression panel applies to.
     connect(browser_->view()->selectionModel(), &QItemSelectionModel::selectionChanged, this, &MainWindow::syncSelection);
     connect(document_, &ModelDocument::modelChanged, this, &MainWindow::syncSelection);
@@ -156,6 +181,7 @@ MainWindow::MainWindow(QWidget* parent)
     statusBar()->addPermanentWidget(sizeLabel_);
     statusBar()->addPermanentWidget(dtypeLabel_);
 
+    session_ = new SessionManager(this);
     createActions();
     // The engine cache follows the document; the jobs of the old model keep their own engine until they end.
     connect(document_, &ModelDocument::modelAboutToChange, this, [this] { engines_->setModel(nullptr); });
@@ -215,6 +241,8 @@ void MainWindow::stopJobs()
 {
     // Ask every job to stop now; the views wait for their threads when they are destroyed.
     compression_->cancel();
+    if (sensitivity_)
+        sensitivity_->cancel();
     perplexity_->cancel();
     generate_->stop();
     activations_->cancel();
@@ -230,6 +258,8 @@ bool MainWindow::raiseDock(const QString& name)
                         : name == QLatin1String("compress")    ? compressDock_
                         : name == QLatin1String("recipe")      ? recipeDock_
                         : name == QLatin1String("history")     ? historyDock_
+                        : name == QLatin1String("compare")     ? compareDock_
+                        : name == QLatin1String("sensitivity") ? sensitivityDock_
                                                                : nullptr;
     if (!dock)
         return false;
@@ -241,7 +271,7 @@ bool MainWindow::raiseDock(const QString& name)
 bool MainWindow::isBusy() const
 {
     return inspector_->isBusy() || perplexity_->isRunning() || generate_->isRunning() || activations_->isBusy()
-           || compression_->isBusy() || recipe_->isBusy();
+           || compression_->isBusy() || recipe_->isBusy() || (sensitivity_ && sensitivity_->isBusy());
 }
 
 void MainWindow::createActions()
@@ -253,6 +283,39 @@ void MainWindow::createActions()
     openFolder->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O));
     recentMenu_ = file->addMenu(tr("Open &Recent"));
     file->addAction(tr("Open &Demo Model"), this, &MainWindow::openDemo);
+    file->addSeparator();
+    QAction* exportAction = file->addAction(tr("&Export…"), this, [this] {
+        if (!document_->hasModel())
+            return;
+        auto* dialog = new ExportDialog(document_, this);
+        dialog->setAttribute(Qt::WA_DeleteOnClose);
+        dialog->open();
+    });
+    exportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E));
+    exportAction->setToolTip(tr("GGUF, Hugging Face folder, HDF5 report and the recipe, in one click"));
+    file->addSeparator();
+    // Sessions: the model, the recipe and the results in one .layerlab file.
+    file->addAction(tr("&Open Session…"), this, [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open Session"), QString(),
+                                                          tr("LayerLab sessions (*.layerlab);;All files (*)"));
+        if (!path.isEmpty())
+            if (const QString error = session_->open(path); !error.isEmpty())
+                showError(error);
+    });
+    file->addAction(tr("&Save Session…"), this, [this] {
+        if (!document_->hasModel())
+            return;
+        QString path = QFileDialog::getSaveFileName(this, tr("Save Session"), QString(),
+                                                    tr("LayerLab sessions (*.layerlab)"));
+        if (path.isEmpty())
+            return;
+        if (!path.endsWith(QLatin1String(".layerlab")))
+            path += QLatin1String(".layerlab");
+        if (const QString error = session_->save(path); !error.isEmpty())
+            showError(error);
+        else
+            statusBar()->showMessage(tr("Session saved to %1").arg(QDir::toNativeSeparators(path)), 5000);
+    });
     file->addSeparator();
     QAction* quit = file->addAction(tr("&Quit"), qApp, &QApplication::closeAllWindows);
     quit->setShortcut(QKeySequence::Quit);
@@ -275,6 +338,7 @@ void MainWindow::createActions()
     view->addAction(compressToggle);
     view->addAction(recipeDock_->toggleViewAction());
     view->addAction(historyDock_->toggleViewAction());
+    view->addAction(compareDock_->toggleViewAction());
     QAction* evalToggle = evaluateDock_->toggleViewAction();
     evalToggle->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
     view->addAction(evalToggle);
@@ -284,6 +348,7 @@ void MainWindow::createActions()
     QAction* actToggle = activationDock_->toggleViewAction();
     actToggle->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A));
     view->addAction(actToggle);
+    view->addAction(sensitivityDock_->toggleViewAction());
     view->addSeparator();
     QAction* find = view->addAction(tr("&Filter Tensors"), this, [this] {
         treeDock_->show();
@@ -293,6 +358,7 @@ void MainWindow::createActions()
     find->setShortcut(QKeySequence::Find);
 
     QMenu* help = menuBar()->addMenu(tr("&Help"));
+    help->addAction(tr("&Guided Tour: Compress Your First Model"), this, [this] { GuidedTour::start(this); });
     help->addAction(tr("&About LayerLab"), this, [this] {
         QMessageBox::about(this, tr("About LayerLab"),
                            tr("<b>LayerLab %1</b><p>A workbench for compressing large language models: "

@@ -14,13 +14,16 @@ class QMenu;
 namespace ll::gui {
 
 class ActivationView;
+class ComparePanel;
 class CompressionPanel;
 class RecipePanel;
+class SensitivityPanel;
 class EngineCache;
 class GeneratePanel;
 class ModelBrowser;
 class ModelDocument;
 class PerplexityPanel;
+class SessionManager;
 class TensorInspector;
 
 // The icons live in a static library: register them once before use.
@@ -48,8 +51,14 @@ public:
     QDockWidget* compressDock() const { return compressDock_; }
     QDockWidget* recipeDock() const { return recipeDock_; }
     QDockWidget* historyDock() const { return historyDock_; }
+    SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
+    QDockWidget* sensitivityDock() const { return sensitivityDock_; }
+    // Session files, autosave and crash recovery (session.h).
+    SessionManager* session() const { return session_; }
+    ComparePanel* comparePanel() const { return compare_; }
+    QDockWidget* compareDock() const { return compareDock_; }
     // Shows and raises a dock by name: "model", "inspector", "compress", "recipe", "history",
-    // "evaluate", "generate", "activations".
+    // "evaluate", "generate", "activations", "sensitivity".
     bool raiseDock(const QString& name);
     // Any background job running (statistics, evaluation, generation, capture).
     bool isBusy() const;
@@ -101,7 +110,12 @@ private:
     QDockWidget* compressDock_;
     QDockWidget* recipeDock_;
     QDockWidget* historyDock_;
+    SensitivityPanel* sensitivity_ = nullptr;
+    QDockWidget* sensitivityDock_ = nullptr;
     QMenu* recentMenu_ = nullptr;
+    SessionManager* session_ = nullptr;
+    ComparePanel* compare_ = nullptr;
+    QDockWidget* compareDock_ = nullptr;
     QLabel* paramsLabel_;
     QLabel* sizeLabel_;
     QLabel* dtypeLabel_;

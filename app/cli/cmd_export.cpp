@@ -1,4 +1,6 @@
-// layerlab-cli export: a model (with its edits, once recipes exist) as GGUF or a Hugging Face folder.
+// layerlab-cli export: a model as GGUF, a Hugging Face folder and/or an HDF5
+// report; with --recipe, the model the recipe makes (the same applyRecipe as
+// `layerlab-cli apply` and the GUI, so the weights are bit-identical).
 #include "args.h"
 #include "commands.h"
 #include "export_report.h"
@@ -6,6 +8,8 @@
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
 #include "model/model.h"
+#include "recipe/apply.h"
+#include "recipe/recipe.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -37,10 +41,13 @@ extern "C" void onInterrupt(int)
 class ExportProgress : public CancelFlag {
 public:
     ExportProgress() : terminal_(::isatty(STDERR_FILENO) != 0) {}
-    ~ExportProgress() override
+    ~ExportProgress() override { clear(); }
+    // Before printing a line of results, so that it does not land on the progress line.
+    void clear()
     {
         if (terminal_ && shown_)
             std::fputs("\r\033[K", stderr);
+        shown_ = false;
     }
     void report(double fraction, std::string_view what) override
     {
@@ -116,11 +123,11 @@ void printSummary(const ExportResult& r)
 
 int cmdExport(const std::vector<std::string>& args)
 {
-    std::set<std::string> valued{"gguf", "gguf-type", "hf", "dtype", "shard-mb", "recipe"};
+    std::set<std::string> valued{"gguf", "gguf-type", "hf", "dtype", "shard-mb", "recipe", "calib"};
     valued.insert(reportValuedOptions().begin(), reportValuedOptions().end()); // report, eval, ctx
     const Args a(args, valued, {"force", "json"});
-    if (a.value("recipe"))
-        throw UsageError("--recipe is not available yet (it comes with recipes); export the model as opened");
+    if (a.value("calib") && !a.value("recipe"))
+        throw UsageError("--calib replaces the recipe's calibration text; it needs --recipe R.yaml");
     checkReportArgs(a);
     const std::string modelPath = a.positionalAt(0, "MODEL");
     if (a.positional().size() > 1)
@@ -154,10 +161,31 @@ int cmdExport(const std::vector<std::string>& args)
         }
     } restore{oldInt, oldTerm};
 
-    const auto model = openModel(modelPath);
-    // --recipe (to come): apply the recipe to `model` here and keep its document
-    // in `recipe`; the report records it under /recipe.
+    // The recipe is read before the model is opened, so that a bad recipe fails fast.
+    std::optional<Recipe> recipeIn;
+    if (const auto path = a.value("recipe")) {
+        recipeIn = loadRecipe(*path);
+        if (const auto calib = a.value("calib"))
+            recipeIn->calibration.text = *calib; // the recipe's own text may live elsewhere on this machine
+    }
+    std::shared_ptr<const Model> model = openModel(modelPath);
+    // With --recipe, everything below sees the compressed model; the report
+    // records the recipe under /recipe, and its /layers describe the edited tensors.
     std::optional<nlohmann::json> recipe;
+    std::optional<CompressionState> state;
+    if (recipeIn) {
+        StepOutcome applied = applyRecipe(model, *recipeIn, &progress);
+        state = std::move(applied.state);
+        model = state->model;
+        recipe = recipeIn->toJson();
+        progress.clear();
+        if (!a.flag("json"))
+            std::printf("applied %zu step(s) of %s: %.4f bits per weight over the block linears, %lld parameters\n",
+                        recipeIn->steps.size(), a.value("recipe")->c_str(), state->linearBitsPerWeight(),
+                        static_cast<long long>(model->parameterCount()));
+        if (!state->activations.empty() && !a.flag("json"))
+            std::printf("  note: the recipe quantizes activations at run time (W8A8); the files hold the weights only\n");
+    }
     ExportResult result;
     if (gguf) {
         GgufExportOptions opt;
@@ -176,12 +204,17 @@ int cmdExport(const std::vector<std::string>& args)
         opt.progress = &progress;
         result = exportHf(*model, *a.value("hf"), opt);
     }
+    progress.clear();
     if (!a.flag("json") && (gguf || hf))
         printSummary(result);
     // --report (with or without an export): the HDF5 report of the same model (export_report.cpp).
     const std::optional<nlohmann::json> reportJson = reportIfAsked(a, *model, recipe, progress, a.flag("json"));
     if (a.flag("json")) {
         nlohmann::json j = gguf || hf ? result.toJson() : nlohmann::json::object();
+        if (state) {
+            j["recipe"] = *recipe;
+            j["state"] = state->toJson();
+        }
         if (reportJson)
             j["report"] = *reportJson;
         std::cout << j.dump(1) << "\n";

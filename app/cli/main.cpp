@@ -27,8 +27,8 @@ commands:
   generate MODEL --prompt TEXT [-n N] [--temp T] [--top-p P] [--seed S]
       continue a prompt (greedy unless --temp > 0)
   (logits, ppl, generate also take --threads N; default: every core)
-  export MODEL (--gguf OUT.gguf [--gguf-type Q4_K|Q8_0|F16|...] | --hf DIR [--dtype f16|bf16|f32] [--shard-mb N])
-         [--report OUT.h5 [--eval FILE [--ctx N]]] [--force] [--json]
+  export MODEL [--recipe R.yaml [--calib FILE]] (--gguf OUT.gguf [--gguf-type Q4_K|Q8_0|F16|...] | --hf DIR
+         [--dtype f16|bf16|f32] [--shard-mb N]) [--report OUT.h5 [--eval FILE [--ctx N]]] [--force] [--json]
       write the model as GGUF (llama family) or a Hugging Face folder, and/or an HDF5 report
       (statistics, histograms, sparsity masks, perplexity; docs/report-schema.md); never overwrites without --force
   prune MODEL --method magnitude|wanda|sparsegpt (--sparsity S | --nm 2:4) [--structured neurons --ratio R]

@@ -2,6 +2,11 @@
 //   layerlab [MODEL] [--select NAME] [--filter PATTERN] [--size WxH] [--dock NAME]
 //            [--evaluate FILE|sample [--ctx N] [--windows N]] [--generate PROMPT [--tokens N]]
 //            [--activations [--outliers-by max|rms|contribution]] [--screenshot FILE.png]
+//            [--session FILE.layerlab] [--apply-recipe FILE] [--recover yes|no|ask] [--no-autosave]
+//            [--print-state] [--tour STEP]
+// --print-state waits for every job, prints the state (recipe, weights
+// checksum) as JSON on stdout and exits. Without --recover, a session left by
+// a crashed run is offered in a message box (kept for later when unattended).
 // Without MODEL it opens the built-in demo model. --evaluate, --generate and
 // --activations start those jobs as the buttons would. --screenshot renders
 // the main window once every job has finished, saves it and exits.
@@ -11,6 +16,9 @@
 #include "model_browser.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
+#include "guided_tour.h"
+#include "recipe_panel.h"
+#include "session.h"
 #include "tensor_inspector.h"
 
 #include <QComboBox>
@@ -21,7 +29,12 @@
 #include <QCommandLineParser>
 #include <QElapsedTimer>
 #include <QIcon>
+#include <QMessageBox>
 #include <QTimer>
+
+#include <QUndoStack>
+
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 
@@ -49,6 +62,32 @@ void scheduleScreenshot(ll::gui::MainWindow* window, const QString& file, const 
                 std::fprintf(stderr, "layerlab: cannot write %s\n", qPrintable(file));
             QApplication::exit(saved && !timedOut && !*failed ? 0 : 1);
         });
+    });
+    timer->start(50);
+}
+
+// Once every job (and a restore) has ended: the state as one JSON line on stdout.
+void schedulePrintState(ll::gui::MainWindow* window, bool recoveryOffered, const bool* recovered, const bool* failed)
+{
+    auto* timer = new QTimer(window);
+    QObject::connect(timer, &QTimer::timeout, window, [=] {
+        if (window->isBusy() || window->session()->isRestoring())
+            return;
+        timer->stop();
+        nlohmann::json j = {{"recovery_offered", recoveryOffered}, {"recovered", *recovered}};
+        const ll::gui::ModelDocument* doc = window->document();
+        if (doc->hasModel()) {
+            const ll::CompressionState& st = doc->state();
+            j["model"] = st.source->path;
+            j["recipe"] = st.recipe().toJson();
+            j["undo_count"] = doc->undoStack()->count();
+            j["bits_per_weight"] = st.linearBitsPerWeight();
+            j["checksum"] = ll::gui::checksumHex(ll::gui::modelChecksum(*st.model)).toStdString();
+        }
+        const std::string line = j.dump() + "\n";
+        std::fwrite(line.data(), 1, line.size(), stdout);
+        std::fflush(stdout);
+        QApplication::exit(*failed ? 1 : 0);
     });
     timer->start(50);
 }
@@ -104,12 +143,28 @@ int main(int argc, char** argv)
     const QCommandLineOption outliersByOption(QStringLiteral("outliers-by"),
                                               QStringLiteral("Activation outliers by max, rms or contribution."),
                                               QStringLiteral("SERIES"));
+    const QCommandLineOption sessionOption(QStringLiteral("session"), QStringLiteral("Open a session (.layerlab)."),
+                                           QStringLiteral("FILE"));
+    const QCommandLineOption applyRecipeOption(QStringLiteral("apply-recipe"),
+                                               QStringLiteral("Apply a recipe (YAML or JSON) to the model."),
+                                               QStringLiteral("FILE"));
+    const QCommandLineOption recoverOption(QStringLiteral("recover"),
+                                           QStringLiteral("After a crash: restore the last session (yes), discard it "
+                                                          "(no) or ask (default)."),
+                                           QStringLiteral("yes|no|ask"));
+    const QCommandLineOption noAutosaveOption(QStringLiteral("no-autosave"),
+                                              QStringLiteral("Neither autosave nor offer recovery."));
+    const QCommandLineOption printStateOption(QStringLiteral("print-state"),
+                                              QStringLiteral("Print the state as JSON once ready, then exit."));
+    const QCommandLineOption tourOption(QStringLiteral("tour"), QStringLiteral("Start the guided tour at a step (1-6)."),
+                                        QStringLiteral("STEP"));
     parser.addOptions({selectOption, filterOption, screenshotOption, sizeOption, dockOption, evaluateOption, ctxOption,
-                       windowsOption, generateOption, tokensOption, activationsOption, outliersByOption});
+                       windowsOption, generateOption, tokensOption, activationsOption, outliersByOption, sessionOption,
+                       applyRecipeOption, recoverOption, noAutosaveOption, printStateOption, tourOption});
     parser.process(app);
 
     ll::gui::MainWindow window;
-    const bool unattended = parser.isSet(screenshotOption);
+    const bool unattended = parser.isSet(screenshotOption) || parser.isSet(printStateOption);
     window.setErrorDialogsEnabled(!unattended);
     if (parser.isSet(sizeOption)) {
         const QStringList wh = parser.value(sizeOption).split(QLatin1Char('x'));
@@ -122,12 +177,65 @@ int main(int argc, char** argv)
 
     // Failures are reported and the window stays usable; an unattended run exits non-zero.
     bool failed = false;
+    // Crash recovery first: a restored session replaces the model of the command line.
+    bool recoveryOffered = false, recovered = false;
+    ll::gui::SessionManager* session = window.session();
+    const QString recover = parser.value(recoverOption);
+    if (!recover.isEmpty() && recover != QLatin1String("yes") && recover != QLatin1String("no")
+        && recover != QLatin1String("ask")) {
+        std::fprintf(stderr, "layerlab: --recover expects yes, no or ask\n");
+        failed = true;
+    }
+    if (!parser.isSet(noAutosaveOption) && session->startAutosave() && session->recoveryAvailable()) {
+        recoveryOffered = true;
+        bool restore = recover == QLatin1String("yes");
+        if (recover.isEmpty() || recover == QLatin1String("ask")) {
+            if (!unattended)
+                restore = QMessageBox::question(&window, QStringLiteral("LayerLab"),
+                                                QObject::tr("LayerLab did not exit normally last time. Restore "
+                                                            "the model and every compression step of that session?"))
+                          == QMessageBox::Yes;
+        }
+        if (restore) {
+            const QString error = session->recover();
+            recovered = error.isEmpty();
+            if (!recovered) {
+                std::fprintf(stderr, "layerlab: cannot recover the last session: %s\n", qPrintable(error));
+                failed = true;
+            }
+        } else if (recover == QLatin1String("no") || !unattended) {
+            session->discardRecovery();
+        }
+    }
+    QObject::connect(session, &ll::gui::SessionManager::restored, &window, [&failed](bool ok, const QString& message) {
+        if (!ok) {
+            std::fprintf(stderr, "layerlab: restoring the session failed: %s\n", qPrintable(message));
+            failed = true;
+        }
+    });
     const QStringList args = parser.positionalArguments();
-    if (args.isEmpty()) {
+    if (recovered) {
+        // the recovered session's model is open
+    } else if (parser.isSet(sessionOption)) {
+        if (const QString error = session->open(parser.value(sessionOption)); !error.isEmpty()) {
+            std::fprintf(stderr, "layerlab: %s\n", qPrintable(error));
+            failed = true;
+        }
+    } else if (args.isEmpty()) {
         window.openDemo();
     } else if (!window.openPath(args.first())) {
         std::fprintf(stderr, "layerlab: %s\n", qPrintable(window.lastError()));
         failed = true;
+    }
+    if (parser.isSet(applyRecipeOption)) {
+        ll::gui::RecipePanel* r = window.recipePanel();
+        QObject::connect(r, &ll::gui::RecipePanel::replayFinished, &window, [r, &failed](bool ok) {
+            if (!ok) {
+                std::fprintf(stderr, "layerlab: applying the recipe failed: %s\n", qPrintable(r->statusText()));
+                failed = true;
+            }
+        }, Qt::SingleShotConnection);
+        r->loadFrom(parser.value(applyRecipeOption));
     }
     if (parser.isSet(selectOption) && !window.selectTensor(parser.value(selectOption))) {
         std::fprintf(stderr, "layerlab: %s\n", qPrintable(window.lastError()));
@@ -192,7 +300,12 @@ int main(int argc, char** argv)
         failed = true;
     }
 
-    if (unattended) {
+    if (parser.isSet(tourOption))
+        ll::gui::GuidedTour::start(&window, intValue(tourOption, 1) - 1);
+
+    if (parser.isSet(printStateOption)) {
+        schedulePrintState(&window, recoveryOffered, &recovered, &failed);
+    } else if (unattended) {
         const bool longJobs = parser.isSet(evaluateOption) || parser.isSet(activationsOption);
         scheduleScreenshot(&window, parser.value(screenshotOption), &failed, longJobs ? 600000 : 60000);
     }

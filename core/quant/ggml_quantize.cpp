@@ -70,6 +70,7 @@ const Kernel* kernelFor(DType t)
     static const Kernel q5_0 = kernel<BlockQ5_0, kQK, quantizeQ5_0Ref, quantizeQ5_0Weighted>();
     static const Kernel q5_1 = kernel<BlockQ5_1, kQK, quantizeQ5_1Ref, quantizeQ5_1Weighted>();
     static const Kernel q8_0 = kernel<BlockQ8_0, kQK, quantizeQ8_0Ref, quantizeQ8_0Weighted, quantizeQ8_0Fast>();
+    static const Kernel iq4_nl = kernel<BlockIQ4_NL, kQK, quantizeIQ4_NLRef, quantizeIQ4_NLWeighted>();
     static const Kernel q2_k = kernel<BlockQ2_K, kQK_K, quantizeQ2_KRef, quantizeQ2_KWeighted>();
     static const Kernel q3_k = kernel<BlockQ3_K, kQK_K, quantizeQ3_KRef, quantizeQ3_KWeighted>();
     static const Kernel q4_k = kernel<BlockQ4_K, kQK_K, quantizeQ4_KRef, quantizeQ4_KWeighted>();
@@ -81,6 +82,7 @@ const Kernel* kernelFor(DType t)
     case DType::Q5_0: return &q5_0;
     case DType::Q5_1: return &q5_1;
     case DType::Q8_0: return &q8_0;
+    case DType::IQ4_NL: return &iq4_nl;
     case DType::Q2_K: return &q2_k;
     case DType::Q3_K: return &q3_k;
     case DType::Q4_K: return &q4_k;
@@ -122,6 +124,23 @@ void validate(const float* x, int64_t n, const float* importance, int64_t import
 } // namespace
 
 bool canQuantizeGgml(DType t) { return kernelFor(t) != nullptr; }
+
+DType ggmlFallbackType(DType t, int64_t cols)
+{
+    const Kernel* k = kernelFor(t);
+    if (!k || cols % k->blockElems == 0)
+        return t;
+    DType f = t;
+    switch (t) {
+    case DType::Q2_K:
+    case DType::Q3_K: f = DType::IQ4_NL; break;
+    case DType::Q4_K: f = DType::Q5_0; break;
+    case DType::Q5_K: f = DType::Q5_1; break;
+    case DType::Q6_K: f = DType::Q8_0; break;
+    default: return t;
+    }
+    return cols % kQK == 0 ? f : DType::F16;
+}
 
 double ggmlBitsPerWeight(DType t)
 {

@@ -1,6 +1,6 @@
 #pragma once
 // Quantization to ggml's block formats, byte for byte as llama.cpp writes
-// them: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (quantize_row_*_ref) and the k-quants
+// them: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (quantize_row_*_ref), IQ4_NL (quantize_iq4_nl) and the k-quants
 // Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (their reference scale searches). With an
 // importance vector (llama.cpp's imatrix: mean squared activation per input
 // column) the scale searches minimise the importance-weighted error instead,
@@ -29,6 +29,14 @@ std::vector<uint8_t> quantizeGgmlRef(DType t, const float* x, int64_t n, const f
 // tensor; importance has cols weights shared by every row. Threaded over rows.
 std::vector<uint8_t> quantizeGgmlRows(DType t, const float* x, int64_t rows, int64_t cols,
                                       const float* importance = nullptr);
+
+// The type llama-quantize uses for a tensor with rows of `cols` values when
+// rows are not a whole number of t's blocks (llama.cpp llama_tensor_get_type):
+// Q2_K, Q3_K -> IQ4_NL; Q4_K -> Q5_0; Q5_K -> Q5_1; Q6_K -> Q8_0; F16 when the
+// row does not fill that type's 32-value blocks either. t itself when the rows
+// fit; other types have no fallback (llama.cpp stops there too): t, and
+// quantizing then throws InvalidArgument.
+DType ggmlFallbackType(DType t, int64_t cols);
 
 // Storage bits per weight of a ggml type (block bytes * 8 / block values): Q4_0 4.5, Q4_K 4.5, Q6_K 6.5625.
 double ggmlBitsPerWeight(DType t);

@@ -26,6 +26,9 @@ void quantizeQ4_1Weighted(const float* x, BlockQ4_1* y, int64_t nPerRow, const f
 void quantizeQ5_0Weighted(const float* x, BlockQ5_0* y, int64_t nPerRow, const float* qw);
 void quantizeQ5_1Weighted(const float* x, BlockQ5_1* y, int64_t nPerRow, const float* qw);
 
+void quantizeIQ4_NLRef(const float* x, BlockIQ4_NL* y, int64_t k);
+void quantizeIQ4_NLWeighted(const float* x, BlockIQ4_NL* y, int64_t nPerRow, const float* qw);
+
 void quantizeQ2_KRef(const float* x, BlockQ2_K* y, int64_t k);
 void quantizeQ3_KRef(const float* x, BlockQ3_K* y, int64_t k);
 void quantizeQ4_KRef(const float* x, BlockQ4_K* y, int64_t k);

@@ -6,8 +6,10 @@
 
 #include "quant/gptq.h"
 
+#include "engine/threads.h"
 #include "prune/checks.h"
 #include "prune/obs_hessian.h"
+#include "quant/gptq_factor.h"
 #include "quant/rtn.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -16,6 +18,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <thread>
 
 namespace ll {
 
@@ -37,16 +40,19 @@ struct Plan {
 
 bool keptAt(const Plan& p, int64_t r, int64_t k) { return !p.keepP.empty() && p.keepP[static_cast<size_t>(k * p.rows + r)]; }
 
-// The range of each row over sweep columns [k0, k0 + n) of `src`, kept weights as 0.
-void refitGroup(Plan& p, const ColMatrix& src, int64_t srcCol0, int64_t k0, int64_t n, int64_t group)
+// The range of rows [r0, r0 + R) over sweep columns [k0, k0 + n); src holds
+// those rows (local row 0 = r0) and the columns from srcCol0. Kept weights as 0.
+template <class Src>
+void refitGroup(Plan& p, const Src& src, int64_t srcCol0, int64_t k0, int64_t n, int64_t group, int64_t r0, int64_t R)
 {
     const QuantGrid& g = p.params.grid;
-    for (int64_t r = 0; r < p.rows; ++r) {
+    for (int64_t rr = 0; rr < R; ++rr) {
+        const int64_t r = r0 + rr;
         float lo = 0.0f, hi = 0.0f;
         for (int64_t i = 0; i < n; ++i) {
             if (keptAt(p, r, k0 + i))
                 continue;
-            const float v = src(r, srcCol0 + i);
+            const float v = src(rr, srcCol0 + i);
             lo = std::min(lo, v);
             hi = std::max(hi, v);
         }
@@ -56,20 +62,37 @@ void refitGroup(Plan& p, const ColMatrix& src, int64_t srcCol0, int64_t k0, int6
     }
 }
 
-// Scale and zero of row r at sweep position k.
-inline void columnParams(const Plan& p, int64_t r, int64_t k, float& s, float& z)
+// Tiled copies between the row-major (out, in) layout and column-major sweep
+// order: plain strided loops miss the cache on every element of a large layer.
+constexpr int64_t kTile = 32;
+
+ColMatrix gatherColumns(const MatrixRM& src, const std::vector<int32_t>& order)
 {
-    if (p.refit) {
-        s = p.params.scales(r, k / p.groupCols);
-        z = p.params.zeros(r, k / p.groupCols);
-    } else {
-        const int64_t c = p.order[static_cast<size_t>(k)];
-        s = p.params.scale(r, c);
-        z = p.params.zero(r, c);
-    }
+    ColMatrix dst(src.rows(), src.cols());
+    for (int64_t r0 = 0; r0 < src.rows(); r0 += kTile)
+        for (int64_t k0 = 0; k0 < src.cols(); k0 += kTile)
+            for (int64_t k = k0; k < std::min(k0 + kTile, src.cols()); ++k) {
+                const int64_t c = order[static_cast<size_t>(k)];
+                for (int64_t r = r0; r < std::min(r0 + kTile, src.rows()); ++r)
+                    dst(r, k) = src(r, c);
+            }
+    return dst;
 }
 
-Plan makePlan(const MatrixRM& W, const Eigen::MatrixXf& Hin, const GptqOptions& o)
+MatrixRM scatterColumns(const ColMatrix& src, const std::vector<int32_t>& order)
+{
+    MatrixRM dst(src.rows(), src.cols());
+    for (int64_t r0 = 0; r0 < src.rows(); r0 += kTile)
+        for (int64_t k0 = 0; k0 < src.cols(); k0 += kTile)
+            for (int64_t k = k0; k < std::min(k0 + kTile, src.cols()); ++k) {
+                const int64_t c = order[static_cast<size_t>(k)];
+                for (int64_t r = r0; r < std::min(r0 + kTile, src.rows()); ++r)
+                    dst(r, c) = src(r, k);
+            }
+    return dst;
+}
+
+Plan makePlan(const MatrixRM& W, const Eigen::MatrixXf& Hin, const GptqOptions& o, bool reference)
 {
     validateGrid(o.grid);
     requireFinite(W, "the weight matrix");
@@ -139,15 +162,16 @@ Plan makePlan(const MatrixRM& W, const Eigen::MatrixXf& Hin, const GptqOptions& 
         std::stable_partition(p.order.begin(), p.order.end(), [&](int32_t c) { return !last[static_cast<size_t>(c)]; });
     }
 
-    Eigen::MatrixXf Hp(p.cols, p.cols);
-    for (int64_t a = 0; a < p.cols; ++a)
+    if (reference) { // the FP64 inverse-then-Cholesky route, independent of quant/gptq_factor.h
+        Eigen::MatrixXf Hp(p.cols, p.cols);
         for (int64_t b = 0; b < p.cols; ++b)
-            Hp(a, b) = H(p.order[static_cast<size_t>(a)], p.order[static_cast<size_t>(b)]);
-    p.U = inverseHessianFactor(Hp, o.percDamp).upper;
-
-    p.Wp.resize(p.rows, p.cols);
-    for (int64_t k = 0; k < p.cols; ++k)
-        p.Wp.col(k) = Wd.col(p.order[static_cast<size_t>(k)]);
+            for (int64_t a = 0; a < p.cols; ++a)
+                Hp(a, b) = H(p.order[static_cast<size_t>(a)], p.order[static_cast<size_t>(b)]);
+        p.U = inverseHessianFactor(Hp, o.percDamp).upper;
+    } else {
+        p.U = gptqInverseFactor(H, o.percDamp, p.order);
+    }
+    p.Wp = gatherColumns(Wd, p.order);
     if (o.keep) {
         p.keepP.resize(static_cast<size_t>(p.rows * p.cols));
         for (int64_t k = 0; k < p.cols; ++k)
@@ -158,29 +182,36 @@ Plan makePlan(const MatrixRM& W, const Eigen::MatrixXf& Hin, const GptqOptions& 
     return p;
 }
 
-// Quantizes the current column w (rows) at sweep position k: q and codes out,
-// w becomes the error (w - q) / d; returns sum (w - q)^2 / d^2.
-double quantizeColumn(const Plan& p, int64_t k, float d, float* w, float* q, uint8_t* codes, float* losses)
+// Quantizes rows [r0, r0 + R) of the column at sweep position k: q and codes
+// out, w becomes the error (w - q) / d; returns sum (w - q)^2 / d^2. All
+// pointers are to those rows.
+double quantizeColumn(const Plan& p, int64_t k, float d, int64_t r0, int64_t R, float* w, float* q, uint8_t* codes,
+                      float* losses)
 {
     const int maxq = gridMaxQ(p.params.grid.bits);
+    // This column's parameters: refit groups by sweep position, else by the column's group.
+    const int64_t g = p.refit ? k / p.groupCols : p.order[static_cast<size_t>(k)] / p.params.groupCols;
+    const bool perTensor = p.params.scales.rows() == 1;
+    const float* sc = &p.params.scales(perTensor ? 0 : r0, g);
+    const float* zc = &p.params.zeros(perTensor ? 0 : r0, g);
+    const int64_t step = perTensor ? 0 : 1;
     double loss = 0.0;
-    for (int64_t r = 0; r < p.rows; ++r) {
-        if (keptAt(p, r, k)) {
-            q[r] = w[r];
-            codes[r] = 0;
-            w[r] = 0.0f;
-            losses[r] = 0.0f;
+    for (int64_t i = 0; i < R; ++i) {
+        if (keptAt(p, r0 + i, k)) {
+            q[i] = w[i];
+            codes[i] = 0;
+            w[i] = 0.0f;
+            losses[i] = 0.0f;
             continue;
         }
-        float s, z;
-        columnParams(p, r, k, s, z);
-        const int code = quantizeValue(w[r], s, z, maxq);
-        codes[r] = static_cast<uint8_t>(code);
-        q[r] = dequantizeValue(code, s, z);
-        const float e = (w[r] - q[r]) / d;
+        const float s = sc[i * step], z = zc[i * step];
+        const int code = quantizeValue(w[i], s, z, maxq);
+        codes[i] = static_cast<uint8_t>(code);
+        q[i] = dequantizeValue(code, s, z);
+        const float e = (w[i] - q[i]) / d;
         loss += static_cast<double>(e) * static_cast<double>(e);
-        losses[r] = e * e / 2.0f;
-        w[r] = e;
+        losses[i] = e * e / 2.0f;
+        w[i] = e;
     }
     return loss;
 }
@@ -189,16 +220,15 @@ GptqResult finish(const Plan& p, const GptqOptions& o, const ColMatrix& Q, const
                   const ColMatrix& lossP, double loss)
 {
     GptqResult res;
-    res.dequantized.resize(p.rows, p.cols);
-    res.weightLoss.resize(p.rows, p.cols);
+    res.dequantized = scatterColumns(Q, p.order);
+    res.weightLoss = scatterColumns(lossP, p.order);
     res.codes.assign(static_cast<size_t>(p.rows * p.cols), 0);
-    for (int64_t k = 0; k < p.cols; ++k) {
-        const int64_t c = p.order[static_cast<size_t>(k)];
-        res.dequantized.col(c) = Q.col(k);
-        res.weightLoss.col(c) = lossP.col(k);
-        for (int64_t r = 0; r < p.rows; ++r)
-            res.codes[static_cast<size_t>(r * p.cols + c)] = codesP[static_cast<size_t>(k * p.rows + r)];
-    }
+    for (int64_t r0 = 0; r0 < p.rows; r0 += kTile)
+        for (int64_t k = 0; k < p.cols; ++k) {
+            const int64_t c = p.order[static_cast<size_t>(k)];
+            for (int64_t r = r0; r < std::min(r0 + kTile, p.rows); ++r)
+                res.codes[static_cast<size_t>(r * p.cols + c)] = codesP[static_cast<size_t>(k * p.rows + r)];
+        }
     res.params = p.params;
     res.order = p.order;
     res.dead = p.dead;
@@ -219,53 +249,87 @@ GptqResult finish(const Plan& p, const GptqOptions& o, const ColMatrix& Q, const
 
 } // namespace
 
+namespace {
+
+// Columns per in-block sub-block: the rank-1 updates stay inside it (in cache),
+// the rest of the block gets the sub-block's errors as one small GEMM.
+constexpr int64_t kSubBlock = 32;
+
+// The blocked sweep over rows [r0, r0 + R): given U, rows never interact, so
+// each slice of rows runs the whole sweep on its own (one slice per thread).
+// Invariant when column k (block [i1, i2), sub-block [j1, j2)) is reached:
+// columns < j2 hold every update from columns < k; columns in [j2, i2) lack
+// those from [j1, k); columns >= i2 lack those from [i1, k) (errors kept in E).
+double sweepRows(Plan& p, const GptqOptions& o, int64_t r0, int64_t R, ColMatrix& Q, std::vector<uint8_t>& codesP,
+                 ColMatrix& lossP, Progress* progress, bool report)
+{
+    const int64_t cols = p.cols, B = o.blockSize, S = std::min(B, kSubBlock);
+    const Eigen::MatrixXf& U = p.U;
+    auto Wc = p.Wp.middleRows(r0, R); // updated in place
+    ColMatrix E(R, B), G;
+    double loss = 0.0;
+    for (int64_t i1 = 0; i1 < cols; i1 += B) {
+        throwIfCancelled(progress);
+        const int64_t i2 = std::min(i1 + B, cols);
+        for (int64_t j1 = i1; j1 < i2; j1 += S) {
+            const int64_t j2 = std::min(j1 + S, i2);
+            for (int64_t k = j1; k < j2; ++k) {
+                if (p.refit && k % p.groupCols == 0) {
+                    // The group as every earlier column's update leaves it.
+                    const int64_t n = std::min(p.groupCols, cols - k);
+                    G = Wc.middleCols(k, n);
+                    const int64_t a0 = std::max(k, j2), a1 = std::min(k + n, i2);
+                    if (a1 > a0 && k > j1)
+                        G.middleCols(a0 - k, a1 - a0).noalias() -=
+                            E.middleCols(j1 - i1, k - j1) * U.block(j1, a0, k - j1, a1 - a0);
+                    const int64_t b0 = std::max(k, i2), b1 = k + n;
+                    if (b1 > b0 && k > i1)
+                        G.middleCols(b0 - k, b1 - b0).noalias() -= E.leftCols(k - i1) * U.block(i1, b0, k - i1, b1 - b0);
+                    refitGroup(p, G, 0, k, n, k / p.groupCols, r0, R);
+                }
+                loss += quantizeColumn(p, k, U(k, k), r0, R, Wc.col(k).data(), Q.col(k).data() + r0,
+                                       codesP.data() + k * p.rows + r0, lossP.col(k).data() + r0);
+                E.col(k - i1) = Wc.col(k); // the error column
+                if (k + 1 < j2)
+                    Wc.middleCols(k + 1, j2 - k - 1).noalias() -= E.col(k - i1) * U.row(k).segment(k + 1, j2 - k - 1);
+            }
+            if (j2 < i2)
+                Wc.middleCols(j2, i2 - j2).noalias() -= E.middleCols(j1 - i1, j2 - j1) * U.block(j1, j2, j2 - j1, i2 - j2);
+        }
+        if (i2 < cols)
+            Wc.rightCols(cols - i2).noalias() -= E.leftCols(i2 - i1) * U.block(i1, i2, i2 - i1, cols - i2);
+        if (report && progress)
+            progress->report(static_cast<double>(i2) / static_cast<double>(cols), "GPTQ");
+    }
+    return loss;
+}
+
+} // namespace
+
 GptqResult gptqQuantize(const MatrixRM& W, const Eigen::MatrixXf& H, const GptqOptions& o, Progress* progress)
 {
-    Plan p = makePlan(W, H, o);
+    Plan p = makePlan(W, H, o, false);
     const int64_t rows = p.rows, cols = p.cols;
     ColMatrix Q(rows, cols), lossP(rows, cols);
     std::vector<uint8_t> codesP(static_cast<size_t>(rows * cols), 0);
+    // Two slices per thread (for balance on a busy machine), none under 64 rows.
+    const int64_t parts = std::clamp<int64_t>(rows / 64, 1, 2 * computeThreads());
+    std::vector<double> losses(static_cast<size_t>(parts), 0.0);
+    const std::thread::id caller = std::this_thread::get_id(); // Progress is reported from the caller's thread only
+    runParallel(parts, [&](int64_t part) {
+        const int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
+        losses[static_cast<size_t>(part)] =
+            sweepRows(p, o, r0, r1 - r0, Q, codesP, lossP, progress, std::this_thread::get_id() == caller);
+    });
     double loss = 0.0;
-    ColMatrix W1, Err1, groupW;
-    for (int64_t i1 = 0; i1 < cols; i1 += o.blockSize) {
-        throwIfCancelled(progress);
-        const int64_t i2 = std::min<int64_t>(i1 + o.blockSize, cols), count = i2 - i1;
-        W1 = p.Wp.middleCols(i1, count);
-        Err1.resize(rows, count);
-        for (int64_t i = 0; i < count; ++i) {
-            const int64_t k = i1 + i;
-            if (p.refit && k % p.groupCols == 0) {
-                // The group as every earlier column's update left it: in-block
-                // columns from W1, later ones with this block's pending updates.
-                const int64_t n = std::min(p.groupCols, cols - k);
-                const int64_t inBlock = std::min(n, i2 - k);
-                groupW.resize(rows, n);
-                groupW.leftCols(inBlock) = W1.middleCols(i, inBlock);
-                if (n > inBlock) {
-                    groupW.rightCols(n - inBlock) = p.Wp.middleCols(i2, n - inBlock);
-                    if (i > 0)
-                        groupW.rightCols(n - inBlock).noalias() -= Err1.leftCols(i) * p.U.block(i1, i2, i, n - inBlock);
-                }
-                refitGroup(p, groupW, 0, k, n, k / p.groupCols);
-            }
-            const float d = p.U(k, k);
-            float* w = W1.col(i).data();
-            loss += quantizeColumn(p, k, d, w, Q.col(k).data(), codesP.data() + k * rows, lossP.col(k).data());
-            Err1.col(i) = W1.col(i); // the error column
-            if (i + 1 < count)
-                W1.rightCols(count - i - 1).noalias() -= Err1.col(i) * p.U.row(k).segment(k + 1, count - i - 1);
-        }
-        if (i2 < cols)
-            p.Wp.rightCols(cols - i2).noalias() -= Err1 * p.U.block(i1, i2, count, cols - i2);
-        if (progress)
-            progress->report(static_cast<double>(i2) / static_cast<double>(cols), "GPTQ");
-    }
+    for (double l : losses)
+        loss += l;
     return finish(p, o, Q, codesP, lossP, loss);
 }
 
 GptqResult gptqQuantizeRef(const MatrixRM& W, const Eigen::MatrixXf& H, const GptqOptions& o)
 {
-    Plan p = makePlan(W, H, o);
+    Plan p = makePlan(W, H, o, true);
     const int64_t rows = p.rows, cols = p.cols;
     ColMatrix Q(rows, cols), lossP(rows, cols);
     std::vector<uint8_t> codesP(static_cast<size_t>(rows * cols), 0);
@@ -275,10 +339,11 @@ GptqResult gptqQuantizeRef(const MatrixRM& W, const Eigen::MatrixXf& H, const Gp
         const int64_t i2 = std::min<int64_t>(i1 + o.blockSize, cols);
         for (int64_t k = i1; k < i2; ++k) {
             if (p.refit && k % p.groupCols == 0)
-                refitGroup(p, p.Wp, k, k, std::min(p.groupCols, cols - k), k / p.groupCols);
+                refitGroup(p, p.Wp, k, k, std::min(p.groupCols, cols - k), k / p.groupCols, 0, rows);
             for (int64_t r = 0; r < rows; ++r)
                 w[static_cast<size_t>(r)] = p.Wp(r, k);
-            loss += quantizeColumn(p, k, p.U(k, k), w.data(), Q.col(k).data(), codesP.data() + k * rows, lossP.col(k).data());
+            loss += quantizeColumn(p, k, p.U(k, k), 0, rows, w.data(), Q.col(k).data(), codesP.data() + k * rows,
+                                   lossP.col(k).data());
             for (int64_t c = k + 1; c < cols; ++c)
                 for (int64_t r = 0; r < rows; ++r)
                     p.Wp(r, c) -= w[static_cast<size_t>(r)] * p.U(k, c);

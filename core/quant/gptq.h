@@ -15,7 +15,11 @@
 //   - Act-order: columns permuted by descending diag(H) (a stable sort: ties
 //     keep their natural order).
 //   - Damping percdamp * mean(diag H), U = upper Cholesky factor of H^-1
-//     (prune/obs_hessian.h, computed in double, used in float).
+//     (the reference: prune/obs_hessian.h, computed in double, used in float).
+//   - The fast path gets U from quant/gptq_factor.h (one Cholesky of the
+//     reversed H and a triangular inverse, in double), sweeps slices of rows
+//     on separate threads (rows never interact given U), the block's columns
+//     in sub-blocks of 32 (rank-1 updates inside, GEMMs for the rest).
 //   - Column j: q = quant(w), err = (w - q) / U_jj, the block's later columns
 //     -= err U[j, j..]; after the block, later columns -= Err U[block, later]
 //     (lazy batch updates, blocks of `blockSize` columns).

@@ -19,10 +19,12 @@
 #include "quant/rtn.h"
 #include "quant/smoothquant.h"
 #include "util/error.h"
+#include "util/half.h"
 #include "util/progress.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 namespace ll {
@@ -158,18 +160,33 @@ QuantizedLayer runMethod(const MatrixRM& W, const QuantConfig& c, const QuantInp
     case QuantMethod::Ggml: {
         if (!canQuantizeGgml(c.ggmlType))
             fail(ErrorCode::InvalidArgument, "", "cannot quantize to ggml type " + std::string(dtypeName(c.ggmlType)));
+        // Rows that do not fill the type's blocks take llama-quantize's fallback
+        // type; the label names it so the caller can tell the user.
+        const DType type = ggmlFallbackType(c.ggmlType, W.cols());
+        std::string label = "ggml " + std::string(dtypeName(type));
+        if (type != c.ggmlType)
+            label += " (fallback for " + std::string(dtypeName(c.ggmlType)) + ": rows of " + std::to_string(W.cols()) + ")";
+        if (type == DType::F16) {
+            MatrixRM What(W.rows(), W.cols());
+            std::vector<uint8_t> bytes(static_cast<size_t>(W.size()) * 2);
+            for (Eigen::Index i = 0; i < W.size(); ++i) {
+                const uint16_t h = floatToFp16(W.data()[i]);
+                std::memcpy(bytes.data() + 2 * i, &h, 2);
+                What.data()[i] = fp16ToFloat(h);
+            }
+            return fromDense(W, std::move(What), std::move(bytes), 16, 16.0, label, in);
+        }
         std::vector<float> importance;
         if (c.ggmlImportance && in.gram) {
             importance.resize(static_cast<size_t>(W.cols()));
             for (Eigen::Index j = 0; j < W.cols(); ++j)
                 importance[static_cast<size_t>(j)] = std::max(0.0f, (*in.gram)(j, j));
         }
-        std::vector<uint8_t> blocks = quantizeGgmlRows(c.ggmlType, W.data(), W.rows(), W.cols(),
+        std::vector<uint8_t> blocks = quantizeGgmlRows(type, W.data(), W.rows(), W.cols(),
                                                        importance.empty() ? nullptr : importance.data());
         MatrixRM What(W.rows(), W.cols());
-        dequantizeGgml(c.ggmlType, blocks.data(), What.data(), W.size());
-        return fromDense(W, std::move(What), std::move(blocks), 8, ggmlBitsPerWeight(c.ggmlType),
-                         "ggml " + std::string(dtypeName(c.ggmlType)), in);
+        dequantizeGgml(type, blocks.data(), What.data(), W.size());
+        return fromDense(W, std::move(What), std::move(blocks), 8, ggmlBitsPerWeight(type), label, in);
     }
     }
     fail(ErrorCode::InvalidArgument, "", "unknown quantization method");

@@ -28,7 +28,8 @@ enum class QuantMethod {
     Nf4,          // NF4 with double quantization (quant/nf4.h), blocks of 64 flattened row-major
     Fp8,          // FP8 E4M3 / E5M2 with per-row scales (quant/fp8.h)
     Fp4,          // FP4 E2M1 with per-group scales (quant/fp4.h)
-    Ggml,         // llama.cpp block types (quant/ggml_quantize.h); rows must fill whole blocks
+    Ggml,         // llama.cpp block types (quant/ggml_quantize.h); rows that do not fill whole blocks
+                  // take llama-quantize's fallback type (ggmlFallbackType), named in the method label
 };
 
 const char* quantMethodName(QuantMethod m); // "rtn", "gptq", "awq", "smoothquant", "int8", "owq", "spqr", "bcq", "nf4", "fp8", "fp4", "ggml"

@@ -72,6 +72,9 @@ QuietErrors::QuietErrors()
 
 QuietErrors::~QuietErrors()
 {
+    // Records left on this thread's error stack are never freed when a worker
+    // thread ends (HDF5 then complains at exit): drop them here.
+    H5Eclear2(H5E_DEFAULT);
     H5Eset_auto2(H5E_DEFAULT, func_, data_);
 }
 

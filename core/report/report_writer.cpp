@@ -256,7 +256,7 @@ ReportResult writeReport(const std::string& path, const ReportInputs& in, Progre
         double total = 0.0, done = 0.0;
         for (const auto& t : m.tensors)
             total += static_cast<double>(t.elements());
-        const h5::Handle layers = f.group(f.root(), "layers", true);
+        h5::Handle layers = f.group(f.root(), "layers", true);
         for (size_t i = 0; i < m.tensors.size(); ++i) {
             const LogicalTensor& t = m.tensors[i];
             throwIfCancelledWriting(progress, path);
@@ -316,6 +316,7 @@ ReportResult writeReport(const std::string& path, const ReportInputs& in, Progre
             }
             ++r.tensors;
         }
+        layers.reset(); // closed before the file: a strong close would leave it dangling
 
         if (in.evaluation) {
             const h5::Handle g = f.group(f.root(), "evaluation");

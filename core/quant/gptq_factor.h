@@ -1,0 +1,30 @@
+#pragma once
+// The factor GPTQ sweeps over, U upper triangular with U^T U = (H + damp I)^-1,
+// from one Cholesky and one triangular inverse (2/3 n^3 flops) instead of the
+// inverse-then-Cholesky route of prune/obs_hessian.h (8/3 n^3):
+//   J = the reversal permutation, J (H + damp I) J = L L^T (L lower)
+//   (H + damp I)^-1 = J L^-T L^-1 J = (J L^-1 J)^T (J L^-1 J),  J L^-1 J upper
+// so U = J L^-1 J (a Cholesky factor with a positive diagonal is unique, so
+// this is the same U). Computed in double, returned as float.
+// (U^-1 = J L J alone would do for a sweep in another form, w_k = W_k +
+// sum_{j<k} (W_j - q_j) R_jk / R_kk with R = U^-1, but its different float
+// roundings moved gptq_w3_asym_row of the protocol by 0.5 %; the U form
+// reproduces the reference's numbers to 1e-6.)
+#include <Eigen/Core>
+
+#include <cstdint>
+#include <vector>
+
+namespace ll {
+
+// H: (n, n) symmetric, finite; order: empty, or the permutation to apply first
+// (the factor of H[order][:, order]). damp = percdamp * mean(diag H) is added to
+// the diagonal. Throws InvalidArgument when H + damp I is not positive definite.
+Eigen::MatrixXf gptqInverseFactor(const Eigen::MatrixXf& H, double percdamp, const std::vector<int32_t>& order = {});
+
+// In place: L (lower triangular; the strict upper part is ignored and zeroed)
+// becomes L^-1, by recursive halving so that nearly all the work is
+// triangular-times-dense products, split across threads.
+void invertLowerTriangular(Eigen::Ref<Eigen::MatrixXd> L);
+
+} // namespace ll

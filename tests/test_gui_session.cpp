@@ -1,0 +1,348 @@
+// Sessions and the guided tour (issue 7, items 4 and 5) on stories260K-hf:
+// a session saved and reopened gives the same steps and bit-identical weights;
+// autosave writes the recovery file and a clean exit removes it; the real GUI,
+// SIGKILLed after applying a recipe, is recovered completely by the next run
+// (--recover yes), and a normal exit leaves nothing to recover; the tour
+// visits every step with its dock shown.
+#include "test_support.h"
+
+#include "compare_panel.h"
+#include "guided_tour.h"
+#include "main_window.h"
+#include "model_document.h"
+#include "perplexity_panel.h"
+#include "recipe_panel.h"
+#include "session.h"
+
+#include "model/tensor_data.h"
+#include "recipe/apply.h"
+#include "recipe/recipe.h"
+
+#include <QDir>
+#include <QFile>
+#include <QProcess>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QUndoStack>
+#include <QSpinBox>
+#include <QtTest>
+
+#include <qcustomplot.h>
+
+#include <nlohmann/json.hpp>
+
+using namespace ll;
+using namespace ll::gui;
+
+namespace {
+
+QString storiesPath()
+{
+    return QString::fromStdString(test::sharedPath("models/stories260K-hf"));
+}
+
+// Two quick steps (no calibration statistics needed) that touch different layers.
+const char* kRecipeYaml = "layerlab_recipe: 1\n"
+                          "calibration: {text: builtin, context: 64, windows: 4}\n"
+                          "steps:\n"
+                          "  - {action: quantize, layers: \"attn\", method: rtn, bits: 4, group: 32}\n"
+                          "  - {action: prune, layers: \"mlp\", method: magnitude, sparsity: 0.5}\n";
+
+nlohmann::json readJson(const QString& path)
+{
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        return nullptr;
+    const auto j = nlohmann::json::parse(f.readAll().toStdString(), nullptr, false);
+    return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+size_t stepsIn(const nlohmann::json& session)
+{
+    if (!session.is_object() || !session.contains("recipe") || !session["recipe"].is_object())
+        return 0;
+    return session["recipe"].value("steps", nlohmann::json::array()).size();
+}
+
+bool replayAndWait(MainWindow& w, const Recipe& recipe)
+{
+    QSignalSpy done(w.recipePanel(), &RecipePanel::replayFinished);
+    w.recipePanel()->replay(recipe, QStringLiteral("test recipe"));
+    return done.wait(120000) && done.first().first().toBool();
+}
+
+// The GUI in a scratch HOME / XDG tree, offscreen; returns its stdout.
+struct GuiRun {
+    int exitCode = -1;
+    QByteArray out, err;
+};
+
+QProcessEnvironment isolatedEnvironment(const QString& root)
+{
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    for (const char* sub : {"home", "data", "config", "cache", "runtime"})
+        QDir().mkpath(root + QLatin1Char('/') + QLatin1String(sub));
+    env.insert(QStringLiteral("HOME"), root + QStringLiteral("/home"));
+    env.insert(QStringLiteral("XDG_DATA_HOME"), root + QStringLiteral("/data"));
+    env.insert(QStringLiteral("XDG_CONFIG_HOME"), root + QStringLiteral("/config"));
+    env.insert(QStringLiteral("XDG_CACHE_HOME"), root + QStringLiteral("/cache"));
+    env.insert(QStringLiteral("XDG_RUNTIME_DIR"), root + QStringLiteral("/runtime"));
+    QFile::setPermissions(root + QStringLiteral("/runtime"), QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+    env.insert(QStringLiteral("QT_QPA_PLATFORM"), QStringLiteral("offscreen"));
+    return env;
+}
+
+GuiRun runGui(const QProcessEnvironment& env, const QStringList& args)
+{
+    QProcess p;
+    p.setProcessEnvironment(env);
+    p.start(QStringLiteral(LAYERLAB_GUI_PATH), args);
+    GuiRun r;
+    if (!p.waitForStarted(30000) || !p.waitForFinished(300000)) {
+        p.kill();
+        p.waitForFinished();
+        return r;
+    }
+    r.exitCode = p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+    r.out = p.readAllStandardOutput();
+    r.err = p.readAllStandardError();
+    return r;
+}
+
+nlohmann::json lastJsonLine(const QByteArray& out)
+{
+    const QList<QByteArray> lines = out.trimmed().split('\n');
+    if (lines.isEmpty())
+        return nullptr;
+    const auto j = nlohmann::json::parse(lines.last().toStdString(), nullptr, false);
+    return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+} // namespace
+
+class TestGuiSession : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase();
+    void saveAndOpenRoundTrip();
+    void autosaveAndCleanExit();
+    void killedGuiIsRecovered();
+    void guidedTourVisitsEveryStep();
+    void compareRestoresAConfiguration();
+};
+
+void TestGuiSession::initTestCase()
+{
+    QStandardPaths::setTestModeEnabled(true); // autosave goes to ~/.qttest, not the user's data
+    QDir(SessionManager::recoveryDirectory()).removeRecursively();
+}
+
+void TestGuiSession::saveAndOpenRoundTrip()
+{
+    LL_REQUIRE_SHARED();
+    const Recipe recipe = parseRecipe(kRecipeYaml, true);
+    MainWindow a;
+    a.setErrorDialogsEnabled(false);
+    QVERIFY(a.openPath(storiesPath()));
+    QVERIFY(replayAndWait(a, recipe));
+    QCOMPARE(a.document()->state().steps.size(), size_t(2));
+
+    const QString file = QString::fromStdString(test::scratchDir()) + QStringLiteral("/round.layerlab");
+    QVERIFY2(a.session()->save(file).isEmpty(), "save failed");
+    const nlohmann::json j = readJson(file);
+    QCOMPARE(j.value("layerlab_session", 0), SessionManager::kFormatVersion);
+    QCOMPARE(QString::fromStdString(j.value("version", std::string())), QStringLiteral(LAYERLAB_VERSION));
+    QVERIFY(j.contains("sensitivity")); // the slot other panels fill
+    QVERIFY(j.contains("evaluation"));
+    QCOMPARE(stepsIn(j), size_t(2));
+
+    MainWindow b;
+    b.setErrorDialogsEnabled(false);
+    b.openDemo(); // something else open before: the session replaces it
+    QSignalSpy restored(b.session(), &SessionManager::restored);
+    QVERIFY2(b.session()->open(file).isEmpty(), "open failed");
+    QVERIFY(restored.wait(120000));
+    QVERIFY(restored.first().first().toBool());
+    const CompressionState& sa = a.document()->state();
+    const CompressionState& sb = b.document()->state();
+    QVERIFY(sb.steps == sa.steps);
+    QVERIFY(sb.calibration == sa.calibration);
+    QCOMPARE(QString::fromStdString(sb.source->path), QString::fromStdString(sa.source->path));
+    QCOMPARE(modelChecksum(*sb.model), modelChecksum(*sa.model));
+    QVERIFY(modelChecksum(*sb.model) != modelChecksum(*sb.source)); // the steps did change the weights
+    QCOMPARE(b.document()->undoStack()->count(), 1); // one undoable command
+    QVERIFY(sb.layers.size() == sa.layers.size());
+
+    // A damaged session changes nothing.
+    test::writeFile(file.toStdString(), "{\"layerlab_session\": 1, \"model\": {\"path\": \"/nonexistent\"}}");
+    QVERIFY(!b.session()->open(file).isEmpty());
+    QCOMPARE(b.document()->state().steps.size(), size_t(2));
+}
+
+void TestGuiSession::autosaveAndCleanExit()
+{
+    LL_REQUIRE_SHARED();
+    const QString recovery = SessionManager::recoveryPath();
+    {
+        MainWindow w;
+        w.setErrorDialogsEnabled(false);
+        QVERIFY(w.session()->startAutosave());
+        QVERIFY(!w.session()->recoveryAvailable());
+        QVERIFY(w.openPath(storiesPath()));
+        QVERIFY(replayAndWait(w, parseRecipe(kRecipeYaml, true)));
+        QTRY_COMPARE_WITH_TIMEOUT(stepsIn(readJson(recovery)), size_t(2), 10000);
+        // Undo is a change too.
+        w.document()->undoStack()->undo();
+        QTRY_COMPARE_WITH_TIMEOUT(stepsIn(readJson(recovery)), size_t(0), 10000);
+        QVERIFY(QFile::exists(SessionManager::lockPath()));
+    }
+    // A normal end: nothing left to recover.
+    QVERIFY(!QFile::exists(recovery));
+    QVERIFY(!QFile::exists(SessionManager::lockPath()));
+    MainWindow again;
+    QVERIFY(again.session()->startAutosave());
+    QVERIFY(!again.session()->recoveryAvailable());
+}
+
+void TestGuiSession::killedGuiIsRecovered()
+{
+    LL_REQUIRE_SHARED();
+    const QString root = QString::fromStdString(test::scratchDir()) + QStringLiteral("/gui");
+    const QProcessEnvironment env = isolatedEnvironment(root);
+    const QString recovery = root + QStringLiteral("/data/LayerLab/LayerLab/recovery.layerlab");
+    const QString recipeFile = root + QStringLiteral("/r.yaml");
+    test::writeFile(recipeFile.toStdString(), kRecipeYaml);
+
+    // What the killed session should come back as.
+    const Recipe recipe = parseRecipe(kRecipeYaml, true);
+    const StepOutcome expected = applyRecipe(openModel(storiesPath().toStdString()), recipe);
+    const QString expectedSum = checksumHex(modelChecksum(*expected.state.model));
+
+    QProcess first;
+    first.setProcessEnvironment(env);
+    first.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+    first.start(QStringLiteral(LAYERLAB_GUI_PATH),
+                {storiesPath(), QStringLiteral("--apply-recipe"), recipeFile, QStringLiteral("--size"),
+                 QStringLiteral("1000x700")});
+    QVERIFY(first.waitForStarted(30000));
+    QTRY_COMPARE_WITH_TIMEOUT(stepsIn(readJson(recovery)), size_t(2), 120000);
+    first.kill(); // SIGKILL: no clean-up at all
+    QVERIFY(first.waitForFinished(30000));
+    QVERIFY(QFile::exists(recovery));
+
+    const GuiRun second = runGui(env, {QStringLiteral("--recover"), QStringLiteral("yes"), QStringLiteral("--print-state")});
+    QVERIFY2(second.exitCode == 0, second.err.constData());
+    const nlohmann::json s = lastJsonLine(second.out);
+    QVERIFY2(s.is_object(), second.out.constData());
+    QVERIFY(s.value("recovery_offered", false));
+    QVERIFY(s.value("recovered", false));
+    QCOMPARE(QString::fromStdString(s.value("model", std::string())), QString::fromStdString(expected.state.source->path));
+    const Recipe got = Recipe::fromJson(s["recipe"]);
+    QVERIFY(got.steps == recipe.steps);
+    QVERIFY(got.calibration == recipe.calibration);
+    QCOMPARE(QString::fromStdString(s.value("checksum", std::string())), expectedSum);
+    QCOMPARE(s.value("undo_count", 0), 1);
+    // It exited normally: the next start offers nothing and opens what it is told.
+    QVERIFY(!QFile::exists(recovery));
+    const GuiRun third = runGui(env, {storiesPath(), QStringLiteral("--print-state")});
+    QVERIFY2(third.exitCode == 0, third.err.constData());
+    const nlohmann::json t = lastJsonLine(third.out);
+    QVERIFY(t.is_object());
+    QVERIFY(!t.value("recovery_offered", true));
+    QCOMPARE(stepsIn(t), size_t(0));
+    QCOMPARE(QString::fromStdString(t.value("checksum", std::string())),
+             checksumHex(modelChecksum(*expected.state.source)));
+}
+
+void TestGuiSession::guidedTourVisitsEveryStep()
+{
+    MainWindow w;
+    w.setErrorDialogsEnabled(false);
+    w.resize(1280, 800);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    if (test::haveShared())
+        QVERIFY(w.openPath(storiesPath()));
+    else
+        w.openDemo();
+    GuidedTour* tour = GuidedTour::start(&w);
+    QVERIFY(tour->count() >= 5 && tour->count() <= 7);
+    QSignalSpy finished(tour, &GuidedTour::finished);
+    const QString shots = qEnvironmentVariable("LAYERLAB_TOUR_SHOTS"); // for looking at the bubbles
+    for (int i = 0; i < tour->count(); ++i) {
+        QCOMPARE(tour->current(), i);
+        QTest::qWait(50); // the dock raised, the bubble placed
+        QWidget* target = tour->currentTarget();
+        QVERIFY2(target, qPrintable(tour->step(i).title));
+        QVERIFY2(target->isVisible() && !target->visibleRegion().isEmpty(), qPrintable(tour->step(i).title));
+        const QRect r = tour->highlightRect();
+        QVERIFY(!r.isEmpty());
+        QVERIFY(w.rect().intersects(r));
+        QVERIFY(tour->isVisible());
+        QVERIFY(w.rect().contains(tour->geometry()));
+        QCOMPARE(tour->backButton()->isEnabled(), i > 0);
+        if (!shots.isEmpty())
+            w.grab().save(QStringLiteral("%1/tour_%2.png").arg(shots).arg(i + 1));
+        QTest::mouseClick(tour->nextButton(), Qt::LeftButton);
+    }
+    QCOMPARE(finished.count(), 1);
+    QVERIFY(!tour->isVisible());
+    // Back and a second start reuse the same tour.
+    QCOMPARE(GuidedTour::start(&w, 2), tour);
+    tour->back();
+    QCOMPARE(tour->current(), 1);
+    QTest::mouseClick(tour->closeButton(), Qt::LeftButton);
+    QVERIFY(!tour->isVisible());
+}
+
+void TestGuiSession::compareRestoresAConfiguration()
+{
+    LL_REQUIRE_SHARED();
+    MainWindow w;
+    w.setErrorDialogsEnabled(false);
+    w.resize(1280, 800);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    QVERIFY(w.openPath(storiesPath()));
+    PerplexityPanel* p = w.perplexityPanel();
+    p->useBuiltinText();
+    p->contextBox()->setValue(64);
+    p->maxWindowsBox()->setValue(4);
+    auto evaluate = [p] {
+        QSignalSpy done(p, &PerplexityPanel::finished);
+        p->run();
+        return done.wait(120000) && p->state() == PerplexityPanel::State::Done;
+    };
+    ComparePanel* c = w.comparePanel();
+    QVERIFY(evaluate());
+    QCOMPARE(c->entries().size(), size_t(1));
+    QVERIFY(replayAndWait(w, parseRecipe(kRecipeYaml, true)));
+    QVERIFY(evaluate());
+    QVERIFY(evaluate()); // the same configuration again replaces its entry
+    QCOMPARE(c->entries().size(), size_t(2));
+    QVERIFY(c->entries()[0].recipe.steps.empty());
+    QCOMPARE(c->entries()[1].recipe.steps.size(), size_t(2));
+    QVERIFY(c->entries()[1].bitsPerWeight < c->entries()[0].bitsPerWeight);
+    QCOMPARE(c->table()->rowCount(), 2);
+    QCOMPARE(stepsIn(w.session()->toJson()), size_t(2));
+    QCOMPARE(w.session()->toJson()["compare"].size(), size_t(2));
+
+    // Clicking the original's point replays its (empty) recipe.
+    QVERIFY(w.raiseDock(QStringLiteral("compare")));
+    QTest::qWait(50);
+    QCustomPlot* plot = c->plot();
+    const QPoint at(int(plot->xAxis->coordToPixel(c->entries()[0].sizeMiB)),
+                    int(plot->yAxis->coordToPixel(c->entries()[0].ppl)));
+    QCOMPARE(c->pointAt(at), 0);
+    QSignalSpy replayed(w.recipePanel(), &RecipePanel::replayFinished);
+    QTest::mouseClick(plot, Qt::LeftButton, {}, at);
+    QVERIFY(replayed.wait(60000));
+    QVERIFY(w.document()->state().steps.empty());
+    QCOMPARE(modelChecksum(*w.document()->model()), modelChecksum(*w.document()->state().source));
+    if (const QString shots = qEnvironmentVariable("LAYERLAB_TOUR_SHOTS"); !shots.isEmpty())
+        w.grab().save(shots + QStringLiteral("/compare.png"));
+}
+
+QTEST_MAIN(TestGuiSession)
+#include "test_gui_session.moc"

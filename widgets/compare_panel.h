@@ -1,0 +1,65 @@
+#pragma once
+// Compare: every configuration evaluated in this session (the perplexity of
+// the Evaluate panel with the state's bits/weight, estimated size and
+// parameter count), as a table and a size-vs-perplexity scatter. Clicking a
+// point (or double-clicking a row) replays that configuration's recipe.
+#include "recipe/recipe.h"
+
+#include <QWidget>
+
+#include <cstdint>
+#include <vector>
+
+class QCustomPlot;
+class QMouseEvent;
+class QTableWidget;
+
+namespace ll::gui {
+
+class ModelDocument;
+class PerplexityPanel;
+class RecipePanel;
+
+class ComparePanel : public QWidget {
+    Q_OBJECT
+public:
+    struct Entry {
+        Recipe recipe;
+        QString label;            // "original", "GPTQ 4b g128 on attn + …"
+        double ppl = 0, pplStderr = 0;
+        double bitsPerWeight = 0; // over the block linears
+        double sizeMiB = 0;       // estimated: parameters × bits/weight
+        int64_t parameters = 0;
+        int64_t context = 0;
+        QString text;
+    };
+
+    ComparePanel(ModelDocument* document, PerplexityPanel* perplexity, RecipePanel* recipes, QWidget* parent = nullptr);
+
+    const std::vector<Entry>& entries() const { return entries_; }
+    // Records the evaluation on screen for the current state (replaces one of the same recipe and text).
+    void addCurrent();
+    // Replays entry `index`'s recipe on the source model (one undo command).
+    void restore(int index);
+    void clear();
+    QTableWidget* table() const { return table_; }
+    QCustomPlot* plot() const { return plot_; }
+    // The entry whose point is nearest to `pos` (plot pixels), -1 when none within reach.
+    int pointAt(const QPoint& pos) const;
+
+signals:
+    void entriesChanged();
+
+private:
+    void refresh();
+    void onPlotClick(QMouseEvent* event);
+
+    ModelDocument* document_;
+    PerplexityPanel* perplexity_;
+    RecipePanel* recipes_;
+    QTableWidget* table_;
+    QCustomPlot* plot_;
+    std::vector<Entry> entries_;
+};
+
+} // namespace ll::gui

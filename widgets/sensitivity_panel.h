@@ -1,0 +1,149 @@
+#pragma once
+// The Sensitivity dock: compress one layer at a time with a step template
+// (RTN 3-bit, Wanda 50 %, SVD 25 % rank, ...) and measure what it costs on a
+// few evaluation windows (core/analysis/sensitivity.h), as a sortable table,
+// a bar chart and a block × projection heatmap; then plan mixed precision
+// under a bits-per-weight budget (core/analysis/mixed_precision.h) and apply
+// the plan as one undoable command.
+//
+// Results belong to the state they were measured on: opening another model
+// clears them, an edit (a step applied, undone) marks them as measured on an
+// earlier state and "Apply plan" refuses until the plan is measured again.
+#include "analysis/mixed_precision.h"
+#include "analysis/sensitivity.h"
+
+#include <QString>
+#include <QWidget>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QLineEdit;
+class QProgressBar;
+class QPushButton;
+class QSpinBox;
+class QTabWidget;
+class QTableWidget;
+
+namespace ll::gui {
+
+class JobRunner;
+class ModelDocument;
+class SensitivityBarPlot;
+class SensitivityHeatmap;
+
+class SensitivityPanel : public QWidget {
+    Q_OBJECT
+public:
+    enum class Target { AllLinears, Selection, Pattern };
+
+    explicit SensitivityPanel(ModelDocument* document, QWidget* parent = nullptr);
+    ~SensitivityPanel() override;
+
+    // The tree's selection (logical names), asked for when the target is "Selected layers".
+    void setSelectionProvider(std::function<std::vector<std::string>()> provider) { selection_ = std::move(provider); }
+
+    // The form, for scripts and tests (the widgets show the same).
+    // method: "rtn", "gptq", "awq", "magnitude", "wanda", "svd".
+    void setMethod(const QString& method, int bits = 3, int group = 32, double sparsityOrRank = 0.5);
+    void setTarget(Target target, const QString& pattern = QString());
+    void setEvalFile(const QString& path); // empty: the built-in sample
+    void setWindows(int windows, int context);
+    void setMetric(SensitivityMetric metric);
+    void setCandidates(const QString& text);
+    void setBudget(double bitsPerWeight);
+
+    RecipeStep currentStep() const;
+    SensitivityMetric metric() const;
+
+    void run();        // the sensitivity sweep
+    void plan();       // mixed precision
+    void applyPlan();  // replays the plan's recipe as one undoable command
+    void cancel();
+    bool isBusy() const;
+
+    // Results (kept until the model changes).
+    const std::optional<SensitivityResult>& result() const { return result_; }
+    const std::vector<LayerSensitivity>& rows() const { return rows_; } // as they arrived
+    const std::optional<MixedPrecisionResult>& mixed() const { return mixed_; }
+    bool isStale() const { return stale_; }
+    QString statusText() const { return statusText_; }
+
+    QTableWidget* table() const { return table_; }
+    QTableWidget* planTable() const { return planTable_; }
+    SensitivityBarPlot* barPlot() const { return bars_; }
+    SensitivityHeatmap* heatmap() const { return heatmap_; }
+    QTabWidget* tabs() const { return tabs_; }
+
+signals:
+    void runFinished(bool ok);
+    void planFinished(bool ok);
+    void planApplied(bool ok);
+
+private:
+    enum class Job { None, Sweep, Plan, Apply };
+    std::vector<std::string> targetNames() const;
+    void updateForm();
+    void updateButtons();
+    void setBusy(Job job, const QString& what);
+    void setStatus(const QString& text, bool error = false);
+    void clearResults();
+    void markStale();
+    void addRow(const LayerSensitivity& row);
+    void refreshViews();
+    void showPlan();
+
+    ModelDocument* document_;
+    JobRunner* runner_;
+    std::function<std::vector<std::string>()> selection_;
+    Job job_ = Job::None;
+
+    QComboBox* methodBox_;
+    QSpinBox* bitsBox_;
+    QComboBox* groupBox_;
+    QDoubleSpinBox* amountBox_; // sparsity or rank share, in %
+    QLabel* bitsLabel_;
+    QLabel* groupLabel_;
+    QLabel* amountLabel_;
+    QComboBox* targetBox_;
+    QLineEdit* patternEdit_;
+    QLabel* targetLabel_;
+    QComboBox* textBox_;
+    QString evalFile_;
+    QSpinBox* windowsBox_;
+    QSpinBox* contextBox_;
+    QComboBox* metricBox_;
+    QPushButton* runButton_;
+    QPushButton* cancelButton_;
+    QProgressBar* progress_;
+    QLabel* status_;
+    QString statusText_;
+    QLabel* summary_;
+
+    QTabWidget* tabs_;
+    QTableWidget* table_;
+    SensitivityBarPlot* bars_;
+    SensitivityHeatmap* heatmap_;
+
+    QLineEdit* candidatesEdit_;
+    QDoubleSpinBox* budgetBox_;
+    QPushButton* planButton_;
+    QPushButton* applyButton_;
+    QLabel* planSummary_;
+    QTableWidget* planTable_;
+
+    std::optional<SensitivityResult> result_;
+    std::vector<LayerSensitivity> rows_;
+    std::optional<MixedPrecisionResult> mixed_;
+    std::shared_ptr<const Model> measuredOn_; // the model the results were measured on
+    std::shared_ptr<const Model> plannedOn_;
+    bool stale_ = false;
+};
+
+} // namespace ll::gui

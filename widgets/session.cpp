@@ -1,0 +1,292 @@
+#include "session.h"
+
+#include "compare_panel.h"
+#include "main_window.h"
+#include "model_document.h"
+#include "perplexity_panel.h"
+#include "recipe_panel.h"
+
+#include "model/tensor_data.h"
+
+#include <QCoreApplication>
+#include <QDateTime>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QLockFile>
+#include <QSaveFile>
+#include <QStandardPaths>
+#include <QTimer>
+
+#include <cstring>
+
+namespace ll::gui {
+
+namespace {
+constexpr int kAutosaveDelayMs = 400; // coalesces the burst of signals one edit makes
+
+nlohmann::json evaluationJson(const PerplexityPanel* panel)
+{
+    const auto& shown = panel->shownResult();
+    if (!shown)
+        return nullptr;
+    const PerplexityOutcome& o = *shown;
+    return {{"ppl", o.result.ppl},
+            {"ppl_stderr", o.result.pplStderr},
+            {"nll_mean", o.result.nllMean},
+            {"tokens_scored", o.result.tokensScored},
+            {"windows", o.result.windows},
+            {"context", o.options.context},
+            {"max_windows", o.options.maxWindows},
+            {"protocol", o.options.protocol == ScoringProtocol::Full ? "full" : "llama.cpp"},
+            {"text", o.text.isBuiltin() ? std::string("builtin") : o.text.path.toStdString()},
+            {"seconds", o.seconds}};
+}
+} // namespace
+
+uint64_t modelChecksum(const Model& model)
+{
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&h](const void* data, size_t n) {
+        const auto* p = static_cast<const unsigned char*>(data);
+        for (size_t i = 0; i < n; ++i) {
+            h ^= p[i];
+            h *= 1099511628211ull;
+        }
+    };
+    for (const LogicalTensor& t : model.tensors) {
+        mix(t.logicalName.data(), t.logicalName.size());
+        mix(t.shape.data(), t.shape.size() * sizeof(int64_t));
+        const std::vector<float> v = readLogical(model, t);
+        mix(v.data(), v.size() * sizeof(float));
+    }
+    return h;
+}
+
+QString checksumHex(uint64_t sum)
+{
+    return QStringLiteral("%1").arg(sum, 16, 16, QLatin1Char('0'));
+}
+
+QString writeFileAtomic(const QString& path, const QByteArray& bytes)
+{
+    QDir().mkpath(QFileInfo(path).absolutePath());
+    QSaveFile file(path); // a temporary file renamed over `path` on commit
+    if (!file.open(QIODevice::WriteOnly))
+        return QCoreApplication::translate("Session", "Cannot write %1: %2").arg(path, file.errorString());
+    file.write(bytes);
+    if (!file.commit())
+        return QCoreApplication::translate("Session", "Cannot write %1: %2").arg(path, file.errorString());
+    return {};
+}
+
+SessionManager::SessionManager(MainWindow* window) : QObject(window), window_(window), debounce_(new QTimer(this))
+{
+    debounce_->setSingleShot(true);
+    debounce_->setInterval(kAutosaveDelayMs);
+    connect(debounce_, &QTimer::timeout, this, &SessionManager::autosaveNow);
+    setSectionProvider("sensitivity", [] { return nlohmann::json(nullptr); });
+}
+
+SessionManager::~SessionManager()
+{
+    finishAutosave();
+}
+
+nlohmann::json SessionManager::toJson() const
+{
+    const ModelDocument* doc = window_->document();
+    nlohmann::json j = {{"layerlab_session", kFormatVersion},
+                        {"version", LAYERLAB_VERSION},
+                        {"saved", QDateTime::currentDateTimeUtc().toString(Qt::ISODate).toStdString()}};
+    if (doc->hasModel()) {
+        const Model& source = *doc->state().source;
+        j["model"] = {{"path", source.path}, {"format", source.format}, {"demo", source.config.synthetic}};
+        j["recipe"] = doc->state().recipe().toJson();
+    } else {
+        j["model"] = nullptr;
+        j["recipe"] = nullptr;
+    }
+    j["evaluation"] = evaluationJson(window_->perplexityPanel());
+    nlohmann::json compared = nlohmann::json::array();
+    if (const ComparePanel* compare = window_->comparePanel())
+        for (const ComparePanel::Entry& e : compare->entries())
+            compared.push_back({{"label", e.label.toStdString()}, {"ppl", e.ppl}, {"ppl_stderr", e.pplStderr},
+                                {"bits_per_weight", e.bitsPerWeight}, {"size_mib", e.sizeMiB},
+                                {"parameters", e.parameters}, {"text", e.text.toStdString()},
+                                {"context", e.context}, {"recipe", e.recipe.toJson()}});
+    j["compare"] = compared;
+    for (const auto& [key, provider] : providers_)
+        j[key] = provider();
+    return j;
+}
+
+QString SessionManager::save(const QString& path) const
+{
+    return writeFileAtomic(path, QByteArray::fromStdString(toJson().dump(2) + "\n"));
+}
+
+QString SessionManager::open(const QString& path)
+{
+    QFile file(path);
+    if (!file.open(QIODevice::ReadOnly))
+        return tr("Cannot read %1: %2").arg(path, file.errorString());
+    const nlohmann::json j = nlohmann::json::parse(file.readAll().toStdString(), nullptr, false);
+    if (j.is_discarded())
+        return tr("%1 is not a LayerLab session (not JSON).").arg(path);
+    return restore(j);
+}
+
+QString SessionManager::restore(const nlohmann::json& j)
+{
+    if (!j.is_object() || !j.contains("layerlab_session"))
+        return tr("Not a LayerLab session.");
+    if (j.value("layerlab_session", 0) > kFormatVersion)
+        return tr("This session was written by a newer LayerLab (%1).")
+            .arg(QString::fromStdString(j.value("version", std::string("?"))));
+    const nlohmann::json& m = j.value("model", nlohmann::json());
+    if (!m.is_object())
+        return tr("The session has no model.");
+    Recipe recipe;
+    try {
+        if (j.contains("recipe") && j["recipe"].is_object())
+            recipe = Recipe::fromJson(j["recipe"], "session");
+    } catch (const std::exception& e) {
+        return QString::fromStdString(e.what());
+    }
+    // Checked before anything changes, so a bad session leaves the window as it was.
+    const QString path = QString::fromStdString(m.value("path", std::string()));
+    const bool demo = m.value("demo", false);
+    if (!demo && !QFileInfo::exists(path))
+        return tr("The session's model %1 is missing.").arg(path);
+
+    restoring_ = true;
+    if (demo) {
+        window_->openDemo();
+    } else if (!window_->openPath(path)) {
+        restoring_ = false;
+        return window_->lastError();
+    }
+    for (auto it = j.begin(); it != j.end(); ++it)
+        if (providers_.count(it.key()) && !it.value().is_null())
+            emit sectionLoaded(QString::fromStdString(it.key()), QString::fromStdString(it.value().dump()));
+
+    if (recipe.steps.empty()) {
+        restoring_ = false;
+        QTimer::singleShot(0, this, [this] { emit restored(true, {}); });
+        if (autosaving_)
+            scheduleAutosave();
+        return {};
+    }
+    RecipePanel* panel = window_->recipePanel();
+    connect(
+        panel, &RecipePanel::replayFinished, this,
+        [this, panel](bool ok) {
+            restoring_ = false;
+            if (autosaving_)
+                scheduleAutosave();
+            emit restored(ok, ok ? QString() : panel->statusText());
+        },
+        Qt::SingleShotConnection);
+    panel->replay(recipe, tr("Restore session (%n step(s))", nullptr, static_cast<int>(recipe.steps.size())));
+    return {};
+}
+
+void SessionManager::setSectionProvider(const std::string& key, std::function<nlohmann::json()> provider)
+{
+    providers_[key] = std::move(provider);
+}
+
+QString SessionManager::recoveryDirectory()
+{
+    return QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+}
+
+QString SessionManager::recoveryPath()
+{
+    return recoveryDirectory() + QStringLiteral("/recovery.layerlab");
+}
+
+QString SessionManager::lockPath()
+{
+    return recoveryDirectory() + QStringLiteral("/session.lock");
+}
+
+bool SessionManager::startAutosave()
+{
+    if (autosaving_)
+        return true;
+    QDir().mkpath(recoveryDirectory());
+    lock_ = std::make_unique<QLockFile>(lockPath());
+    // Stale only when its process is gone, never by age: a session may run for days.
+    lock_->setStaleLockTime(0);
+    if (!lock_->tryLock(200)) {
+        lock_.reset(); // another LayerLab runs: the recovery file is its
+        return false;
+    }
+    autosaving_ = true;
+    // We hold the lock, so a recovery file left over was not cleaned up by a normal exit.
+    recoveryPending_ = QFileInfo::exists(recoveryPath());
+    ModelDocument* doc = window_->document();
+    connect(doc, &ModelDocument::modelChanged, this, &SessionManager::scheduleAutosave);
+    connect(doc, &ModelDocument::modelEdited, this, &SessionManager::scheduleAutosave);
+    connect(window_->perplexityPanel(), &PerplexityPanel::finished, this, &SessionManager::scheduleAutosave);
+    scheduleAutosave(); // what is open already
+    return true;
+}
+
+nlohmann::json SessionManager::recoveryJson() const
+{
+    QFile file(recoveryPath());
+    if (!file.open(QIODevice::ReadOnly))
+        return nullptr;
+    const nlohmann::json j = nlohmann::json::parse(file.readAll().toStdString(), nullptr, false);
+    return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+QString SessionManager::recover()
+{
+    const nlohmann::json j = recoveryJson();
+    recoveryPending_ = false;
+    if (j.is_null())
+        return tr("The recovery file is unreadable.");
+    // Until the restore ends the old recovery file stays: a crash now loses nothing.
+    return restore(j);
+}
+
+void SessionManager::discardRecovery()
+{
+    recoveryPending_ = false;
+    QFile::remove(recoveryPath());
+    scheduleAutosave();
+}
+
+void SessionManager::scheduleAutosave()
+{
+    if (autosaving_ && !restoring_)
+        debounce_->start();
+}
+
+void SessionManager::autosaveNow()
+{
+    if (!autosaving_ || restoring_ || recoveryPending_)
+        return;
+    if (!window_->document()->hasModel())
+        return;
+    if (writeFileAtomic(recoveryPath(), QByteArray::fromStdString(toJson().dump(2) + "\n")).isEmpty())
+        emit autosaved(recoveryPath());
+}
+
+void SessionManager::finishAutosave()
+{
+    if (!autosaving_)
+        return;
+    autosaving_ = false;
+    debounce_->stop();
+    if (!recoveryPending_) // undecided: the next run offers it again
+        QFile::remove(recoveryPath());
+    lock_->unlock();
+    lock_.reset();
+}
+
+} // namespace ll::gui
