@@ -3,6 +3,7 @@
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"
+#include "recipe_replay.h"
 
 #include "recipe/apply.h"
 #include "util/error.h"
@@ -194,41 +195,11 @@ void RecipePanel::replay(const Recipe& recipe, const QString& label)
 {
     if (!document_->hasModel())
         return;
-    const std::shared_ptr<const Model> source = document_->state().source;
-    const std::shared_ptr<const Model> base = document_->model();
     setStatus(tr("%1…").arg(label));
-    runner_->start([this, source, base, recipe, label](JobContext& job) {
-        auto failed = [this, &job](const QString& msg) {
-            job.post([this, msg] {
-                setStatus(msg, true);
-                emit replayFinished(false);
-            });
-        };
-        try {
-            auto out = std::make_shared<StepOutcome>(applyRecipe(source, recipe, &job));
-            job.post([this, out, base, label] {
-                if (document_->model() != base) {
-                    setStatus(tr("The model changed meanwhile; nothing was replaced."), true);
-                    emit replayFinished(false);
-                    return;
-                }
-                QStringList touched;
-                for (const auto& [name, rec] : document_->state().layers)
-                    touched << QString::fromStdString(name);
-                for (const std::string& n : out->touched)
-                    touched << QString::fromStdString(n);
-                touched.removeDuplicates();
-                document_->pushState(std::move(out->state), label, touched);
-                setStatus(tr("%1: done.").arg(label));
-                emit replayFinished(true);
-            });
-        } catch (const Error& e) {
-            failed(e.code() == ErrorCode::Cancelled ? tr("Cancelled: the model is unchanged.") : QString::fromStdString(e.what()));
-        } catch (const std::bad_alloc&) {
-            failed(tr("Not enough memory to replay the recipe; the model is unchanged."));
-        } catch (const std::exception& e) {
-            failed(QString::fromStdString(e.what()));
-        }
+    replayRecipe(runner_, document_, recipe, label, [this, label](ReplayOutcome outcome, const QString& message) {
+        const bool ok = outcome == ReplayOutcome::Applied;
+        setStatus(ok ? tr("%1: done.").arg(label) : message, outcome == ReplayOutcome::Failed || outcome == ReplayOutcome::Stale);
+        emit replayFinished(ok);
     });
 }
 

@@ -4,6 +4,7 @@
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"
+#include "recipe_replay.h"
 #include "sensitivity_plots.h"
 
 #include "tokenizer/tokenizer.h"
@@ -651,41 +652,14 @@ void SensitivityPanel::applyPlan()
         emit planApplied(false);
         return;
     }
-    const std::shared_ptr<const Model> source = document_->state().source;
-    const std::shared_ptr<const Model> base = document_->model();
-    const Recipe recipe = mixed_->recipe;
     const QString label = tr("Mixed precision %1 bits/w").arg(mixed_->plan.bitsPerWeight, 0, 'f', 2);
     setBusy(Job::Apply, tr("%1…").arg(label));
-    // From the source, like RecipePanel::replay: the recipe holds the base state's steps too.
-    runner_->start([this, source, base, recipe, label](JobContext& job) {
-        try {
-            auto out = std::make_shared<StepOutcome>(applyRecipe(source, recipe, &job));
-            job.post([this, out, base, label] {
-                setBusy(Job::None, QString());
-                if (document_->model() != base) {
-                    setStatus(tr("The model changed meanwhile; nothing was applied."), true);
-                    emit planApplied(false);
-                    return;
-                }
-                QStringList touched;
-                for (const auto& [name, rec] : document_->state().layers)
-                    touched << QString::fromStdString(name);
-                for (const std::string& n : out->touched)
-                    touched << QString::fromStdString(n);
-                touched.removeDuplicates();
-                document_->pushState(std::move(out->state), label, touched);
-                setStatus(tr("%1 applied (Ctrl+Z undoes it).").arg(label));
-                emit planApplied(true);
-            });
-        } catch (...) {
-            const QString msg = failureText(std::current_exception(), tr("Cancelled: the model is unchanged."));
-            const bool cancelled = job.cancelled();
-            job.post([this, msg, cancelled] {
-                setBusy(Job::None, QString());
-                setStatus(msg, !cancelled);
-                emit planApplied(false);
-            });
-        }
+    // From the source: the recipe holds the base state's steps too.
+    replayRecipe(runner_, document_, mixed_->recipe, label, [this, label](ReplayOutcome outcome, const QString& message) {
+        setBusy(Job::None, QString());
+        const bool ok = outcome == ReplayOutcome::Applied;
+        setStatus(ok ? tr("%1 applied (Ctrl+Z undoes it).").arg(label) : message, outcome == ReplayOutcome::Failed || outcome == ReplayOutcome::Stale);
+        emit planApplied(ok);
     });
 }
 

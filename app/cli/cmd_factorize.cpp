@@ -33,37 +33,10 @@ int cmdFactorize(const std::vector<std::string>& argv)
     const std::string modelPath = a.positionalAt(0, "MODEL");
     if (a.positional().size() > 1)
         throw UsageError("unexpected argument '" + a.positional()[1] + "'\n" + kFactorizeUsage);
-    const std::string method = a.valueOr("method", "");
-    ModelFactorizeOptions o;
-    if (method == "svd")
-        o.method = LowRankMethod::Svd;
-    else if (method == "asvd")
-        o.method = LowRankMethod::Asvd;
-    else if (method == "svd-llm")
-        o.method = LowRankMethod::Whitened;
-    else
-        throw UsageError(std::string("--method must be svd, asvd or svd-llm\n") + kFactorizeUsage);
-    const bool haveRatio = a.value("rank-ratio").has_value(), haveEnergy = a.value("energy").has_value();
-    if (haveRatio == haveEnergy)
-        throw UsageError(std::string("give exactly one of --rank-ratio F or --energy E\n") + kFactorizeUsage);
-    if (haveRatio) {
-        o.rankRatio = a.doubleOr("rank-ratio", 0.5);
-        if (!(*o.rankRatio >= 0.0 && *o.rankRatio <= 1.0))
-            throw UsageError("--rank-ratio must be a fraction in [0, 1] of min(out, in)");
-    } else {
-        o.energy = a.doubleOr("energy", 0.9);
-        if (!(*o.energy >= 0.0 && *o.energy <= 1.0))
-            throw UsageError("--energy must be a fraction in [0, 1] of the squared singular values");
-    }
-    if (a.value("alpha") && o.method != LowRankMethod::Asvd)
-        throw UsageError("--alpha belongs to ASVD");
-    o.asvdAlpha = a.doubleOr("alpha", 0.5);
-    o.layers = a.valueOr("layers", "");
+    ModelFactorizeOptions o = parseOptions([&] { return factorizeOptionsFrom(ArgsParams(a)); }, kFactorizeUsage);
     o.keepFactors = !a.flag("dense");
-    o.mode = compress::statsMode(a);
-    o.calibration = compress::calibrationOptions(a);
     if (o.method != LowRankMethod::Svd && !a.value("calib"))
-        throw UsageError(method + " needs calibration text: --calib FILE");
+        throw UsageError(a.valueOr("method", "") + " needs calibration text: --calib FILE");
     setComputeThreads(static_cast<int>(a.intOr("threads", 0, 0, 1024)));
 
     compress::CliProgress progress;
