@@ -26,6 +26,10 @@
 #include <nlohmann/json.hpp>
 
 #include <QProcess>
+
+#include <csignal>
+#include <filesystem>
+#include <signal.h>
 #include <QtTest>
 
 #include <cerrno>
@@ -235,6 +239,7 @@ private slots:
     void ggufByteLevelTokenizer();
     void editedTensorsAreExported();
     void factoredLayersExportDense();
+    void killedExportLeavesNothing();
     void gpt2ReFusesCAttn();
     void phi3AndNeoXFusedLayouts();
     void structuredPruningUpdatesConfig();
@@ -1072,6 +1077,48 @@ void TestExport::cliExport()
     r = test::runCli({"export", storiesBin(), "--gguf", out, "--force", "--recipe", dir + "/missing.json"});
     QCOMPARE(r.exitCode, 2);
     QVERIFY(contains(r.err, "missing.json"));
+}
+
+// The CLI killed (SIGKILL: no clean-up possible) in the middle of an export:
+// nothing under the final name, the source byte for byte unchanged. Writes are
+// slowed by the atomic writer's test hook so that the kill lands mid-file.
+void TestExport::killedExportLeavesNothing()
+{
+    LL_REQUIRE_SHARED();
+    const std::string source = storiesHf();
+    auto sourceBytes = [&] {
+        std::string all;
+        for (const auto& e : std::filesystem::directory_iterator(source))
+            if (e.is_regular_file())
+                all += e.path().filename().string() + test::readFile(e.path().string());
+        return all;
+    };
+    const std::string before = sourceBytes();
+    const std::string dir = test::scratchDir();
+    for (const auto& [flag, name] : std::vector<std::pair<std::string, std::string>>{{"--gguf", "killed.gguf"}, {"--hf", "killed-hf"}}) {
+        QProcess p;
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert(QStringLiteral("LAYERLAB_TEST_SLOW_WRITES_MS"), QStringLiteral("40"));
+        p.setProcessEnvironment(env);
+        p.start(QStringLiteral(LAYERLAB_CLI_PATH), {QStringLiteral("export"), QString::fromStdString(source), QString::fromStdString(flag),
+                                                  QString::fromStdString(dir + "/" + name)});
+        QVERIFY(p.waitForStarted());
+        // Wait until the partial output exists and has some bytes, then kill.
+        auto partialStarted = [&] {
+            for (const auto& e : std::filesystem::directory_iterator(dir))
+                if (e.path().filename().string().rfind(name + ".partial-", 0) == 0)
+                    return true;
+            return false;
+        };
+        QTRY_VERIFY_WITH_TIMEOUT(partialStarted(), 30000);
+        QTest::qWait(150);
+        QCOMPARE(p.state(), QProcess::Running); // still writing: the kill lands mid-export
+        ::kill(static_cast<pid_t>(p.processId()), SIGKILL);
+        QVERIFY(p.waitForFinished(10000));
+        QCOMPARE(p.exitStatus(), QProcess::CrashExit);
+        QVERIFY2(!std::filesystem::exists(dir + "/" + name), name.c_str());
+        QVERIFY(sourceBytes() == before);
+    }
 }
 
 QTEST_APPLESS_MAIN(TestExport)

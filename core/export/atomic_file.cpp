@@ -3,7 +3,9 @@
 #include "util/error.h"
 #include "util/progress.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 #include <filesystem>
 #include <random>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 namespace ll {
@@ -23,6 +26,18 @@ namespace {
 // Test hook: a simulated write failure after a byte budget (see testing::injectWriteFailure).
 std::atomic<int> gInjectedErrno{0};
 std::atomic<int64_t> gInjectedBudget{0};
+
+// Test hook for the "killed mid-export" tests: LAYERLAB_TEST_SLOW_WRITES_MS=N
+// sleeps N ms before every write, so that a test can kill the process while
+// a partial file exists. Read once; unset in normal use.
+int slowWritesMs()
+{
+    static const int ms = [] {
+        const char* v = std::getenv("LAYERLAB_TEST_SLOW_WRITES_MS");
+        return v ? std::clamp(std::atoi(v), 0, 10000) : 0;
+    }();
+    return ms;
+}
 
 std::string describeErrno(int err)
 {
@@ -175,6 +190,8 @@ void FileWriter::write(const void* data, uint64_t n)
     if (fd_ < 0)
         fail(ErrorCode::Io, display_, "write after close");
     const auto* p = static_cast<const uint8_t*>(data);
+    if (const int ms = slowWritesMs())
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     if (const int err = gInjectedErrno.load()) {
         const int64_t budget = gInjectedBudget.fetch_sub(static_cast<int64_t>(n));
         if (budget < static_cast<int64_t>(n)) {
