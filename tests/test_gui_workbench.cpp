@@ -6,10 +6,12 @@
 // event loop keeps running while a step is applied.
 #include "test_support.h"
 
+#include "compare_panel.h"
 #include "compression_panel.h"
 #include "compression_preview.h"
 #include "histogram_plot.h"
 #include "main_window.h"
+#include "perplexity_panel.h"
 #include "model_browser.h"
 #include "model_document.h"
 #include "model_tree_model.h"
@@ -312,6 +314,45 @@ private slots:
         QCOMPARE(replayed.takeFirst().at(0).toBool(), false);
         QVERIFY(w.document()->model() == source);
         QCOMPARE(w.document()->undoStack()->count(), 0);
+    }
+
+    // Compare: the original against the current state, numbers as the core computes them.
+    void compareWithOriginal()
+    {
+        LL_REQUIRE_SHARED();
+        MainWindow w;
+        w.setErrorDialogsEnabled(false);
+        w.show();
+        QVERIFY(w.openPath(QString::fromStdString(storiesPath())));
+        CompressionPanel* panel = w.compressionPanel();
+        panel->setLivePreview(false);
+        panel->setTarget(CompressionPanel::Target::AllLinears);
+        panel->setAction(StepAction::Quantize);
+        panel->setMethod(QStringLiteral("rtn"));
+        panel->setParam(QStringLiteral("bits"), 3);
+        panel->setParam(QStringLiteral("group"), 32);
+        QSignalSpy applied(panel, &CompressionPanel::applied);
+        panel->apply();
+        QVERIFY2(waitApplied(panel, applied), qPrintable(panel->statusText()));
+        const std::string evalText = test::sharedPath("data/tinystories/eval.txt");
+        w.perplexityPanel()->setTextFile(QString::fromStdString(evalText));
+        QSignalSpy ready(w.comparePanel(), &ComparePanel::comparisonReady);
+        w.comparePanel()->compareWithOriginal();
+        QVERIFY(ready.wait(120000));
+        QCOMPARE(ready.takeFirst().at(0).toBool(), true);
+
+        ScoringOptions opt;
+        opt.context = 256;
+        opt.maxWindows = ComparePanel::kCompareWindows;
+        const std::vector<int32_t> tokens = tokenizeTextFile(*w.document()->state().source, evalText);
+        const Transformer base(*w.document()->state().source);
+        const ComparisonResult r = compareModels(base, *w.document()->state().makeEngine(), tokens, opt);
+        const QString shown = w.comparePanel()->comparison();
+        qInfo("%s", qPrintable(shown));
+        QVERIFY2(shown.contains(QString::number(std::exp(r.nllReference), 'f', 4)), qPrintable(shown));
+        QVERIFY2(shown.contains(QString::number(std::exp(r.nllCandidate), 'f', 4)), qPrintable(shown));
+        QVERIFY2(shown.contains(QStringLiteral("%1 %").arg(100.0 * r.top1Agreement, 0, 'f', 2)), qPrintable(shown));
+        QVERIFY(std::exp(r.nllCandidate) > std::exp(r.nllReference)); // 3-bit RTN costs perplexity
     }
 
     // The event loop keeps turning while a step runs; closing mid-job is clean.

@@ -4,6 +4,7 @@
 // against the in-process result (identical weights and perplexity).
 #include "test_support.h"
 
+#include "analysis/model_cost.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "model/tensor_data.h"
@@ -202,6 +203,28 @@ private slots:
         QVERIFY(!r.state.layers.count("blocks.0.attn_norm.weight"));
         // Untouched layers count at F32; the 4-bit attention pulls the mean below 32.
         QVERIFY(r.state.linearBitsPerWeight() < 32.0 && r.state.linearBitsPerWeight() > 10.0);
+    }
+
+    // The cost model of Compare, against stories260K's shapes counted by hand.
+    void costOfACompressedModel()
+    {
+        LL_REQUIRE_SHARED();
+        const StepOutcome r = applyRecipe(stories(), threeStepRecipe());
+        const ModelCost before = estimateCost(CompressionState::initial(stories()), 256);
+        // Per block: q, o 64x64; k, v 32x64; gate, up 172x64; down 64x172. Head 512x64 (tied, still multiplied).
+        const double blockMacs = 2 * 64 * 64 + 2 * 32 * 64 + 3 * 172 * 64;
+        const double attention = 2.0 * 2.0 * 5 * 8 * 8 * 256; // layers * heads * headDim * context, scores + values
+        QCOMPARE(before.denseFlopsPerToken, 2.0 * (5 * blockMacs + 512 * 64) + attention);
+        QCOMPARE(before.flopsPerToken, before.denseFlopsPerToken);
+        QCOMPARE(before.sourceBytes, double(stories()->storedBytes()));
+        QCOMPARE(before.bytes, before.sourceBytes); // F32, nothing edited
+        const ModelCost after = estimateCost(r.state, 256);
+        // The five down projections are factored at rank 32: 32 (64 + 172) multiply-adds instead of 64 * 172.
+        for (int b = 0; b < 5; ++b)
+            QCOMPARE(r.state.layers.at("blocks." + std::to_string(b) + ".mlp.down.weight").rank, int64_t{32});
+        QCOMPARE(after.flopsPerToken, before.denseFlopsPerToken - 2.0 * 5 * (64 * 172 - 32 * (64 + 172)));
+        QCOMPARE(after.parameters, r.state.model->parameterCount());
+        QVERIFY(after.bytes < before.bytes && after.compressionRatio > 1.0);
     }
 
     void builtinCalibrationAndBadTargets()

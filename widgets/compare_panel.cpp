@@ -1,8 +1,17 @@
 #include "compare_panel.h"
 
+#include "eval_text.h"
+#include "format.h"
+#include "job_runner.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
 #include "recipe_panel.h"
+
+#include "analysis/model_cost.h"
+#include "engine/transformer.h"
+#include "eval/perplexity.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
 
 #include <qcustomplot.h>
 
@@ -12,6 +21,7 @@
 #include <QPushButton>
 #include <QSplitter>
 #include <QTableWidget>
+#include <QTextDocument>
 #include <QVBoxLayout>
 
 #include <cmath>
@@ -55,12 +65,21 @@ ComparePanel::ComparePanel(ModelDocument* document, PerplexityPanel* perplexity,
     plot_->xAxis->ticker()->setTickCount(4);
     connect(plot_, &QCustomPlot::mousePress, this, &ComparePanel::onPlotClick);
 
+    runner_ = new JobRunner(this);
+    compareButton_ = new QPushButton(tr("Compare with the original"), this);
+    compareButton_->setToolTip(tr("Perplexity of both, KL divergence and top-1 agreement on the Evaluate text, "
+                                  "size, compression ratio and FLOPs per token"));
+    connect(compareButton_, &QPushButton::clicked, this, &ComparePanel::compareWithOriginal);
+    comparison_ = new QLabel(this);
+    comparison_->setWordWrap(true);
+    comparison_->setTextInteractionFlags(Qt::TextSelectableByMouse);
     auto* clearButton = new QPushButton(tr("Clear"), this);
     connect(clearButton, &QPushButton::clicked, this, &ComparePanel::clear);
     auto* hint = new QLabel(tr("Every evaluation lands here. Click a point to go back to that configuration."), this);
     hint->setWordWrap(true);
     auto* top = new QHBoxLayout;
     top->addWidget(hint, 1);
+    top->addWidget(compareButton_);
     top->addWidget(clearButton);
     auto* split = new QSplitter(Qt::Horizontal, this);
     split->addWidget(table_);
@@ -70,6 +89,7 @@ ComparePanel::ComparePanel(ModelDocument* document, PerplexityPanel* perplexity,
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(8, 6, 8, 6);
     layout->addLayout(top);
+    layout->addWidget(comparison_);
     layout->addWidget(split, 1);
 
     // Only finished runs: a cancelled or failed one leaves an older result on screen.
@@ -78,6 +98,12 @@ ComparePanel::ComparePanel(ModelDocument* document, PerplexityPanel* perplexity,
             addCurrent();
     });
     connect(document_, &ModelDocument::modelChanged, this, &ComparePanel::clear);
+    connect(document_, &ModelDocument::modelAboutToChange, runner_, &JobRunner::abandon);
+    connect(document_, &ModelDocument::modelChanged, comparison_, &QLabel::clear);
+    connect(document_, &ModelDocument::modelEdited, this, [this] {
+        if (!comparison_->text().isEmpty())
+            comparison_->setText(tr("<i>The model changed: compare again.</i>"));
+    });
     refresh();
 }
 
@@ -181,6 +207,77 @@ void ComparePanel::onPlotClick(QMouseEvent* event)
         table_->selectRow(index);
         restore(index);
     }
+}
+
+bool ComparePanel::isBusy() const
+{
+    return runner_->isRunning();
+}
+
+QString ComparePanel::comparison() const
+{
+    QTextDocument doc;
+    doc.setHtml(comparison_->text());
+    return doc.toPlainText();
+}
+
+void ComparePanel::compareWithOriginal()
+{
+    if (!document_->hasModel() || runner_->isRunning())
+        return;
+    const CompressionState state = document_->state();
+    const TextSource text = perplexity_->textSource();
+    compareButton_->setEnabled(false);
+    comparison_->setText(tr("Comparing with the original on %1…").arg(text.displayName().toHtmlEscaped()));
+    runner_->start([this, state, text](JobContext& job) {
+        try {
+            const std::vector<int32_t> tokens = loadTokenizer(*state.source)->encode(loadText(text), true);
+            ScoringOptions opt;
+            const int64_t maxCtx = state.source->config.maxPositions > 1 ? state.source->config.maxPositions : 256;
+            opt.context = std::min<int64_t>(256, maxCtx);
+            opt.maxWindows = kCompareWindows;
+            if (static_cast<int64_t>(tokens.size()) < opt.context)
+                fail(ErrorCode::InvalidArgument, text.displayName().toStdString(), "the text is shorter than one window");
+            job.stage(0.0, 0.1, tr("building the engines"));
+            const Transformer base(*state.source, &job);
+            const auto current = state.makeEngine(&job);
+            job.stage(0.1, 0.9, tr("scoring both models"));
+            const ComparisonResult r = compareModels(base, *current, tokens, opt, &job);
+            const ModelCost cost = estimateCost(state, opt.context);
+            const QString name = text.displayName().toHtmlEscaped();
+            job.post([this, r, cost, name, ctx = opt.context] {
+                compareButton_->setEnabled(true);
+                const auto row = [](const QString& what, const QString& value) {
+                    return QStringLiteral("<tr><td>%1</td><td align='right'>&nbsp;&nbsp;%2</td></tr>").arg(what, value);
+                };
+                QString html = QStringLiteral("<table>");
+                html += row(tr("Perplexity"), tr("%1 → <b>%2</b>").arg(std::exp(r.nllReference), 0, 'f', 4).arg(std::exp(r.nllCandidate), 0, 'f', 4));
+                html += row(tr("KL(original ‖ current)"), tr("%1 nats per token (max %2)").arg(r.klMean, 0, 'g', 4).arg(r.klMax, 0, 'g', 4));
+                html += row(tr("Top-1 agreement"), QStringLiteral("%1 %").arg(100.0 * r.top1Agreement, 0, 'f', 2));
+                html += row(tr("Size (estimated)"), tr("%1 → <b>%2</b> (×%3 smaller)")
+                                                      .arg(formatBytes(static_cast<uint64_t>(cost.sourceBytes)),
+                                                           formatBytes(static_cast<uint64_t>(cost.bytes)))
+                                                      .arg(cost.compressionRatio, 0, 'f', 2));
+                html += row(tr("Bits per weight (block linears)"), QString::number(cost.bitsPerWeight, 'f', 3));
+                html += row(tr("Parameters"), formatExact(cost.parameters));
+                html += row(tr("FLOPs per token"), tr("%1 → %2 (context %3)")
+                                                     .arg(formatCount(static_cast<int64_t>(cost.denseFlopsPerToken)),
+                                                          formatCount(static_cast<int64_t>(cost.flopsPerToken)))
+                                                     .arg(ctx));
+                html += QStringLiteral("</table><small>%1 tokens of %2</small>").arg(r.tokensScored).arg(name);
+                comparison_->setText(html);
+                emit comparisonReady(true);
+            });
+        } catch (const std::exception& e) {
+            const bool cancelled = job.cancelled();
+            const QString msg = cancelled ? tr("Comparison cancelled.") : QString::fromStdString(e.what()).toHtmlEscaped();
+            job.post([this, msg] {
+                compareButton_->setEnabled(true);
+                comparison_->setText(msg);
+                emit comparisonReady(false);
+            });
+        }
+    });
 }
 
 } // namespace ll::gui

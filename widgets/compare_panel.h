@@ -11,11 +11,14 @@
 #include <vector>
 
 class QCustomPlot;
+class QLabel;
 class QMouseEvent;
+class QPushButton;
 class QTableWidget;
 
 namespace ll::gui {
 
+class JobRunner;
 class ModelDocument;
 class PerplexityPanel;
 class RecipePanel;
@@ -47,7 +50,18 @@ public:
     // The entry whose point is nearest to `pos` (plot pixels), -1 when none within reach.
     int pointAt(const QPoint& pos) const;
 
+    // The original against the current state on the Evaluate text (at most
+    // kCompareWindows windows): perplexity of both, KL divergence, top-1
+    // agreement, size, bits per weight, compression ratio, parameters and
+    // FLOPs per token. In the background; the numbers land in comparison().
+    static constexpr int kCompareWindows = 16;
+    void compareWithOriginal();
+    bool isBusy() const;
+    QString comparison() const; // the shown summary as plain text
+
 signals:
+    void comparisonReady(bool ok);
+
     void entriesChanged();
 
 private:
@@ -59,6 +73,9 @@ private:
     RecipePanel* recipes_;
     QTableWidget* table_;
     QCustomPlot* plot_;
+    JobRunner* runner_;
+    QPushButton* compareButton_;
+    QLabel* comparison_;
     std::vector<Entry> entries_;
 };
 
