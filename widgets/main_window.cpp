@@ -16,6 +16,8 @@
 #include "session.h"
 #include "tensor_inspector.h"
 
+#include "analysis/sensitivity.h"
+
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
@@ -182,6 +184,10 @@ MainWindow::MainWindow(QWidget* parent)
     statusBar()->addPermanentWidget(dtypeLabel_);
 
     session_ = new SessionManager(this);
+    // Sessions keep the sensitivity results with the recipe (reopened as data; rerun to see them live).
+    session_->setSectionProvider("sensitivity", [this]() -> nlohmann::json {
+        return sensitivity_ && sensitivity_->result() ? sensitivity_->result()->toJson() : nlohmann::json();
+    });
     createActions();
     // The engine cache follows the document; the jobs of the old model keep their own engine until they end.
     connect(document_, &ModelDocument::modelAboutToChange, this, [this] { engines_->setModel(nullptr); });
