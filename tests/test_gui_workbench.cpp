@@ -316,6 +316,37 @@ private slots:
         QCOMPARE(w.document()->undoStack()->count(), 0);
     }
 
+    // The demo model has no tokenizer: calibration-free steps apply (and preview), calibrated ones say why not.
+    void demoModelTakesCalibrationFreeSteps()
+    {
+        MainWindow w;
+        w.setErrorDialogsEnabled(false);
+        w.show();
+        w.openDemo();
+        CompressionPanel* panel = w.compressionPanel();
+        panel->setLivePreview(false);
+        panel->setTarget(CompressionPanel::Target::Pattern, QStringLiteral("^blocks\\.0\\."));
+        panel->setAction(StepAction::Quantize);
+        panel->setMethod(QStringLiteral("rtn"));
+        panel->setParam(QStringLiteral("bits"), 4);
+        QSignalSpy applied(panel, &CompressionPanel::applied);
+        panel->apply();
+        QVERIFY2(waitApplied(panel, applied), qPrintable(panel->statusText()));
+        QCOMPARE(applied.takeFirst().at(0).toBool(), true);
+        QVERIFY(w.document()->record("blocks.0.mlp.down.weight"));
+        QVERIFY(!w.document()->record("blocks.0.mlp.down.weight")->outputError); // no text, no output error
+        QSignalSpy previewed(panel, &CompressionPanel::previewReady);
+        w.document()->setCurrentTensor(w.document()->findTensor(QStringLiteral("blocks.1.attn.q.weight")));
+        panel->preview();
+        QVERIFY2(previewed.wait(60000), qPrintable(panel->statusText()));
+        panel->setMethod(QStringLiteral("gptq"));
+        panel->apply();
+        QVERIFY(waitApplied(panel, applied));
+        QCOMPARE(applied.takeFirst().at(0).toBool(), false);
+        QVERIFY2(panel->statusText().contains(QStringLiteral("tokenizer"), Qt::CaseInsensitive), qPrintable(panel->statusText()));
+        QCOMPARE(w.document()->undoStack()->count(), 1);
+    }
+
     // Compare: the original against the current state, numbers as the core computes them.
     void compareWithOriginal()
     {

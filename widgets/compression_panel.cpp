@@ -47,6 +47,22 @@ QString errorText(const std::exception& e)
     return QString::fromStdString(e.what());
 }
 
+// The calibration text for `step`. A model without a tokenizer (the demo
+// model) still takes the calibration-free steps, without output errors.
+CalibrationText calibrationFor(const Model& m, const RecipeCalibration& c, const RecipeStep& step)
+{
+    try {
+        return loadCalibration(m, c);
+    } catch (const Error& e) {
+        if (step.usesCalibration() || e.code() == ErrorCode::Cancelled)
+            throw;
+        CalibrationText none;
+        none.recipe = c;
+        none.name = "none";
+        return none;
+    }
+}
+
 } // namespace
 
 CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
@@ -589,7 +605,7 @@ void CompressionPanel::preview()
     runner_->start([this, state, step, calib, tensor](JobContext& job) {
         try {
             job.stage(0.0, 0.1, tr("tokenizing the calibration text"));
-            const CalibrationText text = loadCalibration(*state.model, calib);
+            const CalibrationText text = calibrationFor(*state.model, calib, step);
             job.stage(0.1, 0.9, tr("previewing"));
             auto r = std::make_shared<PreviewResult>(computePreview(state, step, tensor, text, &job));
             job.post([this, r] {
@@ -653,7 +669,7 @@ void CompressionPanel::apply()
         };
         try {
             job.stage(0.0, 0.05, tr("tokenizing the calibration text"));
-            const CalibrationText text = loadCalibration(*state.model, calib);
+            const CalibrationText text = calibrationFor(*state.model, calib, step);
             job.stage(0.05, 0.95, label);
             auto out = std::make_shared<StepOutcome>(applyStep(state, step, text, &job));
             job.post([this, out, label, base = state.model] {

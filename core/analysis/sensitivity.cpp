@@ -270,16 +270,7 @@ RecipeStep singleLayerStep(const RecipeStep& step, const std::string& name)
 
 bool stepUsesCalibration(const RecipeStep& step)
 {
-    const JsonParams p(step.params);
-    const std::string m = step.method();
-    switch (step.action) {
-    case StepAction::Quantize:
-        // Calibration-free grids; LoRC and ggml's importance read the statistics.
-        return !((m == "rtn" || m == "nf4" || m == "fp8" || m == "fp4") && !p.value("lorc-rank"));
-    case StepAction::Prune: return m != "magnitude" || p.value("structured").has_value();
-    case StepAction::Factorize: return m != "svd";
-    }
-    return true;
+    return step.usesCalibration();
 }
 
 SensitivityResult measureSensitivity(const CompressionState& base, const SensitivityOptions& options,

@@ -10,6 +10,7 @@
 #include "util/error.h"
 #include "util/progress.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ll {
@@ -246,7 +247,17 @@ StepOutcome applyRecipe(std::shared_ptr<const Model> source, const Recipe& recip
     out.state.calibration = recipe.calibration;
     if (recipe.steps.empty())
         return out;
-    const CalibrationText calib = loadCalibration(*out.state.model, recipe.calibration);
+    CalibrationText calib;
+    try {
+        calib = loadCalibration(*out.state.model, recipe.calibration);
+    } catch (const Error& e) {
+        // A model without a tokenizer (the demo model) can still take calibration-free steps.
+        const bool needed = std::any_of(recipe.steps.begin(), recipe.steps.end(), [](const RecipeStep& s) { return s.usesCalibration(); });
+        if (needed || e.code() == ErrorCode::Cancelled)
+            throw;
+        calib.recipe = recipe.calibration;
+        calib.name = "none";
+    }
     const double n = static_cast<double>(recipe.steps.size());
     nlohmann::json summaries = nlohmann::json::array();
     for (size_t i = 0; i < recipe.steps.size(); ++i) {

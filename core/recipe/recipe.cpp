@@ -148,6 +148,20 @@ std::string RecipeStep::badge() const
     return m;
 }
 
+bool RecipeStep::usesCalibration() const
+{
+    const JsonParams p(params);
+    const std::string m = method();
+    switch (action) {
+    case StepAction::Quantize:
+        // Calibration-free grids; LoRC and ggml's importance read the statistics.
+        return !((m == "rtn" || m == "nf4" || m == "fp8" || m == "fp4") && !p.value("lorc-rank"));
+    case StepAction::Prune: return m != "magnitude" || p.value("structured").has_value();
+    case StepAction::Factorize: return m != "svd";
+    }
+    return true;
+}
+
 void RecipeStep::validate() const
 {
     const JsonParams p(params);

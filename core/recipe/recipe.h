@@ -31,6 +31,9 @@ struct RecipeStep {
     std::string method() const;
     // What the tree shows on a layer: "GPTQ 4b g128", "wanda 50 % sparse", "2:4 sparse", "SVD rank 50 %".
     std::string badge() const;
+    // Whether the step's weights depend on calibration statistics (GPTQ, Wanda,
+    // ggml's importance, LoRC, ...); RTN, NF4, FP8, FP4, magnitude, SVD do not.
+    bool usesCalibration() const;
     // Checks the action's parameters (throws Error(InvalidArgument) naming the step).
     void validate() const;
     nlohmann::json toJson() const; // flat: {action, layers?, method, ...} with snake_case keys
