@@ -551,6 +551,19 @@ bool CompressionPanel::isBusy() const
     return runner_->isRunning();
 }
 
+bool CompressionPanel::isPreviewPending() const
+{
+    return debounce_->isActive();
+}
+
+void CompressionPanel::showEvent(QShowEvent* event)
+{
+    QWidget::showEvent(event);
+    // Changes made while hidden scheduled nothing: preview what is selected now.
+    if (!preview_)
+        schedulePreview();
+}
+
 QString CompressionPanel::statusText() const
 {
     return statusText_;
@@ -714,7 +727,7 @@ void CompressionPanel::showPreview(const PreviewResult& r)
     StatsOptions so;
     so.bins = kPreviewBins;
     histogram_->showStats(computeStats(r.before, so));
-    histogram_->showOverlayValues(r.after, QString::fromStdString(r.badge), tr("original"));
+    histogram_->showOverlayValues(r.after, tr("after"), tr("before")); // the step is named above the tabs
     mask_->setWeights(r.after, r.rowsAfter, r.colsAfter);
     mask_->setPattern(r.nm);
     if (!r.singularValues.empty())
@@ -751,8 +764,9 @@ void CompressionPanel::showPreview(const PreviewResult& r)
         text += QStringLiteral("<br><i>%1</i>").arg(r.note.toHtmlEscaped());
     numbers_->setText(text);
     // Show the view that matters for this kind of step.
-    const bool pruned = r.record.sparsity > 0.05;
-    tabs_->setCurrentWidget(r.rank > 0 ? static_cast<QWidget*>(spectrum_) : pruned ? static_cast<QWidget*>(mask_) : histogram_);
+    tabs_->setCurrentWidget(r.action == StepAction::Factorize ? static_cast<QWidget*>(spectrum_)
+                            : r.action == StepAction::Prune    ? static_cast<QWidget*>(mask_)
+                                                               : static_cast<QWidget*>(histogram_));
     setStatus(tr("Preview ready (%1 s). Apply to change the model.").arg(r.seconds, 0, 'f', 2));
     emit previewReady();
 }

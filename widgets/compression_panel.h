@@ -63,6 +63,8 @@ public:
     void apply();
     void cancel();
     bool isBusy() const;
+    // A live preview is scheduled (the form or the tensor just changed).
+    bool isPreviewPending() const;
     // Shown to the user: the last error or outcome.
     QString statusText() const;
     const PreviewResult* lastPreview() const { return preview_.get(); }
@@ -76,6 +78,9 @@ public:
 signals:
     void previewReady();
     void applied(bool ok);  // after an Apply finished (ok: the command is on the undo stack)
+
+protected:
+    void showEvent(QShowEvent* event) override;
 
 private:
     void rebuildMethods();

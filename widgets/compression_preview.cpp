@@ -174,6 +174,7 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
     if (const auto it = out.state.layers.find(tensor); it != out.state.layers.end())
         r.record = it->second;
     r.badge = step.badge();
+    r.action = step.action;
     r.rank = r.record.rank;
     if (step.action == StepAction::Prune && step.params.contains("nm"))
         r.nm = pruneOptionsFrom(JsonParams(step.params)).unstructured.layer.nm;

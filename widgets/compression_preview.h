@@ -25,6 +25,7 @@ struct PreviewResult {
     std::vector<float> before, after;         // row-major
     LayerRecord record;                       // what Apply would record for this tensor
     std::string badge;
+    StepAction action = StepAction::Quantize;
     // The error curve (weight error and, with calibration, output error).
     std::vector<ErrorCurvePoint> curve;
     QString curveLabel;                       // "bits", "sparsity", "rank"

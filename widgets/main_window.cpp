@@ -277,7 +277,7 @@ bool MainWindow::raiseDock(const QString& name)
 bool MainWindow::isBusy() const
 {
     return inspector_->isBusy() || perplexity_->isRunning() || generate_->isRunning() || activations_->isBusy()
-           || compression_->isBusy() || recipe_->isBusy() || (sensitivity_ && sensitivity_->isBusy());
+           || compression_->isBusy() || compression_->isPreviewPending() || recipe_->isBusy() || (sensitivity_ && sensitivity_->isBusy());
 }
 
 void MainWindow::createActions()
