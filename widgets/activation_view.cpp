@@ -253,6 +253,9 @@ ActivationView::ActivationView(ModelDocument* document, std::shared_ptr<EngineCa
 
 ActivationView::~ActivationView()
 {
+    // Half destroyed, and the document may be gone already (MainWindow deletes it first):
+    // the runner's runningChanged/finished must not reach our slots any more.
+    disconnect(runner_, nullptr, this, nullptr);
     runner_->cancelAndWait();
 }
 

@@ -209,6 +209,14 @@ void ComparePanel::onPlotClick(QMouseEvent* event)
     }
 }
 
+ComparePanel::~ComparePanel()
+{
+    // Half destroyed, and the document may be gone already (MainWindow deletes it first):
+    // the runner's signals must not reach our slots any more.
+    disconnect(runner_, nullptr, this, nullptr);
+    runner_->cancelAndWait();
+}
+
 bool ComparePanel::isBusy() const
 {
     return runner_->isRunning();

@@ -38,6 +38,7 @@ public:
     };
 
     ComparePanel(ModelDocument* document, PerplexityPanel* perplexity, RecipePanel* recipes, QWidget* parent = nullptr);
+    ~ComparePanel() override;
 
     const std::vector<Entry>& entries() const { return entries_; }
     // Records the evaluation on screen for the current state (replaces one of the same recipe and text).

@@ -309,7 +309,13 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     setBusy(false, QString());
 }
 
-CompressionPanel::~CompressionPanel() = default;
+CompressionPanel::~CompressionPanel()
+{
+    // Half destroyed, and the document may be gone already (MainWindow deletes it first):
+    // the runner's signals must not reach our slots any more.
+    disconnect(runner_, nullptr, this, nullptr);
+    runner_->cancelAndWait();
+}
 
 void CompressionPanel::rebuildMethods()
 {

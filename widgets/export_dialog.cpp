@@ -160,6 +160,9 @@ ExportDialog::ExportDialog(ModelDocument* document, QWidget* parent)
 
 ExportDialog::~ExportDialog()
 {
+    // Half destroyed, and the document may be gone already (MainWindow deletes it first):
+    // the runner's runningChanged/finished must not reach our slots any more.
+    disconnect(runner_, nullptr, this, nullptr);
     runner_->cancelAndWait(); // the worker removes what it wrote before the runner goes
 }
 

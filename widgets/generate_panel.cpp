@@ -131,6 +131,9 @@ GeneratePanel::GeneratePanel(ModelDocument* document, std::shared_ptr<EngineCach
 
 GeneratePanel::~GeneratePanel()
 {
+    // Half destroyed, and the document may be gone already (MainWindow deletes it first):
+    // the runner's runningChanged/finished must not reach our slots any more.
+    disconnect(runner_, nullptr, this, nullptr);
     runner_->cancelAndWait();
 }
 

@@ -229,6 +229,9 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
 
 PerplexityPanel::~PerplexityPanel()
 {
+    // Half destroyed, and the document may be gone already (MainWindow deletes it first):
+    // the runner's runningChanged/finished must not reach our slots any more.
+    disconnect(runner_, nullptr, this, nullptr);
     runner_->cancelAndWait();
 }
 

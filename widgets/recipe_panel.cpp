@@ -93,6 +93,14 @@ RecipePanel::RecipePanel(ModelDocument* document, QWidget* parent)
     refresh();
 }
 
+RecipePanel::~RecipePanel()
+{
+    // Half destroyed, and the document may be gone already (MainWindow deletes it first):
+    // the runner's signals must not reach our slots any more.
+    disconnect(runner_, nullptr, this, nullptr);
+    runner_->cancelAndWait();
+}
+
 bool RecipePanel::isBusy() const
 {
     return runner_->isRunning();

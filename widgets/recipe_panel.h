@@ -22,6 +22,7 @@ class RecipePanel : public QWidget {
     Q_OBJECT
 public:
     explicit RecipePanel(ModelDocument* document, QWidget* parent = nullptr);
+    ~RecipePanel() override;
 
     // Writes the document's recipe; returns an error message or an empty string.
     QString saveTo(const QString& path);

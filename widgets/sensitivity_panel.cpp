@@ -329,7 +329,13 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     setBusy(Job::None, QString());
 }
 
-SensitivityPanel::~SensitivityPanel() = default;
+SensitivityPanel::~SensitivityPanel()
+{
+    // Half destroyed, and the document may be gone already (MainWindow deletes it first):
+    // the runner's signals must not reach our slots any more.
+    disconnect(runner_, nullptr, this, nullptr);
+    runner_->cancelAndWait();
+}
 
 // ---- the form ------------------------------------------------------------------------------------
 

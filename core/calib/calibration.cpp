@@ -134,14 +134,15 @@ struct InputStatsCollector::Impl {
 
 InputStatsCollector::InputStatsCollector(int firstBlock, int lastBlock, int64_t windowLength, bool gram,
                                          int64_t layers, const Progress* progress)
-    : impl_(new Impl{firstBlock, lastBlock, windowLength, gram, layers, progress, {}, {}})
 {
+    // Checked before impl_ is allocated: a throwing constructor never runs the destructor.
     if (firstBlock < 0 || lastBlock < firstBlock || lastBlock >= layers)
         fail(ErrorCode::InvalidArgument, "", "calibration blocks " + std::to_string(firstBlock) + ".."
                                                  + std::to_string(lastBlock) + " are outside the model's "
                                                  + std::to_string(layers) + " blocks");
     if (windowLength <= 0)
         fail(ErrorCode::InvalidArgument, "", "the calibration window length must be positive");
+    impl_ = new Impl{firstBlock, lastBlock, windowLength, gram, layers, progress, {}, {}};
 }
 
 InputStatsCollector::~InputStatsCollector()
