@@ -131,7 +131,7 @@ private slots:
         panel->setMethod(QStringLiteral("gptq"));
         panel->setParam(QStringLiteral("bits"), 4);
         panel->setParam(QStringLiteral("group"), 32);
-        QCOMPARE(panel->currentStep().layers, namesPattern(chosen));
+        QCOMPARE(panel->currentStep().layers, exactNamesPattern(chosen));
 
         // Preview on the current tensor: the numbers are the step's on that tensor alone.
         w.document()->setCurrentTensor(w.document()->findTensor(QStringLiteral("blocks.0.attn.q.weight")));

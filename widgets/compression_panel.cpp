@@ -47,22 +47,6 @@ QString errorText(const std::exception& e)
     return QString::fromStdString(e.what());
 }
 
-// The calibration text for `step`. A model without a tokenizer (the demo
-// model) still takes the calibration-free steps, without output errors.
-CalibrationText calibrationFor(const Model& m, const RecipeCalibration& c, const RecipeStep& step)
-{
-    try {
-        return loadCalibration(m, c);
-    } catch (const Error& e) {
-        if (step.usesCalibration() || e.code() == ErrorCode::Cancelled)
-            throw;
-        CalibrationText none;
-        none.recipe = c;
-        none.name = "none";
-        return none;
-    }
-}
-
 } // namespace
 
 CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
@@ -433,7 +417,7 @@ std::string CompressionPanel::targetPattern() const
         return {};
     if (target == Target::Pattern)
         return patternEdit_->text().toStdString();
-    return namesPattern(targetNames());
+    return exactNamesPattern(targetNames());
 }
 
 RecipeStep CompressionPanel::currentStep() const
@@ -624,7 +608,7 @@ void CompressionPanel::preview()
     runner_->start([this, state, step, calib, tensor](JobContext& job) {
         try {
             job.stage(0.0, 0.1, tr("tokenizing the calibration text"));
-            const CalibrationText text = calibrationFor(*state.model, calib, step);
+            const CalibrationText text = loadCalibrationFor(*state.model, calib, std::span<const RecipeStep>(&step, 1));
             job.stage(0.1, 0.9, tr("previewing"));
             auto r = std::make_shared<PreviewResult>(computePreview(state, step, tensor, text, &job));
             job.post([this, r] {
@@ -688,7 +672,7 @@ void CompressionPanel::apply()
         };
         try {
             job.stage(0.0, 0.05, tr("tokenizing the calibration text"));
-            const CalibrationText text = calibrationFor(*state.model, calib, step);
+            const CalibrationText text = loadCalibrationFor(*state.model, calib, std::span<const RecipeStep>(&step, 1));
             job.stage(0.05, 0.95, label);
             auto out = std::make_shared<StepOutcome>(applyStep(state, step, text, &job));
             job.post([this, out, label, base = state.model] {

@@ -18,17 +18,6 @@ namespace ll::gui {
 
 namespace {
 
-std::string escapeRegex(const std::string& s)
-{
-    std::string out;
-    for (char c : s) {
-        if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos)
-            out += '\\';
-        out += c;
-    }
-    return out;
-}
-
 // The layer's calibration statistics from the state's model (one-shot, its block only).
 std::optional<InputStats> layerStats(const CompressionState& state, const LogicalTensor& t, const CalibrationText& calib,
                                      Progress* progress)
@@ -127,21 +116,6 @@ void fillCurve(PreviewResult& r, const RecipeStep& step, const MatrixRM& W, cons
 }
 
 } // namespace
-
-std::string exactNamePattern(const std::string& logicalName)
-{
-    return "^" + escapeRegex(logicalName) + "$";
-}
-
-std::string namesPattern(const std::vector<std::string>& logicalNames)
-{
-    if (logicalNames.size() == 1)
-        return exactNamePattern(logicalNames.front());
-    std::string p = "^(";
-    for (size_t i = 0; i < logicalNames.size(); ++i)
-        p += (i ? "|" : "") + escapeRegex(logicalNames[i]);
-    return p + ")$";
-}
 
 PreviewResult computePreview(const CompressionState& state, const RecipeStep& step, const std::string& tensor,
                              const CalibrationText& calibration, Progress* progress)

@@ -42,9 +42,4 @@ struct PreviewResult {
 PreviewResult computePreview(const CompressionState& state, const RecipeStep& step, const std::string& tensor,
                              const CalibrationText& calibration, Progress* progress);
 
-// ^blocks\.0\.attn\.q\.weight$: a pattern matching exactly one logical name.
-std::string exactNamePattern(const std::string& logicalName);
-// The pattern for a set of names: the one name, or ^(a|b|c)$.
-std::string namesPattern(const std::vector<std::string>& logicalNames);
-
 } // namespace ll::gui

@@ -561,7 +561,7 @@ void SensitivityPanel::run()
         try {
             job.stage(0.0, 0.03, tr("reading the text"));
             const std::vector<int32_t> tokens = evalTokensFor(in);
-            const CalibrationText calib = stepUsesCalibration(options.step) ? loadCalibration(*in.state.model, in.calibration)
+            const CalibrationText calib = options.step.usesCalibration() ? loadCalibration(*in.state.model, in.calibration)
                                                                            : CalibrationText{};
             job.stage(0.03, 0.97, tr("measuring"));
             auto r = std::make_shared<SensitivityResult>(measureSensitivity(
@@ -625,7 +625,7 @@ void SensitivityPanel::plan()
             const std::vector<int32_t> tokens = evalTokensFor(in);
             bool calibrate = false;
             for (const RecipeStep& c : options.candidates)
-                calibrate = calibrate || stepUsesCalibration(c);
+                calibrate = calibrate || c.usesCalibration();
             const CalibrationText calib = calibrate ? loadCalibration(*in.state.model, in.calibration) : CalibrationText{};
             job.stage(0.03, 0.97, tr("measuring the candidates"));
             auto r = std::make_shared<MixedPrecisionResult>(

@@ -60,7 +60,7 @@ int cmdMixed(const std::vector<std::string>& argv)
     const RecipeCalibration rc = analysis::recipeCalibration(a);
     bool needCalib = false;
     for (const RecipeStep& c : o.candidates)
-        needCalib = needCalib || stepUsesCalibration(c);
+        needCalib = needCalib || c.usesCalibration();
     const CalibrationText calib = needCalib ? loadCalibration(*model, rc) : CalibrationText{};
     const MixedPrecisionResult r =
         planMixedPrecision(CompressionState::initial(model), o, eval, calib, rc, {}, &progress);

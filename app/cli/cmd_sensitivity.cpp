@@ -56,7 +56,7 @@ int cmdSensitivity(const std::vector<std::string>& argv)
     compress::CliProgress progress;
     const std::shared_ptr<const Model> model = openModel(a.positional()[0]);
     const std::vector<int32_t> eval = analysis::evalTokens(*model, a, o.scoring, kSensitivityUsage);
-    const CalibrationText calib = stepUsesCalibration(o.step) ? loadCalibration(*model, analysis::recipeCalibration(a))
+    const CalibrationText calib = o.step.usesCalibration() ? loadCalibration(*model, analysis::recipeCalibration(a))
                                                               : CalibrationText{};
     SensitivityResult r = measureSensitivity(CompressionState::initial(model), o, eval, calib, {}, &progress);
     progress.clear();

@@ -382,7 +382,7 @@ MixedPrecisionResult planMixedPrecision(const CompressionState& base, const Mixe
                                      0.8 * static_cast<double>(k - first + 1) / static_cast<double>(steps));
             const RecipeStep& step = r.recipe.steps[k];
             // Statistics only where they change the weights: the same model as a replay, sooner.
-            s = applyStep(s, step, stepUsesCalibration(step) ? calibration : none, &stepProgress).state;
+            s = applyStep(s, step, step.usesCalibration() ? calibration : none, &stepProgress).state;
         }
         SubProgress evalProgress(&sub, 0.8, 1.0);
         const std::unique_ptr<Transformer> engine = s.makeEngine(&evalProgress);

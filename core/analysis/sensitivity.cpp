@@ -2,6 +2,7 @@
 
 #include "engine/kernels.h"
 #include "engine/transformer.h"
+#include "eval/mean_accumulator.h"
 #include "model/tensor_data.h"
 #include "pipeline/model_compression.h"
 #include "prune/sub_progress.h"
@@ -23,28 +24,6 @@ using Clock = std::chrono::steady_clock;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// The same running sums as evaluatePerplexity, in row order, so that a row's
-// perplexity is bit-identical to evaluatePerplexity on the same engine.
-struct MeanAccumulator {
-    double sum = 0, sumSq = 0;
-    int64_t n = 0;
-    void add(double x)
-    {
-        sum += x;
-        sumSq += x * x;
-        ++n;
-    }
-    double mean() const { return n ? sum / static_cast<double>(n) : 0.0; }
-    double stderrOfMean() const
-    {
-        if (n < 2)
-            return 0.0;
-        const double m = mean();
-        const double var = std::max(0.0, (sumSq - static_cast<double>(n) * m * m) / static_cast<double>(n - 1));
-        return std::sqrt(var / static_cast<double>(n));
-    }
-};
 
 // The base model's log-probabilities (float, as compareModels computes them) and argmax per scored position.
 struct ReferenceLogits {
@@ -244,33 +223,11 @@ void sortBySensitivity(std::vector<LayerSensitivity>& rows, SensitivityMetric me
     });
 }
 
-std::string exactNamePattern(const std::string& name) { return exactNamesPattern({name}); }
-
-std::string exactNamesPattern(const std::vector<std::string>& names)
-{
-    std::string alternation;
-    for (const std::string& n : names) {
-        if (!alternation.empty())
-            alternation += '|';
-        for (char c : n) {
-            if (std::string_view("\\^$.|?*+()[]{}/").find(c) != std::string_view::npos)
-                alternation += '\\';
-            alternation += c;
-        }
-    }
-    return names.size() == 1 ? "^" + alternation + "$" : "^(?:" + alternation + ")$";
-}
-
 RecipeStep singleLayerStep(const RecipeStep& step, const std::string& name)
 {
     RecipeStep s = step;
     s.layers = exactNamePattern(name);
     return s;
-}
-
-bool stepUsesCalibration(const RecipeStep& step)
-{
-    return step.usesCalibration();
 }
 
 SensitivityResult measureSensitivity(const CompressionState& base, const SensitivityOptions& options,
@@ -342,7 +299,7 @@ std::vector<SensitivityResult> measureSensitivities(const CompressionState& base
     for (size_t si = 0; si < steps.size(); ++si) {
         const auto s0 = Clock::now();
         const RecipeStep& tmpl = steps[si];
-        const CalibrationText& calib = stepUsesCalibration(tmpl) ? calibration : noCalibration;
+        const CalibrationText& calib = tmpl.usesCalibration() ? calibration : noCalibration;
         SensitivityResult result;
         result.step = tmpl;
         result.scoring = options.scoring;

@@ -112,12 +112,7 @@ std::vector<SensitivityResult> measureSensitivities(const CompressionState& base
 // Most sensitive first (NaN last), ties by model order (stable).
 void sortBySensitivity(std::vector<LayerSensitivity>& rows, SensitivityMetric metric);
 
-// "^blocks\.0\.attn\.q\.weight$"; several names: "^(?:a|b)$".
-std::string exactNamePattern(const std::string& name);
-std::string exactNamesPattern(const std::vector<std::string>& names);
 // The template restricted to one layer.
 RecipeStep singleLayerStep(const RecipeStep& step, const std::string& name);
-// Whether the step's weights depend on calibration statistics (else none are gathered).
-bool stepUsesCalibration(const RecipeStep& step);
 
 } // namespace ll

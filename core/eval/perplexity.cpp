@@ -1,6 +1,7 @@
 #include "eval/perplexity.h"
 
 #include "engine/kernels.h"
+#include "eval/mean_accumulator.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -9,29 +10,6 @@
 namespace ll {
 
 namespace {
-
-// Running mean and variance of per-token values, summed in a fixed order so
-// that results do not depend on the thread count.
-struct MeanAccumulator {
-    double sum = 0, sumSq = 0;
-    int64_t n = 0;
-
-    void add(double x)
-    {
-        sum += x;
-        sumSq += x * x;
-        ++n;
-    }
-    double mean() const { return n ? sum / static_cast<double>(n) : 0.0; }
-    double stderrOfMean() const
-    {
-        if (n < 2)
-            return 0.0;
-        const double m = mean();
-        const double var = std::max(0.0, (sumSq - static_cast<double>(n) * m * m) / static_cast<double>(n - 1));
-        return std::sqrt(var / static_cast<double>(n));
-    }
-};
 
 int64_t rowGrainFor(int64_t vocab)
 {

@@ -217,6 +217,22 @@ CalibrationText loadCalibration(const Model& model, const RecipeCalibration& cal
     return c;
 }
 
+CalibrationText loadCalibrationFor(const Model& model, const RecipeCalibration& calibration,
+                                   std::span<const RecipeStep> steps)
+{
+    try {
+        return loadCalibration(model, calibration);
+    } catch (const Error& e) {
+        const bool needed = std::any_of(steps.begin(), steps.end(), [](const RecipeStep& s) { return s.usesCalibration(); });
+        if (needed || e.code() == ErrorCode::Cancelled)
+            throw;
+        CalibrationText none;
+        none.recipe = calibration;
+        none.name = "none";
+        return none;
+    }
+}
+
 StepOutcome applyStep(const CompressionState& state, const RecipeStep& step, const CalibrationText& calibration,
                       Progress* progress)
 {
@@ -247,17 +263,7 @@ StepOutcome applyRecipe(std::shared_ptr<const Model> source, const Recipe& recip
     out.state.calibration = recipe.calibration;
     if (recipe.steps.empty())
         return out;
-    CalibrationText calib;
-    try {
-        calib = loadCalibration(*out.state.model, recipe.calibration);
-    } catch (const Error& e) {
-        // A model without a tokenizer (the demo model) can still take calibration-free steps.
-        const bool needed = std::any_of(recipe.steps.begin(), recipe.steps.end(), [](const RecipeStep& s) { return s.usesCalibration(); });
-        if (needed || e.code() == ErrorCode::Cancelled)
-            throw;
-        calib.recipe = recipe.calibration;
-        calib.name = "none";
-    }
+    const CalibrationText calib = loadCalibrationFor(*out.state.model, recipe.calibration, recipe.steps);
     const double n = static_cast<double>(recipe.steps.size());
     nlohmann::json summaries = nlohmann::json::array();
     for (size_t i = 0; i < recipe.steps.size(); ++i) {

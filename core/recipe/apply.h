@@ -76,6 +76,12 @@ struct CalibrationText {
     RecipeCalibration recipe;               // what it was loaded from (recorded in the state)
 };
 CalibrationText loadCalibration(const Model& model, const RecipeCalibration& calibration);
+// The same for `steps`, except that when the text cannot be had (a model
+// without a tokenizer: the demo model) and no step uses calibration
+// (RecipeStep::usesCalibration), it gives an empty CalibrationText: those
+// steps run without output errors. Otherwise it throws what loadCalibration throws.
+CalibrationText loadCalibrationFor(const Model& model, const RecipeCalibration& calibration,
+                                   std::span<const RecipeStep> steps);
 
 // Runs one step on state.model. Calibration tokens are used by the methods
 // that need statistics (and to report output errors); pass an empty

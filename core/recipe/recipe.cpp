@@ -292,6 +292,26 @@ Recipe Recipe::fromJson(const nlohmann::json& j, const std::string& origin)
     return r;
 }
 
+std::string exactNamePattern(const std::string& name)
+{
+    return exactNamesPattern({name});
+}
+
+std::string exactNamesPattern(const std::vector<std::string>& names)
+{
+    std::string alternation;
+    for (const std::string& n : names) {
+        if (!alternation.empty())
+            alternation += '|';
+        for (char c : n) {
+            if (std::string_view("\\^$.|?*+()[]{}/").find(c) != std::string_view::npos)
+                alternation += '\\';
+            alternation += c;
+        }
+    }
+    return names.size() == 1 ? "^" + alternation + "$" : "^(?:" + alternation + ")$";
+}
+
 Recipe parseRecipe(const std::string& text, bool yaml, const std::string& origin)
 {
     nlohmann::json j;

@@ -60,6 +60,11 @@ struct Recipe {
     bool operator==(const Recipe&) const = default;
 };
 
+// A `layers` pattern matching exactly these logical names:
+// "^blocks\.0\.attn\.q\.weight$"; several names: "^(?:a|b)$".
+std::string exactNamePattern(const std::string& name);
+std::string exactNamesPattern(const std::vector<std::string>& names);
+
 // By suffix: .yaml / .yml or .json (anything else: JSON). Errors name the file.
 Recipe loadRecipe(const std::string& path);
 Recipe parseRecipe(const std::string& text, bool yaml, const std::string& origin = "recipe");
