@@ -65,13 +65,7 @@ int cmdApply(const std::vector<std::string>& argv)
     for (size_t i = 0; i < recipe.steps.size(); ++i)
         std::printf("  %zu. %-9s %-28s %s\n", i + 1, std::string(actionName(recipe.steps[i].action)).c_str(),
                     recipe.steps[i].badge().c_str(), recipe.steps[i].layers.empty() ? "(every block linear)" : recipe.steps[i].layers.c_str());
-    if (ppl)
-        std::printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored, windows of %lld)\n", ppl->ppl, ppl->pplStderr,
-                    a.value("eval")->c_str(), static_cast<long long>(ppl->tokensScored), static_cast<long long>(ctx));
-    if (exported)
-        std::printf("wrote %s (%llu bytes)\n", exported->path.c_str(), static_cast<unsigned long long>(exported->totalBytes));
-    else
-        std::printf("nothing written (no --out)\n");
+    compress::printEvaluationAndExport(a, ppl, ctx, exported);
     return 0;
 }
 

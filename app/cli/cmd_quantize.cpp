@@ -77,14 +77,7 @@ int cmdQuantize(const std::vector<std::string>& argv)
         std::printf("  %-28s %-34s %8.4f %10.4f %10s\n", l.name.c_str(), l.layer.method.c_str(), l.layer.bitsPerWeight,
                     l.layer.error.weightError, outErr);
     }
-    if (ppl)
-        std::printf("PPL = %.4f +/- %.4f  (%s, %s, %lld tokens scored, windows of %lld)\n", ppl->ppl, ppl->pplStderr,
-                    j.at("quantized").get<std::string>().c_str(),
-                    a.value("eval")->c_str(), static_cast<long long>(ppl->tokensScored), static_cast<long long>(ctx));
-    if (exported)
-        std::printf("wrote %s (%llu bytes)\n", exported->path.c_str(), static_cast<unsigned long long>(exported->totalBytes));
-    else
-        std::printf("nothing written (no --out)\n");
+    compress::printEvaluationAndExport(a, ppl, ctx, exported, ppl ? j.at("quantized").get<std::string>() : std::string());
     return 0;
 }
 

@@ -161,6 +161,21 @@ inline std::optional<ExportResult> exportIfAsked(const Args& a, const Model& mod
     return exported;
 }
 
+// The last lines of a compressing command's text output: the perplexity (after
+// `note`, e.g. "W8A8", when given) and what was written.
+inline void printEvaluationAndExport(const Args& a, const std::optional<PerplexityResult>& ppl, int64_t ctx,
+                                     const std::optional<ExportResult>& exported, const std::string& note = {})
+{
+    if (ppl)
+        std::printf("PPL = %.4f +/- %.4f  (%s%s, %lld tokens scored, windows of %lld)\n", ppl->ppl, ppl->pplStderr,
+                    note.empty() ? "" : (note + ", ").c_str(), a.value("eval")->c_str(),
+                    static_cast<long long>(ppl->tokensScored), static_cast<long long>(ctx));
+    if (exported)
+        std::printf("wrote %s (%llu bytes)\n", exported->path.c_str(), static_cast<unsigned long long>(exported->totalBytes));
+    else
+        std::printf("nothing written (no --out)\n");
+}
+
 // Evaluation (--eval), export (--out), output. Returns the exit code.
 inline int finish(const Args& a, ModelCompressionResult& r, CliProgress& progress,
                   std::chrono::steady_clock::time_point started)
@@ -189,13 +204,7 @@ inline int finish(const Args& a, ModelCompressionResult& r, CliProgress& progres
         std::printf("  %-28s %-22s %9lld %8.1f%% %10.4f %10s\n", o.name.c_str(), o.method.c_str(),
                     static_cast<long long>(o.paramsAfter), 100.0 * o.sparsity, o.weightError, outErr);
     }
-    if (ppl)
-        std::printf("PPL = %.4f +/- %.4f  (%s, %lld tokens scored, windows of %lld)\n", ppl->ppl, ppl->pplStderr,
-                    a.value("eval")->c_str(), static_cast<long long>(ppl->tokensScored), static_cast<long long>(ctx));
-    if (exported)
-        std::printf("wrote %s (%llu bytes)\n", exported->path.c_str(), static_cast<unsigned long long>(exported->totalBytes));
-    else
-        std::printf("nothing written (no --out)\n");
+    printEvaluationAndExport(a, ppl, ctx, exported);
     return 0;
 }
 
