@@ -9,6 +9,7 @@
 #include "util/progress.h"
 
 #include <algorithm>
+#include <initializer_list>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -367,6 +368,42 @@ ModelCompressionResult factorizeModel(const Model& source, const ModelFactorizeO
     return r;
 }
 
+namespace {
+
+// One-shot statistics of the inputs `roles` of every block (empty without
+// calibration tokens), for structured pruning's scores and output errors.
+// Records the tokens used in r; progress 0..0.7.
+std::vector<std::vector<InputStats>> oneShotBlockStats(const Model& source, std::span<const int32_t> calibrationTokens,
+                                                       const CalibrationOptions& calibration, std::initializer_list<Role> roles,
+                                                       ModelCompressionResult& r, Progress* progress)
+{
+    const int layers = static_cast<int>(source.config.layers);
+    std::vector<std::vector<InputStats>> stats(static_cast<size_t>(layers));
+    if (calibrationTokens.empty())
+        return stats;
+    const std::vector<int32_t> windows = calibrationWindows(calibrationTokens, calibration);
+    r.calibrationTokens = static_cast<int64_t>(windows.size());
+    SubProgress loading(progress, 0.0, 0.05);
+    Transformer model(source, &loading);
+    std::vector<int> blocks(static_cast<size_t>(layers));
+    for (int b = 0; b < layers; ++b)
+        blocks[static_cast<size_t>(b)] = b;
+    BlockStatsOptions bo;
+    bo.calibration = calibration;
+    bo.mode = CalibrationMode::OneShot;
+    SubProgress passes(progress, 0.05, 0.7);
+    forEachBlockStats(model, windows, blocks, bo,
+                      [&](int block, std::vector<InputStats>& s, Progress*) {
+                          for (InputStats& st : s)
+                              if (std::find(roles.begin(), roles.end(), st.role) != roles.end())
+                                  stats[static_cast<size_t>(block)].push_back(std::move(st));
+                      },
+                      &passes);
+    return stats;
+}
+
+} // namespace
+
 ModelCompressionResult pruneMlpNeurons(const Model& source, const StructuredMlpOptions& options,
                                        std::span<const int32_t> calibrationTokens, Progress* progress)
 {
@@ -403,27 +440,8 @@ ModelCompressionResult pruneMlpNeurons(const Model& source, const StructuredMlpO
     r.statsMode = calibrationTokens.empty() ? "none" : "one-shot";
 
     // One-shot statistics of every block's inputs (down's norms for the score, Grams for the output errors).
-    std::vector<std::vector<InputStats>> stats(static_cast<size_t>(layers));
-    if (!calibrationTokens.empty()) {
-        const std::vector<int32_t> windows = calibrationWindows(calibrationTokens, options.calibration);
-        r.calibrationTokens = static_cast<int64_t>(windows.size());
-        SubProgress loading(progress, 0.0, 0.05);
-        Transformer model(source, &loading);
-        std::vector<int> blocks(static_cast<size_t>(layers));
-        for (int b = 0; b < layers; ++b)
-            blocks[static_cast<size_t>(b)] = b;
-        BlockStatsOptions bo;
-        bo.calibration = options.calibration;
-        bo.mode = CalibrationMode::OneShot;
-        SubProgress passes(progress, 0.05, 0.7);
-        forEachBlockStats(model, windows, blocks, bo,
-                          [&](int block, std::vector<InputStats>& s, Progress*) {
-                              for (InputStats& st : s)
-                                  if (st.role == Role::MlpUp || st.role == Role::MlpDown)
-                                      stats[static_cast<size_t>(block)].push_back(std::move(st));
-                          },
-                          &passes);
-    }
+    std::vector<std::vector<InputStats>> stats =
+        oneShotBlockStats(source, calibrationTokens, options.calibration, {Role::MlpUp, Role::MlpDown}, r, progress);
 
     for (int b = 0; b < layers; ++b) {
         throwIfCancelled(progress);
@@ -565,27 +583,8 @@ ModelCompressionResult pruneAttentionHeads(const Model& source, const Structured
     r.statsMode = calibrationTokens.empty() ? "none" : "one-shot";
 
     // One-shot statistics of the attention inputs (o's norms for the score, Grams for the output errors).
-    std::vector<std::vector<InputStats>> stats(static_cast<size_t>(layers));
-    if (!calibrationTokens.empty()) {
-        const std::vector<int32_t> windows = calibrationWindows(calibrationTokens, options.calibration);
-        r.calibrationTokens = static_cast<int64_t>(windows.size());
-        SubProgress loading(progress, 0.0, 0.05);
-        Transformer model(source, &loading);
-        std::vector<int> blocks(static_cast<size_t>(layers));
-        for (int b = 0; b < layers; ++b)
-            blocks[static_cast<size_t>(b)] = b;
-        BlockStatsOptions bo;
-        bo.calibration = options.calibration;
-        bo.mode = CalibrationMode::OneShot;
-        SubProgress passes(progress, 0.05, 0.7);
-        forEachBlockStats(model, windows, blocks, bo,
-                          [&](int block, std::vector<InputStats>& s, Progress*) {
-                              for (InputStats& st : s)
-                                  if (st.role == Role::AttnQ || st.role == Role::AttnO)
-                                      stats[static_cast<size_t>(block)].push_back(std::move(st));
-                          },
-                          &passes);
-    }
+    std::vector<std::vector<InputStats>> stats =
+        oneShotBlockStats(source, calibrationTokens, options.calibration, {Role::AttnQ, Role::AttnO}, r, progress);
 
     const int64_t hd = shape.headDim, g = shape.groupSize();
     for (int b = 0; b < layers; ++b) {
