@@ -12,12 +12,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 namespace ll::cli {
 
@@ -141,10 +143,23 @@ int benchStats(const Args& a)
     one.bins = 128;
     StatsOptions all = one;
     all.threads = 0;
+    // Diagnostic only: the same read split over all threads (the memory bandwidth the threaded stats can reach).
+    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    const double tReadN = best([&] {
+        std::vector<float> parts(hw);
+        std::vector<std::thread> pool;
+        for (unsigned t = 0; t < hw; ++t)
+            pool.emplace_back([&, t] { parts[t] = plainRead(w.data() + n * t / hw, n * (t + 1) / hw - n * t / hw); });
+        for (auto& th : pool)
+            th.join();
+        for (float p : parts)
+            sink = sink + p;
+    });
     const double tStats1 = best([&] { sink = sink + static_cast<float>(computeStats(w, one).mean); });
     const double tStatsN = best([&] { sink = sink + static_cast<float>(computeStats(w, all).mean); });
     std::printf("stats: %lldx%lld F32 (%.2f GB), best of %d\n", static_cast<long long>(rows), static_cast<long long>(cols), gb, reps);
     std::printf("  plain read (1 thread)        %7.1f ms  %6.2f GB/s  (baseline)\n", tRead * 1e3, gb / tRead);
+    std::printf("  plain read (%u threads)       %7.1f ms  %6.2f GB/s  (diagnostic)\n", hw, tReadN * 1e3, gb / tReadN);
     std::printf("  stats+histogram (1 thread)   %7.1f ms  %6.2f GB/s  ratio %.2f\n", tStats1 * 1e3, gb / tStats1, tRead / tStats1);
     std::printf("  stats+histogram (%u threads)  %7.1f ms  %6.2f GB/s  ratio %.2f\n", std::thread::hardware_concurrency(),
                 tStatsN * 1e3, gb / tStatsN, tRead / tStatsN);
