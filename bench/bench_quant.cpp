@@ -9,7 +9,8 @@
 // inputs (max(2 in, 4096) tokens) is generated outside the timing.
 // FLOP count (stated, not measured):
 //   inverse-Hessian factor  (2/3) n^3   LLT of the reversed H n^3/3, triangular
-//                                       inverse n^3/3 (quant/gptq_factor.h)
+//                                       inverse n^3/3 (quant/gptq_factor.h; FP64
+//                                       up to 4096 columns, FP32 above)
 //   (the FP64 route of prune/obs_hessian.h, timed beside it for in <= 4096:
 //    LLT n^3/3, solve against the identity 2 n^3, LLT of the inverse n^3/3)
 //   column / block updates  m n^2       2 m flops per (column, later column) pair:
@@ -144,8 +145,9 @@ int benchQuant(const std::vector<std::string>& args)
         const double factor = best(reps, [&] { g_sink = gptqInverseFactor(H, damp)(0, 0); });
         // The old route once, where it takes seconds rather than minutes.
         const double fp64 = n <= 4096 ? best(1, [&] { g_sink = inverseHessianFactor(H, damp).upper(0, 0); }) : 0.0;
-        std::printf("GPTQ  %5lldx%-5lld factor     %8.3f s  %8.1f GFLOP/s  (FP64 inverse route %s)\n",
+        std::printf("GPTQ  %5lldx%-5lld factor     %8.3f s  %8.1f GFLOP/s  (%s; FP64 inverse route %s)\n",
                     static_cast<long long>(m), static_cast<long long>(n), factor, cholFlops / factor / 1e9,
+                    factorInDouble(n, FactorPrecision::Auto) ? "FP64" : "FP32",
                     fp64 > 0.0 ? (std::to_string(fp64).substr(0, 6) + " s").c_str() : "not timed above 4096");
         for (int group : {0, 128}) {
             GptqOptions o;

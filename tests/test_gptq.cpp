@@ -36,6 +36,12 @@ constexpr float kFastVsRefMaxDiff = 1e-4f;
 // (quant/gptq_factor.h) vs the FP64 inverse-then-Cholesky route, both
 // rounded to float at the end (relative to max |U|).
 constexpr double kFactorRelTol = 1e-5;
+// The float factorization (large layers): float rounding times the conditioning of the damped Gram matrix.
+constexpr double kFactorFloatRelTol = 1e-4;
+// The blocked float Cholesky vs Eigen's float LLT, both against the double
+// factor: its 256-column panels sum longer dot products in float than Eigen's
+// 80-column ones (2.4x the error at n = 700 with GPTQ's damping).
+constexpr double kFloatCholeskyVsEigen = 4.0;
 // GPTQ vs the naive OBQ sweep (double inverses of every sub-Hessian).
 constexpr float kObqMaxDiff = 2e-4f;
 
@@ -223,14 +229,50 @@ void TestGptq::sweepFactorMatchesInverseRoute()
     qInfo("max |U - U_inverse_route| / max |U| = %.3g", err);
     QVERIFY(err <= kFactorRelTol);
     QCOMPARE(U.triangularView<Eigen::StrictlyLower>().toDenseMatrix().cwiseAbs().maxCoeff(), 0.0f);
+    // The float factorization (Auto picks it above kFactorDoubleMaxColumns columns).
+    QVERIFY(factorInDouble(n, FactorPrecision::Auto) && !factorInDouble(kFactorDoubleMaxColumns + 1, FactorPrecision::Auto));
+    const Eigen::MatrixXf Uf = gptqInverseFactor(H, 0.01, order, FactorPrecision::Float);
+    const double errF = (Uf - Uref).cwiseAbs().maxCoeff() / Uref.cwiseAbs().maxCoeff();
+    qInfo("float factorization: max |U - U_inverse_route| / max |U| = %.3g", errF);
+    QVERIFY(errF <= kFactorFloatRelTol);
+    QVERIFY(errF > 0.0); // it did run in float
     // The recursive triangular inverse on its own (sizes that split unevenly).
-    for (const Eigen::Index m : {Eigen::Index(1), Eigen::Index(65), Eigen::Index(203)}) {
-        Eigen::MatrixXd L = Eigen::MatrixXd::Random(m, m);
+    for (const Eigen::Index m : {Eigen::Index(1), Eigen::Index(65), Eigen::Index(203), Eigen::Index(1100)}) {
+        // Off-diagonal entries of order 1/sqrt(m) keep L^-1 well conditioned at every size.
+        Eigen::MatrixXd L = Eigen::MatrixXd::Random(m, m) / std::sqrt(static_cast<double>(m));
         L.diagonal().array() = L.diagonal().array().abs() + 2.0;
         L = L.triangularView<Eigen::Lower>().toDenseMatrix();
         Eigen::MatrixXd Li = L;
         invertLowerTriangular(Li);
-        QVERIFY((L * Li - Eigen::MatrixXd::Identity(m, m)).cwiseAbs().maxCoeff() <= 1e-12);
+        const double residual = (L * Li - Eigen::MatrixXd::Identity(m, m)).cwiseAbs().maxCoeff();
+        qInfo("triangular inverse, n = %lld: max |L L^-1 - I| = %.3g", static_cast<long long>(m), residual);
+        QVERIFY(residual <= 1e-12);
+        Eigen::MatrixXf Lf = L.cast<float>();
+        invertLowerTriangular(Lf);
+        QVERIFY((L.cast<float>() * Lf - Eigen::MatrixXf::Identity(m, m)).cwiseAbs().maxCoeff() <= 1e-4f);
+    }
+    // The blocked, threaded Cholesky against Eigen's LLT (one panel, several, a ragged last one).
+    for (const Eigen::Index m : {Eigen::Index(3), Eigen::Index(256), Eigen::Index(700)}) {
+        Eigen::MatrixXd A = correlatedGram(m, 2 * m + 8, 40).cast<double>(); // damped as GPTQ damps
+        A.diagonal().array() += 0.01 * A.diagonal().mean();
+        Eigen::MatrixXd L = A;
+        QVERIFY(choleskyLowerInPlace(L));
+        const Eigen::MatrixXd Lref = A.llt().matrixL();
+        const Eigen::MatrixXd Lmine = L.triangularView<Eigen::Lower>();
+        QVERIFY((Lmine - Lref).cwiseAbs().maxCoeff() <= 1e-10 * Lref.cwiseAbs().maxCoeff());
+        Eigen::MatrixXf Lf = A.cast<float>();
+        QVERIFY(choleskyLowerInPlace(Lf));
+        const Eigen::MatrixXf Lfl = Lf.triangularView<Eigen::Lower>();
+        // In float, against the double factor: no worse than Eigen's own float LLT (the conditioning sets both).
+        const Eigen::MatrixXf LeigenF = A.cast<float>().llt().matrixL();
+        const double errF = (Lfl.cast<double>() - Lref).cwiseAbs().maxCoeff() / Lref.cwiseAbs().maxCoeff();
+        const double errEigenF = (LeigenF.cast<double>() - Lref).cwiseAbs().maxCoeff() / Lref.cwiseAbs().maxCoeff();
+        qInfo("float Cholesky, n = %lld: max |L - L_double| / max |L| = %.3g (Eigen's float LLT: %.3g)",
+              static_cast<long long>(m), errF, errEigenF);
+        QVERIFY(errF <= kFloatCholeskyVsEigen * errEigenF + 1e-7);
+        Eigen::MatrixXd notPd = A;
+        notPd(m - 1, m - 1) = -1.0; // the last pivot goes negative
+        QVERIFY(!choleskyLowerInPlace(notPd));
     }
     expectError(ErrorCode::InvalidArgument, [&] { gptqInverseFactor(Eigen::MatrixXf::Zero(4, 4), 0.0); });
 }
