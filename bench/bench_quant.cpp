@@ -8,8 +8,8 @@
 // 1024x2752; --shape: that one only). The Gram matrix H = X^T X / n of random
 // inputs (max(2 in, 4096) tokens) is generated outside the timing.
 // FLOP count (stated, not measured):
-//   inverse-Hessian factor  (2/3) n^3   LLT of the reversed H n^3/3, triangular
-//                                       inverse n^3/3 (quant/gptq_factor.h; FP64
+//   sweep factor            n^3/3       LLT of the reversed H, blocked and threaded
+//                                       (gptqSweepFactor in quant/gptq_factor.h; FP64
 //                                       up to 4096 columns, FP32 above)
 //   (the FP64 route of prune/obs_hessian.h, timed beside it for in <= 4096:
 //    LLT n^3/3, solve against the identity 2 n^3, LLT of the inverse n^3/3)
@@ -141,8 +141,8 @@ int benchQuant(const std::vector<std::string>& args)
             H /= static_cast<float>(tokens);
         }
         const double damp = 0.01;
-        const double cholFlops = 2.0 / 3.0 * double(n) * n * n, updFlops = double(m) * n * n;
-        const double factor = best(reps, [&] { g_sink = gptqInverseFactor(H, damp)(0, 0); });
+        const double cholFlops = double(n) * n * n / 3.0, updFlops = double(m) * n * n;
+        const double factor = best(reps, [&] { g_sink = gptqSweepFactor(H, damp).scaled(0, 0); });
         // The old route once, where it takes seconds rather than minutes.
         const double fp64 = n <= 4096 ? best(1, [&] { g_sink = inverseHessianFactor(H, damp).upper(0, 0); }) : 0.0;
         std::printf("GPTQ  %5lldx%-5lld factor     %8.3f s  %8.1f GFLOP/s  (%s; FP64 inverse route %s)\n",

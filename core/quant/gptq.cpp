@@ -34,7 +34,8 @@ struct Plan {
     std::vector<char> dead;
     ColMatrix Wp;                       // (rows, cols) weights in sweep order (dead columns zeroed)
     std::vector<char> keepP;            // (cols * rows) col-major in sweep order; empty: none
-    Eigen::MatrixXf U;                  // upper factor of the permuted, damped H^-1
+    Eigen::MatrixXf U;                  // reference sweep: upper factor of the permuted, damped H^-1
+    GptqSweepFactor factor;             // fast sweep: R = U^-1 scaled by columns (quant/gptq_factor.h)
     GridParams params;
 };
 
@@ -169,7 +170,7 @@ Plan makePlan(const MatrixRM& W, const Eigen::MatrixXf& Hin, const GptqOptions& 
                 Hp(a, b) = H(p.order[static_cast<size_t>(a)], p.order[static_cast<size_t>(b)]);
         p.U = inverseHessianFactor(Hp, o.percDamp).upper;
     } else {
-        p.U = gptqInverseFactor(H, o.percDamp, p.order);
+        p.factor = gptqSweepFactor(H, o.percDamp, p.order);
     }
     p.Wp = gatherColumns(Wd, p.order);
     if (o.keep) {
@@ -252,52 +253,74 @@ GptqResult finish(const Plan& p, const GptqOptions& o, const ColMatrix& Q, const
 namespace {
 
 // Columns per in-block sub-block: the rank-1 updates stay inside it (in cache),
-// the rest of the block gets the sub-block's errors as one small GEMM.
+// the rest of the block gets the sub-block's differences as one small GEMM.
 constexpr int64_t kSubBlock = 32;
 
-// The blocked sweep over rows [r0, r0 + R): given U, rows never interact, so
-// each slice of rows runs the whole sweep on its own (one slice per thread).
-// Invariant when column k (block [i1, i2), sub-block [j1, j2)) is reached:
-// columns < j2 hold every update from columns < k; columns in [j2, i2) lack
-// those from [j1, k); columns >= i2 lack those from [i1, k) (errors kept in E).
+// Columns per block of the sweep: the block size, rounded up to whole groups
+// when groups are refit so that a group never straddles two blocks (the sweep
+// brings a block's columns up to date only when it reaches the block).
+int64_t sweepBlockColumns(const Plan& p, const GptqOptions& o)
+{
+    if (!p.refit)
+        return o.blockSize;
+    return (o.blockSize + p.groupCols - 1) / p.groupCols * p.groupCols;
+}
+
+// The blocked sweep over rows [r0, r0 + R), left-looking on R = U^-1
+// (gptqSweepFactor): with D = W - q, column k's value is
+//   w_k = W_k + sum_{j<k} D_j Rs_jk.
+// A block starts as W plus one GEMM with every earlier column's D; inside a
+// block the updates are eager within a sub-block and lazy (one GEMM per
+// sub-block) for the rest of the block. Rows never interact, so each slice of
+// rows runs the whole sweep on its own (one slice per thread).
 double sweepRows(Plan& p, const GptqOptions& o, int64_t r0, int64_t R, ColMatrix& Q, std::vector<uint8_t>& codesP,
                  ColMatrix& lossP, Progress* progress, bool report)
 {
-    const int64_t cols = p.cols, B = o.blockSize, S = std::min(B, kSubBlock);
-    const Eigen::MatrixXf& U = p.U;
-    auto Wc = p.Wp.middleRows(r0, R); // updated in place
-    ColMatrix E(R, B), G;
+    const int64_t cols = p.cols, B = sweepBlockColumns(p, o), S = std::min(B, kSubBlock);
+    const Eigen::MatrixXf& Rs = p.factor.scaled;
+    const auto W0 = p.Wp.middleRows(r0, R); // the weights as given, sweep order
+    ColMatrix D(R, cols);                   // W - q of the columns done
+    ColMatrix Wb(R, B), G;                  // the current block's values
+    Eigen::VectorXf w(R);
     double loss = 0.0;
     for (int64_t i1 = 0; i1 < cols; i1 += B) {
         throwIfCancelled(progress);
-        const int64_t i2 = std::min(i1 + B, cols);
+        const int64_t i2 = std::min(i1 + B, cols), nb = i2 - i1;
+        auto Wk = Wb.leftCols(nb);
+        Wk = W0.middleCols(i1, nb);
+        if (i1 > 0)
+            Wk.noalias() += D.leftCols(i1) * Rs.block(0, i1, i1, nb);
         for (int64_t j1 = i1; j1 < i2; j1 += S) {
             const int64_t j2 = std::min(j1 + S, i2);
             for (int64_t k = j1; k < j2; ++k) {
                 if (p.refit && k % p.groupCols == 0) {
-                    // The group as every earlier column's update leaves it.
+                    // The group (inside this block) as every earlier column leaves it:
+                    // columns from j2 on still lack the updates from [j1, k).
                     const int64_t n = std::min(p.groupCols, cols - k);
-                    G = Wc.middleCols(k, n);
-                    const int64_t a0 = std::max(k, j2), a1 = std::min(k + n, i2);
+                    G = Wk.middleCols(k - i1, n);
+                    const int64_t a0 = std::max(k, j2), a1 = k + n;
                     if (a1 > a0 && k > j1)
-                        G.middleCols(a0 - k, a1 - a0).noalias() -=
-                            E.middleCols(j1 - i1, k - j1) * U.block(j1, a0, k - j1, a1 - a0);
-                    const int64_t b0 = std::max(k, i2), b1 = k + n;
-                    if (b1 > b0 && k > i1)
-                        G.middleCols(b0 - k, b1 - b0).noalias() -= E.leftCols(k - i1) * U.block(i1, b0, k - i1, b1 - b0);
+                        G.middleCols(a0 - k, a1 - a0).noalias() +=
+                            D.middleCols(j1, k - j1) * Rs.block(j1, a0, k - j1, a1 - a0);
+                    // G now holds the left-looking partial sums W + sum_{j<k} D_j Rs_jc. The
+                    // values GPTQ refits on are those its right-looking updates leave (the
+                    // optimal compensation for the columns < k), W + (G - W) (I + Rs_gg)^-1
+                    // with Rs_gg the group's own block: equal for c = k, not after.
+                    G -= W0.middleCols(k, n);
+                    Rs.block(k, k, n, n).triangularView<Eigen::UnitUpper>().solveInPlace<Eigen::OnTheRight>(G);
+                    G += W0.middleCols(k, n);
                     refitGroup(p, G, 0, k, n, k / p.groupCols, r0, R);
                 }
-                loss += quantizeColumn(p, k, U(k, k), r0, R, Wc.col(k).data(), Q.col(k).data() + r0,
+                w = Wk.col(k - i1);
+                loss += quantizeColumn(p, k, 1.0f / p.factor.diagonal(k), r0, R, w.data(), Q.col(k).data() + r0,
                                        codesP.data() + k * p.rows + r0, lossP.col(k).data() + r0);
-                E.col(k - i1) = Wc.col(k); // the error column
+                D.col(k) = W0.col(k) - Q.col(k).segment(r0, R);
                 if (k + 1 < j2)
-                    Wc.middleCols(k + 1, j2 - k - 1).noalias() -= E.col(k - i1) * U.row(k).segment(k + 1, j2 - k - 1);
+                    Wk.middleCols(k + 1 - i1, j2 - k - 1).noalias() += D.col(k) * Rs.row(k).segment(k + 1, j2 - k - 1);
             }
             if (j2 < i2)
-                Wc.middleCols(j2, i2 - j2).noalias() -= E.middleCols(j1 - i1, j2 - j1) * U.block(j1, j2, j2 - j1, i2 - j2);
+                Wk.middleCols(j2 - i1, i2 - j2).noalias() += D.middleCols(j1, j2 - j1) * Rs.block(j1, j2, j2 - j1, i2 - j2);
         }
-        if (i2 < cols)
-            Wc.rightCols(cols - i2).noalias() -= E.leftCols(i2 - i1) * U.block(i1, i2, i2 - i1, cols - i2);
         if (report && progress)
             progress->report(static_cast<double>(i2) / static_cast<double>(cols), "GPTQ");
     }

@@ -121,8 +121,9 @@ bool choleskyLowerInPlaceT(Eigen::Ref<Mat<S>> A)
     return true;
 }
 
+// L with J P^T (H + damp I) P J = L L^T (lower triangle; the upper is scratch).
 template <typename S>
-Eigen::MatrixXf inverseFactorIn(const Eigen::MatrixXf& H, double percdamp, const std::vector<int32_t>& order)
+Mat<S> reversedCholesky(const Eigen::MatrixXf& H, double percdamp, const std::vector<int32_t>& order)
 {
     const Eigen::Index n = H.rows();
     // Hr = J P^T H P J: column b of Hr is column src(b) of H, gathered (H is column-major).
@@ -142,15 +143,47 @@ Eigen::MatrixXf inverseFactorIn(const Eigen::MatrixXf& H, double percdamp, const
         fail(ErrorCode::InvalidArgument, "",
              "the calibration Hessian is not positive definite even after damping " + std::to_string(percdamp)
                  + " x mean(diag H); use more calibration tokens or more damping");
-    invertLowerTriangularT<S>(L);
-    // U = J L^-1 J: reversing both indices of a column-major matrix reverses its storage.
-    Eigen::MatrixXf U(n, n);
-    const S* s = L.data();
-    float* d = U.data();
+    return L;
+}
+
+// J M J as float: reversing both indices of a column-major matrix reverses its storage.
+template <typename S>
+Eigen::MatrixXf reversedToFloat(const Mat<S>& M)
+{
+    const Eigen::Index n = M.rows();
+    Eigen::MatrixXf out(n, n);
+    const S* s = M.data();
+    float* d = out.data();
     const Eigen::Index total = n * n;
     for (Eigen::Index i = 0; i < total; ++i)
         d[i] = static_cast<float>(s[total - 1 - i]);
-    return U;
+    return out;
+}
+
+template <typename S>
+Eigen::MatrixXf inverseFactorIn(const Eigen::MatrixXf& H, double percdamp, const std::vector<int32_t>& order)
+{
+    Mat<S> L = reversedCholesky<S>(H, percdamp, order);
+    invertLowerTriangularT<S>(L);
+    return reversedToFloat<S>(L); // U = J L^-1 J
+}
+
+template <typename S>
+GptqSweepFactor sweepFactorIn(const Eigen::MatrixXf& H, double percdamp, const std::vector<int32_t>& order)
+{
+    Mat<S> L = reversedCholesky<S>(H, percdamp, order);
+    const Eigen::Index n = L.rows();
+    // R = J L J; in reversed indices R(j, k) / R(k, k) is L(a, b) / L(b, b) with a = n-1-j > b = n-1-k.
+    GptqSweepFactor f;
+    f.diagonal.resize(n);
+    for (Eigen::Index b = 0; b < n; ++b) {
+        const S d = L(b, b);
+        f.diagonal(n - 1 - b) = static_cast<float>(d);
+        L.col(b).tail(n - 1 - b) /= d;
+        L.col(b).head(b + 1).setZero(); // the scratch upper part and the diagonal
+    }
+    f.scaled = reversedToFloat<S>(L);
+    return f;
 }
 
 } // namespace
@@ -160,6 +193,17 @@ void invertLowerTriangular(Eigen::Ref<Eigen::MatrixXf> L) { invertLowerTriangula
 bool choleskyLowerInPlace(Eigen::Ref<Eigen::MatrixXd> A) { return choleskyLowerInPlaceT<double>(A); }
 bool choleskyLowerInPlace(Eigen::Ref<Eigen::MatrixXf> A) { return choleskyLowerInPlaceT<float>(A); }
 
+namespace {
+void checkFactorInputs(const Eigen::MatrixXf& H, double percdamp, const std::vector<int32_t>& order)
+{
+    const Eigen::Index n = H.rows();
+    if (H.cols() != n || (!order.empty() && static_cast<Eigen::Index>(order.size()) != n))
+        fail(ErrorCode::InvalidArgument, "", "the GPTQ Hessian must be square and match the column order");
+    if (!(percdamp >= 0.0))
+        fail(ErrorCode::InvalidArgument, "", "the damping fraction must be >= 0, not " + std::to_string(percdamp));
+}
+} // namespace
+
 bool factorInDouble(Eigen::Index n, FactorPrecision precision)
 {
     return precision == FactorPrecision::Double || (precision == FactorPrecision::Auto && n <= kFactorDoubleMaxColumns);
@@ -168,13 +212,18 @@ bool factorInDouble(Eigen::Index n, FactorPrecision precision)
 Eigen::MatrixXf gptqInverseFactor(const Eigen::MatrixXf& H, double percdamp, const std::vector<int32_t>& order,
                                   FactorPrecision precision)
 {
+    checkFactorInputs(H, percdamp, order);
     const Eigen::Index n = H.rows();
-    if (H.cols() != n || (!order.empty() && static_cast<Eigen::Index>(order.size()) != n))
-        fail(ErrorCode::InvalidArgument, "", "the GPTQ Hessian must be square and match the column order");
-    if (!(percdamp >= 0.0))
-        fail(ErrorCode::InvalidArgument, "", "the damping fraction must be >= 0, not " + std::to_string(percdamp));
     return factorInDouble(n, precision) ? inverseFactorIn<double>(H, percdamp, order)
                                         : inverseFactorIn<float>(H, percdamp, order);
+}
+
+GptqSweepFactor gptqSweepFactor(const Eigen::MatrixXf& H, double percdamp, const std::vector<int32_t>& order,
+                                FactorPrecision precision)
+{
+    checkFactorInputs(H, percdamp, order);
+    return factorInDouble(H.rows(), precision) ? sweepFactorIn<double>(H, percdamp, order)
+                                               : sweepFactorIn<float>(H, percdamp, order);
 }
 
 } // namespace ll

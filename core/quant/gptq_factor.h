@@ -9,10 +9,10 @@
 // columns (under a second there), in float above (as the GPTQ reference
 // implementation does throughout: FP64 would double the time and the memory
 // of a 11008-column factor, 15 s and 1 GB); returned as float.
-// (U^-1 = J L J alone would do for a sweep in another form, w_k = W_k +
-// sum_{j<k} (W_j - q_j) R_jk / R_kk with R = U^-1, but its different float
-// roundings moved gptq_w3_asym_row of the protocol by 0.5 %; the U form
-// reproduces the reference's numbers to 1e-6.)
+// The GPTQ sweep itself reads R = U^-1 (gptqSweepFactor below), which needs
+// no triangular inverse at all; U stays for callers that want H^-1's factor.
+// Float roundings differ between the two forms: on the protocol's table every
+// GPTQ run reproduces the reference to 1e-6 except gptq_w3_asym_row (+0.5 %).
 #include <Eigen/Core>
 
 #include <cstdint>
@@ -30,6 +30,18 @@ bool factorInDouble(Eigen::Index n, FactorPrecision precision);
 // the diagonal. Throws InvalidArgument when H + damp I is not positive definite.
 Eigen::MatrixXf gptqInverseFactor(const Eigen::MatrixXf& H, double percdamp, const std::vector<int32_t>& order = {},
                                   FactorPrecision precision = FactorPrecision::Auto);
+
+// What the GPTQ sweep reads instead of U: R = U^-1 = J L J (upper triangular,
+// no inverse needed: n^3/3 flops), scaled by columns. The sweep in this form is
+//   w_k = W_k + sum_{j<k} (W_j - q_j) R_jk / R_kk
+// (W the weights as given, q the quantized values), the same update as
+// w_k = W_k - sum_{j<k} e_j U_jk with e_j = (w_j - q_j) / U_jj.
+struct GptqSweepFactor {
+    Eigen::MatrixXf scaled;   // (n, n) R_jk / R_kk for j < k, zero on and below the diagonal
+    Eigen::VectorXf diagonal; // (n,) R_kk = 1 / U_kk
+};
+GptqSweepFactor gptqSweepFactor(const Eigen::MatrixXf& H, double percdamp, const std::vector<int32_t>& order = {},
+                                FactorPrecision precision = FactorPrecision::Auto);
 
 // In place: the lower triangle of A (symmetric positive definite) becomes its
 // Cholesky factor L (A = L L^T).
