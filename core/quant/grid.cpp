@@ -36,12 +36,15 @@ void validateGrid(const QuantGrid& grid)
 
 void requireFinite(const Eigen::Ref<const MatrixRM>& W, const char* what)
 {
-    for (Eigen::Index r = 0; r < W.rows(); ++r)
+    for (Eigen::Index r = 0; r < W.rows(); ++r) {
+        if ((W.row(r).array() - W.row(r).array()).sum() == 0.0f) // vectorised: NaN iff a value is NaN/Inf
+            continue;
         for (Eigen::Index c = 0; c < W.cols(); ++c)
             if (!std::isfinite(W(r, c)))
                 fail(ErrorCode::InvalidArgument, "",
                      std::string(what) + " holds " + (std::isnan(W(r, c)) ? "NaN" : "an infinite value") + " at row "
                          + std::to_string(r) + ", column " + std::to_string(c) + "; it cannot be quantized");
+    }
 }
 
 ScaleZero scaleZeroFromRange(float lo, float hi, int bits, bool symmetric)
@@ -86,14 +89,20 @@ ScaleZero findScaleZero(const float* x, int64_t n, int bits, bool symmetric)
 
 namespace {
 
-// Range of W(r, c0 .. c0+n-1).
-void sliceRange(const Eigen::Ref<const MatrixRM>& W, int64_t r, int64_t c0, int64_t n, float& lo, float& hi)
+// Range of W(r, c0 .. c0+n-1) folded into lo/hi; false when a value is NaN or
+// infinite (v - v is NaN exactly for those). Eigen's reductions are
+// vectorised (a plain min/max loop stays scalar); a row slice stays in cache
+// across the three.
+bool sliceRange(const Eigen::Ref<const MatrixRM>& W, int64_t r, int64_t c0, int64_t n, float& lo, float& hi)
 {
-    const float* x = W.data() + r * W.outerStride() + c0;
-    for (int64_t i = 0; i < n; ++i) {
-        lo = std::min(lo, x[i]);
-        hi = std::max(hi, x[i]);
-    }
+    if (n <= 0)
+        return true;
+    const Eigen::Map<const Eigen::ArrayXf> x(W.data() + r * W.outerStride() + c0, n);
+    if (!((x - x).sum() == 0.0f))
+        return false;
+    lo = std::min(lo, x.minCoeff());
+    hi = std::max(hi, x.maxCoeff());
+    return true;
 }
 
 } // namespace
@@ -101,7 +110,6 @@ void sliceRange(const Eigen::Ref<const MatrixRM>& W, int64_t r, int64_t c0, int6
 GridParams computeGridParams(const Eigen::Ref<const MatrixRM>& W, const QuantGrid& grid)
 {
     validateGrid(grid);
-    requireFinite(W, "the weight matrix");
     GridParams p;
     p.grid = grid;
     p.rows = W.rows();
@@ -111,8 +119,11 @@ GridParams computeGridParams(const Eigen::Ref<const MatrixRM>& W, const QuantGri
 
     if (grid.groupSize == -1) { // one range for the whole tensor
         float lo = 0.0f, hi = 0.0f;
+        bool finite = true;
         for (int64_t r = 0; r < p.rows && p.cols > 0; ++r)
-            sliceRange(W, r, 0, p.cols, lo, hi);
+            finite = sliceRange(W, r, 0, p.cols, lo, hi) && finite;
+        if (!finite)
+            requireFinite(W, "the weight matrix"); // throws, naming the first bad value
         const ScaleZero sz = scaleZeroFromRange(lo, hi, grid.bits, grid.symmetric);
         p.scales = Eigen::MatrixXf::Constant(1, groups, sz.scale);
         p.zeros = Eigen::MatrixXf::Constant(1, groups, sz.zero);
@@ -125,7 +136,8 @@ GridParams computeGridParams(const Eigen::Ref<const MatrixRM>& W, const QuantGri
         for (int64_t g = 0; g < groups; ++g) {
             const int64_t c0 = g * p.groupCols;
             float lo = 0.0f, hi = 0.0f;
-            sliceRange(W, r, c0, std::min(p.groupCols, p.cols - c0), lo, hi);
+            if (!sliceRange(W, r, c0, std::min(p.groupCols, p.cols - c0), lo, hi))
+                requireFinite(W, "the weight matrix"); // throws, naming the first bad value
             const ScaleZero sz = scaleZeroFromRange(lo, hi, grid.bits, grid.symmetric);
             p.scales(r, g) = sz.scale;
             p.zeros(r, g) = sz.zero;

@@ -2,6 +2,7 @@
 
 #include "quant/rtn.h"
 
+#include "engine/threads.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -71,12 +72,16 @@ RtnResult rtnQuantize(const MatrixRM& W, const QuantGrid& grid)
     RtnResult res = prepare(W, grid);
     const GridParams& p = res.params;
     const int maxq = gridMaxQ(grid.bits);
-    for (Eigen::Index r = 0; r < W.rows(); ++r)
-        for (int64_t c0 = 0; c0 < W.cols(); c0 += p.groupCols) {
-            const int64_t n = std::min<int64_t>(p.groupCols, W.cols() - c0);
-            quantizeSlice(&W(r, c0), n, p.scale(r, c0), p.zero(r, c0), maxq,
-                          res.codes.data() + r * W.cols() + c0, &res.dequantized(r, c0));
-        }
+    // Slices of rows on separate threads (none under 64 rows).
+    const int64_t rows = W.rows(), parts = std::clamp<int64_t>(rows / 64, 1, computeThreads());
+    runParallel(parts, [&](int64_t part) {
+        for (int64_t r = rows * part / parts; r < rows * (part + 1) / parts; ++r)
+            for (int64_t c0 = 0; c0 < W.cols(); c0 += p.groupCols) {
+                const int64_t n = std::min<int64_t>(p.groupCols, W.cols() - c0);
+                quantizeSlice(&W(r, c0), n, p.scale(r, c0), p.zero(r, c0), maxq,
+                              res.codes.data() + r * W.cols() + c0, &res.dequantized(r, c0));
+            }
+    });
     return res;
 }
 
