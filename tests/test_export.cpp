@@ -542,11 +542,11 @@ void TestExport::ggufFallbackRules()
         int64_t row;
         DType expected;
     };
-    // llama-quantize's rules (llama_tensor_get_type), IQ4_NL replaced by Q4_0.
+    // llama-quantize's rules (llama_tensor_get_type).
     const Case cases[] = {
         {DType::Q4_K, 256, DType::Q4_K}, {DType::Q4_K, 64, DType::Q5_0},  {DType::Q4_K, 172, DType::F16},
         {DType::Q5_K, 64, DType::Q5_1},  {DType::Q6_K, 64, DType::Q8_0},  {DType::Q6_K, 100, DType::F16},
-        {DType::Q2_K, 64, DType::Q4_0},  {DType::Q3_K, 96, DType::Q4_0},  {DType::Q8_0, 64, DType::Q8_0},
+        {DType::Q2_K, 64, DType::IQ4_NL}, {DType::Q3_K, 96, DType::IQ4_NL},  {DType::Q8_0, 64, DType::Q8_0},
         {DType::Q8_0, 172, DType::F16},  {DType::Q4_0, 48, DType::F16},   {DType::F16, 7, DType::F16},
         {DType::BF16, 172, DType::BF16}, {DType::F32, 3, DType::F32},
     };

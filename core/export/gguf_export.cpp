@@ -183,15 +183,10 @@ DType ggufTypeFor(DType requested, int64_t rowLength, std::string* reason)
     const DTypeLayout layout = dtypeLayout(requested);
     if (layout.blockElems <= 1 || rowLength % layout.blockElems == 0)
         return requested;
-    DType fallback = DType::F16;
-    switch (requested) {
-    case DType::Q2_K:
-    case DType::Q3_K: fallback = DType::Q4_0; break;  // llama.cpp now picks IQ4_NL, which LayerLab does not write
-    case DType::Q4_K: fallback = DType::Q5_0; break;
-    case DType::Q5_K: fallback = DType::Q5_1; break;
-    case DType::Q6_K: fallback = DType::Q8_0; break;
-    default: break;                                    // 32-value blocks: nothing smaller fits, F16
-    }
+    // llama-quantize's fallbacks (quant/ggml_quantize.h); 32-value types have nothing smaller: F16.
+    DType fallback = ggmlFallbackType(requested, rowLength);
+    if (fallback == requested)
+        fallback = DType::F16;
     if (rowLength % dtypeLayout(fallback).blockElems != 0)
         fallback = DType::F16;
     if (reason)
