@@ -92,12 +92,16 @@ struct DriverSpec {
     bool storeFactors = false;    // low rank: the model keeps A and B (replaceTensorFactored), not A B
 };
 
+// Low rank keeps the factors only where they are smaller than the product:
+// k (out + in) < out in (rank 0 too: A (out, 0), B (0, in)).
 bool storesFactors(const DriverSpec& spec, const CompressedLayer& c)
 {
-    return spec.storeFactors && c.factorA.rows() > 0 && c.factorB.cols() > 0; // rank 0 too: A (out, 0), B (0, in)
+    const int64_t out = c.factorA.rows(), in = c.factorB.cols(), k = c.factorA.cols();
+    return spec.storeFactors && out > 0 && in > 0 && k * (out + in) < out * in;
 }
 
-LayerOutcome outcomeOf(const LogicalTensor& t, const CompressedLayer& c, double seconds)
+// storedDense: a low-rank result kept as the product (storesFactors false), which holds out * in parameters.
+LayerOutcome outcomeOf(const LogicalTensor& t, const CompressedLayer& c, double seconds, bool storedDense)
 {
     LayerOutcome o;
     o.name = t.logicalName;
@@ -107,7 +111,7 @@ LayerOutcome outcomeOf(const LogicalTensor& t, const CompressedLayer& c, double 
     o.rowsBefore = o.rows = c.weights.rows();
     o.colsBefore = o.cols = c.weights.cols();
     o.paramsBefore = c.paramsBefore;
-    o.paramsAfter = c.paramsAfter;
+    o.paramsAfter = storedDense ? c.weights.size() : c.paramsAfter;
     o.sparsity = o.paramsBefore > 0 ? 1.0 - static_cast<double>(o.paramsAfter) / static_cast<double>(o.paramsBefore) : 0.0;
     o.weightError = c.error.weightError;
     o.outputError = c.error.outputError;
@@ -144,8 +148,9 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
     std::map<const LogicalTensor*, LayerOutcome> outcomes;
 
     const auto apply = [&](const LogicalTensor& t, const CompressedLayer& c, double seconds) {
-        outcomes[&t] = outcomeOf(t, c, seconds);
-        if (storesFactors(spec, c))
+        const bool factored = storesFactors(spec, c);
+        outcomes[&t] = outcomeOf(t, c, seconds, spec.storeFactors && !factored);
+        if (factored)
             replaceTensorFactored(*r.model, t.logicalName, c.factorA, c.factorB);
         else
             replaceTensor(*r.model, t.logicalName, toVector(c.weights), {c.weights.rows(), c.weights.cols()});
