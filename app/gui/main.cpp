@@ -26,6 +26,8 @@
 #include <QSpinBox>
 
 #include <QApplication>
+
+#include <string_view>
 #include <QCommandLineParser>
 #include <QElapsedTimer>
 #include <QIcon>
@@ -96,6 +98,13 @@ void schedulePrintState(ll::gui::MainWindow* window, bool recoveryOffered, const
 
 int main(int argc, char** argv)
 {
+    // --help and --version print and exit: they must work in a terminal without a display.
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        if ((a == "-h" || a == "--help" || a == "--help-all" || a == "-v" || a == "--version")
+            && qEnvironmentVariableIsEmpty("DISPLAY") && qEnvironmentVariableIsEmpty("WAYLAND_DISPLAY"))
+            qputenv("QT_QPA_PLATFORM", "offscreen");
+    }
     QApplication app(argc, argv);
     QApplication::setOrganizationName(QStringLiteral("LayerLab"));
     QApplication::setApplicationName(QStringLiteral("LayerLab"));
