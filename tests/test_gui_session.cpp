@@ -147,6 +147,17 @@ void TestGuiSession::saveAndOpenRoundTrip()
     QVERIFY(a.openPath(storiesPath()));
     QVERIFY(replayAndWait(a, recipe));
     QCOMPARE(a.document()->state().steps.size(), size_t(2));
+    // An evaluation on screen (it also lands in the Compare panel).
+    PerplexityPanel* pa = a.perplexityPanel();
+    pa->useBuiltinText();
+    pa->contextBox()->setValue(64);
+    pa->maxWindowsBox()->setValue(3);
+    {
+        QSignalSpy done(pa, &PerplexityPanel::finished);
+        pa->run();
+        QVERIFY(done.wait(120000) && pa->state() == PerplexityPanel::State::Done);
+    }
+    QCOMPARE(a.comparePanel()->entries().size(), size_t(1));
 
     const QString file = QString::fromStdString(test::scratchDir()) + QStringLiteral("/round.layerlab");
     QVERIFY2(a.session()->save(file).isEmpty(), "save failed");
@@ -173,6 +184,20 @@ void TestGuiSession::saveAndOpenRoundTrip()
     QVERIFY(modelChecksum(*sb.model) != modelChecksum(*sb.source)); // the steps did change the weights
     QCOMPARE(b.document()->undoStack()->count(), 1); // one undoable command
     QVERIFY(sb.layers.size() == sa.layers.size());
+    // The Evaluate and Compare panels show what was saved (not re-run).
+    const auto& shownA = pa->shownResult();
+    const auto& shownB = b.perplexityPanel()->shownResult();
+    QVERIFY(shownA && shownB);
+    QCOMPARE(shownB->result.ppl, shownA->result.ppl);
+    QCOMPARE(shownB->result.tokensScored, shownA->result.tokensScored);
+    QCOMPARE(shownB->options.context, int64_t(64));
+    QVERIFY(shownB->text.isBuiltin());
+    QCOMPARE(b.perplexityPanel()->resultText(), pa->resultText());
+    QCOMPARE(b.perplexityPanel()->historyTable()->rowCount(), 1);
+    QCOMPARE(b.comparePanel()->entries().size(), size_t(1));
+    QCOMPARE(b.comparePanel()->entries()[0].ppl, a.comparePanel()->entries()[0].ppl);
+    QVERIFY(b.comparePanel()->entries()[0].recipe.steps == a.comparePanel()->entries()[0].recipe.steps);
+    QCOMPARE(b.comparePanel()->table()->rowCount(), 1);
 
     // A damaged session changes nothing.
     test::writeFile(file.toStdString(), "{\"layerlab_session\": 1, \"model\": {\"path\": \"/nonexistent\"}}");

@@ -132,6 +132,12 @@ void ComparePanel::addCurrent()
     refresh();
 }
 
+void ComparePanel::setEntries(std::vector<Entry> entries)
+{
+    entries_ = std::move(entries);
+    refresh();
+}
+
 void ComparePanel::restore(int index)
 {
     if (index < 0 || index >= static_cast<int>(entries_.size()) || recipes_->isBusy())

@@ -46,6 +46,8 @@ public:
     // Replays entry `index`'s recipe on the source model (one undo command).
     void restore(int index);
     void clear();
+    // The entries saved with a session.
+    void setEntries(std::vector<Entry> entries);
     QTableWidget* table() const { return table_; }
     QCustomPlot* plot() const { return plot_; }
     // The entry whose point is nearest to `pos` (plot pixels), -1 when none within reach.

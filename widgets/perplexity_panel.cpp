@@ -465,6 +465,15 @@ void PerplexityPanel::updateEnabled()
         w->setEnabled(!running);
 }
 
+void PerplexityPanel::restoreOutcome(const PerplexityOutcome& o)
+{
+    if (!document_->hasModel() || runner_->isRunning() || o.result.tokensScored <= 0)
+        return;
+    showOutcome(o);
+    addToHistory(o);
+    setState(State::Done, tr("From the saved session (press Run to measure again)."));
+}
+
 void PerplexityPanel::showOutcome(const PerplexityOutcome& o)
 {
     if (o.result.tokensScored == 0) {

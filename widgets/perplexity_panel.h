@@ -60,6 +60,8 @@ public:
     State state() const { return state_; }
     // The result on screen (kept when a later run is cancelled or fails).
     const std::optional<PerplexityOutcome>& shownResult() const { return shown_; }
+    // Shows a result saved with a session (not re-run; `finished` is not emitted).
+    void restoreOutcome(const PerplexityOutcome& outcome);
     QString statusText() const;
     QString resultText() const;  // "5.3743 ± 0.0091"
 

@@ -18,7 +18,9 @@
 #include <QStandardPaths>
 #include <QTimer>
 
+#include <cmath>
 #include <cstring>
+#include <optional>
 
 namespace ll::gui {
 
@@ -34,13 +36,71 @@ nlohmann::json evaluationJson(const PerplexityPanel* panel)
     return {{"ppl", o.result.ppl},
             {"ppl_stderr", o.result.pplStderr},
             {"nll_mean", o.result.nllMean},
+            {"nll_stderr", o.result.nllStderr},
             {"tokens_scored", o.result.tokensScored},
             {"windows", o.result.windows},
             {"context", o.options.context},
             {"max_windows", o.options.maxWindows},
             {"protocol", o.options.protocol == ScoringProtocol::Full ? "full" : "llama.cpp"},
             {"text", o.text.isBuiltin() ? std::string("builtin") : o.text.path.toStdString()},
-            {"seconds", o.seconds}};
+            {"text_tokens", o.textTokens},
+            {"seconds", o.seconds},
+            {"scoring_seconds", o.scoringSeconds}};
+}
+
+// The saved evaluation, or nothing when the section is absent or malformed.
+std::optional<PerplexityOutcome> evaluationFromJson(const nlohmann::json& j)
+{
+    if (!j.is_object())
+        return std::nullopt;
+    try {
+        PerplexityOutcome o;
+        o.result.ppl = j.at("ppl").get<double>();
+        o.result.pplStderr = j.value("ppl_stderr", 0.0);
+        o.result.nllMean = j.value("nll_mean", std::log(o.result.ppl));
+        o.result.nllStderr = j.value("nll_stderr", 0.0);
+        o.result.tokensScored = j.at("tokens_scored").get<int64_t>();
+        o.result.windows = j.value("windows", int64_t{0});
+        o.options.context = j.value("context", int64_t{256});
+        o.options.maxWindows = j.value("max_windows", int64_t{0});
+        o.options.protocol = j.value("protocol", std::string("full")) == "full" ? ScoringProtocol::Full
+                                                                                : ScoringProtocol::LlamaCpp;
+        const std::string text = j.value("text", std::string("builtin"));
+        o.text.path = text == "builtin" ? QString() : QString::fromStdString(text);
+        o.textTokens = j.value("text_tokens", int64_t{0});
+        o.seconds = j.value("seconds", 0.0);
+        o.scoringSeconds = j.value("scoring_seconds", 0.0);
+        if (!(o.result.ppl > 0.0) || o.result.tokensScored <= 0)
+            return std::nullopt;
+        return o;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+// The saved comparison entries; malformed ones are skipped.
+std::vector<ComparePanel::Entry> compareFromJson(const nlohmann::json& j)
+{
+    std::vector<ComparePanel::Entry> out;
+    if (!j.is_array())
+        return out;
+    for (const nlohmann::json& e : j) {
+        try {
+            ComparePanel::Entry x;
+            x.recipe = Recipe::fromJson(e.at("recipe"), "session");
+            x.label = QString::fromStdString(e.value("label", std::string()));
+            x.ppl = e.at("ppl").get<double>();
+            x.pplStderr = e.value("ppl_stderr", 0.0);
+            x.bitsPerWeight = e.value("bits_per_weight", 0.0);
+            x.sizeMiB = e.value("size_mib", 0.0);
+            x.parameters = e.value("parameters", int64_t{0});
+            x.text = QString::fromStdString(e.value("text", std::string()));
+            x.context = e.value("context", int64_t{0});
+            out.push_back(std::move(x));
+        } catch (const std::exception&) {
+        }
+    }
+    return out;
 }
 } // namespace
 
@@ -170,9 +230,18 @@ QString SessionManager::restore(const nlohmann::json& j)
     for (auto it = j.begin(); it != j.end(); ++it)
         if (providers_.count(it.key()) && !it.value().is_null())
             emit sectionLoaded(QString::fromStdString(it.key()), QString::fromStdString(it.value().dump()));
+    if (ComparePanel* compare = window_->comparePanel())
+        compare->setEntries(compareFromJson(j.value("compare", nlohmann::json())));
+    // The evaluation belongs to the final state: shown once the recipe is replayed.
+    const std::optional<PerplexityOutcome> evaluation = evaluationFromJson(j.value("evaluation", nlohmann::json()));
+    auto showEvaluation = [this, evaluation] {
+        if (evaluation)
+            window_->perplexityPanel()->restoreOutcome(*evaluation);
+    };
 
     if (recipe.steps.empty()) {
         restoring_ = false;
+        showEvaluation();
         QTimer::singleShot(0, this, [this] { emit restored(true, {}); });
         if (autosaving_)
             scheduleAutosave();
@@ -181,8 +250,10 @@ QString SessionManager::restore(const nlohmann::json& j)
     RecipePanel* panel = window_->recipePanel();
     connect(
         panel, &RecipePanel::replayFinished, this,
-        [this, panel](bool ok) {
+        [this, panel, showEvaluation](bool ok) {
             restoring_ = false;
+            if (ok)
+                showEvaluation();
             if (autosaving_)
                 scheduleAutosave();
             emit restored(ok, ok ? QString() : panel->statusText());

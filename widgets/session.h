@@ -1,8 +1,10 @@
 #pragma once
 // Sessions: the workbench state as a JSON file (.layerlab) — the model path,
-// the recipe (steps + calibration), the evaluation shown, a "sensitivity"
-// slot other panels fill, the LayerLab version. Opening one opens the model
-// and replays the recipe (one undo command), so weights are bit-identical.
+// the recipe (steps + calibration), the evaluation shown, the Compare
+// panel's entries, a "sensitivity" slot other panels fill, the LayerLab
+// version. Opening one opens the model and replays the recipe (one undo
+// command), so weights are bit-identical; the Compare entries and then the
+// evaluation come back as saved (not re-run).
 //
 // Autosave: after every document change (debounced) the session goes to a
 // recovery file in AppDataLocation (temporary file + rename). A QLockFile
@@ -11,7 +13,8 @@
 //
 //   {"layerlab_session": 1, "version": "0.6.0", "saved": "2025-…",
 //    "model": {"path": "/m/stories260K-hf", "format": "safetensors", "demo": false},
-//    "recipe": {…docs/recipes.md…}, "evaluation": {…} | null, "sensitivity": null}
+//    "recipe": {…docs/recipes.md…}, "evaluation": {…} | null, "compare": […],
+//    "sensitivity": null}
 #include "model/model.h"
 #include "recipe/recipe.h"
 
