@@ -382,6 +382,13 @@ void TestExport::stories260KFromBinAndGgufEqualsHf()
         QCOMPARE(cfg["tie_word_embeddings"], json(tied));
         QCOMPARE(storedNamed(*back, "lm_head.weight") != nullptr, !tied);
         QVERIFY(contains(joined(r.notes), "rotate_half"));
+        // The tokenizer files, made from tokenizer.bin or the GGUF vocabulary, are the ones transformers wrote
+        // (merges generated from the piece scores included), and the folder's tokenizer gives transformers' ids.
+        QCOMPARE(readJsonFile(out + "/tokenizer.json"), readJsonFile(storiesHf() + "/tokenizer.json"));
+        QCOMPARE(readJsonFile(out + "/tokenizer_config.json"), readJsonFile(storiesHf() + "/tokenizer_config.json"));
+        QVERIFY(contains(joined(r.notes), "tokenizer.json written"));
+        const ReferenceTokens ref = referenceTokens();
+        QCOMPARE(loadTokenizer(*back)->encode(ref.text), ref.ids);
     }
 }
 

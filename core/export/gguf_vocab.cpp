@@ -1,9 +1,9 @@
 #include "export/gguf_vocab.h"
 
 #include "export/gguf_writer.h"
+#include "export/hf_tokenizer_json.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/hf_tokenizer.h"
-#include "tokenizer/llama2c_tokenizer.h"
 #include "util/error.h"
 #include "util/json_util.h"
 
@@ -22,7 +22,7 @@ namespace {
 const std::string kMetaspace = "\xE2\x96\x81"; // "▁"
 
 // llama.cpp's token types (llama_token_type).
-enum TokenType : int32_t { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
+using enum SentencePieceVocab::TokenType;
 
 // A vocabulary on its way into GGUF keys.
 struct Vocab {
@@ -84,30 +84,17 @@ void copyGgufTokenizerKeys(GgufWriter& w, const json& md, int64_t vocabRows, std
 
 Vocab fromLlama2c(const std::string& path, int64_t vocab)
 {
-    const Llama2cTokenizer tok(path, vocab);
+    SentencePieceVocab spm = sentencePieceVocabFromLlama2c(path, vocab);
     Vocab v;
     v.model = "llama";
-    for (int32_t id = 0; id < tok.vocabSize(); ++id) {
-        // The rules of llama.cpp's convert-llama2c-to-ggml.
-        std::string text = tok.piece(id);
-        int32_t type = Normal;
-        if (id == 0) { text = "<unk>"; type = Unknown; }
-        else if (id == 1) { text = "<s>"; type = Control; }
-        else if (id == 2) { text = "</s>"; type = Control; }
-        else if (text.empty()) type = Control;
-        else if (parseByteToken(text) >= 0) type = Byte;
-        std::string escaped;
-        for (char c : text)
-            escaped += c == ' ' ? kMetaspace : std::string(1, c);
-        v.tokens.push_back(escaped);
-        v.scores.push_back(tok.score(id));
-        v.types.push_back(type);
-    }
-    v.bos = 1;
-    v.eos = 2;
-    v.unk = 0;
-    v.addBos = true;
-    v.addEos = false;
+    v.tokens = std::move(spm.tokens);
+    v.scores = std::move(spm.scores);
+    v.types = std::move(spm.types);
+    v.bos = spm.bos;
+    v.eos = spm.eos;
+    v.unk = spm.unk;
+    v.addBos = spm.addBos;
+    v.addEos = spm.addEos;
     return v;
 }
 

@@ -2,6 +2,7 @@
 
 #include "export/atomic_file.h"
 #include "export/export_common.h"
+#include "export/hf_tokenizer_json.h"
 #include "export/safetensors_writer.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <optional>
 
 namespace ll {
 
@@ -433,12 +435,29 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
         written.emplace_back("generation_config.json", text.size());
     }
     if (!copiedTokenizer) {
+        // A llama2.c tokenizer.bin or a GGUF "llama" vocabulary: written as transformers' LlamaConverter would.
+        std::optional<SentencePieceVocab> spm;
         std::string why = "the source has none";
-        if (m.metadata.is_object() && m.metadata.contains("tokenizer.ggml.tokens"))
-            why = "the GGUF vocabulary is not converted to tokenizer.json yet";
-        else if (!m.tokenizerPath.empty())
-            why = "its tokenizer (" + m.tokenizerPath + ") is not converted to tokenizer.json yet";
-        result.notes.push_back("no Hugging Face tokenizer files were written: " + why);
+        if (m.metadata.is_object() && m.metadata.contains("tokenizer.ggml.tokens")) {
+            spm = sentencePieceVocabFromGguf(m.metadata);
+            why = "only SentencePiece-style (\"llama\") GGUF vocabularies are converted to tokenizer.json";
+        } else if (!m.tokenizerPath.empty() && fs::path(m.tokenizerPath).extension() == ".bin") {
+            spm = sentencePieceVocabFromLlama2c(m.tokenizerPath, m.config.vocab);
+        } else if (!m.tokenizerPath.empty()) {
+            why = "its tokenizer (" + m.tokenizerPath + ") is not converted to tokenizer.json";
+        }
+        if (spm) {
+            for (const auto& [name, j] : {std::pair{"tokenizer.json", hfTokenizerJson(*spm)},
+                                          std::pair{"tokenizer_config.json", hfTokenizerConfig(*spm, m.config.maxPositions)}}) {
+                const std::string text = j.dump(2) + "\n";
+                writeTextFile(dir, name, text);
+                written.emplace_back(name, text.size());
+            }
+            result.notes.push_back("tokenizer.json written from the source's " + std::string(m.metadata.is_object() && m.metadata.contains("tokenizer.ggml.tokens") ? "GGUF vocabulary" : "llama2.c tokenizer")
+                                   + " (LlamaTokenizerFast, BPE with byte fallback)");
+        } else {
+            result.notes.push_back("no Hugging Face tokenizer files were written: " + why);
+        }
     }
     const std::string requantized = quantizedSourceNote(m);
     if (!requantized.empty())
