@@ -23,7 +23,9 @@ namespace {
 
 // Moments come from float sums over blocks of a few thousand values, folded
 // into doubles: relative agreement asked of them against a double reference.
-constexpr double kMomentRelTol = 1e-5;
+// The portable path (builds without AVX-512, e.g. the sanitizer build) sums
+// 4096-value blocks in 16 float lanes: 2.8e-5 on std in mostlyZeros.
+constexpr double kMomentRelTol = 1e-4;
 
 struct Reference {
     int64_t count = 0, nans = 0, zeros = 0;
