@@ -209,21 +209,7 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     tabs_->addTab(mask_, tr("Mask"));
     tabs_->addTab(spectrum_, tr("Spectrum"));
     tabs_->addTab(curve_, tr("Error curve"));
-    auto* right = new QWidget(this);
-    auto* rightLayout = new QVBoxLayout(right);
-    rightLayout->setContentsMargins(0, 0, 0, 0);
-    rightLayout->addWidget(numbers_);
-    rightLayout->addWidget(tabs_, 1);
-
-    auto* split = new QSplitter(Qt::Horizontal, this);
-    split->addWidget(scroll);
-    split->addWidget(right);
-    split->setStretchFactor(0, 0);
-    split->setStretchFactor(1, 1);
-    split->setSizes({420, 600});
-    auto* layout = new QVBoxLayout(this);
-    layout->setContentsMargins(6, 6, 6, 6);
-    layout->addWidget(split);
+    layOutControlsBesideResults(this, scroll, numbers_, tabs_, 420, 600);
 
     connect(actionBox_, &QComboBox::currentIndexChanged, this, [this] {
         rebuildMethods();

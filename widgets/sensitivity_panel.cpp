@@ -268,21 +268,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     tabs_->addTab(bars_, tr("Bar chart"));
     tabs_->addTab(heatmap_, tr("Heatmap"));
     tabs_->addTab(mixedPage, tr("Mixed precision"));
-    auto* right = new QWidget(this);
-    auto* rightLayout = new QVBoxLayout(right);
-    rightLayout->setContentsMargins(0, 0, 0, 0);
-    rightLayout->addWidget(summary_);
-    rightLayout->addWidget(tabs_, 1);
-
-    auto* split = new QSplitter(Qt::Horizontal, this);
-    split->addWidget(scroll);
-    split->addWidget(right);
-    split->setStretchFactor(0, 0);
-    split->setStretchFactor(1, 1);
-    split->setSizes({controlsWidth, 900});
-    auto* layout = new QVBoxLayout(this);
-    layout->setContentsMargins(6, 6, 6, 6);
-    layout->addWidget(split);
+    layOutControlsBesideResults(this, scroll, summary_, tabs_, controlsWidth, 900);
 
     connect(methodBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::updateForm);
     connect(targetBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::updateForm);
