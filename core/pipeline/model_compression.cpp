@@ -1,3 +1,7 @@
+// GCC 12: false "may be used uninitialized" inside Eigen's AVX-512 kernels.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include "pipeline/model_compression.h"
 
 #include "engine/transformer.h"
@@ -117,6 +121,39 @@ LayerOutcome outcomeOf(const LogicalTensor& t, const CompressedLayer& c, double 
     o.outputError = c.error.outputError;
     o.seconds = seconds;
     return o;
+}
+
+// Structured pruning of one matrix of block b: W lost the rows (or columns)
+// whose isKept is 0 and became slicedW. Its outcome (errors measured with
+// those rows / columns as zeros) joins r, and r's model takes slicedW.
+void recordSlicedLayer(ModelCompressionResult& r, const LogicalTensor& t, int64_t b, const MatrixRM& W,
+                       const MatrixRM& slicedW, bool rows, const std::vector<char>& isKept, const LayerInputs& in)
+{
+    MatrixRM zeroed = W;
+    for (size_t j = 0; j < isKept.size(); ++j)
+        if (!isKept[j]) {
+            if (rows)
+                zeroed.row(static_cast<int64_t>(j)).setZero();
+            else
+                zeroed.col(static_cast<int64_t>(j)).setZero();
+        }
+    const LayerErrorReport err = layerErrorReport(W, zeroed, in.gram);
+    LayerOutcome o;
+    o.name = t.logicalName;
+    o.block = b;
+    o.role = t.role;
+    o.method = r.method;
+    o.rowsBefore = W.rows();
+    o.colsBefore = W.cols();
+    o.rows = slicedW.rows();
+    o.cols = slicedW.cols();
+    o.paramsBefore = W.size();
+    o.paramsAfter = slicedW.size();
+    o.sparsity = 1.0 - static_cast<double>(o.paramsAfter) / static_cast<double>(o.paramsBefore);
+    o.weightError = err.weightError;
+    o.outputError = err.outputError;
+    r.layers.push_back(std::move(o));
+    replaceTensor(*r.model, t.logicalName, toVector(slicedW), {slicedW.rows(), slicedW.cols()});
 }
 
 void finishCounts(ModelCompressionResult& r, const Model& source)
@@ -474,31 +511,7 @@ ModelCompressionResult pruneMlpNeurons(const Model& source, const StructuredMlpO
         // Errors with the removed neurons as zeros (rows of gate / up, columns of down).
         const auto record = [&](const LogicalTensor& t, const MatrixRM& W, const MatrixRM& slicedW, bool rowsAreNeurons,
                                 const LayerInputs& in) {
-            MatrixRM zeroed = W;
-            for (int64_t j = 0; j < ff; ++j)
-                if (!isKept[static_cast<size_t>(j)]) {
-                    if (rowsAreNeurons)
-                        zeroed.row(j).setZero();
-                    else
-                        zeroed.col(j).setZero();
-                }
-            const LayerErrorReport err = layerErrorReport(W, zeroed, in.gram);
-            LayerOutcome o;
-            o.name = t.logicalName;
-            o.block = b;
-            o.role = t.role;
-            o.method = r.method;
-            o.rowsBefore = W.rows();
-            o.colsBefore = W.cols();
-            o.rows = slicedW.rows();
-            o.cols = slicedW.cols();
-            o.paramsBefore = W.size();
-            o.paramsAfter = slicedW.size();
-            o.sparsity = 1.0 - static_cast<double>(o.paramsAfter) / static_cast<double>(o.paramsBefore);
-            o.weightError = err.weightError;
-            o.outputError = err.outputError;
-            r.layers.push_back(std::move(o));
-            replaceTensor(*r.model, t.logicalName, toVector(slicedW), {slicedW.rows(), slicedW.cols()});
+            recordSlicedLayer(r, t, b, W, slicedW, rowsAreNeurons, isKept, in);
         };
         if (gateT)
             record(*gateT, mlp.gate, sliced.gate, true, upIn);
@@ -632,31 +645,7 @@ ModelCompressionResult pruneAttentionHeads(const Model& source, const Structured
         const size_t first = r.layers.size();
         const auto record = [&](const LogicalTensor& t, const MatrixRM& W, const MatrixRM& slicedW, bool rows,
                                 const std::vector<char>& isKept, const LayerInputs& in) {
-            MatrixRM zeroed = W;
-            for (size_t j = 0; j < isKept.size(); ++j)
-                if (!isKept[j]) {
-                    if (rows)
-                        zeroed.row(static_cast<int64_t>(j)).setZero();
-                    else
-                        zeroed.col(static_cast<int64_t>(j)).setZero();
-                }
-            const LayerErrorReport err = layerErrorReport(W, zeroed, in.gram);
-            LayerOutcome o;
-            o.name = t.logicalName;
-            o.block = b;
-            o.role = t.role;
-            o.method = r.method;
-            o.rowsBefore = W.rows();
-            o.colsBefore = W.cols();
-            o.rows = slicedW.rows();
-            o.cols = slicedW.cols();
-            o.paramsBefore = W.size();
-            o.paramsAfter = slicedW.size();
-            o.sparsity = 1.0 - static_cast<double>(o.paramsAfter) / static_cast<double>(o.paramsBefore);
-            o.weightError = err.weightError;
-            o.outputError = err.outputError;
-            r.layers.push_back(std::move(o));
-            replaceTensor(*r.model, t.logicalName, toVector(slicedW), {slicedW.rows(), slicedW.cols()});
+            recordSlicedLayer(r, t, b, W, slicedW, rows, isKept, in);
         };
         record(*qT, attn.q, sliced.q, true, qKept, qIn);
         record(*kT, attn.k, sliced.k, true, kvKept, qIn);
