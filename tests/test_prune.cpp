@@ -469,8 +469,11 @@ void TestPrune::sparseGptMatchesBruteForceObs()
             Eigen::Vector4d what = w;
             what[q] = 0.0;
             const int rest = 3 - q;
-            if (rest > 0)
-                what.tail(rest) += Hd.bottomRightCorner(rest, rest).ldlt().solve(Hd.block(q + 1, q, rest, 1)) * w[q];
+            if (rest > 0) { // through a dynamic vector: GCC 12 flags AVX-512 loads on a Vector4d tail (-Warray-bounds)
+                const Eigen::VectorXd shift = Hd.bottomRightCorner(rest, rest).ldlt().solve(Hd.block(q + 1, q, rest, 1));
+                for (int i = 0; i < rest; ++i)
+                    what[q + 1 + i] += shift[i] * w[q];
+            }
             const Eigen::Vector4d e = w - what;
             const double loss = e.dot(Hd * e);
             if (loss < bestLoss) {

@@ -55,9 +55,16 @@ int cmdQuantize(const std::vector<std::string>& argv)
         if (w8a8)
             applyActivationQuantization(t, r.activations);
     });
-    if (ppl)
-        j["quantized"] = w8a8 ? "W" + std::to_string(opt.config.grid.bits) + "A" + std::to_string(r.activations.bits)
-                              : std::string("weights only");
+    if (ppl) {
+        std::string what = "weights only";
+        if (w8a8) { // appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "W" + std::to_string(...)
+            what = "W";
+            what += std::to_string(opt.config.grid.bits);
+            what += 'A';
+            what += std::to_string(r.activations.bits);
+        }
+        j["quantized"] = what;
+    }
     const std::optional<ExportResult> exported = compress::exportIfAsked(a, *r.model, progress, j);
     progress.clear();
     j["seconds_total"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
