@@ -159,10 +159,7 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     applyButton_->setDefault(true);
     applyButton_->setToolTip(tr("Apply the step to the target layers (undo with Ctrl+Z)"));
     cancelButton_ = new QPushButton(tr("Cancel"), this);
-    progress_ = new QProgressBar(this);
-    progress_->setRange(0, 1000);
-    progress_->setTextVisible(false);
-    progress_->setMaximumHeight(10);
+    progress_ = makeSlimProgressBar(this);
     status_ = new QLabel(this);
     status_->setWordWrap(true);
     auto* buttons = new QHBoxLayout;

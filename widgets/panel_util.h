@@ -3,6 +3,7 @@
 #include <QColor>
 #include <QLabel>
 #include <QPalette>
+#include <QProgressBar>
 #include <QSplitter>
 #include <QVBoxLayout>
 
@@ -16,6 +17,16 @@ inline void setSecondaryText(QWidget* label)
     p.setColor(QPalette::WindowText, QColor((2 * text.red() + back.red()) / 3, (2 * text.green() + back.green()) / 3,
                                             (2 * text.blue() + back.blue()) / 3));
     label->setPalette(p);
+}
+
+// The slim progress bar under a panel's buttons (0..1000, no text).
+inline QProgressBar* makeSlimProgressBar(QWidget* parent)
+{
+    auto* bar = new QProgressBar(parent);
+    bar->setRange(0, 1000);
+    bar->setTextVisible(false);
+    bar->setMaximumHeight(10);
+    return bar;
 }
 
 // The layout of the Compress and Sensitivity panels: the controls on the left,

@@ -37,10 +37,7 @@ RecipePanel::RecipePanel(ModelDocument* document, QWidget* parent)
     setSecondaryText(calibration_);
     status_ = new QLabel(this);
     status_->setWordWrap(true);
-    progress_ = new QProgressBar(this);
-    progress_->setRange(0, 1000);
-    progress_->setTextVisible(false);
-    progress_->setMaximumHeight(10);
+    progress_ = makeSlimProgressBar(this);
     progress_->hide();
 
     saveButton_ = new QPushButton(tr("Save…"), this);

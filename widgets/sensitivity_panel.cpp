@@ -190,10 +190,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     runButton_ = new QPushButton(tr("Run"), this);
     runButton_->setToolTip(tr("Compress each target layer alone and measure what it costs"));
     cancelButton_ = new QPushButton(tr("Cancel"), this);
-    progress_ = new QProgressBar(this);
-    progress_->setRange(0, 1000);
-    progress_->setTextVisible(false);
-    progress_->setMaximumHeight(10);
+    progress_ = makeSlimProgressBar(this);
     status_ = new QLabel(this);
     status_->setWordWrap(true);
     auto* buttons = new QHBoxLayout;
