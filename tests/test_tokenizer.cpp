@@ -32,8 +32,6 @@ constexpr int64_t kScoredTokens = 311610;
 // Encoding the 629 KB eval text must stay interactive.
 constexpr qint64 kMaxEncodeMs = 1000;
 
-const std::string kMetaspace = "\xE2\x96\x81";
-
 struct Reference {
     std::string text, prompt;
     std::vector<int32_t> ids, promptIds;

@@ -4,6 +4,7 @@
 #include "export/hf_tokenizer_json.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/hf_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/json_util.h"
 
@@ -18,8 +19,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-const std::string kMetaspace = "\xE2\x96\x81"; // "▁"
 
 // llama.cpp's token types (llama_token_type).
 using enum SentencePieceVocab::TokenType;

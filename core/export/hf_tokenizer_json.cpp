@@ -13,8 +13,6 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-const std::string kMetaspace = "\xE2\x96\x81"; // "▁"
-
 // Byte offsets where a UTF-8 character starts (transformers splits pieces by characters).
 std::vector<size_t> charStarts(const std::string& s)
 {

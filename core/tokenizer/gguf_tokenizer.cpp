@@ -12,8 +12,6 @@ namespace ll {
 namespace {
 
 constexpr size_t kMaxVocab = size_t{1} << 24;
-const std::string kMetaspace = "\xE2\x96\x81"; // "▁"
-
 // llama.cpp's token types (llama_token_type).
 enum TokenType { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
 

@@ -14,8 +14,6 @@ namespace ll {
 
 namespace {
 
-const std::string kMetaspace = "\xE2\x96\x81"; // "▁"
-
 uint64_t pairKey(int32_t a, int32_t b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b); }
 
 // In-memory JSON keeps signed integers signed; parsed files make them unsigned.

@@ -72,4 +72,7 @@ std::unique_ptr<Tokenizer> loadTokenizerFile(const std::string& path, int64_t ex
 // "<0x0A>" -> 0x0A; -1 for any other piece.
 int parseByteToken(std::string_view piece);
 
+// "▁" (U+2581): SentencePiece's stand-in for a space in pieces.
+inline const std::string kMetaspace = "\xE2\x96\x81";
+
 } // namespace ll
