@@ -25,4 +25,20 @@ struct InverseHessianFactor {
 // Throws InvalidArgument when H + damp I is still not positive definite.
 InverseHessianFactor inverseHessianFactor(const Eigen::MatrixXf& H, double percdamp);
 
+// The dead-input rule above for the sweeps that factor H themselves (GPTQ,
+// SparseGPT): where diag(H) is 0, H_jj = 1 and column j of W is zeroed.
+// Returns the dead mask (in,).
+template <class WeightMatrix>
+std::vector<char> neutralizeDeadInputs(Eigen::MatrixXf& H, WeightMatrix& W)
+{
+    std::vector<char> dead(static_cast<size_t>(H.cols()), 0);
+    for (Eigen::Index j = 0; j < H.cols(); ++j)
+        if (H(j, j) == 0.0f) {
+            dead[static_cast<size_t>(j)] = 1;
+            H(j, j) = 1.0f;
+            W.col(j).setZero();
+        }
+    return dead;
+}
+
 } // namespace ll

@@ -1,6 +1,7 @@
 #include "prune/sparsegpt.h"
 
 #include "prune/checks.h"
+#include "prune/obs_hessian.h"
 #include "prune/score_mask.h"
 #include "quant/gptq_factor.h"
 #include "util/error.h"
@@ -74,14 +75,9 @@ SparseGptResult sparseGpt(const MatrixRM& W, const Eigen::MatrixXf& H, const Spa
     if (options.nm) // N:M groups must not straddle blocks
         blockSize = std::max(options.nm->m, blockSize / options.nm->m * options.nm->m);
 
-    // Dead inputs (diag H = 0) get H_jj = 1 and zero weights, as the reference's fasterprune.
     Eigen::MatrixXf Hl = H;
     Eigen::MatrixXf Wc = W; // (rows, cols) column-major: the sweep reads columns
-    for (Eigen::Index j = 0; j < cols; ++j)
-        if (Hl(j, j) == 0.0f) {
-            Hl(j, j) = 1.0f;
-            Wc.col(j).setZero();
-        }
+    neutralizeDeadInputs(Hl, Wc);
     // U with U^T U = (H + damp I)^-1 from one Cholesky and a triangular inverse
     // (quant/gptq_factor.h; 2/3 n^3 flops, threaded) rather than the inverse
     // route of prune/obs_hessian.h (8/3 n^3, 4.6 s against 0.37 s at n = 4096).

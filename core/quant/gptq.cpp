@@ -128,13 +128,7 @@ Plan makePlan(const MatrixRM& W, const Eigen::MatrixXf& Hin, const GptqOptions& 
 
     Eigen::MatrixXf H = Hin;
     MatrixRM Wd = W;
-    p.dead.assign(static_cast<size_t>(p.cols), 0);
-    for (int64_t j = 0; j < p.cols; ++j)
-        if (H(j, j) == 0.0f) {
-            p.dead[static_cast<size_t>(j)] = 1;
-            H(j, j) = 1.0f;
-            Wd.col(j).setZero();
-        }
+    p.dead = neutralizeDeadInputs(H, Wd);
 
     if (o.grid.groupSize > 0) {
         p.groupCols = o.grid.groupSize;
