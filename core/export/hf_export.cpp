@@ -287,11 +287,14 @@ json synthesizedConfig(const Model& m, const CurrentDims& d, bool tied, DType dt
 
 // ---- writing ----
 
-void writeTextFile(AtomicDir& dir, const std::string& name, const std::string& text)
+// Writes one side file of the folder and lists it in `written`.
+void writeTextFile(AtomicDir& dir, const std::string& name, const std::string& text,
+                   std::vector<std::pair<std::string, uint64_t>>& written)
 {
     FileWriter w(dir.partialFile(name), dir.finalPath() + "/" + name);
     w.write(text.data(), text.size());
     w.close();
+    written.emplace_back(name, text.size());
 }
 
 std::string readWholeFile(const std::string& path)
@@ -398,13 +401,11 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
     if (shards.size() > 1) {
         const json index{{"metadata", {{"total_size", totalBytes}}}, {"weight_map", weightMap}};
         const std::string text = index.dump(2) + "\n";
-        writeTextFile(dir, "model.safetensors.index.json", text);
-        written.emplace_back("model.safetensors.index.json", text.size());
+        writeTextFile(dir, "model.safetensors.index.json", text, written);
     }
     {
         const std::string text = config.dump(2) + "\n";
-        writeTextFile(dir, "config.json", text);
-        written.emplace_back("config.json", text.size());
+        writeTextFile(dir, "config.json", text, written);
     }
 
     // Side files: copied from a Hugging Face source; a generation config made up otherwise.
@@ -418,8 +419,7 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
                 continue;
             throwIfCancelledWriting(opt.progress, finalDir);
             const std::string bytes = readWholeFile(src.string());
-            writeTextFile(dir, name, bytes);
-            written.emplace_back(name, bytes.size());
+            writeTextFile(dir, name, bytes, written);
             copiedTokenizer = copiedTokenizer || std::string(name).rfind("tokenizer", 0) == 0;
             haveGenerationConfig = haveGenerationConfig || std::string(name) == "generation_config.json";
         }
@@ -431,14 +431,14 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
         if (m.config.eosId >= 0)
             gen["eos_token_id"] = m.config.eosId;
         const std::string text = gen.dump(2) + "\n";
-        writeTextFile(dir, "generation_config.json", text);
-        written.emplace_back("generation_config.json", text.size());
+        writeTextFile(dir, "generation_config.json", text, written);
     }
     if (!copiedTokenizer) {
         // A llama2.c tokenizer.bin or a GGUF "llama" vocabulary: written as transformers' LlamaConverter would.
         std::optional<SentencePieceVocab> spm;
         std::string why = "the source has none";
-        if (m.metadata.is_object() && m.metadata.contains("tokenizer.ggml.tokens")) {
+        const bool ggufVocab = m.metadata.is_object() && m.metadata.contains("tokenizer.ggml.tokens");
+        if (ggufVocab) {
             spm = sentencePieceVocabFromGguf(m.metadata);
             why = "only SentencePiece-style (\"llama\") GGUF vocabularies are converted to tokenizer.json";
         } else if (!m.tokenizerPath.empty() && fs::path(m.tokenizerPath).extension() == ".bin") {
@@ -450,10 +450,10 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
             for (const auto& [name, j] : {std::pair{"tokenizer.json", hfTokenizerJson(*spm)},
                                           std::pair{"tokenizer_config.json", hfTokenizerConfig(*spm, m.config.maxPositions)}}) {
                 const std::string text = j.dump(2) + "\n";
-                writeTextFile(dir, name, text);
-                written.emplace_back(name, text.size());
+                writeTextFile(dir, name, text, written);
             }
-            result.notes.push_back("tokenizer.json written from the source's " + std::string(m.metadata.is_object() && m.metadata.contains("tokenizer.ggml.tokens") ? "GGUF vocabulary" : "llama2.c tokenizer")
+            result.notes.push_back(std::string("tokenizer.json written from the source's ")
+                                   + (ggufVocab ? "GGUF vocabulary" : "llama2.c tokenizer")
                                    + " (LlamaTokenizerFast, BPE with byte fallback)");
         } else {
             result.notes.push_back("no Hugging Face tokenizer files were written: " + why);
