@@ -34,10 +34,19 @@ void validateGrid(const QuantGrid& grid)
              "group size " + std::to_string(grid.groupSize) + " is invalid (use > 0, 0 = per row, -1 = per tensor)");
 }
 
+namespace {
+// x[0, n) holds no NaN/Inf: x - x is NaN exactly for those, and Eigen's sum is vectorised.
+bool allFinite(const float* x, int64_t n)
+{
+    const Eigen::Map<const Eigen::ArrayXf> a(x, n);
+    return (a - a).sum() == 0.0f;
+}
+} // namespace
+
 void requireFinite(const Eigen::Ref<const MatrixRM>& W, const char* what)
 {
     for (Eigen::Index r = 0; r < W.rows(); ++r) {
-        if ((W.row(r).array() - W.row(r).array()).sum() == 0.0f) // vectorised: NaN iff a value is NaN/Inf
+        if (allFinite(W.data() + r * W.outerStride(), W.cols()))
             continue;
         for (Eigen::Index c = 0; c < W.cols(); ++c)
             if (!std::isfinite(W(r, c)))
@@ -90,16 +99,16 @@ ScaleZero findScaleZero(const float* x, int64_t n, int bits, bool symmetric)
 namespace {
 
 // Range of W(r, c0 .. c0+n-1) folded into lo/hi; false when a value is NaN or
-// infinite (v - v is NaN exactly for those). Eigen's reductions are
-// vectorised (a plain min/max loop stays scalar); a row slice stays in cache
-// across the three.
+// infinite. Eigen's reductions are vectorised (a plain min/max loop stays
+// scalar); a row slice stays in cache across the three.
 bool sliceRange(const Eigen::Ref<const MatrixRM>& W, int64_t r, int64_t c0, int64_t n, float& lo, float& hi)
 {
     if (n <= 0)
         return true;
-    const Eigen::Map<const Eigen::ArrayXf> x(W.data() + r * W.outerStride() + c0, n);
-    if (!((x - x).sum() == 0.0f))
+    const float* p = W.data() + r * W.outerStride() + c0;
+    if (!allFinite(p, n))
         return false;
+    const Eigen::Map<const Eigen::ArrayXf> x(p, n);
     lo = std::min(lo, x.minCoeff());
     hi = std::max(hi, x.maxCoeff());
     return true;
