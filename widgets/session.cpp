@@ -78,7 +78,18 @@ std::optional<PerplexityOutcome> evaluationFromJson(const nlohmann::json& j)
     }
 }
 
-// The saved comparison entries; malformed ones are skipped.
+nlohmann::json compareJson(const ComparePanel* panel)
+{
+    nlohmann::json out = nlohmann::json::array();
+    if (panel)
+        for (const ComparePanel::Entry& e : panel->entries())
+            out.push_back({{"label", e.label.toStdString()}, {"ppl", e.ppl}, {"ppl_stderr", e.pplStderr},
+                           {"bits_per_weight", e.bitsPerWeight}, {"size_mib", e.sizeMiB}, {"parameters", e.parameters},
+                           {"text", e.text.toStdString()}, {"context", e.context}, {"recipe", e.recipe.toJson()}});
+    return out;
+}
+
+// The saved comparison entries (compareJson's); malformed ones are skipped.
 std::vector<ComparePanel::Entry> compareFromJson(const nlohmann::json& j)
 {
     std::vector<ComparePanel::Entry> out;
@@ -168,14 +179,7 @@ nlohmann::json SessionManager::toJson() const
         j["recipe"] = nullptr;
     }
     j["evaluation"] = evaluationJson(window_->perplexityPanel());
-    nlohmann::json compared = nlohmann::json::array();
-    if (const ComparePanel* compare = window_->comparePanel())
-        for (const ComparePanel::Entry& e : compare->entries())
-            compared.push_back({{"label", e.label.toStdString()}, {"ppl", e.ppl}, {"ppl_stderr", e.pplStderr},
-                                {"bits_per_weight", e.bitsPerWeight}, {"size_mib", e.sizeMiB},
-                                {"parameters", e.parameters}, {"text", e.text.toStdString()},
-                                {"context", e.context}, {"recipe", e.recipe.toJson()}});
-    j["compare"] = compared;
+    j["compare"] = compareJson(window_->comparePanel());
     for (const auto& [key, provider] : providers_)
         j[key] = provider();
     return j;
