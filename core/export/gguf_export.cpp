@@ -183,11 +183,10 @@ DType ggufTypeFor(DType requested, int64_t rowLength, std::string* reason)
     const DTypeLayout layout = dtypeLayout(requested);
     if (layout.blockElems <= 1 || rowLength % layout.blockElems == 0)
         return requested;
-    // llama-quantize's fallbacks (quant/ggml_quantize.h); 32-value types have nothing smaller: F16.
+    // llama-quantize's fallbacks (quant/ggml_quantize.h: 32-value blocks, or F16
+    // when the row does not hold those either); 32-value types have nothing smaller: F16.
     DType fallback = ggmlFallbackType(requested, rowLength);
     if (fallback == requested)
-        fallback = DType::F16;
-    if (rowLength % dtypeLayout(fallback).blockElems != 0)
         fallback = DType::F16;
     if (reason)
         *reason = "rows of " + std::to_string(rowLength) + " values are not a multiple of the "
