@@ -22,10 +22,6 @@
 // 4096 as llama-quantize does a tensor) in GB/s of F32 input read, against a
 // plain read (sum) of the same bytes, on one thread and on every thread (the
 // percentages are against the threaded read; best of max(reps, 10 quick / 5)).
-// GCC 12: false "may be used uninitialized" inside Eigen's AVX-512 kernels.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include "bench.h"
 
 #include "engine/threads.h"

@@ -2,10 +2,6 @@
 // against a naive OBQ-style reference that re-inverts the remaining Hessian
 // after every column, groups (refit and static), act-order, dead inputs, the
 // keep mask, bits and errors.
-// GCC 12: false "may be used uninitialized" inside Eigen's AVX-512 kernels.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 #include "test_support.h"
 

@@ -1,9 +1,5 @@
 // Integer grids and RTN (GPTQ's quant.py Quantizer, hand-computed), NF4 with
 // double quantization, FP8 E4M3 / E5M2, FP4 E2M1, and the layer error report.
-// GCC 12: false "may be used uninitialized" inside Eigen's AVX-512 kernels.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 #include "test_support.h"
 

@@ -2,10 +2,6 @@
 // and clip searches, SmoothQuant and the W8A8 simulation, LLM.int8's outlier
 // columns, OWQ / SpQR outliers, LoRC, BCQ, the packed forms, the bit
 // accounting (by hand), the common dispatcher and the error curves.
-// GCC 12: false "may be used uninitialized" inside Eigen's AVX-512 kernels.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 #include "test_support.h"
 

@@ -4,10 +4,6 @@
 //
 // CTest runs a representative subset (a perplexity costs several seconds on
 // two cores); LL_QUANT_FULL=1 runs every configuration of the table.
-// GCC 12: false "may be used uninitialized" inside Eigen's AVX-512 kernels.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 #include "test_support.h"
 

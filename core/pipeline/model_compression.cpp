@@ -1,7 +1,3 @@
-// GCC 12: false "may be used uninitialized" inside Eigen's AVX-512 kernels.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include "pipeline/model_compression.h"
 
 #include "engine/transformer.h"

@@ -1,9 +1,3 @@
-// GCC 12 reports false "may be used uninitialized" warnings inside Eigen's
-// AVX-512 GEMM kernels (the intrinsics' self-initialised __Y); silence them here.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include "quant/layer_error.h"
 
 #include "util/error.h"

@@ -1,7 +1,3 @@
-// GCC 12: false "may be used uninitialized" inside Eigen's AVX-512 kernels.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include "quant/no_fma.h" // first: the grid arithmetic matches RTN's
 
 #include "quant/outlier_aware.h"

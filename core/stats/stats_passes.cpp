@@ -1,8 +1,3 @@
-// GCC 12 warns inside its own AVX-512 intrinsics (the _mm512_undefined_*
-// self-initialisation, GCC bug 105593).
-#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include "stats/stats_passes.h"
 
 #include <cmath>
