@@ -10,6 +10,7 @@
 #include "export/gguf_export.h"
 #include "export/gguf_writer.h"
 #include "export/hf_export.h"
+#include "export/hf_tokenizer_json.h"
 #include "export/safetensors_writer.h"
 #include "formats/safetensors.h"
 #include "model/model.h"
@@ -390,6 +391,15 @@ void TestExport::stories260KFromBinAndGgufEqualsHf()
         const ReferenceTokens ref = referenceTokens();
         QCOMPARE(loadTokenizer(*back)->encode(ref.text), ref.ids);
     }
+    // A damaged vocabulary with huge pieces: one past the limit gets no merges (no quadratic scan) though it
+    // splits into two pieces of the vocabulary ("a" + the other long one); the rest keep theirs.
+    SentencePieceVocab v;
+    v.tokens = {"a", "b", "ab", std::string(kMaxMergedPieceBytes, 'a'), std::string(kMaxMergedPieceBytes + 1, 'a')};
+    v.scores = {0.0f, -1.0f, -2.0f, -3.0f, -4.0f};
+    v.types.assign(5, SentencePieceVocab::Normal);
+    const auto merges = sentencePieceMerges(v);
+    QCOMPARE(merges.size(), size_t(1));
+    QCOMPARE(merges[0], std::make_pair(std::string("a"), std::string("b")));
 }
 
 void TestExport::shardedExport()

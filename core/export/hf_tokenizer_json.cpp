@@ -110,6 +110,11 @@ std::vector<std::pair<std::string, std::string>> sentencePieceMerges(const Sente
     };
     std::vector<Merge> merges;
     for (const std::string* piece : unique) {
+        // Every split costs a copy and a lookup of its halves, quadratic in the
+        // piece's length: pieces past kMaxMergedPieceBytes (SentencePiece's own
+        // limit is 16 characters) come from a damaged or hostile file, not a model.
+        if (piece->size() > kMaxMergedPieceBytes)
+            continue;
         const float score = v.scores[static_cast<size_t>(id.at(*piece))];
         const std::vector<size_t> starts = charStarts(*piece);
         for (size_t k = 1; k < starts.size(); ++k) {

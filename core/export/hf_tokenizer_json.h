@@ -9,6 +9,7 @@
 // "▁" for spaces.
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -36,6 +37,8 @@ SentencePieceVocab sentencePieceVocabFromLlama2c(const std::string& path, int64_
 std::optional<SentencePieceVocab> sentencePieceVocabFromGguf(const nlohmann::json& metadata);
 
 // The BPE merges transformers derives from a SentencePiece vocabulary (generate_merges with vocab_scores).
+// Pieces longer than kMaxMergedPieceBytes get none.
+inline constexpr size_t kMaxMergedPieceBytes = 1024;
 std::vector<std::pair<std::string, std::string>> sentencePieceMerges(const SentencePieceVocab& v);
 
 // In the key order transformers writes (vocab by id).
