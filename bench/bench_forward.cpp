@@ -17,7 +17,7 @@
 #include "bench.h"
 
 #include "engine/session.h"
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "export/gguf_export.h"
@@ -117,20 +117,20 @@ TransformerWeights generateWeights(const ModelConfig& c)
     Filler f;
     const float std = 0.02f;
     TransformerWeights w;
-    w.embed = f.matrix(c.vocab, c.hidden, 1.0f);
-    w.head.W = f.matrix(c.vocab, c.hidden, std);
+    w.embed = StoredMatrix::fromMatrix(f.matrix(c.vocab, c.hidden, 1.0f));
+    w.head.W = StoredMatrix::fromMatrix(f.matrix(c.vocab, c.hidden, std));
     w.finalNorm.w = Eigen::VectorXf::Ones(c.hidden);
     for (int64_t l = 0; l < c.layers; ++l) {
         BlockWeights b;
         b.attnNorm.w = Eigen::VectorXf::Ones(c.hidden);
         b.mlpNorm.w = Eigen::VectorXf::Ones(c.hidden);
-        b.q.W = f.matrix(c.heads * c.headDim, c.hidden, std);
-        b.k.W = f.matrix(c.kvHeads * c.headDim, c.hidden, std);
-        b.v.W = f.matrix(c.kvHeads * c.headDim, c.hidden, std);
-        b.o.W = f.matrix(c.hidden, c.heads * c.headDim, std);
-        b.gate.W = f.matrix(c.intermediate, c.hidden, std);
-        b.up.W = f.matrix(c.intermediate, c.hidden, std);
-        b.down.W = f.matrix(c.hidden, c.intermediate, std);
+        b.q.W = StoredMatrix::fromMatrix(f.matrix(c.heads * c.headDim, c.hidden, std));
+        b.k.W = StoredMatrix::fromMatrix(f.matrix(c.kvHeads * c.headDim, c.hidden, std));
+        b.v.W = StoredMatrix::fromMatrix(f.matrix(c.kvHeads * c.headDim, c.hidden, std));
+        b.o.W = StoredMatrix::fromMatrix(f.matrix(c.hidden, c.heads * c.headDim, std));
+        b.gate.W = StoredMatrix::fromMatrix(f.matrix(c.intermediate, c.hidden, std));
+        b.up.W = StoredMatrix::fromMatrix(f.matrix(c.intermediate, c.hidden, std));
+        b.down.W = StoredMatrix::fromMatrix(f.matrix(c.hidden, c.intermediate, std));
         w.blocks.push_back(std::move(b));
     }
     return w;
@@ -158,7 +158,9 @@ std::unique_ptr<Model> modelOf(const ModelConfig& c, const TransformerWeights& w
         t.keepAlive = buffer;
         m->stored.push_back(std::move(t));
     };
-    const auto matrix = [&](const std::string& name, const MatrixRM& x) { add(name, x.data(), {x.rows(), x.cols()}); };
+    const auto matrix = [&](const std::string& name, const StoredMatrix& x) {
+        add(name, reinterpret_cast<const float*>(x.data), {x.rows, x.cols}); // F32: built by generateWeights
+    };
     const auto vector = [&](const std::string& name, const Eigen::VectorXf& x) { add(name, x.data(), {x.size()}); };
     matrix("model.embed_tokens.weight", w.embed);
     for (int64_t l = 0; l < c.layers; ++l) {

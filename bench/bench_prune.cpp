@@ -17,7 +17,7 @@
 // memory-bound and reported in weights per second instead.
 #include "bench.h"
 
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "lowrank/randomized_svd.h"
 #include "lowrank/svd.h"
 #include "prune/sparsegpt.h"

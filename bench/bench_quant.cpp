@@ -24,7 +24,7 @@
 // percentages are against the threaded read; best of max(reps, 10 quick / 5)).
 #include "bench.h"
 
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "model/tensor_data.h"
 #include "prune/obs_hessian.h"
 #include "quant/ggml_quantize.h"

@@ -6,7 +6,7 @@
 #include "test_support.h"
 
 #include "calib/calibration.h"
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "engine/transformer.h"
 #include "model/demo_model.h"
 #include "model/model.h"
@@ -266,7 +266,7 @@ void TestCalibration::sequentialModeSeesReplacedBlocks()
     // "Compression" = halving every linear of the block.
     const auto compress = [&](Transformer& t, int block) {
         for (Role r : linears)
-            t.setLinearWeight(block, r, t.linear(block, r).W * 0.5f);
+            t.setLinearWeight(block, r, t.linear(block, r).dense() * 0.5f);
     };
 
     // Expected: block l's statistics on a model whose blocks < l are halved.

@@ -243,7 +243,7 @@ void TestEval::comparisonOfDifferentModels()
     Stories& s = stories();
     // A cruder copy: every weight of block 2's MLP down projection rounded to 1/8.
     Transformer rough(*s.model);
-    MatrixRM w = rough.linear(2, Role::MlpDown).W;
+    MatrixRM w = rough.linear(2, Role::MlpDown).dense();
     w = (w.array() * 8.0f).round() / 8.0f;
     rough.setLinearWeight(2, Role::MlpDown, w);
     ScoringOptions o;

@@ -8,7 +8,7 @@
 #include "engine/architecture.h"
 #include "engine/generate.h"
 #include "engine/session.h"
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "engine/transformer.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -346,7 +346,7 @@ void TestForward::replacingALinearChangesOnlyThatLayer()
     QCOMPARE(test::maxAbsDiff(rowMajor(t.logits(ids)), rowMajor(before)), 0.0);
     // Zeroing the last MLP's down projection leaves only its bias: logits move.
     const LinearWeights& down = t.linear(1, Role::MlpDown);
-    t.setLinearWeight(1, Role::MlpDown, MatrixRM::Zero(down.W.rows(), down.W.cols()));
+    t.setLinearWeight(1, Role::MlpDown, MatrixRM::Zero(down.W.rows, down.W.cols));
     QVERIFY(test::maxAbsDiff(rowMajor(t.logits(ids)), rowMajor(before)) > 1e-3);
     // Wrong shape: refused, nothing changed.
     try {
@@ -357,10 +357,10 @@ void TestForward::replacingALinearChangesOnlyThatLayer()
     }
     // Replacing GPT-2's tied head unties it: the embedding keeps its values.
     QVERIFY(t.weights().headTied);
-    const MatrixRM table = t.weights().embeddingTable();
+    const MatrixRM table = t.weights().embeddingTable().toMatrix();
     t.setLinearWeight(-1, Role::LmHead, MatrixRM::Zero(table.rows(), table.cols()));
     QVERIFY(!t.weights().headTied);
-    QCOMPARE(test::maxAbsDiff(rowMajor(t.weights().embed), rowMajor(table)), 0.0);
+    QCOMPARE(test::maxAbsDiff(rowMajor(t.weights().embed.toMatrix()), rowMajor(table)), 0.0);
     QCOMPARE(t.logits(ids).cwiseAbs().maxCoeff(), 0.0f);
 }
 
@@ -499,7 +499,7 @@ void TestForward::observerSeesLinearInputs()
     for (const auto& [key, n] : rec.rows)
         QCOMPARE(n, 2 * windows * T);
     // Block 0's attention input is RMSNorm(embedding) of the first tokens.
-    const MatrixRM embed = t.weights().embed;
+    const MatrixRM embed = t.weights().embed.toMatrix();
     const Eigen::VectorXf w = t.weights().blocks[0].attnNorm.w;
     double err = 0;
     for (int64_t r = 0; r < 8; ++r) {

@@ -440,7 +440,7 @@ void TestLowRank::factoredTensorRepresentation()
     replaceTensor(*dense, "blocks.1.attn.v.weight", std::vector<float>(32 * 64, 0.0f), {32, 64});
     QVERIFY(readMatrix(*m, *m->findLogical("blocks.1.attn.v.weight")).isZero());
     const Transformer tf(*m), td(*dense);
-    QVERIFY(tf.linear(0, Role::MlpUp).factored() && tf.linear(0, Role::MlpUp).W.size() == 0);
+    QVERIFY(tf.linear(0, Role::MlpUp).factored() && tf.linear(0, Role::MlpUp).W.empty());
     QCOMPARE(tf.linear(0, Role::MlpUp).rank(), int64_t{8});
     QCOMPARE(tf.linear(1, Role::AttnV).rank(), int64_t{0});
     QVERIFY(tf.weightBytes() < td.weightBytes());
@@ -454,7 +454,7 @@ void TestLowRank::factoredTensorRepresentation()
     QVERIFY(maxRelDiff(e.logits(ids), td.logits(ids)) <= kFactoredLogitsRelTol);
     QVERIFY(throwsCode(ErrorCode::InvalidArgument, [&] { e.setLinearFactors(0, Role::MlpUp, B, A); }));
     e.setLinearWeight(0, Role::MlpUp, td.linear(0, Role::MlpUp).W);
-    QVERIFY(!e.linear(0, Role::MlpUp).factored() && e.linear(0, Role::MlpUp).A.size() == 0);
+    QVERIFY(!e.linear(0, Role::MlpUp).factored() && e.linear(0, Role::MlpUp).A.empty());
     QVERIFY(e.logits(ids) == td.logits(ids));
 }
 

@@ -623,7 +623,7 @@ void TestQuantGrids::rtnPerplexityMatchesReference()
     Transformer t(*model);
     for (int b = 0; b < t.layers(); ++b)
         for (Role r : {Role::AttnQ, Role::AttnK, Role::AttnV, Role::AttnO, Role::MlpGate, Role::MlpUp, Role::MlpDown})
-            t.setLinearWeight(b, r, rtnQuantize(t.linear(b, r).W, {bits, sym, group}).dequantized);
+            t.setLinearWeight(b, r, rtnQuantize(t.linear(b, r).dense(), {bits, sym, group}).dequantized);
     const double ppl = evaluatePerplexity(t, tokens).ppl;
     qInfo("%s: perplexity %.6f, reference %.6f (%+.4f %%)", qPrintable(run), ppl, expected,
           100.0 * (ppl / expected - 1.0));

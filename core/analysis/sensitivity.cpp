@@ -112,19 +112,9 @@ public:
     SwappedLinear(Transformer& engine, const Model& stepped, const LogicalTensor& t)
         : engine_(engine), block_(t.block), role_(t.role), original_(engine.linear(t.block, t.role))
     {
-        MatrixRM A, B;
-        if (readFactors(stepped, t, A, B))
-            engine_.setLinearFactors(block_, role_, std::move(A), std::move(B));
-        else
-            engine_.setLinearWeight(block_, role_, readMatrix(stepped, t));
+        engine_.setLinear(block_, role_, loadLinearWeights(stepped, t));
     }
-    ~SwappedLinear()
-    {
-        if (original_.factored())
-            engine_.setLinearFactors(block_, role_, std::move(original_.A), std::move(original_.B));
-        else
-            engine_.setLinearWeight(block_, role_, std::move(original_.W));
-    }
+    ~SwappedLinear() { engine_.setLinear(block_, role_, std::move(original_)); }
     SwappedLinear(const SwappedLinear&) = delete;
     SwappedLinear& operator=(const SwappedLinear&) = delete;
 

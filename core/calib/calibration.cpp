@@ -1,6 +1,6 @@
 #include "calib/calibration.h"
 
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "prune/sub_progress.h"
 #include "util/error.h"
 #include "util/progress.h"

@@ -1,6 +1,6 @@
 #include "engine/attention.h"
 
-#include "engine/gemm.h"
+#include "kernels/gemm.h"
 
 #include <Eigen/Core>
 

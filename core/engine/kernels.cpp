@@ -1,6 +1,6 @@
 #include "engine/kernels.h"
 
-#include "engine/gemm.h"
+#include "kernels/matmul.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,40 +18,6 @@ int64_t rowGrain(int64_t cols)
 }
 } // namespace
 
-namespace {
-
-// x (n, in) @ W^T (in, out) -> y (n, out), W (out, in) row-major.
-void multiplyABt(const ConstMatrixRef& x, const MatrixRM& W, MatrixRef y)
-{
-    // Worth splitting: enough rows to be compute-bound (a decoding step's
-    // matrix-vector products are memory-bound) and ~0.5 ms of work or more, so
-    // that the barrier ending the split stays cheap even when the OS makes a
-    // thread wait for a core (on a busy machine that wait can cost milliseconds).
-    constexpr double kMinParallelWork = 16.0 * 1024 * 1024;
-    constexpr int64_t kMinParallelRows = 64;
-    const int64_t out = W.rows();
-    if (out == 0)
-        return;
-    const double work = static_cast<double>(x.rows()) * static_cast<double>(out) * static_cast<double>(W.cols());
-    const int64_t parts = work >= kMinParallelWork && x.rows() >= kMinParallelRows && !inParallelRegion()
-                              ? std::min<int64_t>(computeThreads(), out / 16) : 1;
-    // output columns [c0, c1)
-    const auto columns = [&](int64_t c0, int64_t c1) {
-        gemmABt(x.data(), x.outerStride(), W.data() + c0 * W.outerStride(), W.outerStride(), y.data() + c0,
-                y.outerStride(), x.rows(), c1 - c0, x.cols());
-    };
-    if (parts <= 1) {
-        columns(0, out);
-    } else {
-        // Each thread its own output columns: one barrier per product.
-#pragma omp parallel for num_threads(static_cast<int>(parts)) schedule(static)
-        for (int64_t p = 0; p < parts; ++p)
-            columns(out * p / parts / 16 * 16, p + 1 == parts ? out : out * (p + 1) / parts / 16 * 16);
-    }
-}
-
-} // namespace
-
 void applyLinear(const LinearWeights& lw, const ConstMatrixRef& x, MatrixRef y)
 {
     if (lw.factored()) {
@@ -62,11 +28,11 @@ void applyLinear(const LinearWeights& lw, const ConstMatrixRef& x, MatrixRef y)
             // One buffer per thread, reused: a fresh one per layer costs page faults.
             thread_local MatrixRM t;
             t.resize(x.rows(), lw.rank());
-            multiplyABt(x, lw.B, t);
-            multiplyABt(t, lw.A, y);
+            matmulStored(x.data(), x.outerStride(), lw.B, t.data(), t.outerStride(), x.rows());
+            matmulStored(t.data(), t.outerStride(), lw.A, y.data(), y.outerStride(), x.rows());
         }
     } else {
-        multiplyABt(x, lw.W, y);
+        matmulStored(x.data(), x.outerStride(), lw.W, y.data(), y.outerStride(), x.rows());
     }
     if (lw.hasBias())
         y.rowwise() += lw.b.transpose();

@@ -1,7 +1,7 @@
 #pragma once
 // The numerical pieces of a transformer block, on row-major F32 matrices whose
 // rows are tokens. Every function is thread-safe; those marked "parallel"
-// spread their rows over the compute threads (engine/threads.h).
+// spread their rows over the compute threads (util/threads.h).
 #include "engine/architecture.h"
 #include "engine/weights.h"
 
@@ -56,7 +56,7 @@ RowLogSoftmax rowLogSoftmax(const float* row, int64_t n);
 
 } // namespace ll
 
-#include "engine/threads.h"
+#include "util/threads.h"
 
 namespace ll {
 

@@ -1,7 +1,7 @@
 #include "engine/transformer.h"
 
 #include "engine/attention.h"
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -46,20 +46,31 @@ public:
         return v.row(0).transpose();
     }
 
-    // A factored tensor keeps its factors (the forward pass multiplies by them).
+    // A linear as the model holds it: a view of its stored bytes, its factors,
+    // or (layouts the kernels cannot read in place) an F32 copy.
     LinearWeights linear(int block, Role role, bool required = true)
     {
         LinearWeights lw;
         const LogicalTensor* t = m_.find(block, role, false);
-        if (t && t->factored()) {
-            step(*t);
-            readFactors(m_, *t, lw.A, lw.B);
-        } else {
-            lw.W = matrix(block, role, required);
+        if (!t) {
+            if (required)
+                fail(ErrorCode::Malformed, m_.path, "the model has no tensor " + logicalName(block, role, false));
+            return lw;
         }
+        step(*t);
+        lw = loadLinearWeights(m_, *t);
         if (!lw.empty())
             lw.b = vector(block, role, true, false);
         return lw;
+    }
+
+    StoredMatrix table(int block, Role role)
+    {
+        const LogicalTensor* t = m_.find(block, role, false);
+        if (!t)
+            fail(ErrorCode::Malformed, m_.path, "the model has no tensor " + logicalName(block, role, false));
+        step(*t);
+        return loadLinearWeights(m_, *t).W;
     }
 
     NormWeights norm(int block, Role role, bool required = true)
@@ -110,9 +121,9 @@ void expectShape(const std::string& src, const std::string& what, int64_t rows, 
 void expectLinear(const std::string& src, const std::string& what, const LinearWeights& lw, int64_t out, int64_t in)
 {
     expectShape(src, what, lw.outFeatures(), lw.inFeatures(), out, in);
-    if (lw.factored() && (lw.B.rows() != lw.rank() || lw.W.size() != 0))
-        fail(ErrorCode::Malformed, src, what + " has factors A (" + std::to_string(lw.A.rows()) + " x " + std::to_string(lw.A.cols())
-                                            + ") and B (" + std::to_string(lw.B.rows()) + " x " + std::to_string(lw.B.cols())
+    if (lw.factored() && (lw.B.rows != lw.rank() || !lw.W.empty()))
+        fail(ErrorCode::Malformed, src, what + " has factors A (" + std::to_string(lw.A.rows) + " x " + std::to_string(lw.A.cols)
+                                            + ") and B (" + std::to_string(lw.B.rows) + " x " + std::to_string(lw.B.cols)
                                             + ") that do not chain");
     if (lw.hasBias() && lw.b.size() != out)
         fail(ErrorCode::Malformed, src, what + " bias has " + std::to_string(lw.b.size()) + " values, expected " + std::to_string(out));
@@ -137,7 +148,7 @@ Transformer::Transformer(const Model& model, Progress* progress) : config_(model
     const LogicalTensor* embedding = load.find(-1, Role::Embedding, false);
     w_.headTied = head->tied && !head->edited() && !(embedding && embedding->edited());
     if (!w_.headTied)
-        w_.embed = load.matrix(-1, Role::Embedding);
+        w_.embed = load.table(-1, Role::Embedding);
     if (arch_.learnedPositions)
         w_.positions = load.matrix(-1, Role::PositionEmbedding);
     w_.projectIn = load.linear(-1, Role::EmbedProjIn, false);
@@ -178,11 +189,11 @@ void Transformer::validate(const std::string& src) const
     if (static_cast<int64_t>(w_.blocks.size()) != c.layers || c.layers <= 0)
         fail(ErrorCode::Malformed, src, "the model has " + std::to_string(w_.blocks.size()) + " blocks, its configuration "
                                             + std::to_string(c.layers));
-    const MatrixRM& table = w_.embeddingTable();
-    expectShape(src, "the embedding", table.rows(), table.cols(), table.rows(), embedDim);
-    if (table.rows() <= 0)
+    const StoredMatrix& table = w_.embeddingTable();
+    expectShape(src, "the embedding", table.rows, table.cols, table.rows, embedDim);
+    if (table.rows <= 0)
         fail(ErrorCode::Malformed, src, "the embedding table is empty");
-    expectLinear(src, "the LM head", w_.head, table.rows(), embedDim);
+    expectLinear(src, "the LM head", w_.head, table.rows, embedDim);
     if (!w_.projectIn.empty())
         expectLinear(src, "project_in", w_.projectIn, d, embedDim);
     if (!w_.projectOut.empty())
@@ -241,30 +252,48 @@ LinearWeights& Transformer::linearSlot(int block, Role role)
 
 void Transformer::setLinearWeight(int block, Role role, MatrixRM W)
 {
+    setLinearWeight(block, role, StoredMatrix::fromMatrix(std::move(W)));
+}
+
+void Transformer::setLinearWeight(int block, Role role, StoredMatrix W)
+{
     LinearWeights& lw = linearSlot(block, role);
-    if (W.rows() != lw.outFeatures() || W.cols() != lw.inFeatures())
+    if (W.rows != lw.outFeatures() || W.cols != lw.inFeatures())
         fail(ErrorCode::InvalidArgument, "",
-             "replacement for " + std::string(roleName(role)) + " is " + std::to_string(W.rows()) + " x "
-                 + std::to_string(W.cols()) + ", the layer is " + std::to_string(lw.outFeatures()) + " x "
+             "replacement for " + std::string(roleName(role)) + " is " + std::to_string(W.rows) + " x "
+                 + std::to_string(W.cols) + ", the layer is " + std::to_string(lw.outFeatures()) + " x "
                  + std::to_string(lw.inFeatures()));
     untieIfHead(lw);
     lw.W = std::move(W);
-    lw.A.resize(0, 0);
-    lw.B.resize(0, 0);
+    lw.A = {};
+    lw.B = {};
 }
 
 void Transformer::setLinearFactors(int block, Role role, MatrixRM A, MatrixRM B)
 {
+    setLinearFactors(block, role, StoredMatrix::fromMatrix(std::move(A)), StoredMatrix::fromMatrix(std::move(B)));
+}
+
+void Transformer::setLinearFactors(int block, Role role, StoredMatrix A, StoredMatrix B)
+{
     LinearWeights& lw = linearSlot(block, role);
-    if (A.rows() != lw.outFeatures() || B.cols() != lw.inFeatures() || A.cols() != B.rows())
+    if (A.rows != lw.outFeatures() || B.cols != lw.inFeatures() || A.cols != B.rows)
         fail(ErrorCode::InvalidArgument, "",
-             "factors for " + std::string(roleName(role)) + " are " + std::to_string(A.rows()) + " x " + std::to_string(A.cols())
-                 + " and " + std::to_string(B.rows()) + " x " + std::to_string(B.cols()) + ", the layer is "
+             "factors for " + std::string(roleName(role)) + " are " + std::to_string(A.rows) + " x " + std::to_string(A.cols)
+                 + " and " + std::to_string(B.rows) + " x " + std::to_string(B.cols) + ", the layer is "
                  + std::to_string(lw.outFeatures()) + " x " + std::to_string(lw.inFeatures()));
     untieIfHead(lw);
     lw.A = std::move(A);
     lw.B = std::move(B);
-    lw.W.resize(0, 0);
+    lw.W = {};
+}
+
+void Transformer::setLinear(int block, Role role, LinearWeights weights)
+{
+    if (weights.factored())
+        setLinearFactors(block, role, std::move(weights.A), std::move(weights.B));
+    else
+        setLinearWeight(block, role, std::move(weights.W));
 }
 
 void Transformer::untieIfHead(const LinearWeights& lw)
@@ -310,27 +339,27 @@ double Transformer::flopsPerToken(int64_t context) const
 
 uint64_t Transformer::weightBytes() const
 {
-    const auto lin = [](const LinearWeights& l) { return static_cast<uint64_t>(l.parameterCount() + l.b.size()); };
-    const auto norm = [](const NormWeights& n) { return static_cast<uint64_t>(n.w.size() + n.b.size()); };
-    uint64_t floats = static_cast<uint64_t>(w_.embed.size() + w_.positions.size()) + lin(w_.projectIn) + lin(w_.projectOut)
-                      + norm(w_.finalNorm) + lin(w_.head);
+    const auto lin = [](const LinearWeights& l) { return l.bytes() + static_cast<uint64_t>(l.b.size()) * sizeof(float); };
+    const auto norm = [](const NormWeights& n) { return static_cast<uint64_t>(n.w.size() + n.b.size()) * sizeof(float); };
+    uint64_t bytes = w_.embed.bytes() + static_cast<uint64_t>(w_.positions.size()) * sizeof(float) + lin(w_.projectIn)
+                     + lin(w_.projectOut) + norm(w_.finalNorm) + lin(w_.head);
     for (const auto& b : w_.blocks)
-        floats += norm(b.attnNorm) + norm(b.mlpNorm) + lin(b.q) + lin(b.k) + lin(b.v) + lin(b.o) + lin(b.gate) + lin(b.up)
-                  + lin(b.down);
-    return floats * sizeof(float);
+        bytes += norm(b.attnNorm) + norm(b.mlpNorm) + lin(b.q) + lin(b.k) + lin(b.v) + lin(b.o) + lin(b.gate) + lin(b.up)
+                 + lin(b.down);
+    return bytes;
 }
 
 void Transformer::embed(std::span<const int32_t> ids, std::span<const int64_t> positions, MatrixRM& x) const
 {
-    const MatrixRM& table = w_.embeddingTable();
+    const StoredMatrix& table = w_.embeddingTable();
     const int64_t n = static_cast<int64_t>(ids.size());
-    MatrixRM e(n, table.cols());
+    MatrixRM e(n, table.cols);
     for (int64_t r = 0; r < n; ++r) {
         const int32_t id = ids[static_cast<size_t>(r)];
-        if (id < 0 || id >= table.rows())
+        if (id < 0 || id >= table.rows)
             fail(ErrorCode::OutOfRange, "", "token id " + std::to_string(id) + " is outside the vocabulary of "
-                                                + std::to_string(table.rows()));
-        e.row(r) = table.row(id);
+                                                + std::to_string(table.rows));
+        table.decodeRows(id, 1, e.row(r).data());
     }
     if (arch_.embedScale != 1.0f)
         e *= arch_.embedScale;

@@ -49,7 +49,8 @@ using LinearInputTransform = std::function<void(int block, Role inputRole, Matri
 
 class Transformer {
 public:
-    // Copies every weight of `model` to F32 (progress per tensor, cancellable).
+    // Reads every weight of `model` as stored (loadLinearWeights: views of the
+    // mapped bytes, nothing converted; progress per tensor, cancellable).
     // Throws UnsupportedArch for families it cannot run, Malformed for missing or mis-shaped tensors.
     explicit Transformer(const Model& model, Progress* progress = nullptr);
     // A model built in memory (benchmarks, tests): `weights` must fit `config`.
@@ -75,7 +76,7 @@ public:
     // Matrix multiply-adds of one token's forward pass at `context` positions
     // (linears including the head, plus causal attention), for throughput figures.
     double flopsPerToken(int64_t context) const;
-    // Bytes of the F32 weights held.
+    // Bytes of the weights held (matrices in their stored types, norms and biases in F32).
     uint64_t weightBytes() const;
 
     // The weights. Linear roles: AttnQ/K/V/O, MlpGate/Up/Down in a block, LmHead with block -1.
@@ -87,9 +88,13 @@ public:
     // becomes dense. Replacing a head tied to the embedding unties it: the
     // embedding table keeps its values.
     void setLinearWeight(int block, Role role, MatrixRM W);
+    void setLinearWeight(int block, Role role, StoredMatrix W);
     // Replaces a linear by factors A (out, k) and B (k, in) of the same (out, in);
     // the forward pass then computes (x B^T) A^T. Unties a tied head like setLinearWeight.
     void setLinearFactors(int block, Role role, MatrixRM A, MatrixRM B);
+    void setLinearFactors(int block, Role role, StoredMatrix A, StoredMatrix B);
+    // Puts back a linear as linear() returned it (the bias is the layer's own, kept).
+    void setLinear(int block, Role role, LinearWeights weights);
     // Installs (or, with an empty function, removes) the input transform of every
     // linear. Like setLinearWeight: between evaluations, not during one.
     void setLinearInputTransform(LinearInputTransform f) { inputTransform_ = std::move(f); }

@@ -1,7 +1,10 @@
 #pragma once
-// The F32 weights a Transformer computes with. Every linear keeps its matrix
-// in the logical (out, in) orientation, so a compression method can replace
-// one matrix without knowing how the checkpoint stored it.
+// The weights a Transformer computes with. Every linear keeps its matrix in
+// the logical (out, in) orientation, so a compression method can replace one
+// matrix without knowing how the checkpoint stored it. Matrices stay in their
+// stored type (kernels/stored_matrix.h: a view of the mapped file, or an owned
+// buffer for edited weights); norms and biases are small F32 copies.
+#include "kernels/stored_matrix.h"
 #include "model/tensor_data.h"
 
 #include <Eigen/Core>
@@ -15,20 +18,22 @@ namespace ll {
 //   y = (x @ B^T) @ A^T + b,  A (out, k), B (k, in),
 // k (out + in) multiply-adds per row instead of out * in.
 struct LinearWeights {
-    MatrixRM W;
-    MatrixRM A, B;       // factored: W = A B; both empty for a dense layer
+    StoredMatrix W;
+    StoredMatrix A, B;   // factored: W = A B; both empty for a dense layer
     Eigen::VectorXf b;
 
-    bool factored() const { return A.rows() != 0; }
-    bool empty() const { return W.size() == 0 && !factored(); }
+    bool factored() const { return A.rows != 0; }
+    bool empty() const { return W.empty() && !factored(); }
     bool hasBias() const { return b.size() != 0; }
-    int64_t outFeatures() const { return factored() ? A.rows() : W.rows(); }
-    int64_t inFeatures() const { return factored() ? B.cols() : W.cols(); }
-    int64_t rank() const { return factored() ? A.cols() : 0; }
+    int64_t outFeatures() const { return factored() ? A.rows : W.rows; }
+    int64_t inFeatures() const { return factored() ? B.cols : W.cols; }
+    int64_t rank() const { return factored() ? A.cols : 0; }
     // Values held (W's, or A's and B's): the multiply-adds per input row.
-    int64_t parameterCount() const { return factored() ? A.size() + B.size() : W.size(); }
-    // The matrix the layer applies, (out, in): W, or the product A B (computed).
-    MatrixRM dense() const { return factored() ? MatrixRM(A * B) : W; }
+    int64_t parameterCount() const { return factored() ? A.elements() + B.elements() : W.elements(); }
+    // Bytes of the matrices as held (stored type).
+    uint64_t bytes() const { return factored() ? A.bytes() + B.bytes() : W.bytes(); }
+    // The matrix the layer applies, (out, in), as F32: W decoded, or the product A B.
+    MatrixRM dense() const { return factored() ? MatrixRM(A.toMatrix() * B.toMatrix()) : W.toMatrix(); }
 };
 
 // Scale w (and shift b for LayerNorm; empty for RMSNorm).
@@ -46,7 +51,7 @@ struct BlockWeights {
 };
 
 struct TransformerWeights {
-    MatrixRM embed;             // (vocab, embedDim); empty when the head is tied to it
+    StoredMatrix embed;         // (vocab, embedDim); empty when the head is tied to it
     MatrixRM positions;         // (positions, hidden) learned positions (gpt2, opt), else empty
     LinearWeights projectIn;    // opt word_embed_proj_dim != hidden: (hidden, embedDim)
     LinearWeights projectOut;   // (embedDim, hidden)
@@ -55,7 +60,18 @@ struct TransformerWeights {
     LinearWeights head;         // (vocab, embedDim)
     bool headTied = false;      // the embedding table is head.W
 
-    const MatrixRM& embeddingTable() const { return headTied ? head.W : embed; }
+    const StoredMatrix& embeddingTable() const { return headTied ? head.W : embed; }
 };
+
+} // namespace ll
+
+namespace ll {
+
+// The matrix of a logical tensor as the engine computes with it, without its
+// bias: a view of the stored bytes when the rows lie in place (any type with
+// row kernels, whole or a contiguous part of a fused tensor), the factors of a
+// factored tensor, an edited tensor's buffer; otherwise (transposed Conv1D,
+// strided NeoX parts, undecodable-in-place layouts) an F32 copy.
+LinearWeights loadLinearWeights(const Model& model, const LogicalTensor& t);
 
 } // namespace ll

@@ -1,6 +1,6 @@
 #include "eval/scoring.h"
 
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "util/error.h"
 #include "util/progress.h"
 

@@ -233,7 +233,7 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
                                   SubProgress sub(blockProgress, static_cast<double>(i) / static_cast<double>(mine.size()),
                                                   static_cast<double>(i + 1) / static_cast<double>(mine.size()));
                                   const LinearWeights& lw = model.linear(block, t.role);
-                                  CompressedLayer c = compress(t, lw.factored() ? lw.dense() : lw.W, in, &sub);
+                                  CompressedLayer c = compress(t, lw.dense(), in, &sub);
                                   apply(t, c, secondsSince(l0));
                                   done.emplace_back(&t, std::move(c));
                               }

@@ -1,6 +1,6 @@
 #include "quant/ggml_quantize.h"
 
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "quant/ggml_quantize_impl.h"
 #include "util/error.h"
 

@@ -2,7 +2,7 @@
 
 #include "quant/gptq.h"
 
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "prune/checks.h"
 #include "prune/obs_hessian.h"
 #include "quant/gptq_factor.h"

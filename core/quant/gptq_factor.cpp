@@ -1,6 +1,6 @@
 #include "quant/gptq_factor.h"
 
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "util/error.h"
 
 #include <Eigen/Cholesky>

@@ -2,7 +2,7 @@
 
 #include "quant/rtn.h"
 
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "util/error.h"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-#include "engine/threads.h"
+#include "util/threads.h"
 
 #include <Eigen/Core>
 

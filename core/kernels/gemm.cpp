@@ -1,4 +1,4 @@
-#include "engine/gemm.h"
+#include "kernels/gemm.h"
 
 #include <Eigen/Core>
 

@@ -1,0 +1,101 @@
+#include "kernels/matmul.h"
+
+#include "kernels/gemm.h"
+#include "util/threads.h"
+#include "kernels/row_kernels.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace ll {
+
+namespace {
+
+// A per-thread scratch buffer, reused: a fresh one per product costs page faults.
+float* scratch(size_t floats)
+{
+    thread_local std::vector<float> buf;
+    if (buf.size() < floats)
+        buf.resize(floats);
+    return buf.data();
+}
+
+// Output columns [c0, c1) of the decoding path.
+void rowsPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int64_t ldy, int64_t m, int64_t c0, int64_t c1)
+{
+    const RowKernels k = rowKernels(W.type);
+    const int64_t cols = W.cols;
+    if (m == 1) {
+        for (int64_t j = c0; j < c1; ++j)
+            y[j] = k.dot(W.row(j), x, cols);
+        return;
+    }
+    float* row = W.type == DType::F32 ? nullptr : scratch(static_cast<size_t>(cols));
+    for (int64_t j = c0; j < c1; ++j) {
+        const float* w = reinterpret_cast<const float*>(W.row(j));
+        if (row) {
+            k.decode(W.row(j), row, cols);
+            w = row;
+        }
+        for (int64_t i = 0; i < m; ++i)
+            y[i * ldy + j] = dotF32(w, x + i * ldx, cols);
+    }
+}
+
+// Output columns [c0, c1) of the GEMM path: decoded panels of `panel` weight rows.
+void gemmPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int64_t ldy, int64_t m, int64_t c0, int64_t c1)
+{
+    const int64_t k = W.cols;
+    if (W.type == DType::F32) {
+        gemmABt(x, ldx, reinterpret_cast<const float*>(W.row(c0)), static_cast<int64_t>(W.rowBytes / sizeof(float)),
+                y + c0, ldy, m, c1 - c0, k);
+        return;
+    }
+    // About 2 MB of decoded weights per panel: in L2/L3 while the GEMM reuses them.
+    const int64_t panel = std::clamp<int64_t>((int64_t{1} << 19) / std::max<int64_t>(k, 1) / 16 * 16, 16, 512);
+    float* buf = scratch(static_cast<size_t>(std::min(panel, c1 - c0) * k));
+    const RowKernels kern = rowKernels(W.type);
+    for (int64_t j0 = c0; j0 < c1; j0 += panel) {
+        const int64_t rows = std::min(panel, c1 - j0);
+        for (int64_t r = 0; r < rows; ++r)
+            kern.decode(W.row(j0 + r), buf + r * k, k);
+        gemmABt(x, ldx, buf, k, y + j0, ldy, m, rows, k);
+    }
+}
+
+} // namespace
+
+void matmulStored(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int64_t ldy, int64_t m)
+{
+    const int64_t n = W.rows, k = W.cols;
+    if (n == 0 || m == 0)
+        return;
+    if (k == 0) {
+        for (int64_t i = 0; i < m; ++i)
+            std::fill(y + i * ldy, y + i * ldy + n, 0.0f);
+        return;
+    }
+    const bool rows = m <= kMatmulRowsPath;
+    // Worth splitting: ~0.5 ms of work or more, so that the barrier ending the
+    // split stays cheap even when the OS makes a thread wait for a core. The
+    // decoding path splits sooner: its work is reading the weights.
+    const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    const double minWork = rows ? 1024.0 * 1024 : 16.0 * 1024 * 1024;
+    const int64_t parts = work >= minWork && !inParallelRegion() ? std::min<int64_t>(computeThreads(), n / 16) : 1;
+    const auto columns = [&](int64_t c0, int64_t c1) {
+        if (rows)
+            rowsPath(x, ldx, W, y, ldy, m, c0, c1);
+        else
+            gemmPath(x, ldx, W, y, ldy, m, c0, c1);
+    };
+    if (parts <= 1) {
+        columns(0, n);
+        return;
+    }
+    // Each thread its own output columns (multiples of 16): one barrier per product.
+#pragma omp parallel for num_threads(static_cast<int>(parts)) schedule(static)
+    for (int64_t p = 0; p < parts; ++p)
+        columns(n * p / parts / 16 * 16, p + 1 == parts ? n : n * (p + 1) / parts / 16 * 16);
+}
+
+} // namespace ll

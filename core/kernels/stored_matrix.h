@@ -1,0 +1,47 @@
+#pragma once
+// A matrix read in place, in whatever type it is stored: a view of a mapped
+// checkpoint (F32, F16, BF16 or a ggml block type) or of a buffer LayerLab
+// owns (edited weights). Row r of the (rows, cols) matrix starts at
+// data + r * rowBytes and holds cols values, a whole number of the type's blocks.
+//
+// The engine computes from these views (kernels/matmul.h), so opening a model
+// never converts it: a 13 GB BF16 checkpoint stays 13 GB of mapped file, not
+// 27 GB of F32 copies.
+#include "model/dtype.h"
+#include "model/tensor_data.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace ll {
+
+struct StoredMatrix {
+    DType type = DType::F32;
+    const uint8_t* data = nullptr;
+    int64_t rows = 0, cols = 0;
+    size_t rowBytes = 0;
+    std::shared_ptr<const void> keepAlive; // the mapping or buffer that owns data
+
+    int64_t elements() const { return rows * cols; }
+    bool empty() const { return elements() == 0; }
+    const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * rowBytes; }
+    uint64_t bytes() const { return static_cast<uint64_t>(rows) * rowBytes; }
+
+    // Rows [r0, r0 + n) as floats into out (n, cols), row-major.
+    void decodeRows(int64_t r0, int64_t n, float* out) const;
+    // The whole matrix as F32 (a copy).
+    MatrixRM toMatrix() const;
+
+    // A view of rows (rows, cols) of `type` starting at data; checks that a row
+    // is a whole number of blocks (InvalidArgument otherwise).
+    static StoredMatrix view(DType type, const uint8_t* data, int64_t rows, int64_t cols,
+                             std::shared_ptr<const void> keepAlive);
+    // Takes ownership of an F32 matrix.
+    static StoredMatrix fromMatrix(MatrixRM m);
+};
+
+// Bytes of one row of `cols` values of `type`; 0 when cols is not a whole number of blocks.
+size_t storedRowBytes(DType type, int64_t cols);
+
+} // namespace ll

@@ -1,0 +1,307 @@
+// The engine's kernels against their scalar references (as ggml's
+// test-backend-ops compares fast kernels with the CPU reference):
+//   - row decoders, fast vs reference: bit-identical, for every type, on
+//     llama.cpp's own quantized tensors and on random matrices;
+//   - fused dot products and matmulStored (decoding and GEMM paths, threaded)
+//     against a double-precision product of the reference-decoded weights;
+//   - whole models run from their stored weights against the same models with
+//     every matrix converted to F32 first.
+#include "test_support.h"
+
+#include "engine/transformer.h"
+#include "kernels/cpu_features.h"
+#include "kernels/matmul.h"
+#include "kernels/row_kernels.h"
+#include "kernels/stored_matrix.h"
+#include "model/model.h"
+#include "quant/ggml_quantize.h"
+#include "util/error.h"
+#include "util/half.h"
+#include "util/threads.h"
+
+#include <QtTest>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+using namespace ll;
+
+namespace {
+
+// A fused dot product sums in float, in another order than the reference's
+// double sum: its error is bounded by n * eps * sum |w_i x_i|; measured below
+// 2e-7 relative for n = 4096, so 1e-5 leaves room for other CPUs' orders.
+constexpr double kDotRelTol = 1e-5;
+// matmulStored against the double product: F32 GEMM rounding over k <= 1024.
+constexpr double kMatmulRelTol = 1e-5;
+// Logits from stored weights vs the same weights converted to F32 beforehand:
+// identical decoded values, products blocked differently (panels) -> float
+// rounding only. Relative to max |logit|.
+constexpr double kLogitsRelTol = 1e-5;
+
+const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                           DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                           DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
+
+std::vector<float> randomValues(int64_t n, uint32_t seed, float scale = 1.0f)
+{
+    std::mt19937 gen(seed);
+    std::normal_distribution<float> dist(0.0f, scale);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& x : v)
+        x = dist(gen);
+    return v;
+}
+
+// A (rows, cols) matrix of random values stored as `t`.
+struct StoredBytes {
+    std::shared_ptr<std::vector<uint8_t>> bytes;
+    StoredMatrix matrix;
+};
+
+StoredBytes storeAs(DType t, const std::vector<float>& values, int64_t rows, int64_t cols)
+{
+    auto bytes = std::make_shared<std::vector<uint8_t>>();
+    if (t == DType::F32) {
+        bytes->resize(values.size() * 4);
+        std::memcpy(bytes->data(), values.data(), bytes->size());
+    } else if (t == DType::F16 || t == DType::BF16) {
+        bytes->resize(values.size() * 2);
+        for (size_t i = 0; i < values.size(); ++i) {
+            const uint16_t h = t == DType::F16 ? floatToFp16(values[i]) : floatToBf16(values[i]);
+            std::memcpy(bytes->data() + 2 * i, &h, 2);
+        }
+    } else {
+        *bytes = quantizeGgmlRows(t, values.data(), rows, cols);
+    }
+    StoredBytes s;
+    s.matrix = StoredMatrix::view(t, bytes->data(), rows, cols, bytes);
+    s.bytes = bytes;
+    return s;
+}
+
+std::vector<float> decodeWith(const RowKernels& k, const StoredMatrix& m)
+{
+    std::vector<float> out(static_cast<size_t>(m.elements()));
+    for (int64_t r = 0; r < m.rows; ++r)
+        k.decode(m.row(r), out.data() + r * m.cols, m.cols);
+    return out;
+}
+
+// Types a random matrix can be stored as here (LayerLab quantizes every block
+// type but IQ4_XS; llama.cpp's files cover that one).
+bool storable(DType t)
+{
+    return t == DType::F32 || t == DType::F16 || t == DType::BF16 || canQuantizeGgml(t);
+}
+
+bool bitIdentical(const std::vector<float>& a, const std::vector<float>& b)
+{
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Restores the kernel level and thread count a test changed.
+struct LevelGuard {
+    KernelLevel saved = kernelLevel();
+    ~LevelGuard()
+    {
+        setKernelLevel(saved);
+        setComputeThreads(0);
+    }
+};
+
+bool haveFastKernels()
+{
+    return hostCpu().avx512();
+}
+
+} // namespace
+
+class TestKernels : public QObject {
+    Q_OBJECT
+
+private slots:
+    void fastDecodersAreBitIdenticalOnRandomMatrices()
+    {
+        if (!haveFastKernels())
+            QSKIP("this CPU has no AVX-512: only the portable kernels exist");
+        const int64_t rows = 7, cols = 512;
+        for (DType t : kAllTypes) {
+            if (!storable(t))
+                continue;
+            const auto values = randomValues(rows * cols, 11 + static_cast<uint32_t>(t), 0.7f);
+            const StoredBytes s = storeAs(t, values, rows, cols);
+            const auto ref = decodeWith(referenceRowKernels(t), s.matrix);
+            LevelGuard guard;
+            setKernelLevel(KernelLevel::Avx512);
+            const auto fast = decodeWith(rowKernels(t), s.matrix);
+            QVERIFY2(bitIdentical(fast, ref), dtypeName(t).data());
+            // The decoded values are the type's: close to the originals.
+            double err = 0, norm = 0;
+            for (size_t i = 0; i < values.size(); ++i) {
+                err += (ref[i] - values[i]) * (ref[i] - values[i]);
+                norm += values[i] * values[i];
+            }
+            QVERIFY2(std::sqrt(err / norm) < 0.5, dtypeName(t).data());
+        }
+    }
+
+    void fastDecodersAreBitIdenticalOnLlamaCppFiles()
+    {
+        LL_REQUIRE_SHARED();
+        if (!haveFastKernels())
+            QSKIP("this CPU has no AVX-512");
+        const char* quants[] = {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q4_K_S",
+                                "Q5_K_S", "Q6_K", "IQ4_NL", "IQ4_XS", "F16", "BF16"};
+        for (const char* q : quants) {
+            auto m = openModel(test::sharedPath(std::string("models/gguf-quants/tiny-llama256-") + q + ".gguf"));
+            int checked = 0;
+            for (const TensorRef& t : m->stored) {
+                if (t.shape.size() != 2 || !hasRowKernels(t.dtype))
+                    continue;
+                const StoredMatrix s = StoredMatrix::view(t.dtype, t.data, t.shape[0], t.shape[1], t.keepAlive);
+                const auto ref = decodeWith(referenceRowKernels(t.dtype), s);
+                LevelGuard guard;
+                setKernelLevel(KernelLevel::Avx512);
+                QVERIFY2(bitIdentical(decodeWith(rowKernels(t.dtype), s), ref), (std::string(q) + " " + t.name).c_str());
+                ++checked;
+            }
+            QVERIFY2(checked > 0, q);
+        }
+    }
+
+    void dotProductsAgreeWithTheReference()
+    {
+        const int64_t cols = 4096;
+        const auto x = randomValues(cols, 5);
+        for (KernelLevel level : {KernelLevel::Portable, KernelLevel::Avx512}) {
+            LevelGuard guard;
+            if (setKernelLevel(level) != level)
+                continue;
+            for (DType t : kAllTypes) {
+                if (!storable(t))
+                    continue;
+                const auto values = randomValues(3 * cols, 17 + static_cast<uint32_t>(t), 0.05f);
+                const StoredBytes s = storeAs(t, values, 3, cols);
+                const auto decoded = decodeWith(referenceRowKernels(t), s.matrix);
+                for (int64_t r = 0; r < 3; ++r) {
+                    double exact = 0, magnitude = 0;
+                    for (int64_t i = 0; i < cols; ++i) {
+                        exact += static_cast<double>(decoded[r * cols + i]) * x[i];
+                        magnitude += std::fabs(static_cast<double>(decoded[r * cols + i]) * x[i]);
+                    }
+                    const double fast = rowKernels(t).dot(s.matrix.row(r), x.data(), cols);
+                    const double ref = referenceRowKernels(t).dot(s.matrix.row(r), x.data(), cols);
+                    QVERIFY2(std::fabs(ref - exact) <= 1e-7 * magnitude, dtypeName(t).data());
+                    QVERIFY2(std::fabs(fast - exact) <= kDotRelTol * magnitude,
+                             (std::string(dtypeName(t)) + " at " + kernelLevelName(level)).c_str());
+                }
+            }
+        }
+    }
+
+    void matmulMatchesTheReferenceProduct_data()
+    {
+        QTest::addColumn<int>("m");
+        QTest::addColumn<int>("threads");
+        for (int m : {1, 3, 4, 5, 64, 130})
+            for (int threads : {1, 2})
+                QTest::newRow((std::to_string(m) + " rows, " + std::to_string(threads) + " threads").c_str()) << m << threads;
+    }
+
+    void matmulMatchesTheReferenceProduct()
+    {
+        QFETCH(int, m);
+        QFETCH(int, threads);
+        const int64_t n = 96, k = 1024;
+        const auto x = randomValues(m * k, 3);
+        for (KernelLevel level : {KernelLevel::Portable, KernelLevel::Avx512}) {
+            LevelGuard guard;
+            if (setKernelLevel(level) != level)
+                continue;
+            setComputeThreads(threads);
+            for (DType t : kAllTypes) {
+                if (!storable(t))
+                    continue;
+                const StoredBytes s = storeAs(t, randomValues(n * k, 23 + static_cast<uint32_t>(t), 0.05f), n, k);
+                const auto w = decodeWith(referenceRowKernels(t), s.matrix);
+                // y has a leading dimension larger than n, as a slice of a wider activation.
+                const int64_t ldy = n + 8;
+                std::vector<float> y(static_cast<size_t>(m * ldy), -7.0f);
+                matmulStored(x.data(), k, s.matrix, y.data(), ldy, m);
+                for (int64_t i = 0; i < m; ++i)
+                    for (int64_t j = 0; j < n; ++j) {
+                        double exact = 0, magnitude = 0;
+                        for (int64_t c = 0; c < k; ++c) {
+                            exact += static_cast<double>(x[i * k + c]) * w[j * k + c];
+                            magnitude += std::fabs(static_cast<double>(x[i * k + c]) * w[j * k + c]);
+                        }
+                        if (std::fabs(y[i * ldy + j] - exact) > kMatmulRelTol * magnitude)
+                            QFAIL(qPrintable(QString("%1 at %2: y(%3, %4) = %5, expected %6")
+                                                 .arg(dtypeName(t).data(), kernelLevelName(level))
+                                                 .arg(i).arg(j).arg(y[i * ldy + j]).arg(exact)));
+                    }
+                for (int64_t i = 0; i < m; ++i) // the padding is untouched
+                    for (int64_t j = n; j < ldy; ++j)
+                        QCOMPARE(y[i * ldy + j], -7.0f);
+            }
+        }
+    }
+
+    void badLayoutsAreRefused()
+    {
+        std::vector<uint8_t> bytes(1024);
+        // 100 values are not a whole number of 32-value Q8_0 blocks.
+        QVERIFY_THROWS_EXCEPTION(Error, StoredMatrix::view(DType::Q8_0, bytes.data(), 1, 100, nullptr));
+        QVERIFY_THROWS_EXCEPTION(Error, StoredMatrix::view(DType::IQ2_XXS, bytes.data(), 1, 256, nullptr));
+        QVERIFY(!hasRowKernels(DType::I32));
+    }
+
+    // Every quantized type llama.cpp wrote: the model run from its packed
+    // weights gives the logits of the same model converted to F32 first.
+    void storedWeightsGiveTheLogitsOfTheirF32Conversion()
+    {
+        LL_REQUIRE_SHARED();
+        const char* quants[] = {"f32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S",
+                                "Q4_K_S", "Q5_K_S", "Q6_K", "IQ4_NL", "IQ4_XS"};
+        const std::vector<int32_t> ids{1, 17, 200, 3, 99, 250, 0, 42, 7, 7, 120};
+        for (const char* q : quants) {
+            auto m = openModel(test::sharedPath(std::string("models/gguf-quants/tiny-llama256-") + q + ".gguf"));
+            Transformer stored(*m);
+            Transformer converted(*m);
+            int packed = 0;
+            for (int b = 0; b < converted.layers(); ++b)
+                for (Role r : {Role::AttnQ, Role::AttnK, Role::AttnV, Role::AttnO, Role::MlpGate, Role::MlpUp, Role::MlpDown}) {
+                    packed += stored.linear(b, r).W.type != DType::F32 ? 1 : 0;
+                    converted.setLinearWeight(b, r, stored.linear(b, r).dense());
+                }
+            converted.setLinearWeight(-1, Role::LmHead, stored.linear(-1, Role::LmHead).dense());
+            QVERIFY2(std::string(q) == "f32" || packed > 0, q); // computed from the packed bytes
+            for (int64_t rows : {int64_t{1}, int64_t{11}}) { // the decoding and the GEMM path
+                const std::span<const int32_t> part(ids.data(), static_cast<size_t>(rows));
+                const Eigen::MatrixXf a = stored.logits(part), b = converted.logits(part);
+                const double diff = (a - b).cwiseAbs().maxCoeff(), scale = b.cwiseAbs().maxCoeff();
+                QVERIFY2(diff <= kLogitsRelTol * scale,
+                         qPrintable(QString("%1, %2 rows: max diff %3 of %4").arg(q).arg(rows).arg(diff).arg(scale)));
+            }
+        }
+    }
+
+    // The engine holds views of the mapped file: its own weight memory is the
+    // stored bytes, not an F32 copy.
+    void engineHoldsTheStoredBytes()
+    {
+        LL_REQUIRE_SHARED();
+        auto m = openModel(test::sharedPath("models/gguf-quants/tiny-llama256-Q4_0.gguf"));
+        Transformer t(*m);
+        const LinearWeights& q = t.linear(0, Role::AttnQ);
+        QCOMPARE(q.W.type, DType::Q4_0);
+        const TensorRef& ref = m->storedOf(*m->find(0, Role::AttnQ));
+        QCOMPARE(static_cast<const void*>(q.W.data), static_cast<const void*>(ref.data)); // in place, no copy
+        QVERIFY(t.weightBytes() < static_cast<uint64_t>(m->parameterCount()) * 2); // far below 4 bytes per weight
+    }
+};
+
+QTEST_GUILESS_MAIN(TestKernels)
+#include "test_kernels.moc"
