@@ -3,7 +3,7 @@
 #include "commands.h"
 
 #include "engine/generate.h"
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "engine/transformer.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"

@@ -2,7 +2,7 @@
 #include "args.h"
 #include "commands.h"
 
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "engine/transformer.h"
 #include "formats/safetensors.h"
 #include "model/model.h"

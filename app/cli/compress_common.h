@@ -4,7 +4,7 @@
 #include "args.h"
 
 #include "calib/calibration.h"
-#include "engine/threads.h"
+#include "util/threads.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
