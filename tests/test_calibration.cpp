@@ -118,7 +118,7 @@ private slots:
     void independentOfThreadsAndBatching();
     void earlyStopGivesTheSameStatistics();
     void sequentialModeSeesReplacedBlocks();
-    void oneShotPassesGroupBlocksByBudget();
+    void activationsPastTheBudgetSpillToAFile();
     void cancellation();
     void progressIsMonotone();
     void badArguments();
@@ -304,7 +304,7 @@ void TestCalibration::sequentialModeSeesReplacedBlocks()
     });
 }
 
-void TestCalibration::oneShotPassesGroupBlocksByBudget()
+void TestCalibration::activationsPastTheBudgetSpillToAFile()
 {
     const auto model = makeDemoModel(11, smallShape());
     Transformer t(*model);
@@ -316,7 +316,7 @@ void TestCalibration::oneShotPassesGroupBlocksByBudget()
     const int blocks[] = {0, 2}; // a block may be left out
     std::map<int, std::vector<InputStats>> big, small;
     forEachBlockStats(t, ids, blocks, bo, [&](int b, std::vector<InputStats>& s, Progress*) { big[b] = s; });
-    bo.statsBudgetBytes = 1; // one block per pass
+    bo.activationBudgetBytes = 1; // the hidden states go to a temporary file
     forEachBlockStats(t, ids, blocks, bo, [&](int b, std::vector<InputStats>& s, Progress*) { small[b] = s; });
     QCOMPARE(big.size(), size_t{2});
     QVERIFY(big.count(0) && big.count(2));

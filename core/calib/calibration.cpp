@@ -4,6 +4,7 @@
 #include "prune/sub_progress.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/spill_buffer.h"
 
 #include <algorithm>
 #include <array>
@@ -238,6 +239,17 @@ const char* calibrationModeName(CalibrationMode mode)
     return mode == CalibrationMode::Sequential ? "sequential" : "one-shot";
 }
 
+namespace {
+
+// Windows per forward batch, as collectInputStats and the evaluation run them.
+int64_t windowsPerBatch(const CalibrationOptions& o, int64_t count)
+{
+    return std::min<int64_t>(count, o.windowsPerBatch > 0 ? o.windowsPerBatch
+                                                          : std::max<int64_t>({1, kTokensPerBatch / o.context, computeThreads()}));
+}
+
+} // namespace
+
 void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std::span<const int> blocks,
                        const BlockStatsOptions& options,
                        const std::function<void(int, std::vector<InputStats>&, Progress*)>& onBlock, Progress* progress)
@@ -245,45 +257,67 @@ void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std
     for (size_t i = 0; i < blocks.size(); ++i)
         if (blocks[i] < 0 || blocks[i] >= model.layers() || (i > 0 && blocks[i] <= blocks[i - 1]))
             fail(ErrorCode::InvalidArgument, "", "calibration blocks must be ascending block indices of the model");
-    // Passes: runs of blocks gathered by one forward pass.
-    std::vector<std::pair<size_t, size_t>> passes; // [begin, end) into blocks
-    for (size_t i = 0; i < blocks.size();) {
-        size_t j = i + 1;
-        uint64_t bytes = blockStatsBytes(model, blocks[i], options.gram);
-        if (options.mode == CalibrationMode::OneShot)
-            while (j < blocks.size()) {
-                const uint64_t more = blockStatsBytes(model, blocks[j], options.gram);
-                if (bytes + more > options.statsBudgetBytes)
-                    break;
-                bytes += more;
-                ++j;
-            }
-        passes.emplace_back(i, j);
-        i = j;
-    }
-    // Progress weights: a pass costs its forward blocks (up to its last block) plus one unit per block compressed.
-    double total = 0;
-    for (const auto& [b, e] : passes)
-        total += static_cast<double>(blocks[e - 1] + 1) + static_cast<double>(e - b);
+    const int64_t ctx = options.calibration.context;
+    if (ctx <= 0 || windows.empty() || static_cast<int64_t>(windows.size()) % ctx != 0)
+        fail(ErrorCode::InvalidArgument, "", "the calibration tokens (" + std::to_string(windows.size())
+                                                 + ") are not whole windows of " + std::to_string(ctx));
+    if (blocks.empty())
+        return;
+    const int64_t count = static_cast<int64_t>(windows.size()) / ctx;
+    const int64_t perBatch = windowsPerBatch(options.calibration, count);
+    const int64_t rows = count * ctx, width = model.config().hidden;
+    const bool sequential = options.mode == CalibrationMode::Sequential;
+
+    // Progress: each block run over the windows is a unit (a sequential block
+    // runs twice: for its statistics, then compressed for the next block),
+    // each onBlock another.
+    const double total = 1.0 + static_cast<double>(blocks.back() + 1)
+                         + static_cast<double>(blocks.size()) * (sequential ? 2.0 : 1.0);
     double done = 0;
-    for (const auto& [b, e] : passes) {
-        throwIfCancelled(progress);
-        const double forward = static_cast<double>(blocks[e - 1] + 1);
-        std::vector<InputStats> stats;
-        {
-            SubProgress sub(progress, done / total, (done + forward) / total);
-            stats = collectInputStats(model, windows, options.calibration, blocks[b], blocks[e - 1], options.gram, &sub);
+    const auto forBatches = [&](const std::function<void(int64_t row0, int64_t n)>& fn, const std::string& what) {
+        SubProgress sub(progress, done / total, (done + 1.0) / total);
+        for (int64_t w0 = 0; w0 < count; w0 += perBatch) {
+            throwIfCancelled(progress);
+            const int64_t w1 = std::min(count, w0 + perBatch);
+            fn(w0 * ctx, (w1 - w0) * ctx);
+            sub.report(static_cast<double>(w1) / static_cast<double>(count),
+                       what + ": window " + std::to_string(w1) + " of " + std::to_string(count));
         }
-        done += forward;
-        for (size_t i = b; i < e; ++i) {
-            std::vector<InputStats> mine;
-            for (auto& st : stats)
-                if (st.block == blocks[i])
-                    mine.push_back(std::move(st));
+        done += 1.0;
+    };
+
+    // Every window's hidden states at the input of block `next`.
+    SpillBuffer buffer(static_cast<size_t>(rows * width), options.activationBudgetBytes, "calibration activations");
+    Eigen::Map<MatrixRM> X(buffer.data(), rows, width);
+    forBatches([&](int64_t r0, int64_t n) {
+        X.middleRows(r0, n) = model.embedWindows(windows.subspan(static_cast<size_t>(r0), static_cast<size_t>(n)), ctx);
+    }, "embedding");
+    int next = 0;
+    const auto advance = [&](int block, LinearInputObserver* observer) {
+        forBatches([&](int64_t r0, int64_t n) { model.runBlocks(X.middleRows(r0, n), ctx, block, block, observer); },
+                   "block " + std::to_string(block + 1) + " of " + std::to_string(model.layers()));
+        next = block + 1;
+    };
+    MatrixRM copy; // sequential: a batch run for its statistics only
+    for (const int block : blocks) {
+        while (next < block)
+            advance(next, nullptr);
+        InputStatsCollector collector(block, block, ctx, options.gram, model.layers(), progress);
+        if (sequential)
+            forBatches([&](int64_t r0, int64_t n) {
+                copy = X.middleRows(r0, n);
+                model.runBlocks(copy, ctx, block, block, &collector);
+            }, "statistics of block " + std::to_string(block + 1));
+        else
+            advance(block, &collector); // one-shot: the outputs of the unchanged block are the next input
+        std::vector<InputStats> stats = collector.take();
+        {
             SubProgress sub(progress, done / total, (done + 1.0) / total);
-            onBlock(blocks[i], mine, &sub);
+            onBlock(block, stats, &sub);
             done += 1.0;
         }
+        if (sequential)
+            advance(block, nullptr); // through the block as onBlock left it
     }
     if (progress)
         progress->report(1.0, "calibration done");

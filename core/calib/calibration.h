@@ -22,14 +22,17 @@
 //
 // Sequential mode (the GPTQ / SparseGPT / Wanda protocol: "layers compressed in
 // order with inputs from the already compressed earlier layers"): the
-// statistics of block l come from a forward pass through the transformer
-// whose blocks 0..l-1 have already been replaced by the caller. The engine has
-// no entry point that starts a forward pass from saved hidden states, so each
-// block's statistics cost one forward pass that stops right after that block
-// (an exception thrown by the observer ends it): l + 1 blocks of compute for
-// block l, L (L + 1) / 2 block-forwards in all instead of L. Memory: the
-// statistics of one block plus the engine's activations of one batch of
-// windows (about 4096 tokens), never the whole calibration set's activations.
+// statistics of block l come from the hidden states that went through the
+// already replaced blocks 0..l-1.
+//
+// Streaming (forEachBlockStats, as GPTQ's reference code and llm-compressor's
+// sequential pipeline): every calibration window's hidden states at the
+// current block's input are kept (in memory, or past a budget in a temporary
+// file), block l runs on them once for its statistics, the caller compresses
+// it, and it runs again, compressed, to give block l + 1 its input. Each block
+// is computed once (twice when sequential), and memory is the hidden states of
+// the calibration set plus one block's statistics, never the model's
+// activations for more than one batch of windows.
 #include "engine/transformer.h"
 #include "model/model.h"
 
@@ -118,9 +121,9 @@ struct BlockStatsOptions {
     CalibrationOptions calibration;
     CalibrationMode mode = CalibrationMode::Sequential;
     bool gram = true;
-    // One-shot mode gathers several consecutive blocks per forward pass while
-    // their statistics fit in this many bytes (sequential mode: one block per pass).
-    uint64_t statsBudgetBytes = uint64_t{1} << 30;
+    // The calibration windows' hidden states (tokens x hidden floats) stay in
+    // memory up to this size, else in a temporary file (util/spill_buffer.h).
+    uint64_t activationBudgetBytes = uint64_t{2} << 30;
 };
 
 // For each block of `blocks` (ascending, unique), in order: gathers the
@@ -128,8 +131,8 @@ struct BlockStatsOptions {
 // Sequential: onBlock is expected to replace the block's weights in `model`
 // (Transformer::setLinearWeight) before it returns; the next block's
 // statistics see them. One-shot: onBlock must leave `model` unchanged.
-// Memory: the statistics of one pass's blocks (one block when sequential).
-// Progress covers the forward passes and the onBlock calls; cancellable.
+// Memory: the hidden states of the windows plus the statistics of one block.
+// Progress covers the block runs and the onBlock calls; cancellable.
 void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std::span<const int> blocks,
                        const BlockStatsOptions& options,
                        const std::function<void(int block, std::vector<InputStats>& stats, Progress* progress)>& onBlock,

@@ -482,68 +482,144 @@ void Transformer::mlp(int layer, const ConstMatrixRef& h, LinearInputObserver* o
     applyLinear(b.down, *act, out);
 }
 
-MatrixRM Transformer::runHidden(std::span<const int32_t> ids, std::span<const Segment> segments, KvCache* cache,
-                                LinearInputObserver* observer) const
+Transformer::Layout Transformer::layoutOf(std::span<const Segment> segments, int64_t rows) const
 {
-    const int64_t n = static_cast<int64_t>(ids.size());
-    std::vector<int64_t> positions(static_cast<size_t>(n));
+    Layout L;
+    L.segments.assign(segments.begin(), segments.end());
+    L.positions.resize(static_cast<size_t>(rows));
     int64_t firstPos = INT64_MAX, endPos = 0;
     for (const Segment& s : segments) {
         for (int64_t i = 0; i < s.rows; ++i)
-            positions[static_cast<size_t>(s.row0 + i)] = s.pos0 + i;
+            L.positions[static_cast<size_t>(s.row0 + i)] = s.pos0 + i;
         firstPos = std::min(firstPos, s.pos0);
         endPos = std::max(endPos, s.pos0 + s.rows);
     }
-    MatrixRM x;
-    embed(ids, positions, x);
-    std::optional<RotaryTable> rotary;
-    if (arch_.rotary.dims > 0 && n > 0)
-        rotary.emplace(arch_.rotary, firstPos, endPos - firstPos);
-    const RotaryTable* rot = rotary ? &*rotary : nullptr;
+    if (arch_.rotary.dims > 0 && rows > 0)
+        L.rotary.emplace(arch_.rotary, firstPos, endPos - firstPos);
+    return L;
+}
 
+void Transformer::runBlock(int l, MatrixRef x, const Layout& L, KvCache* cache, LinearInputObserver* observer,
+                           Scratch& scratch) const
+{
+    const int64_t n = x.rows();
     const float eps = static_cast<float>(config_.normEps);
     const NormKind nk = arch_.norm;
-    MatrixRM h(n, config_.hidden), branch(n, config_.hidden);
-    Scratch scratch;
-    for (int l = 0; l < layers(); ++l) {
-        const BlockWeights& b = w_.blocks[static_cast<size_t>(l)];
-        if (arch_.parallelResidual) {
-            // gpt_neox: x + attn(ln1 x) + mlp(ln2 x)
-            applyNorm(nk, b.attnNorm, eps, x, h);
-            attention(l, h, positions, segments, cache, rot, observer, scratch, branch);
-            applyNorm(nk, b.mlpNorm, eps, x, h);
-            x += branch;
-            mlp(l, h, observer, scratch, branch);
-            x += branch;
-        } else if (arch_.normBefore) {
-            applyNorm(nk, b.attnNorm, eps, x, h);
-            attention(l, h, positions, segments, cache, rot, observer, scratch, branch);
-            x += branch;
-            applyNorm(nk, b.mlpNorm, eps, x, h);
-            mlp(l, h, observer, scratch, branch);
-            x += branch;
-        } else {
-            // Post-norm OPT: norm(x + attn(x)), norm(x + mlp(x)).
-            attention(l, x, positions, segments, cache, rot, observer, scratch, branch);
-            h = x + branch;
-            applyNorm(nk, b.attnNorm, eps, h, x);
-            mlp(l, x, observer, scratch, branch);
-            h = x + branch;
-            applyNorm(nk, b.mlpNorm, eps, h, x);
-        }
+    const RotaryTable* rot = L.rotary ? &*L.rotary : nullptr;
+    MatrixRM& h = scratch.h;
+    MatrixRM& branch = scratch.branch;
+    h.resize(n, config_.hidden);
+    branch.resize(n, config_.hidden);
+    const BlockWeights& b = w_.blocks[static_cast<size_t>(l)];
+    if (arch_.parallelResidual) {
+        // gpt_neox: x + attn(ln1 x) + mlp(ln2 x)
+        applyNorm(nk, b.attnNorm, eps, x, h);
+        attention(l, h, L.positions, L.segments, cache, rot, observer, scratch, branch);
+        applyNorm(nk, b.mlpNorm, eps, x, h);
+        x += branch;
+        mlp(l, h, observer, scratch, branch);
+        x += branch;
+    } else if (arch_.normBefore) {
+        applyNorm(nk, b.attnNorm, eps, x, h);
+        attention(l, h, L.positions, L.segments, cache, rot, observer, scratch, branch);
+        x += branch;
+        applyNorm(nk, b.mlpNorm, eps, x, h);
+        mlp(l, h, observer, scratch, branch);
+        x += branch;
+    } else {
+        // Post-norm OPT: norm(x + attn(x)), norm(x + mlp(x)).
+        attention(l, x, L.positions, L.segments, cache, rot, observer, scratch, branch);
+        h = x + branch;
+        applyNorm(nk, b.attnNorm, eps, h, x);
+        mlp(l, x, observer, scratch, branch);
+        h = x + branch;
+        applyNorm(nk, b.mlpNorm, eps, h, x);
     }
-    if (cache)
-        cache->length += n;
+}
+
+MatrixRM Transformer::finish(MatrixRM x) const
+{
     if (!w_.finalNorm.empty()) {
-        applyNorm(nk, w_.finalNorm, eps, x, h);
+        MatrixRM h(x.rows(), x.cols());
+        applyNorm(arch_.norm, w_.finalNorm, static_cast<float>(config_.normEps), x, h);
         x.swap(h);
     }
     if (!w_.projectOut.empty()) {
-        MatrixRM out(n, w_.projectOut.outFeatures());
+        MatrixRM out(x.rows(), w_.projectOut.outFeatures());
         applyLinear(w_.projectOut, x, out);
         return out;
     }
     return x;
+}
+
+MatrixRM Transformer::runHidden(std::span<const int32_t> ids, std::span<const Segment> segments, KvCache* cache,
+                                LinearInputObserver* observer) const
+{
+    const int64_t n = static_cast<int64_t>(ids.size());
+    const Layout L = layoutOf(segments, n);
+    MatrixRM x;
+    embed(ids, L.positions, x);
+    Scratch scratch;
+    for (int l = 0; l < layers(); ++l)
+        runBlock(l, x, L, cache, observer, scratch);
+    if (cache)
+        cache->length += n;
+    return finish(std::move(x));
+}
+
+namespace {
+// Windows [w0, w1) of a batch as segments of their own rows, each from position 0.
+std::vector<Transformer::Segment> windowSegments(int64_t w0, int64_t w1, int64_t windowLength)
+{
+    std::vector<Transformer::Segment> segments;
+    for (int64_t w = w0; w < w1; ++w)
+        segments.push_back({(w - w0) * windowLength, windowLength, 0});
+    return segments;
+}
+
+int64_t wholeWindows(int64_t rows, int64_t windowLength)
+{
+    if (windowLength <= 0 || rows % windowLength != 0)
+        fail(ErrorCode::InvalidArgument, "", std::to_string(rows) + " tokens are not whole windows of " + std::to_string(windowLength));
+    return rows / windowLength;
+}
+} // namespace
+
+MatrixRM Transformer::embedWindows(std::span<const int32_t> ids, int64_t windowLength) const
+{
+    const int64_t n = static_cast<int64_t>(ids.size());
+    const int64_t windows = wholeWindows(n, windowLength);
+    const auto segments = windowSegments(0, windows, windowLength);
+    const Layout L = layoutOf(segments, n);
+    MatrixRM x;
+    embed(ids, L.positions, x);
+    return x;
+}
+
+void Transformer::runBlocks(MatrixRef x, int64_t windowLength, int first, int last, LinearInputObserver* observer) const
+{
+    const int64_t windows = wholeWindows(x.rows(), windowLength);
+    if (first < 0 || last >= layers() || first > last || x.cols() != config_.hidden)
+        fail(ErrorCode::InvalidArgument, "", "blocks " + std::to_string(first) + ".." + std::to_string(last)
+                                                 + " of hidden states " + std::to_string(x.cols()) + " wide do not fit the model");
+    const auto runGroup = [&](int64_t w0, int64_t w1) {
+        const auto segments = windowSegments(w0, w1, windowLength);
+        const Layout L = layoutOf(segments, (w1 - w0) * windowLength);
+        MatrixRef rows = x.middleRows(w0 * windowLength, (w1 - w0) * windowLength);
+        Scratch scratch;
+        for (int l = first; l <= last; ++l)
+            runBlock(l, rows, L, nullptr, observer, scratch);
+    };
+    // As hiddenBatch: one group of windows per thread, each run without synchronisation.
+    const int64_t groups = inParallelRegion() ? 1 : std::min<int64_t>(computeThreads(), windows);
+    if (groups <= 1)
+        return runGroup(0, windows);
+    runParallel(groups, [&](int64_t g) { runGroup(windows * g / groups, windows * (g + 1) / groups); });
+}
+
+MatrixRM Transformer::finishHidden(MatrixRM x) const
+{
+    return finish(std::move(x));
 }
 
 void Transformer::applyHead(const ConstMatrixRef& hidden, MatrixRef logits) const
@@ -554,13 +630,9 @@ void Transformer::applyHead(const ConstMatrixRef& hidden, MatrixRef logits) cons
 MatrixRM Transformer::hiddenBatch(std::span<const int32_t> ids, int64_t windowLength, LinearInputObserver* observer) const
 {
     const int64_t n = static_cast<int64_t>(ids.size());
-    if (windowLength <= 0 || n % windowLength != 0)
-        fail(ErrorCode::InvalidArgument, "", std::to_string(n) + " tokens are not whole windows of " + std::to_string(windowLength));
-    const int64_t windows = n / windowLength;
+    const int64_t windows = wholeWindows(n, windowLength);
     const auto runWindows = [&](int64_t w0, int64_t w1) {
-        std::vector<Segment> segments;
-        for (int64_t w = w0; w < w1; ++w)
-            segments.push_back({(w - w0) * windowLength, windowLength, 0});
+        const auto segments = windowSegments(w0, w1, windowLength);
         return runHidden(ids.subspan(static_cast<size_t>(w0 * windowLength), static_cast<size_t>((w1 - w0) * windowLength)),
                          segments, nullptr, observer);
     };

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -70,6 +71,17 @@ public:
     // Same windows -> final hidden states (ids.size(), headInputDim()), for a head applied in chunks.
     MatrixRM hiddenBatch(std::span<const int32_t> ids, int64_t windowLength,
                          LinearInputObserver* observer = nullptr) const;
+    // The same forward pass in pieces, for work that keeps the hidden states
+    // between blocks (streaming calibration, sensitivity from cached inputs).
+    // Rows are windows of `windowLength` tokens laid end to end, as in hiddenBatch,
+    // and the windows are split over threads the same way, so the pieces give
+    // hiddenBatch's values bit for bit.
+    // ids -> the hidden states at block 0's input (n, hidden).
+    MatrixRM embedWindows(std::span<const int32_t> ids, int64_t windowLength) const;
+    // x (n, hidden) at block `first`'s input -> block `last`'s output, in place.
+    void runBlocks(MatrixRef x, int64_t windowLength, int first, int last, LinearInputObserver* observer = nullptr) const;
+    // x after the last block -> the head's input (final norm, OPT's projection).
+    MatrixRM finishHidden(MatrixRM x) const;
     // hidden (n, headInputDim()) -> logits (n, vocab).
     void applyHead(const ConstMatrixRef& hidden, MatrixRef logits) const;
 
@@ -105,17 +117,31 @@ public:
     // (post-norm OPT, whose linears read the residual stream).
     bool scaleNormOutput(int block, Role inputRole, const Eigen::VectorXf& s);
 
-private:
-    friend class Session;
+    // Rows [row0, row0 + rows) of a pass are one sequence starting at position pos0.
     struct Segment {
         int64_t row0, rows, pos0;
     };
+
+private:
+    friend class Session;
     // Activations of one block, allocated once per forward pass and reused by
     // every layer (fresh multi-MB buffers per layer cost page faults).
     struct Scratch {
         MatrixRM q, k, v, att, up, gate;
         MatrixRM in; // a transformed copy of a linear input (setLinearInputTransform)
+        MatrixRM h, branch; // the normed input and a branch's output
     };
+    // Where the rows of a forward pass sit: positions, windows, rotary angles.
+    struct Layout {
+        std::vector<int64_t> positions;
+        std::vector<Segment> segments;
+        std::optional<RotaryTable> rotary;
+    };
+    Layout layoutOf(std::span<const Segment> segments, int64_t rows) const;
+    // One block on x (rows laid out by L), in place.
+    void runBlock(int layer, MatrixRef x, const Layout& L, KvCache* cache, LinearInputObserver* observer,
+                  Scratch& scratch) const;
+    MatrixRM finish(MatrixRM x) const;
     // The forward pass up to the head's input. With a cache (one segment only),
     // keys/values are appended to it and attention reads every cached position.
     MatrixRM runHidden(std::span<const int32_t> ids, std::span<const Segment> segments, KvCache* cache,
