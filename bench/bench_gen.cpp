@@ -4,12 +4,14 @@
 //
 //   layerlab-bench gen --shape llama2-7b|llama3-8b|llama3.2-1b|smollm-135m|tiny
 //                      --dtype bf16|f16|f32 --out DIR [--seed N] [--shard-gb G]
-//                      [--tokenizer PATH] [--layers N] [--threads T] [--force]
+//                      [--tokenizer PATH] [--layers N] [--no-rope-scaling] [--threads T] [--force]
 //
 // --shard-gb G     shard limit in GB of 10^9 bytes (transformers' max_shard_size; default 5)
 // --tokenizer PATH the real pieces of the vocabulary (llama2.c tok*.bin or a SentencePiece-style
 //                  tokenizer.json), padded to the shape's vocabulary; default: built-in pieces
 // --layers N       fewer (or more) blocks than the real model
+// --no-rope-scaling plain rotary frequencies instead of the shape's rope_scaling (llama3.2-1b's
+//                  "llama3" scaling, which LayerLab's GGUF export does not write yet)
 #include "bench.h"
 
 #include "synthetic_checkpoint.h"
@@ -69,7 +71,7 @@ int benchGen(const std::vector<std::string>& args)
     const std::string out = option(args, "out", "");
     if (out.empty() || !flag(args, "shape")) {
         std::fprintf(stderr, "usage: layerlab-bench gen --shape NAME --dtype bf16|f16|f32 --out DIR [--seed N] [--shard-gb G]\n"
-                             "                          [--tokenizer PATH] [--layers N] [--threads T] [--force]\nshapes:");
+                             "                          [--tokenizer PATH] [--layers N] [--no-rope-scaling] [--threads T] [--force]\nshapes:");
         for (const auto& n : synth::synthShapeNames())
             std::fprintf(stderr, " %s", n.c_str());
         std::fprintf(stderr, "\n");
@@ -78,6 +80,7 @@ int benchGen(const std::vector<std::string>& args)
     synth::ShapeOverrides o;
     if (flag(args, "layers"))
         o.layers = std::stoll(option(args, "layers", "0"));
+    o.dropRopeScaling = flag(args, "no-rope-scaling");
     const synth::SynthShape shape = synth::overrideShape(synth::synthShape(option(args, "shape", "")), o);
     const DType dtype = dtypeOption(option(args, "dtype", "bf16"));
     synth::SynthOptions opt;

@@ -106,6 +106,10 @@ void TestSyntheticCheckpoint::namedShapesHaveTheRealParameterCounts()
     const auto s = synth::overrideShape(synth::synthShape("llama3-8b"), o);
     QCOMPARE(s.heads, int64_t{8});   // head_dim 128 kept
     QCOMPARE(s.kvHeads, int64_t{2}); // groups of 4 kept
+    synth::ShapeOverrides plain;
+    plain.dropRopeScaling = true;
+    QVERIFY(synth::synthShape("llama3.2-1b").ropeScaling.is_object());
+    QVERIFY(synth::overrideShape(synth::synthShape("llama3.2-1b"), plain).ropeScaling.is_null());
 }
 
 void TestSyntheticCheckpoint::writesTransformersLayout()

@@ -218,7 +218,10 @@ SynthShape overrideShape(const SynthShape& base, const ShapeOverrides& o)
         s.heads = s.hidden / s.headDim;
         s.kvHeads = std::max<int64_t>(s.heads / group, 1);
     }
-    if (o.layers || o.hidden || o.intermediate || o.vocab)
+    const bool dropScaling = o.dropRopeScaling && s.ropeScaling.is_object();
+    if (dropScaling)
+        s.ropeScaling = nullptr;
+    if (o.layers || o.hidden || o.intermediate || o.vocab || dropScaling)
         s.name += "-custom";
     validateShape(s);
     return s;

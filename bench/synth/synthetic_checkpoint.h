@@ -54,6 +54,9 @@ std::vector<std::string> synthShapeNames();
 // the query/key-value group size, so heads = hidden / head_dim.
 struct ShapeOverrides {
     std::optional<int64_t> layers, hidden, intermediate, vocab;
+    // Plain rotary frequencies instead of the shape's rope_scaling (Llama 3.2's "llama3"
+    // scaling), for tools that cannot carry the scaling yet; speed is the same.
+    bool dropRopeScaling = false;
 };
 SynthShape overrideShape(const SynthShape& base, const ShapeOverrides& o);
 
