@@ -16,6 +16,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/json_util.h"
+#include "util/progress.h"
 
 #include <QtTest>
 
@@ -91,6 +92,7 @@ private slots:
     void ggufExportKeepsTheVocabulary();
     void tiedShapeHasNoHead();
     void refusesAnExistingDestination();
+    void cancelLeavesNothing();
 };
 
 void TestSyntheticCheckpoint::namedShapesHaveTheRealParameterCounts()
@@ -379,6 +381,29 @@ void TestSyntheticCheckpoint::refusesAnExistingDestination()
     }
     QVERIFY(!fs::exists(fresh));
     QCOMPARE(filesIn(fs::path(fresh).parent_path().string()).size(), size_t{0});
+}
+
+void TestSyntheticCheckpoint::cancelLeavesNothing()
+{
+    // Cancelled halfway through the first shard: an Error(Cancelled), and no folder, partial or final.
+    class CancelMidway : public Progress {
+    public:
+        void report(double fraction, std::string_view) override { half = half || fraction > 0.1; }
+        bool cancelled() const override { return half; }
+        bool half = false;
+    } progress;
+    const std::string parent = test::scratchDir();
+    synth::SynthOptions o = smallOptions();
+    o.progress = &progress;
+    try {
+        synth::writeSyntheticHf(smallShape(), DType::BF16, parent + "/cancelled", o);
+        QFAIL("no error");
+    } catch (const Error& e) {
+        QCOMPARE(e.code(), ErrorCode::Cancelled);
+    }
+    QVERIFY(progress.half);
+    QCOMPARE(filesIn(parent).size(), size_t{0});
+    QVERIFY_THROWS_EXCEPTION(Error, synth::writeSyntheticHf(smallShape(), DType::Q8_0, parent + "/q8", smallOptions()));
 }
 
 QTEST_APPLESS_MAIN(TestSyntheticCheckpoint)

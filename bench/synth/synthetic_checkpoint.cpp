@@ -268,6 +268,8 @@ SynthResult writeSyntheticHf(const SynthShape& shape, DType dtype, const std::st
 {
     const auto t0 = std::chrono::steady_clock::now();
     validateShape(shape);
+    if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
+        fail(ErrorCode::InvalidArgument, outDir, "synthetic checkpoints are F32, F16 or BF16, not " + std::string(dtypeName(dtype)));
     const uint64_t eb = elementBytes(dtype);
     if (opt.maxShardBytes == 0)
         fail(ErrorCode::InvalidArgument, outDir, "the shard size limit must be positive");
