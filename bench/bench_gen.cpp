@@ -4,7 +4,7 @@
 //
 //   layerlab-bench gen --shape llama2-7b|llama3-8b|llama3.2-1b|smollm-135m|tiny
 //                      --dtype bf16|f16|f32 --out DIR [--seed N] [--shard-gb G]
-//                      [--tokenizer PATH] [--layers N] [--no-rope-scaling] [--threads T] [--force]
+//                      [--tokenizer PATH] [--layers N] [--no-rope-scaling] [--threads T] [--chunk-mb M] [--force]
 //
 // --shard-gb G     shard limit in GB of 10^9 bytes (transformers' max_shard_size; default 5)
 // --tokenizer PATH the real pieces of the vocabulary (llama2.c tok*.bin or a SentencePiece-style
@@ -12,6 +12,7 @@
 // --layers N       fewer (or more) blocks than the real model
 // --no-rope-scaling plain rotary frequencies instead of the shape's rope_scaling (llama3.2-1b's
 //                  "llama3" scaling, which LayerLab's GGUF export does not write yet)
+// --threads T      threads generating values (default 2); --chunk-mb M: MB generated and written at a time (4)
 #include "bench.h"
 
 #include "synthetic_checkpoint.h"
@@ -71,7 +72,7 @@ int benchGen(const std::vector<std::string>& args)
     const std::string out = option(args, "out", "");
     if (out.empty() || !flag(args, "shape")) {
         std::fprintf(stderr, "usage: layerlab-bench gen --shape NAME --dtype bf16|f16|f32 --out DIR [--seed N] [--shard-gb G]\n"
-                             "                          [--tokenizer PATH] [--layers N] [--no-rope-scaling] [--threads T] [--force]\nshapes:");
+                             "                          [--tokenizer PATH] [--layers N] [--no-rope-scaling] [--threads T] [--chunk-mb M] [--force]\nshapes:");
         for (const auto& n : synth::synthShapeNames())
             std::fprintf(stderr, " %s", n.c_str());
         std::fprintf(stderr, "\n");
@@ -88,6 +89,7 @@ int benchGen(const std::vector<std::string>& args)
     opt.maxShardBytes = static_cast<uint64_t>(std::stod(option(args, "shard-gb", "5")) * 1e9);
     opt.tokenizer = option(args, "tokenizer", "");
     opt.threads = std::stoi(option(args, "threads", "2"));
+    opt.chunkBytes = static_cast<uint64_t>(std::stod(option(args, "chunk-mb", "4")) * (1 << 20));
     opt.overwrite = flag(args, "force");
     PercentPrinter progress;
     opt.progress = &progress;
