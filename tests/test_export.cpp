@@ -400,6 +400,10 @@ void TestExport::stories260KFromBinAndGgufEqualsHf()
     const auto merges = sentencePieceMerges(v);
     QCOMPARE(merges.size(), size_t(1));
     QCOMPARE(merges[0], std::make_pair(std::string("a"), std::string("b")));
+    // A repeated piece is one vocab entry, at its first position with its last id (Python's dict).
+    v.tokens = {"a", "b", "a", "ab", "b"};
+    const auto vocab = hfTokenizerJson(v)["model"]["vocab"];
+    QCOMPARE(vocab.dump(), std::string(R"({"a":2,"b":4,"ab":3})"));
 }
 
 void TestExport::shardedExport()

@@ -178,9 +178,20 @@ nlohmann::ordered_json hfTokenizerJson(const SentencePieceVocab& v)
     if (v.addSpacePrefix)
         decoders.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
 
+    // Python's {piece: id} (a repeated piece keeps its first position and its last id).
+    // ordered_json's operator[] finds a key by a linear scan, quadratic over a 128k
+    // vocabulary (25 s for Llama 3's), so positions are looked up in a hash map.
     ojson vocab = ojson::object();
-    for (size_t i = 0; i < v.tokens.size(); ++i)
-        vocab[v.tokens[i]] = static_cast<int64_t>(i);
+    auto& entries = vocab.get_ref<ojson::object_t&>();
+    std::unordered_map<std::string, size_t> position;
+    position.reserve(v.tokens.size());
+    for (size_t i = 0; i < v.tokens.size(); ++i) {
+        const auto [it, inserted] = position.emplace(v.tokens[i], entries.size());
+        if (inserted)
+            entries.emplace_back(v.tokens[i], static_cast<int64_t>(i)); // the vector's own, no key search
+        else
+            (entries.begin() + static_cast<std::ptrdiff_t>(it->second))->second = static_cast<int64_t>(i);
+    }
     ojson merges = ojson::array();
     for (const auto& [l, r] : sentencePieceMerges(v))
         merges.push_back({l, r});
