@@ -4,6 +4,7 @@
 #include "export/export_common.h"
 #include "export/gguf_vocab.h"
 #include "export/gguf_writer.h"
+#include "export/tensor_stream.h"
 #include "quant/ggml_quantize.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -46,8 +47,8 @@ std::string ggufName(const LogicalTensor& t)
 struct Item {
     PlannedTensor tensor;
     DType type = DType::F32;
-    const TensorRef* raw = nullptr; // the source's bytes, when they can be copied as they are
-    const LogicalTensor* source = nullptr;
+    const LogicalTensor* source = nullptr; // null for tensors the export computes (rope_freqs.weight)
+    bool copied = false;                   // written as the stored bytes, no second rounding
 };
 
 std::string modelName(const Model& m, const std::string& requested)
@@ -156,14 +157,6 @@ void copySourceKeys(GgufWriter& w, const Model& m, const std::string& prefix)
     }
 }
 
-std::vector<uint8_t> encodeAs(DType type, const std::vector<float>& v, const PlannedTensor& t, int64_t* overflow)
-{
-    if (type == DType::F32 || type == DType::F16 || type == DType::BF16)
-        return encodeFloats(v, type, overflow);
-    const int64_t cols = t.rowLength();
-    return quantizeGgmlRows(type, v.data(), cols ? t.elements() / cols : 0, cols);
-}
-
 } // namespace
 
 bool canExportGgufType(DType t)
@@ -268,10 +261,6 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
             if (it.type != opt.type)
                 result.fallbacks.push_back({name, std::string(dtypeName(opt.type)), std::string(dtypeName(it.type)), reason});
         }
-        const TensorRef& src = m.storedOf(t);
-        if (fromGguf && !t.edited() && t.partLength == 0 && !t.transposed && (!rotary || permute == RotaryPermute::None)
-            && src.dtype == it.type && src.shape == it.tensor.shape && src.data)
-            it.raw = &src; // same type and layout: copy the bytes, no second rounding
         items.push_back(std::move(it));
     }
     if (!skipped.empty()) {
@@ -301,46 +290,33 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
 
     AtomicFile file(path, opt.overwrite);
     w.writeHeader(file.out());
-    int64_t total = 0, done = 0;
+    int64_t total = 0;
     for (const auto& it : items)
         total += it.tensor.elements();
+    BandProgress progress(opt.progress, path, total);
+    ChunkBuffers buffers(opt.chunkBytes ? opt.chunkBytes : kDefaultExportChunkBytes);
     for (size_t i = 0; i < items.size(); ++i) {
-        const Item& it = items[i];
-        throwIfCancelledWriting(opt.progress, path);
-        if (opt.progress)
-            opt.progress->report(total ? static_cast<double>(done) / static_cast<double>(total) : 0.0,
-                                 "writing " + it.tensor.name + " (" + std::string(dtypeName(it.type)) + ")");
-        std::vector<uint8_t> bytes;
-        int64_t overflow = 0;
-        if (it.raw) {
-            bytes.assign(it.raw->data, it.raw->data + it.raw->nbytes);
-        } else {
-            const std::vector<float> v = it.tensor.values();
-            if (static_cast<int64_t>(v.size()) != it.tensor.elements())
-                fail(ErrorCode::InvalidArgument, path,
-                     "tensor '" + it.tensor.name + "' has " + std::to_string(v.size()) + " values, its shape "
-                         + shapeText(it.tensor.shape) + " needs " + std::to_string(it.tensor.elements()));
-            try {
-                bytes = encodeAs(it.type, v, it.tensor, &overflow);
-            } catch (const Error& e) {
-                fail(e.code(), path, "tensor '" + it.tensor.name + "': " + e.problem());
-            }
-        }
-        w.writeTensor(file.out(), i, bytes);
-        if (overflow > 0)
-            result.notes.push_back(it.tensor.name + ": " + std::to_string(overflow) + " values beyond the range of "
+        Item& it = items[i];
+        progress.startTensor("writing " + it.tensor.name + " (" + std::string(dtypeName(it.type)) + ")");
+        StreamedTensor s;
+        w.writeTensor(file.out(), i, [&](FileWriter& out) {
+            s = streamTensor(out, it.tensor, it.type, buffers, path, [&](int64_t done) { progress.band(done); });
+        });
+        it.copied = s.copied;
+        if (s.overflow > 0)
+            result.notes.push_back(it.tensor.name + ": " + std::to_string(s.overflow) + " values beyond the range of "
                                    + std::string(dtypeName(it.type)) + " became infinite");
         result.tensors.push_back({it.tensor.name, it.tensor.shape, std::string(dtypeName(it.type)),
-                                  fs::path(path).filename().string(), bytes.size()});
-        done += it.tensor.elements();
+                                  fs::path(path).filename().string(), s.bytes});
+        progress.finishTensor(it.tensor.elements());
     }
     int copied = 0;
     for (const auto& it : items)
-        copied += it.raw && isQuantized(it.raw->dtype);
+        copied += it.copied && isQuantized(it.type);
     const std::string requantized = quantizedSourceNote(m, [&](const LogicalTensor& t) {
         for (const auto& it : items)
             if (it.source == &t)
-                return it.raw != nullptr;
+                return it.copied;
         return false;
     });
     if (!requantized.empty())

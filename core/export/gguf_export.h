@@ -1,16 +1,19 @@
 #pragma once
 // GGUF export of llama-family models (general.architecture "llama"), loadable by
 // llama.cpp: llama.cpp's tensor names, q/k rows in its interleaved rotary layout,
-// the llama.* hyper-parameters, the tokenizer, and 2-D weights in the requested
-// type (F32, F16, BF16 or any ggml block type quantizeGgml writes). 1-D tensors
-// (norms, biases) stay F32. A weight whose rows do not hold whole blocks of the
+// the llama.* hyper-parameters, linear rope scaling, the tokenizer, and 2-D
+// weights in the requested type (F32, F16, BF16 or any ggml block type
+// quantizeGgml writes), streamed band by band (export/tensor_stream.h). 1-D
+// tensors (norms, biases) stay F32. A weight whose rows do not hold whole blocks of the
 // requested type falls back the way llama-quantize does; every fallback is listed.
 // A factored (low-rank) layer is written as its dense product A B (llama.cpp has
 // no factored linear), quantized like any other weight.
 #include "export/export_result.h"
 #include "model/model.h"
 
+#include <cstddef>
 #include <string>
+#include <vector>
 
 namespace ll {
 
@@ -21,6 +24,7 @@ struct GgufExportOptions {
     bool overwrite = false;
     Progress* progress = nullptr;
     std::string name;            // general.name; empty: the source's name
+    size_t chunkBytes = 0;       // F32 bytes converted at once (0: kDefaultExportChunkBytes, export/tensor_stream.h)
 };
 
 // Writes `path` atomically ("<path>.partial-XXXXXX", renamed when complete).
