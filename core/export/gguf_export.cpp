@@ -294,7 +294,7 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
     for (const auto& it : items)
         total += it.tensor.elements();
     BandProgress progress(opt.progress, path, total);
-    ChunkBuffers buffers(opt.chunkBytes ? opt.chunkBytes : kDefaultExportChunkBytes);
+    StreamBuffers buffers(opt.chunkBytes ? opt.chunkBytes : kDefaultExportChunkBytes);
     for (size_t i = 0; i < items.size(); ++i) {
         Item& it = items[i];
         progress.startTensor("writing " + it.tensor.name + " (" + std::string(dtypeName(it.type)) + ")");

@@ -346,7 +346,7 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
     for (const PlannedTensor& pt : plan.tensors)
         totalElements += pt.elements();
     std::optional<BandProgress> progress; // made once the folder's final name is known
-    ChunkBuffers buffers(opt.chunkBytes ? opt.chunkBytes : kDefaultExportChunkBytes);
+    StreamBuffers buffers(opt.chunkBytes ? opt.chunkBytes : kDefaultExportChunkBytes);
     for (size_t i = 0; i < plan.tensors.size(); ++i) {
         const PlannedTensor* pt = &plan.tensors[i];
         int64_t* over = &overflow[i];

@@ -75,6 +75,56 @@ size_t rowBytesOf(DType type, int64_t cols, const PlannedTensor& t, const std::s
     return b;
 }
 
+// Rows decoded into the F32 band, encoded into a writer buffer, queued. A band
+// is split into slices converted on the band workers when the conversion is the
+// costly part (quantization, or floats without vector instructions); slices read
+// their own rows when rows of a stored tensor can be read concurrently.
+void convertBands(FileWriter& out, const PlannedTensor& t, DType type, StreamBuffers& buffers, const std::string& file,
+                  const std::function<void(int64_t)>& afterBand, StreamedTensor& result)
+{
+    constexpr int64_t kMinSliceValues = 1 << 15;
+    const int64_t cols = t.rowLength(), rows = t.rows();
+    const size_t outRow = storedRowBytes(type, cols);
+    const bool floats = type == DType::F32 || type == DType::F16 || type == DType::BF16;
+    const bool threaded = !floats || (type != DType::F32 && bestEncodePath() == EncodePath::Scalar);
+    const RowReader read = t.openRows();
+    const bool concurrentReads = t.stored != nullptr; // stored rows are decoded where they lie
+    ReadAhead ahead(t, t.stored ? storedRowBytes(t.stored->dtype, cols) : 0);
+    BandWriter& writer = buffers.writer();
+    const int64_t band = chunkRows(cols, t.rowAlign, rows, buffers.chunkBytes());
+    for (int64_t r0 = 0; r0 < rows; r0 += band) {
+        const int64_t n = std::min(band, rows - r0);
+        ahead.before(r0, n);
+        float* v = buffers.values(static_cast<size_t>(n * cols));
+        uint8_t* dst = writer.acquire(static_cast<size_t>(n) * outRow);
+        const int64_t slices =
+            threaded ? std::clamp<int64_t>(n * cols / kMinSliceValues, 1, std::min<int64_t>(n, buffers.workers().threads())) : 1;
+        if (!concurrentReads || slices == 1)
+            read(r0, n, v);
+        std::vector<int64_t> overflow(static_cast<size_t>(slices), 0);
+        buffers.workers().run(slices, [&](int64_t k) {
+            const int64_t a = n * k / slices, b = n * (k + 1) / slices; // rows [a, b) of the band
+            float* sv = v + a * cols;
+            if (concurrentReads && slices > 1)
+                read(r0 + a, b - a, sv);
+            if (floats) {
+                overflow[static_cast<size_t>(k)] = encodeFloatsInto(sv, (b - a) * cols, type, dst + a * outRow);
+                return;
+            }
+            try {
+                quantizeGgmlSerial(type, sv, (b - a) * cols, dst + a * outRow);
+            } catch (const Error& e) {
+                fail(e.code(), file, "tensor '" + t.name + "': " + e.problem());
+            }
+        });
+        for (int64_t o : overflow)
+            result.overflow += o;
+        writer.submit(out, static_cast<size_t>(n) * outRow);
+        if (afterBand)
+            afterBand((r0 + n) * cols);
+    }
+}
+
 } // namespace
 
 int64_t chunkRows(int64_t rowLength, int64_t rowAlign, int64_t rows, size_t chunkBytes)
@@ -87,18 +137,11 @@ int64_t chunkRows(int64_t rowLength, int64_t rowAlign, int64_t rows, size_t chun
     return std::min(rows, units * align);
 }
 
-float* ChunkBuffers::values(size_t n)
+float* StreamBuffers::values(size_t n)
 {
     if (values_.size() < n)
         values_.resize(n);
     return values_.data();
-}
-
-uint8_t* ChunkBuffers::bytes(size_t n)
-{
-    if (bytes_.size() < n)
-        bytes_.resize(n);
-    return bytes_.data();
 }
 
 BandProgress::BandProgress(Progress* progress, std::string file, int64_t totalValues)
@@ -132,68 +175,43 @@ void BandProgress::finishTensor(int64_t values)
     done_ += values;
 }
 
-uint64_t encodedBytes(const PlannedTensor& t, DType type)
-{
-    return static_cast<uint64_t>(t.rows()) * storedRowBytes(type, t.rowLength());
-}
-
-StreamedTensor streamTensor(FileWriter& out, const PlannedTensor& t, DType type, ChunkBuffers& buffers,
+StreamedTensor streamTensor(FileWriter& out, const PlannedTensor& t, DType type, StreamBuffers& buffers,
                             const std::string& file, const std::function<void(int64_t)>& afterBand)
 {
     const int64_t cols = t.rowLength(), rows = t.rows();
     const size_t outRow = rowBytesOf(type, cols, t, file);
     const uint64_t start = out.written();
+    BandWriter& writer = buffers.writer();
     StreamedTensor result;
-
-    if (t.stored && t.stored->dtype == type && t.stored->data
-        && (t.stored->shape.empty() ? 1 : t.stored->shape.back()) == cols) {
-        // Same type, whole rows: the stored bytes, straight from the mapping when in order.
-        result.copied = true;
-        ReadAhead ahead(t, outRow);
-        const int64_t band = std::max<int64_t>(1, static_cast<int64_t>(buffers.chunkBytes() / std::max<size_t>(outRow, 1)));
-        for (int64_t r0 = 0; r0 < rows; r0 += band) {
-            const int64_t n = std::min(band, rows - r0);
-            ahead.before(r0, n);
-            if (!t.storedRowOf) {
-                out.write(t.stored->data + static_cast<size_t>(r0) * outRow, static_cast<uint64_t>(n) * outRow);
-            } else {
-                uint8_t* b = buffers.bytes(static_cast<size_t>(n) * outRow);
-                for (int64_t i = 0; i < n; ++i)
-                    std::memcpy(b + i * outRow, t.stored->data + static_cast<size_t>(t.storedRow(r0 + i)) * outRow, outRow);
-                out.write(b, static_cast<uint64_t>(n) * outRow);
-            }
-            if (afterBand)
-                afterBand((r0 + n) * cols);
-        }
-    } else if (rows > 0) {
-        const RowReader read = t.openRows();
-        const size_t storedRow = t.stored ? storedRowBytes(t.stored->dtype, cols) : 0;
-        ReadAhead ahead(t, storedRow);
-        const int64_t band = chunkRows(cols, t.rowAlign, rows, buffers.chunkBytes());
-        for (int64_t r0 = 0; r0 < rows; r0 += band) {
-            const int64_t n = std::min(band, rows - r0);
-            const size_t count = static_cast<size_t>(n * cols);
-            ahead.before(r0, n);
-            float* v = buffers.values(count);
-            read(r0, n, v);
-            if (type == DType::F32) {
-                out.write(v, count * sizeof(float));
-            } else if (type == DType::F16 || type == DType::BF16) {
-                uint8_t* b = buffers.bytes(count * 2);
-                result.overflow += encodeFloatsInto(v, static_cast<int64_t>(count), type, b);
-                out.write(b, count * 2);
-            } else {
-                std::vector<uint8_t> q;
-                try {
-                    q = quantizeGgmlRows(type, v, n, cols);
-                } catch (const Error& e) {
-                    fail(e.code(), file, "tensor '" + t.name + "': " + e.problem());
+    try {
+        if (t.stored && t.stored->dtype == type && t.stored->data
+            && (t.stored->shape.empty() ? 1 : t.stored->shape.back()) == cols) {
+            // Same type, whole rows: the stored bytes, straight from the mapping when in order.
+            result.copied = true;
+            ReadAhead ahead(t, outRow);
+            const int64_t band = std::max<int64_t>(1, static_cast<int64_t>(buffers.chunkBytes() / std::max<size_t>(outRow, 1)));
+            for (int64_t r0 = 0; r0 < rows; r0 += band) {
+                const int64_t n = std::min(band, rows - r0);
+                const size_t bytes = static_cast<size_t>(n) * outRow;
+                ahead.before(r0, n);
+                if (!t.storedRowOf) {
+                    writer.submitExternal(out, t.stored->data + static_cast<size_t>(r0) * outRow, bytes);
+                } else {
+                    uint8_t* b = writer.acquire(bytes);
+                    for (int64_t i = 0; i < n; ++i)
+                        std::memcpy(b + i * outRow, t.stored->data + static_cast<size_t>(t.storedRow(r0 + i)) * outRow, outRow);
+                    writer.submit(out, bytes);
                 }
-                out.write(q.data(), q.size());
+                if (afterBand)
+                    afterBand((r0 + n) * cols);
             }
-            if (afterBand)
-                afterBand((r0 + n) * cols);
+        } else if (rows > 0) {
+            convertBands(out, t, type, buffers, file, afterBand, result);
         }
+        writer.flush();
+    } catch (...) {
+        writer.abandon(); // no band may reach `out` after this returns
+        throw;
     }
     result.bytes = out.written() - start;
     if (result.bytes != static_cast<uint64_t>(rows) * outRow)

@@ -2,9 +2,12 @@
 // Writing one planned tensor in a file type, a band of rows at a time, so that
 // an export holds a few megabytes of values however large the tensor: rows are
 // decoded into a bounded F32 buffer, encoded (F16 / BF16 / a ggml block type)
-// into a second one and written. Rows that are already stored in the target
-// type are copied as they are (straight from the mapping when their order is
-// unchanged); no value goes through F32 then.
+// into one of a few reused buffers (quantized in slices on a few threads) and
+// written by a thread of its own while the next band is converted. Rows already stored in the target type are copied as
+// they are (straight from the mapping when their order is unchanged): no value
+// goes through F32 then.
+#include "export/band_workers.h"
+#include "export/band_writer.h"
 #include "export/planned_tensor.h"
 
 #include <cstddef>
@@ -25,21 +28,24 @@ constexpr size_t kDefaultExportChunkBytes = size_t{4} << 20;
 // `chunkBytes` of F32, at least one multiple, at most `rows`.
 int64_t chunkRows(int64_t rowLength, int64_t rowAlign, int64_t rows, size_t chunkBytes);
 
-// The buffers an export reuses from tensor to tensor; their size is what the
-// export holds beyond the mapped model (see capacityBytes()).
-class ChunkBuffers {
+// What an export reuses from tensor to tensor: the F32 band, the encoded bands
+// going round with the writing thread. Their size is what the export holds
+// beyond the mapped model: about 2.5 x chunkBytes (see capacityBytes()).
+class StreamBuffers {
 public:
-    explicit ChunkBuffers(size_t chunkBytes = kDefaultExportChunkBytes) : chunkBytes_(chunkBytes ? chunkBytes : 1) {}
+    explicit StreamBuffers(size_t chunkBytes = kDefaultExportChunkBytes) : chunkBytes_(chunkBytes ? chunkBytes : 1) {}
     size_t chunkBytes() const { return chunkBytes_; }
-    float* values(size_t n);    // F32 rows
-    uint8_t* bytes(size_t n);   // encoded or gathered rows
-    // Bytes allocated so far (the largest band seen).
-    size_t capacityBytes() const { return values_.capacity() * sizeof(float) + bytes_.capacity(); }
+    float* values(size_t n); // F32 rows
+    BandWriter& writer() { return writer_; }
+    BandWorkers& workers() { return workers_; }
+    // Bytes allocated so far (grown to the largest band seen).
+    size_t capacityBytes() const { return values_.capacity() * sizeof(float) + writer_.capacityBytes(); }
 
 private:
     size_t chunkBytes_;
     std::vector<float> values_;
-    std::vector<uint8_t> bytes_;
+    BandWriter writer_{2};
+    BandWorkers workers_;
 };
 
 struct StreamedTensor {
@@ -49,10 +55,11 @@ struct StreamedTensor {
 };
 
 // Writes `t` as `type` (F32, F16, BF16 or a block type quantizeGgml writes) to
-// `out`: exactly the tensor's bytes, no padding. `afterBand(elementsDone)` runs
-// after each band (progress; it may throw to cancel). Errors of the encoding name
-// `file` and the tensor; a source that cannot be read names itself.
-StreamedTensor streamTensor(FileWriter& out, const PlannedTensor& t, DType type, ChunkBuffers& buffers,
+// `out`: exactly the tensor's bytes, no padding; every band has reached `out`
+// when it returns (or throws). `afterBand(valuesDone)` runs after each band
+// (progress; it may throw to cancel). Errors of the encoding name `file` and the
+// tensor; a source that cannot be read names itself.
+StreamedTensor streamTensor(FileWriter& out, const PlannedTensor& t, DType type, StreamBuffers& buffers,
                             const std::string& file, const std::function<void(int64_t)>& afterBand = {});
 
 // An export's progress counted in values: a report as each tensor starts and,
@@ -74,8 +81,5 @@ private:
     int64_t done_ = 0;          // values of the finished tensors
     int64_t lastReported_ = 0;
 };
-
-// Bytes of `t` written as `type`.
-uint64_t encodedBytes(const PlannedTensor& t, DType type);
 
 } // namespace ll
