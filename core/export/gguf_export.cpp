@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 namespace ll {
 
@@ -64,24 +65,62 @@ std::string modelName(const Model& m, const std::string& requested)
     return fs::is_directory(p, ec) ? p.filename().string() : p.stem().string();
 }
 
-// Rope scaling of a Hugging Face config: none and linear are written, the rest refused.
-void setRopeScaling(GgufWriter& w, const Model& m)
+// The rotary scaling block of a Hugging Face config: transformers 5
+// "rope_parameters", 4.x "rope_scaling"; null when there is none.
+const json* hfRopeScaling(const Model& m)
 {
     if (m.format != "safetensors" || !m.metadata.is_object())
-        return;
-    const json* rope = nullptr;
+        return nullptr;
     for (const char* key : {"rope_parameters", "rope_scaling"})
-        if (m.metadata.contains(key) && m.metadata[key].is_object() && !rope)
-            rope = &m.metadata[key];
+        if (m.metadata.contains(key) && m.metadata[key].is_object())
+            return &m.metadata[key];
+    return nullptr;
+}
+
+std::string ropeTypeOf(const json& rope)
+{
+    for (const char* key : {"rope_type", "type"})
+        if (rope.contains(key) && rope[key].is_string())
+            return rope[key].get<std::string>();
+    return "default";
+}
+
+double ropeNumber(const json& rope, const char* key, double fallback, const std::string& path)
+{
+    if (!rope.contains(key) || rope[key].is_null())
+        return fallback;
+    if (!rope[key].is_number())
+        fail(ErrorCode::Malformed, path, std::string("rope scaling '") + key + "' is not a number");
+    return rope[key].get<double>();
+}
+
+// Rope scaling of a Hugging Face config, as llama.cpp's convert_hf_to_gguf.py
+// writes it for llama: "linear" as two keys, "llama3" as the rope_freqs.weight
+// tensor (no key); the rest refused. Returns rope_freqs' values, if any.
+std::optional<std::vector<float>> setRopeScaling(GgufWriter& w, const Model& m, int64_t ropeDims)
+{
+    const json* rope = hfRopeScaling(m);
     if (!rope)
-        return;
-    const std::string type = rope->value("rope_type", rope->value("type", std::string("default")));
+        return std::nullopt;
+    const std::string type = ropeTypeOf(*rope);
     if (type == "default")
-        return;
+        return std::nullopt;
     if (type == "linear" && rope->contains("factor") && (*rope)["factor"].is_number()) {
         w.setString(kArch + ".rope.scaling.type", "linear");
         w.setF32(kArch + ".rope.scaling.factor", (*rope)["factor"].get<float>());
-        return;
+        return std::nullopt;
+    }
+    if (type == "llama3") {
+        Llama3RopeScaling s;
+        s.factor = ropeNumber(*rope, "factor", s.factor, m.path);
+        s.lowFreqFactor = ropeNumber(*rope, "low_freq_factor", s.lowFreqFactor, m.path);
+        s.highFreqFactor = ropeNumber(*rope, "high_freq_factor", s.highFreqFactor, m.path);
+        s.originalContext = ropeNumber(*rope, "original_max_position_embeddings", s.originalContext, m.path);
+        try {
+            return llama3RopeFreqFactors(ropeDims, m.config.ropeTheta, s);
+        } catch (const Error& e) {
+            fail(e.code(), m.path, e.problem());
+        }
     }
     fail(ErrorCode::UnsupportedArch, m.path, "uses rope scaling '" + type + "', which the GGUF export does not write yet");
 }
@@ -158,6 +197,34 @@ void copySourceKeys(GgufWriter& w, const Model& m, const std::string& prefix)
 }
 
 } // namespace
+
+std::vector<float> llama3RopeFreqFactors(int64_t ropeDims, double theta, const Llama3RopeScaling& s)
+{
+    const double lowWavelen = s.originalContext / s.lowFreqFactor;
+    const double highWavelen = s.originalContext / s.highFreqFactor;
+    if (!(s.factor > 0) || !(s.lowFreqFactor > 0) || !(s.highFreqFactor > 0) || !(s.originalContext > 0)
+        || !(lowWavelen != highWavelen) || ropeDims <= 0 || ropeDims % 2 != 0)
+        fail(ErrorCode::Malformed, "",
+             "llama3 rope scaling needs positive factor, low_freq_factor, high_freq_factor and "
+             "original_max_position_embeddings with low_freq_factor != high_freq_factor");
+    std::vector<float> factors(static_cast<size_t>(ropeDims / 2));
+    for (int64_t i = 0; i < ropeDims / 2; ++i) {
+        // The base frequency in float, as torch.float32 holds it in the converter (and the engine).
+        const float freq = static_cast<float>(1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(ropeDims)));
+        const double wavelen = 2.0 * M_PI / freq;
+        double f = 1.0;
+        if (wavelen < highWavelen) {
+            f = 1.0;
+        } else if (wavelen > lowWavelen) {
+            f = s.factor;
+        } else {
+            const double smooth = (s.originalContext / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+            f = 1.0 / ((1.0 - smooth) / s.factor + smooth);
+        }
+        factors[static_cast<size_t>(i)] = static_cast<float>(f);
+    }
+    return factors;
+}
 
 bool canExportGgufType(DType t)
 {
@@ -276,7 +343,15 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
     w.setString("general.name", modelName(m, opt.name));
     copySourceKeys(w, m, "general.");
     setHyperParameters(w, m, dims, result.notes);
-    setRopeScaling(w, m);
+    const int64_t ropeDims = std::lround(static_cast<double>(c.headDim) * c.partialRotary);
+    if (auto factors = setRopeScaling(w, m, ropeDims)) {
+        // First, as convert_hf_to_gguf.py writes its generated tensors before the model's.
+        Item rope;
+        rope.tensor = computedTensor("rope_freqs.weight", std::move(*factors));
+        items.insert(items.begin(), std::move(rope));
+        result.notes.push_back("Llama 3 rope scaling written as rope_freqs.weight (per-dimension frequency divisors), "
+                               "as llama.cpp's converter does");
+    }
     copySourceKeys(w, m, kArch + ".");
     w.setU32("general.file_type", ggufFileType(opt.type));
     bool quantized = false;
