@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <new>
 #include <random>
 #include <sys/stat.h>
 #include <thread>
@@ -187,7 +188,8 @@ FileWriter::~FileWriter()
 {
     if (fd_ >= 0)
         ::close(fd_);
-    std::free(staging_);
+    if (staging_)
+        ::operator delete(staging_, std::align_val_t{kDirectAlign});
 }
 
 void FileWriter::writeFailed(int err) const
@@ -230,7 +232,7 @@ void FileWriter::writeOut(const uint8_t* p, uint64_t n)
 void FileWriter::put(const uint8_t* p, uint64_t n)
 {
     if (direct_ && !staging_) {
-        staging_ = static_cast<uint8_t*>(std::aligned_alloc(kDirectAlign, kStagingBytes));
+        staging_ = static_cast<uint8_t*>(::operator new(kStagingBytes, std::align_val_t{kDirectAlign}, std::nothrow));
         if (!staging_)
             dropDirect();
     }

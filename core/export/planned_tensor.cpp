@@ -44,6 +44,10 @@ namespace {
 
 using RowMap = std::function<int64_t(int64_t)>;
 
+// Rows of a factored tensor's product computed at once (a multiple of 16, so that
+// every row takes the GEMM's full-vector path, whatever tile it is in).
+constexpr int64_t kFactorTileRows = 64;
+
 int64_t rowsOf(const std::vector<int64_t>& shape) { return shape.empty() ? 1 : shape[0]; }
 int64_t colsOf(const std::vector<int64_t>& shape) { return shape.size() >= 2 ? shape[1] : 1; }
 int64_t elementsOf(const std::vector<int64_t>& shape)
@@ -162,17 +166,33 @@ RowPlan factoredRows(const Model& m, const LogicalTensor& t)
         return p;
     }
     p.open = [&a, &b] {
-        // B (k, in) is decoded once per tensor; A's rows band by band: a band of W = A B is A[band] B.
-        const int64_t k = a.shape[1], in = b.shape[1];
+        // W = A B tile by tile: B (k, in) decoded once per tensor, then the product of
+        // each fixed tile of kFactorTileRows rows of A (the last tile computed is kept,
+        // for reads of a few rows). Tiles sit at fixed rows, so the values do not depend
+        // on how the export cuts its bands; a tensor of one tile is readLogical's product.
+        const int64_t out = a.shape[0], k = a.shape[1], in = b.shape[1];
         auto B = std::make_shared<MatrixRM>(k, in);
         if (k > 0)
             *B = Eigen::Map<const MatrixRM>(decodeStored(b).data(), k, in);
         RowReader aRows = k > 0 ? storedRows(a, {}) : RowReader{};
-        return RowReader([=](int64_t r0, int64_t n, float* out) {
-            MatrixRM A(n, k);
-            if (k > 0)
-                aRows(r0, n, A.data());
-            Eigen::Map<MatrixRM>(out, n, in).noalias() = A * *B;
+        auto tile = std::make_shared<MatrixRM>();
+        auto tileIndex = std::make_shared<int64_t>(-1);
+        return RowReader([=](int64_t r0, int64_t n, float* dst) {
+            for (int64_t r = r0; r < r0 + n;) {
+                const int64_t t = r / kFactorTileRows, first = t * kFactorTileRows;
+                if (*tileIndex != t) {
+                    const int64_t rows = std::min(kFactorTileRows, out - first);
+                    MatrixRM A(rows, k);
+                    if (k > 0)
+                        aRows(first, rows, A.data());
+                    tile->resize(rows, in);
+                    tile->noalias() = A * *B;
+                    *tileIndex = t;
+                }
+                const int64_t take = std::min(r0 + n, first + kFactorTileRows) - r;
+                std::copy_n(tile->data() + (r - first) * in, take * in, dst + (r - r0) * in);
+                r += take;
+            }
         });
     };
     return p;
