@@ -370,6 +370,7 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
         total += it.tensor.elements();
     BandProgress progress(opt.progress, path, total);
     StreamBuffers buffers(opt.chunkBytes ? opt.chunkBytes : kDefaultExportChunkBytes);
+    buffers.releaseAfterUse(m.files);
     for (size_t i = 0; i < items.size(); ++i) {
         Item& it = items[i];
         progress.startTensor("writing " + it.tensor.name + " (" + std::string(dtypeName(it.type)) + ")");

@@ -347,6 +347,7 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
         totalElements += pt.elements();
     std::optional<BandProgress> progress; // made once the folder's final name is known
     StreamBuffers buffers(opt.chunkBytes ? opt.chunkBytes : kDefaultExportChunkBytes);
+    buffers.releaseAfterUse(m.files);
     for (size_t i = 0; i < plan.tensors.size(); ++i) {
         const PlannedTensor* pt = &plan.tensors[i];
         int64_t* over = &overflow[i];

@@ -5,6 +5,7 @@
 #include "kernels/stored_matrix.h"
 #include "quant/ggml_quantize.h"
 #include "util/error.h"
+#include "util/mapped_file.h"
 #include "util/progress.h"
 
 #include <sys/mman.h>
@@ -137,6 +138,26 @@ int64_t chunkRows(int64_t rowLength, int64_t rowAlign, int64_t rows, size_t chun
     return std::min(rows, units * align);
 }
 
+void StreamBuffers::released(const TensorRef& t) const
+{
+    static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    if (!t.data || t.nbytes == 0)
+        return;
+    const auto* begin = t.data;
+    const auto* end = t.data + t.nbytes;
+    for (const auto& f : mapped_) {
+        // Only whole pages of a read-only file mapping: never an owned (edited) buffer,
+        // whose pages MADV_DONTNEED would zero.
+        if (!f || begin < f->data() || end > f->data() + f->size())
+            continue;
+        const uintptr_t from = (reinterpret_cast<uintptr_t>(begin) + page - 1) & ~(page - 1);
+        const uintptr_t to = reinterpret_cast<uintptr_t>(end) & ~(page - 1);
+        if (to > from)
+            ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+        return;
+    }
+}
+
 float* StreamBuffers::values(size_t n)
 {
     if (values_.size() < n)
@@ -209,6 +230,8 @@ StreamedTensor streamTensor(FileWriter& out, const PlannedTensor& t, DType type,
             convertBands(out, t, type, buffers, file, afterBand, result);
         }
         writer.flush();
+        if (t.stored)
+            buffers.released(*t.stored);
     } catch (...) {
         writer.abandon(); // no band may reach `out` after this returns
         throw;

@@ -13,12 +13,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace ll {
 
 class FileWriter;
+class MappedFile;
 class Progress;
 
 // F32 bytes of rows converted at once, unless a single band of aligned rows needs more.
@@ -41,8 +43,16 @@ public:
     // Bytes allocated so far (grown to the largest band seen).
     size_t capacityBytes() const { return values_.capacity() * sizeof(float) + writer_.capacityBytes(); }
 
+    // The model's mapped files: once a tensor read from one of them is written, its
+    // pages are let go of (MADV_DONTNEED; the page cache keeps them, a later read
+    // maps them again), so the export's resident memory stays about one tensor of
+    // the source instead of growing to the whole model. Nothing else is released.
+    void releaseAfterUse(std::vector<std::shared_ptr<const MappedFile>> files) { mapped_ = std::move(files); }
+    void released(const TensorRef& t) const;
+
 private:
     size_t chunkBytes_;
+    std::vector<std::shared_ptr<const MappedFile>> mapped_;
     std::vector<float> values_;
     BandWriter writer_{2};
     BandWorkers workers_;
