@@ -18,6 +18,8 @@
 #include <nlohmann/json.hpp>
 #include <QtTest>
 
+#include <cstring>
+
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -312,6 +314,7 @@ void TestQuantizeModel::everyMethodRuns()
         QuantizeModelOptions o;
         o.config = c;
         o.activationSampleTokens = 512;
+        o.keepLayerWeights = true;
         const auto t0 = std::chrono::steady_clock::now();
         const ModelQuantizationResult r = quantizeModel(model(), o, calibTokens());
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -323,9 +326,10 @@ void TestQuantizeModel::everyMethodRuns()
             maxOut = std::max(maxOut, *l.layer.error.outputError);
             if (l.layer.info.count("w8a8_output_error"))
                 sumW8A8 += l.layer.info.at("w8a8_output_error");
-            // The stored tensor is the dequantized weight.
+            // The stored tensor is the dequantized weight, bit for bit.
             const MatrixRM stored = readMatrix(*r.model, *r.model->findLogical(l.name));
             QCOMPARE((stored - l.layer.weights).cwiseAbs().maxCoeff(), 0.0f);
+            QCOMPARE(std::memcmp(stored.data(), l.layer.weights.data(), sizeof(float) * stored.size()), 0);
         }
         QString line = QString("%1: %2 bits/weight, max output error %3, %4 s")
                            .arg(QString::fromStdString(r.method))

@@ -254,6 +254,30 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(Error, applyStep(once.state, sq, c));
     }
 
+    // Data-free steps skip the calibration forward pass unless the output
+    // error is asked for; then it is measured, and the weights are the same.
+    void dataFreeStepsMeasureOutputErrorOnlyWhenAsked()
+    {
+        LL_REQUIRE_SHARED();
+        const CalibrationText c = loadCalibration(*stories(), RecipeCalibration{});
+        RecipeStep s;
+        s.action = StepAction::Quantize;
+        s.params = {{"method", "rtn"}, {"bits", 4}, {"group", 32}};
+        QVERIFY(!s.usesCalibration());
+        const StepOutcome plain = applyStep(CompressionState::initial(stories()), s, c);
+        const std::string q0 = "blocks.0.attn.q.weight";
+        QVERIFY(!plain.state.layers.at(q0).outputError.has_value());
+        QVERIFY(plain.state.layers.at(q0).weightError.has_value());
+        s.params["output_error"] = true;
+        const StepOutcome measured = applyStep(CompressionState::initial(stories()), s, c);
+        QVERIFY(measured.state.layers.at(q0).outputError.has_value());
+        QVERIFY(*measured.state.layers.at(q0).outputError > 0.0);
+        verifySameWeights(*plain.state.model, *measured.state.model);
+        // The key survives a save and a reload.
+        const Recipe reloaded = parseRecipe(recipeToYaml(measured.state.recipe()), true);
+        QVERIFY(JsonParams(reloaded.steps.front().params).flag("output-error"));
+    }
+
     // layerlab-cli apply: the same weights (exported as F32) and perplexity as in process.
     void cliReplaysIdentically()
     {

@@ -23,18 +23,18 @@ float* scratch(size_t floats)
 // Output columns [c0, c1) of the decoding path.
 void rowsPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int64_t ldy, int64_t m, int64_t c0, int64_t c1)
 {
-    const RowKernels k = rowKernels(W.type);
+    const RowReader reader(W);
     const int64_t cols = W.cols;
     if (m == 1) {
         for (int64_t j = c0; j < c1; ++j)
-            y[j] = k.dot(W.row(j), x, cols);
+            y[j] = reader.dot(j, x);
         return;
     }
     float* row = W.type == DType::F32 ? nullptr : scratch(static_cast<size_t>(cols));
     for (int64_t j = c0; j < c1; ++j) {
         const float* w = reinterpret_cast<const float*>(W.row(j));
         if (row) {
-            k.decode(W.row(j), row, cols);
+            reader.decode(j, row);
             w = row;
         }
         for (int64_t i = 0; i < m; ++i)
@@ -54,11 +54,11 @@ void gemmPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int6
     // About 2 MB of decoded weights per panel: in L2/L3 while the GEMM reuses them.
     const int64_t panel = std::clamp<int64_t>((int64_t{1} << 19) / std::max<int64_t>(k, 1) / 16 * 16, 16, 512);
     float* buf = scratch(static_cast<size_t>(std::min(panel, c1 - c0) * k));
-    const RowKernels kern = rowKernels(W.type);
+    const RowReader reader(W);
     for (int64_t j0 = c0; j0 < c1; j0 += panel) {
         const int64_t rows = std::min(panel, c1 - j0);
         for (int64_t r = 0; r < rows; ++r)
-            kern.decode(W.row(j0 + r), buf + r * k, k);
+            reader.decode(j0 + r, buf + r * k);
         gemmABt(x, ldx, buf, k, y + j0, ldy, m, rows, k);
     }
 }

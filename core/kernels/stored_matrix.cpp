@@ -3,6 +3,8 @@
 #include "kernels/row_kernels.h"
 #include "util/error.h"
 
+#include <vector>
+
 namespace ll {
 
 size_t storedRowBytes(DType type, int64_t cols)
@@ -14,8 +16,22 @@ size_t storedRowBytes(DType type, int64_t cols)
 }
 
 StoredMatrix StoredMatrix::view(DType type, const uint8_t* data, int64_t rows, int64_t cols,
-                                std::shared_ptr<const void> keepAlive)
+                                std::shared_ptr<const void> keepAlive, std::shared_ptr<const GridLayout> grid)
 {
+    if (type == DType::Grid) {
+        if (!grid || grid->cols != cols)
+            fail(ErrorCode::InvalidArgument, "", "a packed grid matrix without a layout of " + std::to_string(cols) + " columns");
+        grid->validate();
+        StoredMatrix m;
+        m.type = type;
+        m.data = data;
+        m.rows = rows;
+        m.cols = cols;
+        m.rowBytes = grid->rowBytes();
+        m.keepAlive = std::move(keepAlive);
+        m.grid = std::move(grid);
+        return m;
+    }
     if (!hasRowKernels(type))
         fail(ErrorCode::UnsupportedDType, "", "the engine cannot compute with " + std::string(dtypeName(type)) + " weights");
     const size_t rowBytes = storedRowBytes(type, cols);
@@ -45,9 +61,37 @@ void StoredMatrix::decodeRows(int64_t r0, int64_t n, float* out) const
     if (r0 < 0 || n < 0 || r0 + n > rows)
         fail(ErrorCode::OutOfRange, "", "rows " + std::to_string(r0) + ".." + std::to_string(r0 + n) + " of a matrix of "
                                             + std::to_string(rows));
-    const RowKernels k = rowKernels(type);
+    const RowReader reader(*this);
     for (int64_t r = 0; r < n; ++r)
-        k.decode(row(r0 + r), out + r * cols, cols);
+        reader.decode(r0 + r, out + r * cols);
+}
+
+RowReader::RowReader(const StoredMatrix& m) : m_(m)
+{
+    if (m.type != DType::Grid) {
+        const RowKernels k = rowKernels(m.type);
+        decode_ = k.decode;
+        dot_ = k.dot;
+    }
+}
+
+void RowReader::decode(int64_t r, float* out) const
+{
+    if (decode_)
+        decode_(m_.row(r), out, m_.cols);
+    else
+        decodeGridRow(*m_.grid, m_.row(r), out);
+}
+
+float RowReader::dot(int64_t r, const float* x) const
+{
+    if (dot_)
+        return dot_(m_.row(r), x, m_.cols);
+    // A grid row: decoded into a buffer that stays in cache, then dotted.
+    thread_local std::vector<float> row;
+    row.resize(static_cast<size_t>(m_.cols));
+    decodeGridRow(*m_.grid, m_.row(r), row.data());
+    return dotF32(row.data(), x, m_.cols);
 }
 
 MatrixRM StoredMatrix::toMatrix() const

@@ -8,6 +8,8 @@
 // never converts it: a 13 GB BF16 checkpoint stays 13 GB of mapped file, not
 // 27 GB of F32 copies.
 #include "model/dtype.h"
+#include "kernels/row_kernels.h"
+#include "model/packed_grid.h"
 #include "model/tensor_data.h"
 
 #include <cstddef>
@@ -22,6 +24,7 @@ struct StoredMatrix {
     int64_t rows = 0, cols = 0;
     size_t rowBytes = 0;
     std::shared_ptr<const void> keepAlive; // the mapping or buffer that owns data
+    std::shared_ptr<const GridLayout> grid; // DType::Grid: the layout of every row
 
     int64_t elements() const { return rows * cols; }
     bool empty() const { return elements() == 0; }
@@ -34,14 +37,31 @@ struct StoredMatrix {
     MatrixRM toMatrix() const;
 
     // A view of rows (rows, cols) of `type` starting at data; checks that a row
-    // is a whole number of blocks (InvalidArgument otherwise).
+    // is a whole number of blocks (InvalidArgument otherwise). A Grid needs its layout.
     static StoredMatrix view(DType type, const uint8_t* data, int64_t rows, int64_t cols,
-                             std::shared_ptr<const void> keepAlive);
+                             std::shared_ptr<const void> keepAlive, std::shared_ptr<const GridLayout> grid = nullptr);
     // Takes ownership of an F32 matrix.
     static StoredMatrix fromMatrix(MatrixRM m);
 };
 
-// Bytes of one row of `cols` values of `type`; 0 when cols is not a whole number of blocks.
+// Bytes of one row of `cols` values of `type`; 0 when cols is not a whole
+// number of blocks (or for a Grid: its layout says).
 size_t storedRowBytes(DType type, int64_t cols);
+
+// Reads the rows of one StoredMatrix: decoding and fused dot products with
+// the fastest kernels for its type (row_kernels.h; grid_kernels.h for a Grid).
+class RowReader {
+public:
+    explicit RowReader(const StoredMatrix& m);
+    // Row r as m.cols floats.
+    void decode(int64_t r, float* out) const;
+    // Row r dotted with x (m.cols values).
+    float dot(int64_t r, const float* x) const;
+
+private:
+    const StoredMatrix& m_;
+    RowDecodeFn decode_ = nullptr;
+    RowDotFn dot_ = nullptr;
+};
 
 } // namespace ll

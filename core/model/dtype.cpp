@@ -14,7 +14,7 @@ struct DTypeRow {
 };
 
 // ggml type ids and block sizes follow ggml.h / ggml-common.h.
-constexpr std::array<DTypeRow, 37> kRows{{
+constexpr std::array<DTypeRow, 38> kRows{{
     {DType::F32, "F32", 0, {1, 4}, true},
     {DType::F16, "F16", 1, {1, 2}, true},
     {DType::BF16, "BF16", 30, {1, 2}, true},
@@ -51,6 +51,7 @@ constexpr std::array<DTypeRow, 37> kRows{{
     {DType::TQ1_0, "TQ1_0", 34, {256, 54}, false},
     {DType::TQ2_0, "TQ2_0", 35, {256, 66}, false},
     {DType::MXFP4, "MXFP4", 39, {32, 17}, false},
+    {DType::Grid, "GRID", -1, {0, 0}, true},
     {DType::Unknown, "unknown", -1, {0, 0}, false},
 }};
 
@@ -107,7 +108,7 @@ bool canDecode(DType t)
 
 bool isQuantized(DType t)
 {
-    return t >= DType::Q4_0 && t <= DType::MXFP4;
+    return t >= DType::Q4_0 && t <= DType::Grid;
 }
 
 } // namespace ll

@@ -16,6 +16,9 @@ enum class DType : uint8_t {
     Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K,
     IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S, IQ4_NL, IQ3_S, IQ2_S, IQ4_XS, IQ1_M,
     TQ1_0, TQ2_0, MXFP4,
+    // LayerLab's packed integer grid (model/packed_grid.h): edited RTN / GPTQ /
+    // AWQ weights in memory; never read from or written to a file.
+    Grid,
     Unknown,
 };
 
@@ -24,7 +27,8 @@ std::optional<DType> dtypeFromSafetensors(std::string_view name);
 std::optional<DType> dtypeFromGgml(uint32_t ggmlType);
 std::optional<uint32_t> ggmlTypeOf(DType t);
 
-// Layout of a row: `blockElems` values are stored in `blockBytes` bytes.
+// Layout of a row: `blockElems` values are stored in `blockBytes` bytes
+// (0 / 0 for Grid, whose rows carry their own layout).
 struct DTypeLayout {
     uint32_t blockElems = 0; // 0 = size unknown
     uint32_t blockBytes = 0;

@@ -232,6 +232,29 @@ void replaceTensor(Model& m, const std::string& logicalName, std::vector<float> 
     target.shape = std::move(shape);
 }
 
+void replaceTensorStored(Model& m, const std::string& logicalName, TensorRef ref)
+{
+    LogicalTensor& target = mutableLogical(m, logicalName);
+    for (int64_t d : ref.shape)
+        if (d < 0)
+            fail(ErrorCode::InvalidArgument, m.path, "negative dimension for '" + logicalName + "'");
+    if (!ref.data && ref.elements() > 0)
+        fail(ErrorCode::InvalidArgument, m.path, "replacement for '" + logicalName + "' has no data");
+    ref.name = logicalName + " (edited)";
+    ref.sourceFile = "(in memory)";
+    ref.edited = true;
+    if (ref.dtypeLabel.empty())
+        ref.dtypeLabel = std::string(dtypeName(ref.dtype));
+    if (target.factored()) {
+        target.replacedBy = target.factorA;
+        releaseStored(m, target.factorB);
+        target.factorA = target.factorB = -1;
+    }
+    std::vector<int64_t> shape = ref.shape;
+    target.replacedBy = putStored(m, target.replacedBy, std::move(ref));
+    target.shape = std::move(shape);
+}
+
 void replaceTensorFactored(Model& m, const std::string& logicalName, std::vector<float> a, std::vector<float> b,
                            int64_t out, int64_t rank, int64_t in)
 {

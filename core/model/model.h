@@ -3,6 +3,7 @@
 // tensors as stored in the file(s), and the logical view that the rest of
 // LayerLab works with (the same names for every family, fused tensors split).
 #include "model/dtype.h"
+#include "model/packed_grid.h"
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +62,7 @@ struct TensorRef {
     const uint8_t* data = nullptr;        // nullptr when the type cannot be located
     std::shared_ptr<const void> keepAlive; // the mapping or buffer that owns `data`
     bool edited = false;         // values produced by LayerLab (replaceTensor), not from the source
+    std::shared_ptr<const GridLayout> grid; // DType::Grid: the layout of every row (shape {rows, cols})
 
     int64_t elements() const;
 };
@@ -150,6 +152,12 @@ public:
 // keeps its source mapping; the new values live in an owned buffer. A tied
 // head or embedding is untied: only the named tensor changes.
 void replaceTensor(Model& m, const std::string& logicalName, std::vector<float> values, std::vector<int64_t> shape);
+
+// Replaces a logical tensor's values with a tensor LayerLab built in memory in
+// any type the engine reads (F32, F16, BF16, a ggml block type, a packed Grid):
+// `stored` holds the bytes (keepAlive), its shape is the new logical shape.
+// Compressed layers stay compressed this way (quant/packed_storage.h).
+void replaceTensorStored(Model& m, const std::string& logicalName, TensorRef stored);
 
 // Replaces a 2-D logical tensor by two factors whose product is its new value:
 // a = A (out, rank), b = B (rank, in), row-major; the logical shape becomes

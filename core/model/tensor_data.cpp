@@ -22,11 +22,37 @@ void requireDecodable(const TensorRef& t)
         fail(ErrorCode::Malformed, t.sourceFile, "tensor '" + t.name + "' has no data");
 }
 
+// A packed grid decodes whole rows only.
+void decodeGridRange(const TensorRef& t, int64_t first, int64_t count, float* out)
+{
+    const GridLayout& L = *t.grid;
+    if (L.cols <= 0 || first % L.cols != 0 || count % L.cols != 0)
+        fail(ErrorCode::OutOfRange, t.sourceFile, "a range of '" + t.name + "' that is not whole rows");
+    const size_t rowBytes = L.rowBytes();
+    for (int64_t r = 0; r < count / L.cols; ++r)
+        decodeGridRow(L, t.data + static_cast<size_t>(first / L.cols + r) * rowBytes, out + r * L.cols);
+}
+
+// Values decoded together: a block of the type, a row of a packed grid.
+int64_t decodeUnit(const TensorRef& t)
+{
+    if (t.dtype == DType::Grid)
+        return t.grid ? std::max<int64_t>(1, t.grid->cols) : 1;
+    return dtypeLayout(t.dtype).blockElems;
+}
+
 } // namespace
 
 void decodeRange(const TensorRef& t, int64_t first, int64_t count, float* out)
 {
     requireDecodable(t);
+    if (first < 0 || count < 0 || first + count > t.elements())
+        fail(ErrorCode::OutOfRange, t.sourceFile, "bad element range for tensor '" + t.name + "'");
+    if (t.dtype == DType::Grid) {
+        if (!t.grid)
+            fail(ErrorCode::Malformed, t.sourceFile, "packed tensor '" + t.name + "' has no layout");
+        return decodeGridRange(t, first, count, out);
+    }
     const DTypeLayout layout = dtypeLayout(t.dtype);
     if (first < 0 || count < 0 || first + count > t.elements() || first % layout.blockElems != 0)
         fail(ErrorCode::OutOfRange, t.sourceFile, "bad element range for tensor '" + t.name + "'");
@@ -61,7 +87,7 @@ std::vector<float> decodeStored(const TensorRef& t, Progress* progress)
     const int64_t n = t.elements();
     std::vector<float> out(static_cast<size_t>(n));
     // Decode in chunks so that large tensors report progress and can be cancelled.
-    const int64_t block = dtypeLayout(t.dtype).blockElems;
+    const int64_t block = decodeUnit(t);
     const int64_t chunk = std::max<int64_t>(block, (int64_t{1} << 22) / block * block);
     for (int64_t first = 0; first < n; first += chunk) {
         throwIfCancelled(progress);

@@ -169,7 +169,9 @@ QuantizedLayer runMethod(const MatrixRM& W, const QuantConfig& c, const QuantInp
                 std::memcpy(bytes.data() + 2 * i, &h, 2);
                 What.data()[i] = fp16ToFloat(h);
             }
-            return fromDense(W, std::move(What), std::move(bytes), 16, 16.0, label, in);
+            QuantizedLayer q = fromDense(W, std::move(What), std::move(bytes), 16, 16.0, label, in);
+            q.packed.storedType = DType::F16;
+            return q;
         }
         std::vector<float> importance;
         if (c.ggmlImportance && in.gram) {
@@ -181,7 +183,9 @@ QuantizedLayer runMethod(const MatrixRM& W, const QuantConfig& c, const QuantInp
                                                        importance.empty() ? nullptr : importance.data());
         MatrixRM What(W.rows(), W.cols());
         dequantizeGgml(type, blocks.data(), What.data(), W.size());
-        return fromDense(W, std::move(What), std::move(blocks), 8, ggmlBitsPerWeight(type), label, in);
+        QuantizedLayer q = fromDense(W, std::move(What), std::move(blocks), 8, ggmlBitsPerWeight(type), label, in);
+        q.packed.storedType = type;
+        return q;
     }
     }
     fail(ErrorCode::InvalidArgument, "", "unknown quantization method");

@@ -1,5 +1,7 @@
 #include "quant/quantize_model.h"
 
+#include "quant/packed_storage.h"
+
 #include "engine/transformer.h"
 #include "prune/sub_progress.h"
 #include "quant/awq.h"
@@ -251,7 +253,7 @@ double ModelQuantizationResult::bitsPerWeight() const
     double bits = 0.0, n = 0.0;
     for (const QuantizedLinear& l : layers) {
         bits += l.layer.bits.total();
-        n += static_cast<double>(l.layer.weights.size());
+        n += static_cast<double>(l.rows * l.cols);
     }
     return n > 0 ? bits / n : 0.0;
 }
@@ -260,7 +262,7 @@ int64_t ModelQuantizationResult::quantizedWeights() const
 {
     int64_t n = 0;
     for (const QuantizedLinear& l : layers)
-        n += l.layer.weights.size();
+        n += l.rows * l.cols;
     return n;
 }
 
@@ -273,7 +275,7 @@ nlohmann::json ModelQuantizationResult::toJson(bool histograms) const
         nlohmann::json j{
             {"name", l.name},
             {"method", q.method},
-            {"shape", {q.weights.rows(), q.weights.cols()}},
+            {"shape", {l.rows, l.cols}},
             {"bits_per_weight", q.bitsPerWeight},
             {"bits", {{"codes", b.codes}, {"scales", b.scales}, {"zeros", b.zeros}, {"group_index", b.groupIndex},
                       {"input_scales", b.inputScales}, {"outliers", b.outliers}, {"low_rank", b.lowRank}}},
@@ -315,9 +317,22 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
     r.method = c.label();
     std::map<const LogicalTensor*, QuantizedLinear> done;
 
+    // The edited model keeps the packed form (quant/packed_storage.h); the
+    // per-layer result keeps the figures, not the weights (a 7B model's
+    // weights in F32 would be 27 GB).
     const auto record = [&](const LogicalTensor& t, QuantizedLayer q, double seconds) {
-        replaceTensor(*r.model, t.logicalName, toVector(q.weights), {q.weights.rows(), q.weights.cols()});
         QuantizedLinear l;
+        l.rows = q.weights.rows();
+        l.cols = q.weights.cols();
+        if (std::optional<TensorRef> packed = takePackedTensor(q))
+            replaceTensorStored(*r.model, t.logicalName, std::move(*packed));
+        else
+            replaceTensor(*r.model, t.logicalName, toVector(q.weights), {q.weights.rows(), q.weights.cols()});
+        if (!opt.keepLayerWeights) {
+            q.weights = MatrixRM();
+            q.packed.codes = {};
+            q.packed.denseValues = MatrixRM();
+        }
         l.name = t.logicalName;
         l.block = t.block;
         l.role = t.role;
@@ -370,7 +385,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
         forEachBlockStats(
             model, windows, blocks, bo,
             [&](int block, std::vector<InputStats>& stats, Progress* blockProgress) {
-                std::vector<std::pair<Role, MatrixRM>> quantized;
+                std::vector<const LogicalTensor*> quantized;
                 const Role inputs[] = {Role::AttnQ, Role::AttnO, Role::MlpUp, Role::MlpDown};
                 for (size_t gi = 0; gi < 4; ++gi) {
                     const Role inputRole = inputs[gi];
@@ -412,14 +427,15 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                     }
                     const double seconds = secondsSince(l0) / static_cast<double>(group.size());
                     for (size_t i = 0; i < group.size(); ++i) {
-                        quantized.emplace_back(group[i].tensor->role, qs[i].weights);
+                        quantized.push_back(group[i].tensor);
                         record(*group[i].tensor, std::move(qs[i]), seconds);
                     }
                 }
                 // Only now: every linear of the block saw the block's unquantized inputs.
+                // The engine computes with the stored form, as the result will.
                 if (mode == CalibrationMode::Sequential)
-                    for (auto& [role, W] : quantized)
-                        model.setLinearWeight(block, role, std::move(W));
+                    for (const LogicalTensor* t : quantized)
+                        model.setLinear(block, t->role, loadLinearWeights(*r.model, *r.model->findLogical(t->logicalName)));
             },
             &passes);
     }

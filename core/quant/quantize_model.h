@@ -2,8 +2,9 @@
 // Model-level weight quantization: pick the target linears (the pipeline's
 // selectTargets: every q, k, v, o, gate, up, down by default), quantize each
 // with a method of core/quant (quant_method.h), and produce a new Model whose
-// target weights are replaced by their dequantized values (replaceTensor; the
-// packed codes stay in the per-layer results).
+// target weights are replaced by their stored form (quant/packed_storage.h:
+// packed codes that decode to the dequantized values bit for bit, or those
+// values in F32 for the methods without one).
 //
 // Calibration statistics (core/calib, the protocol's 64 windows of 256 tokens):
 //   GPTQ, OWQ, SpQR   sequential by default: block l is quantized with inputs
@@ -51,13 +52,18 @@ struct QuantizeModelOptions {
     // the W8A8 simulation (whole windows; 0: no simulation). Memory: this many
     // rows of every block input, 4 bytes per value.
     int64_t activationSampleTokens = 1024;
+    // Keep each layer's dequantized weights and codes in the result
+    // (QuantizedLinear::layer.weights / packed.codes); otherwise they are freed
+    // once the model holds the stored form.
+    bool keepLayerWeights = false;
 };
 
 struct QuantizedLinear {
     std::string name;                    // logical name
     int block = -1;
     Role role = Role::Other;
-    QuantizedLayer layer;
+    int64_t rows = 0, cols = 0;          // the weight's shape
+    QuantizedLayer layer;                // weights and codes empty unless keepLayerWeights
     double seconds = 0.0;
 };
 

@@ -72,6 +72,9 @@ struct PackedQuant {
     std::vector<int32_t> denseColumns;    // input columns kept at 16 bits (LLM.int8, OWQ)
     MatrixRM denseValues;                 // (rows, denseColumns.size())
     SparseWeights outliers;               // single weights kept at 16 bits (SpQR)
+    // Dense: the type `codes` are stored in when the engine can compute with
+    // them as they are (ggml methods: the block type or F16); Unknown otherwise.
+    DType storedType = DType::Unknown;
 };
 
 MatrixRM dequantizePacked(const PackedQuant& p, int64_t rows, int64_t cols, const MatrixRM* lowRankA = nullptr,

@@ -239,12 +239,29 @@ StepOutcome applyStep(const CompressionState& state, const RecipeStep& step, con
     nlohmann::json params = step.params;
     if (!step.layers.empty())
         params["layers"] = step.layers;
+    params.erase("output-error");
     const JsonParams p(params);
+    // Methods that need no data run without the calibration text: its
+    // statistics would only give the output-error figure, at the cost of a
+    // forward pass through the model (minutes and GBs on a 7B). Asked for
+    // (output-error: true), that figure comes from a bounded sample.
+    const CalibrationText* calib = &calibration;
+    CalibrationText reduced;
+    if (!step.usesCalibration() && !calibration.tokens.empty()) {
+        reduced.recipe = calibration.recipe;
+        reduced.name = calibration.name;
+        if (JsonParams(step.params).flag("output-error")) {
+            reduced.tokens = calibration.tokens;
+            reduced.options = calibration.options;
+            reduced.options.windows = std::min<int64_t>(reduced.options.windows, kOutputErrorWindows);
+        }
+        calib = &reduced;
+    }
     StepOutcome out;
     switch (step.action) {
-    case StepAction::Quantize: out = quantizeStep(state, step, p, calibration, progress); break;
-    case StepAction::Prune: out = pruneStep(state, step, p, calibration, progress); break;
-    case StepAction::Factorize: out = factorizeStep(state, step, p, calibration, progress); break;
+    case StepAction::Quantize: out = quantizeStep(state, step, p, *calib, progress); break;
+    case StepAction::Prune: out = pruneStep(state, step, p, *calib, progress); break;
+    case StepAction::Factorize: out = factorizeStep(state, step, p, *calib, progress); break;
     }
     out.state.steps.push_back(step);
     out.state.calibration = calibration.recipe;

@@ -83,9 +83,14 @@ CalibrationText loadCalibration(const Model& model, const RecipeCalibration& cal
 CalibrationText loadCalibrationFor(const Model& model, const RecipeCalibration& calibration,
                                    std::span<const RecipeStep> steps);
 
+// Windows of the calibration text a data-free step measures its output error
+// on when the step asks for it (output-error: true).
+constexpr int64_t kOutputErrorWindows = 8;
+
 // Runs one step on state.model. Calibration tokens are used by the methods
-// that need statistics (and to report output errors); pass an empty
-// CalibrationText to skip them where a method allows it. Throws
+// that need statistics; data-free steps (RecipeStep::usesCalibration false)
+// ignore them unless the step says output-error: true, and then use the first
+// kOutputErrorWindows windows for each layer's output error. Throws
 // InvalidArgument for steps that cannot apply (a pattern matching nothing, a
 // method without its statistics, structured pruning after W8A8), Cancelled.
 StepOutcome applyStep(const CompressionState& state, const RecipeStep& step, const CalibrationText& calibration,

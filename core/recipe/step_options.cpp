@@ -169,19 +169,20 @@ const std::set<std::string>& quantizeKeys()
 {
     static const std::set<std::string> s{"bits", "group", "sym", "act-order", "static-groups", "type", "blocksize", "damp",
                                          "alpha", "threshold", "topk", "outlier-columns", "outlier-fraction",
-                                         "lorc-rank", "no-clip", "stats"};
+                                         "lorc-rank", "no-clip", "stats", "output-error"};
     return s;
 }
 
 const std::set<std::string>& pruneKeys()
 {
-    static const std::set<std::string> s{"sparsity", "nm", "structured", "ratio", "blocksize", "damp", "stats"};
+    static const std::set<std::string> s{"sparsity", "nm", "structured", "ratio", "blocksize", "damp", "stats",
+                                         "output-error"};
     return s;
 }
 
 const std::set<std::string>& factorizeKeys()
 {
-    static const std::set<std::string> s{"rank-ratio", "energy", "alpha", "stats"};
+    static const std::set<std::string> s{"rank-ratio", "energy", "alpha", "stats", "output-error"};
     return s;
 }
 

@@ -1,0 +1,136 @@
+#include "quant/packed_storage.h"
+
+#include "kernels/row_kernels.h"
+#include "kernels/stored_matrix.h"
+#include "util/half.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace ll {
+
+namespace {
+
+TensorRef tensorOf(DType type, std::shared_ptr<const std::vector<uint8_t>> bytes, int64_t rows, int64_t cols)
+{
+    TensorRef t;
+    t.shape = {rows, cols};
+    t.dtype = type;
+    t.dtypeLabel = std::string(dtypeName(type));
+    t.nbytes = bytes->size();
+    t.data = bytes->data();
+    t.keepAlive = std::move(bytes);
+    return t;
+}
+
+bool sameBits(const float* a, const float* b, int64_t n)
+{
+    return std::memcmp(a, b, static_cast<size_t>(n) * sizeof(float)) == 0;
+}
+
+// The integer grid of `p` as a packed Grid, when it has no parts a Grid cannot hold.
+std::optional<TensorRef> packGrid(const PackedQuant& p, const MatrixRM& W)
+{
+    const int64_t rows = W.rows(), cols = W.cols();
+    if (p.format != PackedQuant::Format::IntGrid || !p.denseColumns.empty() || p.outliers.size() != 0
+        || static_cast<int64_t>(p.codes.size()) != rows * cols || p.grid.groupCols <= 0 || rows == 0)
+        return std::nullopt;
+    auto layout = std::make_shared<GridLayout>();
+    layout->bits = p.grid.grid.bits;
+    layout->cols = cols;
+    layout->groupCols = p.grid.groupCols;
+    layout->groups = p.grid.scales.cols();
+    layout->groupIndex = p.groupIndex;
+    // AWQ's weights are the grid times 1/s (quant/awq.cpp): the same multipliers here.
+    if (p.inputScale.size() == cols)
+        for (int64_t c = 0; c < cols; ++c)
+            layout->columnScale.push_back(1.0f / p.inputScale(c));
+    if (layout->bits < 1 || layout->bits > 8)
+        return std::nullopt;
+    // Zero points are grid integers (GPTQ's round(-min / scale), 2^(b-1)): one byte each.
+    for (Eigen::Index i = 0; i < p.grid.zeros.size(); ++i) {
+        const float z = p.grid.zeros.data()[i];
+        if (!(z >= 0.0f && z <= 255.0f) || std::nearbyint(z) != z)
+            return std::nullopt;
+    }
+    layout->validate();
+    const bool perTensor = p.grid.scales.rows() == 1 && rows > 1;
+    if (!perTensor && p.grid.scales.rows() != rows)
+        return std::nullopt;
+    const size_t rowBytes = layout->rowBytes();
+    auto bytes = std::make_shared<std::vector<uint8_t>>(rowBytes * static_cast<size_t>(rows));
+    std::vector<float> scales(static_cast<size_t>(layout->groups));
+    std::vector<uint8_t> zeros(static_cast<size_t>(layout->groups));
+    std::vector<float> decoded(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t pr = perTensor ? 0 : r;
+        for (int64_t g = 0; g < layout->groups; ++g) {
+            scales[static_cast<size_t>(g)] = p.grid.scales(pr, g);
+            zeros[static_cast<size_t>(g)] = static_cast<uint8_t>(p.grid.zeros(pr, g));
+        }
+        uint8_t* row = bytes->data() + static_cast<size_t>(r) * rowBytes;
+        encodeGridRow(*layout, scales.data(), zeros.data(), p.codes.data() + r * cols, row);
+        decodeGridRow(*layout, row, decoded.data());
+        if (!sameBits(decoded.data(), W.data() + r * cols, cols))
+            return std::nullopt;
+    }
+    TensorRef t = tensorOf(DType::Grid, std::move(bytes), rows, cols);
+    t.dtypeLabel = "int" + std::to_string(layout->bits)
+                   + (layout->groupCols < cols ? " g" + std::to_string(layout->groupCols) : std::string(" row"));
+    t.grid = std::move(layout);
+    return t;
+}
+
+// Codes stored in a type the engine reads (ggml blocks, F16), when they decode to W.
+std::optional<TensorRef> packDense(PackedQuant& p, const MatrixRM& W)
+{
+    const int64_t rows = W.rows(), cols = W.cols();
+    if (p.format != PackedQuant::Format::Dense || !hasRowKernels(p.storedType) || rows == 0)
+        return std::nullopt;
+    const size_t rowBytes = storedRowBytes(p.storedType, cols);
+    if (rowBytes == 0 || p.codes.size() != rowBytes * static_cast<size_t>(rows))
+        return std::nullopt;
+    const RowDecodeFn decode = referenceRowKernels(p.storedType).decode;
+    std::vector<float> decoded(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+        decode(p.codes.data() + static_cast<size_t>(r) * rowBytes, decoded.data(), cols);
+        if (!sameBits(decoded.data(), W.data() + r * cols, cols))
+            return std::nullopt;
+    }
+    auto bytes = std::make_shared<const std::vector<uint8_t>>(std::move(p.codes));
+    p.codes.clear();
+    return tensorOf(p.storedType, std::move(bytes), rows, cols);
+}
+
+} // namespace
+
+std::optional<TensorRef> takePackedTensor(QuantizedLayer& layer)
+{
+    if (layer.factorA.size() > 0)
+        return std::nullopt; // LoRC: the weights add a low-rank product
+    if (auto t = packGrid(layer.packed, layer.weights)) {
+        layer.packed.codes.clear();
+        layer.packed.codes.shrink_to_fit();
+        return t;
+    }
+    return packDense(layer.packed, layer.weights);
+}
+
+std::optional<TensorRef> narrowExactly(const MatrixRM& values, DType type)
+{
+    if (type != DType::F16 && type != DType::BF16)
+        return std::nullopt;
+    const int64_t n = values.size();
+    auto bytes = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(n) * 2);
+    const float* v = values.data();
+    for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = type == DType::F16 ? floatToFp16(v[i]) : floatToBf16(v[i]);
+        const float back = type == DType::F16 ? fp16ToFloat(h) : bf16ToFloat(h);
+        if (std::memcmp(&back, &v[i], 4) != 0) // bit for bit: -0 stays -0
+            return std::nullopt;
+        std::memcpy(bytes->data() + 2 * i, &h, 2);
+    }
+    return tensorOf(type, std::move(bytes), values.rows(), values.cols());
+}
+
+} // namespace ll

@@ -1,0 +1,31 @@
+#pragma once
+// Compressed layers stay compressed: the stored form of a quantized layer in
+// the edited model (replaceTensorStored), so that an applied RTN / GPTQ / AWQ
+// 4-bit layer costs about 4.3 bits a weight in the state, the undo stack and
+// the engine, not 32.
+//
+//   integer grids (RTN, GPTQ, AWQ, OWQ / SpQR without outliers ...): a packed
+//     Grid (model/packed_grid.h): codes at their bits, a float scale and a
+//     byte zero point per group, the permutation and input scale when used;
+//   ggml methods: the type's blocks as llama.cpp stores them (or F16).
+//
+// Only when the stored form decodes to exactly the layer's weights, bit for
+// bit (checked here on every row): other forms (BCQ, NF4, FP8, FP4, outlier
+// columns, LoRC) are kept as F32 values by the caller.
+#include "model/model.h"
+#include "quant/quantized_layer.h"
+
+#include <optional>
+
+namespace ll {
+
+// Moves the codes out of `layer` into a TensorRef of shape (rows, cols) when
+// they are an exact stored form of layer.weights; nullopt (layer untouched) otherwise.
+std::optional<TensorRef> takePackedTensor(QuantizedLayer& layer);
+
+// The values of `values` (rows, cols) in `type` (F16 or BF16) when every one
+// is exactly representable there, e.g. weights pruned from a BF16 checkpoint;
+// nullopt otherwise.
+std::optional<TensorRef> narrowExactly(const MatrixRM& values, DType type);
+
+} // namespace ll

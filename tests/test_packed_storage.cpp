@@ -1,0 +1,270 @@
+// Compressed layers stay compressed: the packed Grid format against its
+// definition, the stored forms of quantized layers against their dequantized
+// weights (bit for bit), and a quantized model that holds and runs them.
+#include "test_support.h"
+
+#include "engine/transformer.h"
+#include "kernels/matmul.h"
+#include "model/model.h"
+#include "model/packed_grid.h"
+#include "model/tensor_data.h"
+#include "quant/packed_storage.h"
+#include "quant/quant_method.h"
+#include "quant/quantize_model.h"
+#include "util/error.h"
+#include "util/half.h"
+
+#include <QtTest>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+using namespace ll;
+
+namespace {
+
+MatrixRM randomMatrix(int64_t rows, int64_t cols, uint32_t seed, float scale = 0.05f)
+{
+    std::mt19937 gen(seed);
+    std::normal_distribution<float> dist(0.0f, scale);
+    MatrixRM m(rows, cols);
+    for (Eigen::Index i = 0; i < m.size(); ++i)
+        m.data()[i] = dist(gen);
+    return m;
+}
+
+bool bitIdentical(const MatrixRM& a, const MatrixRM& b)
+{
+    return a.rows() == b.rows() && a.cols() == b.cols()
+           && std::memcmp(a.data(), b.data(), sizeof(float) * static_cast<size_t>(a.size())) == 0;
+}
+
+MatrixRM decodeAll(const TensorRef& t)
+{
+    const std::vector<float> v = decodeStored(t);
+    return Eigen::Map<const MatrixRM>(v.data(), t.shape[0], t.shape[1]);
+}
+
+QuantConfig gridConfig(QuantMethod m, int bits, bool sym, int group)
+{
+    QuantConfig c;
+    c.method = m;
+    c.grid = {bits, sym, group};
+    return c;
+}
+
+} // namespace
+
+class TestPackedStorage : public QObject {
+    Q_OBJECT
+
+private slots:
+    // The row format by its definition: x = scale * (code - zero) [/ inputScale],
+    // codes at every bit width, rows whose codes straddle bytes, permuted groups.
+    void gridRowsDecodeByTheirDefinition()
+    {
+        std::mt19937 gen(3);
+        for (int bits = 1; bits <= 8; ++bits) {
+            GridLayout L;
+            L.bits = bits;
+            L.cols = 37; // odd: codes straddle bytes at 3, 5, 6, 7 bits
+            L.groupCols = 8;
+            L.groups = 5;
+            if (bits % 2 == 0) { // a permutation of the groups, as GPTQ act-order
+                for (int64_t c = 0; c < L.cols; ++c)
+                    L.groupIndex.push_back(static_cast<int32_t>((c * 7) % 5));
+            }
+            if (bits == 4)
+                for (int64_t c = 0; c < L.cols; ++c)
+                    L.columnScale.push_back(0.5f + 0.01f * static_cast<float>(c));
+            L.validate();
+            std::vector<float> scales(5);
+            std::vector<uint8_t> zeros(5), codes(static_cast<size_t>(L.cols));
+            for (int g = 0; g < 5; ++g) {
+                scales[static_cast<size_t>(g)] = 0.01f * static_cast<float>(g + 1);
+                zeros[static_cast<size_t>(g)] = static_cast<uint8_t>(gen() % (1u << bits));
+            }
+            for (auto& c : codes)
+                c = static_cast<uint8_t>(gen() % (1u << bits));
+            std::vector<uint8_t> row(L.rowBytes());
+            QCOMPARE(L.rowBytes(), size_t{5 * 5} + (37 * static_cast<size_t>(bits) + 7) / 8);
+            encodeGridRow(L, scales.data(), zeros.data(), codes.data(), row.data());
+            std::vector<float> out(static_cast<size_t>(L.cols));
+            decodeGridRow(L, row.data(), out.data());
+            for (int64_t c = 0; c < L.cols; ++c) {
+                const int64_t g = L.groupIndex.empty() ? c / 8 : L.groupIndex[static_cast<size_t>(c)];
+                float x = scales[static_cast<size_t>(g)]
+                          * (static_cast<float>(codes[static_cast<size_t>(c)]) - static_cast<float>(zeros[static_cast<size_t>(g)]));
+                if (!L.columnScale.empty())
+                    x *= L.columnScale[static_cast<size_t>(c)];
+                QCOMPARE(out[static_cast<size_t>(c)], x);
+            }
+        }
+    }
+
+    void inconsistentLayoutsAreRefused()
+    {
+        GridLayout L;
+        L.bits = 9;
+        L.cols = 8;
+        L.groupCols = 8;
+        L.groups = 1;
+        QVERIFY_THROWS_EXCEPTION(Error, L.validate());
+        L.bits = 4;
+        L.groupCols = 2; // 4 groups needed
+        QVERIFY_THROWS_EXCEPTION(Error, L.validate());
+        L.groups = 4;
+        L.groupIndex = {0, 1, 2, 3, 4, 0, 0, 0}; // group 4 does not exist
+        QVERIFY_THROWS_EXCEPTION(Error, L.validate());
+    }
+
+    // Every integer-grid method: its packed form decodes to its weights bit for bit.
+    void gridMethodsPackExactly()
+    {
+        const MatrixRM W = randomMatrix(48, 96, 7);
+        const MatrixRM X = randomMatrix(256, 96, 8, 1.0f);
+        const Eigen::MatrixXf gram = (X.transpose() * X).eval();
+        QuantInputs in;
+        in.gram = &gram;
+        in.meanAbs = X.cwiseAbs().colwise().mean().transpose();
+        in.maxAbs = X.cwiseAbs().colwise().maxCoeff().transpose();
+        struct Case {
+            QuantConfig c;
+            const char* what;
+        };
+        std::vector<Case> cases = {
+            {gridConfig(QuantMethod::Rtn, 4, false, 32), "rtn w4 g32"},
+            {gridConfig(QuantMethod::Rtn, 3, true, 0), "rtn w3 sym row"},
+            {gridConfig(QuantMethod::Rtn, 8, false, -1), "rtn w8 per tensor"},
+            {gridConfig(QuantMethod::Rtn, 2, false, 32), "rtn w2 g32"},
+            {gridConfig(QuantMethod::Gptq, 4, false, 32), "gptq w4 g32"},
+            {gridConfig(QuantMethod::Awq, 4, false, 32), "awq w4 g32"},
+        };
+        QuantConfig actOrder = gridConfig(QuantMethod::Gptq, 4, false, 32);
+        actOrder.actOrder = true;
+        cases.push_back({actOrder, "gptq act-order g32"});
+        for (Case& cs : cases) {
+            QuantizedLayer q = quantizeLayer(W, cs.c, in);
+            const MatrixRM expected = q.weights;
+            const std::optional<TensorRef> t = takePackedTensor(q);
+            QVERIFY2(t.has_value(), cs.what);
+            QCOMPARE(t->dtype, DType::Grid);
+            QVERIFY2(bitIdentical(decodeAll(*t), expected), cs.what);
+            // Codes at their bits plus 5 bytes per group of a row.
+            const double bitsPerWeight = 8.0 * static_cast<double>(t->nbytes) / static_cast<double>(W.size());
+            QVERIFY2(bitsPerWeight <= cs.c.grid.bits + 40.0 * 3.0 / 96.0 + 0.1, cs.what);
+        }
+    }
+
+    void ggmlMethodsKeepTheirBlocks()
+    {
+        const MatrixRM W = randomMatrix(8, 512, 9);
+        for (DType type : {DType::Q4_K, DType::Q8_0, DType::Q6_K, DType::Q4_0}) {
+            QuantConfig c;
+            c.method = QuantMethod::Ggml;
+            c.ggmlType = type;
+            QuantizedLayer q = quantizeLayer(W, c);
+            const MatrixRM expected = q.weights;
+            const std::optional<TensorRef> t = takePackedTensor(q);
+            QVERIFY(t.has_value());
+            QCOMPARE(t->dtype, type);
+            QCOMPARE(t->nbytes, uint64_t{8} * 512 / dtypeLayout(type).blockElems * dtypeLayout(type).blockBytes);
+            QVERIFY(bitIdentical(decodeAll(*t), expected));
+        }
+    }
+
+    // Forms a Grid cannot hold stay with the caller (stored as F32 values).
+    void otherFormsAreNotPacked()
+    {
+        const MatrixRM W = randomMatrix(16, 64, 10);
+        for (QuantMethod m : {QuantMethod::Bcq, QuantMethod::Nf4, QuantMethod::Fp8}) {
+            QuantizedLayer q = quantizeLayer(W, gridConfig(m, 3, false, 0));
+            QVERIFY(!takePackedTensor(q).has_value());
+        }
+        QuantConfig lorc = gridConfig(QuantMethod::Rtn, 3, false, 0);
+        lorc.lorcRank = 2;
+        const MatrixRM X = randomMatrix(128, 64, 11, 1.0f);
+        const Eigen::MatrixXf gram = (X.transpose() * X).eval();
+        QuantInputs in;
+        in.gram = &gram;
+        QuantizedLayer q = quantizeLayer(W, lorc, in);
+        QVERIFY(!takePackedTensor(q).has_value());
+    }
+
+    void narrowExactlyOnlyWhenLossless()
+    {
+        MatrixRM v(2, 3);
+        v << 1.0f, -0.0f, 0.5f, bf16ToFloat(floatToBf16(0.123f)), 0.0f, -3.25f;
+        const auto bf = narrowExactly(v, DType::BF16);
+        QVERIFY(bf.has_value());
+        QCOMPARE(bf->dtype, DType::BF16);
+        QCOMPARE(bf->nbytes, uint64_t{12});
+        QVERIFY(bitIdentical(decodeAll(*bf), v));
+        v(0, 0) = 0.1f; // not a bfloat16
+        QVERIFY(!narrowExactly(v, DType::BF16).has_value());
+        QVERIFY(!narrowExactly(v, DType::F32).has_value());
+    }
+
+    // The engine multiplies by a packed grid as by its decoded values.
+    void matmulReadsPackedGrids()
+    {
+        const MatrixRM W = randomMatrix(80, 256, 12);
+        QuantizedLayer q = quantizeLayer(W, gridConfig(QuantMethod::Rtn, 4, false, 64));
+        const MatrixRM What = q.weights;
+        const TensorRef t = *takePackedTensor(q);
+        const StoredMatrix S = StoredMatrix::view(t.dtype, t.data, 80, 256, t.keepAlive, t.grid);
+        for (int64_t m : {int64_t{1}, int64_t{3}, int64_t{40}}) {
+            const MatrixRM x = randomMatrix(m, 256, 13, 1.0f);
+            MatrixRM y(m, 80);
+            matmulStored(x.data(), 256, S, y.data(), 80, m);
+            const MatrixRM expected = (x.cast<double>() * What.cast<double>().transpose()).cast<float>();
+            QVERIFY((y - expected).cwiseAbs().maxCoeff() <= 1e-5f * expected.cwiseAbs().maxCoeff());
+        }
+    }
+
+    // A quantized model holds its layers packed, computes with them, and its
+    // stored tensors decode to the quantized values.
+    void quantizedModelHoldsPackedLayers()
+    {
+        LL_REQUIRE_SHARED();
+        const auto source = openModel(test::sharedPath("models/stories260K/stories260K.bin"));
+        QuantizeModelOptions o;
+        o.config = gridConfig(QuantMethod::Rtn, 4, false, 32);
+        o.keepLayerWeights = true;
+        const ModelQuantizationResult r = quantizeModel(*source, o);
+        QCOMPARE(r.layers.size(), size_t{35});
+        uint64_t packedBytes = 0;
+        int64_t weights = 0;
+        for (const QuantizedLinear& l : r.layers) {
+            const LogicalTensor* t = r.model->findLogical(l.name);
+            const TensorRef& stored = r.model->stored.at(static_cast<size_t>(t->replacedBy));
+            QCOMPARE(stored.dtype, DType::Grid);
+            QVERIFY(bitIdentical(readMatrix(*r.model, *t), l.layer.weights));
+            packedBytes += stored.nbytes;
+            weights += t->elements();
+        }
+        // 4-bit codes + 40 bits per group of 32: 5.25 bits a weight (F32: 32).
+        QVERIFY(8.0 * static_cast<double>(packedBytes) / static_cast<double>(weights) <= 5.3);
+        // The engine reads the packed bytes in place; logits match the same model stored as F32.
+        Transformer packed(*r.model);
+        QCOMPARE(packed.linear(0, Role::AttnQ).W.type, DType::Grid);
+        Model dense = *r.model;
+        for (const QuantizedLinear& l : r.layers)
+            replaceTensor(dense, l.name, std::vector<float>(l.layer.weights.data(), l.layer.weights.data() + l.layer.weights.size()),
+                          {l.rows, l.cols});
+        Transformer f32(dense);
+        const std::vector<int32_t> ids{1, 400, 20, 33, 7, 250, 3, 99};
+        const Eigen::MatrixXf a = packed.logits(ids), b = f32.logits(ids);
+        QVERIFY((a - b).cwiseAbs().maxCoeff() <= 1e-5f * b.cwiseAbs().maxCoeff());
+        // Without keepLayerWeights the result holds figures only.
+        o.keepLayerWeights = false;
+        const ModelQuantizationResult lean = quantizeModel(*source, o);
+        QCOMPARE(lean.layers.front().layer.weights.size(), Eigen::Index{0});
+        QCOMPARE(lean.layers.front().rows, r.layers.front().rows);
+        QCOMPARE(lean.bitsPerWeight(), r.bitsPerWeight());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestPackedStorage)
+#include "test_packed_storage.moc"
