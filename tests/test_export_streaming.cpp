@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "quant/ggml_quantize.h"
+#include "quant/quantize_model.h"
 #include "synthetic_checkpoint.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -261,6 +262,7 @@ private slots:
     void vectorEncodersGiveTheScalarBits();
     void ggufEveryTypeEqualsWholeTensorPath();
     void ggufEditedAndFactoredEqualWholeTensorPath();
+    void packedLayersExportAsTheirValues();
     void hfEqualsWholeTensorPathAtEveryBandSize();
     void heapStaysFarBelowOneTensor();
     void cancelAndWriteFailureMidTensorLeaveNothing();
@@ -385,6 +387,55 @@ void TestExportStreaming::ggufEditedAndFactoredEqualWholeTensorPath()
             }
         }
     }
+}
+
+// Layers kept compressed in the edited model (quant/packed_storage.h): packed
+// grids are decoded row by row; ggml blocks of the target type are copied.
+void TestExportStreaming::packedLayersExportAsTheirValues()
+{
+    LL_REQUIRE_SHARED();
+    const std::string dir = test::scratchDir();
+    QuantizeModelOptions rtn;
+    rtn.config.method = QuantMethod::Rtn;
+    rtn.config.grid = {4, false, 32};
+    // stories260K-hf: grid rows of q and k permuted to llama.cpp's layout as they are decoded.
+    const auto grids = quantizeModel(*openModel(shared("models/stories260K-hf")), rtn).model;
+    QCOMPARE(grids->stored.at(static_cast<size_t>(grids->findLogical("blocks.0.attn.q.weight")->replacedBy)).dtype, DType::Grid);
+    for (DType type : {DType::F32, DType::F16, DType::Q8_0})
+        for (size_t chunk : {size_t{1}, size_t{0}}) {
+            GgufExportOptions opt;
+            opt.type = type;
+            opt.chunkBytes = chunk;
+            opt.overwrite = true;
+            exportGguf(*grids, dir + "/grid.gguf", opt);
+            requireWholeTensorBytes(*grids, dir + "/grid.gguf", "RTN grids as " + std::string(dtypeName(type)));
+        }
+    HfExportOptions h;
+    h.chunkBytes = 1;
+    exportHf(*grids, dir + "/grid-hf", h);
+    requireWholeTensorValues(*grids, dir + "/grid-hf", DType::F32, "RTN grids, HF");
+
+    // llama.cpp's Q8_0 applied in LayerLab to the attention, exported as Q8_0: the blocks themselves.
+    QuantizeModelOptions q8;
+    q8.config.method = QuantMethod::Ggml;
+    q8.config.ggmlType = DType::Q8_0;
+    q8.layers = "attn"; // rows of 64 values (the MLP's down rows of 172 hold no whole blocks)
+    const auto blocks = quantizeModel(*openModel(shared("models/stories260K/stories260K.bin")), q8).model;
+    GgufExportOptions opt;
+    opt.type = DType::Q8_0;
+    exportGguf(*blocks, dir + "/q8.gguf", opt);
+    const auto g = openModel(dir + "/q8.gguf");
+    int copied = 0;
+    for (const LogicalTensor& t : blocks->tensors) {
+        if (t.replacedBy < 0)
+            continue;
+        const TensorRef& edited = blocks->stored.at(static_cast<size_t>(t.replacedBy));
+        QCOMPARE(edited.dtype, DType::Q8_0);
+        const TensorRef& out = g->storedOf(*g->findLogical(t.logicalName));
+        QVERIFY2(out.nbytes == edited.nbytes && std::memcmp(out.data, edited.data, edited.nbytes) == 0, t.logicalName.c_str());
+        ++copied;
+    }
+    QCOMPARE(copied, 20);
 }
 
 void TestExportStreaming::hfEqualsWholeTensorPathAtEveryBandSize()

@@ -101,16 +101,32 @@ std::vector<float> transpose(const std::vector<float>& v, int64_t rows, int64_t 
 
 // ---- readers ----
 
-// Rows of the stored tensor decoded where they lie (the fast row decoders).
+// Rows of the stored tensor decoded where they lie: the fast row decoders, or a
+// packed grid's rows (an edited RTN / GPTQ / AWQ layer kept compressed).
+int64_t storedCols(const TensorRef& ref) { return ref.shape.empty() ? 1 : ref.shape.back(); }
+
 bool readableByRows(const TensorRef& ref)
 {
-    const int64_t cols = ref.shape.empty() ? 1 : ref.shape.back();
-    return ref.data && hasRowKernels(ref.dtype) && (cols == 0 || storedRowBytes(ref.dtype, cols) > 0);
+    const int64_t cols = storedCols(ref);
+    if (!ref.data)
+        return false;
+    if (ref.dtype == DType::Grid)
+        return ref.grid && ref.grid->cols == cols && ref.shape.size() == 2;
+    return hasRowKernels(ref.dtype) && (cols == 0 || storedRowBytes(ref.dtype, cols) > 0);
 }
 
-RowReader storedRows(const TensorRef& ref, RowMap rowOf)
+BandReader storedRows(const TensorRef& ref, RowMap rowOf)
 {
-    const int64_t cols = ref.shape.empty() ? 1 : ref.shape.back();
+    const int64_t cols = storedCols(ref);
+    if (ref.dtype == DType::Grid) {
+        auto m = std::make_shared<StoredMatrix>(
+            StoredMatrix::view(ref.dtype, ref.data, ref.elements() / std::max<int64_t>(cols, 1), cols, ref.keepAlive, ref.grid));
+        auto reader = std::make_shared<RowReader>(*m);
+        return [m, reader, rowOf, cols](int64_t r0, int64_t n, float* out) {
+            for (int64_t i = 0; i < n; ++i)
+                reader->decode(rowOf ? rowOf(r0 + i) : r0 + i, out + i * cols);
+        };
+    }
     const size_t rowBytes = storedRowBytes(ref.dtype, cols);
     const RowDecodeFn decode = rowKernels(ref.dtype).decode;
     const uint8_t* data = ref.data;
@@ -126,13 +142,13 @@ RowReader storedRows(const TensorRef& ref, RowMap rowOf)
 
 // A tensor that can only be produced whole (transposed or 1-D parts, types
 // without row decoders): produced on the first read, freed with the reader.
-std::function<RowReader()> wholeReader(std::function<std::vector<float>()> produce, std::vector<int64_t> shape, std::string name)
+std::function<BandReader()> wholeReader(std::function<std::vector<float>()> produce, std::vector<int64_t> shape, std::string name)
 {
     return [produce = std::move(produce), shape = std::move(shape), name = std::move(name)] {
         auto cache = std::make_shared<std::vector<float>>();
         auto filled = std::make_shared<bool>(false);
         const int64_t cols = shape.empty() ? 1 : shape.back();
-        return RowReader([=](int64_t r0, int64_t n, float* out) {
+        return BandReader([=](int64_t r0, int64_t n, float* out) {
             if (!*filled) {
                 *cache = produce();
                 *filled = true;
@@ -148,7 +164,7 @@ std::function<RowReader()> wholeReader(std::function<std::vector<float>()> produ
 
 // How to read a logical tensor's rows (logical layout).
 struct RowPlan {
-    std::function<RowReader()> open;
+    std::function<BandReader()> open;
     const TensorRef* stored = nullptr; // rows are this stored tensor's rows (see PlannedTensor::stored)
     RowMap storedRowOf;
 };
@@ -174,10 +190,10 @@ RowPlan factoredRows(const Model& m, const LogicalTensor& t)
         auto B = std::make_shared<MatrixRM>(k, in);
         if (k > 0)
             *B = Eigen::Map<const MatrixRM>(decodeStored(b).data(), k, in);
-        RowReader aRows = k > 0 ? storedRows(a, {}) : RowReader{};
+        BandReader aRows = k > 0 ? storedRows(a, {}) : BandReader{};
         auto tile = std::make_shared<MatrixRM>();
         auto tileIndex = std::make_shared<int64_t>(-1);
-        return RowReader([=](int64_t r0, int64_t n, float* dst) {
+        return BandReader([=](int64_t r0, int64_t n, float* dst) {
             for (int64_t r = r0; r < r0 + n;) {
                 const int64_t t = r / kFactorTileRows, first = t * kFactorTileRows;
                 if (*tileIndex != t) {
@@ -235,12 +251,12 @@ RowPlan logicalRows(const Model& m, const LogicalTensor& t)
 
 // Rows of `inner` in the order `source` gives, band by band through whole
 // heads of `hd` rows (a band of output rows needs only the heads it covers).
-std::function<RowReader()> permutedReader(std::function<RowReader()> inner, RowMap source, int64_t hd, int64_t cols)
+std::function<BandReader()> permutedReader(std::function<BandReader()> inner, RowMap source, int64_t hd, int64_t cols)
 {
     return [inner = std::move(inner), source = std::move(source), hd, cols] {
-        RowReader read = inner();
+        BandReader read = inner();
         auto scratch = std::make_shared<std::vector<float>>();
-        return RowReader([=](int64_t r0, int64_t n, float* out) {
+        return BandReader([=](int64_t r0, int64_t n, float* out) {
             const int64_t lo = r0 / hd * hd, hi = (r0 + n + hd - 1) / hd * hd;
             scratch->resize(static_cast<size_t>((hi - lo) * cols));
             read(lo, hi - lo, scratch->data());
@@ -268,7 +284,7 @@ PlannedTensor computedTensor(const std::string& name, std::vector<float> values)
     p.name = name;
     p.shape = {static_cast<int64_t>(values.size())};
     auto v = std::make_shared<const std::vector<float>>(std::move(values));
-    p.openRows = [v] { return RowReader([v](int64_t, int64_t, float* out) { std::copy(v->begin(), v->end(), out); }); };
+    p.openRows = [v] { return BandReader([v](int64_t, int64_t, float* out) { std::copy(v->begin(), v->end(), out); }); };
     return p;
 }
 
@@ -347,7 +363,7 @@ PlannedTensor rebuildStored(const Model& m, const std::string& name, std::vector
             offset += strided ? t->partGroupRows : rowsOf(t->shape);
         }
         p.openRows = [plans, offsets, parts, strided, stride, cols] {
-            std::vector<RowReader> readers;
+            std::vector<BandReader> readers;
             for (const RowPlan& rp : plans)
                 readers.push_back(rp.open());
             // (part, its logical row) of output row R
@@ -359,7 +375,7 @@ PlannedTensor rebuildStored(const Model& m, const std::string& name, std::vector
                 const int64_t row = strided ? (R / stride) * parts[k]->partGroupRows + within - offsets[k] : within - offsets[k];
                 return std::pair<size_t, int64_t>{k, row};
             };
-            return RowReader([=](int64_t r0, int64_t n, float* out) {
+            return BandReader([=](int64_t r0, int64_t n, float* out) {
                 for (int64_t i = 0; i < n;) {
                     const auto [k, row] = locate(r0 + i);
                     int64_t run = 1; // consecutive rows of the same part

@@ -17,7 +17,7 @@
 namespace ll {
 
 // Writes rows [r0, r0 + n) of a tensor as F32 into out (n * rowLength values, row-major).
-using RowReader = std::function<void(int64_t r0, int64_t n, float* out)>;
+using BandReader = std::function<void(int64_t r0, int64_t n, float* out)>;
 
 struct PlannedTensor {
     std::string name;
@@ -25,7 +25,7 @@ struct PlannedTensor {
     bool isBias = false;
     // Makes a reader of the rows; what the reader holds (a decoded factor, a
     // tensor that could only be read whole) is freed with it.
-    std::function<RowReader()> openRows;
+    std::function<BandReader()> openRows;
     // Set when every row is a whole row of the stored tensor `stored` as the
     // file holds it: row r is its row storedRowOf(r) (identity when empty).
     const TensorRef* stored = nullptr;

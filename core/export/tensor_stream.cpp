@@ -88,9 +88,9 @@ void convertBands(FileWriter& out, const PlannedTensor& t, DType type, StreamBuf
     const size_t outRow = storedRowBytes(type, cols);
     const bool floats = type == DType::F32 || type == DType::F16 || type == DType::BF16;
     const bool threaded = !floats || (type != DType::F32 && bestEncodePath() == EncodePath::Scalar);
-    const RowReader read = t.openRows();
+    const BandReader read = t.openRows();
     const bool concurrentReads = t.stored != nullptr; // stored rows are decoded where they lie
-    ReadAhead ahead(t, t.stored ? storedRowBytes(t.stored->dtype, cols) : 0);
+    ReadAhead ahead(t, !t.stored ? 0 : t.stored->grid ? t.stored->grid->rowBytes() : storedRowBytes(t.stored->dtype, cols));
     BandWriter& writer = buffers.writer();
     const int64_t band = chunkRows(cols, t.rowAlign, rows, buffers.chunkBytes());
     for (int64_t r0 = 0; r0 < rows; r0 += band) {
