@@ -6,6 +6,8 @@
 #include "test_support.h"
 
 #include "engine/architecture.h"
+#include "engine/transformer.h"
+#include "kernels/matmul.h"
 #include "export/atomic_file.h"
 #include "export/float_encode.h"
 #include "export/gguf_export.h"
@@ -665,6 +667,27 @@ void TestExportStreaming::llama3RopeScalingInGguf()
     const RotarySpec plain = architectureOf(m->config, plainMeta).rotary;
     for (size_t i = 0; i < factors.size(); ++i)
         QVERIFY2(std::fabs(plain.invFreq[i] / factors[i] / scaled.invFreq[i] - 1.0f) < 1e-6f, std::to_string(i).c_str());
+    // Read back, the GGUF computes what the folder computes: the engine divides
+    // the plain frequencies by rope_freqs (before: the unscaled logits).
+    {
+        // F32 weights and exact products on both sides: only the rotary angles may differ.
+        GgufExportOptions f32;
+        f32.type = DType::F32;
+        const std::string exact = test::scratchDir() + "/llama3-f32.gguf";
+        exportGguf(*m, exact, f32);
+        setBf16Products(Bf16Products::F32);
+        const Transformer fromFolder(*m), fromGguf(*openModel(exact));
+        const std::vector<int32_t> ids{1, 30, 200, 7, 99, 400, 12, 3, 64, 5, 250, 17};
+        const Eigen::MatrixXf a = fromFolder.logits(ids), b = fromGguf.logits(ids);
+        QVERIFY((a - b).cwiseAbs().maxCoeff() <= 1e-4f * a.cwiseAbs().maxCoeff());
+        auto withoutFactors = openModel(exact);
+        for (LogicalTensor& t : withoutFactors->tensors)
+            if (t.logicalName == "rope_freqs.weight")
+                t.logicalName = "unused";
+        const Eigen::MatrixXf c = Transformer(*withoutFactors).logits(ids);
+        setBf16Products(Bf16Products::Native);
+        QVERIFY((a - c).cwiseAbs().maxCoeff() > 10 * (a - b).cwiseAbs().maxCoeff()); // the factors matter here
+    }
     // Exported again from that GGUF, the tensor travels as it is.
     const std::string again = test::scratchDir() + "/llama3-q8.gguf";
     GgufExportOptions q8;
