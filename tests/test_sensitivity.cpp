@@ -209,6 +209,52 @@ private slots:
         }
     }
 
+    // The block-input cache (in memory or spilled to a file) gives the rows a
+    // whole forward pass per layer gives, bit for bit.
+    void cachedBlockInputsChangeNothing()
+    {
+        LL_REQUIRE_SHARED();
+        const CompressionState base = CompressionState::initial(stories());
+        SensitivityOptions o;
+        o.step = rtn(3, 32);
+        o.names = kFive;
+        o.scoring = windows(3);
+        o.cacheBlockInputs = false;
+        const SensitivityResult whole = measureSensitivity(base, o, evalTokens(), calibration());
+        o.cacheBlockInputs = true;
+        const SensitivityResult cached = measureSensitivity(base, o, evalTokens(), calibration());
+        o.cacheBudgetBytes = 0;
+        const SensitivityResult spilled = measureSensitivity(base, o, evalTokens(), calibration());
+        for (size_t i = 0; i < whole.rows.size(); ++i) {
+            QCOMPARE(cached.rows[i].ppl, whole.rows[i].ppl);
+            QCOMPARE(*cached.rows[i].kl, *whole.rows[i].kl);
+            QCOMPARE(spilled.rows[i].ppl, whole.rows[i].ppl);
+        }
+    }
+
+    // The proxy: one step on every layer, each ranked by its output error as
+    // that step reports it; nothing evaluated.
+    void proxyRanksByOutputError()
+    {
+        LL_REQUIRE_SHARED();
+        const CompressionState base = CompressionState::initial(stories());
+        SensitivityOptions o;
+        o.step = rtn(3, 32);
+        o.proxyOutputError = true;
+        SensitivityResult r = measureSensitivity(base, o, {}, calibration());
+        QCOMPARE(r.rows.size(), size_t{35});
+        RecipeStep all = rtn(3, 32);
+        all.params["output_error"] = true;
+        const StepOutcome out = applyStep(base, all, calibration());
+        for (const LayerSensitivity& row : r.rows) {
+            QVERIFY(row.outputError && *row.outputError > 0.0);
+            QCOMPARE(*row.outputError, *out.state.layers.at(row.name).outputError);
+            QVERIFY(std::isnan(row.deltaPpl));
+        }
+        sortBySensitivity(r.rows, SensitivityMetric::OutputError);
+        QVERIFY(*r.rows.front().outputError >= *r.rows.back().outputError);
+    }
+
     void cliRankingMatchesApi()
     {
         LL_REQUIRE_SHARED();

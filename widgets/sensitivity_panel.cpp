@@ -78,6 +78,7 @@ QString metricLabel(SensitivityMetric m)
     case SensitivityMetric::DeltaNll: return QStringLiteral("ΔNLL");
     case SensitivityMetric::Kl: return QStringLiteral("KL");
     case SensitivityMetric::Top1: return QStringLiteral("1 − top-1");
+    case SensitivityMetric::OutputError: return QStringLiteral("output error");
     }
     return {};
 }

@@ -59,7 +59,7 @@ inline SensitivityMetric metric(const Args& a, const std::string& fallback)
     const std::string m = a.valueOr("metric", fallback);
     const auto parsed = parseSensitivityMetric(m);
     if (!parsed)
-        throw UsageError("--metric must be dppl, dnll, kl or top1 (not '" + m + "')");
+        throw UsageError("--metric must be dppl, dnll, kl, top1 or output-error (not '" + m + "')");
     return *parsed;
 }
 

@@ -40,8 +40,10 @@ struct Evaluation {
 
 // One pass over the windows: NLL per position (as evaluatePerplexity), and
 // either captures the reference or compares against it (as compareModels).
+// With a cache, the model equals the cache's from block `first` on and only those blocks run.
 Evaluation evaluate(const Transformer& model, std::span<const int32_t> tokens, const ScoringOptions& scoring,
-                    ReferenceLogits* capture, const ReferenceLogits* reference, Progress* progress)
+                    ReferenceLogits* capture, const ReferenceLogits* reference, Progress* progress,
+                    const BlockInputCache* cache = nullptr, int first = 0)
 {
     const WindowPlan plan = planWindows(static_cast<int64_t>(tokens.size()), scoring);
     const size_t rows = static_cast<size_t>(plan.tokensScored());
@@ -57,7 +59,7 @@ Evaluation evaluate(const Transformer& model, std::span<const int32_t> tokens, c
         fail(ErrorCode::InvalidArgument, "", "the compressed model's vocabulary differs from the base model's");
     const Transformer* models[] = {&model};
     const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(vocab, 1));
-    scoreWindows(models, tokens, scoring, progress, [&](const ScoredChunk& c) {
+    const auto onChunk = [&](const ScoredChunk& c) {
         const MatrixRM& q = *c.logits[0];
         parallelFor(q.rows(), grain, [&](int64_t r0, int64_t r1) {
             Eigen::ArrayXf lq;
@@ -83,7 +85,11 @@ Evaluation evaluate(const Transformer& model, std::span<const int32_t> tokens, c
                 }
             }
         });
-    });
+    };
+    if (cache)
+        scoreWindowsFrom(model, *cache, first, tokens, scoring, progress, onChunk);
+    else
+        scoreWindows(models, tokens, scoring, progress, onChunk);
     MeanAccumulator acc, klAcc;
     for (double x : nll)
         acc.add(x);
@@ -136,6 +142,54 @@ bool swappable(const CompressionState& base, const StepOutcome& out, const Logic
     return after && after->shape == before.shape && before.block >= 0;
 }
 
+// Every target at once per template, ranked by each layer's own output error.
+std::vector<SensitivityResult> proxySensitivities(const CompressionState& base, const std::vector<RecipeStep>& steps,
+                                                  const std::vector<const LogicalTensor*>& targets,
+                                                  const CalibrationText& calibration, const SensitivitySweepCallback& onRow,
+                                                  Progress* progress)
+{
+    std::string names;
+    for (const LogicalTensor* t : targets) {
+        if (!names.empty())
+            names += '|';
+        names += exactNamePattern(t->logicalName);
+    }
+    std::vector<SensitivityResult> results;
+    for (size_t si = 0; si < steps.size(); ++si) {
+        const auto s0 = Clock::now();
+        RecipeStep step = steps[si];
+        step.layers = names;
+        if (!step.usesCalibration())
+            step.params["output_error"] = true;
+        SubProgress sub(progress, static_cast<double>(si) / static_cast<double>(steps.size()),
+                        static_cast<double>(si + 1) / static_cast<double>(steps.size()));
+        const StepOutcome out = applyStep(base, step, calibration, &sub);
+        SensitivityResult result;
+        result.step = steps[si];
+        for (size_t i = 0; i < targets.size(); ++i) {
+            const LogicalTensor& t = *targets[i];
+            LayerSensitivity row;
+            row.name = t.logicalName;
+            row.block = t.block;
+            row.role = t.role;
+            row.badge = singleLayerStep(steps[si], t.logicalName).badge();
+            row.weights = t.elements();
+            row.ppl = row.deltaPpl = row.nll = row.deltaNll = kNaN;
+            if (const auto rec = out.state.layers.find(t.logicalName); rec != out.state.layers.end()) {
+                row.bitsPerWeight = rec->second.bitsPerWeight;
+                row.weightError = rec->second.weightError;
+                row.outputError = rec->second.outputError;
+            }
+            result.rows.push_back(row);
+            if (onRow)
+                onRow(si, result.rows.back(), i, targets.size());
+        }
+        result.seconds = secondsSince(s0);
+        results.push_back(std::move(result));
+    }
+    return results;
+}
+
 } // namespace
 
 const char* sensitivityMetricName(SensitivityMetric m)
@@ -145,6 +199,7 @@ const char* sensitivityMetricName(SensitivityMetric m)
     case SensitivityMetric::DeltaNll: return "dnll";
     case SensitivityMetric::Kl: return "kl";
     case SensitivityMetric::Top1: return "top1";
+    case SensitivityMetric::OutputError: return "output-error";
     }
     return "?";
 }
@@ -152,7 +207,7 @@ const char* sensitivityMetricName(SensitivityMetric m)
 std::optional<SensitivityMetric> parseSensitivityMetric(const std::string& name)
 {
     for (SensitivityMetric m : {SensitivityMetric::DeltaPpl, SensitivityMetric::DeltaNll, SensitivityMetric::Kl,
-                                SensitivityMetric::Top1})
+                                SensitivityMetric::Top1, SensitivityMetric::OutputError})
         if (name == sensitivityMetricName(m))
             return m;
     return std::nullopt;
@@ -173,6 +228,7 @@ double LayerSensitivity::value(SensitivityMetric m) const
     case SensitivityMetric::DeltaNll: return deltaNll;
     case SensitivityMetric::Kl: return kl ? *kl : kNaN;
     case SensitivityMetric::Top1: return top1 ? 1.0 - *top1 : kNaN;
+    case SensitivityMetric::OutputError: return outputError ? *outputError : kNaN;
     }
     return kNaN;
 }
@@ -184,7 +240,7 @@ nlohmann::json LayerSensitivity::toJson() const
             {"badge", badge},      {"weights", weights},     {"bits_per_weight", opt(bitsPerWeight)},
             {"weight_error", opt(weightError)}, {"ppl", ppl}, {"delta_ppl", deltaPpl},
             {"nll", nll},          {"delta_nll", deltaNll},  {"kl", opt(kl)},
-            {"top1", opt(top1)},   {"seconds", seconds}};
+            {"top1", opt(top1)},   {"output_error", opt(outputError)}, {"seconds", seconds}};
 }
 
 nlohmann::json SensitivityResult::toJson() const
@@ -258,6 +314,9 @@ std::vector<SensitivityResult> measureSensitivities(const CompressionState& base
             targets.push_back(selectTargets(*base.model, exactNamePattern(n)).front());
     }
 
+    if (options.proxyOutputError)
+        return proxySensitivities(base, steps, targets, calibration, onRow, progress);
+
     const WindowPlan plan = planWindows(static_cast<int64_t>(evalTokens.size()), options.scoring);
     if (options.compareLogits) {
         const uint64_t bytes = static_cast<uint64_t>(plan.tokensScored()) * static_cast<uint64_t>(base.model->config.vocab) * 4u;
@@ -281,6 +340,13 @@ std::vector<SensitivityResult> measureSensitivities(const CompressionState& base
                       .ppl;
     }
     const ReferenceLogits* ref = options.compareLogits ? &reference : nullptr;
+    // Every block's input on the evaluation windows, once: a layer swapped into
+    // block l then costs blocks l..L-1 (half the model on average), not all.
+    std::unique_ptr<BlockInputCache> cache;
+    if (options.cacheBlockInputs && base.activations.empty()) {
+        SubProgress caching(progress, baseShare, baseShare);
+        cache = std::make_unique<BlockInputCache>(*engine, evalTokens, options.scoring, options.cacheBudgetBytes, &caching);
+    }
     const double baseSeconds = secondsSince(t0);
 
     std::vector<SensitivityResult> results;
@@ -313,7 +379,7 @@ std::vector<SensitivityResult> measureSensitivities(const CompressionState& base
             Evaluation e;
             if (swappable(base, out, t)) {
                 const SwappedLinear swap(*engine, *out.state.model, *out.state.model->findLogical(t.logicalName));
-                e = evaluate(*engine, evalTokens, options.scoring, nullptr, ref, &evalProgress);
+                e = evaluate(*engine, evalTokens, options.scoring, nullptr, ref, &evalProgress, cache.get(), t.block);
             } else {
                 SubProgress load(&evalProgress, 0.0, 0.3), run(&evalProgress, 0.3, 1.0);
                 const std::unique_ptr<Transformer> stepped = out.state.makeEngine(&load);
@@ -329,6 +395,7 @@ std::vector<SensitivityResult> measureSensitivities(const CompressionState& base
             if (const auto rec = out.state.layers.find(t.logicalName); rec != out.state.layers.end()) {
                 row.bitsPerWeight = rec->second.bitsPerWeight;
                 row.weightError = rec->second.weightError;
+                row.outputError = rec->second.outputError;
             }
             row.ppl = e.ppl.ppl;
             row.deltaPpl = e.ppl.ppl - basePpl.ppl;

@@ -14,7 +14,10 @@
 // Per layer: the step, then one forward pass over the evaluation windows. When
 // the step changes only that layer's weights (weight-only methods), the base
 // engine is reused with the one linear swapped in and restored afterwards,
-// instead of building an engine from the stepped model.
+// instead of building an engine from the stepped model, and the pass starts
+// from the layer's block, whose input on every window was cached with the
+// base evaluation (the blocks before it are unchanged): about half a forward
+// pass per layer on average instead of one (docs/sensitivity-cost.md).
 //
 // Calibration statistics are not shared between layers: quantizeModel /
 // pruneModel / factorizeModel take tokens, not statistics. A single-layer step
@@ -44,8 +47,9 @@ enum class SensitivityMetric {
     DeltaNll,   // mean NLL - base mean NLL (nats per token) = log(ppl / base ppl)
     Kl,         // mean KL(base || compressed), nats
     Top1,       // 1 - top-1 agreement with the base
+    OutputError,// the layer's own ||X (W - W^)^T|| / ||X W^T|| on calibration inputs (the proxy)
 };
-const char* sensitivityMetricName(SensitivityMetric m); // "dppl", "dnll", "kl", "top1"
+const char* sensitivityMetricName(SensitivityMetric m); // "dppl", "dnll", "kl", "top1", "output-error"
 std::optional<SensitivityMetric> parseSensitivityMetric(const std::string& name);
 
 struct SensitivityOptions {
@@ -56,6 +60,19 @@ struct SensitivityOptions {
     bool compareLogits = true;        // KL and top-1 (keeps the base's log-probabilities)
     // The base log-probabilities take scored positions x vocab x 4 bytes; more is refused.
     uint64_t maxCachedLogitBytes = uint64_t{1} << 30;
+    // Keep every block's input on the evaluation windows (blocks x tokens x
+    // hidden x 4 bytes; in memory up to cacheBudgetBytes, else a temporary
+    // file): a layer of block l is then measured by running blocks l..L-1 only,
+    // with the same numbers as a whole forward pass.
+    bool cacheBlockInputs = true;
+    uint64_t cacheBudgetBytes = uint64_t{1} << 30;
+    // The proxy: no evaluation per layer. The template runs once on every
+    // target together (one calibration pass), and each layer is ranked by its
+    // own output error on the calibration inputs (data-free methods measure it
+    // on the first kOutputErrorWindows windows). The cost of one step instead
+    // of one per layer; its agreement with the full measurement is in
+    // docs/sensitivity-cost.md. ppl, nll, KL and top-1 are then not measured (NaN).
+    bool proxyOutputError = false;
 
     static ScoringOptions defaultScoring(); // 8 windows of 128 tokens, full protocol
 };
@@ -71,6 +88,7 @@ struct LayerSensitivity {
     double ppl = 0, deltaPpl = 0;
     double nll = 0, deltaNll = 0;
     std::optional<double> kl, top1;   // when compareLogits
+    std::optional<double> outputError;   // the step's, on the calibration inputs (when measured)
     double seconds = 0;               // step + evaluation
 
     double value(SensitivityMetric m) const; // NaN when not measured

@@ -62,4 +62,34 @@ void scoreWindows(std::span<const Transformer* const> models, std::span<const in
                   const ScoringOptions& options, Progress* progress,
                   const std::function<void(const ScoredChunk&)>& onChunk);
 
+// The hidden states of every evaluation window at the input of every block of
+// one model, kept (in memory, past a budget in a temporary file: tokens x
+// hidden x 4 bytes per block) so that a model differing from it only from
+// block `first` on can be scored by running blocks first..L-1 alone. The
+// windows are grouped as scoreWindows groups them, so a score from the cache
+// is bit for bit the score of a whole forward pass.
+class BlockInputCache {
+public:
+    BlockInputCache(const Transformer& model, std::span<const int32_t> tokens, const ScoringOptions& options,
+                    uint64_t memoryBudgetBytes, Progress* progress = nullptr);
+    ~BlockInputCache();
+    BlockInputCache(const BlockInputCache&) = delete;
+    BlockInputCache& operator=(const BlockInputCache&) = delete;
+
+    int layers() const;
+    uint64_t bytes() const;
+    // Rows of windows [w0, w1) at block `block`'s input (a view into the cache).
+    ConstMatrixRef rows(int block, int64_t w0, int64_t w1) const;
+
+private:
+    struct Impl;
+    Impl* impl_;
+};
+
+// scoreWindows for one model that equals the cache's model before block
+// `first`: each window's forward pass starts from the cached input of `first`.
+void scoreWindowsFrom(const Transformer& model, const BlockInputCache& cache, int first, std::span<const int32_t> tokens,
+                      const ScoringOptions& options, Progress* progress,
+                      const std::function<void(const ScoredChunk&)>& onChunk);
+
 } // namespace ll
