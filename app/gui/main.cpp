@@ -271,7 +271,7 @@ int main(int argc, char** argv)
         else
             p->setTextFile(text);
         p->contextBox()->setValue(intValue(ctxOption, p->contextBox()->value()));
-        p->maxWindowsBox()->setValue(intValue(windowsOption, 0));
+        p->setScoreCount(intValue(windowsOption, 0), ll::gui::PerplexityPanel::CountUnit::Windows);
         QObject::connect(p, &ll::gui::PerplexityPanel::finished, &window, [p, &failed] {
             if (p->state() == ll::gui::PerplexityPanel::State::Failed) {
                 std::fprintf(stderr, "layerlab: evaluation failed: %s\n", qPrintable(p->statusText()));
