@@ -80,6 +80,7 @@ private slots:
         // Per token: 5 blocks and the head (2 · 64 · 512).
         QCOMPARE(c.flops, 640.0 * (5.0 * kBlockFlops + 2.0 * 64 * 512));
         QCOMPARE(c.seconds(1.0), c.flops / 1e9);
+        QCOMPARE(c.fixedSeconds, 0.0);
     }
 
     void calibrationByHand()
@@ -107,6 +108,8 @@ private slots:
         const JobCost spilled = estimateCalibration(m, s);
         QCOMPARE(part(spilled, "calibration activations"), 100000.0);
         QCOMPARE(spilled.spillBytes, 131072.0 - 100000.0);
+        // It reads the embedding (512 × 64) and blocks 0..2 (45 440 parameters each), in F32.
+        QCOMPARE(c.modelBytes, 4.0 * (512 * 64 + 3 * 45440));
     }
 
     void stepByHand()
@@ -124,6 +127,9 @@ private slots:
         // 4 bits + a float scale and a byte zero per group of 32: 5.25 bits a weight.
         QCOMPARE(part(c, "compressed layers"), (64.0 * 172 + 64.0 * 64) * 5.25 / 8.0);
         QCOMPARE(c.flops, 20.0 * (64 * 172 + 64 * 64));
+        QCOMPARE(c.fixedSeconds, kStepSecondsPerWeight * (64 * 172 + 64 * 64)); // decode, pack, check, weight error
+        QCOMPARE(c.modelBytes, 4.0 * (64 * 172 + 64 * 64));                    // it reads its two layers only
+        QCOMPARE(c.seconds(40.0), c.flops / 40e9 + c.fixedSeconds);
 
         // Asking for the output error runs the calibration on at most 8 windows through block 1.
         RecipeStep measured = rtn;

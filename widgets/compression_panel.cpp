@@ -716,6 +716,7 @@ void CompressionPanel::runPreview(PreviewChoice choice)
         askSample_->setText(tr("Run on %1 windows (%2)").arg(std::min(plan.windows, kPreviewSampleWindows)).arg(estimateSummary(plan.sampleCost)));
         askSample_->setVisible(plan.windows > kPreviewSampleWindows);
         askBar_->show();
+        clearPreview(QString()); // what was shown is not of this step
         setStatus(tr("The preview waits for your choice: a calibration pass on this model takes a while."));
         return;
     }

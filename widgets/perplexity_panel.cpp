@@ -100,6 +100,11 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     progress_->setValue(0);
     progress_->setTextVisible(true);
     progress_->setFormat(QString());
+    // The running job's line ("scoring: window 12 of 40 · 1:23 left"): under the bar, not in it.
+    progressText_ = new QLabel(this);
+    progressText_->setObjectName(QStringLiteral("evalProgressText"));
+    setSecondaryText(progressText_);
+    progressText_->setWordWrap(true);
     statusLabel_ = new QLabel(this);
     statusLabel_->setObjectName(QStringLiteral("evalStatus"));
     statusLabel_->setWordWrap(true);
@@ -125,6 +130,7 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     auto* controls = new QVBoxLayout;
     controls->addLayout(form);
     controls->addLayout(buttons);
+    controls->addWidget(progressText_);
     controls->addWidget(statusLabel_);
     controls->addStretch(1);
 
@@ -216,7 +222,8 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     connect(cancelButton_, &QPushButton::clicked, this, &PerplexityPanel::cancel);
     connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
         progress_->setValue(permille);
-        progress_->setFormat(QStringLiteral("%1  %p %").arg(what));
+        progress_->setFormat(QStringLiteral("%p %"));
+        progressText_->setText(what);
     });
     connect(runner_, &JobRunner::runningChanged, this, [this](bool running) {
         updateEnabled();
@@ -265,9 +272,10 @@ void PerplexityPanel::rebuildTextBox(const TextSource& select)
     }
     textBox_->insertSeparator(textBox_->count());
     textBox_->addItem(tr("Choose a file…"), QString::fromLatin1(kChooseMarker));
+    // The first match: the separator's empty data would otherwise "match" the built-in sample.
     int index = 0;
-    for (int i = 0; i < textBox_->count(); ++i)
-        if (textBox_->itemData(i).toString() == select.path)
+    for (int i = textBox_->count() - 1; i >= 0; --i)
+        if (textBox_->itemData(i).toString() == select.path && !textBox_->itemText(i).isEmpty())
             index = i;
     textBox_->setCurrentIndex(index);
     lastTextIndex_ = index;
@@ -389,8 +397,15 @@ void PerplexityPanel::run()
         const double bytes = text.isBuiltin() ? 8192.0 : static_cast<double>(QFileInfo(text.path).size());
         windows = std::max<int64_t>(1, static_cast<int64_t>(bytes / 2.0) / std::max<int64_t>(1, options.context));
     }
-    const JobCost cost = estimateEvaluation(*model, windows, options.context, computeThreadCount());
+    const int threads = computeThreadCount();
+    const JobCost cost = estimateEvaluation(*model, windows, options.context, threads);
     const JobCheck check = checkJob(cost);
+    // On a large model a batch of ~4096 tokens takes minutes: one window per thread
+    // per batch instead, so that progress (and the time left) moves every few
+    // seconds. The scores do not depend on the batching.
+    const int64_t defaultBatch = std::max<int64_t>({1, 4096 / std::max(1, contextBox_->value()), threads});
+    if (estimateEvaluation(*model, std::min(windows, defaultBatch), options.context, threads).seconds(machineGflops()) > 10.0)
+        options.windowsPerBatch = threads;
     if (!check.ok) {
         setState(State::Failed, check.refusal);
         return;
@@ -493,6 +508,8 @@ void PerplexityPanel::setState(State state, const QString& message)
     const bool failed = state == State::Failed;
     statusLabel_->setText(message);
     statusLabel_->setStyleSheet(failed ? QStringLiteral("color: #b3261e;") : QString());
+    if (state != State::Running && state != State::Cancelling)
+        progressText_->clear();
     if (state == State::Done || state == State::Failed || state == State::Cancelled || state == State::Idle) {
         progress_->setValue(state == State::Done ? 1000 : 0);
         progress_->setFormat(state == State::Done ? tr("done") : QString());

@@ -110,6 +110,7 @@ private:
     QPushButton* runButton_;
     QPushButton* cancelButton_;
     QProgressBar* progress_;
+    QLabel* progressText_;
     QLabel* statusLabel_;
     QLabel* pplLabel_;
     QLabel* nllLabel_;

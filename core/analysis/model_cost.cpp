@@ -234,20 +234,43 @@ const MemoryPart* JobCost::largestPart() const
     return best;
 }
 
-double modelStoredBytes(const Model& model)
+namespace {
+
+// Stored bytes of the logical tensors `keep` accepts, each stored tensor once.
+template <class Keep>
+double storedBytesWhere(const Model& model, Keep keep)
 {
     if (model.config.synthetic)
         return 0.0; // generated in memory: nothing to map
     std::set<size_t> seen;
     double bytes = 0.0;
     for (const LogicalTensor& t : model.tensors) {
-        if (t.edited() || !seen.insert(t.stored).second)
+        if (t.edited() || !keep(t) || !seen.insert(t.stored).second)
             continue;
         const TensorRef& s = model.stored.at(t.stored);
         if (!s.edited)
             bytes += static_cast<double>(s.nbytes);
     }
     return bytes;
+}
+
+} // namespace
+
+double modelStoredBytes(const Model& model, int lastBlock)
+{
+    return storedBytesWhere(model, [lastBlock](const LogicalTensor& t) {
+        if (lastBlock < 0)
+            return true;
+        if (t.block >= 0)
+            return t.block <= lastBlock;
+        return t.role == Role::Embedding || t.role == Role::PositionEmbedding || t.role == Role::EmbedProjIn;
+    });
+}
+
+double tensorStoredBytes(const Model& model, const std::vector<std::string>& names)
+{
+    const std::set<std::string> wanted(names.begin(), names.end());
+    return storedBytesWhere(model, [&](const LogicalTensor& t) { return wanted.count(t.logicalName) != 0; });
 }
 
 double blockFlopsPerToken(const Model& model, int block, int64_t context)
@@ -318,7 +341,7 @@ JobCost estimateCalibration(const Model& model, const CalibrationShape& s)
                             gramBytes(model) + s.threads * kFloat * static_cast<double>(widest) * static_cast<double>(widest),
                             "a method that needs no Hessians (RTN, NF4, magnitude or Wanda pruning, SVD)"});
     }
-    j.modelBytes = modelStoredBytes(model);
+    j.modelBytes = modelStoredBytes(model, s.lastBlock);
     double perToken = 0.0;
     for (int b = 0; b <= s.lastBlock && b < c.layers; ++b)
         perToken += blockFlopsPerToken(model, b, s.context);
@@ -356,6 +379,7 @@ void addCost(JobCost& into, const JobCost& from)
     into.modelBytes = std::max(into.modelBytes, from.modelBytes);
     into.spillBytes += from.spillBytes;
     into.flops += from.flops;
+    into.fixedSeconds += from.fixedSeconds;
 }
 
 std::vector<const LogicalTensor*> logicalTargets(const Model& model, const std::vector<std::string>& names)
@@ -389,7 +413,8 @@ JobCost estimateStep(const CompressionState& state, const RecipeStep& step, cons
         s.threads = threads;
         addCost(j, estimateCalibration(model, s));
     }
-    j.modelBytes = modelStoredBytes(model);
+    // The layers it writes are read (a calibration pass reads its blocks as well).
+    j.modelBytes = std::max(j.modelBytes, tensorStoredBytes(model, targets));
     double largest = 0.0, work = 0.0, results = 0.0, flops = 0.0;
     for (const LogicalTensor* t : layers) {
         const LayerWork w = layerWork(step, rowsOf(*t), colsOf(*t));
@@ -397,6 +422,7 @@ JobCost estimateStep(const CompressionState& state, const RecipeStep& step, cons
         work = std::max(work, w.workBytes);
         results += w.resultBytes;
         flops += w.flops;
+        j.fixedSeconds += kStepSecondsPerWeight * rowsOf(*t) * colsOf(*t);
     }
     // W in F32, the method's result in F32, its error or update: three copies of the largest layer.
     j.memory.push_back({"the largest layer in F32 (3 copies)", 3.0 * kFloat * largest + work,
@@ -452,6 +478,7 @@ JobCost estimateSensitivity(const CompressionState& state, const RecipeStep& ste
     for (const std::string& name : targets) {
         const JobCost one = estimateStep(state, step, {name}, calibration, threads);
         stepFlops += one.flops;
+        j.fixedSeconds += one.fixedSeconds;
         worst = std::max(worst, one.workingBytes());
     }
     j.memory.push_back({"one layer's step", worst, "a method that needs no calibration"});
@@ -469,6 +496,7 @@ JobCost estimateExport(const Model& model)
     j.memory.push_back({"the largest tensor in F32 and encoded", 2.0 * kFloat * largest, "another output type"});
     j.modelBytes = modelStoredBytes(model);
     j.flops = 10.0 * static_cast<double>(model.parameterCount());
+    j.fixedSeconds = kStepSecondsPerWeight * static_cast<double>(model.parameterCount()); // decode, encode, write
     return j;
 }
 

@@ -49,17 +49,25 @@ struct JobCost {
     double modelBytes = 0.0;           // stored weights it reads through the mapping (page cache)
     double spillBytes = 0.0;           // calibration activations past the in-memory budget: a temporary file
     double flops = 0.0;                // floating-point operations (2 per multiply-add)
+    // Work bound by memory, not arithmetic (decoding, packing, checking the
+    // packed form, the weight error of every layer a step writes), in seconds.
+    double fixedSeconds = 0.0;
 
     double workingBytes() const;       // the sum of `memory`
-    double seconds(double gflops) const { return gflops > 0.0 ? flops / (gflops * 1e9) : 0.0; }
+    double seconds(double gflops) const { return (gflops > 0.0 ? flops / (gflops * 1e9) : 0.0) + fixedSeconds; }
     // The largest part (what to change first); nullptr when there is none.
     const MemoryPart* largestPart() const;
 };
 
-// The throughput assumed before LayerLab has measured one on this machine
-// (F32 GEMM of the forward pass on two cores, about what this project's
-// development machine gives; the GUI replaces it by the rate of its last evaluation).
-constexpr double kAssumedGflops = 40.0;
+// The throughput assumed before LayerLab has measured one on this machine:
+// the forward pass of the 1B model ran at 72 GFLOP/s on the development
+// machine with one of its two cores busy elsewhere; kept on the low side, so
+// that estimates err long. The GUI replaces it by the rate of its last evaluation.
+constexpr double kAssumedGflops = 50.0;
+// Per weight a step writes: reading it, encoding the result, checking the
+// packed form and the weight error (measured 18-30 ns for RTN on the 1B model,
+// where the rounding itself is 2 % of it).
+constexpr double kStepSecondsPerWeight = 25e-9;
 
 // Calibration text run through blocks 0..lastBlock (streaming, core/calib).
 struct CalibrationShape {
@@ -73,8 +81,13 @@ struct CalibrationShape {
     double activationBudgetBytes = double(uint64_t{2} << 30); // BlockStatsOptions: past it, a temporary file
 };
 
-// Stored bytes of the weights a forward pass reads: every stored tensor once.
-double modelStoredBytes(const Model& model);
+// Stored bytes of the weights a job reads through the mapping, every stored
+// tensor once, edited ones (already in memory) left out: the whole model, or
+// with `lastBlock` >= 0 what a pass through blocks 0..lastBlock reads (the
+// embedding and those blocks).
+double modelStoredBytes(const Model& model, int lastBlock = -1);
+// The same for a list of logical tensors (the layers a data-free step reads).
+double tensorStoredBytes(const Model& model, const std::vector<std::string>& names);
 // 2 × multiply-adds per token of one block (its linears, and causal attention
 // over `context` positions: on average context / 2 of history).
 double blockFlopsPerToken(const Model& model, int block, int64_t context);
