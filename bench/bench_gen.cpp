@@ -4,12 +4,13 @@
 //
 //   layerlab-bench gen --shape llama2-7b|llama3-8b|llama3.2-1b|smollm-135m|tiny
 //                      --dtype bf16|f16|f32 --out DIR [--seed N] [--shard-gb G]
-//                      [--tokenizer PATH] [--layers N] [--no-rope-scaling] [--threads T] [--chunk-mb M] [--force]
+//                      [--tokenizer PATH] [--layers N] [--hidden H] [--intermediate F] [--vocab V] [--no-rope-scaling] [--threads T] [--chunk-mb M] [--force]
 //
 // --shard-gb G     shard limit in GB of 10^9 bytes (transformers' max_shard_size; default 5)
 // --tokenizer PATH the real pieces of the vocabulary (llama2.c tok*.bin or a SentencePiece-style
 //                  tokenizer.json), padded to the shape's vocabulary; default: built-in pieces
 // --layers N       fewer (or more) blocks than the real model
+// --hidden, --intermediate, --vocab   other widths (head_dim and the GQA group kept)
 // --no-rope-scaling plain rotary frequencies instead of the shape's rope_scaling (llama3.2-1b's
 //                  "llama3" scaling, which LayerLab's GGUF export does not write yet)
 // --threads T      threads generating values (default 2); --chunk-mb M: MB generated and written at a time (4)
@@ -72,7 +73,7 @@ int benchGen(const std::vector<std::string>& args)
     const std::string out = option(args, "out", "");
     if (out.empty() || !flag(args, "shape")) {
         std::fprintf(stderr, "usage: layerlab-bench gen --shape NAME --dtype bf16|f16|f32 --out DIR [--seed N] [--shard-gb G]\n"
-                             "                          [--tokenizer PATH] [--layers N] [--no-rope-scaling] [--threads T] [--chunk-mb M] [--force]\nshapes:");
+                             "                          [--tokenizer PATH] [--layers N] [--hidden H] [--intermediate F] [--vocab V] [--no-rope-scaling] [--threads T] [--chunk-mb M] [--force]\nshapes:");
         for (const auto& n : synth::synthShapeNames())
             std::fprintf(stderr, " %s", n.c_str());
         std::fprintf(stderr, "\n");
@@ -81,6 +82,12 @@ int benchGen(const std::vector<std::string>& args)
     synth::ShapeOverrides o;
     if (flag(args, "layers"))
         o.layers = std::stoll(option(args, "layers", "0"));
+    if (flag(args, "hidden"))
+        o.hidden = std::stoll(option(args, "hidden", "0"));
+    if (flag(args, "intermediate"))
+        o.intermediate = std::stoll(option(args, "intermediate", "0"));
+    if (flag(args, "vocab"))
+        o.vocab = std::stoll(option(args, "vocab", "0"));
     o.dropRopeScaling = flag(args, "no-rope-scaling");
     const synth::SynthShape shape = synth::overrideShape(synth::synthShape(option(args, "shape", "")), o);
     const DType dtype = dtypeOption(option(args, "dtype", "bf16"));

@@ -259,9 +259,9 @@ void TestExport::safetensorsWriterLayout()
     const std::vector<float> a = randomValues(6, 1), b = randomValues(5, 2), c = randomValues(4, 3);
     std::vector<SafetensorsTensor> ts;
     // Deliberately unsorted and in every supported type.
-    ts.push_back({"zeta", DType::F32, {2, 3}, [&] { return encodeFloats(a, DType::F32); }});
-    ts.push_back({"alpha.weight", DType::F16, {5}, [&] { return encodeFloats(b, DType::F16); }});
-    ts.push_back({"mid", DType::BF16, {2, 2}, [&] { return encodeFloats(c, DType::BF16); }});
+    ts.push_back({"zeta", DType::F32, {2, 3}, [&] { return encodeFloats(a, DType::F32); }, {}});
+    ts.push_back({"alpha.weight", DType::F16, {5}, [&] { return encodeFloats(b, DType::F16); }, {}});
+    ts.push_back({"mid", DType::BF16, {2, 2}, [&] { return encodeFloats(c, DType::BF16); }, {}});
     FileWriter w(dir + "/t.safetensors", dir + "/t.safetensors");
     writeSafetensors(w, ts, {{"format", "pt"}});
     w.close();

@@ -8,11 +8,13 @@
 #include "model/model.h"
 #include "model/packed_grid.h"
 #include "model/tensor_data.h"
+#include "pipeline/model_compression.h"
 #include "quant/packed_storage.h"
 #include "quant/quant_method.h"
 #include "quant/quantize_model.h"
 #include "util/error.h"
 #include "util/half.h"
+#include "util/spill_buffer.h"
 
 #include <QtTest>
 
@@ -263,6 +265,51 @@ private slots:
         QCOMPARE(lean.layers.front().layer.weights.size(), Eigen::Index{0});
         QCOMPARE(lean.layers.front().rows, r.layers.front().rows);
         QCOMPARE(lean.bitsPerWeight(), r.bitsPerWeight());
+    }
+
+    // Past the edit budget, edited tensors live in a temporary file mapping:
+    // the same values, the process's own memory stays put.
+    void editsPastTheBudgetSpill()
+    {
+        LL_REQUIRE_SHARED();
+        const auto source = openModel(test::sharedPath("models/stories260K/stories260K.bin"));
+        QuantizeModelOptions o;
+        o.config = gridConfig(QuantMethod::Rtn, 4, false, 32);
+        const ModelQuantizationResult inMemory = quantizeModel(*source, o);
+        const uint64_t saved = editMemoryBudget();
+        setEditMemoryBudget(0);
+        const uint64_t spilledBefore = editBytesSpilled();
+        const ModelQuantizationResult spilled = quantizeModel(*source, o);
+        setEditMemoryBudget(saved);
+        QVERIFY(editBytesSpilled() > spilledBefore);
+        for (const QuantizedLinear& l : spilled.layers) {
+            const LogicalTensor* t = spilled.model->findLogical(l.name);
+            const auto* buffer = static_cast<const EditBuffer*>(spilled.model->stored.at(static_cast<size_t>(t->replacedBy)).keepAlive.get());
+            QVERIFY(buffer->onDisk());
+            QVERIFY(bitIdentical(readMatrix(*spilled.model, *t), readMatrix(*inMemory.model, *inMemory.model->findLogical(l.name))));
+        }
+        // Dropping the model releases the spilled bytes.
+        const uint64_t held = editBytesSpilled();
+        const_cast<ModelQuantizationResult&>(spilled).model.reset();
+        QVERIFY(editBytesSpilled() < held);
+    }
+
+    // Pruning keeps a half-precision model's weights in its own type.
+    void prunedHalfPrecisionWeightsStayHalf()
+    {
+        LL_REQUIRE_SHARED();
+        const auto source = openModel(test::sharedPath("models/tiny-llama-fp16-sharded"));
+        ModelPruneOptions o;
+        o.layer.sparsity = 0.5;
+        const ModelCompressionResult r = pruneModel(*source, o);
+        QVERIFY(!r.layers.empty());
+        for (const LayerOutcome& l : r.layers) {
+            const LogicalTensor* t = r.model->findLogical(l.name);
+            const TensorRef& stored = r.model->stored.at(static_cast<size_t>(t->replacedBy));
+            QCOMPARE(stored.dtype, DType::F16);
+            const MatrixRM W = readMatrix(*r.model, *t);
+            QVERIFY(std::abs(static_cast<double>((W.array() == 0.0f).count()) / static_cast<double>(W.size()) - 0.5) < 0.02);
+        }
     }
 };
 

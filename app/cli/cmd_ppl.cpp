@@ -75,6 +75,7 @@ int cmdPpl(const std::vector<std::string>& argv)
 
     const auto started = std::chrono::steady_clock::now();
     const Transformer t(*model);
+    const auto loaded = std::chrono::steady_clock::now();
     const auto tokenizer = loadTokenizer(*model);
     const std::vector<int32_t> tokens = tokenizer->encode(readText(*textPath), true);
     // As llama.cpp: windows start with BOS only when the vocabulary adds one.
@@ -84,12 +85,16 @@ int cmdPpl(const std::vector<std::string>& argv)
              "the text is " + std::to_string(tokens.size()) + " tokens long, shorter than one window of "
                  + std::to_string(opt.context) + " (use a longer text or a smaller --ctx)");
     PerplexityResult r;
+    const auto evaluating = std::chrono::steady_clock::now();
     {
         // The clock starts here: the ETA is of the scoring, after the engine and the text are ready.
         TerminalProgress progress(a.flag("progress") ? TerminalProgress::Mode::Lines : TerminalProgress::Mode::Auto);
         r = evaluatePerplexity(t, tokens, opt, &progress);
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const auto finished = std::chrono::steady_clock::now();
+    const auto secondsBetween = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    const double seconds = secondsBetween(started, finished);
+    const double evalSeconds = secondsBetween(evaluating, finished);
 
     if (a.flag("json")) {
         const nlohmann::json j{
@@ -103,6 +108,11 @@ int cmdPpl(const std::vector<std::string>& argv)
             {"protocol", protocol},
             {"text_tokens", tokens.size()},
             {"seconds", seconds},
+            // Opening the model was earlier (headers only); load = the engine on the mapped weights.
+            {"load_seconds", secondsBetween(started, loaded)},
+            {"eval_seconds", evalSeconds},
+            // Every position of every window goes through the model (scored or not), as llama.cpp counts.
+            {"tokens_per_second", evalSeconds > 0 ? static_cast<double>(r.windows * opt.context) / evalSeconds : 0.0},
         };
         std::cout << j.dump(1) << "\n";
         return 0;

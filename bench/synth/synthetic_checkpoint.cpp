@@ -294,7 +294,7 @@ SynthResult writeSyntheticHf(const SynthShape& shape, DType dtype, const std::st
         std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->name < b->name; });
         std::vector<SafetensorsTensor> described;
         for (const SynthTensor* t : sorted) {
-            described.push_back({t->name, dtype, t->shape, {}});
+            described.push_back({t->name, dtype, t->shape, {}, {}});
             weightMap[t->name] = name;
         }
         const std::string header = safetensorsHeader(described, {{"format", "pt"}});

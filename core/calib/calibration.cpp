@@ -287,7 +287,7 @@ void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std
     };
 
     // Every window's hidden states at the input of block `next`.
-    SpillBuffer buffer(static_cast<size_t>(rows * width), options.activationBudgetBytes, "calibration activations");
+    SpillBuffer buffer(static_cast<size_t>(rows * width) * sizeof(float), options.activationBudgetBytes, "calibration activations");
     Eigen::Map<MatrixRM> X(buffer.data(), rows, width);
     forBatches([&](int64_t r0, int64_t n) {
         X.middleRows(r0, n) = model.embedWindows(windows.subspan(static_cast<size_t>(r0), static_cast<size_t>(n)), ctx);

@@ -67,7 +67,14 @@ RotarySpec rotaryOf(const ModelConfig& c, const nlohmann::json& meta, const std:
                                                   + std::to_string(c.headDim));
     r.interleaved = c.ropeInterleaved;
     r.invFreq = baseFrequencies(r.dims, c.ropeTheta);
-    const nlohmann::json scaling = ropeScalingOf(meta);
+    nlohmann::json scaling = ropeScalingOf(meta);
+    // A GGUF says it with llama.cpp's keys: {arch}.rope.scaling.type / .factor.
+    if (!scaling.is_object() && meta.is_object() && meta.contains("general.architecture")
+        && meta["general.architecture"].is_string()) {
+        const std::string p = meta["general.architecture"].get<std::string>() + ".rope.scaling.";
+        if (meta.contains(p + "type") && meta[p + "type"].is_string() && meta[p + "type"].get<std::string>() != "none")
+            scaling = {{"rope_type", meta[p + "type"]}, {"factor", meta.value(p + "factor", nlohmann::json(1.0))}};
+    }
     const std::string type = scaling.is_object() ? ropeTypeOf(scaling) : "default";
     if (type == "linear") {
         const double factor = jsonNumber(scaling, "factor", 1.0, src);
@@ -82,6 +89,19 @@ RotarySpec rotaryOf(const ModelConfig& c, const nlohmann::json& meta, const std:
 }
 
 } // namespace
+
+void applyRopeFreqFactors(RotarySpec& r, const std::vector<float>& factors, const std::string& src)
+{
+    if (static_cast<int64_t>(factors.size()) != r.dims / 2)
+        fail(ErrorCode::Malformed, src,
+             "rope_freqs.weight has " + std::to_string(factors.size()) + " values; the rotary dimension "
+                 + std::to_string(r.dims) + " needs " + std::to_string(r.dims / 2));
+    for (size_t i = 0; i < factors.size(); ++i) {
+        if (!(factors[i] > 0.0f) || !std::isfinite(factors[i]))
+            fail(ErrorCode::Malformed, src, "rope_freqs.weight value " + std::to_string(i) + " is not a positive factor");
+        r.invFreq[i] /= factors[i];
+    }
+}
 
 Architecture architectureOf(const ModelConfig& c, const nlohmann::json& meta, const std::string& src)
 {

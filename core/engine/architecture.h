@@ -30,6 +30,11 @@ struct Architecture {
     RotarySpec rotary;
 };
 
+// llama.cpp's rope_freqs.weight (Llama 3 GGUFs, convert_hf_to_gguf.py): each of the
+// dims / 2 rotary frequencies divided by its factor. Throws Malformed naming `source`
+// unless there are dims / 2 positive, finite factors.
+void applyRopeFreqFactors(RotarySpec& rotary, const std::vector<float>& factors, const std::string& source);
+
 // Throws Error(UnsupportedArch) for unknown families and rotary scalings LayerLab does not implement.
 Architecture architectureOf(const ModelConfig& config, const nlohmann::json& metadata = {},
                             const std::string& source = {});

@@ -140,6 +140,8 @@ void expectNorm(const std::string& src, const std::string& what, const NormWeigh
 Transformer::Transformer(const Model& model, Progress* progress) : config_(model.config)
 {
     arch_ = architectureOf(config_, model.metadata, model.path);
+    if (const LogicalTensor* f = model.findLogical("rope_freqs.weight"); f && arch_.rotary.dims > 0)
+        applyRopeFreqFactors(arch_.rotary, readLogical(model, *f), model.path);
     WeightLoader load(model, progress);
     const LogicalTensor* head = load.find(-1, Role::LmHead, false);
     if (!head)

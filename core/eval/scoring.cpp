@@ -12,6 +12,7 @@ namespace {
 constexpr int64_t kTokensPerBatch = 4096;
 // Logits held at once per model: 16 Mi floats (64 MB), i.e. ~340 rows of a 49k vocabulary.
 constexpr int64_t kLogitFloatsPerChunk = int64_t{1} << 24;
+constexpr int64_t kActivationBytesPerThread = int64_t{128} << 20;
 } // namespace
 
 WindowPlan planWindows(int64_t tokens, const ScoringOptions& o)
@@ -54,6 +55,17 @@ void scoreWindows(std::span<const Transformer* const> models, std::span<const in
     if (options.protocol == ScoringProtocol::LlamaCpp && bos >= vocab)
         fail(ErrorCode::InvalidArgument, "", "window start token " + std::to_string(bos) + " is outside the vocabulary");
     const int64_t chunkRows = std::max<int64_t>(1, kLogitFloatsPerChunk / vocab);
+    // Auto batches: a thread's windows hold about 16 activations of the model's
+    // widest layer per token; keep that near kActivationBytesPerThread (a 7B
+    // model: one window of 512 per thread; SmolLM: four).
+    int64_t windowsPerBatch = plan.windowsPerBatch;
+    if (options.windowsPerBatch <= 0) {
+        const ModelConfig& c = models.front()->config();
+        const int64_t widest = std::max<int64_t>({c.hidden, c.intermediate, 1});
+        const int64_t perThread = std::clamp<int64_t>(kActivationBytesPerThread / (16 * 4 * widest * ctx), 1,
+                                                      std::max<int64_t>(1, kTokensPerBatch / ctx));
+        windowsPerBatch = std::min(plan.windows, perThread * computeThreads());
+    }
 
     // Windows [w0, w1): forward, head on the scored rows chunk by chunk, onChunk.
     const auto scoreRange = [&](int64_t w0, int64_t w1) {
@@ -93,9 +105,9 @@ void scoreWindows(std::span<const Transformer* const> models, std::span<const in
         }
     };
 
-    for (int64_t b0 = 0; b0 < plan.windows; b0 += plan.windowsPerBatch) {
+    for (int64_t b0 = 0; b0 < plan.windows; b0 += windowsPerBatch) {
         throwIfCancelled(progress);
-        const int64_t b1 = std::min(plan.windows, b0 + plan.windowsPerBatch);
+        const int64_t b1 = std::min(plan.windows, b0 + windowsPerBatch);
         // One group of windows per thread: no synchronisation inside a forward pass.
         const int64_t groups = std::min<int64_t>(computeThreads(), b1 - b0);
         runParallel(groups, [&](int64_t g) {

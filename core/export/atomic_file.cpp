@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <new>
 #include <random>
 #include <sys/stat.h>
 #include <thread>
@@ -166,9 +167,19 @@ void injectWriteFailure(uint64_t afterBytes, int err)
 
 // ---------------------------------------------------------------- FileWriter
 
+namespace {
+// O_DIRECT needs buffers, sizes and offsets aligned to the device's logical
+// block; 4096 covers every block size in use. Whole staging buffers are written.
+constexpr uint64_t kDirectAlign = 4096;
+constexpr uint64_t kStagingBytes = uint64_t{8} << 20;
+} // namespace
+
 FileWriter::FileWriter(const std::string& path, const std::string& displayName) : path_(path), display_(displayName)
 {
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+    direct_ = fd_ >= 0;
+    if (fd_ < 0 && errno == EINVAL) // a file system without O_DIRECT
+        fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0)
         fail(ErrorCode::Io, display_, std::string("cannot create: ") + describeErrno(errno));
 }
@@ -177,12 +188,76 @@ FileWriter::~FileWriter()
 {
     if (fd_ >= 0)
         ::close(fd_);
+    if (staging_)
+        ::operator delete(staging_, std::align_val_t{kDirectAlign});
 }
 
 void FileWriter::writeFailed(int err) const
 {
     fail(ErrorCode::Io, display_,
          "writing failed after " + std::to_string(written_) + " bytes: " + describeErrno(err) + "; nothing was kept");
+}
+
+void FileWriter::dropDirect()
+{
+    const int flags = ::fcntl(fd_, F_GETFL);
+    if (flags >= 0)
+        ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT);
+    direct_ = false;
+}
+
+void FileWriter::writeOut(const uint8_t* p, uint64_t n)
+{
+    while (n > 0) {
+        const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n, uint64_t{1} << 30));
+        const ssize_t w = ::write(fd_, p, chunk);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EINVAL && direct_) { // the file system took O_DIRECT at open but refuses the write
+                dropDirect();
+                continue;
+            }
+            writeFailed(errno);
+        }
+        if (w == 0)
+            writeFailed(ENOSPC); // a zero-length write on a regular file means no room
+        if (direct_ && static_cast<uint64_t>(w) % kDirectAlign != 0)
+            dropDirect(); // a short direct write: the rest is no longer aligned
+        p += w;
+        n -= static_cast<uint64_t>(w);
+    }
+}
+
+void FileWriter::put(const uint8_t* p, uint64_t n)
+{
+    if (direct_ && !staging_) {
+        staging_ = static_cast<uint8_t*>(::operator new(kStagingBytes, std::align_val_t{kDirectAlign}, std::nothrow));
+        if (!staging_)
+            dropDirect();
+    }
+    if (!direct_) {
+        if (staged_ > 0) { // what was staged before O_DIRECT was dropped goes first
+            const uint64_t s = staged_;
+            staged_ = 0;
+            writeOut(staging_, s);
+        }
+        writeOut(p, n);
+        written_ += n;
+        return;
+    }
+    while (n > 0) {
+        const uint64_t k = std::min(n, kStagingBytes - staged_);
+        std::memcpy(staging_ + staged_, p, k);
+        staged_ += k;
+        p += k;
+        n -= k;
+        written_ += k;
+        if (staged_ == kStagingBytes) {
+            staged_ = 0;
+            writeOut(staging_, kStagingBytes);
+        }
+    }
 }
 
 void FileWriter::write(const void* data, uint64_t n)
@@ -195,26 +270,12 @@ void FileWriter::write(const void* data, uint64_t n)
     if (const int err = gInjectedErrno.load()) {
         const int64_t budget = gInjectedBudget.fetch_sub(static_cast<int64_t>(n));
         if (budget < static_cast<int64_t>(n)) {
-            const uint64_t part = budget > 0 ? static_cast<uint64_t>(budget) : 0;
-            if (part > 0 && ::write(fd_, p, part) == static_cast<ssize_t>(part))
-                written_ += part;
+            if (budget > 0)
+                put(p, static_cast<uint64_t>(budget));
             writeFailed(err);
         }
     }
-    while (n > 0) {
-        const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n, uint64_t{1} << 30));
-        const ssize_t w = ::write(fd_, p, chunk);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            writeFailed(errno);
-        }
-        if (w == 0)
-            writeFailed(ENOSPC); // a zero-length write on a regular file means no room
-        p += w;
-        n -= static_cast<uint64_t>(w);
-        written_ += static_cast<uint64_t>(w);
-    }
+    put(p, n);
 }
 
 void FileWriter::writeZeros(uint64_t n)
@@ -231,6 +292,19 @@ void FileWriter::close()
 {
     if (fd_ < 0)
         return;
+    if (staged_ > 0) { // the tail is not a whole number of blocks: written without O_DIRECT
+        if (direct_)
+            dropDirect();
+        const uint64_t s = staged_;
+        staged_ = 0;
+        try {
+            writeOut(staging_, s);
+        } catch (...) {
+            ::close(fd_);
+            fd_ = -1;
+            throw;
+        }
+    }
     const int fd = fd_;
     fd_ = -1;
     if (::fsync(fd) != 0 && errno != EINVAL) { // EINVAL: a special file such as /dev/full

@@ -16,6 +16,12 @@ class Progress;
 // An open file written sequentially; every write error is an ll::Error naming
 // `displayName`. Meant for files of an AtomicFile or AtomicDir, whose clean-up
 // the error message promises ("nothing was kept").
+//
+// Data goes to the disk directly (O_DIRECT, through an aligned staging buffer of
+// a few MB) where the file system allows it: copying gigabytes into the page
+// cache and writing them back at fsync costs more than the disk itself, and an
+// export is not read back soon. Elsewhere (tmpfs, some network file systems) it
+// falls back to ordinary buffered writes.
 class FileWriter {
 public:
     FileWriter(const std::string& path, const std::string& displayName);
@@ -33,12 +39,21 @@ public:
     // The name errors give: the final file, not the partial one being written.
     const std::string& displayName() const { return display_; }
 
+    // Writes through O_DIRECT (false once the file system refused it).
+    bool direct() const { return direct_; }
+
 private:
     [[noreturn]] void writeFailed(int err) const;
+    void put(const uint8_t* p, uint64_t n);           // to the file (the staging buffer when direct)
+    void writeOut(const uint8_t* p, uint64_t n);      // write(2) until done
+    void dropDirect();                                // buffered writes from here on
     int fd_ = -1;
     std::string path_;
     std::string display_;
     uint64_t written_ = 0;
+    bool direct_ = false;
+    uint8_t* staging_ = nullptr; // kStagingBytes, aligned for O_DIRECT; allocated on first use
+    uint64_t staged_ = 0;
 };
 
 // A single file: construct, write(), commit(). Destroyed without commit(), it removes the partial file.

@@ -4,6 +4,7 @@
 #include "export/export_common.h"
 #include "export/gguf_vocab.h"
 #include "export/gguf_writer.h"
+#include "export/tensor_stream.h"
 #include "quant/ggml_quantize.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 namespace ll {
 
@@ -46,8 +48,8 @@ std::string ggufName(const LogicalTensor& t)
 struct Item {
     PlannedTensor tensor;
     DType type = DType::F32;
-    const TensorRef* raw = nullptr; // the source's bytes, when they can be copied as they are
-    const LogicalTensor* source = nullptr;
+    const LogicalTensor* source = nullptr; // null for tensors the export computes (rope_freqs.weight)
+    bool copied = false;                   // written as the stored bytes, no second rounding
 };
 
 std::string modelName(const Model& m, const std::string& requested)
@@ -63,24 +65,62 @@ std::string modelName(const Model& m, const std::string& requested)
     return fs::is_directory(p, ec) ? p.filename().string() : p.stem().string();
 }
 
-// Rope scaling of a Hugging Face config: none and linear are written, the rest refused.
-void setRopeScaling(GgufWriter& w, const Model& m)
+// The rotary scaling block of a Hugging Face config: transformers 5
+// "rope_parameters", 4.x "rope_scaling"; null when there is none.
+const json* hfRopeScaling(const Model& m)
 {
     if (m.format != "safetensors" || !m.metadata.is_object())
-        return;
-    const json* rope = nullptr;
+        return nullptr;
     for (const char* key : {"rope_parameters", "rope_scaling"})
-        if (m.metadata.contains(key) && m.metadata[key].is_object() && !rope)
-            rope = &m.metadata[key];
+        if (m.metadata.contains(key) && m.metadata[key].is_object())
+            return &m.metadata[key];
+    return nullptr;
+}
+
+std::string ropeTypeOf(const json& rope)
+{
+    for (const char* key : {"rope_type", "type"})
+        if (rope.contains(key) && rope[key].is_string())
+            return rope[key].get<std::string>();
+    return "default";
+}
+
+double ropeNumber(const json& rope, const char* key, double fallback, const std::string& path)
+{
+    if (!rope.contains(key) || rope[key].is_null())
+        return fallback;
+    if (!rope[key].is_number())
+        fail(ErrorCode::Malformed, path, std::string("rope scaling '") + key + "' is not a number");
+    return rope[key].get<double>();
+}
+
+// Rope scaling of a Hugging Face config, as llama.cpp's convert_hf_to_gguf.py
+// writes it for llama: "linear" as two keys, "llama3" as the rope_freqs.weight
+// tensor (no key); the rest refused. Returns rope_freqs' values, if any.
+std::optional<std::vector<float>> setRopeScaling(GgufWriter& w, const Model& m, int64_t ropeDims)
+{
+    const json* rope = hfRopeScaling(m);
     if (!rope)
-        return;
-    const std::string type = rope->value("rope_type", rope->value("type", std::string("default")));
+        return std::nullopt;
+    const std::string type = ropeTypeOf(*rope);
     if (type == "default")
-        return;
+        return std::nullopt;
     if (type == "linear" && rope->contains("factor") && (*rope)["factor"].is_number()) {
         w.setString(kArch + ".rope.scaling.type", "linear");
         w.setF32(kArch + ".rope.scaling.factor", (*rope)["factor"].get<float>());
-        return;
+        return std::nullopt;
+    }
+    if (type == "llama3") {
+        Llama3RopeScaling s;
+        s.factor = ropeNumber(*rope, "factor", s.factor, m.path);
+        s.lowFreqFactor = ropeNumber(*rope, "low_freq_factor", s.lowFreqFactor, m.path);
+        s.highFreqFactor = ropeNumber(*rope, "high_freq_factor", s.highFreqFactor, m.path);
+        s.originalContext = ropeNumber(*rope, "original_max_position_embeddings", s.originalContext, m.path);
+        try {
+            return llama3RopeFreqFactors(ropeDims, m.config.ropeTheta, s);
+        } catch (const Error& e) {
+            fail(e.code(), m.path, e.problem());
+        }
     }
     fail(ErrorCode::UnsupportedArch, m.path, "uses rope scaling '" + type + "', which the GGUF export does not write yet");
 }
@@ -156,15 +196,35 @@ void copySourceKeys(GgufWriter& w, const Model& m, const std::string& prefix)
     }
 }
 
-std::vector<uint8_t> encodeAs(DType type, const std::vector<float>& v, const PlannedTensor& t, int64_t* overflow)
-{
-    if (type == DType::F32 || type == DType::F16 || type == DType::BF16)
-        return encodeFloats(v, type, overflow);
-    const int64_t cols = t.rowLength();
-    return quantizeGgmlRows(type, v.data(), cols ? t.elements() / cols : 0, cols);
-}
-
 } // namespace
+
+std::vector<float> llama3RopeFreqFactors(int64_t ropeDims, double theta, const Llama3RopeScaling& s)
+{
+    const double lowWavelen = s.originalContext / s.lowFreqFactor;
+    const double highWavelen = s.originalContext / s.highFreqFactor;
+    if (!(s.factor > 0) || !(s.lowFreqFactor > 0) || !(s.highFreqFactor > 0) || !(s.originalContext > 0)
+        || !(lowWavelen != highWavelen) || ropeDims <= 0 || ropeDims % 2 != 0)
+        fail(ErrorCode::Malformed, "",
+             "llama3 rope scaling needs positive factor, low_freq_factor, high_freq_factor and "
+             "original_max_position_embeddings with low_freq_factor != high_freq_factor");
+    std::vector<float> factors(static_cast<size_t>(ropeDims / 2));
+    for (int64_t i = 0; i < ropeDims / 2; ++i) {
+        // The base frequency in float, as torch.float32 holds it in the converter (and the engine).
+        const float freq = static_cast<float>(1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(ropeDims)));
+        const double wavelen = 2.0 * M_PI / freq;
+        double f = 1.0;
+        if (wavelen < highWavelen) {
+            f = 1.0;
+        } else if (wavelen > lowWavelen) {
+            f = s.factor;
+        } else {
+            const double smooth = (s.originalContext / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+            f = 1.0 / ((1.0 - smooth) / s.factor + smooth);
+        }
+        factors[static_cast<size_t>(i)] = static_cast<float>(f);
+    }
+    return factors;
+}
 
 bool canExportGgufType(DType t)
 {
@@ -268,10 +328,6 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
             if (it.type != opt.type)
                 result.fallbacks.push_back({name, std::string(dtypeName(opt.type)), std::string(dtypeName(it.type)), reason});
         }
-        const TensorRef& src = m.storedOf(t);
-        if (fromGguf && !t.edited() && t.partLength == 0 && !t.transposed && (!rotary || permute == RotaryPermute::None)
-            && src.dtype == it.type && src.shape == it.tensor.shape && src.data)
-            it.raw = &src; // same type and layout: copy the bytes, no second rounding
         items.push_back(std::move(it));
     }
     if (!skipped.empty()) {
@@ -287,7 +343,15 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
     w.setString("general.name", modelName(m, opt.name));
     copySourceKeys(w, m, "general.");
     setHyperParameters(w, m, dims, result.notes);
-    setRopeScaling(w, m);
+    const int64_t ropeDims = std::lround(static_cast<double>(c.headDim) * c.partialRotary);
+    if (auto factors = setRopeScaling(w, m, ropeDims)) {
+        // First, as convert_hf_to_gguf.py writes its generated tensors before the model's.
+        Item rope;
+        rope.tensor = computedTensor("rope_freqs.weight", std::move(*factors));
+        items.insert(items.begin(), std::move(rope));
+        result.notes.push_back("Llama 3 rope scaling written as rope_freqs.weight (per-dimension frequency divisors), "
+                               "as llama.cpp's converter does");
+    }
     copySourceKeys(w, m, kArch + ".");
     w.setU32("general.file_type", ggufFileType(opt.type));
     bool quantized = false;
@@ -301,46 +365,34 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
 
     AtomicFile file(path, opt.overwrite);
     w.writeHeader(file.out());
-    int64_t total = 0, done = 0;
+    int64_t total = 0;
     for (const auto& it : items)
         total += it.tensor.elements();
+    BandProgress progress(opt.progress, path, total);
+    StreamBuffers buffers(opt.chunkBytes ? opt.chunkBytes : kDefaultExportChunkBytes);
+    buffers.releaseAfterUse(m.files);
     for (size_t i = 0; i < items.size(); ++i) {
-        const Item& it = items[i];
-        throwIfCancelledWriting(opt.progress, path);
-        if (opt.progress)
-            opt.progress->report(total ? static_cast<double>(done) / static_cast<double>(total) : 0.0,
-                                 "writing " + it.tensor.name + " (" + std::string(dtypeName(it.type)) + ")");
-        std::vector<uint8_t> bytes;
-        int64_t overflow = 0;
-        if (it.raw) {
-            bytes.assign(it.raw->data, it.raw->data + it.raw->nbytes);
-        } else {
-            const std::vector<float> v = it.tensor.values();
-            if (static_cast<int64_t>(v.size()) != it.tensor.elements())
-                fail(ErrorCode::InvalidArgument, path,
-                     "tensor '" + it.tensor.name + "' has " + std::to_string(v.size()) + " values, its shape "
-                         + shapeText(it.tensor.shape) + " needs " + std::to_string(it.tensor.elements()));
-            try {
-                bytes = encodeAs(it.type, v, it.tensor, &overflow);
-            } catch (const Error& e) {
-                fail(e.code(), path, "tensor '" + it.tensor.name + "': " + e.problem());
-            }
-        }
-        w.writeTensor(file.out(), i, bytes);
-        if (overflow > 0)
-            result.notes.push_back(it.tensor.name + ": " + std::to_string(overflow) + " values beyond the range of "
+        Item& it = items[i];
+        progress.startTensor("writing " + it.tensor.name + " (" + std::string(dtypeName(it.type)) + ")");
+        StreamedTensor s;
+        w.writeTensor(file.out(), i, [&](FileWriter& out) {
+            s = streamTensor(out, it.tensor, it.type, buffers, path, [&](int64_t done) { progress.band(done); });
+        });
+        it.copied = s.copied;
+        if (s.overflow > 0)
+            result.notes.push_back(it.tensor.name + ": " + std::to_string(s.overflow) + " values beyond the range of "
                                    + std::string(dtypeName(it.type)) + " became infinite");
         result.tensors.push_back({it.tensor.name, it.tensor.shape, std::string(dtypeName(it.type)),
-                                  fs::path(path).filename().string(), bytes.size()});
-        done += it.tensor.elements();
+                                  fs::path(path).filename().string(), s.bytes});
+        progress.finishTensor(it.tensor.elements());
     }
     int copied = 0;
     for (const auto& it : items)
-        copied += it.raw && isQuantized(it.raw->dtype);
+        copied += it.copied && isQuantized(it.type);
     const std::string requantized = quantizedSourceNote(m, [&](const LogicalTensor& t) {
         for (const auto& it : items)
             if (it.source == &t)
-                return it.raw != nullptr;
+                return it.copied;
         return false;
     });
     if (!requantized.empty())

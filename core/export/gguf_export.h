@@ -1,16 +1,20 @@
 #pragma once
 // GGUF export of llama-family models (general.architecture "llama"), loadable by
 // llama.cpp: llama.cpp's tensor names, q/k rows in its interleaved rotary layout,
-// the llama.* hyper-parameters, the tokenizer, and 2-D weights in the requested
-// type (F32, F16, BF16 or any ggml block type quantizeGgml writes). 1-D tensors
-// (norms, biases) stay F32. A weight whose rows do not hold whole blocks of the
+// the llama.* hyper-parameters, rope scaling as llama.cpp's converter writes it
+// (linear: keys; Llama 3: the rope_freqs.weight tensor), the tokenizer, and 2-D
+// weights in the requested type (F32, F16, BF16 or any ggml block type
+// quantizeGgml writes), streamed band by band (export/tensor_stream.h). 1-D
+// tensors (norms, biases) stay F32. A weight whose rows do not hold whole blocks of the
 // requested type falls back the way llama-quantize does; every fallback is listed.
 // A factored (low-rank) layer is written as its dense product A B (llama.cpp has
 // no factored linear), quantized like any other weight.
 #include "export/export_result.h"
 #include "model/model.h"
 
+#include <cstddef>
 #include <string>
+#include <vector>
 
 namespace ll {
 
@@ -21,7 +25,27 @@ struct GgufExportOptions {
     bool overwrite = false;
     Progress* progress = nullptr;
     std::string name;            // general.name; empty: the source's name
+    size_t chunkBytes = 0;       // F32 bytes converted at once (0: kDefaultExportChunkBytes, export/tensor_stream.h)
 };
+
+// Llama 3.x rope scaling (transformers' rope_type "llama3").
+struct Llama3RopeScaling {
+    double factor = 8.0;
+    double lowFreqFactor = 1.0;
+    double highFreqFactor = 4.0;
+    double originalContext = 8192.0; // original_max_position_embeddings
+};
+
+// rope_freqs.weight as llama.cpp's convert_hf_to_gguf.py computes it for Llama 3
+// (LlamaModel.generate_extra_tensors): for each of the ropeDims / 2 frequencies
+// f_i = theta^(-2i / ropeDims) (in float), with wavelength w = 2 pi / f_i,
+//   1                                    when w < original_context / high_freq_factor,
+//   factor                               when w > original_context / low_freq_factor,
+//   1 / ((1 - s) / factor + s)           between, s = (original_context / w - low) / (high - low).
+// llama.cpp divides each rotary frequency by its factor. Computed in double and
+// rounded once (the converter computes in float32: the middle band may differ by an ulp).
+// Throws Malformed for factors that make no band (low == high) or are not positive.
+std::vector<float> llama3RopeFreqFactors(int64_t ropeDims, double theta, const Llama3RopeScaling& scaling);
 
 // Writes `path` atomically ("<path>.partial-XXXXXX", renamed when complete).
 ExportResult exportGguf(const Model& m, const std::string& path, const GgufExportOptions& options = {});

@@ -240,12 +240,18 @@ void GgufWriter::writeHeader(FileWriter& out) const
 
 void GgufWriter::writeTensor(FileWriter& out, size_t index, const std::vector<uint8_t>& bytes) const
 {
+    writeTensor(out, index, [&bytes](FileWriter& w) { w.write(bytes.data(), bytes.size()); });
+}
+
+void GgufWriter::writeTensor(FileWriter& out, size_t index, const std::function<void(FileWriter&)>& write) const
+{
     const TensorInfo& t = tensors_.at(index);
-    if (bytes.size() != t.nbytes)
+    const uint64_t start = out.written();
+    write(out);
+    const uint64_t n = out.written() - start;
+    if (n != t.nbytes)
         fail(ErrorCode::InvalidArgument, out.displayName(),
-             "tensor '" + t.name + "' has " + std::to_string(bytes.size()) + " bytes, its type and shape need "
-                 + std::to_string(t.nbytes));
-    out.write(bytes.data(), bytes.size());
+             "tensor '" + t.name + "' has " + std::to_string(n) + " bytes, its type and shape need " + std::to_string(t.nbytes));
     out.writeZeros((alignment_ - t.nbytes % alignment_) % alignment_);
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,6 +58,8 @@ public:
     void writeHeader(FileWriter& out) const;
     // Writes tensor `index`'s bytes (exactly tensorBytes(index)) and the padding after it.
     void writeTensor(FileWriter& out, size_t index, const std::vector<uint8_t>& bytes) const;
+    // The same, the bytes written by `write` (streamed); throws when it wrote another count.
+    void writeTensor(FileWriter& out, size_t index, const std::function<void(FileWriter&)>& write) const;
 
 private:
     struct TensorInfo {

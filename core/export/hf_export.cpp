@@ -4,6 +4,7 @@
 #include "export/export_common.h"
 #include "export/hf_tokenizer_json.h"
 #include "export/safetensors_writer.h"
+#include "export/tensor_stream.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -338,9 +339,15 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
                                  : synthesizedConfig(m, dims, plan.tied, opt.dtype);
 
     // Shards: tensors in model order, a new shard when the next tensor would pass the limit.
+    // Each tensor is streamed band by band when its turn comes (export/tensor_stream.h).
     std::vector<SafetensorsTensor> all;
     std::vector<int64_t> overflow(plan.tensors.size(), 0);
     int64_t totalElements = 0;
+    for (const PlannedTensor& pt : plan.tensors)
+        totalElements += pt.elements();
+    std::optional<BandProgress> progress; // made once the folder's final name is known
+    StreamBuffers buffers(opt.chunkBytes ? opt.chunkBytes : kDefaultExportChunkBytes);
+    buffers.releaseAfterUse(m.files);
     for (size_t i = 0; i < plan.tensors.size(); ++i) {
         const PlannedTensor* pt = &plan.tensors[i];
         int64_t* over = &overflow[i];
@@ -349,16 +356,12 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
         t.name = pt->name;
         t.dtype = dtype;
         t.shape = pt->shape;
-        t.bytes = [pt, dtype, over] {
-            const std::vector<float> v = pt->values();
-            if (static_cast<int64_t>(v.size()) != pt->elements())
-                fail(ErrorCode::InvalidArgument, pt->name,
-                     "has " + std::to_string(v.size()) + " values, its shape " + shapeText(pt->shape) + " needs "
-                         + std::to_string(pt->elements()));
-            return encodeFloats(v, dtype, over);
+        t.write = [pt, dtype, over, &buffers, &progress](FileWriter& out) {
+            const StreamedTensor s = streamTensor(out, *pt, dtype, buffers, out.displayName(), [&](int64_t done) { progress->band(done); });
+            *over = s.overflow;
+            progress->finishTensor(pt->elements());
         };
         all.push_back(std::move(t));
-        totalElements += pt->elements();
     }
     std::vector<std::vector<SafetensorsTensor>> shards(1);
     uint64_t shardSize = 0, totalBytes = 0;
@@ -375,7 +378,7 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
 
     AtomicDir dir(folder, opt.overwrite);
     const std::string finalDir = dir.finalPath();
-    int64_t doneElements = 0;
+    progress.emplace(opt.progress, finalDir, totalElements);
     json weightMap = json::object();
     std::vector<std::pair<std::string, uint64_t>> written;
     for (size_t k = 0; k < shards.size(); ++k) {
@@ -385,16 +388,8 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
             result.tensors.push_back({t.name, t.shape, std::string(dtypeName(t.dtype)), name, t.nbytes()});
         }
         FileWriter w(dir.partialFile(name), finalDir + "/" + name);
-        writeSafetensors(w, std::move(shards[k]), {{"format", "pt"}}, [&](const SafetensorsTensor& t) {
-            throwIfCancelledWriting(opt.progress, finalDir);
-            if (opt.progress)
-                opt.progress->report(totalElements ? static_cast<double>(doneElements) / static_cast<double>(totalElements) : 0.0,
-                                     "writing " + t.name);
-            int64_t n = 1;
-            for (int64_t d : t.shape)
-                n *= d;
-            doneElements += n;
-        });
+        writeSafetensors(w, std::move(shards[k]), {{"format", "pt"}},
+                         [&](const SafetensorsTensor& t) { progress->startTensor("writing " + t.name); });
         w.close();
         written.emplace_back(name, w.written());
     }

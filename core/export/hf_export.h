@@ -9,6 +9,7 @@
 #include "export/export_result.h"
 #include "model/model.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -21,6 +22,7 @@ struct HfExportOptions {
     uint64_t shardBytes = 0;     // split when the weights exceed this many bytes (0: one file)
     bool overwrite = false;      // replace an existing export folder
     Progress* progress = nullptr;
+    size_t chunkBytes = 0;       // F32 bytes converted at once (0: kDefaultExportChunkBytes, export/tensor_stream.h)
 };
 
 // Writes `folder` atomically (built as "<folder>.partial-XXXXXX", renamed at the end).

@@ -101,12 +101,17 @@ uint64_t writeSafetensors(FileWriter& out, std::vector<SafetensorsTensor> tensor
     for (const auto& t : tensors) {
         if (beforeTensor)
             beforeTensor(t);
-        const std::vector<uint8_t> bytes = t.bytes();
-        if (bytes.size() != t.nbytes())
+        const uint64_t before = out.written();
+        if (t.write) {
+            t.write(out);
+        } else {
+            const std::vector<uint8_t> bytes = t.bytes();
+            out.write(bytes.data(), bytes.size());
+        }
+        const uint64_t n = out.written() - before;
+        if (n != t.nbytes())
             fail(ErrorCode::InvalidArgument, out.displayName(),
-                 "tensor '" + t.name + "' produced " + std::to_string(bytes.size()) + " bytes, its shape needs "
-                     + std::to_string(t.nbytes()));
-        out.write(bytes.data(), bytes.size());
+                 "tensor '" + t.name + "' produced " + std::to_string(n) + " bytes, its shape needs " + std::to_string(t.nbytes()));
     }
     return out.written() - start;
 }

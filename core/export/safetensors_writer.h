@@ -21,6 +21,8 @@ struct SafetensorsTensor {
     std::vector<int64_t> shape;
     // Produces the tensor's bytes (row-major, exactly nbytes()), called once while writing.
     std::function<std::vector<uint8_t>()> bytes;
+    // Or writes them itself (streamed, exactly nbytes()); used instead of `bytes` when set.
+    std::function<void(FileWriter&)> write;
 
     uint64_t nbytes() const;
 };

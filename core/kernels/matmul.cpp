@@ -1,23 +1,44 @@
 #include "kernels/matmul.h"
 
+#include "kernels/cpu_features.h"
 #include "kernels/gemm.h"
-#include "util/threads.h"
+#include "kernels/gemm_avx512.h"
 #include "kernels/row_kernels.h"
+#include "util/threads.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 namespace ll {
 
 namespace {
 
-// A per-thread scratch buffer, reused: a fresh one per product costs page faults.
+// A per-thread scratch buffer, reused (a fresh one per product costs page
+// faults), 64-byte aligned for the AVX-512 kernels' aligned loads.
 float* scratch(size_t floats)
 {
     thread_local std::vector<float> buf;
-    if (buf.size() < floats)
-        buf.resize(floats);
-    return buf.data();
+    if (buf.size() < floats + 16)
+        buf.resize(floats + 16);
+    const auto address = reinterpret_cast<uintptr_t>(buf.data());
+    return buf.data() + ((64 - address % 64) % 64) / sizeof(float);
+}
+
+std::atomic<int>& bf16Slot()
+{
+    static std::atomic<int> slot{[] {
+        const char* env = std::getenv("LAYERLAB_BF16");
+        return static_cast<int>(env && std::strcmp(env, "f32") == 0 ? Bf16Products::F32 : Bf16Products::Native);
+    }()};
+    return slot;
+}
+
+void decodeSegment(const void* reader, int64_t row, int64_t k0, int64_t n, float* out)
+{
+    static_cast<const RowReader*>(reader)->decodeColumns(row, k0, n, out);
 }
 
 // Output columns [c0, c1) of the decoding path.
@@ -46,6 +67,17 @@ void rowsPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int6
 void gemmPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int64_t ldy, int64_t m, int64_t c0, int64_t c1)
 {
     const int64_t k = W.cols;
+    const KernelLevel level = kernelLevel();
+    if (level == KernelLevel::Avx512Bf16 && W.type == DType::BF16 && bf16Products() == Bf16Products::Native) {
+        avx512::gemmBf16(x, ldx, m, k, W.data, W.rowBytes, y, ldy, c0, c1, scratch(avx512::gemmScratchFloats(m, k)));
+        return;
+    }
+    if (level != KernelLevel::Portable && W.type != DType::F32) {
+        const RowReader reader(W);
+        avx512::gemmF32(x, ldx, m, k, &reader, decodeSegment, W.data, W.rowBytes, y, ldy, c0, c1,
+                        scratch(avx512::gemmScratchFloats(m, k)));
+        return;
+    }
     if (W.type == DType::F32) {
         gemmABt(x, ldx, reinterpret_cast<const float*>(W.row(c0)), static_cast<int64_t>(W.rowBytes / sizeof(float)),
                 y + c0, ldy, m, c1 - c0, k);
@@ -64,6 +96,16 @@ void gemmPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int6
 }
 
 } // namespace
+
+void setBf16Products(Bf16Products p)
+{
+    bf16Slot().store(static_cast<int>(p));
+}
+
+Bf16Products bf16Products()
+{
+    return static_cast<Bf16Products>(bf16Slot().load(std::memory_order_relaxed));
+}
 
 void matmulStored(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int64_t ldy, int64_t m)
 {

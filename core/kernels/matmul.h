@@ -22,4 +22,14 @@ void matmulStored(const float* x, int64_t ldx, const StoredMatrix& W, float* y, 
 // Rows of x up to which matmulStored takes the decoding path.
 constexpr int64_t kMatmulRowsPath = 4;
 
+// How the prefill multiplies BF16 weights on CPUs with AVX-512 BF16:
+//   Native  x rounded to BF16, the CPU's BF16 dot products, F32 sums: twice the
+//           F32 rate; what llama.cpp and PyTorch's BF16 matmul compute.
+//   F32     the weights decoded to F32 (exact products of x and W), as every
+//           other type and every CPU without BF16 instructions.
+// LAYERLAB_BF16=f32 in the environment selects F32 at start-up.
+enum class Bf16Products { Native, F32 };
+void setBf16Products(Bf16Products p);
+Bf16Products bf16Products();
+
 } // namespace ll

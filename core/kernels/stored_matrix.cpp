@@ -72,7 +72,16 @@ RowReader::RowReader(const StoredMatrix& m) : m_(m)
         const RowKernels k = rowKernels(m.type);
         decode_ = k.decode;
         dot_ = k.dot;
+        layout_ = dtypeLayout(m.type);
     }
+}
+
+void RowReader::decodeColumns(int64_t r, int64_t c0, int64_t n, float* out) const
+{
+    if (decode_)
+        decode_(m_.row(r) + static_cast<size_t>(c0 / layout_.blockElems) * layout_.blockBytes, out, n);
+    else
+        decodeGridColumns(*m_.grid, m_.row(r), c0, n, out);
 }
 
 void RowReader::decode(int64_t r, float* out) const

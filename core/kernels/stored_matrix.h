@@ -55,6 +55,9 @@ public:
     explicit RowReader(const StoredMatrix& m);
     // Row r as m.cols floats.
     void decode(int64_t r, float* out) const;
+    // Columns [c0, c0 + n) of row r; c0 and n whole blocks of the type (rows of
+    // every type hold whole 256-value blocks when n is a multiple of 256).
+    void decodeColumns(int64_t r, int64_t c0, int64_t n, float* out) const;
     // Row r dotted with x (m.cols values).
     float dot(int64_t r, const float* x) const;
 
@@ -62,6 +65,7 @@ private:
     const StoredMatrix& m_;
     RowDecodeFn decode_ = nullptr;
     RowDotFn dot_ = nullptr;
+    DTypeLayout layout_;
 };
 
 } // namespace ll

@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include "util/spill_buffer.h"
+
 #include "formats/gguf.h"
 #include "formats/hf_folder.h"
 #include "formats/llama2c.h"
@@ -7,6 +9,7 @@
 #include "util/error.h"
 
 #include <array>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -180,15 +183,18 @@ TensorRef ownedF32(const Model& m, const std::string& name, std::vector<float> v
         fail(ErrorCode::InvalidArgument, m.path,
              "replacement for '" + name + "' has " + std::to_string(values.size()) + " values, its shape needs "
                  + std::to_string(n));
-    auto buffer = std::make_shared<const std::vector<float>>(std::move(values));
+    // The edit store keeps it (in memory up to its budget, else in a temporary file).
+    auto buffer = makeEditBuffer(values.size() * sizeof(float));
+    std::memcpy(buffer->data(), values.data(), values.size() * sizeof(float));
+    values = {};
     TensorRef ref;
     ref.name = name;
     ref.shape = shape;
     ref.dtype = DType::F32;
     ref.sourceFile = "(in memory)";
     ref.nbytes = static_cast<uint64_t>(n) * 4;
-    ref.data = reinterpret_cast<const uint8_t*>(buffer->data());
-    ref.keepAlive = buffer;
+    ref.data = buffer->data();
+    ref.keepAlive = std::move(buffer);
     ref.edited = true;
     return ref;
 }

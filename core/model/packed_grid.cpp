@@ -36,19 +36,25 @@ inline int codeAt(const uint8_t* codes, int64_t c, int bits)
 
 } // namespace
 
-void decodeGridRow(const GridLayout& L, const uint8_t* row, float* out)
+void decodeGridColumns(const GridLayout& L, const uint8_t* row, int64_t c0, int64_t n, float* out)
 {
     const uint8_t* zeros = row + static_cast<size_t>(L.groups) * 4;
     const uint8_t* codes = zeros + L.groups;
-    for (int64_t c = 0; c < L.cols; ++c) {
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t c = c0 + i;
         const int64_t g = L.groupOf(c);
         float scale;
         std::memcpy(&scale, row + static_cast<size_t>(g) * 4, 4);
-        out[c] = scale * (static_cast<float>(codeAt(codes, c, L.bits)) - static_cast<float>(zeros[g]));
+        out[i] = scale * (static_cast<float>(codeAt(codes, c, L.bits)) - static_cast<float>(zeros[g]));
     }
     if (!L.columnScale.empty())
-        for (int64_t c = 0; c < L.cols; ++c)
-            out[c] *= L.columnScale[static_cast<size_t>(c)];
+        for (int64_t i = 0; i < n; ++i)
+            out[i] *= L.columnScale[static_cast<size_t>(c0 + i)];
+}
+
+void decodeGridRow(const GridLayout& L, const uint8_t* row, float* out)
+{
+    decodeGridColumns(L, row, 0, L.cols, out);
 }
 
 void encodeGridRow(const GridLayout& L, const float* scales, const uint8_t* zeros, const uint8_t* codes, uint8_t* row)

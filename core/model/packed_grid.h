@@ -34,6 +34,8 @@ struct GridLayout {
 
 // Decodes one stored row (layout.rowBytes() bytes) into layout.cols floats: the scalar reference.
 void decodeGridRow(const GridLayout& layout, const uint8_t* row, float* out);
+// Columns [c0, c0 + n) of one row into out (n floats).
+void decodeGridColumns(const GridLayout& layout, const uint8_t* row, int64_t c0, int64_t n, float* out);
 
 // Writes one row: scales and zeros (layout.groups each), codes (layout.cols values < 2^bits).
 void encodeGridRow(const GridLayout& layout, const float* scales, const uint8_t* zeros, const uint8_t* codes, uint8_t* row);

@@ -1,5 +1,7 @@
 #include "pipeline/model_compression.h"
 
+#include "quant/packed_storage.h"
+
 #include "engine/transformer.h"
 #include "lowrank/rank_choice.h"
 #include "prune/sub_progress.h"
@@ -119,6 +121,25 @@ LayerOutcome outcomeOf(const LogicalTensor& t, const CompressedLayer& c, double 
     return o;
 }
 
+// Dense new values of `name`: in its current type when they all fit it
+// exactly (weights pruned from an F16 / BF16 model), else F32.
+void storeDense(Model& m, const std::string& name, const MatrixRM& W)
+{
+    const LogicalTensor* t = m.findLogical(name);
+    DType type = DType::F32;
+    if (t && t->replacedBy >= 0)
+        type = m.stored.at(static_cast<size_t>(t->replacedBy)).dtype;
+    else if (t && !t->factored())
+        type = m.storedOf(*t).dtype;
+    if (type == DType::F16 || type == DType::BF16)
+        if (std::optional<TensorRef> narrow = narrowExactly(W, type)) {
+            replaceTensorStored(m, name, std::move(*narrow));
+            return;
+        }
+    replaceTensor(m, name, toVector(W), {W.rows(), W.cols()});
+}
+
+
 // Structured pruning of one matrix of block b: W lost the rows (or columns)
 // whose isKept is 0 and became slicedW. Its outcome (errors measured with
 // those rows / columns as zeros) joins r, and r's model takes slicedW.
@@ -149,7 +170,7 @@ void recordSlicedLayer(ModelCompressionResult& r, const LogicalTensor& t, int64_
     o.weightError = err.weightError;
     o.outputError = err.outputError;
     r.layers.push_back(std::move(o));
-    replaceTensor(*r.model, t.logicalName, toVector(slicedW), {slicedW.rows(), slicedW.cols()});
+    storeDense(*r.model, t.logicalName, slicedW);
 }
 
 void finishCounts(ModelCompressionResult& r, const Model& source)
@@ -186,7 +207,7 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
         if (factored)
             replaceTensorFactored(*r.model, t.logicalName, c.factorA, c.factorB);
         else
-            replaceTensor(*r.model, t.logicalName, toVector(c.weights), {c.weights.rows(), c.weights.cols()});
+            storeDense(*r.model, t.logicalName, c.weights);
     };
 
     if (calibrationTokens.empty()) {
@@ -238,13 +259,11 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
                                   done.emplace_back(&t, std::move(c));
                               }
                               // Only now: every linear of the block saw the block's unpruned inputs.
+                              // The engine computes with what the model now stores (no F32 copy kept).
                               if (spec.mode == CalibrationMode::Sequential)
-                                  for (auto& [t, c] : done) {
-                                      if (storesFactors(spec, c))
-                                          model.setLinearFactors(block, t->role, std::move(c.factorA), std::move(c.factorB));
-                                      else
-                                          model.setLinearWeight(block, t->role, std::move(c.weights));
-                                  }
+                                  for (auto& [t, c] : done)
+                                      model.setLinear(block, t->role,
+                                                      loadLinearWeights(*r.model, *r.model->findLogical(t->logicalName)));
                           },
                           &passes);
     }

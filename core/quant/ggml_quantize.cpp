@@ -163,6 +163,13 @@ std::vector<uint8_t> quantizeGgmlRef(DType t, const float* x, int64_t n, const f
     return out;
 }
 
+void quantizeGgmlSerial(DType t, const float* x, int64_t n, uint8_t* out)
+{
+    const Kernel& k = requireKernel(t, n);
+    validate(x, n, nullptr, 0);
+    k.fast(x, out, n / k.blockElems);
+}
+
 std::vector<uint8_t> quantizeGgml(DType t, const float* x, int64_t n, const float* importance)
 {
     if (importance) // one row: the weighting needs the whole row at once

@@ -22,6 +22,11 @@ bool canQuantizeGgml(DType t);
 // for other types. Threaded over blocks; the bytes equal quantizeGgmlRef's.
 std::vector<uint8_t> quantizeGgml(DType t, const float* x, int64_t n, const float* importance = nullptr);
 
+// quantizeGgml without importance on the calling thread only, into out (the
+// type's bytes for n values): for callers that run their own threads (the
+// exporters' band workers), where an OpenMP team per call would spin between calls.
+void quantizeGgmlSerial(DType t, const float* x, int64_t n, uint8_t* out);
+
 // The serial scalar reference (llama.cpp's algorithms as written there).
 std::vector<uint8_t> quantizeGgmlRef(DType t, const float* x, int64_t n, const float* importance = nullptr);
 

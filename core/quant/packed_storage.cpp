@@ -3,6 +3,7 @@
 #include "kernels/row_kernels.h"
 #include "kernels/stored_matrix.h"
 #include "util/half.h"
+#include "util/spill_buffer.h"
 
 #include <cmath>
 #include <cstring>
@@ -11,7 +12,7 @@ namespace ll {
 
 namespace {
 
-TensorRef tensorOf(DType type, std::shared_ptr<const std::vector<uint8_t>> bytes, int64_t rows, int64_t cols)
+TensorRef tensorOf(DType type, std::shared_ptr<EditBuffer> bytes, int64_t rows, int64_t cols)
 {
     TensorRef t;
     t.shape = {rows, cols};
@@ -58,7 +59,7 @@ std::optional<TensorRef> packGrid(const PackedQuant& p, const MatrixRM& W)
     if (!perTensor && p.grid.scales.rows() != rows)
         return std::nullopt;
     const size_t rowBytes = layout->rowBytes();
-    auto bytes = std::make_shared<std::vector<uint8_t>>(rowBytes * static_cast<size_t>(rows));
+    auto bytes = makeEditBuffer(rowBytes * static_cast<size_t>(rows));
     std::vector<float> scales(static_cast<size_t>(layout->groups));
     std::vector<uint8_t> zeros(static_cast<size_t>(layout->groups));
     std::vector<float> decoded(static_cast<size_t>(cols));
@@ -97,8 +98,9 @@ std::optional<TensorRef> packDense(PackedQuant& p, const MatrixRM& W)
         if (!sameBits(decoded.data(), W.data() + r * cols, cols))
             return std::nullopt;
     }
-    auto bytes = std::make_shared<const std::vector<uint8_t>>(std::move(p.codes));
-    p.codes.clear();
+    auto bytes = makeEditBuffer(p.codes.size());
+    std::memcpy(bytes->data(), p.codes.data(), p.codes.size());
+    p.codes = {};
     return tensorOf(p.storedType, std::move(bytes), rows, cols);
 }
 
@@ -121,7 +123,7 @@ std::optional<TensorRef> narrowExactly(const MatrixRM& values, DType type)
     if (type != DType::F16 && type != DType::BF16)
         return std::nullopt;
     const int64_t n = values.size();
-    auto bytes = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(n) * 2);
+    auto bytes = makeEditBuffer(static_cast<size_t>(n) * 2);
     const float* v = values.data();
     for (int64_t i = 0; i < n; ++i) {
         const uint16_t h = type == DType::F16 ? floatToFp16(v[i]) : floatToBf16(v[i]);

@@ -2,6 +2,7 @@
 
 #include "util/error.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -17,11 +18,8 @@ std::string SpillBuffer::tempDir()
     return dir && *dir ? dir : "/tmp";
 }
 
-SpillBuffer::SpillBuffer(size_t floats, uint64_t memoryBudgetBytes, const std::string& what) : floats_(floats)
+SpillBuffer::SpillBuffer(size_t bytes, uint64_t memoryBudgetBytes, const std::string& what) : bytes_(bytes)
 {
-    const size_t bytes = floats * sizeof(float);
-    if (floats != 0 && bytes / sizeof(float) != floats)
-        fail(ErrorCode::Overflow, "", what + " would need more bytes than the address space has");
     if (bytes == 0)
         return;
     onDisk_ = bytes > memoryBudgetBytes;
@@ -47,13 +45,74 @@ SpillBuffer::SpillBuffer(size_t floats, uint64_t memoryBudgetBytes, const std::s
     if (p == MAP_FAILED)
         fail(ErrorCode::Io, onDisk_ ? dir : std::string(),
              "cannot map " + std::to_string(bytes >> 20) + " MiB for " + what + ": " + std::strerror(mapErr));
-    data_ = static_cast<float*>(p);
+    data_ = static_cast<uint8_t*>(p);
 }
 
 SpillBuffer::~SpillBuffer()
 {
     if (data_)
-        ::munmap(data_, floats_ * sizeof(float));
+        ::munmap(data_, bytes_);
+}
+
+namespace {
+
+std::atomic<uint64_t> gInMemory{0}, gSpilled{0};
+
+uint64_t initialEditBudget()
+{
+    const char* env = std::getenv("LAYERLAB_EDIT_MEMORY_MB");
+    if (env && *env)
+        return static_cast<uint64_t>(std::strtoull(env, nullptr, 10)) << 20;
+    return uint64_t{1} << 30;
+}
+
+std::atomic<uint64_t>& budgetSlot()
+{
+    static std::atomic<uint64_t> budget{initialEditBudget()};
+    return budget;
+}
+
+// The budget left for one more buffer of `bytes`: 0 (spill) once it would be exceeded.
+uint64_t roomFor(size_t bytes)
+{
+    return gInMemory.load() + bytes <= budgetSlot().load() ? UINT64_MAX : 0;
+}
+
+} // namespace
+
+EditBuffer::EditBuffer(size_t bytes) : buffer_(bytes, roomFor(bytes), "edited weights")
+{
+    (buffer_.onDisk() ? gSpilled : gInMemory) += buffer_.size();
+}
+
+EditBuffer::~EditBuffer()
+{
+    (buffer_.onDisk() ? gSpilled : gInMemory) -= buffer_.size();
+}
+
+std::shared_ptr<EditBuffer> makeEditBuffer(size_t bytes)
+{
+    return std::make_shared<EditBuffer>(bytes);
+}
+
+void setEditMemoryBudget(uint64_t bytes)
+{
+    budgetSlot().store(bytes);
+}
+
+uint64_t editMemoryBudget()
+{
+    return budgetSlot().load();
+}
+
+uint64_t editBytesInMemory()
+{
+    return gInMemory.load();
+}
+
+uint64_t editBytesSpilled()
+{
+    return gSpilled.load();
 }
 
 } // namespace ll
