@@ -2,6 +2,8 @@
 
 #include "format.h"
 
+#include "util/spill_buffer.h"
+
 #include <QTimer>
 
 namespace ll::gui {
@@ -30,6 +32,9 @@ void MemoryStatus::showReading(const ProcessMemory& p, std::optional<double> ava
                      "peak %4.")
                       .arg(formatBytes(static_cast<uint64_t>(p.rss)), formatBytes(static_cast<uint64_t>(p.rssFile)),
                            formatBytes(static_cast<uint64_t>(p.rssAnon)), formatBytes(static_cast<uint64_t>(p.peakRss)));
+    // Compressed layers and the undo history: in memory up to the edit budget, then in temporary files.
+    tip += tr("\nCompressed layers and undo history: %1 in memory (budget %2), %3 in temporary files.")
+               .arg(formatBytes(editBytesInMemory()), formatBytes(editMemoryBudget()), formatBytes(editBytesSpilled()));
     if (available)
         tip += tr("\nAvailable on this machine: %1.").arg(formatBytes(static_cast<uint64_t>(*available)));
     setToolTip(tip);

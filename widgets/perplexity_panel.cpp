@@ -400,12 +400,7 @@ void PerplexityPanel::run()
     const int threads = computeThreadCount();
     const JobCost cost = estimateEvaluation(*model, windows, options.context, threads);
     const JobCheck check = checkJob(cost);
-    // On a large model a batch of ~4096 tokens takes minutes: one window per thread
-    // per batch instead, so that progress (and the time left) moves every few
-    // seconds. The scores do not depend on the batching.
-    const int64_t defaultBatch = std::max<int64_t>({1, 4096 / std::max(1, contextBox_->value()), threads});
-    if (estimateEvaluation(*model, std::min(windows, defaultBatch), options.context, threads).seconds(machineGflops()) > 10.0)
-        options.windowsPerBatch = threads;
+
     if (!check.ok) {
         setState(State::Failed, check.refusal);
         return;

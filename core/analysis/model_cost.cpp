@@ -5,6 +5,7 @@
 #include "pipeline/model_compression.h"
 #include "recipe/step_options.h"
 #include "util/error.h"
+#include "util/spill_buffer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -91,9 +92,22 @@ constexpr double kFitMargin = 1.10;
 
 std::string str(int64_t v) { return std::to_string(v); }
 
+// Calibration batches (calib/calibration.cpp): about 4096 tokens, at least one window per thread.
 int64_t windowsPerBatch(int64_t windows, int64_t context, int threads)
 {
     return std::min<int64_t>(windows, std::max<int64_t>({1, kTokensPerBatch / std::max<int64_t>(context, 1), threads}));
+}
+
+// Evaluation batches (eval/scoring.cpp): per thread, the windows whose
+// activations (about 16 of the widest layer a token) fit in 128 MB, at least
+// one and at most 4096 tokens' worth.
+int64_t evaluationWindowsPerBatch(const ModelConfig& c, int64_t windows, int64_t context, int threads)
+{
+    const int64_t widest = std::max<int64_t>({c.hidden, c.intermediate, 1});
+    const int64_t ctx = std::max<int64_t>(context, 1);
+    const int64_t perThread = std::clamp<int64_t>((int64_t{128} << 20) / (16 * 4 * widest * ctx), 1,
+                                                  std::max<int64_t>(1, kTokensPerBatch / ctx));
+    return std::min(windows, perThread * threads);
 }
 
 // Widths of the four linear inputs of a block (AttnQ: q/k/v, AttnO, MlpUp: gate/up, MlpDown) in `model`.
@@ -301,7 +315,7 @@ JobCost estimateEvaluation(const Model& model, int64_t windows, int64_t context,
     threads = std::max(1, threads);
     JobCost j;
     j.job = "evaluation of " + str(windows) + " windows of " + str(context) + " tokens";
-    const double batchRows = static_cast<double>(windowsPerBatch(windows, context, threads) * context);
+    const double batchRows = static_cast<double>(evaluationWindowsPerBatch(c, windows, context, threads) * context);
     const std::string shorter = "a shorter context (" + str(context) + " now)";
     j.memory.push_back({"forward pass of one batch", models * batchRows * (forwardBytesPerRow(c) + kFloat * c.hidden), shorter});
     const double vocab = static_cast<double>(std::max<int64_t>(c.vocab, 1));
@@ -427,8 +441,12 @@ JobCost estimateStep(const CompressionState& state, const RecipeStep& step, cons
     // W in F32, the method's result in F32, its error or update: three copies of the largest layer.
     j.memory.push_back({"the largest layer in F32 (3 copies)", 3.0 * kFloat * largest + work,
                         "fewer or smaller target layers"});
-    j.memory.push_back({"compressed layers kept in the new state", results,
+    // Edited tensors stay in memory while all edits fit the edit budget (util/spill_buffer.h), the rest spills.
+    const double inMemory = std::min(results, std::max(0.0, static_cast<double>(editMemoryBudget())
+                                                                 - static_cast<double>(editBytesInMemory())));
+    j.memory.push_back({"compressed layers kept in the new state", inMemory,
                         step.action == StepAction::Quantize ? "fewer target layers" : "fewer target layers (pruned and low-rank layers are kept in F32)"});
+    j.spillBytes += results - inMemory;
     j.flops += flops;
     return j;
 }
