@@ -102,6 +102,7 @@ private slots:
     void comparisonOfDifferentModels();
     void tooShortTextIsRejected();
     void cliPerplexity();
+    void cliPerplexityWindows();
     void cliGenerateGreedy();
 };
 
@@ -296,6 +297,45 @@ void TestEval::cliPerplexity()
     const test::CliResult bad = test::runCli({"ppl", test::sharedPath("models/stories260K-hf"), "--text",
                                               test::sharedPath("data/tinystories/eval.txt"), "--protocol", "wiki"});
     QCOMPARE(bad.exitCode, 64);
+}
+
+// --windows N scores the first N windows (--max-windows is its older name),
+// --tokens N the whole windows covering N tokens; the progress lines (asked
+// for with --progress, as stderr is no terminal here) end with the time left.
+void TestEval::cliPerplexityWindows()
+{
+    LL_REQUIRE_SHARED();
+    const std::string model = test::sharedPath("models/stories260K-hf");
+    const std::string text = test::sharedPath("data/tinystories/eval.txt");
+    const auto run = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args{"ppl", model, "--text", text, "--ctx", "64", "--json"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return test::runCli(args);
+    };
+    const test::CliResult windows = run({"--windows", "3", "--batch", "1", "--progress"});
+    QVERIFY2(windows.exitCode == 0, windows.err.c_str());
+    const nlohmann::json j = nlohmann::json::parse(windows.out);
+    QCOMPARE(j["windows"].get<int64_t>(), int64_t{3});
+    QCOMPARE(j["tokens_scored"].get<int64_t>(), int64_t{3 * 63});
+    QVERIFY(j["stderr"].get<double>() > 0);
+    // One line per batch of one window; from the second on, the time left.
+    qInfo("progress lines:\n%s", windows.err.c_str());
+    QVERIFY2(windows.err.find("window 1 of 3") != std::string::npos, windows.err.c_str());
+    QVERIFY2(windows.err.find("window 3 of 3") != std::string::npos, windows.err.c_str());
+    QVERIFY2(windows.err.find(" left") != std::string::npos, windows.err.c_str());
+
+    const test::CliResult alias = run({"--max-windows", "3"});
+    QVERIFY2(alias.exitCode == 0, alias.err.c_str());
+    QCOMPARE(nlohmann::json::parse(alias.out)["ppl"].get<double>(), j["ppl"].get<double>());
+    QVERIFY(alias.err.empty()); // no terminal, no --progress: silent
+
+    const test::CliResult tokens = run({"--tokens", "129"}); // 129 tokens: three windows of 64
+    QVERIFY2(tokens.exitCode == 0, tokens.err.c_str());
+    QCOMPARE(nlohmann::json::parse(tokens.out)["windows"].get<int64_t>(), int64_t{3});
+    QCOMPARE(nlohmann::json::parse(tokens.out)["ppl"].get<double>(), j["ppl"].get<double>());
+
+    QCOMPARE(run({"--windows", "3", "--tokens", "100"}).exitCode, 64);
+    QCOMPARE(run({"--windows", "3", "--max-windows", "3"}).exitCode, 64);
 }
 
 void TestEval::cliGenerateGreedy()

@@ -2,11 +2,15 @@
 
 #include "compression_preview.h"
 #include "error_curve_plot.h"
+#include "format.h"
 #include "histogram_plot.h"
+#include "job_estimate.h"
 #include "job_runner.h"
 #include "method_catalog.h"
 #include "model_document.h"
 #include "panel_util.h"
+#include "preview_plan.h"
+#include "system_memory.h"
 #include "sparsity_mask_view.h"
 #include "spectrum_plot.h"
 
@@ -34,6 +38,7 @@
 #include <QTimer>
 #include <QVBoxLayout>
 
+#include <chrono>
 #include <new>
 
 namespace ll::gui {
@@ -152,6 +157,13 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     calibRow->addWidget(calibWindowsBox_);
     form->addRow(tr("Calibration"), calibRow);
 
+    outputErrorBox_ = new QCheckBox(tr("Measure the output error"), this);
+    outputErrorBox_->setObjectName(QStringLiteral("outputErrorBox"));
+    outputErrorBox_->setToolTip(tr("This method needs no data: it runs from the weights alone. Checked, each layer's "
+                                   "output error is measured on the first %1 calibration windows (a forward pass "
+                                   "through the model up to the layer).").arg(kOutputErrorWindows));
+    form->addRow(QString(), outputErrorBox_);
+
     liveBox_ = new QCheckBox(tr("Live preview of the current tensor"), this);
     liveBox_->setChecked(true);
     previewButton_ = new QPushButton(tr("Preview"), this);
@@ -160,6 +172,10 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     applyButton_->setToolTip(tr("Apply the step to the target layers (undo with Ctrl+Z)"));
     cancelButton_ = new QPushButton(tr("Cancel"), this);
     progress_ = makeSlimProgressBar(this);
+    progressText_ = new QLabel(this);
+    progressText_->setObjectName(QStringLiteral("compressProgressText"));
+    setSecondaryText(progressText_);
+    progressText_->hide();
     status_ = new QLabel(this);
     status_->setWordWrap(true);
     auto* buttons = new QHBoxLayout;
@@ -191,12 +207,37 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     leftLayout->addWidget(formScroll, 1);
     leftLayout->addLayout(buttons);
     leftLayout->addWidget(progress_);
+    leftLayout->addWidget(progressText_);
     leftLayout->addWidget(status_);
     scroll->setMinimumWidth(360);
 
     numbers_ = new QLabel(this);
     numbers_->setWordWrap(true);
     numbers_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    // A preview that needs a costly calibration pass asks first (preview_plan.h).
+    askBar_ = new QFrame(this);
+    askBar_->setObjectName(QStringLiteral("previewAskBar"));
+    askBar_->setFrameShape(QFrame::StyledPanel);
+    askLabel_ = new QLabel(askBar_);
+    askLabel_->setWordWrap(true);
+    askRun_ = new QPushButton(tr("Run"), askBar_);
+    askSample_ = new QPushButton(askBar_);
+    askSkip_ = new QPushButton(tr("Skip"), askBar_);
+    auto* askButtons = new QHBoxLayout;
+    askButtons->addWidget(askRun_);
+    askButtons->addWidget(askSample_);
+    askButtons->addWidget(askSkip_);
+    askButtons->addStretch(1);
+    auto* askLayout = new QVBoxLayout(askBar_);
+    askLayout->setContentsMargins(8, 6, 8, 6);
+    askLayout->addWidget(askLabel_);
+    askLayout->addLayout(askButtons);
+    askBar_->hide();
+    auto* header = new QWidget(this);
+    auto* headerLayout = new QVBoxLayout(header);
+    headerLayout->setContentsMargins(0, 0, 0, 0);
+    headerLayout->addWidget(askBar_);
+    headerLayout->addWidget(numbers_);
     tabs_ = new QTabWidget(this);
     histogram_ = new HistogramPlot(tabs_);
     mask_ = new SparsityMaskView(tabs_);
@@ -206,28 +247,29 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     tabs_->addTab(mask_, tr("Mask"));
     tabs_->addTab(spectrum_, tr("Spectrum"));
     tabs_->addTab(curve_, tr("Error curve"));
-    layOutControlsBesideResults(this, scroll, numbers_, tabs_, 420, 600);
+    layOutControlsBesideResults(this, scroll, header, tabs_, 420, 600);
 
+    // The user choosing a method or a parameter asks for a preview (opening a model does not).
     connect(actionBox_, &QComboBox::currentIndexChanged, this, [this] {
         rebuildMethods();
         updateForm();
     });
     connect(methodBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateForm);
     for (QSpinBox* b : {bitsBox_, lorcBox_})
-        connect(b, &QSpinBox::valueChanged, this, &CompressionPanel::schedulePreview);
+        connect(b, &QSpinBox::valueChanged, this, &CompressionPanel::formEdited);
     for (QDoubleSpinBox* b : {alphaBox_, sparsityBox_, rankRatioBox_})
-        connect(b, &QDoubleSpinBox::valueChanged, this, &CompressionPanel::schedulePreview);
+        connect(b, &QDoubleSpinBox::valueChanged, this, &CompressionPanel::formEdited);
     for (QComboBox* b : {groupBox_, ggmlTypeBox_, fp8TypeBox_})
-        connect(b, &QComboBox::currentIndexChanged, this, &CompressionPanel::schedulePreview);
+        connect(b, &QComboBox::currentIndexChanged, this, &CompressionPanel::formEdited);
     connect(nmBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateForm);
     connect(structuredBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateForm);
-    for (QCheckBox* b : {symBox_, actOrderBox_})
-        connect(b, &QCheckBox::toggled, this, &CompressionPanel::schedulePreview);
+    for (QCheckBox* b : {symBox_, actOrderBox_, outputErrorBox_})
+        connect(b, &QCheckBox::toggled, this, &CompressionPanel::formEdited);
     connect(targetBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateTargetLabel);
     connect(patternEdit_, &QLineEdit::textChanged, this, &CompressionPanel::updateTargetLabel);
     connect(calibBox_, &QComboBox::activated, this, [this](int index) {
         if (calibBox_->itemData(index).toString() != QLatin1String(kChooseFile)) {
-            schedulePreview();
+            formEdited();
             return;
         }
         const QString path = QFileDialog::getOpenFileName(this, tr("Calibration text"), QString(),
@@ -237,18 +279,25 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
         else
             setCalibrationFile(path);
     });
-    connect(calibWindowsBox_, &QSpinBox::valueChanged, this, &CompressionPanel::schedulePreview);
+    connect(calibWindowsBox_, &QSpinBox::valueChanged, this, &CompressionPanel::formEdited);
     connect(liveBox_, &QCheckBox::toggled, this, [this](bool on) {
         if (on)
-            schedulePreview();
+            formEdited();
     });
-    connect(debounce_, &QTimer::timeout, this, &CompressionPanel::preview);
+    connect(debounce_, &QTimer::timeout, this, [this] { runPreview(PreviewChoice::Auto); });
     connect(previewButton_, &QPushButton::clicked, this, &CompressionPanel::preview);
+    connect(askRun_, &QPushButton::clicked, this, [this] { runPreview(PreviewChoice::Full); });
+    connect(askSample_, &QPushButton::clicked, this, [this] { runPreview(PreviewChoice::Sample); });
+    connect(askSkip_, &QPushButton::clicked, this, [this] {
+        askBar_->hide();
+        clearPreview(tr("Preview skipped. Apply runs the step on the target layers; Preview asks again."));
+    });
     connect(applyButton_, &QPushButton::clicked, this, &CompressionPanel::apply);
     connect(cancelButton_, &QPushButton::clicked, this, &CompressionPanel::cancel);
     connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
         progress_->setValue(permille);
-        progress_->setToolTip(what);
+        progressText_->setText(what);
+        progressText_->setToolTip(what);
     });
     connect(document_, &ModelDocument::modelAboutToChange, this, [this] {
         runner_->abandon();
@@ -257,18 +306,29 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
         setBusy(false, QString());
     });
     connect(document_, &ModelDocument::modelChanged, this, [this] {
+        // Opening a model runs nothing: the preview waits for the user to pick a tensor or a method.
+        armed_ = false;
         selection_.clear();
-        clearPreview(QString());
+        askBar_->hide();
+        clearPreview(document_->hasModel() ? tr("Select a layer in the tree or choose a method to preview it.") : QString());
         setStatus(QString());
         updateTargetLabel();
         updateCalibrationControls();
-        schedulePreview();
     });
     connect(document_, &ModelDocument::modelEdited, this, [this] {
+        // After an undo or a redo, "Applied … (Ctrl+Z undoes it)" no longer describes the model.
+        if (!applying_ && statusText_.startsWith(tr("Applied")))
+            setStatus(QString());
         updateCalibrationControls();
         schedulePreview(); // the current tensor may have new values
     });
-    connect(document_, &ModelDocument::currentTensorChanged, this, &CompressionPanel::schedulePreview);
+    connect(document_, &ModelDocument::currentTensorChanged, this, [this] {
+        if (document_->currentIsDefault())
+            return; // the tensor shown after opening: not a request
+        askBar_->hide();
+        armed_ = true;
+        schedulePreview();
+    });
 
     rebuildMethods();
     updateForm();
@@ -318,7 +378,16 @@ void CompressionPanel::updateForm()
         teaching_->setHtml(QStringLiteral("<h3>%1</h3>%2%3")
                                .arg(m->name.toHtmlEscaped(), m->teaching,
                                     m->needsCalibration ? tr("<p><i>Needs calibration text.</i></p>") : QString()));
+    const bool dataFree = m && !currentStep().usesCalibration();
+    outputErrorBox_->setVisible(dataFree);
     updateTargetLabel();
+    formEdited();
+}
+
+void CompressionPanel::formEdited()
+{
+    askBar_->hide();
+    armed_ = true;
     schedulePreview();
 }
 
@@ -342,7 +411,7 @@ void CompressionPanel::updateTargetLabel()
         targetLabel_->setText(tr("%1 layers: %2 … %3")
                                   .arg(names.size())
                                   .arg(QString::fromStdString(names.front()), QString::fromStdString(names.back())));
-    applyButton_->setEnabled(!names.empty() && !isBusy());
+    applyButton_->setEnabled(!names.empty() && !applying_);
 }
 
 void CompressionPanel::updateCalibrationControls()
@@ -439,6 +508,9 @@ RecipeStep CompressionPanel::currentStep() const
         s.params["sparsity"] = sparsityBox_->value() / 100.0;
     if (has(Param::RankRatio))
         s.params["rank-ratio"] = rankRatioBox_->value() / 100.0;
+    // Data-free methods measure their output error only when asked.
+    if (outputErrorBox_->isChecked() && !s.usesCalibration())
+        s.params["output-error"] = true;
     s.layers = targetPattern();
     return s;
 }
@@ -513,15 +585,30 @@ void CompressionPanel::setLivePreview(bool on)
     liveBox_->setChecked(on);
 }
 
+void CompressionPanel::setMeasureOutputError(bool on)
+{
+    outputErrorBox_->setChecked(on);
+}
+
 void CompressionPanel::schedulePreview()
 {
-    if (liveBox_->isChecked() && !applying_ && document_->hasModel() && isVisible())
+    if (armed_ && liveBox_->isChecked() && !applying_ && document_->hasModel() && isVisible())
         debounce_->start();
 }
 
 bool CompressionPanel::isBusy() const
 {
     return runner_->isRunning();
+}
+
+bool CompressionPanel::isPreviewRunning() const
+{
+    return runner_->isRunning() && !applying_;
+}
+
+bool CompressionPanel::isAsking() const
+{
+    return !askBar_->isHidden();
 }
 
 bool CompressionPanel::isPreviewPending() const
@@ -535,6 +622,21 @@ void CompressionPanel::showEvent(QShowEvent* event)
     // Changes made while hidden scheduled nothing: preview what is selected now.
     if (!preview_)
         schedulePreview();
+}
+
+void CompressionPanel::previewFull()
+{
+    runPreview(PreviewChoice::Full);
+}
+
+void CompressionPanel::previewSample()
+{
+    runPreview(PreviewChoice::Sample);
+}
+
+QString CompressionPanel::askText() const
+{
+    return askLabel_->text();
 }
 
 QString CompressionPanel::statusText() const
@@ -553,9 +655,14 @@ void CompressionPanel::setBusy(bool busy, const QString& what)
 {
     progress_->setVisible(busy);
     progress_->setValue(0);
+    progressText_->setVisible(busy);
+    progressText_->clear();
     cancelButton_->setEnabled(busy);
-    previewButton_->setEnabled(!busy);
-    applyButton_->setEnabled(!busy && !targetNames().empty());
+    // A preview never blocks the buttons: Preview restarts it, Apply replaces it.
+    previewButton_->setEnabled(!applying_);
+    applyButton_->setEnabled(!applying_ && !targetNames().empty());
+    if (!busy)
+        previewCost_.reset();
     if (busy)
         setStatus(what);
 }
@@ -569,7 +676,14 @@ void CompressionPanel::cancel()
 
 void CompressionPanel::preview()
 {
+    armed_ = true;
+    runPreview(PreviewChoice::Auto);
+}
+
+void CompressionPanel::runPreview(PreviewChoice choice)
+{
     debounce_->stop();
+    askBar_->hide();
     if (applying_)
         return;
     const LogicalTensor* t = document_->currentLogical();
@@ -587,13 +701,49 @@ void CompressionPanel::preview()
     const CompressionState state = document_->state();
     const RecipeCalibration calib = calibration();
     const std::string tensor = t->logicalName;
-    setBusy(true, tr("Previewing %1 on %2…").arg(QString::fromStdString(step.badge()), QString::fromStdString(tensor)));
-    runner_->start([this, state, step, calib, tensor](JobContext& job) {
+    // A preview being replaced gives its memory back.
+    const double reusable = isPreviewRunning() && previewCost_ ? previewCost_->workingBytes() : 0.0;
+    PreviewPlan plan;
+    try {
+        plan = planPreview(state, step, tensor, calib, choice, reusable);
+    } catch (const Error& e) {
+        clearPreview(QString::fromStdString(e.problem()));
+        return;
+    }
+    if (plan.kind == PreviewPlan::Kind::Ask) {
+        askLabel_->setText(plan.question);
+        askRun_->setText(tr("Run"));
+        askSample_->setText(tr("Run on %1 windows (%2)").arg(std::min(plan.windows, kPreviewSampleWindows)).arg(estimateSummary(plan.sampleCost)));
+        askSample_->setVisible(plan.windows > kPreviewSampleWindows);
+        askBar_->show();
+        clearPreview(QString()); // what was shown is not of this step
+        setStatus(tr("The preview waits for your choice: a calibration pass on this model takes a while."));
+        return;
+    }
+    if (plan.kind == PreviewPlan::Kind::Refuse) {
+        clearPreview(QString());
+        setStatus(plan.refusal, true);
+        return;
+    }
+    previewCost_ = plan.cost;
+    const bool calibrationPass = plan.calibrationPass;
+    const int64_t windows = plan.windows;
+    const QString note = plan.note;
+    setBusy(true, tr("Previewing %1 on %2 (%3)…")
+                      .arg(QString::fromStdString(step.badge()), QString::fromStdString(tensor), estimateSummary(plan.cost)));
+    runner_->start([this, state, step, calib, tensor, calibrationPass, windows, note](JobContext& job) {
         try {
-            job.stage(0.0, 0.1, tr("tokenizing the calibration text"));
-            const CalibrationText text = loadCalibrationFor(*state.model, calib, std::span<const RecipeStep>(&step, 1));
-            job.stage(0.1, 0.9, tr("previewing"));
+            // Data-free previews need no text: the calibration file is not even read.
+            CalibrationText text;
+            if (calibrationPass) {
+                job.stage(0.0, 0.1, tr("tokenizing"));
+                text = loadCalibrationFor(*state.model, calib, std::span<const RecipeStep>(&step, 1));
+                text.options.windows = std::min(text.options.windows, windows);
+            }
+            job.stage(calibrationPass ? 0.1 : 0.0, calibrationPass ? 0.9 : 1.0, tr("previewing"));
             auto r = std::make_shared<PreviewResult>(computePreview(state, step, tensor, text, &job));
+            if (!note.isEmpty())
+                r->note = r->note.isEmpty() ? note : r->note + QLatin1Char(' ') + note;
             job.post([this, r] {
                 setBusy(false, QString());
                 showPreview(*r);
@@ -618,6 +768,7 @@ void CompressionPanel::preview()
             });
         }
     });
+    runner_->setExpectedSeconds(plan.cost.seconds(machineGflops()));
 }
 
 void CompressionPanel::apply()
@@ -642,8 +793,31 @@ void CompressionPanel::apply()
                           : names.size() == 1
                               ? tr("%1 on %2").arg(QString::fromStdString(step.badge()), QString::fromStdString(names.front()))
                               : tr("%1 on %2 layers").arg(QString::fromStdString(step.badge())).arg(names.size());
+    // Before anything runs: will it fit? A preview it replaces gives its memory back.
+    QString estimate;
+    double expected = 0.0;
+    if (!structured) {
+        RecipeCalibration sized = calib;
+        sized.windows = estimatedCalibrationWindows(calib);
+        const double reusable = isPreviewRunning() && previewCost_ ? previewCost_->workingBytes() : 0.0;
+        JobCheck check;
+        try {
+            check = checkJob(estimateStep(state, step, names, sized, computeThreadCount()), reusable);
+        } catch (const Error& e) {
+            setStatus(QString::fromStdString(e.problem()), true);
+            return;
+        }
+        if (!check.ok) {
+            setStatus(check.refusal, true);
+            emit applied(false);
+            return;
+        }
+        estimate = tr(" (%1)").arg(check.summary);
+        expected = check.seconds;
+    }
+    askBar_->hide();
     applying_ = true;
-    setBusy(true, tr("Applying %1…").arg(label));
+    setBusy(true, tr("Applying %1%2…").arg(label, estimate));
     runner_->start([this, state, step, calib, label](JobContext& job) {
         auto finish = [this, &job](const QString& msg, bool ok) {
             job.post([this, msg, ok] {
@@ -654,11 +828,19 @@ void CompressionPanel::apply()
             });
         };
         try {
-            job.stage(0.0, 0.05, tr("tokenizing the calibration text"));
-            const CalibrationText text = loadCalibrationFor(*state.model, calib, std::span<const RecipeStep>(&step, 1));
-            job.stage(0.05, 0.95, label);
+            const auto started = std::chrono::steady_clock::now();
+            // A data-free step reads no text (unless it measures its output error): nothing to tokenize.
+            CalibrationText text;
+            text.recipe = calib;
+            text.name = calib.isBuiltin() ? std::string("builtin") : calib.text;
+            if (step.usesCalibration() || JsonParams(step.params).flag("output-error")) {
+                job.stage(0.0, 0.05, tr("tokenizing the calibration text"));
+                text = loadCalibrationFor(*state.model, calib, std::span<const RecipeStep>(&step, 1));
+            }
+            job.stage(0.05, 0.95, tr("applying"));
             auto out = std::make_shared<StepOutcome>(applyStep(state, step, text, &job));
-            job.post([this, out, label, base = state.model] {
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            job.post([this, out, label, seconds, base = state.model] {
                 applying_ = false;
                 setBusy(false, QString());
                 if (document_->model() != base) {
@@ -670,7 +852,7 @@ void CompressionPanel::apply()
                 for (const std::string& n : out->touched)
                     touched << QString::fromStdString(n);
                 document_->pushState(std::move(out->state), label, touched);
-                setStatus(tr("Applied %1 (Ctrl+Z undoes it).").arg(label));
+                setStatus(tr("Applied %1 in %2 (Ctrl+Z undoes it).").arg(label, formatSeconds(seconds)));
                 emit applied(true);
             });
         } catch (const Error& e) {
@@ -682,6 +864,7 @@ void CompressionPanel::apply()
             finish(errorText(e), false);
         }
     });
+    runner_->setExpectedSeconds(expected);
 }
 
 void CompressionPanel::clearPreview(const QString& why)

@@ -6,17 +6,20 @@
 // background and lands as one undoable command on the document (the same
 // applyStep() that `layerlab-cli apply` replays). Calibration text is one per
 // recipe: it is chosen before the first step and fixed afterwards.
+#include "analysis/model_cost.h"
 #include "recipe/recipe.h"
 
 #include <QWidget>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
+class QFrame;
 class QLabel;
 class QLineEdit;
 class QProgressBar;
@@ -35,6 +38,7 @@ class ModelDocument;
 class SparsityMaskView;
 class SpectrumPlot;
 struct PreviewResult;
+enum class PreviewChoice;
 
 class CompressionPanel : public QWidget {
     Q_OBJECT
@@ -58,11 +62,21 @@ public:
     void setCalibrationWindows(int windows);
     RecipeCalibration calibration() const;
     void setLivePreview(bool on);
+    // Data-free methods: measure each layer's output error (the step's output_error).
+    void setMeasureOutputError(bool on);
 
+    // Previews the current tensor; a costly calibration pass asks first (isAsking()).
     void preview();
+    // Answers the question: the full calibration pass, the small sample.
+    void previewFull();
+    void previewSample();
     void apply();
     void cancel();
     bool isBusy() const;
+    bool isPreviewRunning() const;
+    // The preview asks whether to run a costly calibration pass.
+    bool isAsking() const;
+    QString askText() const;
     // A live preview is scheduled (the form or the tensor just changed).
     bool isPreviewPending() const;
     // Shown to the user: the last error or outcome.
@@ -83,6 +97,8 @@ protected:
     void showEvent(QShowEvent* event) override;
 
 private:
+    void runPreview(PreviewChoice choice);
+    void formEdited();
     void rebuildMethods();
     void updateForm();
     void updateTargetLabel();
@@ -101,6 +117,8 @@ private:
     std::vector<std::string> selection_;
     std::unique_ptr<PreviewResult> preview_;
     bool applying_ = false;
+    bool armed_ = false;                 // the user asked for a preview since the model opened
+    std::optional<JobCost> previewCost_; // of the preview running
 
     QComboBox* actionBox_;
     QComboBox* methodBox_;
@@ -124,6 +142,7 @@ private:
     QLabel* targetLabel_;
     QComboBox* calibBox_;
     QSpinBox* calibWindowsBox_;
+    QCheckBox* outputErrorBox_;
     QCheckBox* liveBox_;
     QTextBrowser* teaching_;
     // Actions
@@ -131,7 +150,13 @@ private:
     QPushButton* applyButton_;
     QPushButton* cancelButton_;
     QProgressBar* progress_;
+    QLabel* progressText_;
     QLabel* status_;
+    QFrame* askBar_;
+    QLabel* askLabel_;
+    QPushButton* askRun_;
+    QPushButton* askSample_;
+    QPushButton* askSkip_;
     // Preview
     QLabel* numbers_;
     QTabWidget* tabs_;

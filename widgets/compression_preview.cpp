@@ -153,9 +153,18 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
     if (step.action == StepAction::Prune && step.params.contains("nm"))
         r.nm = pruneOptionsFrom(JsonParams(step.params)).unstructured.layer.nm;
 
-    // Context: the statistics for the curve (one pass through the block), the spectrum.
-    SubProgress statsPart(progress, 0.6, 0.8);
-    const std::optional<InputStats> stats = layerStats(state, *t, calibration, &statsPart);
+    // Context: the statistics for the curve (one pass through blocks 0..block), the spectrum.
+    // A data-free step gathers none unless it measures its output error, and then on
+    // the windows applyStep measured it on: the curve shows weight errors otherwise.
+    std::optional<InputStats> stats;
+    const bool outputError = JsonParams(step.params).flag("output-error");
+    if (step.usesCalibration() || outputError) {
+        CalibrationText sample = calibration;
+        if (!step.usesCalibration())
+            sample.options.windows = std::min<int64_t>(sample.options.windows, kOutputErrorWindows);
+        SubProgress statsPart(progress, 0.6, 0.8);
+        stats = layerStats(state, *t, sample, &statsPart);
+    }
     SubProgress curvePart(progress, 0.8, 1.0);
     if (!structured)
         fillCurve(r, step, W, stats, &curvePart);

@@ -39,6 +39,9 @@ struct PreviewResult {
 };
 
 // `calibration` may be empty for methods that need none (no output errors then).
+// A data-free step (RecipeStep::usesCalibration false) runs no calibration pass
+// unless it says output_error, and then on at most kOutputErrorWindows windows;
+// the caller limits `calibration.options.windows` for a smaller sample.
 PreviewResult computePreview(const CompressionState& state, const RecipeStep& step, const std::string& tensor,
                              const CalibrationText& calibration, Progress* progress);
 

@@ -1,6 +1,7 @@
 #include "export_dialog.h"
 
 #include "format.h"
+#include "job_estimate.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"
@@ -501,6 +502,10 @@ bool ExportDialog::startExport()
         plan.recipe = r; // also recorded in the report
     plan.hook = beforeOutput_;
     plan.w8a8 = !document_->state().activations.empty();
+    // Before anything is written: will it fit?
+    const JobCheck check = checkJob(estimateExport(*model));
+    if (!check.ok)
+        return refuse(check.refusal);
     saveSettings();
 
     written_.clear();
@@ -508,7 +513,7 @@ bool ExportDialog::startExport()
     showWritten();
     progress_->setValue(0);
     progress_->setFormat(tr("starting"));
-    setStatus(tr("Exporting…"), false);
+    setStatus(tr("Exporting (%1)…").arg(check.summary), false);
     auto outcome = std::make_shared<ExportOutcome>();
     outcome_ = outcome;
     runner_->start([plan, outcome](JobContext& job) {
@@ -591,6 +596,7 @@ bool ExportDialog::startExport()
             out.notes.clear();
         }
     });
+    runner_->setExpectedSeconds(check.seconds);
     updateEnabled();
     return true;
 }

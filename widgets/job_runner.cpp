@@ -2,11 +2,22 @@
 
 #include <QMetaObject>
 #include <QThread>
+#include <QTimer>
 
 #include <algorithm>
 #include <cmath>
 
 namespace ll::gui {
+
+QString progressText(const QString& label, const QString& what, std::optional<double> secondsLeft)
+{
+    QString text = label;
+    if (!what.isEmpty() && what != QLatin1String("done"))
+        text += (text.isEmpty() ? QString() : QStringLiteral(": ")) + what;
+    if (secondsLeft)
+        text += (text.isEmpty() ? QString() : QStringLiteral(" · ")) + QString::fromStdString(formatTimeLeft(secondsLeft));
+    return text;
+}
 
 void JobContext::stage(double base, double span, const QString& label)
 {
@@ -15,27 +26,80 @@ void JobContext::stage(double base, double span, const QString& label)
         base_ = base;
         span_ = span;
         label_ = label;
+        what_.clear();
+        inStage_ = 0.0;
+        etaAtReport_.reset();
+        stageClock_.restart();
     }
     report(0.0, {});
 }
 
-void JobContext::report(double fraction, std::string_view)
+QString JobContext::textNow(int* permille) const
+{
+    // With the lock held. Between reports the time left counts down from the
+    // last estimate; before the stage's first step, the time it has taken.
+    *permille = static_cast<int>(std::lround(1000.0 * std::clamp(base_ + span_ * inStage_, 0.0, 1.0)));
+    if (etaAtReport_) {
+        const double left = std::max(0.0, *etaAtReport_ - sinceReport_.elapsed());
+        return progressText(label_, what_, left);
+    }
+    QString text = progressText(label_, what_, std::nullopt);
+    const double elapsed = stageClock_.elapsed();
+    if (elapsed >= 2.0) {
+        text += (text.isEmpty() ? QString() : QStringLiteral(" · "))
+                + QObject::tr("%1 elapsed").arg(QString::fromStdString(formatClock(elapsed)));
+        if (expectedSeconds_ > 0.0)
+            text += QObject::tr(" of about %1").arg(QString::fromStdString(formatClock(expectedSeconds_)));
+    }
+    return text;
+}
+
+void JobContext::report(double fraction, std::string_view what)
 {
     std::unique_lock lock(reportMutex_);
-    const double f = base_ + span_ * std::clamp(std::isfinite(fraction) ? fraction : 0.0, 0.0, 1.0);
-    const int permille = static_cast<int>(std::lround(1000.0 * std::clamp(f, 0.0, 1.0)));
-    if (permille == lastPermille_ && label_ == lastLabel_)
+    inStage_ = std::clamp(std::isfinite(fraction) ? fraction : 0.0, 0.0, 1.0);
+    what_ = QString::fromUtf8(what.data(), static_cast<qsizetype>(what.size()));
+    // The time left of this stage at its pace so far; none before its first step.
+    etaAtReport_ = inStage_ < 1.0 ? stageClock_.secondsLeft(inStage_) : std::nullopt;
+    sinceReport_.restart();
+    int permille = 0;
+    const QString text = textNow(&permille);
+    if (permille == lastPermille_ && text == lastText_)
         return; // the engine reports often; the GUI only needs changes
+    // At most ten lines a second (a countdown in seconds needs no more), but every new stage at once.
+    const bool newStage = !lastText_.startsWith(label_) || lastPermille_ < 0;
+    if (!newStage && sinceEmit_.elapsed() < 0.1 && permille - lastPermille_ < 10)
+        return;
+    emitLocked(permille, text);
+    lock.unlock();
+}
+
+void JobContext::emitLocked(int permille, const QString& text)
+{
+    sinceEmit_.restart();
     lastPermille_ = permille;
-    lastLabel_ = label_;
+    lastText_ = text;
     JobRunner* runner = runner_;
     const uint64_t id = id_;
-    const QString label = label_;
-    lock.unlock();
-    QMetaObject::invokeMethod(runner, [runner, id, permille, label] {
+    QMetaObject::invokeMethod(runner, [runner, id, permille, text] {
         if (runner->current_ == id)
-            emit runner->progress(permille, label);
+            emit runner->progress(permille, text);
     }, Qt::QueuedConnection);
+}
+
+void JobContext::tick()
+{
+    std::lock_guard lock(reportMutex_);
+    int permille = 0;
+    const QString text = textNow(&permille);
+    if (text != lastText_)
+        emitLocked(permille, text);
+}
+
+void JobContext::setExpectedSeconds(double seconds)
+{
+    std::lock_guard lock(reportMutex_);
+    expectedSeconds_ = seconds;
 }
 
 void JobContext::post(std::function<void()> fn)
@@ -48,7 +112,16 @@ void JobContext::post(std::function<void()> fn)
     }, Qt::QueuedConnection);
 }
 
-JobRunner::JobRunner(QObject* parent) : QObject(parent) {}
+JobRunner::JobRunner(QObject* parent) : QObject(parent), clock_(new QTimer(this))
+{
+    // The time left (or elapsed) moves on between the core's reports.
+    clock_->setInterval(1000);
+    connect(clock_, &QTimer::timeout, this, [this] {
+        for (Job& j : jobs_)
+            if (j.id == current_)
+                j.context->tick();
+    });
+}
 
 JobRunner::~JobRunner()
 {
@@ -86,9 +159,17 @@ uint64_t JobRunner::start(Work work)
     jobs_.push_back({id, context, thread});
     current_ = id;
     thread->start(QThread::LowPriority);
+    clock_->start();
     if (!wasRunning)
         emit runningChanged(true);
     return id;
+}
+
+void JobRunner::setExpectedSeconds(double seconds)
+{
+    for (Job& j : jobs_)
+        if (j.id == current_)
+            j.context->setExpectedSeconds(seconds);
 }
 
 void JobRunner::cancel()
@@ -112,6 +193,7 @@ void JobRunner::abandon()
         return;
     cancel();
     current_ = 0;
+    clock_->stop();
     emit runningChanged(false);
 }
 
@@ -135,6 +217,7 @@ void JobRunner::threadDone(uint64_t id)
     jobs_.erase(it);
     if (id == current_) {
         current_ = 0;
+        clock_->stop();
         emit finished(id);
         emit runningChanged(false);
     }

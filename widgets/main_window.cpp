@@ -10,6 +10,7 @@
 #include "format.h"
 #include "generate_panel.h"
 #include "guided_tour.h"
+#include "memory_status.h"
 #include "model_browser.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
@@ -182,6 +183,8 @@ MainWindow::MainWindow(QWidget* parent)
     statusBar()->addPermanentWidget(paramsLabel_);
     statusBar()->addPermanentWidget(sizeLabel_);
     statusBar()->addPermanentWidget(dtypeLabel_);
+    memoryStatus_ = new MemoryStatus(this);
+    statusBar()->addPermanentWidget(memoryStatus_);
 
     session_ = new SessionManager(this);
     // Sessions keep the sensitivity results with the recipe (reopened as data; rerun to see them live).
@@ -410,7 +413,7 @@ void MainWindow::onModelChanged()
     updateModelFacts();
     // Show something at once: the first linear layer.
     if (document_->hasModel())
-        document_->setCurrentTensor(document_->defaultTensor());
+        document_->selectDefaultTensor(); // shown, but it starts no preview
 }
 
 void MainWindow::updateModelFacts()

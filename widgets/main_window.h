@@ -1,7 +1,8 @@
 #pragma once
 // LayerLab's main window: the model tree, the tensor inspector, the
 // evaluation (perplexity and generation) and activation views as docks;
-// File menu with recent models, drag and drop, model facts in the status bar.
+// File menu with recent models, drag and drop, model facts and the process's
+// memory in the status bar.
 #include <QMainWindow>
 #include <QStringList>
 
@@ -20,6 +21,7 @@ class RecipePanel;
 class SensitivityPanel;
 class EngineCache;
 class GeneratePanel;
+class MemoryStatus;
 class ModelBrowser;
 class ModelDocument;
 class PerplexityPanel;
@@ -56,6 +58,8 @@ public:
     // Session files, autosave and crash recovery (session.h).
     SessionManager* session() const { return session_; }
     ComparePanel* comparePanel() const { return compare_; }
+    // The status bar's memory reading (RSS and the process's own memory).
+    MemoryStatus* memoryStatus() const { return memoryStatus_; }
     QDockWidget* compareDock() const { return compareDock_; }
     // Shows and raises a dock by name: "model", "inspector", "compress", "recipe", "history",
     // "evaluate", "generate", "activations", "sensitivity".
@@ -120,6 +124,7 @@ private:
     QLabel* sizeLabel_;
     QLabel* dtypeLabel_;
     QLabel* syntheticLabel_;
+    MemoryStatus* memoryStatus_ = nullptr;
     QString lastError_;
     bool errorDialogs_ = true;
     bool docksSized_ = false;

@@ -56,8 +56,11 @@ ModelBrowser::ModelBrowser(ModelDocument* document, QWidget* parent)
         const bool edited = !document_->state().layers.empty();
         for (int c : {ModelTreeModel::CompressionColumn, ModelTreeModel::BitsColumn, ModelTreeModel::ErrorColumn})
             view_->header()->setSectionHidden(c, !edited);
-        // With them, the dtype and size columns matter less than what was done.
-        view_->header()->setSectionHidden(ModelTreeModel::DTypeColumn, edited);
+        // With them, the shape, dtype and size columns matter less than what was
+        // done (the inspector shows them for the current tensor); keeping them
+        // squeezes the names out of a 480-pixel tree, or the new columns off it.
+        for (int c : {ModelTreeModel::ShapeColumn, ModelTreeModel::DTypeColumn, ModelTreeModel::SizeColumn})
+            view_->header()->setSectionHidden(c, edited);
     };
     showCompressionColumns();
     connect(document_, &ModelDocument::modelEdited, this, showCompressionColumns);

@@ -63,6 +63,7 @@ void ModelDocument::setModel(std::shared_ptr<const Model> model)
     model_ = std::move(model);
     state_ = model_ ? CompressionState::initial(model_) : CompressionState{};
     current_ = -1;
+    currentIsDefault_ = false;
     emit modelChanged();
     // A listener may already have chosen a tensor for the new model.
     if (current_ == -1)
@@ -105,10 +106,27 @@ void ModelDocument::setCurrentTensor(int index)
 {
     if (!model_ || index < 0 || index >= static_cast<int>(model_->tensors.size()))
         index = -1;
+    if (index == current_) {
+        if (currentIsDefault_ && index >= 0) {
+            currentIsDefault_ = false; // the user picked what was shown: now it is their choice
+            emit currentTensorChanged(index);
+        }
+        return;
+    }
+    current_ = index;
+    currentIsDefault_ = false;
+    emit currentTensorChanged(index);
+}
+
+void ModelDocument::selectDefaultTensor()
+{
+    const int index = defaultTensor();
     if (index == current_)
         return;
     current_ = index;
+    currentIsDefault_ = true;
     emit currentTensorChanged(index);
+    currentIsDefault_ = current_ == index; // a listener may have moved on already
 }
 
 int ModelDocument::findTensor(const QString& name) const

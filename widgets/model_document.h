@@ -56,6 +56,11 @@ public:
     int findTensor(const QString& name) const;
     // The tensor shown after opening: the first linear layer.
     int defaultTensor() const;
+    // Makes defaultTensor() current without it counting as the user's choice:
+    // views show it, but nothing heavy starts for it (the compression preview).
+    void selectDefaultTensor();
+    // The current tensor was chosen by selectDefaultTensor(), not by the user.
+    bool currentIsDefault() const { return currentIsDefault_; }
 
 signals:
     void modelAboutToChange();
@@ -70,6 +75,7 @@ private:
     CompressionState state_;
     QUndoStack* undo_;
     int current_ = -1;
+    bool currentIsDefault_ = false;
 };
 
 } // namespace ll::gui

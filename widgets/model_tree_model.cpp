@@ -302,7 +302,7 @@ QVariant ModelTreeModel::data(const QModelIndex& index, int role) const
         case CompressionColumn:
             if (leaf)
                 return n->badges.join(QStringLiteral(" → "));
-            return n->edited > 0 ? tr("%n layer(s) compressed", nullptr, n->edited) : QString();
+            return n->edited > 0 ? tr("%n compressed", nullptr, n->edited) : QString(); // short: the tree is narrow
         case BitsColumn:
             return leaf && n->bits > 0.0 ? QString::number(n->bits, 'f', 2) : QString();
         case ErrorColumn:

@@ -2,9 +2,11 @@
 
 #include "engine_cache.h"
 #include "format.h"
+#include "job_estimate.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"
+#include "system_memory.h"
 
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -37,6 +39,7 @@ const char* kRecentKey = "evaluate/recentTexts";
 const char* kContextKey = "evaluate/context";
 const char* kProtocolKey = "evaluate/protocol";
 const char* kWindowsKey = "evaluate/maxWindows";
+const char* kUnitKey = "evaluate/countUnit";     // 0 windows, 1 tokens
 constexpr int kMaxRecentTexts = 6;
 const char* kChooseMarker = "\x01choose";
 
@@ -80,7 +83,12 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     maxWindowsBox_->setRange(0, 1 << 24);
     maxWindowsBox_->setSpecialValueText(tr("all"));
     maxWindowsBox_->setValue(0);
-    maxWindowsBox_->setToolTip(tr("Score only the first N windows: a quick look instead of the whole text"));
+    maxWindowsBox_->setToolTip(tr("Score only the first N windows (or tokens): a quick look instead of the whole text"));
+    unitBox_ = new QComboBox(this);
+    unitBox_->setObjectName(QStringLiteral("evalUnitBox"));
+    unitBox_->addItem(tr("windows"), static_cast<int>(CountUnit::Windows));
+    unitBox_->addItem(tr("tokens"), static_cast<int>(CountUnit::Tokens));
+    unitBox_->setToolTip(tr("Count the windows, or the tokens (rounded up to whole windows)"));
 
     runButton_ = new QPushButton(tr("Run"), this);
     runButton_->setObjectName(QStringLiteral("evalRunButton"));
@@ -92,6 +100,11 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     progress_->setValue(0);
     progress_->setTextVisible(true);
     progress_->setFormat(QString());
+    // The running job's line ("scoring: window 12 of 40 · 1:23 left"): under the bar, not in it.
+    progressText_ = new QLabel(this);
+    progressText_->setObjectName(QStringLiteral("evalProgressText"));
+    setSecondaryText(progressText_);
+    progressText_->setWordWrap(true);
     statusLabel_ = new QLabel(this);
     statusLabel_->setObjectName(QStringLiteral("evalStatus"));
     statusLabel_->setWordWrap(true);
@@ -105,8 +118,9 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     auto* ctxRow = new QHBoxLayout;
     ctxRow->addWidget(contextBox_, 1);
     ctxRow->addSpacing(8);
-    ctxRow->addWidget(new QLabel(tr("Windows"), this));
+    ctxRow->addWidget(new QLabel(tr("Score"), this));
     ctxRow->addWidget(maxWindowsBox_, 1);
+    ctxRow->addWidget(unitBox_);
     form->addRow(tr("Context"), ctxRow);
     form->addRow(tr("Protocol"), protocolBox_);
     auto* buttons = new QHBoxLayout;
@@ -116,6 +130,7 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     auto* controls = new QVBoxLayout;
     controls->addLayout(form);
     controls->addLayout(buttons);
+    controls->addWidget(progressText_);
     controls->addWidget(statusLabel_);
     controls->addStretch(1);
 
@@ -195,6 +210,7 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     contextBox_->setValue(settings.value(QLatin1String(kContextKey), 256).toInt());
     protocolBox_->setCurrentIndex(std::clamp(settings.value(QLatin1String(kProtocolKey), 0).toInt(), 0, 1));
     maxWindowsBox_->setValue(settings.value(QLatin1String(kWindowsKey), 0).toInt());
+    unitBox_->setCurrentIndex(std::clamp(settings.value(QLatin1String(kUnitKey), 0).toInt(), 0, 1));
     TextSource last{settings.value(QLatin1String(kTextKey)).toString()};
     if (!last.isBuiltin() && !QFileInfo(last.path).isFile())
         last = {};
@@ -206,7 +222,8 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     connect(cancelButton_, &QPushButton::clicked, this, &PerplexityPanel::cancel);
     connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
         progress_->setValue(permille);
-        progress_->setFormat(QStringLiteral("%1  %p %").arg(what));
+        progress_->setFormat(QStringLiteral("%p %"));
+        progressText_->setText(what);
     });
     connect(runner_, &JobRunner::runningChanged, this, [this](bool running) {
         updateEnabled();
@@ -255,9 +272,10 @@ void PerplexityPanel::rebuildTextBox(const TextSource& select)
     }
     textBox_->insertSeparator(textBox_->count());
     textBox_->addItem(tr("Choose a file…"), QString::fromLatin1(kChooseMarker));
+    // The first match: the separator's empty data would otherwise "match" the built-in sample.
     int index = 0;
-    for (int i = 0; i < textBox_->count(); ++i)
-        if (textBox_->itemData(i).toString() == select.path)
+    for (int i = textBox_->count() - 1; i >= 0; --i)
+        if (textBox_->itemData(i).toString() == select.path && !textBox_->itemText(i).isEmpty())
             index = i;
     textBox_->setCurrentIndex(index);
     lastTextIndex_ = index;
@@ -319,6 +337,24 @@ void PerplexityPanel::saveSettings() const
     settings.setValue(QLatin1String(kContextKey), contextBox_->value());
     settings.setValue(QLatin1String(kProtocolKey), protocolBox_->currentIndex());
     settings.setValue(QLatin1String(kWindowsKey), maxWindowsBox_->value());
+    settings.setValue(QLatin1String(kUnitKey), unitBox_->currentIndex());
+}
+
+void PerplexityPanel::setScoreCount(int64_t count, CountUnit unit)
+{
+    unitBox_->setCurrentIndex(unitBox_->findData(static_cast<int>(unit)));
+    maxWindowsBox_->setValue(static_cast<int>(count));
+}
+
+int64_t PerplexityPanel::windowsToScore() const
+{
+    const int64_t n = maxWindowsBox_->value();
+    if (n <= 0)
+        return 0; // all
+    if (static_cast<CountUnit>(unitBox_->currentData().toInt()) == CountUnit::Windows)
+        return n;
+    const int64_t ctx = std::max(1, contextBox_->value());
+    return (n + ctx - 1) / ctx; // whole windows covering at least n tokens
 }
 
 void PerplexityPanel::onModelChanged()
@@ -352,12 +388,26 @@ void PerplexityPanel::run()
     ScoringOptions options;
     options.context = contextBox_->value();
     options.protocol = static_cast<ScoringProtocol>(protocolBox_->currentData().toInt());
-    options.maxWindows = maxWindowsBox_->value();
+    options.maxWindows = windowsToScore();
     const TextSource text = text_;
     const std::shared_ptr<EngineCache> engines = engines_;
+    // Before anything runs: will it fit? (The text's windows from its size when "all": at most bytes / 2 tokens.)
+    int64_t windows = options.maxWindows;
+    if (windows <= 0) {
+        const double bytes = text.isBuiltin() ? 8192.0 : static_cast<double>(QFileInfo(text.path).size());
+        windows = std::max<int64_t>(1, static_cast<int64_t>(bytes / 2.0) / std::max<int64_t>(1, options.context));
+    }
+    const int threads = computeThreadCount();
+    const JobCost cost = estimateEvaluation(*model, windows, options.context, threads);
+    const JobCheck check = checkJob(cost);
+
+    if (!check.ok) {
+        setState(State::Failed, check.refusal);
+        return;
+    }
     progress_->setValue(0);
     progress_->setFormat(tr("starting"));
-    setState(State::Running, tr("Evaluating %1…").arg(text.displayName()));
+    setState(State::Running, tr("Evaluating %1 (%2)…").arg(text.displayName(), check.summary));
 
     runner_->start([this, model, options, text, engines](JobContext& job) {
         QElapsedTimer clock;
@@ -399,6 +449,9 @@ void PerplexityPanel::run()
                     scoring.start();
                     out.result = evaluatePerplexity(*engine, tokens, options, &job);
                     out.scoringSeconds = static_cast<double>(scoring.nsecsElapsed()) * 1e-9;
+                    // The machine's pace, for the next estimates.
+                    recordThroughput(estimateEvaluation(*model, out.result.windows, options.context, computeThreadCount()).flops,
+                                     out.scoringSeconds);
                 }
             }
         } catch (const Error& e) {
@@ -427,6 +480,7 @@ void PerplexityPanel::run()
             }
         });
     });
+    runner_->setExpectedSeconds(check.seconds);
     updateEnabled();
 }
 
@@ -449,6 +503,8 @@ void PerplexityPanel::setState(State state, const QString& message)
     const bool failed = state == State::Failed;
     statusLabel_->setText(message);
     statusLabel_->setStyleSheet(failed ? QStringLiteral("color: #b3261e;") : QString());
+    if (state != State::Running && state != State::Cancelling)
+        progressText_->clear();
     if (state == State::Done || state == State::Failed || state == State::Cancelled || state == State::Idle) {
         progress_->setValue(state == State::Done ? 1000 : 0);
         progress_->setFormat(state == State::Done ? tr("done") : QString());
@@ -461,7 +517,7 @@ void PerplexityPanel::updateEnabled()
     const bool running = runner_->isRunning();
     runButton_->setEnabled(!running && document_->hasModel());
     cancelButton_->setEnabled(running && state_ != State::Cancelling);
-    for (QWidget* w : std::initializer_list<QWidget*>{textBox_, contextBox_, protocolBox_, maxWindowsBox_})
+    for (QWidget* w : std::initializer_list<QWidget*>{textBox_, contextBox_, protocolBox_, maxWindowsBox_, unitBox_})
         w->setEnabled(!running);
 }
 

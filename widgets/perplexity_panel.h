@@ -1,8 +1,9 @@
 #pragma once
 // Perplexity of the open model on a text, computed in the background:
 // text (a file, remembered, or the built-in sample), context length,
-// protocol (full / llama.cpp), an optional cap on the windows; Run / Cancel,
-// a progress bar, and the result (ppl ± its standard error, mean NLL, tokens
+// protocol (full / llama.cpp), an optional cap on the windows or tokens
+// scored; Run / Cancel, a progress bar with the window and the time left
+// ("scoring: window 12 of 40 · 1:23 left"), and the result (ppl ± its standard error, mean NLL, tokens
 // scored, elapsed time, tokens/s). Problems (no tokenizer, text too short,
 // a family the engine cannot run) are shown in the panel. Cancelling keeps
 // the previous result on screen; the model is never touched (the job reads
@@ -44,6 +45,7 @@ class PerplexityPanel : public QWidget {
     Q_OBJECT
 public:
     enum class State { Idle, Running, Cancelling, Done, Cancelled, Failed };
+    enum class CountUnit { Windows, Tokens };
 
     PerplexityPanel(ModelDocument* document, std::shared_ptr<EngineCache> engines, QWidget* parent = nullptr);
     ~PerplexityPanel() override;
@@ -54,6 +56,12 @@ public:
     void setTextFile(const QString& path);
     void useBuiltinText();
 
+    // How much of the text to score: `count` windows or tokens (0: all of it).
+    void setScoreCount(int64_t count, CountUnit unit);
+    // The windows the next run scores (tokens rounded up to whole windows; 0: all).
+    int64_t windowsToScore() const;
+
+    // Refused before it starts when its estimate does not fit in memory (state Failed).
     void run();
     void cancel();
     bool isRunning() const;
@@ -69,6 +77,7 @@ public:
     QSpinBox* contextBox() const { return contextBox_; }
     QComboBox* protocolBox() const { return protocolBox_; }
     QSpinBox* maxWindowsBox() const { return maxWindowsBox_; }
+    QComboBox* unitBox() const { return unitBox_; }
     QPushButton* runButton() const { return runButton_; }
     QPushButton* cancelButton() const { return cancelButton_; }
     QProgressBar* progressBar() const { return progress_; }
@@ -97,9 +106,11 @@ private:
     QSpinBox* contextBox_;
     QComboBox* protocolBox_;
     QSpinBox* maxWindowsBox_;
+    QComboBox* unitBox_;
     QPushButton* runButton_;
     QPushButton* cancelButton_;
     QProgressBar* progress_;
+    QLabel* progressText_;
     QLabel* statusLabel_;
     QLabel* pplLabel_;
     QLabel* nllLabel_;

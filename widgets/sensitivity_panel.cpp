@@ -1,6 +1,7 @@
 #include "sensitivity_panel.h"
 
 #include "eval_text.h"
+#include "job_estimate.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"
@@ -192,6 +193,11 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     runButton_->setToolTip(tr("Compress each target layer alone and measure what it costs"));
     cancelButton_ = new QPushButton(tr("Cancel"), this);
     progress_ = makeSlimProgressBar(this);
+    progressText_ = new QLabel(this);
+    progressText_->setObjectName(QStringLiteral("sensitivityProgressText"));
+    setSecondaryText(progressText_);
+    progressText_->setWordWrap(true);
+    progressText_->hide();
     status_ = new QLabel(this);
     status_->setWordWrap(true);
     auto* buttons = new QHBoxLayout;
@@ -205,6 +211,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     leftLayout->addLayout(form);
     leftLayout->addLayout(buttons);
     leftLayout->addWidget(progress_);
+    leftLayout->addWidget(progressText_);
     leftLayout->addWidget(status_);
     leftLayout->addStretch(1);
     auto* scroll = new QScrollArea(this);
@@ -293,7 +300,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
         });
     connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
         progress_->setValue(permille);
-        progress_->setToolTip(what);
+        progressText_->setText(what);
     });
     connect(document_, &ModelDocument::modelAboutToChange, this, [this] {
         runner_->abandon();
@@ -455,6 +462,9 @@ void SensitivityPanel::updateButtons()
     applyButton_->setEnabled(ready && mixed_ && plannedOn_ == document_->model());
     cancelButton_->setEnabled(busy);
     progress_->setVisible(busy);
+    progressText_->setVisible(busy);
+    if (!busy)
+        progressText_->clear();
 }
 
 bool SensitivityPanel::isBusy() const { return job_ != Job::None; }
@@ -538,9 +548,24 @@ void SensitivityPanel::run()
     options.scoring.context = contextBox_->value();
     const CompressionState& st = document_->state();
     const Inputs in{st, TextSource{evalFile_}, options.scoring, st.steps.empty() ? RecipeCalibration{} : st.calibration};
+    // Before anything runs: will it fit?
+    JobCheck check;
+    try {
+        RecipeCalibration sized = in.calibration;
+        sized.windows = estimatedCalibrationWindows(in.calibration);
+        check = checkJob(estimateSensitivity(st, options.step, names, options.scoring.maxWindows, options.scoring.context,
+                                             options.compareLogits, sized, computeThreadCount()));
+    } catch (const Error& e) {
+        setStatus(QString::fromStdString(e.problem()), true);
+        return;
+    }
+    if (!check.ok) {
+        setStatus(check.refusal, true);
+        return;
+    }
     clearResults();
     measuredOn_ = st.model;
-    setBusy(Job::Sweep, tr("Measuring %1 on %2 layers…").arg(QString::fromStdString(options.step.badge())).arg(names.size()));
+    setBusy(Job::Sweep, tr("Measuring %1 on %2 layers (%3)…").arg(QString::fromStdString(options.step.badge())).arg(names.size()).arg(check.summary));
     runner_->start([this, in, options](JobContext& job) {
         try {
             job.stage(0.0, 0.03, tr("reading the text"));
@@ -569,6 +594,7 @@ void SensitivityPanel::run()
             });
         }
     });
+    runner_->setExpectedSeconds(check.seconds);
 }
 
 void SensitivityPanel::plan()

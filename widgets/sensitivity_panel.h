@@ -122,6 +122,7 @@ private:
     QPushButton* runButton_;
     QPushButton* cancelButton_;
     QProgressBar* progress_;
+    QLabel* progressText_;
     QLabel* status_;
     QString statusText_;
     QLabel* summary_;

@@ -3,6 +3,7 @@
 // `layerlab-cli apply` and the GUI, so the weights are bit-identical).
 #include "args.h"
 #include "commands.h"
+#include "terminal_progress.h"
 #include "export_report.h"
 
 #include "export/gguf_export.h"
@@ -23,7 +24,6 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <unistd.h>
 
 namespace ll::cli {
 
@@ -37,31 +37,6 @@ extern "C" void onInterrupt(int)
     if (gCancel)
         gCancel->cancel();
 }
-
-class ExportProgress : public CancelFlag {
-public:
-    ExportProgress() : terminal_(::isatty(STDERR_FILENO) != 0) {}
-    ~ExportProgress() override { clear(); }
-    // Before printing a line of results, so that it does not land on the progress line.
-    void clear()
-    {
-        if (terminal_ && shown_)
-            std::fputs("\r\033[K", stderr);
-        shown_ = false;
-    }
-    void report(double fraction, std::string_view what) override
-    {
-        if (!terminal_)
-            return;
-        shown_ = true;
-        std::fprintf(stderr, "\r\033[K%3.0f %%  %.*s", 100.0 * fraction, static_cast<int>(what.size()), what.data());
-        std::fflush(stderr);
-    }
-
-private:
-    bool terminal_;
-    bool shown_ = false;
-};
 
 std::string upper(std::string s)
 {
@@ -143,7 +118,7 @@ int cmdExport(const std::vector<std::string>& args)
     if (hf && a.value("gguf-type"))
         throw UsageError("--gguf-type belongs to --gguf; the Hugging Face export takes --dtype");
 
-    ExportProgress progress;
+    TerminalProgress progress;
     gCancel = &progress;
     struct sigaction sa {};
     sa.sa_handler = onInterrupt;

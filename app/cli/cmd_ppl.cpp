@@ -1,6 +1,7 @@
 // layerlab-cli ppl: perplexity of a model on a text file.
 #include "args.h"
 #include "commands.h"
+#include "terminal_progress.h"
 
 #include "util/threads.h"
 #include "engine/transformer.h"
@@ -17,34 +18,10 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <unistd.h>
 
 namespace ll::cli {
 
 namespace {
-
-// "window 12 of 1222" on one line of a terminal; silent when stderr is a file.
-class TerminalProgress : public Progress {
-public:
-    TerminalProgress() : enabled_(::isatty(STDERR_FILENO) != 0) {}
-    ~TerminalProgress() override
-    {
-        if (enabled_ && shown_)
-            std::fputs("\r\033[K", stderr);
-    }
-    void report(double fraction, std::string_view what) override
-    {
-        if (!enabled_)
-            return;
-        shown_ = true;
-        std::fprintf(stderr, "\r\033[K%3.0f %%  %.*s", 100.0 * fraction, static_cast<int>(what.size()), what.data());
-        std::fflush(stderr);
-    }
-
-private:
-    bool enabled_;
-    bool shown_ = false;
-};
 
 std::string readText(const std::string& path)
 {
@@ -56,15 +33,32 @@ std::string readText(const std::string& path)
     return ss.str();
 }
 
+// --windows N (--max-windows, its older name) or --tokens N: how much of the
+// text to score, as the first windows of it (0 or absent: every whole window).
+int64_t windowsToScore(const Args& a, int64_t context)
+{
+    const bool byWindows = a.value("windows") || a.value("max-windows");
+    if (a.value("windows") && a.value("max-windows"))
+        throw UsageError("--max-windows is the older name of --windows: give one of them");
+    if (byWindows && a.value("tokens"))
+        throw UsageError("give --windows or --tokens, not both");
+    if (const auto tokens = a.value("tokens")) {
+        const int64_t n = a.intOr("tokens", 0, 1, int64_t{1} << 50);
+        return (n + context - 1) / context; // whole windows covering at least n tokens
+    }
+    return a.intOr(a.value("windows") ? "windows" : "max-windows", 0, 0, int64_t{1} << 40);
+}
+
 } // namespace
 
 int cmdPpl(const std::vector<std::string>& argv)
 {
-    const Args a(argv, {"text", "ctx", "protocol", "threads", "max-windows", "batch"}, {"json"});
+    const Args a(argv, {"text", "ctx", "protocol", "threads", "windows", "max-windows", "tokens", "batch"}, {"json", "progress"});
     const std::string modelPath = a.positionalAt(0, "MODEL");
     const auto textPath = a.value("text");
     if (!textPath)
-        throw UsageError("usage: layerlab-cli ppl MODEL --text FILE [--ctx N] [--protocol full|llamacpp] [--json]");
+        throw UsageError("usage: layerlab-cli ppl MODEL --text FILE [--ctx N] [--windows N | --tokens N] "
+                         "[--protocol full|llamacpp] [--json]");
     const std::string protocol = a.valueOr("protocol", "full");
     if (protocol != "full" && protocol != "llamacpp")
         throw UsageError("--protocol must be full or llamacpp");
@@ -76,7 +70,7 @@ int cmdPpl(const std::vector<std::string>& argv)
     const int64_t maxCtx = model->config.maxPositions > 1 ? model->config.maxPositions : 512;
     opt.context = a.intOr("ctx", std::min<int64_t>(512, maxCtx), 2, 1 << 20);
     opt.protocol = protocol == "llamacpp" ? ScoringProtocol::LlamaCpp : ScoringProtocol::Full;
-    opt.maxWindows = a.intOr("max-windows", 0, 0, int64_t{1} << 40);
+    opt.maxWindows = windowsToScore(a, opt.context);
     opt.windowsPerBatch = a.intOr("batch", 0, 0, 1 << 20);
 
     const auto started = std::chrono::steady_clock::now();
@@ -93,7 +87,8 @@ int cmdPpl(const std::vector<std::string>& argv)
     PerplexityResult r;
     const auto evaluating = std::chrono::steady_clock::now();
     {
-        TerminalProgress progress;
+        // The clock starts here: the ETA is of the scoring, after the engine and the text are ready.
+        TerminalProgress progress(a.flag("progress") ? TerminalProgress::Mode::Lines : TerminalProgress::Mode::Auto);
         r = evaluatePerplexity(t, tokens, opt, &progress);
     }
     const auto finished = std::chrono::steady_clock::now();

@@ -22,8 +22,10 @@ commands:
       token ids of a text with the model's own tokenizer (BOS added as the model does)
   logits MODEL --ids IDS.safetensors --out OUT.safetensors
       the logits (tokens x vocab, F32) of the int64 `input_ids` of IDS
-  ppl MODEL --text FILE [--ctx N] [--protocol full|llamacpp] [--json]
-      perplexity on a text file (non-overlapping windows; llamacpp scores second halves)
+  ppl MODEL --text FILE [--ctx N] [--windows N | --tokens N] [--protocol full|llamacpp] [--json] [--progress]
+      perplexity ± its standard error on a text file (non-overlapping windows; llamacpp scores
+      second halves); --windows (alias --max-windows) or --tokens: only the first windows of the text;
+      progress with the time left on a terminal (--progress: also when stderr is not one)
   generate MODEL --prompt TEXT [-n N] [--temp T] [--top-p P] [--seed S]
       continue a prompt (greedy unless --temp > 0)
   (logits, ppl, generate also take --threads N; default: every core)
