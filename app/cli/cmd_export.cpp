@@ -44,18 +44,32 @@ std::string upper(std::string s)
     return s;
 }
 
-DType ggufTypeArg(const std::string& text)
+// --gguf-type: a llama-quantize preset or one type for every 2-D weight (--gguf-pure: the preset's base type).
+void setGgufType(GgufExportOptions& opt, const std::string& text, bool pure)
 {
     static const std::map<std::string, DType> kTypes{
-        {"F32", DType::F32},   {"F16", DType::F16},   {"BF16", DType::BF16}, {"Q8_0", DType::Q8_0},
-        {"Q4_0", DType::Q4_0}, {"Q4_1", DType::Q4_1}, {"Q5_0", DType::Q5_0}, {"Q5_1", DType::Q5_1},
-        {"Q2_K", DType::Q2_K}, {"Q3_K", DType::Q3_K}, {"Q4_K", DType::Q4_K}, {"Q5_K", DType::Q5_K},
-        {"Q6_K", DType::Q6_K},
+        {"F32", DType::F32},   {"F16", DType::F16},   {"BF16", DType::BF16}, {"Q4_0", DType::Q4_0},
+        {"Q4_1", DType::Q4_1}, {"Q5_0", DType::Q5_0}, {"Q5_1", DType::Q5_1}, {"Q3_K", DType::Q3_K},
+        {"Q4_K", DType::Q4_K}, {"Q5_K", DType::Q5_K},
     };
-    const auto it = kTypes.find(upper(text));
-    if (it == kTypes.end())
-        throw UsageError("--gguf-type must be one of F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K");
-    return it->second;
+    if (const auto preset = ggufPresetNamed(text)) {
+        if (pure)
+            opt.type = ggufPresetInfo(*preset).base;
+        else
+            opt.preset = preset;
+        return;
+    }
+    if (const auto it = kTypes.find(upper(text)); it != kTypes.end()) {
+        opt.type = it->second;
+        return;
+    }
+    std::string presets;
+    for (const auto& p : ggufPresets())
+        presets += (presets.empty() ? "" : ", ") + std::string(p.name);
+    const std::string refusal = ggufPresetRefusal(text);
+    throw UsageError((refusal.empty() ? "--gguf-type '" + text + "' is not a type LayerLab writes" : refusal)
+                     + ". --gguf-type takes a llama-quantize preset (" + presets
+                     + ") or one type for every 2-D weight (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K)");
 }
 
 DType hfDtypeArg(const std::string& text)
@@ -78,6 +92,15 @@ void printSummary(const ExportResult& r)
     for (const auto& [type, n] : types)
         line += (line.empty() ? "" : ", ") + type + " x" + std::to_string(n);
     std::printf("  tensor types: %s\n", line.c_str());
+    if (!r.preset.empty()) {
+        // Which tensors the preset put in which type, and why (fallbacks included).
+        std::printf("  %s, each tensor's type as llama-quantize chooses it:\n", r.preset.c_str());
+        for (const std::string& l : r.typeLines())
+            std::printf("    %s\n", l.c_str());
+        for (const auto& n : r.notes)
+            std::printf("  note: %s\n", n.c_str());
+        return;
+    }
     // Fallbacks grouped by cause: a small model can have dozens of identical ones (--json lists each).
     std::map<std::string, std::vector<std::string>> groups;
     for (const auto& f : r.fallbacks)
@@ -100,7 +123,7 @@ int cmdExport(const std::vector<std::string>& args)
 {
     std::set<std::string> valued{"gguf", "gguf-type", "hf", "dtype", "shard-mb", "recipe", "calib"};
     valued.insert(reportValuedOptions().begin(), reportValuedOptions().end()); // report, eval, ctx
-    const Args a(args, valued, {"force", "json"});
+    const Args a(args, valued, {"force", "json", "gguf-pure"});
     if (a.value("calib") && !a.value("recipe"))
         throw UsageError("--calib replaces the recipe's calibration text; it needs --recipe R.yaml");
     checkReportArgs(a);
@@ -115,8 +138,10 @@ int cmdExport(const std::vector<std::string>& args)
         throw UsageError("give --gguf OUT.gguf, --hf DIR or --report OUT.h5");
     if (gguf && (a.value("dtype") || a.value("shard-mb")))
         throw UsageError("--dtype and --shard-mb belong to --hf; GGUF takes --gguf-type");
-    if (hf && a.value("gguf-type"))
-        throw UsageError("--gguf-type belongs to --gguf; the Hugging Face export takes --dtype");
+    if (hf && (a.value("gguf-type") || a.flag("gguf-pure")))
+        throw UsageError("--gguf-type and --gguf-pure belong to --gguf; the Hugging Face export takes --dtype");
+    if (a.flag("gguf-pure") && !a.value("gguf-type"))
+        throw UsageError("--gguf-pure needs --gguf-type PRESET (the preset's base type for every 2-D weight)");
 
     TerminalProgress progress;
     gCancel = &progress;
@@ -164,7 +189,7 @@ int cmdExport(const std::vector<std::string>& args)
     ExportResult result;
     if (gguf) {
         GgufExportOptions opt;
-        opt.type = ggufTypeArg(a.valueOr("gguf-type", "F16"));
+        setGgufType(opt, a.valueOr("gguf-type", "F16"), a.flag("gguf-pure"));
         opt.overwrite = a.flag("force");
         opt.progress = &progress;
         result = exportGguf(*model, *a.value("gguf"), opt);

@@ -29,10 +29,14 @@ commands:
   generate MODEL --prompt TEXT [-n N] [--temp T] [--top-p P] [--seed S]
       continue a prompt (greedy unless --temp > 0)
   (logits, ppl, generate also take --threads N; default: every core)
-  export MODEL [--recipe R.yaml [--calib FILE]] (--gguf OUT.gguf [--gguf-type Q4_K|Q8_0|F16|...] | --hf DIR
-         [--dtype f16|bf16|f32] [--shard-mb N]) [--report OUT.h5 [--eval FILE [--ctx N]]] [--force] [--json]
+  export MODEL [--recipe R.yaml [--calib FILE]] (--gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|... [--gguf-pure]]
+         | --hf DIR [--dtype f16|bf16|f32] [--shard-mb N]) [--report OUT.h5 [--eval FILE [--ctx N]]] [--force] [--json]
       write the model as GGUF (llama family) or a Hugging Face folder, and/or an HDF5 report
       (statistics, histograms, sparsity masks, perplexity; docs/report-schema.md); never overwrites without --force
+      --gguf-type: a llama-quantize preset, each tensor's type chosen as llama-quantize does (no imatrix):
+      Q4_K_M (recommended), Q4_K_S, Q5_K_M, Q5_K_S, Q6_K, Q8_0, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K, IQ4_NL;
+      or one type for every 2-D weight: F32, F16 (default), BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K;
+      --gguf-pure: a preset's base type for every 2-D weight (llama-quantize --pure)
   prune MODEL --method magnitude|wanda|sparsegpt (--sparsity S | --nm 2:4) [--structured neurons --ratio R]
         [--layers REGEX] [--calib FILE [--calib-ctx 256 --calib-windows 64]] [--eval FILE [--ctx 256]] [--out DIR] [--json]
       prune every linear inside the blocks (or remove MLP neurons); evaluate and export the result

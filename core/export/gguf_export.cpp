@@ -48,6 +48,7 @@ std::string ggufName(const LogicalTensor& t)
 struct Item {
     PlannedTensor tensor;
     DType type = DType::F32;
+    std::string rule;                      // a preset's reason for this type (empty: its base type, or no preset)
     const LogicalTensor* source = nullptr; // null for tensors the export computes (rope_freqs.weight)
     bool copied = false;                   // written as the stored bytes, no second rounding
 };
@@ -196,6 +197,37 @@ void copySourceKeys(GgufWriter& w, const Model& m, const std::string& prefix)
     }
 }
 
+// Every tensor's type: the requested one for each 2-D weight, or the preset's choice
+// per tensor; both with llama-quantize's fallback for rows that do not fill its blocks.
+void chooseTypes(std::vector<Item>& items, const GgufExportOptions& opt, const GgufPresetModel& model, ExportResult& result)
+{
+    if (!opt.preset) {
+        for (Item& it : items) {
+            if (it.tensor.shape.size() < 2)
+                continue; // F32
+            std::string reason;
+            it.type = ggufTypeFor(opt.type, it.tensor.rowLength(), &reason);
+            if (it.type != opt.type)
+                result.fallbacks.push_back({it.tensor.name, dtypeName(opt.type), dtypeName(it.type), reason});
+        }
+        return;
+    }
+    std::vector<GgufPresetTensor> list;
+    list.reserve(items.size());
+    for (const Item& it : items)
+        list.push_back({it.tensor.name, it.tensor.shape});
+    const std::vector<GgufTypeChoice> choices = chooseGgufPresetTypes(*opt.preset, model, list);
+    for (size_t i = 0; i < items.size(); ++i) {
+        const GgufTypeChoice& c = choices[i];
+        if (!c.quantized)
+            continue; // norms and 1-D tensors: F32, as llama-quantize copies them from an F32 GGUF
+        items[i].type = c.type;
+        items[i].rule = c.rule;
+        if (c.type != c.chosen)
+            result.fallbacks.push_back({items[i].tensor.name, dtypeName(c.chosen), dtypeName(c.type), c.fallback});
+    }
+}
+
 } // namespace
 
 std::vector<float> llama3RopeFreqFactors(int64_t ropeDims, double theta, const Llama3RopeScaling& s)
@@ -278,7 +310,7 @@ uint32_t ggufFileType(DType t)
 
 ExportResult exportGguf(const Model& m, const std::string& path, const GgufExportOptions& opt)
 {
-    if (!canExportGgufType(opt.type))
+    if (!opt.preset && !canExportGgufType(opt.type))
         fail(ErrorCode::InvalidArgument, path,
              "GGUF export writes F32, F16, BF16 and the block types LayerLab quantizes (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
              "Q2_K .. Q6_K), not "
@@ -320,14 +352,6 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
         Item it;
         it.source = &t;
         it.tensor = logicalAsIs(m, t, name, rotary ? permute : RotaryPermute::None, c.headDim);
-        if (it.tensor.shape.size() < 2) {
-            it.type = DType::F32;
-        } else {
-            std::string reason;
-            it.type = ggufTypeFor(opt.type, it.tensor.rowLength(), &reason);
-            if (it.type != opt.type)
-                result.fallbacks.push_back({name, std::string(dtypeName(opt.type)), std::string(dtypeName(it.type)), reason});
-        }
         items.push_back(std::move(it));
     }
     if (!skipped.empty()) {
@@ -338,6 +362,12 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
     }
 
     const CurrentDims dims = currentDims(m);
+    // What the file's hyper-parameters will say (llama-quantize reads them there).
+    const GgufPresetModel presetModel{c.layers, uniformValue(dims.heads, c.heads, "attention head counts", m.path),
+                                      uniformValue(dims.kvHeads, c.kvHeads, "key/value head counts", m.path)};
+    chooseTypes(items, opt, presetModel, result);
+    if (opt.preset)
+        result.preset = ggufPresetInfo(*opt.preset).name;
     GgufWriter w;
     w.setString("general.architecture", kArch);
     w.setString("general.name", modelName(m, opt.name));
@@ -353,7 +383,7 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
                                "as llama.cpp's converter does");
     }
     copySourceKeys(w, m, kArch + ".");
-    w.setU32("general.file_type", ggufFileType(opt.type));
+    w.setU32("general.file_type", opt.preset ? ggufPresetInfo(*opt.preset).fileType : ggufFileType(opt.type));
     bool quantized = false;
     for (const auto& it : items)
         quantized = quantized || isQuantized(it.type);
@@ -383,7 +413,7 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
             result.notes.push_back(it.tensor.name + ": " + std::to_string(s.overflow) + " values beyond the range of "
                                    + std::string(dtypeName(it.type)) + " became infinite");
         result.tensors.push_back({it.tensor.name, it.tensor.shape, std::string(dtypeName(it.type)),
-                                  fs::path(path).filename().string(), s.bytes});
+                                  fs::path(path).filename().string(), s.bytes, it.rule});
         progress.finishTensor(it.tensor.elements());
     }
     int copied = 0;

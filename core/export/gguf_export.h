@@ -4,15 +4,18 @@
 // the llama.* hyper-parameters, rope scaling as llama.cpp's converter writes it
 // (linear: keys; Llama 3: the rope_freqs.weight tensor), the tokenizer, and 2-D
 // weights in the requested type (F32, F16, BF16 or any ggml block type
-// quantizeGgml writes), streamed band by band (export/tensor_stream.h). 1-D
-// tensors (norms, biases) stay F32. A weight whose rows do not hold whole blocks of the
-// requested type falls back the way llama-quantize does; every fallback is listed.
+// quantizeGgml writes) or in the types a llama-quantize preset chooses per tensor
+// (Q4_K_M ...: export/gguf_presets.h), streamed band by band (export/tensor_stream.h).
+// 1-D tensors (norms, biases) stay F32. A weight whose rows do not hold whole blocks of
+// its type falls back the way llama-quantize does; every fallback is listed.
 // A factored (low-rank) layer is written as its dense product A B (llama.cpp has
 // no factored linear), quantized like any other weight.
 #include "export/export_result.h"
+#include "export/gguf_presets.h"
 #include "model/model.h"
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +24,9 @@ namespace ll {
 class Progress;
 
 struct GgufExportOptions {
-    DType type = DType::F16;     // for 2-D weights
+    DType type = DType::F16;     // for 2-D weights, unless a preset is given
+    // llama-quantize's per-tensor choice of types (general.file_type is the preset's); `type` is then unused.
+    std::optional<GgufPreset> preset;
     bool overwrite = false;
     Progress* progress = nullptr;
     std::string name;            // general.name; empty: the source's name
@@ -56,8 +61,8 @@ bool canExportGgufType(DType t);
 
 // The type a 2-D weight with rows of `rowLength` values gets when `requested` is asked:
 // `requested` when its blocks fit; else llama-quantize's fallback (Q4_K -> Q5_0,
-// Q5_K -> Q5_1, Q6_K -> Q8_0; Q2_K / Q3_K -> Q4_0, since LayerLab does not write
-// llama.cpp's newer IQ4_NL choice), and F16 when that does not fit either.
+// Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K / Q3_K -> IQ4_NL), and F16 when that does not fit
+// either (or when `requested` has no fallback: 32-value types, where llama-quantize stops).
 // `reason` (optional) says why when the type changed.
 DType ggufTypeFor(DType requested, int64_t rowLength, std::string* reason = nullptr);
 
