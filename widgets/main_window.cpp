@@ -12,6 +12,7 @@
 #include "guided_tour.h"
 #include "memory_status.h"
 #include "model_browser.h"
+#include "history_panel.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
 #include "session.h"
@@ -151,11 +152,13 @@ MainWindow::MainWindow(QWidget* parent)
     recipeDock_ = new QDockWidget(tr("Recipe"), this);
     recipeDock_->setObjectName(QStringLiteral("recipeDock"));
     recipeDock_->setWidget(recipe_);
-    auto* history = new QUndoView(document_->undoStack(), this);
-    history->setEmptyLabel(tr("<model as opened>"));
+    auto* history = new HistoryPanel(document_, this);
     historyDock_ = new QDockWidget(tr("History"), this);
     historyDock_->setObjectName(QStringLiteral("historyDock"));
     historyDock_->setWidget(history);
+    // Steps leaving the history are never silent.
+    connect(document_, &ModelDocument::historyTrimmed, this,
+            [this](int, const QString& message) { statusBar()->showMessage(message, 30000); });
     splitDockWidget(treeDock_, recipeDock_, Qt::Vertical);
     tabifyDockWidget(recipeDock_, historyDock_);
     recipeDock_->raise();

@@ -6,7 +6,9 @@
 #include <QUndoCommand>
 #include <QUndoStack>
 
+#include <cstdlib>
 #include <exception>
+#include <set>
 
 namespace ll::gui {
 
@@ -16,22 +18,62 @@ namespace {
 class ApplyStepCommand : public QUndoCommand {
 public:
     ApplyStepCommand(ModelDocument* doc, CompressionState before, CompressionState after, const QString& text,
-                     QStringList touched)
-        : QUndoCommand(text), doc_(doc), before_(std::move(before)), after_(std::move(after)), touched_(std::move(touched))
+                     QStringList touched, bool applied = false)
+        : QUndoCommand(text), doc_(doc), before_(std::move(before)), after_(std::move(after)),
+          touched_(std::move(touched)), applied_(applied)
     {
     }
-    void redo() override { doc_->setState(after_, touched_); }
+    void redo() override
+    {
+        if (applied_) { // re-pushed by trimHistory: the document is already in this state
+            applied_ = false;
+            return;
+        }
+        doc_->setState(after_, touched_);
+    }
     void undo() override { doc_->setState(before_, touched_); }
+
+    const CompressionState& before() const { return before_; }
+    const CompressionState& after() const { return after_; }
+    const QStringList& touched() const { return touched_; }
 
 private:
     ModelDocument* doc_;
     CompressionState before_, after_;
     QStringList touched_;
+    bool applied_;
 };
+
+uint64_t initialHistoryBudget()
+{
+    const char* env = std::getenv("LAYERLAB_UNDO_MEMORY_MB");
+    if (env && *env)
+        return static_cast<uint64_t>(std::strtoull(env, nullptr, 10)) << 20;
+    return uint64_t{4} << 30;
+}
+
+// The edited tensors' buffers of a state (each once): what keeping it costs.
+void addEdits(const CompressionState& s, std::set<const void*>& seen, uint64_t& bytes,
+              const std::set<const void*>* exclude = nullptr)
+{
+    if (!s.model)
+        return;
+    for (const TensorRef& t : s.model->stored) {
+        if (!t.edited)
+            continue;
+        const void* key = t.keepAlive ? t.keepAlive.get() : static_cast<const void*>(t.data);
+        if ((exclude && exclude->count(key)) || !seen.insert(key).second)
+            continue;
+        bytes += t.nbytes;
+    }
+}
 
 } // namespace
 
-ModelDocument::ModelDocument(QObject* parent) : QObject(parent), undo_(new QUndoStack(this)) {}
+ModelDocument::ModelDocument(QObject* parent)
+    : QObject(parent), undo_(new QUndoStack(this)), historyBudget_(initialHistoryBudget())
+{
+}
 
 QString ModelDocument::open(const QString& path)
 {
@@ -60,6 +102,7 @@ void ModelDocument::setModel(std::shared_ptr<const Model> model)
 {
     emit modelAboutToChange();
     undo_->clear(); // the commands refer to the previous model's states
+    droppedSteps_ = 0;
     model_ = std::move(model);
     state_ = model_ ? CompressionState::initial(model_) : CompressionState{};
     current_ = -1;
@@ -86,6 +129,74 @@ void ModelDocument::pushState(CompressionState next, const QString& text, const 
     if (!model_ || next.source != state_.source)
         return; // computed for a model that is no longer open
     undo_->push(new ApplyStepCommand(this, state_, std::move(next), text, touched));
+    trimHistory();
+}
+
+uint64_t ModelDocument::historyBytes() const
+{
+    std::set<const void*> current;
+    uint64_t currentBytes = 0;
+    addEdits(state_, current, currentBytes);
+    std::set<const void*> seen;
+    uint64_t bytes = 0;
+    for (int i = 0; i < undo_->count(); ++i)
+        if (const auto* c = dynamic_cast<const ApplyStepCommand*>(undo_->command(i))) {
+            addEdits(c->before(), seen, bytes, &current);
+            addEdits(c->after(), seen, bytes, &current);
+        }
+    return bytes;
+}
+
+void ModelDocument::trimHistory()
+{
+    // Drops the oldest commands until the rest fits, keeping the newest (so the
+    // step just applied can always be undone). QUndoStack cannot drop its oldest
+    // commands, so the kept ones are pushed again onto a cleared stack, marked
+    // as already applied (the document's state does not move).
+    const int count = undo_->count();
+    if (count < 2 || undo_->index() != count || historyBytes() <= historyBudget_)
+        return;
+    struct Kept {
+        CompressionState before, after;
+        QString text;
+        QStringList touched;
+    };
+    std::vector<Kept> all;
+    for (int i = 0; i < count; ++i) {
+        const auto* c = dynamic_cast<const ApplyStepCommand*>(undo_->command(i));
+        if (!c)
+            return;
+        all.push_back({c->before(), c->after(), c->text(), c->touched()});
+    }
+    // The fewest oldest steps whose removal brings the rest within the budget.
+    int drop = 0;
+    QStringList names;
+    for (; drop < count - 1; ++drop) {
+        std::set<const void*> current, seen;
+        uint64_t currentBytes = 0, bytes = 0;
+        addEdits(state_, current, currentBytes);
+        for (int i = drop; i < count; ++i) {
+            addEdits(all[static_cast<size_t>(i)].before, seen, bytes, &current);
+            addEdits(all[static_cast<size_t>(i)].after, seen, bytes, &current);
+        }
+        if (bytes <= historyBudget_)
+            break;
+        names << all[static_cast<size_t>(drop)].text;
+    }
+    if (drop == 0)
+        return;
+    const uint64_t before = historyBytes();
+    undo_->clear();
+    for (int i = drop; i < count; ++i) {
+        Kept& k = all[static_cast<size_t>(i)];
+        undo_->push(new ApplyStepCommand(this, std::move(k.before), std::move(k.after), k.text, k.touched, true));
+    }
+    droppedSteps_ += drop;
+    const auto gib = [](uint64_t b) { return QString::number(static_cast<double>(b) / (1 << 30), 'f', 2); };
+    const QString which = drop == 1 ? tr("the oldest step") : tr("the %1 oldest steps").arg(drop);
+    emit historyTrimmed(drop, tr("Undo history: dropped %1 (%2); it held %3 GiB of edits, over its budget of %4 GiB "
+                                 "(LAYERLAB_UNDO_MEMORY_MB). Those steps can no longer be undone.")
+                                  .arg(which, names.join(QStringLiteral(", ")), gib(before), gib(historyBudget_)));
 }
 
 void ModelDocument::setState(const CompressionState& state, const QStringList& touched)

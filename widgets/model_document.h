@@ -47,6 +47,18 @@ public:
     // Used by the undo commands: replaces the state, emits modelEdited.
     void setState(const CompressionState& state, const QStringList& touched);
 
+    // The undo history's memory: the bytes of edited tensors that only earlier
+    // or undone states keep alive (the current state's are not counted). Past
+    // the budget (default 4 GiB, LAYERLAB_UNDO_MEMORY_MB), pushState drops the
+    // oldest steps from the history, keeping at least the newest one, and
+    // says so (historyTrimmed). The bytes may be in memory or spilled to
+    // temporary files (util/spill_buffer.h); both count.
+    uint64_t historyBytes() const;
+    uint64_t historyBudget() const { return historyBudget_; }
+    void setHistoryBudget(uint64_t bytes) { historyBudget_ = bytes; }
+    // Steps dropped from the history since the model was opened.
+    int droppedSteps() const { return droppedSteps_; }
+
     // Index into model()->tensors, -1 when none.
     int currentTensor() const { return current_; }
     const LogicalTensor* currentLogical() const;
@@ -69,13 +81,20 @@ signals:
     // views refresh what they show without resetting the tree.
     void modelEdited(const QStringList& touched);
     void currentTensorChanged(int index);
+    // The oldest `dropped` steps left the undo history (its budget was exceeded);
+    // `message` says which and why, for the status bar.
+    void historyTrimmed(int dropped, const QString& message);
 
 private:
+    void trimHistory();
+
     std::shared_ptr<const Model> model_;
     CompressionState state_;
     QUndoStack* undo_;
     int current_ = -1;
     bool currentIsDefault_ = false;
+    uint64_t historyBudget_;
+    int droppedSteps_ = 0;
 };
 
 } // namespace ll::gui
