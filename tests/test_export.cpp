@@ -236,6 +236,8 @@ private slots:
     void ggufQ8MatchesLlamaQuantize();
     void ggufBlockTypesMatchLlamaQuantize();
     void ggufFallbackRules();
+    void ggufPresetsMatchLlamaQuantize();
+    void ggufPresetRulesAtLlama3Shapes();
     void ggufTokenizerRetokenizes();
     void ggufByteLevelTokenizer();
     void editedTensorsAreExported();
@@ -554,6 +556,114 @@ void TestExport::ggufBlockTypesMatchLlamaQuantize()
         QVERIFY2(std::fabs(a - b) <= kQuantRmseRelTol * b, file.c_str());
         QCOMPARE(ours->metadata["general.file_type"], json(ggufFileType(type)));
     }
+}
+
+// llama-quantize's presets choose a type per tensor. Against llama.cpp's own
+// files: stories260K as Q4_K_M (every tensor's type, after the rules and the
+// row-length fallbacks, and its bytes) and a --pure IQ4_NL file.
+void TestExport::ggufPresetsMatchLlamaQuantize()
+{
+    LL_REQUIRE_SHARED();
+    struct Case {
+        std::string source, reference;
+        std::vector<std::string> typeArgs;
+        uint32_t fileType;
+    };
+    const std::string dir = test::scratchDir();
+    for (const Case& c : {Case{shared("models/stories260K-gguf/stories260K-f32.gguf"),
+                               shared("models/stories260K-gguf/stories260K-Q4_K_M.gguf"), {"--gguf-type", "q4_k_m"}, 15},
+                          Case{quants("tiny-llama256-f32.gguf"), quants("tiny-llama256-IQ4_NL.gguf"),
+                               {"--gguf-type", "IQ4_NL", "--gguf-pure"}, 25}}) {
+        const std::string out = dir + "/preset.gguf";
+        std::vector<std::string> args{"export", c.source, "--gguf", out, "--force", "--json"};
+        args.insert(args.end(), c.typeArgs.begin(), c.typeArgs.end());
+        const auto r = test::runCli(args);
+        QVERIFY2(r.exitCode == 0, r.err.c_str());
+        const json j = json::parse(r.out);
+        const auto ours = openModel(out), llama = openModel(c.reference);
+        QCOMPARE(ours->stored.size(), llama->stored.size());
+        for (const TensorRef& t : llama->stored) {
+            const TensorRef* x = storedNamed(*ours, t.name);
+            QVERIFY2(x, t.name.c_str());
+            QVERIFY2(x->dtype == t.dtype, (t.name + ": " + std::string(dtypeName(x->dtype)) + " instead of llama-quantize's "
+                                           + std::string(dtypeName(t.dtype))).c_str());
+            QVERIFY2(x->nbytes == t.nbytes && std::memcmp(x->data, t.data, t.nbytes) == 0, t.name.c_str());
+        }
+        QCOMPARE(ours->metadata["general.file_type"], json(c.fileType));
+        QCOMPARE(llama->metadata["general.file_type"], json(c.fileType));
+        if (c.typeArgs.size() == 2) {
+            QCOMPARE(j["preset"], json("Q4_K_M"));
+            // The rule is stated for the tensors it moved: the tied output in Q8_0 (rows of 64 do not fill Q4_K).
+            bool explained = false;
+            for (const auto& t : j["tensors"])
+                explained = explained || (t["name"] == "output.weight" && t.value("rule", "").find("output layer") != std::string::npos);
+            QVERIFY(explained);
+            QVERIFY(contains(r.out, "\"fallbacks\""));
+        }
+    }
+    // llama-quantize's presets LayerLab cannot write are refused with the reason (usage error).
+    const auto r = test::runCli({"export", storiesBin(), "--gguf", dir + "/x.gguf", "--gguf-type", "IQ2_XS"});
+    QCOMPARE(r.exitCode, 64);
+    QVERIFY2(contains(r.err, "IQ2_XS blocks, which LayerLab does not write"), r.err.c_str());
+    QVERIFY(contains(test::runCli({"export", storiesBin(), "--gguf", dir + "/x.gguf", "--gguf-type", "Q2_K_S"}).err,
+                     "importance matrix"));
+    QCOMPARE(test::runCli({"export", storiesBin(), "--gguf", dir + "/x.gguf", "--gguf-pure"}).exitCode, 64);
+}
+
+// The rules at Llama-3-8B's shapes (32 blocks, 32 heads, 8 KV heads: n_gqa 4),
+// by hand from llama_tensor_get_type (llama.cpp src/llama-quant.cpp, c392e50):
+// use_more_bits(i, n) = i < n/8 || i >= 7n/8 || (i - n/8) % 3 == 2.
+void TestExport::ggufPresetRulesAtLlama3Shapes()
+{
+    const int64_t n = 32, H = 4096, F = 14336, V = 128256, KV = 1024;
+    std::vector<GgufPresetTensor> tensors{{"token_embd.weight", {V, H}}, {"output_norm.weight", {H}}, {"output.weight", {V, H}}};
+    for (int64_t b = 0; b < n; ++b) {
+        const std::string p = "blk." + std::to_string(b) + ".";
+        for (const GgufPresetTensor& t : std::vector<GgufPresetTensor>{
+                 {p + "attn_norm.weight", {H}}, {p + "attn_q.weight", {H, H}}, {p + "attn_k.weight", {KV, H}},
+                 {p + "attn_v.weight", {KV, H}}, {p + "attn_output.weight", {H, H}}, {p + "ffn_norm.weight", {H}},
+                 {p + "ffn_gate.weight", {F, H}}, {p + "ffn_up.weight", {F, H}}, {p + "ffn_down.weight", {H, F}}})
+            tensors.push_back(t);
+    }
+    const std::set<int64_t> moreBits{0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31};
+    auto typeOf = [&](const std::vector<GgufTypeChoice>& ch, const std::string& name) {
+        for (size_t i = 0; i < tensors.size(); ++i)
+            if (tensors[i].name == name)
+                return ch[i];
+        return GgufTypeChoice{};
+    };
+    const auto q4km = chooseGgufPresetTypes(GgufPreset::Q4_K_M, {n, 32, 8}, tensors);
+    QCOMPARE(typeOf(q4km, "output.weight").type, DType::Q6_K);
+    QCOMPARE(typeOf(q4km, "token_embd.weight").type, DType::Q4_K);
+    QVERIFY(!typeOf(q4km, "output_norm.weight").quantized);
+    QVERIFY(!typeOf(q4km, "blk.7.ffn_norm.weight").quantized);
+    for (int64_t b = 0; b < n; ++b) {
+        const std::string p = "blk." + std::to_string(b) + ".";
+        const DType more = moreBits.count(b) ? DType::Q6_K : DType::Q4_K;
+        QCOMPARE(typeOf(q4km, p + "attn_v.weight").type, more);
+        QCOMPARE(typeOf(q4km, p + "ffn_down.weight").type, more);
+        QCOMPARE(typeOf(q4km, p + "attn_q.weight").type, DType::Q4_K);
+        QCOMPARE(typeOf(q4km, p + "ffn_up.weight").type, DType::Q4_K);
+        QCOMPARE(typeOf(q4km, p + "attn_output.weight").type, DType::Q4_K);
+    }
+    // Q3_K_M: attn_v Q5_K in the first 2 blocks, Q4_K after; ffn_down Q5_K in the first n/16; attn_output Q4_K.
+    const auto q3km = chooseGgufPresetTypes(GgufPreset::Q3_K_M, {n, 32, 8}, tensors);
+    QCOMPARE(typeOf(q3km, "blk.1.attn_v.weight").type, DType::Q5_K);
+    QCOMPARE(typeOf(q3km, "blk.2.attn_v.weight").type, DType::Q4_K);
+    QCOMPARE(typeOf(q3km, "blk.1.ffn_down.weight").type, DType::Q5_K);
+    QCOMPARE(typeOf(q3km, "blk.2.ffn_down.weight").type, DType::Q4_K);
+    QCOMPARE(typeOf(q3km, "blk.5.attn_output.weight").type, DType::Q4_K);
+    QCOMPARE(typeOf(q3km, "blk.5.attn_q.weight").type, DType::Q3_K);
+    // Q2_K with n_gqa 4: attn_v Q4_K (Q3_K below 4); ffn_down and attn_output Q3_K.
+    const auto q2k = chooseGgufPresetTypes(GgufPreset::Q2_K, {n, 32, 8}, tensors);
+    QCOMPARE(typeOf(q2k, "blk.0.attn_v.weight").type, DType::Q4_K);
+    QCOMPARE(chooseGgufPresetTypes(GgufPreset::Q2_K, {n, 32, 16}, tensors)[0 + 3 + 3].type, DType::Q3_K); // blk.0.attn_v
+    QCOMPARE(typeOf(q2k, "blk.0.ffn_down.weight").type, DType::Q3_K);
+    QCOMPARE(typeOf(q2k, "blk.0.attn_q.weight").type, DType::Q2_K);
+    // A tied head: the embedding takes the output's Q6_K.
+    std::vector<GgufPresetTensor> tied(tensors.begin(), tensors.end());
+    tied.erase(tied.begin() + 2);
+    QCOMPARE(chooseGgufPresetTypes(GgufPreset::Q4_K_M, {n, 32, 8}, tied)[0].type, DType::Q6_K);
 }
 
 void TestExport::ggufFallbackRules()

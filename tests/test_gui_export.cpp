@@ -111,6 +111,7 @@ private slots:
     void cliExportWithRecipe();
     void dialogWritesEveryOutput();
     void dialogRemembersChoices();
+    void dialogWritesPreset();
     void cancelMidwayLeavesNothing();
     void closingWhileExportingCancels();
     void existingOutputKeptWhenRefused();
@@ -228,7 +229,9 @@ void TestGuiExport::dialogWritesEveryOutput()
     QVERIFY(loadRecipe(d->outputPath(Out::Recipe).toStdString()) == document_->state().recipe());
     // stories260K's MLP rows of 172 hold no whole Q8_0 block: the fallback is listed (llama.cpp's names).
     const QString notes = d->notes().join(QLatin1Char('\n'));
-    QVERIFY2(notes.contains(QStringLiteral("blk.0.ffn_down.weight")) && notes.contains(QStringLiteral("F16 instead of Q8_0")),
+    // Q8_0 is llama-quantize's preset of that name (every 2-D weight Q8_0 where its blocks fit).
+    QVERIFY2(notes.contains(QStringLiteral("GGUF Q8_0: F16 x5: instead of Q8_0 (rows of 172 values"))
+                 && notes.contains(QStringLiteral("blk.{0-4}.ffn_down.weight")),
              qPrintable(notes));
     QCOMPARE(d->findChild<QTreeWidget*>(QStringLiteral("exportResults"))->topLevelItemCount(), 4);
     QCOMPARE(entries(dir).size(), 4); // nothing else (no partial files) in the folder
@@ -274,6 +277,42 @@ void TestGuiExport::dialogRemembersChoices()
     plain.setModel(source_);
     ExportDialog none(&plain);
     QVERIFY(!none.isOutputEnabled(Out::Recipe));
+}
+
+void TestGuiExport::dialogWritesPreset()
+{
+    // Q4_K_M from the dialog: each tensor's type as llama-quantize chose it for
+    // stories260K (its own Q4_K_M file in ../shared), the choice explained.
+    LL_REQUIRE_SHARED();
+    const QString dir = QString::fromStdString(test::scratchDir());
+    auto d = makeDialog(dir);
+    d->setOutputEnabled(Out::HuggingFace, false);
+    d->setOutputEnabled(Out::Report, false);
+    d->setOutputEnabled(Out::Recipe, false);
+    d->setGgufPreset(GgufPreset::Q4_K_M);
+    QCOMPARE(d->ggufPreset(), std::optional<GgufPreset>(GgufPreset::Q4_K_M));
+    QCOMPARE(d->ggufType(), DType::Q4_K);
+    QVERIFY(d->outputPath(Out::Gguf).endsWith(QStringLiteral("-Q4_K_M.gguf")));
+    QSignalSpy spy(d.get(), &ExportDialog::exportFinished);
+    QVERIFY(d->startExport());
+    QVERIFY(waitFinished(spy));
+    QVERIFY2(spy.at(0).at(0).toBool(), qPrintable(spy.at(0).at(1).toString()));
+    const auto ours = openModel(d->outputPath(Out::Gguf).toStdString());
+    const auto llama = openModel(test::sharedPath("models/stories260K-gguf/stories260K-Q4_K_M.gguf"));
+    QCOMPARE(ours->stored.size(), llama->stored.size());
+    for (const TensorRef& t : llama->stored) {
+        const auto it = std::find_if(ours->stored.begin(), ours->stored.end(), [&](const TensorRef& x) { return x.name == t.name; });
+        QVERIFY2(it != ours->stored.end() && it->dtype == t.dtype, t.name.c_str());
+    }
+    QCOMPARE(ours->metadata["general.file_type"], nlohmann::json(15));
+    const QString notes = d->notes().join(QLatin1Char('\n'));
+    QVERIFY2(notes.contains(QStringLiteral("GGUF Q4_K_M: Q8_0 x1: the output layer")), qPrintable(notes));
+    QCOMPARE(d->written().at(0).type, QStringLiteral("Q4_K_M"));
+    // Q8_0 as a type selects the preset of that name (listed once).
+    d->setGgufType(DType::Q8_0);
+    QCOMPARE(d->ggufPreset(), std::optional<GgufPreset>(GgufPreset::Q8_0));
+    d->setGgufType(DType::Q5_1);
+    QVERIFY(!d->ggufPreset().has_value());
 }
 
 void TestGuiExport::cancelMidwayLeavesNothing()

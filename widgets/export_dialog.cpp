@@ -48,6 +48,8 @@ namespace {
 constexpr const char* kKeys[ExportDialog::kOutputs] = {"export/gguf", "export/hf", "export/report", "export/recipe"};
 constexpr const char* kFolderKey = "export/folder";
 constexpr const char* kGgufTypeKey = "export/ggufType";
+// The GGUF type box's item data: a DType, or kPresetData + a GgufPreset.
+constexpr int kPresetData = 1000;
 constexpr const char* kHfDtypeKey = "export/hfDtype";
 // Rough share of the time each output takes, for one progress bar over all of them.
 constexpr double kWeight[ExportDialog::kOutputs] = {3.0, 2.0, 2.0, 0.1};
@@ -83,6 +85,14 @@ quint64 diskBytes(const QString& path)
 // Fallbacks grouped by cause (a model has dozens of identical ones), then the writer's notes.
 void addNotes(const QString& prefix, const ExportResult& r, QStringList& notes)
 {
+    if (!r.preset.empty()) {
+        // A preset: which tensors got which type and why, as llama-quantize would choose.
+        for (const std::string& line : r.typeLines())
+            notes << QStringLiteral("%1 %2: %3").arg(prefix, QString::fromStdString(r.preset), QString::fromStdString(line));
+        for (const std::string& n : r.notes)
+            notes << QStringLiteral("%1: %2").arg(prefix, QString::fromStdString(n));
+        return;
+    }
     std::map<std::string, std::vector<std::string>> groups;
     for (const TypeFallback& f : r.fallbacks)
         groups["wrote " + f.used + " instead of " + f.requested + " (" + f.reason + ")"].push_back(f.tensor);
@@ -107,6 +117,7 @@ struct ExportDialog::Plan {
     std::array<QString, kOutputs> path;
     std::array<bool, kOutputs> existed{};
     DType ggufType = DType::Q8_0;
+    std::optional<GgufPreset> ggufPreset; // llama-quantize's per-tensor choice instead of ggufType
     DType hfDtype = DType::F32;
     std::optional<Recipe> recipe;
     std::function<void(Output, const Progress&)> hook;
@@ -209,10 +220,18 @@ void ExportDialog::buildUi()
     }
     ggufTypeBox_ = new QComboBox(outputs);
     ggufTypeBox_->setObjectName(QStringLiteral("ggufType"));
-    ggufTypeBox_->setToolTip(tr("Type of the 2-D weights; norms stay F32. A weight whose rows do not hold whole "
-                                "blocks falls back to another type (listed after the export)."));
+    ggufTypeBox_->setToolTip(tr("A llama-quantize preset (Q4_K_M: each tensor's type chosen as llama-quantize "
+                                "chooses it, byte-identical to its output) or one type for every 2-D weight; norms "
+                                "stay F32. A weight whose rows do not hold whole blocks falls back to another type "
+                                "(listed after the export)."));
+    for (const GgufPresetInfo& p : ggufPresets()) {
+        ggufTypeBox_->addItem(QString::fromLatin1(p.name), kPresetData + static_cast<int>(p.preset));
+        ggufTypeBox_->setItemData(ggufTypeBox_->count() - 1, QString::fromLatin1(p.summary), Qt::ToolTipRole);
+    }
+    ggufTypeBox_->insertSeparator(ggufTypeBox_->count());
     for (DType t : ggufTypes())
-        ggufTypeBox_->addItem(QString::fromLatin1(dtypeName(t)), static_cast<int>(t));
+        if (!ggufPresetNamed(dtypeName(t))) // Q8_0, Q6_K, Q2_K: the presets of the same name write them
+            ggufTypeBox_->addItem(QString::fromLatin1(dtypeName(t)), static_cast<int>(t));
     hfDtypeBox_ = new QComboBox(outputs);
     hfDtypeBox_->setObjectName(QStringLiteral("hfDtype"));
     hfDtypeBox_->setToolTip(tr("Type of the safetensors weights"));
@@ -346,7 +365,7 @@ QString ExportDialog::defaultPath(Output o) const
     const QString base = baseName().isEmpty() ? QStringLiteral("model") : baseName();
     QString name;
     switch (o) {
-    case Output::Gguf: name = QStringLiteral("%1-%2.gguf").arg(base, QString::fromLatin1(dtypeName(ggufType()))); break;
+    case Output::Gguf: name = QStringLiteral("%1-%2.gguf").arg(base, ggufTypeBox_->currentText()); break;
     case Output::HuggingFace: name = base + QStringLiteral("-hf"); break;
     case Output::Report: name = base + QStringLiteral(".report.h5"); break;
     case Output::Recipe: name = base + QStringLiteral(".recipe.yaml"); break;
@@ -382,10 +401,30 @@ QString ExportDialog::outputPath(Output o) const { return resolved(o); }
 
 void ExportDialog::setGgufType(DType t)
 {
-    const int i = ggufTypeBox_->findData(static_cast<int>(t));
-    ggufTypeBox_->setCurrentIndex(i >= 0 ? i : ggufTypeBox_->findData(static_cast<int>(DType::Q8_0)));
+    // Q8_0, Q6_K and Q2_K are listed once, as presets: llama-quantize's preset of that name.
+    int i = ggufTypeBox_->findData(static_cast<int>(t));
+    if (i < 0)
+        if (const auto p = ggufPresetNamed(dtypeName(t)))
+            i = ggufTypeBox_->findData(kPresetData + static_cast<int>(*p));
+    ggufTypeBox_->setCurrentIndex(i >= 0 ? i : ggufTypeBox_->findData(kPresetData + static_cast<int>(GgufPreset::Q8_0)));
 }
-DType ExportDialog::ggufType() const { return static_cast<DType>(ggufTypeBox_->currentData().toInt()); }
+DType ExportDialog::ggufType() const
+{
+    const int data = ggufTypeBox_->currentData().toInt();
+    return data >= kPresetData ? ggufPresetInfo(static_cast<GgufPreset>(data - kPresetData)).base : static_cast<DType>(data);
+}
+
+void ExportDialog::setGgufPreset(GgufPreset p)
+{
+    ggufTypeBox_->setCurrentIndex(ggufTypeBox_->findData(kPresetData + static_cast<int>(p)));
+}
+std::optional<GgufPreset> ExportDialog::ggufPreset() const
+{
+    const int data = ggufTypeBox_->currentData().toInt();
+    if (data < kPresetData)
+        return std::nullopt;
+    return static_cast<GgufPreset>(data - kPresetData);
+}
 
 void ExportDialog::setHfDtype(DType t)
 {
@@ -496,6 +535,7 @@ bool ExportDialog::startExport()
             return refuse(tr("Nothing written: %1 already exists.").arg(existing.join(QStringLiteral(", "))), false);
     }
     plan.ggufType = ggufType();
+    plan.ggufPreset = ggufPreset();
     plan.hfDtype = hfDtype();
     const Recipe r = recipe();
     if (!r.steps.empty())
@@ -540,6 +580,7 @@ bool ExportDialog::startExport()
                 if (o == Output::Gguf) {
                     GgufExportOptions opt;
                     opt.type = plan.ggufType;
+                    opt.preset = plan.ggufPreset;
                     opt.overwrite = plan.existed[i];
                     opt.progress = &job;
                     const ExportResult r = exportGguf(*plan.model, path, opt);
@@ -563,7 +604,9 @@ bool ExportDialog::startExport()
                 } else {
                     saveRecipe(plan.recipe ? *plan.recipe : Recipe{}, path);
                 }
-                const QString type = o == Output::Gguf          ? QString::fromLatin1(dtypeName(plan.ggufType))
+                const QString type = o == Output::Gguf
+                                         ? QString::fromLatin1(plan.ggufPreset ? ggufPresetInfo(*plan.ggufPreset).name
+                                                                               : dtypeName(plan.ggufType))
                                      : o == Output::HuggingFace ? QString::fromLatin1(dtypeName(plan.hfDtype)).toLower()
                                                                 : QString();
                 out.written.push_back({o, plan.path[i], bytes ? bytes : diskBytes(plan.path[i]), type});

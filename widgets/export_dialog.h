@@ -8,6 +8,7 @@
 // the outputs this run had already completed, unless they replaced a file
 // that existed before (that one is gone either way): a cancelled export
 // writes nothing. An error keeps the completed outputs and lists them.
+#include "export/gguf_presets.h"
 #include "model/dtype.h"
 #include "recipe/recipe.h"
 #include "util/progress.h"
@@ -65,7 +66,11 @@ public:
     void setOutputPath(Output o, const QString& path);
     QString outputPath(Output o) const;
     void setGgufType(DType t);   // one of ggufTypes()
+    // With a preset chosen, the preset's base type (each tensor's type is the preset's choice).
     DType ggufType() const;
+    // llama-quantize's presets (Q4_K_M, ...) are listed first; nullopt when one type was chosen.
+    void setGgufPreset(GgufPreset p);
+    std::optional<GgufPreset> ggufPreset() const;
     void setHfDtype(DType t);    // F32, F16 or BF16
     DType hfDtype() const;
     static QList<DType> ggufTypes();

@@ -208,7 +208,7 @@ void chooseTypes(std::vector<Item>& items, const GgufExportOptions& opt, const G
             std::string reason;
             it.type = ggufTypeFor(opt.type, it.tensor.rowLength(), &reason);
             if (it.type != opt.type)
-                result.fallbacks.push_back({it.tensor.name, dtypeName(opt.type), dtypeName(it.type), reason});
+                result.fallbacks.push_back({it.tensor.name, std::string(dtypeName(opt.type)), std::string(dtypeName(it.type)), reason});
         }
         return;
     }
@@ -224,7 +224,7 @@ void chooseTypes(std::vector<Item>& items, const GgufExportOptions& opt, const G
         items[i].type = c.type;
         items[i].rule = c.rule;
         if (c.type != c.chosen)
-            result.fallbacks.push_back({items[i].tensor.name, dtypeName(c.chosen), dtypeName(c.type), c.fallback});
+            result.fallbacks.push_back({items[i].tensor.name, std::string(dtypeName(c.chosen)), std::string(dtypeName(c.type)), c.fallback});
     }
 }
 

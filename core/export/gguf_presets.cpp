@@ -21,7 +21,7 @@ std::string upper(std::string_view s)
     return u;
 }
 
-std::string typeName(DType t) { return dtypeName(t); }
+std::string typeName(DType t) { return std::string(dtypeName(t)); }
 
 // llama-quantize's use_more_bits: the first and last eighth of the blocks and every third block between.
 bool useMoreBits(int64_t i, int64_t n)
