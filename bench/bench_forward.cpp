@@ -379,8 +379,42 @@ int measure(const Transformer& model, int64_t ctx, int threads, int64_t windows)
     return 0;
 }
 
+// layerlab-bench decode --gguf FILE [-n 32] [--threads 2] [--reps 3]: token
+// generation alone, as llama-bench -p 0 -n N measures it (tg N: N tokens from
+// an empty context, one at a time through the KV cache), best of --reps.
+int benchDecode(const std::vector<std::string>& args)
+{
+    const std::string path = stringOption(args, "gguf", "");
+    if (path.empty())
+        throw std::invalid_argument("give --gguf FILE (any model openModel reads)");
+    const int64_t n = intOption(args, "n", 32);
+    const int threads = static_cast<int>(intOption(args, "threads", 2));
+    const int64_t reps = intOption(args, "reps", 3);
+    setComputeThreads(threads);
+    auto t0 = Clock::now();
+    const auto m = openModel(path);
+    const Transformer model(*m);
+    const double load = seconds(t0, Clock::now());
+    std::printf("model: %s, %lld layers, hidden %lld; loaded in %.2f s\n", path.c_str(),
+                static_cast<long long>(model.config().layers), static_cast<long long>(model.config().hidden), load);
+    double best = 1e300;
+    for (int64_t r = 0; r < reps; ++r) {
+        Session session(model);
+        t0 = Clock::now();
+        for (int64_t i = 0; i < n; ++i) // llama-bench's tg uses arbitrary token ids too
+            session.appendToken(static_cast<int32_t>((i * 7919 + 1) % model.config().vocab));
+        best = std::min(best, seconds(t0, Clock::now()));
+    }
+    std::printf("decode (tg%lld): %.1f ms/token, %.2f tokens/s (best of %lld), peak RSS %.0f MiB\n",
+                static_cast<long long>(n), best / static_cast<double>(n) * 1e3, static_cast<double>(n) / best,
+                static_cast<long long>(reps), peakRssMiB());
+    return 0;
+}
+
 const Registration reg("forward", "perplexity-evaluation throughput of a SmolLM-135M-shaped model vs plain GEMM",
                        benchForward);
+const Registration regDecode("decode", "token generation from a file through the KV cache (llama-bench -p 0 -n N)",
+                             benchDecode);
 
 } // namespace
 

@@ -395,6 +395,15 @@ void TestQuantizeModel::w8a8Perplexity()
     const auto j = nlohmann::json::parse(c.out);
     QCOMPARE(j.at("quantized").get<std::string>(), std::string("W8A8"));
     QVERIFY(std::fabs(j.at("ppl").get<double>() / fp32 - 1.0) <= 0.02);
+    // The calibration pass's wall time by part: each part measured, together within the whole.
+    const auto& t = j.at("time_breakdown");
+    double parts = 0;
+    for (const char* k : {"embedding", "forward", "statistics", "method"}) {
+        QVERIFY2(t.at(k).get<double>() >= 0.0, k);
+        parts += t.at(k).get<double>();
+    }
+    QVERIFY(t.at("statistics").get<double>() > 0.0);
+    QVERIFY(parts <= j.at("seconds").get<double>());
 }
 
 void TestQuantizeModel::cliQuantize()

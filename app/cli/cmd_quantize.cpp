@@ -65,7 +65,11 @@ int cmdQuantize(const std::vector<std::string>& argv)
         }
         j["quantized"] = what;
     }
+    const auto exportStarted = std::chrono::steady_clock::now();
     const std::optional<ExportResult> exported = compress::exportIfAsked(a, *r.model, progress, j);
+    const double exportSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - exportStarted).count();
+    if (exported)
+        j["seconds_export"] = exportSeconds;
     progress.clear();
     j["seconds_total"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (a.flag("json")) {
@@ -76,6 +80,14 @@ int cmdQuantize(const std::vector<std::string>& argv)
                 r.statsMode.c_str(),
                 r.calibrationTokens > 0 ? (", " + std::to_string(r.calibrationTokens) + " tokens").c_str() : "",
                 static_cast<long long>(r.quantizedWeights()), r.bitsPerWeight(), r.seconds);
+    if (r.calibrationTokens > 0) {
+        // Wall time of the streaming pass by part (BlockStatsTimes); "statistics" re-runs each block with the Gram sums.
+        std::printf("  time: embedding %.1f s, forward %.1f s, statistics (forward + Hessians) %.1f s, %s %.1f s",
+                    r.times.embedding, r.times.forward, r.times.statistics, quantMethodName(opt.config.method), r.times.compress);
+        if (exported)
+            std::printf(", export %.1f s", exportSeconds);
+        std::printf("\n");
+    }
     std::printf("  %-28s %-34s %8s %10s %10s\n", "layer", "method", "bits/w", "weight err", "output err");
     for (const QuantizedLinear& l : r.layers) {
         char outErr[32] = "-";

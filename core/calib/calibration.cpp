@@ -7,6 +7,7 @@
 #include "util/spill_buffer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <array>
 #include <cmath>
 #include <map>
@@ -286,16 +287,29 @@ void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std
         done += 1.0;
     };
 
+    BlockStatsTimes unused;
+    BlockStatsTimes& times = options.times ? *options.times : unused;
+    using Clock = std::chrono::steady_clock;
+    const auto timed = [](double& into, const std::function<void()>& fn) {
+        const auto t0 = Clock::now();
+        fn();
+        into += std::chrono::duration<double>(Clock::now() - t0).count();
+    };
+
     // Every window's hidden states at the input of block `next`.
     SpillBuffer buffer(static_cast<size_t>(rows * width) * sizeof(float), options.activationBudgetBytes, "calibration activations");
     Eigen::Map<MatrixRM> X(buffer.data(), rows, width);
-    forBatches([&](int64_t r0, int64_t n) {
-        X.middleRows(r0, n) = model.embedWindows(windows.subspan(static_cast<size_t>(r0), static_cast<size_t>(n)), ctx);
-    }, "embedding");
+    timed(times.embedding, [&] {
+        forBatches([&](int64_t r0, int64_t n) {
+            X.middleRows(r0, n) = model.embedWindows(windows.subspan(static_cast<size_t>(r0), static_cast<size_t>(n)), ctx);
+        }, "embedding");
+    });
     int next = 0;
     const auto advance = [&](int block, LinearInputObserver* observer) {
-        forBatches([&](int64_t r0, int64_t n) { model.runBlocks(X.middleRows(r0, n), ctx, block, block, observer); },
-                   "block " + std::to_string(block + 1) + " of " + std::to_string(model.layers()));
+        timed(observer ? times.statistics : times.forward, [&] {
+            forBatches([&](int64_t r0, int64_t n) { model.runBlocks(X.middleRows(r0, n), ctx, block, block, observer); },
+                       "block " + std::to_string(block + 1) + " of " + std::to_string(model.layers()));
+        });
         next = block + 1;
     };
     MatrixRM copy; // sequential: a batch run for its statistics only
@@ -304,16 +318,18 @@ void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std
             advance(next, nullptr);
         InputStatsCollector collector(block, block, ctx, options.gram, model.layers(), progress);
         if (sequential)
-            forBatches([&](int64_t r0, int64_t n) {
-                copy = X.middleRows(r0, n);
-                model.runBlocks(copy, ctx, block, block, &collector);
-            }, "statistics of block " + std::to_string(block + 1));
+            timed(times.statistics, [&] {
+                forBatches([&](int64_t r0, int64_t n) {
+                    copy = X.middleRows(r0, n);
+                    model.runBlocks(copy, ctx, block, block, &collector);
+                }, "statistics of block " + std::to_string(block + 1));
+            });
         else
             advance(block, &collector); // one-shot: the outputs of the unchanged block are the next input
         std::vector<InputStats> stats = collector.take();
         {
             SubProgress sub(progress, done / total, (done + 1.0) / total);
-            onBlock(block, stats, &sub);
+            timed(times.compress, [&] { onBlock(block, stats, &sub); });
             done += 1.0;
         }
         if (sequential)

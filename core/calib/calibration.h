@@ -117,6 +117,14 @@ enum class CalibrationMode {
 };
 const char* calibrationModeName(CalibrationMode mode); // "one-shot", "sequential"
 
+// Where a streaming calibration pass spent its wall time (seconds).
+struct BlockStatsTimes {
+    double embedding = 0;   // the windows' embeddings
+    double forward = 0;     // block runs without statistics (to the first target; a sequential block once compressed)
+    double statistics = 0;  // block runs with the statistics collector: that block's forward plus the Gram (Hessian) sums
+    double compress = 0;    // the onBlock calls (the method itself)
+};
+
 struct BlockStatsOptions {
     CalibrationOptions calibration;
     CalibrationMode mode = CalibrationMode::Sequential;
@@ -124,6 +132,7 @@ struct BlockStatsOptions {
     // The calibration windows' hidden states (tokens x hidden floats) stay in
     // memory up to this size, else in a temporary file (util/spill_buffer.h).
     uint64_t activationBudgetBytes = uint64_t{2} << 30;
+    BlockStatsTimes* times = nullptr; // filled in when given
 };
 
 // For each block of `blocks` (ascending, unique), in order: gathers the

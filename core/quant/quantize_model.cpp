@@ -292,7 +292,7 @@ nlohmann::json ModelQuantizationResult::toJson(bool histograms) const
         }
         arr.push_back(std::move(j));
     }
-    return {
+    nlohmann::json j{
         {"method", method},
         {"stats_mode", statsMode},
         {"bits_per_weight", bitsPerWeight()},
@@ -301,6 +301,12 @@ nlohmann::json ModelQuantizationResult::toJson(bool histograms) const
         {"seconds", seconds},
         {"layers", std::move(arr)},
     };
+    if (calibrationTokens > 0)
+        j["time_breakdown"] = {{"embedding", times.embedding},
+                               {"forward", times.forward},
+                               {"statistics", times.statistics},
+                               {"method", times.compress}};
+    return j;
 }
 
 ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOptions& opt,
@@ -381,6 +387,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
         bo.calibration = opt.calibration;
         bo.mode = mode;
         bo.gram = true;
+        bo.times = &r.times;
         SubProgress passes(progress, 0.05, 1.0);
         forEachBlockStats(
             model, windows, blocks, bo,

@@ -98,6 +98,7 @@ struct ModelQuantizationResult {
     std::string statsMode;               // "sequential", "one-shot" or "none"
     int64_t calibrationTokens = 0;
     double seconds = 0.0;
+    BlockStatsTimes times;               // the streaming pass's breakdown (zero without calibration)
     // SmoothQuant / LLM.int8 with calibration text: the run-time activation
     // quantization (applyActivationQuantization); empty otherwise.
     ActivationQuantization activations;
@@ -106,7 +107,7 @@ struct ModelQuantizationResult {
     double bitsPerWeight() const;
     int64_t quantizedWeights() const;
     // {"method", "stats_mode", "bits_per_weight", "quantized_weights", "calibration_tokens",
-    //  "seconds", "layers": [{"name", "method", "shape", "bits_per_weight", "bits": {...},
+    //  "seconds", "time_breakdown": {...} (with calibration), "layers": [{"name", "method", "shape", "bits_per_weight", "bits": {...},
     //  "weight_error", "output_error", "loss", "info", "error_histogram" (when asked), "seconds"}]}
     nlohmann::json toJson(bool histograms = false) const;
 };
