@@ -9,6 +9,7 @@
 #include "model/packed_grid.h"
 #include "model/tensor_data.h"
 #include "pipeline/model_compression.h"
+#include "quant/nf4.h"
 #include "quant/packed_storage.h"
 #include "quant/quant_method.h"
 #include "quant/quantize_model.h"
@@ -176,14 +177,53 @@ private slots:
         }
     }
 
+    // NF4, FP8 and FP4 keep their codes: a Grid whose codes index the format's
+    // values, times the method's scale per group, decoding bit for bit.
+    void codebookFormatsPackExactly()
+    {
+        const MatrixRM W = randomMatrix(16, 128, 12);
+        struct Case {
+            QuantConfig c;
+            const char* label;
+            double bitsPerWeight; // codes + 5 bytes (scale, unused zero) per group of a row
+        };
+        QuantConfig e5m2 = gridConfig(QuantMethod::Fp8, 8, false, 0);
+        e5m2.fp8Format = Fp8Format::E5M2;
+        const std::vector<Case> cases = {
+            {gridConfig(QuantMethod::Nf4, 4, false, 0), "nf4", 4.0 + 40.0 / 64.0},
+            {gridConfig(QuantMethod::Fp8, 8, false, 0), "fp8 e4m3", 8.0 + 40.0 / 128.0},
+            {e5m2, "fp8 e5m2", 8.0 + 40.0 / 128.0},
+            {gridConfig(QuantMethod::Fp4, 4, false, 32), "fp4 e2m1 g32", 4.0 + 40.0 / 32.0},
+            {gridConfig(QuantMethod::Fp4, 4, false, 0), "fp4 e2m1 row", 4.0 + 40.0 / 128.0},
+        };
+        for (const Case& cs : cases) {
+            QuantizedLayer q = quantizeLayer(W, cs.c);
+            const MatrixRM expected = q.weights;
+            const std::optional<TensorRef> t = takePackedTensor(q);
+            QVERIFY2(t.has_value(), cs.label);
+            QCOMPARE(t->dtype, DType::Grid);
+            QCOMPARE(t->dtypeLabel, std::string(cs.label));
+            QVERIFY2(bitIdentical(decodeAll(*t), expected), cs.label);
+            QCOMPARE(8.0 * static_cast<double>(t->nbytes) / static_cast<double>(W.size()), cs.bitsPerWeight);
+        }
+        // NF4 by its definition (bitsandbytes): level[code] * absmax of the 64-value block.
+        const Nf4Result r = nf4Quantize(W);
+        QuantizedLayer q = quantizeLayer(W, gridConfig(QuantMethod::Nf4, 4, false, 0));
+        const std::optional<TensorRef> t = takePackedTensor(q);
+        const MatrixRM decoded = decodeAll(*t);
+        for (int64_t i : {0L, 63L, 64L, 1000L, 2047L})
+            QCOMPARE(decoded.data()[i], kNf4Levels[r.codes[static_cast<size_t>(i)]] * r.absmax[static_cast<size_t>(i / 64)]);
+    }
+
     // Forms a Grid cannot hold stay with the caller (stored as F32 values).
     void otherFormsAreNotPacked()
     {
         const MatrixRM W = randomMatrix(16, 64, 10);
-        for (QuantMethod m : {QuantMethod::Bcq, QuantMethod::Nf4, QuantMethod::Fp8}) {
-            QuantizedLayer q = quantizeLayer(W, gridConfig(m, 3, false, 0));
-            QVERIFY(!takePackedTensor(q).has_value());
-        }
+        QuantizedLayer bcq = quantizeLayer(W, gridConfig(QuantMethod::Bcq, 3, false, 0));
+        QVERIFY(!takePackedTensor(bcq).has_value());
+        // NF4's blocks of 64 run over the flattened matrix: rows of 96 split them.
+        QuantizedLayer nf4 = quantizeLayer(randomMatrix(16, 96, 10), gridConfig(QuantMethod::Nf4, 4, false, 0));
+        QVERIFY(!takePackedTensor(nf4).has_value());
         QuantConfig lorc = gridConfig(QuantMethod::Rtn, 3, false, 0);
         lorc.lorcRank = 2;
         const MatrixRM X = randomMatrix(128, 64, 11, 1.0f);

@@ -430,6 +430,20 @@ void TestQuantizeModel::cliQuantize()
     const MatrixRM rtnDown = rtnQuantize(readMatrix(model(), *model().findLogical("blocks.2.mlp.down.weight")), {4, false, 32}).dequantized;
     QCOMPARE(W.rows(), Eigen::Index(64));
     QCOMPARE((W - rtnDown).cwiseAbs().maxCoeff(), 0.0f);
+
+    // --gguf: the same model as an F32 GGUF for llama.cpp holds the same values (q/k rows permuted, not changed).
+    const std::string gguf = test::scratchDir() + "/q.gguf";
+    const test::CliResult g = test::runCli({"quantize", test::sharedPath("models/stories260K-hf"), "--method", "rtn",
+                                            "--bits", "4", "--group", "32", "--gguf", gguf, "--gguf-type", "F32", "--json"});
+    QVERIFY2(g.exitCode == 0, g.err.c_str());
+    QCOMPARE(nlohmann::json::parse(g.out).at("export").at("format").get<std::string>(), std::string("gguf"));
+    const auto fromGguf = openModel(gguf);
+    const MatrixRM G = readMatrix(*fromGguf, *fromGguf->findLogical("blocks.2.mlp.down.weight"));
+    QCOMPARE((G - rtnDown).cwiseAbs().maxCoeff(), 0.0f);
+    QCOMPARE(test::runCli({"quantize", test::sharedPath("models/stories260K-hf"), "--method", "rtn", "--bits", "4",
+                           "--gguf", gguf, "--out", out})
+                 .exitCode,
+             64);
 }
 
 void TestQuantizeModel::cliErrors()

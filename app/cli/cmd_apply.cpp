@@ -19,13 +19,13 @@ namespace {
 
 const char* kApplyUsage =
     "usage: layerlab-cli apply RECIPE MODEL [--calib FILE|builtin] [--eval FILE [--ctx 256]]\n"
-    "         [--out DIR [--force] [--dtype f32|f16|bf16]] [--threads N] [--json]";
+    "         [--out DIR [--dtype f32|f16|bf16] | --gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|...]] [--force] [--threads N] [--json]";
 
 } // namespace
 
 int cmdApply(const std::vector<std::string>& argv)
 {
-    const Args a(argv, {"calib", "eval", "ctx", "out", "dtype", "threads"}, {"json", "force"});
+    const Args a(argv, {"calib", "eval", "ctx", "out", "dtype", "threads", "gguf", "gguf-type"}, {"json", "force"});
     if (a.positional().size() != 2)
         throw UsageError(kApplyUsage);
     Recipe recipe = loadRecipe(a.positional()[0]);

@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "terminal_progress.h"
 #include "export_report.h"
+#include "gguf_args.h"
 
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
@@ -42,34 +43,6 @@ std::string upper(std::string s)
 {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
     return s;
-}
-
-// --gguf-type: a llama-quantize preset or one type for every 2-D weight (--gguf-pure: the preset's base type).
-void setGgufType(GgufExportOptions& opt, const std::string& text, bool pure)
-{
-    static const std::map<std::string, DType> kTypes{
-        {"F32", DType::F32},   {"F16", DType::F16},   {"BF16", DType::BF16}, {"Q4_0", DType::Q4_0},
-        {"Q4_1", DType::Q4_1}, {"Q5_0", DType::Q5_0}, {"Q5_1", DType::Q5_1}, {"Q3_K", DType::Q3_K},
-        {"Q4_K", DType::Q4_K}, {"Q5_K", DType::Q5_K},
-    };
-    if (const auto preset = ggufPresetNamed(text)) {
-        if (pure)
-            opt.type = ggufPresetInfo(*preset).base;
-        else
-            opt.preset = preset;
-        return;
-    }
-    if (const auto it = kTypes.find(upper(text)); it != kTypes.end()) {
-        opt.type = it->second;
-        return;
-    }
-    std::string presets;
-    for (const auto& p : ggufPresets())
-        presets += (presets.empty() ? "" : ", ") + std::string(p.name);
-    const std::string refusal = ggufPresetRefusal(text);
-    throw UsageError((refusal.empty() ? "--gguf-type '" + text + "' is not a type LayerLab writes" : refusal)
-                     + ". --gguf-type takes a llama-quantize preset (" + presets
-                     + ") or one type for every 2-D weight (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K)");
 }
 
 DType hfDtypeArg(const std::string& text)

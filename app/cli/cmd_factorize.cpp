@@ -17,7 +17,7 @@ namespace {
 const char* kFactorizeUsage =
     "usage: layerlab-cli factorize MODEL --method svd|asvd|svd-llm (--rank-ratio F | --energy E)\n"
     "         [--layers REGEX] [--calib FILE [--calib-ctx 256] [--calib-windows 64]] [--stats auto|sequential|one-shot]\n"
-    "         [--alpha 0.5] [--dense] [--eval FILE [--ctx 256]] [--out DIR [--force] [--dtype f32|f16|bf16]] [--threads N]\n"
+    "         [--alpha 0.5] [--dense] [--eval FILE [--ctx 256]] [--out DIR [--dtype f32|f16|bf16] | --gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|...]] [--force] [--threads N]\n"
     "         [--json]\n"
     "  --dense  keep each factored layer as the dense product A B (same values; the evaluation runs at the dense cost)";
 

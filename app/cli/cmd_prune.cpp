@@ -19,7 +19,7 @@ const char* kPruneUsage =
     "usage: layerlab-cli prune MODEL --method magnitude|wanda|sparsegpt (--sparsity S | --nm N:M)\n"
     "         [--structured neurons|heads --ratio R] [--layers REGEX] [--calib FILE [--calib-ctx 256] [--calib-windows 64]]\n"
     "         [--stats auto|sequential|one-shot] [--blocksize 128] [--damp 0.01]\n"
-    "         [--eval FILE [--ctx 256]] [--out DIR [--force] [--dtype f32|f16|bf16]] [--threads N] [--json]";
+    "         [--eval FILE [--ctx 256]] [--out DIR [--dtype f32|f16|bf16] | --gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|...]] [--force] [--threads N] [--json]";
 
 } // namespace
 

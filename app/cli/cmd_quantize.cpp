@@ -23,7 +23,7 @@ const char* kQuantizeUsage =
     "         [--layers REGEX] [--calib FILE [--calib-ctx 256] [--calib-windows 64] [--stats auto|sequential|one-shot]]\n"
     "         [--damp 0.01] [--blocksize 128] [--alpha 0.5] [--threshold 6] [--topk K] [--outlier-columns K]\n"
     "         [--outlier-fraction F] [--lorc-rank R] [--no-clip]\n"
-    "         [--eval FILE [--ctx 256]] [--out DIR [--force] [--dtype f32|f16|bf16]] [--threads N] [--histograms] [--json]";
+    "         [--eval FILE [--ctx 256]] [--out DIR [--dtype f32|f16|bf16] | --gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|...]] [--force] [--threads N] [--histograms] [--json]";
 
 } // namespace
 

@@ -2,6 +2,7 @@
 // What `prune` and `factorize` share: calibration and evaluation options,
 // the terminal progress line (Ctrl-C cancels), evaluation, export and output.
 #include "args.h"
+#include "gguf_args.h"
 
 #include "calib/calibration.h"
 #include "util/threads.h"
@@ -30,7 +31,7 @@ namespace ll::cli::compress {
 inline const std::set<std::string>& commonValued()
 {
     static const std::set<std::string> s{"layers", "calib", "calib-ctx", "calib-windows", "stats", "eval",
-                                         "ctx", "out", "dtype", "threads"};
+                                         "ctx", "out", "dtype", "threads", "gguf", "gguf-type"};
     return s;
 }
 
@@ -145,18 +146,33 @@ inline std::optional<PerplexityResult> evaluateIfAsked(const Args& a, const Mode
     return ppl;
 }
 
-// --out: the model as a Hugging Face folder, recorded in j["export"].
+// --out: the model as a Hugging Face folder, or --gguf OUT.gguf [--gguf-type T]
+// (default F16), recorded in j["export"].
 inline std::optional<ExportResult> exportIfAsked(const Args& a, const Model& model, CliProgress& progress,
                                                  nlohmann::json& j)
 {
     const auto out = a.value("out");
-    if (!out)
+    const auto gguf = a.value("gguf");
+    if (out && gguf)
+        throw UsageError("give --out DIR (Hugging Face) or --gguf OUT.gguf, not both");
+    if (a.value("gguf-type") && !gguf)
+        throw UsageError("--gguf-type belongs to --gguf OUT.gguf");
+    if (!out && !gguf)
         return std::nullopt;
-    HfExportOptions opt;
-    opt.dtype = exportDtype(a);
-    opt.overwrite = a.flag("force");
-    opt.progress = &progress;
-    ExportResult exported = exportHf(model, *out, opt);
+    ExportResult exported;
+    if (gguf) {
+        GgufExportOptions opt;
+        setGgufType(opt, a.valueOr("gguf-type", "F16"), false);
+        opt.overwrite = a.flag("force");
+        opt.progress = &progress;
+        exported = exportGguf(model, *gguf, opt);
+    } else {
+        HfExportOptions opt;
+        opt.dtype = exportDtype(a);
+        opt.overwrite = a.flag("force");
+        opt.progress = &progress;
+        exported = exportHf(model, *out, opt);
+    }
     j["export"] = exported.toJson();
     return exported;
 }

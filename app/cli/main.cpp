@@ -38,15 +38,15 @@ commands:
       or one type for every 2-D weight: F32, F16 (default), BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K;
       --gguf-pure: a preset's base type for every 2-D weight (llama-quantize --pure)
   prune MODEL --method magnitude|wanda|sparsegpt (--sparsity S | --nm 2:4) [--structured neurons --ratio R]
-        [--layers REGEX] [--calib FILE [--calib-ctx 256 --calib-windows 64]] [--eval FILE [--ctx 256]] [--out DIR] [--json]
+        [--layers REGEX] [--calib FILE [--calib-ctx 256 --calib-windows 64]] [--eval FILE [--ctx 256]] [--out DIR | --gguf OUT.gguf] [--json]
       prune every linear inside the blocks (or remove MLP neurons); evaluate and export the result
   factorize MODEL --method svd|asvd|svd-llm (--rank-ratio F | --energy E) [--layers REGEX] [--calib FILE]
-        [--eval FILE] [--out DIR] [--json]
+        [--eval FILE] [--out DIR | --gguf OUT.gguf] [--json]
       replace the linears by low-rank approximations (stored as the product); evaluate and export
   quantize MODEL --method rtn|gptq|awq|smoothquant|int8|owq|spqr|bcq|nf4|fp8|fp4|ggml [--bits B] [--group G]
-        [--sym] [--act-order] [--type Q4_K] [--layers REGEX] [--calib FILE] [--eval FILE] [--out DIR] [--json]
+        [--sym] [--act-order] [--type Q4_K] [--layers REGEX] [--calib FILE] [--eval FILE] [--out DIR | --gguf OUT.gguf] [--json]
       quantize the linears inside the blocks (stored dequantized); bits per weight, errors, evaluate and export
-  apply RECIPE MODEL [--calib FILE|builtin] [--eval FILE] [--out DIR] [--json]
+  apply RECIPE MODEL [--calib FILE|builtin] [--eval FILE] [--out DIR | --gguf OUT.gguf] [--json]
       replay a recipe (YAML or JSON, docs/recipes.md) as the GUI applies it; evaluate and export
   sensitivity MODEL [--action quantize|prune|factorize] --method M [its options] --eval FILE [--ctx 128]
         [--windows 8] [--layers REGEX] [--calib FILE|builtin] [--metric dppl|dnll|kl|top1] [--no-kl] [--json]

@@ -346,13 +346,14 @@ JobCost estimateCalibration(const Model& model, const CalibrationShape& s)
     j.memory.push_back({"forward pass of one batch", batchRows * (forwardBytesPerRow(c) + (s.sequential ? kFloat * c.hidden : 0.0)),
                         "a shorter context (" + str(s.context) + " now)"});
     if (s.grams) {
-        // Each thread's float partial X_wᵀX_w of the widest input beside the double accumulators.
+        // Each thread's float partial of X_wᵀX_w (a 256-column tile of the widest input) beside the double accumulators.
         int64_t widest = 0;
         for (int b = 0; b < c.layers; ++b)
             for (const auto& [role, in] : blockInputs(model, b))
                 widest = std::max(widest, in);
         j.memory.push_back({"Hessians (XᵀX of one block)",
-                            gramBytes(model) + s.threads * kFloat * static_cast<double>(widest) * static_cast<double>(widest),
+                            gramBytes(model) + s.threads * kFloat * static_cast<double>(widest)
+                                                   * static_cast<double>(std::min<int64_t>(widest, 256)),
                             "a method that needs no Hessians (RTN, NF4, magnitude or Wanda pruning, SVD)"});
     }
     j.modelBytes = modelStoredBytes(model, s.lastBlock);

@@ -7,6 +7,7 @@
 #include "util/spill_buffer.h"
 
 #include <algorithm>
+#include <memory>
 #include <chrono>
 #include <array>
 #include <cmath>
@@ -34,11 +35,11 @@ struct StopForward {};
 
 // The per-window contribution of rows x (n, in): float partials, summed in double by the caller.
 struct Partial {
-    Eigen::MatrixXf gram;          // lower triangle of X^T X
+    Eigen::MatrixXf tile;          // one column tile of a window's X^T X (rows j0..in-1)
     Eigen::VectorXd sumAbs, sumSquares;
     Eigen::VectorXf maxAbs;
 
-    void compute(const ConstMatrixRef& x, bool withGram)
+    void compute(const ConstMatrixRef& x)
     {
         const Eigen::Index in = x.cols();
         sumAbs.setZero(in);
@@ -53,12 +54,12 @@ struct Partial {
                 maxAbs[j] = std::max(maxAbs[j], std::abs(row[j]));
             }
         }
-        if (withGram) {
-            gram.setZero(in, in);
-            gram.selfadjointView<Eigen::Lower>().rankUpdate(x.transpose());
-        }
     }
 };
+
+// Columns of X^T X per tile: a thread's float partial is (in - j0) x 256, not
+// in x in (485 MB at a 7B's down_proj input of 11008).
+constexpr Eigen::Index kGramTile = 256;
 
 } // namespace
 
@@ -132,6 +133,24 @@ struct InputStatsCollector::Impl {
     const Progress* progress;
     std::mutex mutex;
     std::map<std::pair<int, int>, InputStats> stats; // (block, input index)
+    // Each thread's float partial (in x in for the Gram: 485 MB at in = 11008),
+    // lent out per call and freed with the collector, not kept by the threads.
+    std::vector<std::unique_ptr<Partial>> partials;
+
+    std::unique_ptr<Partial> borrow()
+    {
+        std::lock_guard lock(mutex);
+        if (partials.empty())
+            return std::make_unique<Partial>();
+        std::unique_ptr<Partial> p = std::move(partials.back());
+        partials.pop_back();
+        return p;
+    }
+    void giveBack(std::unique_ptr<Partial> p)
+    {
+        std::lock_guard lock(mutex);
+        partials.push_back(std::move(p));
+    }
 };
 
 InputStatsCollector::InputStatsCollector(int firstBlock, int lastBlock, int64_t windowLength, bool gram,
@@ -144,7 +163,7 @@ InputStatsCollector::InputStatsCollector(int firstBlock, int lastBlock, int64_t 
                                                  + std::to_string(layers) + " blocks");
     if (windowLength <= 0)
         fail(ErrorCode::InvalidArgument, "", "the calibration window length must be positive");
-    impl_ = new Impl{firstBlock, lastBlock, windowLength, gram, layers, progress, {}, {}};
+    impl_ = new Impl{firstBlock, lastBlock, windowLength, gram, layers, progress, {}, {}, {}};
 }
 
 InputStatsCollector::~InputStatsCollector()
@@ -162,34 +181,51 @@ void InputStatsCollector::linearInput(int block, Role role, const ConstMatrixRef
     if (block < s.first || index < 0 || x.rows() == 0)
         return;
     // Whole windows: each one's float partial is deterministic whatever the grouping.
-    thread_local Partial partial;
+    struct Lent {
+        Impl& s;
+        std::unique_ptr<Partial> p;
+        ~Lent() { s.giveBack(std::move(p)); }
+    } lent{s, s.borrow()};
+    Partial& partial = *lent.p;
     const Eigen::Index in = x.cols();
     for (Eigen::Index r0 = 0; r0 < x.rows(); r0 += s.windowLength) {
         const Eigen::Index n = std::min<Eigen::Index>(s.windowLength, x.rows() - r0);
-        partial.compute(x.middleRows(r0, n), s.gram);
-        std::lock_guard lock(s.mutex);
-        InputStats& st = s.stats[{block, index}];
-        if (st.tokens == 0 && st.sumAbs.size() == 0) {
-            st.block = block;
-            st.role = role;
-            st.sumAbs.setZero(in);
-            st.sumSquares.setZero(in);
-            st.maxAbs.setZero(in);
-            if (s.gram)
-                st.gram.setZero(in, in);
-        }
-        if (st.sumAbs.size() != in)
-            fail(ErrorCode::InvalidArgument, "", "the input of block " + std::to_string(block) + " " + std::string(roleName(role))
-                                                     + " changed width during calibration");
-        st.tokens += n;
-        st.sumAbs += partial.sumAbs;
-        st.sumSquares += partial.sumSquares;
-        for (Eigen::Index j = 0; j < in; ++j)
-            st.maxAbs[j] = std::max(st.maxAbs[j], partial.maxAbs[j]);
-        if (s.gram)
+        const auto xw = x.middleRows(r0, n);
+        partial.compute(xw);
+        InputStats* st = nullptr;
+        {
+            std::lock_guard lock(s.mutex);
+            st = &s.stats[{block, index}];
+            if (st->tokens == 0 && st->sumAbs.size() == 0) {
+                st->block = block;
+                st->role = role;
+                st->sumAbs.setZero(in);
+                st->sumSquares.setZero(in);
+                st->maxAbs.setZero(in);
+                if (s.gram)
+                    st->gram.setZero(in, in);
+            }
+            if (st->sumAbs.size() != in)
+                fail(ErrorCode::InvalidArgument, "", "the input of block " + std::to_string(block) + " "
+                                                         + std::string(roleName(role)) + " changed width during calibration");
+            st->tokens += n;
+            st->sumAbs += partial.sumAbs;
+            st->sumSquares += partial.sumSquares;
             for (Eigen::Index j = 0; j < in; ++j)
-                for (Eigen::Index i = j; i < in; ++i)
-                    st.gram(i, j) += static_cast<double>(partial.gram(i, j));
+                st->maxAbs[j] = std::max(st->maxAbs[j], partial.maxAbs[j]);
+        }
+        if (!s.gram)
+            continue;
+        // The lower triangle, a column tile at a time: each element is the float
+        // sum over this window's rows (whatever the batching), added in double.
+        for (Eigen::Index j0 = 0; j0 < in; j0 += kGramTile) {
+            const Eigen::Index w = std::min(kGramTile, in - j0);
+            partial.tile.noalias() = xw.rightCols(in - j0).transpose() * xw.middleCols(j0, w);
+            std::lock_guard lock(s.mutex);
+            for (Eigen::Index j = 0; j < w; ++j)
+                for (Eigen::Index i = j; i < in - j0; ++i)
+                    st->gram(j0 + i, j0 + j) += static_cast<double>(partial.tile(i, j));
+        }
     }
 }
 
@@ -316,17 +352,22 @@ void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std
     for (const int block : blocks) {
         while (next < block)
             advance(next, nullptr);
-        InputStatsCollector collector(block, block, ctx, options.gram, model.layers(), progress);
-        if (sequential)
-            timed(times.statistics, [&] {
-                forBatches([&](int64_t r0, int64_t n) {
-                    copy = X.middleRows(r0, n);
-                    model.runBlocks(copy, ctx, block, block, &collector);
-                }, "statistics of block " + std::to_string(block + 1));
-            });
-        else
-            advance(block, &collector); // one-shot: the outputs of the unchanged block are the next input
-        std::vector<InputStats> stats = collector.take();
+        std::vector<InputStats> stats;
+        {
+            // Destroyed before onBlock: its per-thread float partials (in x in each) go with it.
+            InputStatsCollector collector(block, block, ctx, options.gram, model.layers(), progress);
+            if (sequential)
+                timed(times.statistics, [&] {
+                    forBatches([&](int64_t r0, int64_t n) {
+                        copy = X.middleRows(r0, n);
+                        model.runBlocks(copy, ctx, block, block, &collector);
+                    }, "statistics of block " + std::to_string(block + 1));
+                });
+            else
+                advance(block, &collector); // one-shot: the outputs of the unchanged block are the next input
+            stats = collector.take();
+        }
+        copy = MatrixRM(); // the last statistics batch
         {
             SubProgress sub(progress, done / total, (done + 1.0) / total);
             timed(times.compress, [&] { onBlock(block, stats, &sub); });

@@ -12,6 +12,7 @@ void GridLayout::validate() const
     bool ok = bits >= 1 && bits <= 8 && cols >= 0 && groups >= 1 && groupCols >= 1;
     ok = ok && (groupIndex.empty() ? (cols + groupCols - 1) / groupCols <= groups : static_cast<int64_t>(groupIndex.size()) == cols);
     ok = ok && (columnScale.empty() || static_cast<int64_t>(columnScale.size()) == cols);
+    ok = ok && (codebook.empty() || codebook.size() == (size_t{1} << bits));
     for (int32_t g : groupIndex)
         ok = ok && g >= 0 && g < groups;
     if (!ok)
@@ -45,7 +46,9 @@ void decodeGridColumns(const GridLayout& L, const uint8_t* row, int64_t c0, int6
         const int64_t g = L.groupOf(c);
         float scale;
         std::memcpy(&scale, row + static_cast<size_t>(g) * 4, 4);
-        out[i] = scale * (static_cast<float>(codeAt(codes, c, L.bits)) - static_cast<float>(zeros[g]));
+        const int code = codeAt(codes, c, L.bits);
+        out[i] = L.codebook.empty() ? scale * (static_cast<float>(code) - static_cast<float>(zeros[g]))
+                                    : scale * L.codebook[static_cast<size_t>(code)];
     }
     if (!L.columnScale.empty())
         for (int64_t i = 0; i < n; ++i)

@@ -10,6 +10,8 @@
 //   x = scale(g) * (code - zero(g)),  g = groupIndex[c] or c / groupCols,
 //   then x *= columnScale[c] where a column scale is kept (AWQ's W^ = Q(W diag s) diag(1/s):
 //   columnScale = 1/s, multiplied as AWQ multiplies).
+// With a codebook (NF4, FP8, FP4: 2^bits values) a code is an index instead:
+//   x = scale(g) * codebook[code]   (the zero points are unused, stored as 0).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -24,6 +26,7 @@ struct GridLayout {
     int64_t groups = 0;               // per row
     std::vector<int32_t> groupIndex;  // (cols,) when groups follow a permutation (GPTQ act-order); empty: c / groupCols
     std::vector<float> columnScale;   // (cols,) multipliers applied after the grid; empty: none
+    std::vector<float> codebook;      // (2^bits,) the value of each code, times the group's scale; empty: integer grid
 
     size_t codeBytes() const { return (static_cast<size_t>(cols) * static_cast<size_t>(bits) + 7) / 8; }
     size_t rowBytes() const { return static_cast<size_t>(groups) * 5 + codeBytes(); }

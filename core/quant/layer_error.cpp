@@ -31,7 +31,9 @@ double ratio(double num, double den)
 // tr(A G A^T) = sum_r a_r G a_r^T, rows in blocks so that A G never exists whole.
 double quadraticTrace(const MatrixRM& A, const Eigen::MatrixXf& G)
 {
-    constexpr Eigen::Index kRows = 64;
+    // Each product packs all of G again: 512-row slabs (22 MB at in = 11008)
+    // ran 2.3x faster than 64-row ones at in = 4096.
+    constexpr Eigen::Index kRows = 512;
     double sum = 0.0;
     MatrixRM AG;
     for (Eigen::Index r0 = 0; r0 < A.rows(); r0 += kRows) {

@@ -33,11 +33,18 @@ bool sameBits(const float* a, const float* b, int64_t n)
 std::optional<TensorRef> packGrid(const PackedQuant& p, const MatrixRM& W)
 {
     const int64_t rows = W.rows(), cols = W.cols();
-    if (p.format != PackedQuant::Format::IntGrid || !p.denseColumns.empty() || p.outliers.size() != 0
+    // An integer grid, or dense codes into a codebook (NF4, FP8, FP4).
+    const bool codebook = p.format == PackedQuant::Format::Dense && !p.codebook.empty();
+    if ((p.format != PackedQuant::Format::IntGrid && !codebook) || !p.denseColumns.empty() || p.outliers.size() != 0
         || static_cast<int64_t>(p.codes.size()) != rows * cols || p.grid.groupCols <= 0 || rows == 0)
         return std::nullopt;
     auto layout = std::make_shared<GridLayout>();
-    layout->bits = p.grid.grid.bits;
+    layout->bits = codebook ? p.bits : p.grid.grid.bits;
+    if (codebook) {
+        if (p.bits < 1 || p.bits > 8 || p.codebook.size() != (size_t{1} << p.bits))
+            return std::nullopt;
+        layout->codebook = p.codebook;
+    }
     layout->cols = cols;
     layout->groupCols = p.grid.groupCols;
     layout->groups = p.grid.scales.cols();
@@ -49,7 +56,7 @@ std::optional<TensorRef> packGrid(const PackedQuant& p, const MatrixRM& W)
     if (layout->bits < 1 || layout->bits > 8)
         return std::nullopt;
     // Zero points are grid integers (GPTQ's round(-min / scale), 2^(b-1)): one byte each.
-    for (Eigen::Index i = 0; i < p.grid.zeros.size(); ++i) {
+    for (Eigen::Index i = 0; !codebook && i < p.grid.zeros.size(); ++i) {
         const float z = p.grid.zeros.data()[i];
         if (!(z >= 0.0f && z <= 255.0f) || std::nearbyint(z) != z)
             return std::nullopt;
@@ -67,7 +74,7 @@ std::optional<TensorRef> packGrid(const PackedQuant& p, const MatrixRM& W)
         const int64_t pr = perTensor ? 0 : r;
         for (int64_t g = 0; g < layout->groups; ++g) {
             scales[static_cast<size_t>(g)] = p.grid.scales(pr, g);
-            zeros[static_cast<size_t>(g)] = static_cast<uint8_t>(p.grid.zeros(pr, g));
+            zeros[static_cast<size_t>(g)] = codebook ? 0 : static_cast<uint8_t>(p.grid.zeros(pr, g));
         }
         uint8_t* row = bytes->data() + static_cast<size_t>(r) * rowBytes;
         encodeGridRow(*layout, scales.data(), zeros.data(), p.codes.data() + r * cols, row);
@@ -76,7 +83,7 @@ std::optional<TensorRef> packGrid(const PackedQuant& p, const MatrixRM& W)
             return std::nullopt;
     }
     TensorRef t = tensorOf(DType::Grid, std::move(bytes), rows, cols);
-    t.dtypeLabel = "int" + std::to_string(layout->bits)
+    t.dtypeLabel = (codebook ? "cb" : "int") + std::to_string(layout->bits)
                    + (layout->groupCols < cols ? " g" + std::to_string(layout->groupCols) : std::string(" row"));
     t.grid = std::move(layout);
     return t;
@@ -111,6 +118,8 @@ std::optional<TensorRef> takePackedTensor(QuantizedLayer& layer)
     if (layer.factorA.size() > 0)
         return std::nullopt; // LoRC: the weights add a low-rank product
     if (auto t = packGrid(layer.packed, layer.weights)) {
+        if (!layer.packed.codebook.empty()) // "nf4", "fp8 e4m3", "fp4 e2m1 g32"
+            t->dtypeLabel = layer.method;
         layer.packed.codes.clear();
         layer.packed.codes.shrink_to_fit();
         return t;

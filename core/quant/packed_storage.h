@@ -7,11 +7,14 @@
 //   integer grids (RTN, GPTQ, AWQ, OWQ / SpQR without outliers ...): a packed
 //     Grid (model/packed_grid.h): codes at their bits, a float scale and a
 //     byte zero point per group, the permutation and input scale when used;
+//   NF4, FP8, FP4: a packed Grid whose codes index the format's codebook,
+//     with the method's scale per group (NF4's 64-value blocks when a row holds
+//     whole blocks, FP8's per channel, FP4's groups);
 //   ggml methods: the type's blocks as llama.cpp stores them (or F16).
 //
 // Only when the stored form decodes to exactly the layer's weights, bit for
-// bit (checked here on every row): other forms (BCQ, NF4, FP8, FP4, outlier
-// columns, LoRC) are kept as F32 values by the caller.
+// bit (checked here on every row): other forms (BCQ, outlier columns, LoRC,
+// NF4 blocks that straddle rows) are kept as F32 values by the caller.
 #include "model/model.h"
 #include "quant/quantized_layer.h"
 

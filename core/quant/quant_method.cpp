@@ -4,6 +4,8 @@
 #include "quant/awq.h"
 #include "quant/bcq.h"
 #include "quant/fp4.h"
+#include "quant/fp8.h"
+#include "quant/minifloat.h"
 #include "quant/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/gptq.h"
@@ -130,19 +132,37 @@ QuantizedLayer runMethod(const MatrixRM& W, const QuantConfig& c, const QuantInp
         return bcqQuantize(W, o, in);
     }
     case QuantMethod::Nf4: {
+        const Nf4Options o;
         Nf4Result r = nf4Quantize(W);
         MatrixRM What = Eigen::Map<const MatrixRM>(r.dequantized.data(), W.rows(), W.cols());
-        return fromDense(W, std::move(What), std::move(r.codes), 4, r.bitsPerWeight, "nf4", in);
+        QuantizedLayer out = fromDense(W, std::move(What), std::move(r.codes), 4, r.bitsPerWeight, "nf4", in);
+        // bitsandbytes' blocks run over the flattened matrix: a row of whole blocks is a grid row.
+        if (W.cols() % o.blockSize == 0) {
+            const int64_t groups = W.cols() / o.blockSize;
+            out.packed.codebook.assign(kNf4Levels, kNf4Levels + 16);
+            out.packed.grid.groupCols = o.blockSize;
+            out.packed.grid.scales = Eigen::Map<const Eigen::Matrix<float, -1, -1, Eigen::RowMajor>>(r.absmax.data(), W.rows(), groups);
+        }
+        return out;
     }
     case QuantMethod::Fp8: {
         Fp8Result r = fp8Quantize(W, c.fp8Format, true);
-        return fromDense(W, std::move(r.dequantized), std::move(r.codes), 8, r.bitsPerWeight,
-                         c.fp8Format == Fp8Format::E4M3 ? "fp8 e4m3" : "fp8 e5m2", in);
+        std::vector<float> scales = std::move(r.scales);
+        QuantizedLayer out = fromDense(W, std::move(r.dequantized), std::move(r.codes), 8, r.bitsPerWeight,
+                                       c.fp8Format == Fp8Format::E4M3 ? "fp8 e4m3" : "fp8 e5m2", in);
+        if (static_cast<int64_t>(scales.size()) == W.rows()) { // per channel: one group per row
+            for (int code = 0; code < 256; ++code)
+                out.packed.codebook.push_back(fp8Decode(static_cast<uint8_t>(code), c.fp8Format));
+            out.packed.grid.groupCols = W.cols();
+            out.packed.grid.scales = Eigen::Map<const Eigen::MatrixXf>(scales.data(), W.rows(), 1);
+        }
+        return out;
     }
     case QuantMethod::Fp4: {
         Fp4Options o;
         o.groupSize = c.grid.groupSize > 0 ? c.grid.groupSize : 0;
         Fp4Result r = fp4Quantize(W, o);
+        Eigen::MatrixXf fp4Scales = std::move(r.scales);
         std::string name = "fp4 e2m1 ";
         if (o.groupSize > 0) {
             name += 'g';
@@ -150,7 +170,14 @@ QuantizedLayer runMethod(const MatrixRM& W, const QuantConfig& c, const QuantInp
         } else {
             name += "row";
         }
-        return fromDense(W, std::move(r.dequantized), std::move(r.codes), 4, r.bitsPerWeight, name, in);
+        QuantizedLayer out = fromDense(W, std::move(r.dequantized), std::move(r.codes), 4, r.bitsPerWeight, name, in);
+        if (fp4Scales.rows() == W.rows()) {
+            for (int code = 0; code < 16; ++code)
+                out.packed.codebook.push_back(decodeMiniFloat(static_cast<uint8_t>(code), formatE2M1()));
+            out.packed.grid.groupCols = o.groupSize > 0 ? o.groupSize : W.cols();
+            out.packed.grid.scales = std::move(fp4Scales);
+        }
+        return out;
     }
     case QuantMethod::Ggml: {
         if (!canQuantizeGgml(c.ggmlType))

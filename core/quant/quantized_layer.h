@@ -75,6 +75,10 @@ struct PackedQuant {
     // Dense: the type `codes` are stored in when the engine can compute with
     // them as they are (ggml methods: the block type or F16); Unknown otherwise.
     DType storedType = DType::Unknown;
+    // Dense codes that index a codebook (NF4, FP8, FP4): value = grid.scales(r, g) * codebook[code],
+    // g = c / grid.groupCols; empty when the codes are not of that form. Lets the
+    // edited model keep them packed (quant/packed_storage.h).
+    std::vector<float> codebook;
 };
 
 MatrixRM dequantizePacked(const PackedQuant& p, int64_t rows, int64_t cols, const MatrixRM* lowRankA = nullptr,
