@@ -92,17 +92,6 @@ public:
     std::vector<double> fractions;
 };
 
-// Cancels once `after` reports have been seen.
-class CancelAfter : public Progress {
-public:
-    explicit CancelAfter(int after) : after_(after) {}
-    void report(double, std::string_view) override { ++reports_; }
-    bool cancelled() const override { return reports_ >= after_; }
-
-private:
-    int after_;
-    int reports_ = 0;
-};
 
 } // namespace
 
@@ -348,7 +337,7 @@ void TestCalibration::cancellation()
     BlockStatsOptions bo;
     bo.calibration = o;
     bo.calibration.windowsPerBatch = 1;
-    CancelAfter later(3);
+    test::CancelAfter later(3);
     const int blocks[] = {0, 1, 2};
     int calls = 0;
     try {

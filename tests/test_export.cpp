@@ -154,23 +154,6 @@ std::string expectError(const std::function<void()>& f, ErrorCode code)
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-// Cancels once `n` progress reports have come (midway through the tensors).
-class CancelAfter : public Progress {
-public:
-    explicit CancelAfter(int n) : left_(n) {}
-    void report(double, std::string_view) override
-    {
-        ++reports;
-        if (--left_ <= 0)
-            cancel_ = true;
-    }
-    bool cancelled() const override { return cancel_; }
-    int reports = 0;
-
-private:
-    int left_;
-    bool cancel_ = false;
-};
 
 // A writable copy of a shared model folder.
 std::string copyFolder(const std::string& from, const std::string& name)
@@ -1059,13 +1042,13 @@ void TestExport::cancellationLeavesNothing()
     const std::string dir = test::scratchDir();
     test::writeFile(dir + "/old.gguf", "the previous export");
     for (int after : {1, 10, 30}) {
-        CancelAfter cancel(after);
+        test::CancelAfter cancel(after);
         GgufExportOptions g;
         g.progress = &cancel;
         g.overwrite = true;
         QVERIFY(contains(expectError([&] { exportGguf(*m, dir + "/old.gguf", g); }, ErrorCode::Cancelled), "old.gguf"));
         QVERIFY(cancel.reports >= after); // it really stopped midway, not before starting
-        CancelAfter cancel2(after);
+        test::CancelAfter cancel2(after);
         HfExportOptions h;
         h.progress = &cancel2;
         h.shardBytes = 100000;

@@ -254,23 +254,6 @@ std::string writeRandomHf(const std::string& name, const json& config,
     return dir;
 }
 
-class CancelAfter : public Progress {
-public:
-    explicit CancelAfter(int n) : left_(n) {}
-    void report(double, std::string_view) override
-    {
-        ++reports;
-        if (--left_ <= 0)
-            cancel_ = true;
-    }
-    bool cancelled() const override { return cancel_; }
-    int reports = 0;
-
-private:
-    int left_;
-    bool cancel_ = false;
-};
-
 } // namespace
 
 class TestExportStreaming : public QObject {
@@ -584,13 +567,13 @@ void TestExportStreaming::cancelAndWriteFailureMidTensorLeaveNothing()
     const std::string dir = test::scratchDir();
     // Cancelled after a few bands of the first large tensor: the bands still queued are dropped.
     for (int after : {2, 5}) {
-        CancelAfter cancel(after);
+        test::CancelAfter cancel(after);
         GgufExportOptions g;
         g.type = DType::Q8_0;
         g.chunkBytes = 4096;
         g.progress = &cancel;
         QVERIFY_THROWS_EXCEPTION(Error, exportGguf(*m, dir + "/c.gguf", g));
-        CancelAfter cancel2(after);
+        test::CancelAfter cancel2(after);
         HfExportOptions h;
         h.chunkBytes = 4096;
         h.progress = &cancel2;

@@ -56,6 +56,16 @@ std::unique_ptr<MainWindow> openStories()
     return w;
 }
 
+// The Compress panel set to quantize with `method`, the live preview off (previews only when asked).
+CompressionPanel* quantizePanel(MainWindow& w, const QString& method)
+{
+    CompressionPanel* panel = w.compressionPanel();
+    panel->setLivePreview(false);
+    panel->setAction(StepAction::Quantize);
+    panel->setMethod(method);
+    return panel;
+}
+
 } // namespace
 
 class TestGuiScale : public QObject {
@@ -158,10 +168,7 @@ private slots:
         LL_REQUIRE_SHARED();
         auto w = openStories();
         QVERIFY(w);
-        CompressionPanel* panel = w->compressionPanel();
-        panel->setLivePreview(false);
-        panel->setAction(StepAction::Quantize);
-        panel->setMethod(QStringLiteral("rtn"));
+        CompressionPanel* panel = quantizePanel(*w, QStringLiteral("rtn"));
         panel->setParam(QStringLiteral("bits"), 4);
         w->document()->setCurrentTensor(w->document()->findTensor(QStringLiteral("blocks.2.mlp.down.weight")));
         QVERIFY(!panel->currentStep().params.contains("output-error"));
@@ -190,10 +197,7 @@ private slots:
         LL_REQUIRE_SHARED();
         auto w = openStories();
         QVERIFY(w);
-        CompressionPanel* panel = w->compressionPanel();
-        panel->setLivePreview(false);
-        panel->setAction(StepAction::Quantize);
-        panel->setMethod(QStringLiteral("gptq"));
+        CompressionPanel* panel = quantizePanel(*w, QStringLiteral("gptq"));
         w->document()->setCurrentTensor(w->document()->findTensor(QStringLiteral("blocks.3.attn.q.weight")));
         // A machine a million times slower than assumed: any calibration pass is "costly".
         setMeasuredGflops(1e-5);

@@ -2,6 +2,7 @@
 // Helpers shared by the test programs: where the shared data lives, reading
 // reference tensors, running the CLI, writing scratch files.
 #include "model/model.h"
+#include "util/progress.h"
 
 #include <QString>
 
@@ -32,6 +33,24 @@ CliResult runCli(const std::vector<std::string>& args);
 std::string scratchDir();
 void writeFile(const std::string& path, const std::string& bytes);
 std::string readFile(const std::string& path);
+
+// A Progress that cancels once `n` reports have come (midway through a job).
+class CancelAfter : public Progress {
+public:
+    explicit CancelAfter(int n) : left_(n) {}
+    void report(double, std::string_view) override
+    {
+        ++reports;
+        if (--left_ <= 0)
+            cancel_ = true;
+    }
+    bool cancelled() const override { return cancel_; }
+    int reports = 0;
+
+private:
+    int left_;
+    bool cancel_ = false;
+};
 
 // max |a - b| over two equally long arrays (inf if sizes differ).
 double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);

@@ -134,12 +134,17 @@ void ModelDocument::pushState(CompressionState next, const QString& text, const 
 
 uint64_t ModelDocument::historyBytes() const
 {
+    return historyBytesFrom(0);
+}
+
+uint64_t ModelDocument::historyBytesFrom(int first) const
+{
     std::set<const void*> current;
     uint64_t currentBytes = 0;
     addEdits(state_, current, currentBytes);
     std::set<const void*> seen;
     uint64_t bytes = 0;
-    for (int i = 0; i < undo_->count(); ++i)
+    for (int i = first; i < undo_->count(); ++i)
         if (const auto* c = dynamic_cast<const ApplyStepCommand*>(undo_->command(i))) {
             addEdits(c->before(), seen, bytes, &current);
             addEdits(c->after(), seen, bytes, &current);
@@ -154,49 +159,39 @@ void ModelDocument::trimHistory()
     // commands, so the kept ones are pushed again onto a cleared stack, marked
     // as already applied (the document's state does not move).
     const int count = undo_->count();
-    if (count < 2 || undo_->index() != count || historyBytes() <= historyBudget_)
+    if (count < 2 || undo_->index() != count)
+        return;
+    const uint64_t held = historyBytes();
+    if (held <= historyBudget_)
+        return;
+    // The fewest oldest steps whose removal brings the rest within the budget.
+    int drop = 0;
+    QStringList names;
+    for (; drop < count - 1 && historyBytesFrom(drop) > historyBudget_; ++drop)
+        names << undo_->command(drop)->text();
+    if (drop == 0)
         return;
     struct Kept {
         CompressionState before, after;
         QString text;
         QStringList touched;
     };
-    std::vector<Kept> all;
-    for (int i = 0; i < count; ++i) {
+    std::vector<Kept> kept;
+    for (int i = drop; i < count; ++i) {
         const auto* c = dynamic_cast<const ApplyStepCommand*>(undo_->command(i));
         if (!c)
             return;
-        all.push_back({c->before(), c->after(), c->text(), c->touched()});
+        kept.push_back({c->before(), c->after(), c->text(), c->touched()});
     }
-    // The fewest oldest steps whose removal brings the rest within the budget.
-    int drop = 0;
-    QStringList names;
-    for (; drop < count - 1; ++drop) {
-        std::set<const void*> current, seen;
-        uint64_t currentBytes = 0, bytes = 0;
-        addEdits(state_, current, currentBytes);
-        for (int i = drop; i < count; ++i) {
-            addEdits(all[static_cast<size_t>(i)].before, seen, bytes, &current);
-            addEdits(all[static_cast<size_t>(i)].after, seen, bytes, &current);
-        }
-        if (bytes <= historyBudget_)
-            break;
-        names << all[static_cast<size_t>(drop)].text;
-    }
-    if (drop == 0)
-        return;
-    const uint64_t before = historyBytes();
     undo_->clear();
-    for (int i = drop; i < count; ++i) {
-        Kept& k = all[static_cast<size_t>(i)];
+    for (Kept& k : kept)
         undo_->push(new ApplyStepCommand(this, std::move(k.before), std::move(k.after), k.text, k.touched, true));
-    }
     droppedSteps_ += drop;
     const auto gib = [](uint64_t b) { return QString::number(static_cast<double>(b) / (1 << 30), 'f', 2); };
     const QString which = drop == 1 ? tr("the oldest step") : tr("the %1 oldest steps").arg(drop);
     emit historyTrimmed(drop, tr("Undo history: dropped %1 (%2); it held %3 GiB of edits, over its budget of %4 GiB "
                                  "(LAYERLAB_UNDO_MEMORY_MB). Those steps can no longer be undone.")
-                                  .arg(which, names.join(QStringLiteral(", ")), gib(before), gib(historyBudget_)));
+                                  .arg(which, names.join(QStringLiteral(", ")), gib(held), gib(historyBudget_)));
 }
 
 void ModelDocument::setState(const CompressionState& state, const QStringList& touched)

@@ -87,6 +87,8 @@ signals:
 
 private:
     void trimHistory();
+    // historyBytes() counting only the commands from index `first` on.
+    uint64_t historyBytesFrom(int first) const;
 
     std::shared_ptr<const Model> model_;
     CompressionState state_;

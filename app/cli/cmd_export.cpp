@@ -5,7 +5,7 @@
 #include "commands.h"
 #include "terminal_progress.h"
 #include "export_report.h"
-#include "gguf_args.h"
+#include "export_args.h"
 
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
@@ -37,21 +37,6 @@ extern "C" void onInterrupt(int)
 {
     if (gCancel)
         gCancel->cancel();
-}
-
-std::string upper(std::string s)
-{
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    return s;
-}
-
-DType hfDtypeArg(const std::string& text)
-{
-    const std::string t = upper(text);
-    if (t == "F32" || t == "FLOAT32") return DType::F32;
-    if (t == "F16" || t == "FLOAT16") return DType::F16;
-    if (t == "BF16" || t == "BFLOAT16") return DType::BF16;
-    throw UsageError("--dtype must be f32, f16 or bf16");
 }
 
 void printSummary(const ExportResult& r)

@@ -2,7 +2,7 @@
 // What `prune` and `factorize` share: calibration and evaluation options,
 // the terminal progress line (Ctrl-C cancels), evaluation, export and output.
 #include "args.h"
-#include "gguf_args.h"
+#include "export_args.h"
 
 #include "calib/calibration.h"
 #include "util/threads.h"

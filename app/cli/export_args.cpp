@@ -1,4 +1,4 @@
-#include "gguf_args.h"
+#include "export_args.h"
 
 #include "args.h"
 
@@ -44,6 +44,15 @@ void setGgufType(GgufExportOptions& opt, const std::string& text, bool pure)
     throw UsageError((refusal.empty() ? "--gguf-type '" + text + "' is not a type LayerLab writes" : refusal)
                      + ". --gguf-type takes a llama-quantize preset (" + presets
                      + ") or one type for every 2-D weight (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K)");
+}
+
+DType hfDtypeArg(const std::string& text)
+{
+    const std::string t = upperCase(text);
+    if (t == "F32" || t == "FLOAT32") return DType::F32;
+    if (t == "F16" || t == "FLOAT16") return DType::F16;
+    if (t == "BF16" || t == "BFLOAT16") return DType::BF16;
+    throw UsageError("--dtype must be f32, f16 or bf16");
 }
 
 } // namespace ll::cli
