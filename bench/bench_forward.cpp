@@ -19,6 +19,7 @@
 #include "engine/session.h"
 #include "util/threads.h"
 #include "engine/transformer.h"
+#include "kernels/matmul.h"
 #include "eval/perplexity.h"
 #include "export/gguf_export.h"
 #include "model/model.h"
@@ -36,6 +37,7 @@
 #include <stdexcept>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace ll::bench {
 
@@ -381,7 +383,8 @@ int measure(const Transformer& model, int64_t ctx, int threads, int64_t windows)
 
 // layerlab-bench decode --gguf FILE [-n 32] [--threads 2] [--reps 3]: token
 // generation alone, as llama-bench -p 0 -n N measures it (tg N: N tokens from
-// an empty context, one at a time through the KV cache), best of --reps.
+// an empty context, one at a time through the KV cache): tokens/s as mean and
+// standard deviation over --reps runs, as llama-bench reports it (5 runs there).
 int benchDecode(const std::vector<std::string>& args)
 {
     const std::string path = stringOption(args, "gguf", "");
@@ -389,7 +392,7 @@ int benchDecode(const std::vector<std::string>& args)
         throw std::invalid_argument("give --gguf FILE (any model openModel reads)");
     const int64_t n = intOption(args, "n", 32);
     const int threads = static_cast<int>(intOption(args, "threads", 2));
-    const int64_t reps = intOption(args, "reps", 3);
+    const int64_t reps = std::max<int64_t>(1, intOption(args, "reps", 5));
     setComputeThreads(threads);
     auto t0 = Clock::now();
     const auto m = openModel(path);
@@ -397,17 +400,23 @@ int benchDecode(const std::vector<std::string>& args)
     const double load = seconds(t0, Clock::now());
     std::printf("model: %s, %lld layers, hidden %lld; loaded in %.2f s\n", path.c_str(),
                 static_cast<long long>(model.config().layers), static_cast<long long>(model.config().hidden), load);
-    double best = 1e300;
+    std::vector<double> rates;
     for (int64_t r = 0; r < reps; ++r) {
         Session session(model);
         t0 = Clock::now();
         for (int64_t i = 0; i < n; ++i) // llama-bench's tg uses arbitrary token ids too
             session.appendToken(static_cast<int32_t>((i * 7919 + 1) % model.config().vocab));
-        best = std::min(best, seconds(t0, Clock::now()));
+        rates.push_back(static_cast<double>(n) / seconds(t0, Clock::now()));
     }
-    std::printf("decode (tg%lld): %.1f ms/token, %.2f tokens/s (best of %lld), peak RSS %.0f MiB\n",
-                static_cast<long long>(n), best / static_cast<double>(n) * 1e3, static_cast<double>(n) / best,
-                static_cast<long long>(reps), peakRssMiB());
+    double mean = 0, var = 0;
+    for (double r : rates)
+        mean += r / static_cast<double>(rates.size());
+    for (double r : rates)
+        var += (r - mean) * (r - mean) / static_cast<double>(std::max<size_t>(1, rates.size() - 1));
+    std::printf("decode (tg%lld): %.2f ± %.2f tokens/s (%lld runs, best %.2f), %s products, peak RSS %.0f MiB\n",
+                static_cast<long long>(n), mean, std::sqrt(var), static_cast<long long>(reps),
+                *std::max_element(rates.begin(), rates.end()),
+                quantProducts() == QuantProducts::Int8 ? "int8" : "f32", peakRssMiB());
     return 0;
 }
 

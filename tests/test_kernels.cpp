@@ -10,6 +10,7 @@
 
 #include "engine/transformer.h"
 #include "kernels/cpu_features.h"
+#include "kernels/int8_dot.h"
 #include "kernels/matmul.h"
 #include "kernels/row_kernels.h"
 #include "kernels/stored_matrix.h"
@@ -46,6 +47,11 @@ constexpr double kLogitsRelTol = 1e-5;
 // prefill): measured 2.8e-3 on tiny-llama256; transformers running a BF16
 // model rounds far more (every activation, every output).
 constexpr double kBf16LogitsRelTol = 1e-2;
+// Decoding with integer products (int8_dot.h): x rounded to 8 bits per 256
+// values in every linear (about 0.4 % of max |x| per value); measured 0.9 % to
+// 2.2 % of max |logit| on tiny-llama256's Q4_K_S, Q5_K_S, Q6_K and Q8_0 files
+// (random weights, 4 blocks). llama.cpp rounds x the same way for these types.
+constexpr double kInt8LogitsRelTol = 3e-2;
 
 const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                            DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
@@ -115,6 +121,7 @@ struct LevelGuard {
     {
         setKernelLevel(saved);
         setBf16Products(Bf16Products::Native);
+        setQuantProducts(QuantProducts::Int8);
         setComputeThreads(0);
     }
 };
@@ -243,6 +250,7 @@ private slots:
                     if (setKernelLevel(level) != level || (products == Bf16Products::F32 && t != DType::BF16))
                         continue;
                     setBf16Products(products);
+                    setQuantProducts(QuantProducts::F32); // int8 products: int8DotsAgreeWithTheReference
                     setComputeThreads(threads);
                     // y has a leading dimension larger than n, as a slice of a wider activation.
                     const int64_t ldy = n + 8;
@@ -282,6 +290,93 @@ private slots:
         QVERIFY(diff < 0.05);  // sums of 512 products of ~0.05: rounding of 2^-9
     }
 
+    // Q8K quantization of x by hand: d = max|x| / 127, codes rounded to nearest,
+    // sums per 16 values; a non-finite value makes the block's d NaN.
+    void q8kQuantizesByItsDefinition()
+    {
+        std::vector<float> x(2 * kQ8Block);
+        for (int64_t i = 0; i < kQ8Block; ++i)
+            x[i] = static_cast<float>(i % 7 - 3) * 0.5f; // -1.5 .. 1.5
+        x[kQ8Block + 5] = std::nanf("");
+        std::vector<BlockQ8K> q(2);
+        quantizeRowQ8K(x.data(), q.data(), 2 * kQ8Block);
+        QCOMPARE(q[0].d, 1.5f / 127.0f);
+        QCOMPARE(int{q[0].qs[0]}, -127);      // -1.5
+        QCOMPARE(int{q[0].qs[2]}, -42);       // -0.5 * 127 / 1.5 = -42.33
+        QCOMPARE(int{q[0].qs[3]}, 0);
+        QCOMPARE(int{q[0].qs[5]}, 85);        // 1.0 * 127 / 1.5 = 84.67
+        int sum = 0;
+        for (int i = 0; i < 16; ++i)
+            sum += q[0].qs[i];
+        QCOMPARE(int{q[0].bsums[0]}, sum);
+        QVERIFY(std::isnan(q[1].d));
+        const StoredBytes s = storeAs(DType::Q8_0, randomValues(2 * kQ8Block, 3), 1, 2 * kQ8Block);
+        QVERIFY(std::isnan(referenceInt8Dot(DType::Q8_0, s.matrix.row(0), q.data(), 2 * kQ8Block)));
+        LevelGuard guard;
+        setKernelLevel(KernelLevel::Avx512);
+        if (const Int8DotFn fast = int8DotKernel(DType::Q8_0))
+            QVERIFY(std::isnan(fast(s.matrix.row(0), q.data(), 2 * kQ8Block)));
+    }
+
+    // The integer dot products: the reference within its error bound of the
+    // float product (x unrounded), the VNNI kernels within float rounding of the
+    // reference, on random matrices and on llama.cpp's own quantized tensors.
+    void int8DotsAgreeWithTheReference()
+    {
+        struct Case {
+            std::string name;
+            StoredMatrix matrix;
+        };
+        std::vector<Case> cases;
+        std::vector<StoredBytes> keep;
+        const int64_t cols = 2048;
+        for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0}) {
+            QVERIFY(hasInt8Dot(t));
+            keep.push_back(storeAs(t, randomValues(4 * cols, 43 + static_cast<uint32_t>(t), 0.05f), 4, cols));
+            cases.push_back({std::string("random ") + std::string(dtypeName(t)), keep.back().matrix});
+        }
+        std::vector<std::unique_ptr<Model>> files;
+        if (test::haveShared())
+            for (const char* q : {"Q4_K_S", "Q5_K_S", "Q6_K", "Q8_0"}) {
+                files.push_back(openModel(test::sharedPath(std::string("models/gguf-quants/tiny-llama256-") + q + ".gguf")));
+                for (const TensorRef& t : files.back()->stored)
+                    if (t.shape.size() == 2 && hasInt8Dot(t.dtype) && t.shape[1] % kQ8Block == 0)
+                        cases.push_back({std::string(q) + " " + t.name,
+                                         StoredMatrix::view(t.dtype, t.data, std::min<int64_t>(t.shape[0], 8), t.shape[1], t.keepAlive)});
+            }
+        LevelGuard guard;
+        setKernelLevel(KernelLevel::Avx512);
+        int fastChecked = 0;
+        for (const Case& c : cases) {
+            const int64_t k = c.matrix.cols;
+            auto x = randomValues(k, 41);
+            x[100] = 8.0f; // an outlier, as activations have: coarser codes in its block
+            std::vector<BlockQ8K> xq(static_cast<size_t>(k / kQ8Block));
+            quantizeRowQ8K(x.data(), xq.data(), k);
+            const auto w = decodeWith(referenceRowKernels(c.matrix.type), c.matrix);
+            const Int8DotFn fast = int8DotKernel(c.matrix.type);
+            for (int64_t r = 0; r < c.matrix.rows; ++r) {
+                double exact = 0, magnitude = 0;
+                for (int64_t i = 0; i < k; ++i) {
+                    exact += static_cast<double>(w[r * k + i]) * x[i];
+                    magnitude += std::fabs(static_cast<double>(w[r * k + i]) * x[i]);
+                }
+                const double ref = referenceInt8Dot(c.matrix.type, c.matrix.row(r), xq.data(), k);
+                const double bound = int8DotErrorBound(w.data() + r * k, xq.data(), k);
+                QVERIFY2(std::fabs(ref - exact) <= bound + 1e-6 * magnitude, c.name.c_str());
+                if (!fast)
+                    continue;
+                const double got = fast(c.matrix.row(r), xq.data(), k);
+                QVERIFY2(std::fabs(got - ref) <= kDotRelTol * magnitude,
+                         qPrintable(QString("%1 row %2: %3, reference %4").arg(c.name.c_str()).arg(r).arg(got).arg(ref)));
+                ++fastChecked;
+            }
+        }
+        if (!hostCpu().avx512vnni)
+            QSKIP("this CPU has no AVX-512 VNNI: the references were checked, the fast kernels do not run here");
+        QVERIFY(fastChecked >= 16);
+    }
+
     void badLayoutsAreRefused()
     {
         std::vector<uint8_t> bytes(1024);
@@ -315,12 +410,19 @@ private slots:
                 for (int64_t rows : {int64_t{1}, int64_t{11}}) { // the decoding and the GEMM path
                     LevelGuard guard;
                     setBf16Products(products);
+                    setQuantProducts(products == Bf16Products::Native ? QuantProducts::Int8 : QuantProducts::F32);
                     const std::span<const int32_t> part(ids.data(), static_cast<size_t>(rows));
                     const Eigen::MatrixXf a = stored.logits(part), b = converted.logits(part);
                     const double diff = (a - b).cwiseAbs().maxCoeff(), scale = b.cwiseAbs().maxCoeff();
                     const bool bf16Rounding = std::string(q) == "BF16" && products == Bf16Products::Native
                                               && rows > kMatmulRowsPath && kernelLevel() == KernelLevel::Avx512Bf16;
-                    QVERIFY2(diff <= (bf16Rounding ? kBf16LogitsRelTol : kLogitsRelTol) * scale,
+                    const bool int8Rounding = rows <= kMatmulRowsPath && quantProducts() == QuantProducts::Int8
+                                              && stored.linear(0, Role::AttnQ).W.cols % kQ8Block == 0
+                                              && int8DotKernel(stored.linear(0, Role::AttnQ).W.type) != nullptr;
+                    const double tol = bf16Rounding ? kBf16LogitsRelTol : int8Rounding ? kInt8LogitsRelTol : kLogitsRelTol;
+                    if (int8Rounding)
+                        qInfo("%s decoding with int8 products: max logit diff %.3g of %.3g", q, diff, scale);
+                    QVERIFY2(diff <= tol * scale,
                              qPrintable(QString("%1, %2 rows: max diff %3 of %4").arg(q).arg(rows).arg(diff).arg(scale)));
                 }
         }

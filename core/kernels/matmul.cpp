@@ -3,6 +3,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_avx512.h"
+#include "kernels/int8_dot.h"
 #include "kernels/row_kernels.h"
 #include "util/threads.h"
 
@@ -36,6 +37,26 @@ std::atomic<int>& bf16Slot()
     return slot;
 }
 
+std::atomic<int>& quantSlot()
+{
+    static std::atomic<int> slot{[] {
+        const char* env = std::getenv("LAYERLAB_QDOT");
+        return static_cast<int>(env && std::strcmp(env, "f32") == 0 ? QuantProducts::F32 : QuantProducts::Int8);
+    }()};
+    return slot;
+}
+
+// Q8K blocks of m rows of x, per thread (reused like scratch()).
+const BlockQ8K* quantizedRows(const float* x, int64_t ldx, int64_t m, int64_t cols)
+{
+    thread_local std::vector<BlockQ8K> buf;
+    const int64_t blocks = cols / kQ8Block;
+    buf.resize(static_cast<size_t>(m * blocks));
+    for (int64_t i = 0; i < m; ++i)
+        quantizeRowQ8K(x + i * ldx, buf.data() + i * blocks, cols);
+    return buf.data();
+}
+
 void decodeSegment(const void* reader, int64_t row, int64_t k0, int64_t n, float* out)
 {
     static_cast<const RowReader*>(reader)->decodeColumns(row, k0, n, out);
@@ -44,8 +65,15 @@ void decodeSegment(const void* reader, int64_t row, int64_t k0, int64_t n, float
 // Output columns [c0, c1) of the decoding path.
 void rowsPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int64_t ldy, int64_t m, int64_t c0, int64_t c1)
 {
-    const RowReader reader(W);
     const int64_t cols = W.cols;
+    if (const Int8DotFn int8 = cols % kQ8Block == 0 ? int8DotKernel(W.type) : nullptr) {
+        const BlockQ8K* xq = quantizedRows(x, ldx, m, cols);
+        for (int64_t j = c0; j < c1; ++j)
+            for (int64_t i = 0; i < m; ++i)
+                y[i * ldy + j] = int8(W.row(j), xq + i * (cols / kQ8Block), cols);
+        return;
+    }
+    const RowReader reader(W);
     if (m == 1) {
         for (int64_t j = c0; j < c1; ++j)
             y[j] = reader.dot(j, x);
@@ -105,6 +133,16 @@ void setBf16Products(Bf16Products p)
 Bf16Products bf16Products()
 {
     return static_cast<Bf16Products>(bf16Slot().load(std::memory_order_relaxed));
+}
+
+void setQuantProducts(QuantProducts p)
+{
+    quantSlot().store(static_cast<int>(p));
+}
+
+QuantProducts quantProducts()
+{
+    return static_cast<QuantProducts>(quantSlot().load(std::memory_order_relaxed));
 }
 
 void matmulStored(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int64_t ldy, int64_t m)

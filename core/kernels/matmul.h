@@ -1,9 +1,10 @@
 #pragma once
 // y = x W^T with the weights W read in their stored type (kernels/stored_matrix.h).
 //
-//   decoding (a few rows of x): every weight row is decoded once, straight
-//     into registers or an L1 buffer, and dotted with the rows of x (the fused
-//     dequantize-and-dot kernels of row_kernels.h);
+//   decoding (a few rows of x): every weight row is read once and dotted with
+//     the rows of x: by integer dot products with x quantized to 8 bits
+//     (int8_dot.h) for Q4_K, Q5_K, Q6_K and Q8_0 on CPUs with VNNI, otherwise
+//     by the fused dequantize-and-dot kernels of row_kernels.h;
 //   prefill (many rows): the weights are decoded panel by panel into a
 //     buffer of a few MB that stays in cache, and multiplied by x with the F32
 //     GEMM of kernels/gemm.h (F32 weights are used in place).
@@ -31,5 +32,15 @@ constexpr int64_t kMatmulRowsPath = 4;
 enum class Bf16Products { Native, F32 };
 void setBf16Products(Bf16Products p);
 Bf16Products bf16Products();
+
+// How the decoding path multiplies Q4_K, Q5_K, Q6_K and Q8_0 weights on CPUs
+// with AVX-512 VNNI:
+//   Int8  x quantized to 8 bits per 256 values, integer dot products (what
+//         llama.cpp computes for these types); about 3x the F32 rate.
+//   F32   the weights decoded to F32 and dotted with x as it is.
+// LAYERLAB_QDOT=f32 in the environment selects F32 at start-up.
+enum class QuantProducts { Int8, F32 };
+void setQuantProducts(QuantProducts p);
+QuantProducts quantProducts();
 
 } // namespace ll

@@ -1,0 +1,51 @@
+#pragma once
+// Integer dot products for decoding (one row of x at a time), as llama.cpp's
+// vec_dot kernels compute them: x is quantized once per product to 8 bits in
+// blocks of 256 values (ggml's Q8_K), and each weight row's integer codes are
+// multiplied with it by the CPU's 8-bit dot instructions (AVX-512 VNNI), the
+// block scales applied to the integer sums. Four times as many products per
+// instruction as decoding the weights to float, and the weight bytes are read
+// once; the price is x rounded to 8 bits (error bound in intDotErrorBound).
+//
+// Used by matmulStored's decoding path for Q4_K, Q5_K, Q6_K and Q8_0 rows of a
+// multiple of 256 values, on CPUs with VNNI, unless QuantProducts::F32 is set
+// (matmul.h). Every kernel has a scalar reference: the reference-decoded weights
+// dotted in double with the dequantized x (tests/test_kernels.cpp).
+#include "model/dtype.h"
+
+#include <cstdint>
+
+namespace ll {
+
+constexpr int64_t kQ8Block = 256;
+
+// 256 values of x: x_i ~ d * qs[i], |qs[i]| <= 127; bsums[j] = sum of qs[16 j .. 16 j + 15].
+struct BlockQ8K {
+    float d;
+    int8_t qs[kQ8Block];
+    int16_t bsums[kQ8Block / 16];
+};
+static_assert(sizeof(BlockQ8K) == 292);
+
+// x (n values, a multiple of 256) to n / 256 blocks: d = max |x| / 127, qs
+// rounded to nearest. A block with a NaN or infinite value gets d = NaN and
+// zero codes, so the product is NaN as the float product would be.
+void quantizeRowQ8K(const float* x, BlockQ8K* out, int64_t n);
+
+// sum_i w_i * (d * qs)_i over n values (a multiple of 256) of w stored at w.
+using Int8DotFn = float (*)(const uint8_t* w, const BlockQ8K* x, int64_t n);
+
+// The fast kernel for weights of type t, or nullptr: no kernel for the type,
+// no VNNI on this CPU, the portable kernel level, or QuantProducts::F32.
+Int8DotFn int8DotKernel(DType t);
+// True when t has a VNNI kernel (whether or not this CPU can run it).
+bool hasInt8Dot(DType t);
+// The scalar reference (every type with row kernels): the weights decoded by
+// the reference decoder, dotted in double with d * qs.
+float referenceInt8Dot(DType t, const uint8_t* w, const BlockQ8K* x, int64_t n);
+
+// A bound on |dot(w, x) - dot(w, dequantized Q8K of x)|: x is off by at most
+// d/2 per value, so the sum is off by at most sum over blocks of d/2 * sum |w_i|.
+double int8DotErrorBound(const float* w, const BlockQ8K* x, int64_t n);
+
+} // namespace ll

@@ -1,0 +1,212 @@
+// AVX-512 VNNI integer dot products of ggml weight rows with Q8K activations
+// (int8_dot.h). Compiled with AVX-512 flags (core/CMakeLists.txt) and reached
+// only through int8DotKernel() on CPUs with VNNI; as in row_kernels_avx512.cpp,
+// everything here is static and uses intrinsics only.
+//
+// VPDPBUSD multiplies 64 unsigned bytes with 64 signed bytes and adds each
+// group of four products into one of 16 int32 lanes. Weight codes are unsigned
+// (Q4_K, Q5_K, Q6_K store q + offset); Q8_0's signed codes take their absolute
+// value and move their sign onto x. A lane then holds 4 values' products, all
+// of one sub-block, and is multiplied by that sub-block's integer scale; the
+// float scales (weights' d and dmin, x's d) are applied once per 256 values.
+#include "kernels/int8_dot_avx512.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) \
+    && defined(__AVX512VNNI__) && defined(__F16C__)
+
+#include "quant/ggml_blocks.h"
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstring>
+
+namespace ll::avx512 {
+
+namespace {
+
+using namespace ll::ggml;
+
+inline float halfAt(const uint8_t* p)
+{
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+
+inline __m512i load512(const void* p)
+{
+    return _mm512_loadu_si512(p);
+}
+
+inline __m256i load256(const void* p)
+{
+    return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+
+// 32 bytes at a, then 32 bytes at b.
+inline __m512i load2x256(const void* a, const void* b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(load256(a)), load256(b), 1);
+}
+
+// Lanes 0-7 take lane a of v, lanes 8-15 lane b.
+inline __m512i halves(__m512i v, int a, int b)
+{
+    return _mm512_permutexvar_epi32(_mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b), v);
+}
+
+// Each group of four lanes takes one lane of v: base, base+1, base+2, base+3.
+inline __m512i quarters(__m512i v, int base)
+{
+    const int a = base, b = base + 1, c = base + 2, d = base + 3;
+    return _mm512_permutexvar_epi32(_mm512_setr_epi32(a, a, a, a, b, b, b, b, c, c, c, c, d, d, d, d), v);
+}
+
+inline float reduce256(__m256 v)
+{
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+}
+
+inline __m512i dot4(__m512i u8, __m512i s8)
+{
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u8, s8);
+}
+
+// The 6-bit scales and mins of Q4_K / Q5_K (ggml's get_scale_min_k4 for all
+// eight sub-blocks at once): scales[0..7] and mins[0..7] as two 8-byte words.
+inline void kScalesMins(const uint8_t* packed, uint64_t& scales, uint64_t& mins)
+{
+    uint32_t s[3];
+    std::memcpy(s, packed, 12);
+    const uint32_t scLo = s[0] & 0x3f3f3f3f, mLo = s[1] & 0x3f3f3f3f;
+    const uint32_t scHi = (s[2] & 0x0f0f0f0f) | ((s[0] >> 2) & 0x30303030);
+    const uint32_t mHi = ((s[2] >> 4) & 0x0f0f0f0f) | ((s[1] >> 2) & 0x30303030);
+    scales = scLo | static_cast<uint64_t>(scHi) << 32;
+    mins = mLo | static_cast<uint64_t>(mHi) << 32;
+}
+
+// sum_j mins[j] * (bsums[2j] + bsums[2j+1]) as 8 int32 lanes (one per sub-block).
+inline __m256i minTerms(uint64_t mins, const int16_t* bsums)
+{
+    const __m128i m = _mm_cvtsi64_si128(static_cast<long long>(mins));
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)); // m0 m0 m1 m1 ...
+    return _mm256_madd_epi16(load256(bsums), m16);
+}
+
+// Q4_K and Q5_K: value 64c + l (l < 32) is the low nibble of qs[32c + l] (sub-block 2c),
+// value 64c + 32 + l its high nibble (sub-block 2c + 1). A 64-byte load covers
+// c and c + 1: low nibbles are sub-blocks (2c, 2c+2), high nibbles (2c+1, 2c+3).
+template <bool Five>
+float dotQ45_K(const uint8_t* w, const BlockQ8K* x, int64_t n)
+{
+    constexpr size_t kBytes = Five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+    constexpr size_t kQs = Five ? offsetof(BlockQ5_K, qs) : offsetof(BlockQ4_K, qs);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accMin = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / kQK_K; ++b, w += kBytes, ++x) {
+        const float d = halfAt(w) * x->d, dmin = halfAt(w + 2) * x->d;
+        uint64_t scales, mins;
+        kScalesMins(w + 4, scales, mins);
+        const __m512i sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales)));
+        const uint8_t* qs = w + kQs;
+        const int8_t* xq = x->qs;
+        __m512i sum = _mm512_setzero_si512();
+        for (int k = 0; k < 2; ++k) { // sub-blocks 4k .. 4k + 3
+            const __m512i q = load512(qs + 64 * k);
+            __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            if constexpr (Five) {
+                // bit 4 of sub-block s's value l is bit s of qh[l]; a 64-bit
+                // shift moves neighbours' bits in, the mask takes them out.
+                const __m512i qh = _mm512_broadcast_i64x4(load256(w + offsetof(BlockQ5_K, qh)));
+                const long long s = 4 * k;
+                const __m512i bitLo = _mm512_and_si512(_mm512_srlv_epi64(qh, _mm512_setr_epi64(s, s, s, s, s + 2, s + 2, s + 2, s + 2)), one);
+                const __m512i bitHi = _mm512_and_si512(_mm512_srlv_epi64(qh, _mm512_setr_epi64(s + 1, s + 1, s + 1, s + 1, s + 3, s + 3, s + 3, s + 3)), one);
+                lo = _mm512_or_si512(lo, _mm512_slli_epi16(bitLo, 4));
+                hi = _mm512_or_si512(hi, _mm512_slli_epi16(bitHi, 4));
+            }
+            const int8_t* xk = xq + 128 * k;
+            const __m512i pLo = dot4(lo, load2x256(xk, xk + 64)), pHi = dot4(hi, load2x256(xk + 32, xk + 96));
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(pLo, halves(sc, 4 * k, 4 * k + 2)));
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(pHi, halves(sc, 4 * k + 1, 4 * k + 3)));
+        }
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
+        accMin = _mm256_fmadd_ps(_mm256_cvtepi32_ps(minTerms(mins, x->bsums)), _mm256_set1_ps(dmin), accMin);
+    }
+    return _mm512_reduce_add_ps(acc) - reduce256(accMin);
+}
+
+// Q6_K: in half h (128 values), value l < 32 takes the low nibble of ql[64h + l]
+// and bits 0-1 of qh[32h + l]; value 32 + l the low nibble of ql[64h + 32 + l] and
+// bits 2-3; values 64 + l and 96 + l the high nibbles and bits 4-5, 6-7. Codes
+// are q + 32 in [0, 63]; every 16 values share a signed 8-bit scale.
+float dotQ6_K(const uint8_t* w, const BlockQ8K* x, int64_t n)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / kQK_K; ++b, w += sizeof(BlockQ6_K), ++x) {
+        const float d = halfAt(w + offsetof(BlockQ6_K, d)) * x->d;
+        const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + offsetof(BlockQ6_K, scales))));
+        // The +32 offset: sum_j scale_j * 32 * bsums_j, taken off the integer sum.
+        __m512i sum = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                       _mm512_slli_epi32(_mm512_mullo_epi32(sc, _mm512_cvtepi16_epi32(load256(x->bsums))), 5));
+        for (int h = 0; h < 2; ++h) {
+            const __m512i ql = load512(w + offsetof(BlockQ6_K, ql) + 64 * h);
+            const __m512i qh = _mm512_broadcast_i64x4(load256(w + offsetof(BlockQ6_K, qh) + 32 * h));
+            const __m512i bitsLo = _mm512_and_si512(_mm512_srlv_epi64(qh, _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2)), three);
+            const __m512i bitsHi = _mm512_and_si512(_mm512_srlv_epi64(qh, _mm512_setr_epi64(4, 4, 4, 4, 6, 6, 6, 6)), three);
+            const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_slli_epi16(bitsLo, 4));
+            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_slli_epi16(bitsHi, 4));
+            const int8_t* xh = x->qs + 128 * h;
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(dot4(lo, load512(xh)), quarters(sc, 8 * h)));
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(dot4(hi, load512(xh + 64)), quarters(sc, 8 * h + 4)));
+        }
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+// Q8_0: two 32-value blocks per 64-byte product, each with its own f16 scale.
+float dotQ8_0(const uint8_t* w, const BlockQ8K* x, int64_t n)
+{
+    constexpr size_t kBytes = sizeof(BlockQ8_0);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / kQK_K; ++b, ++x) {
+        for (int k = 0; k < kQK_K / (2 * kQK); ++k, w += 2 * kBytes) {
+            const __m512i q = load2x256(w + offsetof(BlockQ8_0, qs), w + kBytes + offsetof(BlockQ8_0, qs));
+            const __m512i xs = load512(x->qs + 64 * k);
+            // |q| times x with q's sign: the same products, unsigned times signed.
+            const __m512i xSigned = _mm512_mask_sub_epi8(xs, _mm512_movepi8_mask(q), _mm512_setzero_si512(), xs);
+            const __m512i p = dot4(_mm512_abs_epi8(q), xSigned);
+            const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(halfAt(w) * x->d), _mm256_set1_ps(halfAt(w + kBytes) * x->d), 1);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc);
+        }
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+} // namespace
+
+Int8DotFn int8Dot(DType t)
+{
+    switch (t) {
+    case DType::Q4_K: return dotQ45_K<false>;
+    case DType::Q5_K: return dotQ45_K<true>;
+    case DType::Q6_K: return dotQ6_K;
+    case DType::Q8_0: return dotQ8_0;
+    default: return nullptr;
+    }
+}
+
+} // namespace ll::avx512
+
+#else // not an x86-64 build with AVX-512 VNNI flags (never called: hostCpu().avx512vnni is false)
+
+namespace ll::avx512 {
+Int8DotFn int8Dot(DType) { return nullptr; }
+} // namespace ll::avx512
+
+#endif
