@@ -97,8 +97,8 @@ private slots:
         const JobCost c = estimateCalibration(m, s);
         QCOMPARE(part(c, "calibration activations"), 8.0 * 64 * 64 * 4);            // windows × ctx × hidden × 4
         QCOMPARE(part(c, "forward pass"), 512.0 * (kRowBytes + 4.0 * 64));           // + the sequential copy
-        // X^T X in double for q/k/v (64), o (64), gate/up (64), down (172), and a float partial per thread.
-        QCOMPARE(part(c, "Hessians"), 8.0 * (3 * 64 * 64 + 172 * 172) + 2.0 * 4.0 * 172 * 172);
+        // X^T X in double (lower triangles) for q/k/v (64), o (64), gate/up (64), down (172), and a float partial per thread.
+        QCOMPARE(part(c, "Hessians"), 8.0 * (3 * 64 * 65 / 2 + 172 * 173 / 2) + 2.0 * 4.0 * 172 * 172);
         QCOMPARE(c.spillBytes, 0.0);
         // Blocks 0..2 once, block 2 again (sequential), and block 2's Gram products 2 in² per token.
         QCOMPARE(c.flops, 512.0 * (3 * kBlockFlops + kBlockFlops + 2.0 * (3 * 64 * 64 + 172 * 172)));

@@ -120,14 +120,14 @@ std::vector<std::pair<Role, int64_t>> blockInputs(const Model& model, int block)
     return {widths.begin(), widths.end()};
 }
 
-// X^T X in double for every input of the widest block.
+// X^T X in double (its lower triangle) for every input of the widest block.
 double gramBytes(const Model& model)
 {
     double most = 0.0;
     for (int b = 0; b < model.config.layers; ++b) {
         double sum = 0.0;
         for (const auto& [role, in] : blockInputs(model, b))
-            sum += kDouble * static_cast<double>(in) * static_cast<double>(in);
+            sum += kDouble * static_cast<double>(in) * static_cast<double>(in + 1) / 2.0;
         most = std::max(most, sum);
     }
     return most;

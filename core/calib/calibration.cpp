@@ -104,14 +104,40 @@ Eigen::VectorXf InputStats::l2Norm() const
     return sumSquares.cwiseSqrt().cast<float>();
 }
 
+namespace {
+
+template <class Scalar>
+Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> unpackGram(const std::vector<double>& lower, int64_t n)
+{
+    Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> g(n, n);
+    for (int64_t j = 0; j < n; ++j) {
+        const double* col = lower.data() + gramLowerIndex(n, j, j);
+        for (int64_t i = j; i < n; ++i)
+            g(i, j) = g(j, i) = static_cast<Scalar>(col[i - j]);
+    }
+    return g;
+}
+
+} // namespace
+
+Eigen::MatrixXd InputStats::gram() const
+{
+    return hasGram() ? unpackGram<double>(gramLower, features()) : Eigen::MatrixXd();
+}
+
 Eigen::MatrixXf InputStats::gramFloat() const
 {
-    return gram.cast<float>();
+    return hasGram() ? unpackGram<float>(gramLower, features()) : Eigen::MatrixXf();
+}
+
+void InputStats::releaseGram()
+{
+    std::vector<double>().swap(gramLower);
 }
 
 uint64_t InputStats::bytes() const
 {
-    return static_cast<uint64_t>(gram.size()) * 8 + static_cast<uint64_t>(features()) * 20;
+    return static_cast<uint64_t>(gramLower.size()) * 8 + static_cast<uint64_t>(features()) * 20;
 }
 
 uint64_t blockStatsBytes(const Transformer& model, int block, bool gram)
@@ -119,7 +145,7 @@ uint64_t blockStatsBytes(const Transformer& model, int block, bool gram)
     uint64_t bytes = 0;
     for (Role r : kInputRoles) {
         const auto in = static_cast<uint64_t>(model.linear(block, r).inFeatures());
-        bytes += in * 20 + (gram ? in * in * 8 : 0);
+        bytes += in * 20 + (gram ? in * (in + 1) / 2 * 8 : 0);
     }
     return bytes;
 }
@@ -179,7 +205,7 @@ void InputStatsCollector::linearInput(int block, Role role, const ConstMatrixRef
                 st->sumSquares.setZero(in);
                 st->maxAbs.setZero(in);
                 if (s.gram)
-                    st->gram.setZero(in, in);
+                    st->gramLower.assign(static_cast<size_t>(in * (in + 1) / 2), 0.0);
             }
             if (st->sumAbs.size() != in)
                 fail(ErrorCode::InvalidArgument, "", "the input of block " + std::to_string(block) + " "
@@ -198,9 +224,12 @@ void InputStatsCollector::linearInput(int block, Role role, const ConstMatrixRef
             const Eigen::Index w = std::min(kGramTile, in - j0);
             partial.tile.noalias() = xw.rightCols(in - j0).transpose() * xw.middleCols(j0, w);
             std::lock_guard lock(s.mutex);
-            for (Eigen::Index j = 0; j < w; ++j)
+            for (Eigen::Index j = 0; j < w; ++j) {
+                double* col = st->gramLower.data() + gramLowerIndex(in, j0 + j, j0 + j) - j; // row j0 + i at col[i]
+                const float* part = partial.tile.data() + j * partial.tile.rows();
                 for (Eigen::Index i = j; i < in - j0; ++i)
-                    st->gram(j0 + i, j0 + j) += static_cast<double>(partial.tile(i, j));
+                    col[i] += static_cast<double>(part[i]);
+            }
         }
     }
 }
@@ -209,11 +238,8 @@ std::vector<InputStats> InputStatsCollector::take()
 {
     std::lock_guard lock(impl_->mutex);
     std::vector<InputStats> out;
-    for (auto& [key, st] : impl_->stats) {
-        if (st.gram.size() > 0)
-            st.gram.triangularView<Eigen::StrictlyUpper>() = st.gram.transpose();
+    for (auto& [key, st] : impl_->stats)
         out.push_back(std::move(st));
-    }
     impl_->stats.clear();
     return out;
 }

@@ -2,7 +2,7 @@
 // Calibration: runs calibration text through a model and accumulates, for
 // every linear input the methods need, streaming statistics (the activations
 // themselves are never kept):
-//   X^T X (in, in)          in double (SparseGPT / GPTQ Hessians, SVD-LLM whitening, output errors)
+//   X^T X (in, in)          in double, its lower triangle (SparseGPT / GPTQ Hessians, SVD-LLM whitening, output errors)
 //   token count
 //   sum |x_j|, sum x_j^2, max |x_j| per input channel (ASVD's mean |x|, Wanda's norm, RMS)
 //
@@ -57,6 +57,12 @@ struct CalibrationOptions {
 // InvalidArgument (saying how many windows the text has) when it is shorter.
 std::vector<int32_t> calibrationWindows(std::span<const int32_t> tokens, const CalibrationOptions& options);
 
+// Where element (i, j), i >= j, of an n x n lower triangle packed column by column sits.
+inline size_t gramLowerIndex(int64_t n, int64_t i, int64_t j)
+{
+    return static_cast<size_t>(j * n - j * (j - 1) / 2 + (i - j));
+}
+
 // The input a linear reads: AttnK, AttnV -> AttnQ; MlpGate -> MlpUp; others unchanged.
 Role inputRoleOf(Role linear);
 
@@ -65,7 +71,10 @@ struct InputStats {
     int block = -1;
     Role role = Role::Other;      // AttnQ, AttnO, MlpUp or MlpDown (see inputRoleOf)
     int64_t tokens = 0;
-    Eigen::MatrixXd gram;         // (in, in) X^T X, symmetric; empty when not collected
+    // X^T X (in, in) in double, symmetric: its lower triangle packed column by
+    // column (gramLowerIndex), half the bytes of the full matrix (485 MB at a
+    // 7B's down_proj input); empty when not collected.
+    std::vector<double> gramLower;
     Eigen::VectorXd sumAbs;       // (in,) sum over tokens of |x_j|
     Eigen::VectorXd sumSquares;   // (in,) sum over tokens of x_j^2
     Eigen::VectorXf maxAbs;       // (in,) max over tokens of |x_j|
@@ -74,7 +83,10 @@ struct InputStats {
     Eigen::VectorXf meanAbs() const;   // sumAbs / tokens (ASVD)
     Eigen::VectorXf rms() const;       // sqrt(sumSquares / tokens)
     Eigen::VectorXf l2Norm() const;    // sqrt(sumSquares) = ||X_j||_2 (Wanda)
-    Eigen::MatrixXf gramFloat() const; // the Gram matrix as float, for the layer methods
+    bool hasGram() const { return !gramLower.empty(); }
+    Eigen::MatrixXd gram() const;      // the full symmetric matrix in double
+    Eigen::MatrixXf gramFloat() const; // the full symmetric matrix as float, for the layer methods
+    void releaseGram();                // frees the double sums (once converted)
     // Bytes this record holds (the Gram matrix dominates).
     uint64_t bytes() const;
 };

@@ -8,6 +8,7 @@
 #include "quant/layer_error.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/input_file.h"
 #include "util/progress.h"
 
 #include <algorithm>
@@ -67,8 +68,10 @@ public:
             if (st.role != input)
                 continue;
             auto it = grams_.find(input);
-            if (it == grams_.end() && st.gram.size() > 0)
+            if (it == grams_.end() && st.hasGram()) {
                 it = grams_.emplace(input, st.gramFloat()).first;
+                st.releaseGram(); // the double sums are not needed once converted
+            }
             LayerInputs in;
             in.gram = it != grams_.end() ? &it->second : nullptr;
             in.inputNorm = st.l2Norm();
@@ -705,14 +708,7 @@ ModelCompressionResult pruneAttentionHeads(const Model& source, const Structured
 
 std::vector<int32_t> tokenizeTextFile(const Model& model, const std::string& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        fail(ErrorCode::Io, path, "cannot open the text file");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (in.bad())
-        fail(ErrorCode::Io, path, "cannot read the text file");
-    return loadTokenizer(model)->encode(ss.str(), true);
+    return loadTokenizer(model)->encode(readInputFile(path, kMaxTextFileBytes, "the text file"), true);
 }
 
 } // namespace ll

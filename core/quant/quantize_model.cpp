@@ -411,7 +411,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                              "no calibration statistics reached " + group.front().tensor->logicalName);
                     const Eigen::MatrixXf gram = st->gramFloat();
                     // The double sums are not needed once converted (969 MB at a 7B's down_proj input).
-                    st->gram = Eigen::MatrixXd();
+                    st->releaseGram();
                     QuantInputs in;
                     in.gram = &gram;
                     in.meanAbs = st->meanAbs();

@@ -63,7 +63,11 @@ uint64_t initialEditBudget()
     const char* env = std::getenv("LAYERLAB_EDIT_MEMORY_MB");
     if (env && *env)
         return static_cast<uint64_t>(std::strtoull(env, nullptr, 10)) << 20;
-    return uint64_t{1} << 30;
+    // Small: a spilled edit stays in the page cache while memory allows (as
+    // fast to read), but as file pages the kernel can write out and drop, not
+    // as anonymous memory a machine without swap can only kill for. A 7B's
+    // GPTQ results (3.4 GB) would otherwise hold their first GiB in memory.
+    return uint64_t{256} << 20;
 }
 
 std::atomic<uint64_t>& budgetSlot()

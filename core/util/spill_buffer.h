@@ -62,7 +62,7 @@ private:
 
 std::shared_ptr<EditBuffer> makeEditBuffer(size_t bytes);
 
-// Bytes of live edits kept in memory before new ones spill (default 1 GiB, or
+// Bytes of live edits kept in memory before new ones spill (default 256 MiB, or
 // LAYERLAB_EDIT_MEMORY_MB); and what is held now, in memory and spilled.
 void setEditMemoryBudget(uint64_t bytes);
 uint64_t editMemoryBudget();
