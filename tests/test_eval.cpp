@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <span>
 
 using namespace ll;
 
@@ -104,6 +106,7 @@ private slots:
     void cliPerplexity();
     void cliPerplexityWindows();
     void cliGenerateGreedy();
+    void brokenConfigsAreRefusedNotScored();
 };
 
 void TestEval::windowPlan()
@@ -356,3 +359,56 @@ void TestEval::cliGenerateGreedy()
 
 QTEST_APPLESS_MAIN(TestEval)
 #include "test_eval.moc"
+
+// Issue 16, finding 5: a rotary base of -1, 0 or 1e-320 or a linear rope
+// factor of 0 used to give PPL = -nan with exit 0. They are refused when the
+// model is built, naming the folder; NaN logits (a NaN weight) are refused
+// by the evaluation instead of averaged.
+void TestEval::brokenConfigsAreRefusedNotScored()
+{
+    LL_REQUIRE_SHARED();
+    namespace fs = std::filesystem;
+    const fs::path source = test::sharedPath("models/stories260K-hf");
+    const nlohmann::json config = nlohmann::json::parse(test::readFile((source / "config.json").string()));
+    const std::string text = test::sharedPath("data/tinystories/eval.txt");
+    struct Case {
+        const char* name;
+        nlohmann::json patch;
+        const char* words;
+    };
+    const Case cases[] = {
+        {"theta-1", {{"rope_parameters", {{"rope_theta", -1.0}, {"rope_type", "default"}}}}, "rotary base"},
+        {"theta0", {{"rope_parameters", {{"rope_theta", 0}, {"rope_type", "default"}}}}, "rotary base"},
+        {"theta-denormal", {{"rope_parameters", {{"rope_theta", 1e-320}, {"rope_type", "default"}}}}, "rotary base"},
+        {"linear0", {{"rope_parameters", {{"rope_theta", 10000.0}, {"rope_type", "linear"}, {"factor", 0}}}}, "factor"},
+    };
+    for (const Case& c : cases) {
+        const fs::path dir = fs::path(test::scratchDir()) / c.name;
+        fs::create_directories(dir);
+        for (const char* f : {"model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+            fs::copy_file(source / f, dir / f);
+        nlohmann::json patched = config;
+        patched.merge_patch(c.patch);
+        test::writeFile((dir / "config.json").string(), patched.dump());
+        const test::CliResult r = test::runCli({"ppl", dir.string(), "--text", text, "--ctx", "256", "--windows", "1"});
+        const std::string what = std::string(c.name) + ": exit " + std::to_string(r.exitCode) + ", " + r.err + r.out;
+        QVERIFY2(r.exitCode == 2, what.c_str());
+        QVERIFY2(r.err.find(dir.string()) != std::string::npos && r.err.find(c.words) != std::string::npos, what.c_str());
+        QVERIFY2(r.out.find("nan") == std::string::npos, what.c_str());
+    }
+    // NaN logits: one NaN in the final norm's weights reaches every logit.
+    auto m = openModel(source.string());
+    Transformer t(*m);
+    TransformerWeights w = t.weights();
+    w.finalNorm.w[0] = std::nanf("");
+    const Transformer broken(t.config(), std::move(w), m->metadata);
+    ScoringOptions o;
+    o.context = 256;
+    try {
+        (void)evaluatePerplexity(broken, std::span(stories().evalTokens).first(512), o);
+        QFAIL("a NaN model got a perplexity");
+    } catch (const Error& e) {
+        QCOMPARE(e.code(), ErrorCode::Malformed);
+        QVERIFY2(std::string(e.what()).find("not finite") != std::string::npos, e.what());
+    }
+}

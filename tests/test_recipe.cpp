@@ -13,9 +13,14 @@
 #include "recipe/apply.h"
 #include "recipe/recipe.h"
 #include "recipe/step_options.h"
+#include "recipe/yaml_json.h"
 #include "util/error.h"
 
 #include <QtTest>
+
+#include <sys/stat.h>
+
+#include <algorithm>
 
 #include <nlohmann/json.hpp>
 
@@ -140,6 +145,73 @@ private slots:
             QFAIL("opened a missing file");
         } catch (const Error& e) {
             QCOMPARE(e.code(), ErrorCode::Io);
+        }
+    }
+
+    // Issue 16's recipe findings, each with its minimal input: refused with a
+    // one-line Malformed error naming the file, at once and in bounded memory.
+    void hostileYamlIsRefused()
+    {
+        expectMalformed("layerlab_recipe: 1\nsteps: &s [*s]\n", true, "aliases");   // was SIGSEGV (recursion)
+        expectMalformed("x: &x [*x]\n", true, "aliases");
+        // "Billion laughs": nine levels of nine aliases (was 4 GB, then bad_alloc).
+        std::string laughs = "layerlab_recipe: 1\na0: &a0 [lol]\n";
+        for (int i = 1; i <= 9; ++i) {
+            laughs += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+            for (int k = 0; k < 9; ++k)
+                laughs += std::string(k ? ", " : "") + "*a" + std::to_string(i - 1);
+            laughs += "]\n";
+        }
+        laughs += "steps: []\n";
+        expectMalformed(laughs, true, "aliases");
+        // Deep nesting ends before the parser's recursion can exhaust the stack.
+        expectMalformed(std::string(200000, '[') + std::string(200000, ']'), true, "nested deeper than 64");
+        std::string dashes; // block sequences: "- - - ... x" nests one level per "- "
+        for (int i = 0; i < 100000; ++i)
+            dashes += "- ";
+        expectMalformed(dashes + "x\n", true, "nested deeper than 64");
+        expectMalformed("layerlab_recipe: 1\nsteps: []\nsteps: []\n", true, "\"steps\" appears twice");
+        expectMalformed("layerlab_recipe: 1\nsteps: []\n---\nlayerlab_recipe: 1\n", true, "more than one YAML document");
+        expectMalformed("layerlab_recipe: 1\n[a]: b\nsteps: []\n", true, "key must be text");
+        std::string many = "layerlab_recipe: 1\nsteps: []\ndescription: [";
+        for (size_t i = 0; i <= kMaxYamlNodes; ++i)
+            many += "1,";
+        expectMalformed(many + "1]\n", true, "YAML nodes");
+        // A description that is YAML syntax still round-trips (quoted when saved).
+        Recipe r;
+        r.description = std::string(100, '[') + " &x [*x]";
+        QCOMPARE(parseRecipe(recipeToYaml(r), true, "r.yaml").description, r.description);
+    }
+
+    // Paths that are not regular files, or far too large, are refused before
+    // anything is read: /dev/zero never ends, a FIFO blocks on open.
+    void inputsNamedByPathMustBeRegularFiles()
+    {
+        const std::string dir = test::scratchDir();
+        const std::string fifo = dir + "/fifo.gguf";
+        QCOMPARE(::mkfifo(fifo.c_str(), 0600), 0);
+        const std::string model = test::sharedPath(kStories);
+        struct Case {
+            std::vector<std::string> args;
+            std::string file, words;
+        };
+        const std::string recipe = dir + "/zero.yaml";
+        test::writeFile(recipe, "layerlab_recipe: 1\ncalibration: {text: /dev/zero}\nsteps:\n"
+                                " - {action: quantize, method: gptq, bits: 4, group: 32, layers: attn}\n");
+        const std::vector<Case> cases = {
+            {{"ppl", model, "--text", "/dev/zero"}, "/dev/zero", "not a regular file"},
+            {{"tokenize", model, "--text", "/dev/zero"}, "/dev/zero", "not a regular file"},
+            {{"ppl", model, "--text", dir}, dir, "is a folder"},
+            {{"apply", recipe, model, "--out", dir + "/out"}, "/dev/zero", "not a regular file"},
+            {{"apply", "/dev/zero", model, "--out", dir + "/out"}, "/dev/zero", "not a regular file"},
+            {{"inspect", fifo}, fifo, "not a regular file"},
+        };
+        for (const Case& c : cases) {
+            const test::CliResult r = test::runCli(c.args);
+            const std::string what = c.args.front() + " " + c.args.back() + ": " + r.err;
+            QVERIFY2(r.exitCode == 2, what.c_str());
+            QVERIFY2(r.err.find(c.file) != std::string::npos && r.err.find(c.words) != std::string::npos, what.c_str());
+            QVERIFY2(std::count(r.err.begin(), r.err.end(), '\n') == 1, what.c_str()); // one line
         }
     }
 

@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/input_file.h"
 #include "util/progress.h"
 
 #include <nlohmann/json.hpp>
@@ -25,12 +26,7 @@ namespace {
 
 std::string readText(const std::string& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        fail(ErrorCode::Io, path, "cannot open the text file");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return readInputFile(path, kMaxTextFileBytes, "the text file");
 }
 
 // --windows N (--max-windows, its older name) or --tokens N: how much of the

@@ -5,6 +5,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/input_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -21,12 +22,7 @@ int cmdTokenize(const std::vector<std::string>& argv)
     const std::string path = a.positionalAt(0, "MODEL");
     std::string text;
     if (auto file = a.value("text")) {
-        std::ifstream in(*file, std::ios::binary);
-        if (!in)
-            fail(ErrorCode::Io, *file, "cannot open for reading");
-        std::stringstream ss;
-        ss << in.rdbuf();
-        text = ss.str();
+        text = readInputFile(*file, kMaxTextFileBytes, "the text file");
     } else if (auto prompt = a.value("prompt")) {
         text = *prompt;
     } else {

@@ -4,6 +4,7 @@
 #include "util/json_util.h"
 
 #include <cmath>
+#include <cstdio>
 
 namespace ll {
 
@@ -28,6 +29,22 @@ std::string ropeTypeOf(const nlohmann::json& scaling)
     return "default";
 }
 
+std::string numberText(double v)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
+// A rope scaling number that divides frequencies: finite and positive.
+double positiveFactor(const nlohmann::json& s, const char* key, double fallback, const std::string& src)
+{
+    const double v = jsonNumber(s, key, fallback, src);
+    if (!(v > 0.0) || !std::isfinite(v))
+        fail(ErrorCode::Malformed, src, std::string("rope scaling: ") + key + " is " + numberText(v) + "; it must be a finite number above 0");
+    return v;
+}
+
 // inv_freq[i] = theta^(-2i/dims), in float like the reference implementations.
 std::vector<float> baseFrequencies(int64_t dims, double theta)
 {
@@ -40,10 +57,12 @@ std::vector<float> baseFrequencies(int64_t dims, double theta)
 // Llama 3.x: long wavelengths slowed by `factor`, short ones kept, a smooth blend between.
 void applyLlama3Scaling(std::vector<float>& invFreq, const nlohmann::json& s, const std::string& src)
 {
-    const double factor = jsonNumber(s, "factor", 8.0, src);
-    const double lowFactor = jsonNumber(s, "low_freq_factor", 1.0, src);
-    const double highFactor = jsonNumber(s, "high_freq_factor", 4.0, src);
-    const double oldContext = jsonNumber(s, "original_max_position_embeddings", 8192.0, src);
+    const double factor = positiveFactor(s, "factor", 8.0, src);
+    const double lowFactor = positiveFactor(s, "low_freq_factor", 1.0, src);
+    const double highFactor = positiveFactor(s, "high_freq_factor", 4.0, src);
+    const double oldContext = positiveFactor(s, "original_max_position_embeddings", 8192.0, src);
+    if (!(highFactor > lowFactor))
+        fail(ErrorCode::Malformed, src, "rope scaling: high_freq_factor must be above low_freq_factor");
     const double lowWavelen = oldContext / lowFactor;
     const double highWavelen = oldContext / highFactor;
     for (float& f : invFreq) {
@@ -66,6 +85,11 @@ RotarySpec rotaryOf(const ModelConfig& c, const nlohmann::json& meta, const std:
         fail(ErrorCode::UnsupportedArch, src, "rotary dimension " + std::to_string(r.dims) + " does not fit head size "
                                                   + std::to_string(c.headDim));
     r.interleaved = c.ropeInterleaved;
+    // theta <= 1 (0, negative, denormal) gives infinite or NaN frequencies;
+    // every released model uses 10^4 .. 10^7.
+    if (!(c.ropeTheta > 1.0) || !std::isfinite(c.ropeTheta))
+        fail(ErrorCode::Malformed, src, "the rotary base (rope_theta / rope.freq_base) is " + numberText(c.ropeTheta)
+                                            + "; it must be a finite number above 1");
     r.invFreq = baseFrequencies(r.dims, c.ropeTheta);
     nlohmann::json scaling = ropeScalingOf(meta);
     // A GGUF says it with llama.cpp's keys: {arch}.rope.scaling.type / .factor.
@@ -77,7 +101,7 @@ RotarySpec rotaryOf(const ModelConfig& c, const nlohmann::json& meta, const std:
     }
     const std::string type = scaling.is_object() ? ropeTypeOf(scaling) : "default";
     if (type == "linear") {
-        const double factor = jsonNumber(scaling, "factor", 1.0, src);
+        const double factor = positiveFactor(scaling, "factor", 1.0, src);
         for (float& f : r.invFreq)
             f = static_cast<float>(f / factor);
     } else if (type == "llama3") {

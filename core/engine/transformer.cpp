@@ -137,7 +137,7 @@ void expectNorm(const std::string& src, const std::string& what, const NormWeigh
 
 } // namespace
 
-Transformer::Transformer(const Model& model, Progress* progress) : config_(model.config)
+Transformer::Transformer(const Model& model, Progress* progress) : config_(model.config), source_(model.path)
 {
     arch_ = architectureOf(config_, model.metadata, model.path);
     if (const LogicalTensor* f = model.findLogical("rope_freqs.weight"); f && arch_.rotary.dims > 0)

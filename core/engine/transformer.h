@@ -58,6 +58,8 @@ public:
     Transformer(const ModelConfig& config, TransformerWeights weights, const nlohmann::json& metadata = {});
 
     const ModelConfig& config() const { return config_; }
+    // The file or folder the model came from ("" when built in memory): errors name it.
+    const std::string& source() const { return source_; }
     const Architecture& architecture() const { return arch_; }
     int64_t vocab() const { return w_.head.outFeatures(); }
     int64_t layers() const { return static_cast<int64_t>(w_.blocks.size()); }
@@ -156,6 +158,7 @@ private:
     void validate(const std::string& source) const;
 
     ModelConfig config_;
+    std::string source_;
     Architecture arch_;
     TransformerWeights w_;
     LinearInputTransform inputTransform_;

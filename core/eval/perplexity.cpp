@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 namespace ll {
 
@@ -14,6 +16,16 @@ namespace {
 int64_t rowGrainFor(int64_t vocab)
 {
     return std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(vocab, 1));
+}
+
+// A NaN or infinite log-likelihood is a broken model (weights or config), never a result.
+void requireFinite(const Transformer& model, const std::vector<double>& nll)
+{
+    for (size_t i = 0; i < nll.size(); ++i)
+        if (!std::isfinite(nll[i]))
+            fail(ErrorCode::Malformed, model.source(),
+                 "the model's logits are not finite (NaN or infinity) at scored token " + std::to_string(i + 1)
+                     + "; its weights or its config (rope, norm epsilon) are broken");
 }
 
 } // namespace
@@ -34,6 +46,7 @@ PerplexityResult evaluatePerplexity(const Transformer& model, std::span<const in
             }
         });
     });
+    requireFinite(model, nll);
     MeanAccumulator acc;
     for (double x : nll)
         acc.add(x);
@@ -90,6 +103,10 @@ ComparisonResult compareModels(const Transformer& reference, const Transformer& 
         klMax = std::max(klMax, s.kl);
         agree += s.agree ? 1 : 0;
     }
+    for (const auto& [m, nll] : {std::pair{&reference, nllRef.mean()}, std::pair{&candidate, nllCand.mean()}})
+        if (!std::isfinite(nll))
+            fail(ErrorCode::Malformed, m->source(),
+                 std::string(m == &reference ? "the reference" : "the compared") + " model's logits are not finite (NaN or infinity)");
     ComparisonResult r;
     r.tokensScored = kl.n;
     r.klMean = kl.mean();

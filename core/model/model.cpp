@@ -7,6 +7,7 @@
 #include "formats/llama2c.h"
 #include "formats/safetensors.h"
 #include "util/error.h"
+#include "util/input_file.h"
 
 #include <array>
 #include <cstring>
@@ -286,6 +287,7 @@ std::unique_ptr<Model> openModel(const std::string& path)
     if (fs::is_directory(path, ec))
         return openHfFolder(path);
 
+    requireRegularFile(path, UINT64_MAX, "the model file"); // a FIFO would block the open below
     // Decide by content, not by extension: the first bytes say what it is.
     char magic[8] = {};
     {

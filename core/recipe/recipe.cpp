@@ -2,7 +2,9 @@
 
 #include "export/atomic_file.h"
 #include "recipe/step_options.h"
+#include "recipe/yaml_json.h"
 #include "util/error.h"
+#include "util/input_file.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -20,51 +22,6 @@ constexpr int kRecipeVersion = 1;
 bool endsWith(const std::string& s, const std::string& suffix)
 {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// YAML scalars are text; plain ones that read as booleans or numbers become
-// those (quoted ones stay strings), so YAML and JSON recipes mean the same.
-nlohmann::json scalarToJson(const YAML::Node& n)
-{
-    const std::string& s = n.Scalar();
-    if (n.Tag() == "!")
-        return s;
-    if (s == "true" || s == "True" || s == "yes")
-        return true;
-    if (s == "false" || s == "False" || s == "no")
-        return false;
-    if (s == "null" || s == "~" || s.empty())
-        return nullptr;
-    char* end = nullptr;
-    const long long i = std::strtoll(s.c_str(), &end, 10);
-    if (end != s.c_str() && *end == '\0')
-        return i;
-    const double d = std::strtod(s.c_str(), &end);
-    if (end != s.c_str() && *end == '\0' && std::isfinite(d))
-        return d;
-    return s;
-}
-
-nlohmann::json yamlToJson(const YAML::Node& n)
-{
-    switch (n.Type()) {
-    case YAML::NodeType::Map: {
-        nlohmann::json j = nlohmann::json::object();
-        for (const auto& kv : n)
-            j[kv.first.as<std::string>()] = yamlToJson(kv.second);
-        return j;
-    }
-    case YAML::NodeType::Sequence: {
-        nlohmann::json j = nlohmann::json::array();
-        for (const auto& item : n)
-            j.push_back(yamlToJson(item));
-        return j;
-    }
-    case YAML::NodeType::Scalar:
-        return scalarToJson(n);
-    default:
-        return nullptr;
-    }
 }
 
 std::string snakeKey(std::string key)
@@ -316,11 +273,7 @@ Recipe parseRecipe(const std::string& text, bool yaml, const std::string& origin
 {
     nlohmann::json j;
     if (yaml) {
-        try {
-            j = yamlToJson(YAML::Load(text));
-        } catch (const YAML::Exception& e) {
-            fail(ErrorCode::Malformed, origin, std::string("not valid YAML: ") + e.what());
-        }
+        j = parseYamlBounded(text, origin);
     } else {
         try {
             j = nlohmann::json::parse(text);
@@ -333,16 +286,7 @@ Recipe parseRecipe(const std::string& text, bool yaml, const std::string& origin
 
 Recipe loadRecipe(const std::string& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        fail(ErrorCode::Io, path, "cannot open the recipe");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (in.bad())
-        fail(ErrorCode::Io, path, "cannot read the recipe");
-    if (ss.str().size() > (16u << 20))
-        fail(ErrorCode::Malformed, path, "a recipe larger than 16 MB is not a recipe");
-    return parseRecipe(ss.str(), endsWith(path, ".yaml") || endsWith(path, ".yml"), path);
+    return parseRecipe(readInputFile(path, kMaxRecipeFileBytes, "the recipe"), endsWith(path, ".yaml") || endsWith(path, ".yml"), path);
 }
 
 std::string recipeToYaml(const Recipe& recipe)
@@ -351,10 +295,14 @@ std::string recipeToYaml(const Recipe& recipe)
     YAML::Emitter out;
     auto scalar = [&](const nlohmann::json& v) {
         if (v.is_string()) {
-            // Quote text that would read back as a number or boolean.
+            // Quote text that would not read back as itself (a number, a boolean, YAML syntax).
             const std::string s = v.get<std::string>();
-            YAML::Node probe = YAML::Load(s.empty() ? std::string("''") : s);
-            const bool ambiguous = s.empty() || !probe.IsScalar() || !scalarToJson(probe).is_string() || probe.Scalar() != s;
+            bool ambiguous = s.empty();
+            try {
+                ambiguous = ambiguous || parseYamlBounded(s, "") != v;
+            } catch (const Error&) {
+                ambiguous = true;
+            }
             if (ambiguous)
                 out << YAML::DoubleQuoted;
             out << s;

@@ -1,6 +1,7 @@
 #include "util/json_util.h"
 
 #include "util/error.h"
+#include "util/input_file.h"
 
 #include <fstream>
 #include <sstream>
@@ -9,13 +10,9 @@ namespace ll {
 
 nlohmann::json readJsonFile(const std::string& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        fail(ErrorCode::Io, path, "cannot open for reading");
-    std::stringstream ss;
-    ss << in.rdbuf();
+    const std::string text = readInputFile(path, kMaxConfigFileBytes, "the JSON file");
     try {
-        return nlohmann::json::parse(ss.str());
+        return nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
         fail(ErrorCode::Malformed, path, std::string("not valid JSON (") + e.what() + ")");
     }
