@@ -2,6 +2,7 @@
 
 #include "eval/sample_text.h"
 #include "util/error.h"
+#include "util/input_file.h"
 
 #include <QFile>
 #include <QFileInfo>
@@ -18,17 +19,10 @@ std::string loadText(const TextSource& source)
     if (source.isBuiltin())
         return std::string(builtinSampleText());
     const std::string name = source.path.toStdString();
-    QFile file(source.path);
-    if (!QFileInfo(source.path).isFile())
-        fail(ErrorCode::Io, name, "no such text file");
-    if (!file.open(QIODevice::ReadOnly))
-        fail(ErrorCode::Io, name, "cannot open the text file: " + file.errorString().toStdString());
-    const QByteArray bytes = file.readAll();
-    if (file.error() != QFileDevice::NoError)
-        fail(ErrorCode::Io, name, "cannot read the text file: " + file.errorString().toStdString());
-    if (bytes.trimmed().isEmpty())
+    std::string text = readInputFile(name, kMaxTextFileBytes, "the text file");
+    if (QByteArray::fromRawData(text.data(), static_cast<qsizetype>(text.size())).trimmed().isEmpty())
         fail(ErrorCode::InvalidArgument, name, "the text file is empty");
-    return std::string(bytes.constData(), static_cast<size_t>(bytes.size()));
+    return text;
 }
 
 std::string_view builtinSampleText()

@@ -7,6 +7,7 @@
 
 #include "recipe/apply.h"
 #include "util/error.h"
+#include "util/input_file.h"
 
 #include <QDir>
 #include <QFile>
@@ -171,6 +172,8 @@ void RecipePanel::loadFrom(const QString& path)
 {
     Recipe recipe;
     try {
+        if (!path.startsWith(QLatin1Char(':'))) // Qt resources (the bundled recipes) are not files
+            requireRegularFile(path.toStdString(), kMaxRecipeFileBytes, "the recipe");
         QFile f(path);
         if (!f.open(QIODevice::ReadOnly))
             fail(ErrorCode::Io, path.toStdString(), "cannot open the recipe");

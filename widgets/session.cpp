@@ -7,6 +7,8 @@
 #include "recipe_panel.h"
 
 #include "model/tensor_data.h"
+#include "util/error.h"
+#include "util/input_file.h"
 
 #include <QCoreApplication>
 #include <QDateTime>
@@ -192,10 +194,13 @@ QString SessionManager::save(const QString& path) const
 
 QString SessionManager::open(const QString& path)
 {
-    QFile file(path);
-    if (!file.open(QIODevice::ReadOnly))
-        return tr("Cannot read %1: %2").arg(path, file.errorString());
-    const nlohmann::json j = nlohmann::json::parse(file.readAll().toStdString(), nullptr, false);
+    std::string bytes;
+    try {
+        bytes = readInputFile(path.toStdString(), kMaxRecipeFileBytes, "the session file");
+    } catch (const Error& e) {
+        return QString::fromStdString(e.what());
+    }
+    const nlohmann::json j = nlohmann::json::parse(bytes, nullptr, false);
     if (j.is_discarded())
         return tr("%1 is not a LayerLab session (not JSON).").arg(path);
     return restore(j);
