@@ -678,6 +678,26 @@ void TestTokenizer::malformedTokenizers()
     j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}, {"behavior", "Isolated"}, {"invert", false}};
     QVERIFY(expectError(load(json("regex.json", j.dump())), ErrorCode::UnsupportedArch) != "NO ERROR");
 
+    // Issue 16, finding 4: a Sequence of 24 Replace a -> aa took 11 s and 1.3 GB
+    // to tokenize "a" (2^24 bytes); now the growth is bounded and named.
+    j = tinyGpt2TokenizerJson();
+    nlohmann::json doubling = nlohmann::json::array();
+    for (int i = 0; i < 24; ++i)
+        doubling.push_back({{"type", "Replace"}, {"pattern", {{"String", "a"}}}, {"content", "aa"}});
+    j["normalizer"] = {{"type", "Sequence"}, {"normalizers", doubling}};
+    const std::string doublingPath = json("doubling.json", j.dump());
+    const auto doublingTok = loadTokenizerFile(doublingPath, 0);
+    QVERIFY(expectError([&] { doublingTok->encode("a", false); }, ErrorCode::Malformed).find(doublingPath) != std::string::npos);
+    // Two doublings (x4) are still a tokenizer's business.
+    j["normalizer"]["normalizers"] = nlohmann::json::array({doubling[0], doubling[1]});
+    QCOMPARE(loadTokenizerFile(json("twice.json", j.dump()), 0)->encode("a", false).size() > 0, true);
+    // Sequences nested past 16 levels are refused when the file is read.
+    nlohmann::json nested = {{"type", "Replace"}, {"pattern", {{"String", "a"}}}, {"content", "b"}};
+    for (int i = 0; i < 40; ++i)
+        nested = {{"type", "Sequence"}, {"normalizers", nlohmann::json::array({nested})}};
+    j["normalizer"] = nested;
+    QVERIFY(expectError(load(json("nested.json", j.dump())), ErrorCode::Malformed).find("nested deeper") != std::string::npos);
+
     // GGUF metadata.
     auto gguf = [](nlohmann::json md) { return [=] { GgufTokenizer t(md, "metadata"); }; };
     QVERIFY(expectError(gguf({{"tokenizer.ggml.model", "bert"}, {"tokenizer.ggml.tokens", {"a"}}}), ErrorCode::UnsupportedArch) != "NO ERROR");

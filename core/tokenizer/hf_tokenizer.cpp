@@ -34,6 +34,13 @@ std::string typeOf(const nlohmann::json& j, const std::string& file, const char*
     fail(ErrorCode::UnsupportedArch, file, what + " is not supported by LayerLab's tokenizer");
 }
 
+// Normalizers may grow a text (" " -> "▁" is 1 -> 3 bytes), but a file that
+// chains Replace a -> aa 24 times grows it 2^24 times (issue 16): a step may
+// at most quadruple the text, all steps together multiply it by 8 (+ slack).
+constexpr size_t kMaxNormalizerStepGrowth = 4, kMaxNormalizerGrowth = 8, kNormalizerSlack = 64;
+constexpr size_t kMaxNormalizerSteps = 256;
+constexpr int kMaxNormalizerDepth = 16;
+
 std::string replaceAll(std::string_view s, std::string_view from, std::string_view to)
 {
     if (from.empty())
@@ -221,16 +228,19 @@ void HfTokenizer::parseModel(const nlohmann::json& m, const std::vector<AddedTok
     }
 }
 
-void HfTokenizer::parseNormalizer(const nlohmann::json& n)
+void HfTokenizer::parseNormalizer(const nlohmann::json& n, int depth)
 {
     if (n.is_null())
         return;
+    if (depth > kMaxNormalizerDepth || normalizers_.size() >= kMaxNormalizerSteps)
+        fail(ErrorCode::Malformed, file_, "the normalizer has more than " + std::to_string(kMaxNormalizerSteps)
+                                              + " steps or Sequences nested deeper than " + std::to_string(kMaxNormalizerDepth));
     const std::string type = typeOf(n, file_, "the normalizer");
     if (type == "Sequence") {
         if (!n.contains("normalizers") || !n["normalizers"].is_array())
             fail(ErrorCode::Malformed, file_, "Sequence normalizer has no \"normalizers\" array");
         for (const auto& s : n["normalizers"])
-            parseNormalizer(s);
+            parseNormalizer(s, depth + 1);
     } else if (type == "Prepend") {
         normalizers_.push_back({NormalizeStep::Prepend, jsonString(n, "prepend", "", file_), {}});
     } else if (type == "Replace") {
@@ -379,7 +389,22 @@ void HfTokenizer::readConfigBeside()
 std::string HfTokenizer::normalize(std::string_view text) const
 {
     std::string s(text);
+    const size_t cap = kMaxNormalizerGrowth * text.size() + kNormalizerSlack;
     for (const auto& step : normalizers_) {
+        // The size this step would give, checked before it is built.
+        size_t next = s.size();
+        if (step.op == NormalizeStep::Prepend) {
+            next += s.empty() ? 0 : step.a.size();
+        } else if (!step.a.empty()) {
+            size_t hits = 0;
+            for (size_t pos = s.find(step.a); pos != std::string::npos; pos = s.find(step.a, pos + step.a.size()))
+                ++hits;
+            next = next - hits * step.a.size() + hits * step.b.size();
+        }
+        if (next > kMaxNormalizerStepGrowth * s.size() + kNormalizerSlack || next > cap)
+            fail(ErrorCode::Malformed, file_, "the normalizer grows a text of " + std::to_string(text.size()) + " bytes past "
+                                                  + std::to_string(std::min(next, cap)) + " (a step may at most quadruple it, all steps "
+                                                  "together multiply it by " + std::to_string(kMaxNormalizerGrowth) + ")");
         if (step.op == NormalizeStep::Prepend) {
             if (!s.empty())
                 s = step.a + s;

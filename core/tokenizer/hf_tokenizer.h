@@ -45,7 +45,7 @@ private:
 
     void parse(const nlohmann::json& j);
     void parseModel(const nlohmann::json& model, const std::vector<AddedToken>& added);
-    void parseNormalizer(const nlohmann::json& n);
+    void parseNormalizer(const nlohmann::json& n, int depth = 0);
     void parsePreTokenizer(const nlohmann::json& p);
     void parsePostProcessor(const nlohmann::json& p);
     void readConfigBeside();
