@@ -1226,13 +1226,29 @@ void TestExport::killedExportLeavesNothing()
         };
         QTRY_VERIFY_WITH_TIMEOUT(partialStarted(), 30000);
         QTest::qWait(150);
+        // A live export's partial is locked: `clean` does not list it.
+        test::CliResult clean = test::runCli({"clean", dir});
+        QVERIFY2(clean.exitCode == 0 && contains(clean.out, "no partial files"), clean.out.c_str());
         QCOMPARE(p.state(), QProcess::Running); // still writing: the kill lands mid-export
         ::kill(static_cast<pid_t>(p.processId()), SIGKILL);
         QVERIFY(p.waitForFinished(10000));
         QCOMPARE(p.exitStatus(), QProcess::CrashExit);
         QVERIFY2(!std::filesystem::exists(dir + "/" + name), name.c_str());
         QVERIFY(sourceBytes() == before);
+        // Issue 16, finding 8: the stale partial is listed by `clean`, and the
+        // next export to the same name removes it and says so.
+        QVERIFY(partialStarted());
+        clean = test::runCli({"clean", dir});
+        QVERIFY2(clean.exitCode == 0 && contains(clean.out, name + ".partial-") && contains(clean.out, "1 partial file"),
+                 clean.out.c_str());
+        const test::CliResult again = test::runCli({"export", source, flag, dir + "/" + name});
+        QVERIFY2(again.exitCode == 0, again.err.c_str());
+        QVERIFY2(contains(again.out, "removed ") && contains(again.out, "left by an export that was killed"), again.out.c_str());
+        QVERIFY(!partialStarted());
+        QVERIFY(std::filesystem::exists(dir + "/" + name));
     }
+    const test::CliResult clean = test::runCli({"clean", dir, "--remove"});
+    QVERIFY2(clean.exitCode == 0 && contains(clean.out, "no partial files"), clean.out.c_str());
 }
 
 QTEST_APPLESS_MAIN(TestExport)

@@ -20,5 +20,6 @@ int cmdQuantize(const std::vector<std::string>& args);
 int cmdApply(const std::vector<std::string>& args);
 int cmdSensitivity(const std::vector<std::string>& args);
 int cmdMixed(const std::vector<std::string>& args);
+int cmdClean(const std::vector<std::string>& args);
 
 } // namespace ll::cli

@@ -55,6 +55,8 @@ commands:
         [--ctx 128] [--windows 8] [--metric kl|dnll|dppl|top1] [--solver exact|greedy] [--save-recipe R.yaml]
         [--no-measure] [--json]
       one config per layer under a size budget, from per-layer sensitivities; a replayable recipe
+  clean [FOLDER...] [--remove]
+      list (or remove) the partial files that killed exports left (the next export to the same name removes its own)
 
 MODEL is a Hugging Face folder, a .safetensors file, a .gguf file or a llama2.c .bin.
 Exit codes: 0 success, 2 bad input (the message names the file), 64 usage error.
@@ -79,6 +81,7 @@ int main(int argc, char** argv)
         {"apply", cmdApply},
         {"sensitivity", cmdSensitivity},
         {"mixed", cmdMixed},
+        {"clean", cmdClean},
     };
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         std::fputs(kUsage, argc < 2 ? stderr : stdout);

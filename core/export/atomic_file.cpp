@@ -4,6 +4,7 @@
 #include "util/progress.h"
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <cerrno>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <new>
 #include <random>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
@@ -115,6 +117,41 @@ std::string createUnique(const std::string& base, const char* tag, bool folder)
             return {};
     }
     return {};
+}
+
+// An exclusive flock on a partial file or folder, held while it is written; -1 on failure
+// (the export still works, a sweeper then sees no lock: the name's random part keeps
+// it apart, and the window is the export's own lifetime on a system without flock).
+int lockPartial(const std::string& path, bool folder)
+{
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (folder ? O_DIRECTORY : 0));
+    if (fd < 0)
+        return -1;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void unlock(int& fd)
+{
+    if (fd >= 0)
+        ::close(fd); // drops the flock
+    fd = -1;
+}
+
+// "<final>.partial-" + 6 letters and digits, as createUnique names them.
+bool isPartialOf(const std::string& name, const std::string& finalName)
+{
+    const std::string tag = ".partial-";
+    const size_t at = name.rfind(tag);
+    if (at == std::string::npos || at == 0 || name.size() != at + tag.size() + 6)
+        return false;
+    if (!finalName.empty() && name.compare(0, at, finalName) != 0)
+        return false;
+    return std::all_of(name.begin() + static_cast<std::ptrdiff_t>(at + tag.size()), name.end(),
+                       [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
 }
 
 bool existsNoFollow(const std::string& path)
@@ -331,9 +368,11 @@ AtomicFile::AtomicFile(const std::string& finalPath, bool overwrite) : final_(fi
     if (!fs::is_directory(folder, ec))
         fail(ErrorCode::NotFound, finalPath, "the folder " + folder + " does not exist");
 
+    swept_ = sweepStalePartials(finalPath);
     partial_ = createUnique(finalPath, "partial", false);
     if (partial_.empty())
         fail(ErrorCode::Io, finalPath, "cannot create a file in " + folder + ": " + describeErrno(errno));
+    lock_ = lockPartial(partial_, false);
     try {
         writer_ = new FileWriter(partial_, finalPath);
     } catch (...) {
@@ -347,6 +386,7 @@ AtomicFile::~AtomicFile()
     delete writer_;
     if (!committed_ && !partial_.empty())
         ::unlink(partial_.c_str());
+    unlock(lock_);
 }
 
 uint64_t AtomicFile::commit()
@@ -361,6 +401,7 @@ uint64_t AtomicFile::commit()
         fail(ErrorCode::Io, final_, std::string("cannot rename the finished file into place: ") + describeErrno(err));
     }
     committed_ = true;
+    unlock(lock_);
     syncFolder(folderOf(final_));
     return bytes;
 }
@@ -390,9 +431,11 @@ AtomicDir::AtomicDir(const std::string& finalDir, bool overwrite) : overwrite_(o
     const std::string folder = folderOf(final_);
     if (!fs::is_directory(folder, ec))
         fail(ErrorCode::NotFound, final_, "the folder " + folder + " does not exist");
+    swept_ = sweepStalePartials(final_);
     partial_ = createUnique(final_, "partial", true);
     if (partial_.empty())
         fail(ErrorCode::Io, final_, "cannot create a folder in " + folder + ": " + describeErrno(errno));
+    lock_ = lockPartial(partial_, true);
 }
 
 AtomicDir::~AtomicDir()
@@ -401,6 +444,54 @@ AtomicDir::~AtomicDir()
         std::error_code ec;
         fs::remove_all(partial_, ec);
     }
+    unlock(lock_);
+}
+
+std::vector<StalePartial> findStalePartials(const std::string& folder, const std::string& finalName)
+{
+    std::vector<StalePartial> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(folder.empty() ? "." : folder, ec)) {
+        const std::string name = e.path().filename().string();
+        if (!isPartialOf(name, finalName) || e.is_symlink(ec))
+            continue;
+        const bool dir = e.is_directory(ec);
+        if (!dir && !e.is_regular_file(ec))
+            continue;
+        const int fd = lockPartial(e.path().string(), dir);
+        if (fd < 0)
+            continue; // a live export holds it (or it vanished)
+        ::close(fd);
+        StalePartial p;
+        p.path = e.path().string();
+        p.folder = dir;
+        if (dir) {
+            for (const auto& f : fs::recursive_directory_iterator(e.path(), ec))
+                if (f.is_regular_file(ec))
+                    p.bytes += f.file_size(ec);
+        } else {
+            p.bytes = e.file_size(ec);
+        }
+        out.push_back(std::move(p));
+    }
+    std::sort(out.begin(), out.end(), [](const StalePartial& a, const StalePartial& b) { return a.path < b.path; });
+    return out;
+}
+
+std::vector<std::string> sweepStalePartials(const std::string& finalPath)
+{
+    std::vector<std::string> removed;
+    const fs::path p(finalPath);
+    for (const StalePartial& s : findStalePartials(folderOf(finalPath), p.filename().string())) {
+        std::error_code ec;
+        if (s.folder)
+            fs::remove_all(s.path, ec);
+        else
+            fs::remove(s.path, ec);
+        if (!ec)
+            removed.push_back(s.path);
+    }
+    return removed;
 }
 
 void AtomicDir::commit()

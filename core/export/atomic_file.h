@@ -5,6 +5,12 @@
 // (a full disk included) or a cancellation removes the partial file and throws
 // an ll::Error naming the final file. Folders (Hugging Face exports) are built
 // in "<dir>.partial-XXXXXX" and renamed as a whole at the end.
+//
+// An export killed outright (SIGKILL, a crash, power loss) cannot clean up:
+// its partial file stays. Every live export holds an exclusive flock on its
+// partial file or folder, which the kernel drops when the process dies, so a
+// partial nobody locks is stale: the next export to the same name removes it
+// (and says so), `layerlab-cli clean` lists them.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -70,6 +76,8 @@ public:
     const std::string& partialPath() const { return partial_; }
     // fsync, rename over the final name, fsync the folder. Returns the bytes written.
     uint64_t commit();
+    // Stale partial files of the same final name removed before this one was made.
+    const std::vector<std::string>& swept() const { return swept_; }
 
 private:
     std::string final_;
@@ -77,6 +85,8 @@ private:
     bool overwrite_;
     bool committed_ = false;
     FileWriter* writer_ = nullptr;
+    int lock_ = -1; // holds the flock on partial_ (see above)
+    std::vector<std::string> swept_;
 };
 
 // A folder built under a partial name; commit() renames it to the final name.
@@ -96,13 +106,28 @@ public:
     std::string partialFile(const std::string& name) const { return partial_ + "/" + name; }
     // fsyncs the folder and renames it into place (replacing an old export when allowed).
     void commit();
+    const std::vector<std::string>& swept() const { return swept_; }
 
 private:
     std::string final_;
     std::string partial_;
     bool overwrite_;
     bool committed_ = false;
+    int lock_ = -1;
+    std::vector<std::string> swept_;
 };
+
+// A partial file or folder nobody is writing (its export was killed).
+struct StalePartial {
+    std::string path;
+    uint64_t bytes = 0;
+    bool folder = false;
+};
+// The stale partials in `folder` ("<name>.partial-XXXXXX"); of one final
+// name only when finalName is not empty.
+std::vector<StalePartial> findStalePartials(const std::string& folder, const std::string& finalName = "");
+// Removes the stale partials of finalPath; returns their paths.
+std::vector<std::string> sweepStalePartials(const std::string& finalPath);
 
 // Refuses (InvalidArgument) an output that would modify the source model: the
 // output is one of `sourceFiles`, lies inside `sourceFolder` (the folder the

@@ -394,6 +394,8 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
         w.addTensor(it.tensor.name, it.tensor.shape, it.type);
 
     AtomicFile file(path, opt.overwrite);
+    for (const std::string& stale : file.swept())
+        result.notes.push_back("removed " + stale + ", a partial file left by an export that was killed");
     w.writeHeader(file.out());
     int64_t total = 0;
     for (const auto& it : items)

@@ -377,6 +377,8 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
     }
 
     AtomicDir dir(folder, opt.overwrite);
+    for (const std::string& stale : dir.swept())
+        result.notes.push_back("removed " + stale + ", a partial folder left by an export that was killed");
     const std::string finalDir = dir.finalPath();
     progress.emplace(opt.progress, finalDir, totalElements);
     json weightMap = json::object();
