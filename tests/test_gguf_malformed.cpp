@@ -9,9 +9,12 @@
 
 #include <QtTest>
 
+#include <nlohmann/json.hpp>
+
 #include <sys/resource.h>
 
 #include <cstring>
+#include <filesystem>
 #include <optional>
 
 using namespace ll;
@@ -149,6 +152,7 @@ private slots:
     void hostileFiles_data();
     void hostileFiles();
     void cliReportsOneLine();
+    void hostileNamesStayPrintable();
 };
 
 // A file's claims must never turn into allocations: cap the address space so
@@ -382,6 +386,34 @@ void TestGgufMalformed::cliReportsOneLine()
     QCOMPARE(std::count(r.err.begin(), r.err.end(), '\n'), std::ptrdiff_t{1});
     QVERIFY(r.err.find(path) != std::string::npos);
     QVERIFY(r.out.empty());
+}
+
+// Issue 16, finding 6: a tensor name that is not UTF-8 made `inspect --json`
+// throw nlohmann's type_error 316; control characters broke the one-line
+// error. JSON output now carries U+FFFD, messages escape such bytes.
+void TestGgufMalformed::hostileNamesStayPrintable()
+{
+    GgufBuilder g;
+    g.kvString("general.architecture", "demo").kvU32("demo.block_count", 1);
+    g.tensor(std::string("bad\xff\xfename"), {4, 2}, kGgmlF32, 0);
+    for (int i = 0; i < 8; ++i)
+        put<float>(g.data, static_cast<float>(i));
+    const std::string path = writeGguf(g.build(), "notutf8");
+    const test::CliResult r = test::runCli({"inspect", path, "--json"});
+    QVERIFY2(r.exitCode == 0, r.err.c_str());
+    const nlohmann::json j = nlohmann::json::parse(r.out); // valid UTF-8 JSON
+    QVERIFY2(r.out.find("bad\xEF\xBF\xBD") != std::string::npos, r.out.c_str()); // U+FFFD
+
+    GgufBuilder h = validBase();
+    h.tensorCount = uint64_t{1} << 60;
+    const std::string dir = test::scratchDir() + "/line\nbreak\x01";
+    std::filesystem::create_directories(dir);
+    const std::string hostile = dir + "/x.gguf";
+    test::writeFile(hostile, h.build());
+    const test::CliResult e = test::runCli({"inspect", hostile});
+    QCOMPARE(e.exitCode, 2);
+    QCOMPARE(std::count(e.err.begin(), e.err.end(), '\n'), std::ptrdiff_t{1});
+    QVERIFY2(e.err.find("line\\nbreak\\x01/x.gguf") != std::string::npos, e.err.c_str());
 }
 
 QTEST_APPLESS_MAIN(TestGgufMalformed)

@@ -183,6 +183,23 @@ private slots:
         QCOMPARE(parseRecipe(recipeToYaml(r), true, "r.yaml").description, r.description);
     }
 
+    // Errors inside a step name the recipe and the step; control characters in
+    // a key stay on one line (issue 16, finding 6).
+    void recipeErrorsNameTheFileAndStep()
+    {
+        const std::string dir = test::scratchDir();
+        const std::string model = test::sharedPath(kStories);
+        test::writeFile(dir + "/regex.yaml", "layerlab_recipe: 1\nsteps:\n - {action: quantize, method: rtn, bits: 4, layers: \"attn[(\"}\n");
+        test::CliResult r = test::runCli({"apply", dir + "/regex.yaml", model});
+        QCOMPARE(r.exitCode, 2);
+        QVERIFY2(r.err.find(dir + "/regex.yaml: step 1 (RTN 4b") != std::string::npos, r.err.c_str());
+        test::writeFile(dir + "/ctrl.yaml", "layerlab_recipe: 1\nsteps: []\n\"a\\x01\\nb\": 1\n");
+        r = test::runCli({"apply", dir + "/ctrl.yaml", model});
+        QCOMPARE(r.exitCode, 2);
+        QCOMPARE(std::count(r.err.begin(), r.err.end(), '\n'), std::ptrdiff_t{1});
+        QVERIFY2(r.err.find("unknown key 'a\\x01\\nb'") != std::string::npos, r.err.c_str());
+    }
+
     // Paths that are not regular files, or far too large, are refused before
     // anything is read: /dev/zero never ends, a FIFO blocks on open.
     void inputsNamedByPathMustBeRegularFiles()

@@ -1,5 +1,6 @@
 #include "args.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace ll::cli {
@@ -76,6 +77,62 @@ double Args::doubleOr(const std::string& name, double fallback) const
     if (end == v->c_str() || *end != '\0')
         throw UsageError("--" + name + " must be a number");
     return x;
+}
+
+} // namespace ll::cli
+
+namespace ll::cli {
+
+std::string jsonText(const nlohmann::json& j, int indent)
+{
+    return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string oneLine(const std::string& message)
+{
+    std::string out;
+    out.reserve(message.size());
+    const auto hex = [&](unsigned char c) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02X", c);
+        out += buf;
+    };
+    for (size_t i = 0; i < message.size();) {
+        const auto c = static_cast<unsigned char>(message[i]);
+        if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            hex(c);
+        } else if (c >= 0x80) {
+            // A whole, shortest-form UTF-8 sequence passes; any other byte is escaped.
+            const size_t len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+            bool ok = len > 0 && i + len <= message.size();
+            for (size_t k = 1; ok && k < len; ++k)
+                ok = (static_cast<unsigned char>(message[i + k]) & 0xC0) == 0x80;
+            if (ok && len == 3) { // no overlong forms, no surrogates
+                const auto c1 = static_cast<unsigned char>(message[i + 1]);
+                ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
+            }
+            if (ok && len == 4) {
+                const auto c1 = static_cast<unsigned char>(message[i + 1]);
+                ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+            }
+            if (ok) {
+                out.append(message, i, len);
+                i += len;
+                continue;
+            }
+            hex(c);
+        } else {
+            out += static_cast<char>(c);
+        }
+        ++i;
+    }
+    return out;
 }
 
 } // namespace ll::cli

@@ -17,6 +17,14 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// JSON for --json output: names that are not valid UTF-8 (a hostile GGUF's
+// tensor names) are written with U+FFFD instead of throwing.
+std::string jsonText(const nlohmann::json& j, int indent = 1);
+
+// A message on one line: control characters escaped (\n, \x01), invalid UTF-8
+// bytes written as \xNN, so an error naming a hostile file stays one line.
+std::string oneLine(const std::string& message);
+
 class Args {
 public:
     // `valued` names the options that take a value; every other --x is a flag.

@@ -36,7 +36,14 @@ int cmdApply(const std::vector<std::string>& argv)
     compress::CliProgress progress;
     const auto started = std::chrono::steady_clock::now();
     std::shared_ptr<const Model> source = openModel(a.positional()[1]);
-    StepOutcome r = applyRecipe(source, recipe, &progress);
+    StepOutcome r;
+    try {
+        r = applyRecipe(source, recipe, &progress);
+    } catch (const Error& e) {
+        if (!e.file().empty())
+            throw;
+        fail(e.code(), a.positional()[0], e.problem()); // "R.yaml: step 2 (GPTQ 4b g32): ..."
+    }
     const CompressionState& state = r.state;
 
     nlohmann::json j;
@@ -55,7 +62,7 @@ int cmdApply(const std::vector<std::string>& argv)
     progress.clear();
     j["seconds_total"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (a.flag("json")) {
-        std::cout << j.dump(1) << "\n";
+        std::cout << jsonText(j) << "\n";
         return 0;
     }
     std::printf("%zu step(s) on %s: %.4f bits per weight over the block linears, %lld -> %lld parameters, %.1f s\n",

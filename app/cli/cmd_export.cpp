@@ -175,7 +175,7 @@ int cmdExport(const std::vector<std::string>& args)
         }
         if (reportJson)
             j["report"] = *reportJson;
-        std::cout << j.dump(1) << "\n";
+        std::cout << jsonText(j) << "\n";
     }
     return 0;
 }

@@ -69,7 +69,7 @@ int cmdGenerate(const std::vector<std::string>& argv)
     const std::vector<int32_t> generated = generate(t, promptIds, opt, nullptr, onToken);
     if (json) {
         const nlohmann::json j{{"prompt_ids", promptIds}, {"ids", generated}, {"text", continuation()}};
-        std::cout << j.dump(1) << "\n";
+        std::cout << jsonText(j) << "\n";
     } else {
         std::fputs("\n", stdout);
     }

@@ -72,7 +72,7 @@ int inspectTensor(const Model& m, const std::string& name, const Args& a)
               {"outliers", s.outliers}, {"outlier_sigma", opt.outlierSigma}}},
             {"histogram", {{"lo", s.histogram.lo}, {"hi", s.histogram.hi}, {"counts", s.histogram.counts}}},
         };
-        std::cout << j.dump(1) << "\n";
+        std::cout << jsonText(j) << "\n";
         return 0;
     }
     std::printf("%s (%s)  %s  %s\n", ref.name.c_str(), t.logicalName.c_str(), shapeText(whole ? ref.shape : t.shape).c_str(),
@@ -118,7 +118,7 @@ int inspectModel(const Model& m, const Args& a)
               {"vocab", m.config.vocab}, {"tied_embeddings", m.config.tiedEmbeddings}}},
             {"tensors", tensors},
         };
-        std::cout << j.dump(1) << "\n";
+        std::cout << jsonText(j) << "\n";
         return 0;
     }
     std::printf("%s: %s (%s), %lld parameters, %.2f MB\n", m.path.c_str(), std::string(familyName(m.config.family)).c_str(),

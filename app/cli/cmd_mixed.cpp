@@ -73,7 +73,7 @@ int cmdMixed(const std::vector<std::string>& argv)
         j["eval"] = *a.value("eval");
         if (const auto path = a.value("save-recipe"))
             j["saved_recipe"] = *path;
-        std::cout << j.dump(1) << "\n";
+        std::cout << jsonText(j) << "\n";
         return 0;
     }
     const MixedPlan& p = r.plan;

@@ -110,7 +110,7 @@ int cmdPpl(const std::vector<std::string>& argv)
             // Every position of every window goes through the model (scored or not), as llama.cpp counts.
             {"tokens_per_second", evalSeconds > 0 ? static_cast<double>(r.windows * opt.context) / evalSeconds : 0.0},
         };
-        std::cout << j.dump(1) << "\n";
+        std::cout << jsonText(j) << "\n";
         return 0;
     }
     std::printf("%s on %s: PPL = %.4f +/- %.4f  (mean NLL %.5f +/- %.5f nats, %lld tokens scored in %lld windows of %lld, "

@@ -73,7 +73,7 @@ int cmdQuantize(const std::vector<std::string>& argv)
     progress.clear();
     j["seconds_total"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (a.flag("json")) {
-        std::cout << j.dump(1) << "\n";
+        std::cout << jsonText(j) << "\n";
         return 0;
     }
     std::printf("%s (%s statistics%s): %lld weights at %.4f bits per weight, %.1f s\n", r.method.c_str(),

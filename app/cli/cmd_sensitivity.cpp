@@ -75,7 +75,7 @@ int cmdSensitivity(const std::vector<std::string>& argv)
         j["sorted_by"] = sensitivityMetricName(metric);
         j["eval"] = a.value("eval") ? nlohmann::json(*a.value("eval")) : nlohmann::json(nullptr);
         j["calibration"] = calib.tokens.empty() ? nlohmann::json(nullptr) : nlohmann::json(calib.name);
-        std::cout << j.dump(1) << "\n";
+        std::cout << jsonText(j) << "\n";
         return 0;
     }
     if (o.proxyOutputError) {

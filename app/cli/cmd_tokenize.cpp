@@ -41,7 +41,7 @@ int cmdTokenize(const std::vector<std::string>& argv)
                                                                                nlohmann::json::error_handler_t::replace));
             j["pieces"] = pieces;
         }
-        std::cout << j.dump() << "\n";
+        std::cout << jsonText(j, -1) << "\n";
         return 0;
     }
     std::printf("%zu tokens (%s)\n", ids.size(), tokenizer->description().c_str());

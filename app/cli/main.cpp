@@ -100,16 +100,16 @@ int main(int argc, char** argv)
     try {
         return it->second(std::vector<std::string>(argv + 2, argv + argc));
     } catch (const UsageError& e) {
-        std::fprintf(stderr, "layerlab-cli %s: %s\n", name.c_str(), e.what());
+        std::fprintf(stderr, "layerlab-cli %s: %s\n", name.c_str(), oneLine(e.what()).c_str());
         return 64;
     } catch (const ll::Error& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
+        std::fprintf(stderr, "error: %s\n", oneLine(e.what()).c_str());
         return 2;
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "error: out of memory\n");
         return 2;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
+        std::fprintf(stderr, "error: %s\n", oneLine(e.what()).c_str());
         return 2;
     }
 }
