@@ -183,6 +183,19 @@ private slots:
         QCOMPARE(parseRecipe(recipeToYaml(r), true, "r.yaml").description, r.description);
     }
 
+    // `layerlab-cli CMD --help` prints that command's usage (it used to fail
+    // with "unknown option --help", issue 14).
+    void everyCommandAnswersHelp()
+    {
+        for (const char* cmd : {"inspect", "bench", "tokenize", "logits", "ppl", "generate", "export", "prune", "factorize",
+                                "quantize", "apply", "sensitivity", "mixed", "clean"}) {
+            const test::CliResult r = test::runCli({cmd, "--help"});
+            QVERIFY2(r.exitCode == 0, cmd);
+            QVERIFY2(r.out.rfind(std::string("usage: layerlab-cli ") + cmd + " ", 0) == 0, r.out.c_str());
+            QVERIFY2(std::count(r.out.begin(), r.out.end(), '\n') >= 2, r.out.c_str()); // usage and what it does
+        }
+    }
+
     // Errors inside a step name the recipe and the step; control characters in
     // a key stay on one line (issue 16, finding 6).
     void recipeErrorsNameTheFileAndStep()

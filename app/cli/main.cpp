@@ -4,6 +4,8 @@
 
 #include "util/error.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <functional>
 #include <iostream>
@@ -44,8 +46,8 @@ commands:
         [--eval FILE] [--out DIR | --gguf OUT.gguf] [--json]
       replace the linears by low-rank approximations (stored as the product); evaluate and export
   quantize MODEL --method rtn|gptq|awq|smoothquant|int8|owq|spqr|bcq|nf4|fp8|fp4|ggml [--bits B] [--group G]
-        [--sym] [--act-order] [--type Q4_K] [--layers REGEX] [--calib FILE] [--eval FILE] [--out DIR | --gguf OUT.gguf] [--json]
-      quantize the linears inside the blocks (stored dequantized); bits per weight, errors, evaluate and export
+        [--sym] [--act-order] [--type Q4_K] [--layers REGEX] [--calib FILE] [--eval FILE] [--out DIR | --gguf OUT.gguf [--gguf-type T]] [--json]
+      quantize the linears inside the blocks (kept packed); bits per weight, errors, evaluate and export
   apply RECIPE MODEL [--calib FILE|builtin] [--eval FILE] [--out DIR | --gguf OUT.gguf] [--json]
       replay a recipe (YAML or JSON, docs/recipes.md) as the GUI applies it; evaluate and export
   sensitivity MODEL [--action quantize|prune|factorize] --method M [its options] --eval FILE [--ctx 128]
@@ -61,6 +63,28 @@ commands:
 MODEL is a Hugging Face folder, a .safetensors file, a .gguf file or a llama2.c .bin.
 Exit codes: 0 success, 2 bad input (the message names the file), 64 usage error.
 )";
+
+// The usage lines of one command: from "  NAME ..." to the next command's line.
+std::string commandUsage(const std::string& name)
+{
+    const std::string all = kUsage;
+    std::string out;
+    bool in = false;
+    size_t pos = 0;
+    while (pos < all.size()) {
+        const size_t end = all.find('\n', pos);
+        const std::string line = all.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+        pos = end == std::string::npos ? all.size() : end + 1;
+        const bool commandLine = line.size() > 2 && line.compare(0, 2, "  ") == 0 && std::isalpha(static_cast<unsigned char>(line[2]));
+        if (line.empty())
+            in = false;
+        if (commandLine)
+            in = line.compare(2, name.size() + 1, name + " ") == 0 || line.substr(2) == name;
+        if (in)
+            out += line + "\n";
+    }
+    return out;
+}
 
 } // namespace
 
@@ -97,8 +121,13 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "layerlab-cli: unknown command '%s'\n\n%s", name.c_str(), kUsage);
         return 64;
     }
+    const std::vector<std::string> rest(argv + 2, argv + argc);
+    if (std::find(rest.begin(), rest.end(), "--help") != rest.end() || std::find(rest.begin(), rest.end(), "-h") != rest.end()) {
+        std::printf("usage: layerlab-cli %s", commandUsage(name).substr(2).c_str());
+        return 0;
+    }
     try {
-        return it->second(std::vector<std::string>(argv + 2, argv + argc));
+        return it->second(rest);
     } catch (const UsageError& e) {
         std::fprintf(stderr, "layerlab-cli %s: %s\n", name.c_str(), oneLine(e.what()).c_str());
         return 64;
