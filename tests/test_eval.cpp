@@ -381,6 +381,10 @@ void TestEval::brokenConfigsAreRefusedNotScored()
         {"theta0", {{"rope_parameters", {{"rope_theta", 0}, {"rope_type", "default"}}}}, "rotary base"},
         {"theta-denormal", {{"rope_parameters", {{"rope_theta", 1e-320}, {"rope_type", "default"}}}}, "rotary base"},
         {"linear0", {{"rope_parameters", {{"rope_theta", 10000.0}, {"rope_type", "linear"}, {"factor", 0}}}}, "factor"},
+        // Finding 7: values that contradict the tensors are errors for running the model.
+        {"vocab", {{"vocab_size", 1000000000}}, "vocabulary has 1000000000 tokens"},
+        {"ffn", {{"intermediate_size", 2}}, "MLP is 2 wide"},
+        {"heads", {{"num_attention_heads", 1000000}, {"num_key_value_heads", 1000000}}, "block 0 q"},
     };
     for (const Case& c : cases) {
         const fs::path dir = fs::path(test::scratchDir()) / c.name;

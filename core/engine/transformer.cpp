@@ -195,6 +195,11 @@ void Transformer::validate(const std::string& src) const
     expectShape(src, "the embedding", table.rows, table.cols, table.rows, embedDim);
     if (table.rows <= 0)
         fail(ErrorCode::Malformed, src, "the embedding table is empty");
+    // The configuration must agree with the tensors it describes (issue 16: a
+    // vocab_size of 1e9 was shown as true and silently ignored).
+    if (c.vocab > 0 && c.vocab != table.rows)
+        fail(ErrorCode::Malformed, src, "the configuration says the vocabulary has " + std::to_string(c.vocab)
+                                            + " tokens, the embedding has " + std::to_string(table.rows) + " rows");
     expectLinear(src, "the LM head", w_.head, table.rows, embedDim);
     if (!w_.projectIn.empty())
         expectLinear(src, "project_in", w_.projectIn, d, embedDim);
@@ -216,6 +221,9 @@ void Transformer::validate(const std::string& src) const
         expectLinear(src, p + "v", b.v, kvDim, d);
         expectLinear(src, p + "o", b.o, d, qDim);
         const int64_t ffn = b.up.outFeatures();
+        if (c.intermediate > 0 && ffn != c.intermediate)
+            fail(ErrorCode::Malformed, src, "the configuration says the MLP is " + std::to_string(c.intermediate) + " wide, "
+                                                + p + "up has " + std::to_string(ffn) + " rows");
         expectLinear(src, p + "up", b.up, ffn, d);
         if (arch_.gatedMlp)
             expectLinear(src, p + "gate", b.gate, ffn, d);
