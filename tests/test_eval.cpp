@@ -399,6 +399,11 @@ void TestEval::brokenConfigsAreRefusedNotScored()
         QVERIFY2(r.exitCode == 2, what.c_str());
         QVERIFY2(r.err.find(dir.string()) != std::string::npos && r.err.find(c.words) != std::string::npos, what.c_str());
         QVERIFY2(r.out.find("nan") == std::string::npos, what.c_str());
+        // `inspect` still lists a file whose config contradicts its tensors, with a warning.
+        if (std::string(c.name) == "vocab" || std::string(c.name) == "ffn" || std::string(c.name) == "heads") {
+            const test::CliResult i = test::runCli({"inspect", dir.string()});
+            QVERIFY2(i.exitCode == 0 && i.out.find("WARNING: the configuration says") != std::string::npos, (i.out + i.err).c_str());
+        }
     }
     // NaN logits: one NaN in the final norm's weights reaches every logit.
     auto m = openModel(source.string());
