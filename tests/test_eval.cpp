@@ -385,6 +385,8 @@ void TestEval::brokenConfigsAreRefusedNotScored()
         {"vocab", {{"vocab_size", 1000000000}}, "vocabulary has 1000000000 tokens"},
         {"ffn", {{"intermediate_size", 2}}, "MLP is 2 wide"},
         {"heads", {{"num_attention_heads", 1000000}, {"num_key_value_heads", 1000000}}, "block 0 q"},
+        // Finding 6: numbers are printed as they were given (2^63 was shown as a negative number).
+        {"vocab-2^63", {{"vocab_size", 9223372036854775808ULL}}, "\"vocab_size\" = 9223372036854775808 is outside"},
     };
     for (const Case& c : cases) {
         const fs::path dir = fs::path(test::scratchDir()) / c.name;

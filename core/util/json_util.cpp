@@ -26,10 +26,12 @@ int64_t jsonInt(const nlohmann::json& j, const char* key, int64_t fallback, int6
     const auto& v = j[key];
     if (!v.is_number_integer())
         fail(ErrorCode::Malformed, file, std::string("\"") + key + "\" must be an integer");
-    const int64_t x = v.get<int64_t>();
-    if (x < lo || x > hi)
+    // Printed as given (v.dump()): 2^63 stays 9223372036854775808, not a negative int64.
+    const bool tooLarge = v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
+    const int64_t x = tooLarge ? INT64_MAX : v.get<int64_t>();
+    if (tooLarge || x < lo || x > hi)
         fail(ErrorCode::Malformed, file,
-             std::string("\"") + key + "\" = " + std::to_string(x) + " is outside [" + std::to_string(lo) + ", "
+             std::string("\"") + key + "\" = " + v.dump() + " is outside [" + std::to_string(lo) + ", "
                  + std::to_string(hi) + "]");
     return x;
 }
