@@ -46,7 +46,8 @@ std::atomic<int>& quantSlot()
     return slot;
 }
 
-// Q8K blocks of m rows of x, per thread (reused like scratch()).
+// Q8K blocks of m rows of x, in the calling thread's buffer (reused like
+// scratch()); made once per product, before its columns are split over threads.
 const BlockQ8K* quantizedRows(const float* x, int64_t ldx, int64_t m, int64_t cols)
 {
     thread_local std::vector<BlockQ8K> buf;
@@ -66,13 +67,6 @@ void decodeSegment(const void* reader, int64_t row, int64_t k0, int64_t n, float
 void rowsPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int64_t ldy, int64_t m, int64_t c0, int64_t c1)
 {
     const int64_t cols = W.cols;
-    if (const Int8DotFn int8 = cols % kQ8Block == 0 ? int8DotKernel(W.type) : nullptr) {
-        const BlockQ8K* xq = quantizedRows(x, ldx, m, cols);
-        for (int64_t j = c0; j < c1; ++j)
-            for (int64_t i = 0; i < m; ++i)
-                y[i * ldy + j] = int8(W.row(j), xq + i * (cols / kQ8Block), cols);
-        return;
-    }
     const RowReader reader(W);
     if (m == 1) {
         for (int64_t j = c0; j < c1; ++j)
@@ -89,6 +83,16 @@ void rowsPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int6
         for (int64_t i = 0; i < m; ++i)
             y[i * ldy + j] = dotF32(w, x + i * ldx, cols);
     }
+}
+
+// Output columns [c0, c1) of the decoding path with integer products: xq holds
+// the m rows of x as Q8K blocks (quantizedRows).
+void int8RowsPath(Int8DotFn dot, const BlockQ8K* xq, const StoredMatrix& W, float* y, int64_t ldy, int64_t m, int64_t c0, int64_t c1)
+{
+    const int64_t blocks = W.cols / kQ8Block;
+    for (int64_t j = c0; j < c1; ++j)
+        for (int64_t i = 0; i < m; ++i)
+            y[i * ldy + j] = dot(W.row(j), xq + i * blocks, W.cols);
 }
 
 // Output columns [c0, c1) of the GEMM path: decoded panels of `panel` weight rows.
@@ -162,8 +166,12 @@ void matmulStored(const float* x, int64_t ldx, const StoredMatrix& W, float* y, 
     const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
     const double minWork = rows ? 1024.0 * 1024 : 16.0 * 1024 * 1024;
     const int64_t parts = work >= minWork && !inParallelRegion() ? std::min<int64_t>(computeThreads(), n / 16) : 1;
+    const Int8DotFn int8 = rows && k % kQ8Block == 0 ? int8DotKernel(W.type) : nullptr;
+    const BlockQ8K* xq = int8 ? quantizedRows(x, ldx, m, k) : nullptr;
     const auto columns = [&](int64_t c0, int64_t c1) {
-        if (rows)
+        if (int8)
+            int8RowsPath(int8, xq, W, y, ldy, m, c0, c1);
+        else if (rows)
             rowsPath(x, ldx, W, y, ldy, m, c0, c1);
         else
             gemmPath(x, ldx, W, y, ldy, m, c0, c1);
