@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages LayerLab needs to build, test and run.
 # Only calls apt-get when something is actually missing, so repeated runs are fast.
+# --fuzz: also clang's libFuzzer and OpenMP runtimes (tests/fuzz/run.sh).
 set -euo pipefail
 
 PACKAGES=(
@@ -12,6 +13,9 @@ PACKAGES=(
   dpkg-dev file   # cpack's .deb: dpkg-shlibdeps computes Depends, file finds the binaries
   python3-h5py    # tests read the HDF5 report with h5py
 )
+if [ "${1:-}" = "--fuzz" ]; then
+  PACKAGES+=(clang libfuzzer-14-dev libomp-14-dev)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

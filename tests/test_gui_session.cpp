@@ -26,6 +26,7 @@
 #include <QStandardPaths>
 #include <QUndoStack>
 #include <QSpinBox>
+#include <QMessageBox>
 #include <QtTest>
 
 #include <qcustomplot.h>
@@ -126,6 +127,7 @@ class TestGuiSession : public QObject {
 private slots:
     void initTestCase();
     void saveAndOpenRoundTrip();
+    void damagedSessionOffersTheModelAlone();
     void autosaveAndCleanExit();
     void killedGuiIsRecovered();
     void guidedTourVisitsEveryStep();
@@ -203,6 +205,43 @@ void TestGuiSession::saveAndOpenRoundTrip()
     test::writeFile(file.toStdString(), "{\"layerlab_session\": 1, \"model\": {\"path\": \"/nonexistent\"}}");
     QVERIFY(!b.session()->open(file).isEmpty());
     QCOMPARE(b.document()->state().steps.size(), size_t(2));
+}
+
+// A session whose recipe is damaged still names its model: the window keeps
+// what it shows and asks whether to open that model alone (issue 16, item 7).
+void TestGuiSession::damagedSessionOffersTheModelAlone()
+{
+    LL_REQUIRE_SHARED();
+    MainWindow w; // message boxes on: the offer is one
+    w.openDemo();
+    const QString file = QString::fromStdString(test::scratchDir()) + QStringLiteral("/damaged.layerlab");
+    const nlohmann::json damaged = {{"layerlab_session", 1},
+                                    {"model", {{"path", storiesPath().toStdString()}, {"demo", false}}},
+                                    {"recipe", {{"layerlab_recipe", 1}, {"steps", {{{"action", "explode"}}}}}}};
+    test::writeFile(file.toStdString(), damaged.dump());
+    const QString error = w.openSession(file);
+    QVERIFY2(error.contains(file) && error.contains(QLatin1String("explode")), qPrintable(error));
+    QVERIFY(w.document()->model()->config.synthetic); // nothing changed yet
+    auto* box = w.findChild<QMessageBox*>(QStringLiteral("damagedSessionBox"));
+    QVERIFY(box);
+    QVERIFY2(box->text().contains(storiesPath()), qPrintable(box->text()));
+    QAbstractButton* open = nullptr;
+    for (QAbstractButton* b : box->buttons())
+        if (box->buttonRole(b) == QMessageBox::AcceptRole)
+            open = b;
+    QVERIFY(open);
+    open->click();
+    QTRY_VERIFY(!w.findChild<QMessageBox*>(QStringLiteral("damagedSessionBox"))); // closed and deleted
+    QVERIFY(!w.document()->model()->config.synthetic);
+    QCOMPARE(QString::fromStdString(w.document()->model()->path), storiesPath());
+    QCOMPARE(w.document()->state().steps.size(), size_t(0));
+
+    // Unreadable through and through (not JSON): an error, no offer.
+    test::writeFile(file.toStdString(), "{\"layerlab_session\": 1, \"model\": ");
+    QVERIFY(!w.openSession(file).isEmpty());
+    QVERIFY(!w.findChild<QMessageBox*>(QStringLiteral("damagedSessionBox")));
+    for (QMessageBox* m : w.findChildren<QMessageBox*>())
+        m->close();
 }
 
 void TestGuiSession::autosaveAndCleanExit()

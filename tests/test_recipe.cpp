@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -188,7 +189,7 @@ private slots:
     void everyCommandAnswersHelp()
     {
         for (const char* cmd : {"inspect", "bench", "tokenize", "logits", "ppl", "generate", "export", "prune", "factorize",
-                                "quantize", "apply", "sensitivity", "mixed", "clean"}) {
+                                "quantize", "apply", "sensitivity", "mixed", "clean", "session"}) {
             const test::CliResult r = test::runCli({cmd, "--help"});
             QVERIFY2(r.exitCode == 0, cmd);
             QVERIFY2(r.out.rfind(std::string("usage: layerlab-cli ") + cmd + " ", 0) == 0, r.out.c_str());
@@ -211,6 +212,71 @@ private slots:
         QCOMPARE(r.exitCode, 2);
         QCOMPARE(std::count(r.err.begin(), r.err.end(), '\n'), std::ptrdiff_t{1});
         QVERIFY2(r.err.find("unknown key 'a\\x01\\nb'") != std::string::npos, r.err.c_str());
+    }
+
+    // `session check` opens a GUI session headless (issue 16, finding 9): its
+    // model, each step against that model; --replay and `apply --session` give
+    // the weights `apply` gives. Damaged sessions: exit 2, one line naming the file.
+    void sessionsOpenHeadless()
+    {
+        const std::string dir = test::scratchDir();
+        const std::string model = test::sharedPath(kStories);
+        const nlohmann::json step = {{"action", "quantize"}, {"method", "rtn"}, {"bits", 4}, {"group", 32}, {"layers", "attn"}};
+        nlohmann::json session = {{"layerlab_session", 1},
+                                  {"version", "0.1.0"},
+                                  {"model", {{"path", model}, {"format", "safetensors"}, {"demo", false}}},
+                                  {"recipe", {{"layerlab_recipe", 1}, {"steps", {step}}}},
+                                  {"evaluation", {{"ppl", 0}}}, // malformed: a warning, not an error
+                                  {"compare", nlohmann::json::array()}};
+        const std::string good = dir + "/good.layerlab";
+        test::writeFile(good, session.dump());
+        test::CliResult r = test::runCli({"session", "check", good, "--json"});
+        QVERIFY2(r.exitCode == 0, r.err.c_str());
+        nlohmann::json j = nlohmann::json::parse(r.out);
+        QCOMPARE(j["steps"].size(), size_t(1));
+        QCOMPARE(j["steps"][0]["targets"].get<int>(), 5 * 4); // stories260K: 5 blocks x q, k, v, o
+        QCOMPARE(j["warnings"].size(), size_t(1));
+        r = test::runCli({"session", "check", good});
+        QVERIFY2(r.exitCode == 0 && r.out.find("WARNING: " + good + ": the saved evaluation is malformed") != std::string::npos,
+                 r.out.c_str());
+
+        // Replayed: the same bits per weight as `apply` of the same recipe.
+        test::writeFile(dir + "/same.json", session["recipe"].dump());
+        const test::CliResult applied = test::runCli({"apply", dir + "/same.json", model, "--json"});
+        const test::CliResult viaSession = test::runCli({"apply", "--session", good, "--json"});
+        r = test::runCli({"session", "check", good, "--replay", "--json"});
+        QVERIFY2(applied.exitCode == 0 && viaSession.exitCode == 0 && r.exitCode == 0, (applied.err + viaSession.err + r.err).c_str());
+        const double bpw = nlohmann::json::parse(applied.out)["bits_per_weight"].get<double>();
+        QCOMPARE(nlohmann::json::parse(viaSession.out)["bits_per_weight"].get<double>(), bpw);
+        QCOMPARE(nlohmann::json::parse(r.out)["replayed"]["bits_per_weight"].get<double>(), bpw);
+        QVERIFY(bpw > 4.0 && bpw < 32.0); // 4-bit attention, F32 MLP
+
+        // Damaged: the file is named, on one line.
+        std::vector<std::pair<std::string, std::string>> cases; // file, words
+        auto add = [&](const std::string& name, const std::string& text, const std::string& words) {
+            test::writeFile(dir + "/" + name, text);
+            cases.emplace_back(dir + "/" + name, words);
+        };
+        nlohmann::json s = session;
+        s["model"]["path"] = dir + "/gone";
+        add("gone.layerlab", s.dump(), "is missing");
+        s = session;
+        s["recipe"]["steps"][0]["layers"] = "no-such-layer";
+        add("layers.layerlab", s.dump(), "step 1 (RTN 4b g32): ");
+        s = session;
+        s["recipe"]["steps"][0]["bits"] = 99;
+        add("bits.layerlab", s.dump(), "recipe: step 1");
+        add("deep.layerlab", "{\"layerlab_session\": 1, \"x\": " + std::string(1000, '[') + std::string(1000, ']') + "}",
+            "more than 128 levels deep");
+        for (const auto& e : std::filesystem::directory_iterator(std::string(LAYERLAB_SOURCE_DIR) + "/tests/data/bad/session"))
+            cases.emplace_back(e.path().string(), "");
+        for (const auto& [file, words] : cases) {
+            r = test::runCli({"session", "check", file});
+            const std::string what = file + ": " + r.err;
+            QVERIFY2(r.exitCode == 2, what.c_str());
+            QVERIFY2(r.err.find(file) != std::string::npos && r.err.find(words) != std::string::npos, what.c_str());
+            QVERIFY2(std::count(r.err.begin(), r.err.end(), '\n') == 1, what.c_str());
+        }
     }
 
     // Paths that are not regular files, or far too large, are refused before

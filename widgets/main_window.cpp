@@ -35,6 +35,7 @@
 #include <QLineEdit>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QMimeData>
 #include <QScreen>
 #include <QShowEvent>
@@ -311,8 +312,7 @@ void MainWindow::createActions()
         const QString path = QFileDialog::getOpenFileName(this, tr("Open Session"), QString(),
                                                           tr("LayerLab sessions (*.layerlab);;All files (*)"));
         if (!path.isEmpty())
-            if (const QString error = session_->open(path); !error.isEmpty())
-                showError(error);
+            openSession(path);
     });
     file->addAction(tr("&Save Session…"), this, [this] {
         if (!document_->hasModel())
@@ -377,6 +377,36 @@ void MainWindow::createActions()
                               "inspect, quantize, prune and factorise.</p>")
                                .arg(QApplication::applicationVersion()));
     });
+}
+
+QString MainWindow::openSession(const QString& path)
+{
+    const QString error = session_->open(path);
+    if (error.isEmpty())
+        return error;
+    const QString model = session_->damagedSessionModel();
+    if (model.isEmpty() || !errorDialogs_) {
+        showError(error);
+        return error;
+    }
+    lastError_ = error;
+    statusBar()->showMessage(error, 15000);
+    auto* box = new QMessageBox(QMessageBox::Warning, tr("LayerLab"),
+                                tr("The session cannot be restored:\n%1\n\nOpen its model %2 alone, without the "
+                                   "compression steps?")
+                                    .arg(error, QDir::toNativeSeparators(model)),
+                                QMessageBox::NoButton, this);
+    box->setObjectName(QStringLiteral("damagedSessionBox"));
+    QPushButton* openModel = box->addButton(tr("Open the Model"), QMessageBox::AcceptRole);
+    box->addButton(QMessageBox::Cancel);
+    box->setDefaultButton(openModel);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    connect(box, &QMessageBox::buttonClicked, this, [this, openModel, model](QAbstractButton* button) {
+        if (button == openModel)
+            openPath(model);
+    });
+    box->open(); // window-modal but not blocking, as showError's
+    return error;
 }
 
 bool MainWindow::openPath(const QString& path)

@@ -71,6 +71,10 @@ public:
     // message box and the status bar, the previous model stays. Returns success.
     bool openPath(const QString& path);
     void openDemo();
+    // Opens a session file (.layerlab). When it is damaged but still names a
+    // model that exists, a (non-blocking) question offers to open that model
+    // alone; otherwise the error is shown. Returns the error, or empty.
+    QString openSession(const QString& path);
     // Selects a tensor by logical or stored name; false (and a status message) when unknown.
     bool selectTensor(const QString& name);
     QString lastError() const { return lastError_; }

@@ -9,6 +9,7 @@
 #include "model/tensor_data.h"
 #include "util/error.h"
 #include "util/input_file.h"
+#include "util/json_util.h"
 
 #include <QCoreApplication>
 #include <QDateTime>
@@ -194,40 +195,29 @@ QString SessionManager::save(const QString& path) const
 
 QString SessionManager::open(const QString& path)
 {
+    damagedModel_.clear();
     std::string bytes;
+    SessionFile session;
     try {
         bytes = readInputFile(path.toStdString(), kMaxRecipeFileBytes, "the session file");
+        session = parseSession(bytes, path.toStdString());
     } catch (const Error& e) {
+        // What can still be read of a damaged session: the model, to open alone.
+        if (const auto model = sessionModelPathHint(bytes); model && QFileInfo::exists(QString::fromStdString(*model)))
+            damagedModel_ = QString::fromStdString(*model);
         return QString::fromStdString(e.what());
     }
-    const nlohmann::json j = nlohmann::json::parse(bytes, nullptr, false);
-    if (j.is_discarded())
-        return tr("%1 is not a LayerLab session (not JSON).").arg(path);
-    return restore(j);
+    return restore(session);
 }
 
-QString SessionManager::restore(const nlohmann::json& j)
+QString SessionManager::restore(const SessionFile& session)
 {
-    if (!j.is_object() || !j.contains("layerlab_session"))
-        return tr("Not a LayerLab session.");
-    if (j.value("layerlab_session", 0) > kFormatVersion)
-        return tr("This session was written by a newer LayerLab (%1).")
-            .arg(QString::fromStdString(j.value("version", std::string("?"))));
-    const nlohmann::json& m = j.value("model", nlohmann::json());
-    if (!m.is_object())
-        return tr("The session has no model.");
-    Recipe recipe;
-    try {
-        if (j.contains("recipe") && j["recipe"].is_object())
-            recipe = Recipe::fromJson(j["recipe"], "session");
-    } catch (const std::exception& e) {
-        return QString::fromStdString(e.what());
-    }
+    const Recipe& recipe = session.recipe;
     // Checked before anything changes, so a bad session leaves the window as it was.
-    const QString path = QString::fromStdString(m.value("path", std::string()));
-    const bool demo = m.value("demo", false);
+    const QString path = QString::fromStdString(session.modelPath);
+    const bool demo = session.demo;
     if (!demo && !QFileInfo::exists(path))
-        return tr("The session's model %1 is missing.").arg(path);
+        return tr("%1: the session's model %2 is missing.").arg(QString::fromStdString(session.path), path);
 
     restoring_ = true;
     if (demo) {
@@ -236,13 +226,13 @@ QString SessionManager::restore(const nlohmann::json& j)
         restoring_ = false;
         return window_->lastError();
     }
-    for (auto it = j.begin(); it != j.end(); ++it)
-        if (providers_.count(it.key()) && !it.value().is_null())
-            emit sectionLoaded(QString::fromStdString(it.key()), QString::fromStdString(it.value().dump()));
+    for (const auto& [key, value] : session.sections.items())
+        if (providers_.count(key) && !value.is_null())
+            emit sectionLoaded(QString::fromStdString(key), QString::fromStdString(value.dump()));
     if (ComparePanel* compare = window_->comparePanel())
-        compare->setEntries(compareFromJson(j.value("compare", nlohmann::json())));
+        compare->setEntries(compareFromJson(session.compare));
     // The evaluation belongs to the final state: shown once the recipe is replayed.
-    const std::optional<PerplexityOutcome> evaluation = evaluationFromJson(j.value("evaluation", nlohmann::json()));
+    const std::optional<PerplexityOutcome> evaluation = evaluationFromJson(session.evaluation);
     auto showEvaluation = [this, evaluation] {
         if (evaluation)
             window_->perplexityPanel()->restoreOutcome(*evaluation);
@@ -317,21 +307,23 @@ bool SessionManager::startAutosave()
 
 nlohmann::json SessionManager::recoveryJson() const
 {
-    QFile file(recoveryPath());
-    if (!file.open(QIODevice::ReadOnly))
+    try {
+        return parseJsonText(readInputFile(recoveryPath().toStdString(), kMaxRecipeFileBytes, "the recovery file"),
+                             recoveryPath().toStdString(), "the recovery file");
+    } catch (const Error&) {
         return nullptr;
-    const nlohmann::json j = nlohmann::json::parse(file.readAll().toStdString(), nullptr, false);
-    return j.is_discarded() ? nlohmann::json(nullptr) : j;
+    }
 }
 
 QString SessionManager::recover()
 {
-    const nlohmann::json j = recoveryJson();
     recoveryPending_ = false;
-    if (j.is_null())
-        return tr("The recovery file is unreadable.");
     // Until the restore ends the old recovery file stays: a crash now loses nothing.
-    return restore(j);
+    try {
+        return restore(loadSession(recoveryPath().toStdString()));
+    } catch (const Error& e) {
+        return tr("The recovery file is unreadable: %1").arg(QString::fromStdString(e.what()));
+    }
 }
 
 void SessionManager::discardRecovery()

@@ -17,6 +17,7 @@
 //    "sensitivity": null}
 #include "model/model.h"
 #include "recipe/recipe.h"
+#include "recipe/session_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -45,7 +46,7 @@ QString writeFileAtomic(const QString& path, const QByteArray& bytes);
 class SessionManager : public QObject {
     Q_OBJECT
 public:
-    static constexpr int kFormatVersion = 1;
+    static constexpr int kFormatVersion = kSessionFormatVersion;
 
     explicit SessionManager(MainWindow* window);
     ~SessionManager() override;
@@ -57,8 +58,11 @@ public:
     // Reads a session file and restores it (asynchronous: restored() follows);
     // an error message (nothing changed) or empty.
     QString open(const QString& path);
+    // After open() failed on a damaged session: the model it names, when that
+    // much could be read and the model exists (the GUI offers to open it alone).
+    QString damagedSessionModel() const { return damagedModel_; }
     // Opens the model and replays the recipe; emits restored() when done.
-    QString restore(const nlohmann::json& session);
+    QString restore(const SessionFile& session);
     bool isRestoring() const { return restoring_; }
 
     // Extra sections ("sensitivity", …): a provider fills it when saving; the
@@ -99,6 +103,7 @@ private:
     bool autosaving_ = false;
     bool recoveryPending_ = false;
     bool restoring_ = false;
+    QString damagedModel_;
 };
 
 } // namespace ll::gui

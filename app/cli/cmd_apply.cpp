@@ -7,7 +7,9 @@
 
 #include "model/model.h"
 #include "recipe/apply.h"
+#include "model/demo_model.h"
 #include "recipe/recipe.h"
+#include "recipe/session_file.h"
 
 #include <chrono>
 #include <cstdio>
@@ -18,31 +20,39 @@ namespace ll::cli {
 namespace {
 
 const char* kApplyUsage =
-    "usage: layerlab-cli apply RECIPE MODEL [--calib FILE|builtin] [--eval FILE [--ctx 256]]\n"
+    "usage: layerlab-cli apply (RECIPE MODEL | --session FILE.layerlab) [--calib FILE|builtin] [--eval FILE [--ctx 256]]\n"
     "         [--out DIR [--dtype f32|f16|bf16] | --gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|...]] [--force] [--threads N] [--json]";
 
 } // namespace
 
 int cmdApply(const std::vector<std::string>& argv)
 {
-    const Args a(argv, {"calib", "eval", "ctx", "out", "dtype", "threads", "gguf", "gguf-type"}, {"json", "force"});
-    if (a.positional().size() != 2)
+    const Args a(argv, {"calib", "eval", "ctx", "out", "dtype", "threads", "gguf", "gguf-type", "session"}, {"json", "force"});
+    const std::optional<std::string> sessionFile = a.value("session");
+    if (a.positional().size() != (sessionFile ? 0u : 2u))
         throw UsageError(kApplyUsage);
-    Recipe recipe = loadRecipe(a.positional()[0]);
+    // A GUI session carries both: the recipe and the model it was made on.
+    std::optional<SessionFile> session;
+    if (sessionFile)
+        session = loadSession(*sessionFile);
+    const std::string recipeFile = session ? *sessionFile : a.positional()[0];
+    const std::string modelName = session ? (session->demo ? std::string(kDemoModelPath) : session->modelPath)
+                                          : a.positional()[1];
+    Recipe recipe = session ? session->recipe : loadRecipe(recipeFile);
     if (const auto calib = a.value("calib"))
         recipe.calibration.text = *calib; // the recipe's own text may live elsewhere on this machine
     setComputeThreads(static_cast<int>(a.intOr("threads", 0, 0, 1024)));
 
     compress::CliProgress progress;
     const auto started = std::chrono::steady_clock::now();
-    std::shared_ptr<const Model> source = openModel(a.positional()[1]);
+    std::shared_ptr<const Model> source = session ? openSessionModel(*session) : openModel(modelName);
     StepOutcome r;
     try {
         r = applyRecipe(source, recipe, &progress);
     } catch (const Error& e) {
         if (!e.file().empty())
             throw;
-        fail(e.code(), a.positional()[0], e.problem()); // "R.yaml: step 2 (GPTQ 4b g32): ..."
+        fail(e.code(), recipeFile, e.problem()); // "R.yaml: step 2 (GPTQ 4b g32): ..."
     }
     const CompressionState& state = r.state;
 
@@ -66,7 +76,7 @@ int cmdApply(const std::vector<std::string>& argv)
         return 0;
     }
     std::printf("%zu step(s) on %s: %.4f bits per weight over the block linears, %lld -> %lld parameters, %.1f s\n",
-                recipe.steps.size(), a.positional()[1].c_str(), state.linearBitsPerWeight(),
+                recipe.steps.size(), oneLine(modelName).c_str(), state.linearBitsPerWeight(),
                 static_cast<long long>(source->parameterCount()), static_cast<long long>(state.model->parameterCount()),
                 j["seconds"].get<double>());
     for (size_t i = 0; i < recipe.steps.size(); ++i)

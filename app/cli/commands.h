@@ -21,5 +21,6 @@ int cmdApply(const std::vector<std::string>& args);
 int cmdSensitivity(const std::vector<std::string>& args);
 int cmdMixed(const std::vector<std::string>& args);
 int cmdClean(const std::vector<std::string>& args);
+int cmdSession(const std::vector<std::string>& args);
 
 } // namespace ll::cli

@@ -48,8 +48,9 @@ commands:
   quantize MODEL --method rtn|gptq|awq|smoothquant|int8|owq|spqr|bcq|nf4|fp8|fp4|ggml [--bits B] [--group G]
         [--sym] [--act-order] [--type Q4_K] [--layers REGEX] [--calib FILE] [--eval FILE] [--out DIR | --gguf OUT.gguf [--gguf-type T]] [--json]
       quantize the linears inside the blocks (kept packed); bits per weight, errors, evaluate and export
-  apply RECIPE MODEL [--calib FILE|builtin] [--eval FILE] [--out DIR | --gguf OUT.gguf] [--json]
-      replay a recipe (YAML or JSON, docs/recipes.md) as the GUI applies it; evaluate and export
+  apply (RECIPE MODEL | --session FILE.layerlab) [--calib FILE|builtin] [--eval FILE] [--out DIR | --gguf OUT.gguf] [--json]
+      replay a recipe (YAML or JSON, docs/recipes.md) as the GUI applies it, or a GUI session's recipe on
+      its model; evaluate and export
   sensitivity MODEL [--action quantize|prune|factorize] --method M [its options] --eval FILE [--ctx 128]
         [--windows 8] [--layers REGEX] [--calib FILE|builtin] [--metric dppl|dnll|kl|top1] [--no-kl] [--json]
       compress each block linear alone; rank the layers by the damage (dPPL, KL, top-1 vs the original)
@@ -57,6 +58,8 @@ commands:
         [--ctx 128] [--windows 8] [--metric kl|dnll|dppl|top1] [--solver exact|greedy] [--save-recipe R.yaml]
         [--no-measure] [--json]
       one config per layer under a size budget, from per-layer sensitivities; a replayable recipe
+  session check FILE.layerlab [--replay] [--json]
+      open a GUI session headless: its model, each step's options and layers; --replay applies the recipe
   clean [FOLDER...] [--remove]
       list (or remove) the partial files that killed exports left (the next export to the same name removes its own)
 
@@ -106,6 +109,7 @@ int main(int argc, char** argv)
         {"sensitivity", cmdSensitivity},
         {"mixed", cmdMixed},
         {"clean", cmdClean},
+        {"session", cmdSession},
     };
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         std::fputs(kUsage, argc < 2 ? stderr : stdout);

@@ -242,7 +242,7 @@ int main(int argc, char** argv)
     if (recovered) {
         // the recovered session's model is open
     } else if (parser.isSet(sessionOption)) {
-        if (const QString error = session->open(parser.value(sessionOption)); !error.isEmpty()) {
+        if (const QString error = window.openSession(parser.value(sessionOption)); !error.isEmpty()) {
             std::fprintf(stderr, "layerlab: %s\n", qPrintable(error));
             failed = true;
         }

@@ -46,8 +46,11 @@ std::vector<std::string> shardFiles(const fs::path& dir)
             if (!file.is_string())
                 fail(ErrorCode::Malformed, index.string(), "weight_map entry for '" + tensor + "' is not a file name");
             const std::string f = file.get<std::string>();
-            if (f.find('/') != std::string::npos || f.find("..") != std::string::npos)
-                fail(ErrorCode::Malformed, index.string(), "shard name '" + f + "' must be a plain file name");
+            // A NUL would cut the name short at open(); '/' or ".." would leave the folder.
+            const bool control = std::any_of(f.begin(), f.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+            if (f.empty() || control || f.find('/') != std::string::npos || f.find("..") != std::string::npos)
+                fail(ErrorCode::Malformed, index.string(),
+                     "shard name '" + f + "' of '" + tensor + "' must be a plain file name (no '/', '..' or control characters)");
             shards.insert(f);
         }
         std::vector<std::string> out;

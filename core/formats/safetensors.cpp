@@ -1,6 +1,7 @@
 #include "formats/safetensors.h"
 
 #include "util/error.h"
+#include "util/json_util.h"
 #include "util/mapped_file.h"
 
 #include <algorithm>
@@ -46,12 +47,7 @@ SafetensorsFile readSafetensors(const std::string& path)
              "header claims " + std::to_string(headerLen) + " bytes but the file has only " + std::to_string(f.size() - 8)
                  + " after the length field");
     const char* headerStart = reinterpret_cast<const char*>(f.data() + 8);
-    nlohmann::json header;
-    try {
-        header = nlohmann::json::parse(headerStart, headerStart + headerLen);
-    } catch (const nlohmann::json::exception& e) {
-        fail(ErrorCode::Malformed, path, std::string("header is not valid JSON (") + e.what() + ")");
-    }
+    const nlohmann::json header = parseJsonText(std::string_view(headerStart, headerLen), path, "the header");
     if (!header.is_object())
         fail(ErrorCode::Malformed, path, "header is not a JSON object");
 

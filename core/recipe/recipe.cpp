@@ -4,6 +4,7 @@
 #include "recipe/step_options.h"
 #include "recipe/yaml_json.h"
 #include "util/error.h"
+#include "util/json_util.h"
 #include "util/input_file.h"
 
 #include <yaml-cpp/yaml.h>
@@ -275,11 +276,7 @@ Recipe parseRecipe(const std::string& text, bool yaml, const std::string& origin
     if (yaml) {
         j = parseYamlBounded(text, origin);
     } else {
-        try {
-            j = nlohmann::json::parse(text);
-        } catch (const nlohmann::json::exception& e) {
-            fail(ErrorCode::Malformed, origin, std::string("not valid JSON: ") + e.what());
-        }
+        j = parseJsonText(text, origin, "the recipe");
     }
     return Recipe::fromJson(j, origin);
 }

@@ -3,19 +3,54 @@
 #include "util/error.h"
 #include "util/input_file.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 namespace ll {
 
+namespace {
+// The deepest nesting of [ and { outside strings (a linear scan, before parsing).
+int nestingDepth(std::string_view text, int limit)
+{
+    int depth = 0, deepest = 0;
+    bool inString = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (inString) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                inString = false;
+        } else if (c == '"') {
+            inString = true;
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+            if (deepest > limit)
+                return deepest;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return deepest;
+}
+} // namespace
+
+nlohmann::json parseJsonText(std::string_view text, const std::string& file, const std::string& what)
+{
+    if (nestingDepth(text, kMaxJsonDepth) > kMaxJsonDepth)
+        fail(ErrorCode::Malformed, file,
+             what + " nests lists and objects more than " + std::to_string(kMaxJsonDepth) + " levels deep");
+    try {
+        return nlohmann::json::parse(text.begin(), text.end());
+    } catch (const nlohmann::json::exception& e) {
+        fail(ErrorCode::Malformed, file, what + " is not valid JSON (" + e.what() + ")");
+    }
+}
+
 nlohmann::json readJsonFile(const std::string& path)
 {
-    const std::string text = readInputFile(path, kMaxConfigFileBytes, "the JSON file");
-    try {
-        return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-        fail(ErrorCode::Malformed, path, std::string("not valid JSON (") + e.what() + ")");
-    }
+    return parseJsonText(readInputFile(path, kMaxConfigFileBytes, "the JSON file"), path, "the file");
 }
 
 int64_t jsonInt(const nlohmann::json& j, const char* key, int64_t fallback, int64_t lo, int64_t hi,

@@ -3,10 +3,20 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace ll {
 
-// Parses a JSON file; Io / Malformed errors name the file.
+// JSON nested deeper than this is refused before it is parsed: copying,
+// comparing and printing a json value recurse once per level, so a file of
+// a million '[' would overflow the stack long after parsing succeeded.
+constexpr int kMaxJsonDepth = 128;
+
+// Parses JSON text; Malformed errors (invalid JSON, nesting deeper than
+// kMaxJsonDepth) name `file` and say what the text is (`what`: "header").
+nlohmann::json parseJsonText(std::string_view text, const std::string& file, const std::string& what = "the file");
+
+// Parses a JSON file (at most kMaxConfigFileBytes); Io / Malformed errors name the file.
 nlohmann::json readJsonFile(const std::string& path);
 
 // Integer field in [lo, hi]; missing or null -> fallback. Wrong type or range -> Malformed.
