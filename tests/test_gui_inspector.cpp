@@ -20,9 +20,13 @@
 #include <QUrl>
 #include <QStandardPaths>
 #include <QTreeView>
+#include <QLabel>
 #include <QtTest>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <set>
 
@@ -347,6 +351,23 @@ void TestGuiInspector::openErrorsKeepThePreviousModel()
     QCOMPARE(w.windowTitle(), title);
     QVERIFY(!w.selectTensor(QStringLiteral("no.such.tensor")));
     QCOMPARE(doc->model(), before);
+
+    // A model that opens but whose configuration contradicts its tensors: the
+    // status bar says so (the same warnings as `inspect`).
+    auto* warnings = w.findChild<QLabel*>(QStringLiteral("modelWarnings"));
+    QVERIFY(warnings && warnings->isHidden());
+    const std::string contradicting = dir + "/contradicting";
+    std::filesystem::create_directories(contradicting);
+    std::filesystem::copy_file(storiesPath() + "/model.safetensors", contradicting + "/model.safetensors");
+    nlohmann::json config = nlohmann::json::parse(test::readFile(storiesPath() + "/config.json"));
+    config["intermediate_size"] = 2;
+    test::writeFile(contradicting + "/config.json", config.dump());
+    QVERIFY2(w.openPath(QString::fromStdString(contradicting)), qPrintable(w.lastError()));
+    QVERIFY(!warnings->isHidden());
+    QCOMPARE(warnings->text(), QStringLiteral("\u26A0 1 warning"));
+    QVERIFY2(warnings->toolTip().contains(QLatin1String("MLP is 2 wide")), qPrintable(warnings->toolTip()));
+    QVERIFY(w.openPath(QString::fromStdString(storiesPath())));
+    QVERIFY(warnings->isHidden());
 }
 
 void TestGuiInspector::newSelectionCancelsTheRunningJob()

@@ -137,6 +137,36 @@ class TestKernels : public QObject {
     Q_OBJECT
 
 private slots:
+    // The portable half conversions (used where the compiler has no _Float16:
+    // clang 14, the fuzz build) against the compiler's: every half, the floats
+    // on both sides of every rounding boundary, and a sweep of all floats.
+    void portableHalfConversionsMatchTheCompilers()
+    {
+        for (uint32_t h = 0; h < 65536; ++h) {
+            const float a = fp16ToFloatPortable(static_cast<uint16_t>(h)), b = fp16ToFloat(static_cast<uint16_t>(h));
+            QVERIFY(std::memcmp(&a, &b, 4) == 0);
+        }
+        auto same = [](uint32_t bits) {
+            float f;
+            std::memcpy(&f, &bits, 4);
+            return floatToFp16Portable(f) == floatToFp16(f);
+        };
+        for (uint32_t h = 0; h < 0x7c00; ++h) {
+            // a half value and its midpoint to the next, as float bits, and one ulp either side
+            const float lo = fp16ToFloat(static_cast<uint16_t>(h)), hi = fp16ToFloat(static_cast<uint16_t>(h + 1));
+            const float mid = static_cast<float>((static_cast<double>(lo) + hi) / 2);
+            for (float v : {lo, mid}) {
+                uint32_t bits;
+                std::memcpy(&bits, &v, 4);
+                for (uint32_t b : {bits - 1, bits, bits + 1})
+                    for (uint32_t sign : {0u, 0x80000000u})
+                        QVERIFY2(same(b | sign), qPrintable(QString::number(b | sign, 16)));
+            }
+        }
+        for (uint64_t bits = 0; bits < (uint64_t{1} << 32); bits += 997)
+            QVERIFY2(same(static_cast<uint32_t>(bits)), qPrintable(QString::number(bits, 16)));
+    }
+
     void fastDecodersAreBitIdenticalOnRandomMatrices()
     {
         if (!haveFastKernels())

@@ -72,6 +72,7 @@ private slots:
     void malformedConfigs_data();
     void malformedConfigs();
     void cliReportsBadInput();
+    void shardNamesStayInTheFolder();
 };
 
 void TestSafetensors::opensStories260K()
@@ -299,6 +300,36 @@ void TestSafetensors::cliReportsBadInput()
     const auto arch = test::runCli({"inspect", dir});
     QCOMPARE(arch.exitCode, 2);
     QVERIFY2(arch.err.find("mamba") != std::string::npos, arch.err.c_str());
+}
+
+// A shard index may only name plain files beside it: '..', '/', a NUL byte
+// (which open() would cut the name at) or another control character is an
+// error naming the index, on one line (issue 16, finding 6).
+void TestSafetensors::shardNamesStayInTheFolder()
+{
+    const std::string dir = test::scratchDir() + "/sharded";
+    std::filesystem::create_directories(dir);
+    test::writeFile(dir + "/config.json", R"({"model_type": "llama", "hidden_size": 4, "intermediate_size": 8,
+                                             "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 3})");
+    test::writeFile(dir + "/a.safetensors",
+                    safetensorsBytes(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", floatsBytes({1, 2, 3, 4})));
+    const std::string index = dir + "/model.safetensors.index.json";
+    for (const std::string& shard : {std::string("a.safetensors\\u0000../../etc/passwd"), std::string("../a.safetensors"),
+                                     std::string("sub/a.safetensors"), std::string("a\\u0007.safetensors"), std::string()}) {
+        test::writeFile(index, "{\"weight_map\": {\"w\": \"" + shard + "\"}}");
+        try {
+            (void)openModel(dir);
+            QFAIL(("opened with shard " + shard).c_str());
+        } catch (const Error& e) {
+            QVERIFY2(e.file() == index && e.problem().find("must be a plain file name") != std::string::npos, e.what());
+        }
+        const auto r = test::runCli({"inspect", dir});
+        QCOMPARE(r.exitCode, 2);
+        QCOMPARE(std::count(r.err.begin(), r.err.end(), '\n'), 1L);
+        QVERIFY2(r.err.find(index + ": shard name") != std::string::npos, r.err.c_str());
+        if (shard.find("u0000") != std::string::npos)
+            QVERIFY2(r.err.find("\\x00../../etc/passwd") != std::string::npos, r.err.c_str()); // the whole name, escaped
+    }
 }
 
 QTEST_APPLESS_MAIN(TestSafetensors)

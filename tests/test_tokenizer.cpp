@@ -16,6 +16,8 @@
 #include <QElapsedTimer>
 #include <QtTest>
 
+#include <filesystem>
+
 #include <cstring>
 #include <map>
 #include <random>
@@ -311,6 +313,7 @@ private slots:
     void pretokenizerRegexes();
     void malformedTokenizers();
     void cliTokenizeMatchesReference();
+    void vocabularyMismatchIsAWarning();
 };
 
 void TestTokenizer::llama2cMatchesTransformers()
@@ -744,6 +747,34 @@ void TestTokenizer::cliTokenizeMatchesReference()
     }
     const auto bad = ll::test::runCli({"tokenize", ll::test::sharedPath("models/stories260K-hf"), "--text", "/nonexistent"});
     QCOMPARE(bad.exitCode, 2);
+}
+
+// A tokenizer whose ids run past the embedding cannot be used (running is
+// refused, naming tokenizer.json); `inspect` still lists the model, with a
+// warning that says why (issue 16, item 3).
+void TestTokenizer::vocabularyMismatchIsAWarning()
+{
+    LL_REQUIRE_SHARED();
+    const std::filesystem::path source = test::sharedPath("models/stories260K-hf");
+    const std::filesystem::path dir = std::filesystem::path(test::scratchDir()) / "extra-token";
+    std::filesystem::create_directories(dir);
+    for (const char* f : {"config.json", "model.safetensors", "tokenizer_config.json"})
+        std::filesystem::copy_file(source / f, dir / f);
+    nlohmann::json tok = nlohmann::json::parse(test::readFile((source / "tokenizer.json").string()));
+    tok["added_tokens"].push_back({{"id", 600}, {"content", "<extra>"}, {"special", true}});
+    test::writeFile((dir / "tokenizer.json").string(), tok.dump());
+
+    const test::CliResult inspect = test::runCli({"inspect", dir.string()});
+    QVERIFY2(inspect.exitCode == 0, inspect.err.c_str());
+    QVERIFY2(inspect.out.find("WARNING: the tokenizer cannot be used: ") != std::string::npos
+                 && inspect.out.find("tokenizer has 601 tokens but the model's vocabulary has only 512") != std::string::npos,
+             inspect.out.c_str());
+    const test::CliResult tokenize = test::runCli({"tokenize", dir.string(), "--prompt", "Once upon a time"});
+    QCOMPARE(tokenize.exitCode, 2);
+    QVERIFY2(tokenize.err.find((dir / "tokenizer.json").string() + ": ") != std::string::npos, tokenize.err.c_str());
+    // The model as shipped: no warning at all.
+    const test::CliResult clean = test::runCli({"inspect", source.string()});
+    QVERIFY2(clean.exitCode == 0 && clean.out.find("WARNING") == std::string::npos, clean.out.c_str());
 }
 
 QTEST_APPLESS_MAIN(TestTokenizer)

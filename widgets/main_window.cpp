@@ -1,5 +1,7 @@
 #include "main_window.h"
 
+#include "analysis/model_warnings.h"
+
 #include "activation_view.h"
 #include "compare_panel.h"
 #include "compression_panel.h"
@@ -183,6 +185,12 @@ MainWindow::MainWindow(QWidget* parent)
         "QLabel { background: #fff3cd; color: #6b4f00; border: 1px solid #e0c060; border-radius: 3px; padding: 0 6px; }"));
     for (QLabel* l : {paramsLabel_, sizeLabel_, dtypeLabel_})
         l->setContentsMargins(8, 0, 8, 0);
+    // What is wrong with a model that still opens (core/analysis/model_warnings.h).
+    warningsLabel_ = new QLabel(this);
+    warningsLabel_->setObjectName(QStringLiteral("modelWarnings"));
+    warningsLabel_->setStyleSheet(syntheticLabel_->styleSheet());
+    warningsLabel_->hide();
+    statusBar()->addPermanentWidget(warningsLabel_);
     statusBar()->addPermanentWidget(syntheticLabel_);
     statusBar()->addPermanentWidget(paramsLabel_);
     statusBar()->addPermanentWidget(sizeLabel_);
@@ -421,12 +429,34 @@ bool MainWindow::openPath(const QString& path)
     lastError_.clear();
     addRecent(QFileInfo(path).absoluteFilePath());
     statusBar()->showMessage(tr("Opened %1").arg(QDir::toNativeSeparators(path)), 5000);
+    showModelWarnings();
     return true;
+}
+
+void MainWindow::showModelWarnings()
+{
+    QStringList lines;
+    bool blocking = false;
+    if (const auto model = document_->model())
+        for (const ModelWarning& w : modelWarnings(*model)) {
+            lines << QString::fromStdString(w.text);
+            blocking = blocking || w.blocksRunning;
+        }
+    warningsLabel_->setVisible(!lines.isEmpty());
+    if (lines.isEmpty())
+        return;
+    warningsLabel_->setText(lines.size() == 1 ? tr("\u26A0 1 warning") : tr("\u26A0 %1 warnings").arg(lines.size()));
+    warningsLabel_->setToolTip(lines.join(QLatin1Char('\n'))
+                               + (blocking ? tr("\n\nThe model cannot be evaluated until its configuration agrees with "
+                                                "its tensors.")
+                                           : QString()));
+    statusBar()->showMessage(tr("Warning: %1").arg(lines.first()), 15000);
 }
 
 void MainWindow::openDemo()
 {
     document_->openDemo();
+    warningsLabel_->hide();
     statusBar()->showMessage(tr("Opened the built-in demo model: generated weights, not a real checkpoint"), 5000);
 }
 

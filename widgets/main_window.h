@@ -96,6 +96,8 @@ private:
     void syncSelection();
     void updateModelFacts();
     void showError(const QString& message);
+    // The opened model's warnings (configuration vs tensors, tokenizer) in the status bar.
+    void showModelWarnings();
     void addRecent(const QString& path);
     void rebuildRecentMenu();
     void chooseFile();
@@ -128,6 +130,7 @@ private:
     QLabel* sizeLabel_;
     QLabel* dtypeLabel_;
     QLabel* syntheticLabel_;
+    QLabel* warningsLabel_ = nullptr;
     MemoryStatus* memoryStatus_ = nullptr;
     QString lastError_;
     bool errorDialogs_ = true;

@@ -2,6 +2,7 @@
 #include "args.h"
 #include "commands.h"
 
+#include "analysis/model_warnings.h"
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "stats/tensor_stats.h"
@@ -87,29 +88,12 @@ int inspectTensor(const Model& m, const std::string& name, const Args& a)
     return 0;
 }
 
-// Where the configuration contradicts the tensors it describes: the file is
-// still listed, running it is refused (Transformer::validate).
-std::vector<std::string> configWarnings(const Model& m)
-{
-    std::vector<std::string> out;
-    if (const LogicalTensor* e = m.find(-1, Role::Embedding); e && e->shape.size() == 2 && m.config.vocab > 0
-                                                              && e->shape[0] != m.config.vocab)
-        out.push_back("the configuration says the vocabulary has " + std::to_string(m.config.vocab) + " tokens, the embedding has "
-                      + std::to_string(e->shape[0]) + " rows");
-    if (const LogicalTensor* up = m.find(0, Role::MlpUp); up && up->shape.size() == 2 && m.config.intermediate > 0
-                                                          && up->shape[0] != m.config.intermediate)
-        out.push_back("the configuration says the MLP is " + std::to_string(m.config.intermediate) + " wide, blocks.0 up has "
-                      + std::to_string(up->shape[0]) + " rows");
-    if (const LogicalTensor* q = m.find(0, Role::AttnQ); q && q->shape.size() == 2 && m.config.heads > 0 && m.config.headDim > 0
-                                                         && q->shape[0] != m.config.heads * m.config.headDim)
-        out.push_back("the configuration says " + std::to_string(m.config.heads) + " heads of " + std::to_string(m.config.headDim)
-                      + ", blocks.0 q has " + std::to_string(q->shape[0]) + " rows");
-    return out;
-}
-
 int inspectModel(const Model& m, const Args& a)
 {
-    const std::vector<std::string> warnings = configWarnings(m);
+    const std::vector<ModelWarning> found = modelWarnings(m);
+    std::vector<std::string> warnings;
+    for (const ModelWarning& w : found)
+        warnings.push_back(w.blocksRunning ? w.text + "; the model cannot run until they agree" : w.text);
     if (a.flag("json")) {
         nlohmann::json tensors = nlohmann::json::array();
         for (const auto& t : m.tensors) {
@@ -146,7 +130,7 @@ int inspectModel(const Model& m, const Args& a)
     std::printf("%s: %s (%s), %lld parameters, %.2f MB\n", m.path.c_str(), std::string(familyName(m.config.family)).c_str(),
                 m.format.c_str(), static_cast<long long>(m.parameterCount()), static_cast<double>(m.storedBytes()) / 1e6);
     for (const std::string& w : warnings)
-        std::printf("  WARNING: %s; the model cannot run until they agree\n", oneLine(w).c_str());
+        std::printf("  WARNING: %s\n", oneLine(w).c_str());
     for (const auto& t : m.tensors) {
         const TensorRef& ref = m.storedOf(t);
         std::printf("  %-36s %-40s %-14s %-7s%s\n", t.logicalName.c_str(), ref.name.c_str(), shapeText(t.shape).c_str(),

@@ -19,9 +19,16 @@ const char* errorCodeName(ErrorCode code)
     return "error";
 }
 
+// what() is a C string: a NUL inside a name (a hostile shard name, a path
+// from a JSON string) would end the message there, so it is spelled out.
 static std::string compose(const std::string& file, const std::string& problem)
 {
-    return file.empty() ? problem : file + ": " + problem;
+    const std::string joined = file.empty() ? problem : file + ": " + problem;
+    std::string out;
+    out.reserve(joined.size());
+    for (char c : joined)
+        out += c == '\0' ? std::string("\\x00") : std::string(1, c);
+    return out;
 }
 
 Error::Error(ErrorCode code, std::string file, const std::string& problem)

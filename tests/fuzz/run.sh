@@ -23,6 +23,8 @@ fi
 # clang, libFuzzer and libomp besides what every build needs (Debian 12).
 bash scripts/install-deps.sh --fuzz
 
+# Paths relative to the checkout in ccache's keys, so fresh clones (CI) reuse the cache.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 cmake --preset fuzz >/dev/null
 targets=()
 for t in "${TARGETS[@]}"; do targets+=("fuzz_$t"); done
