@@ -15,6 +15,7 @@
 #include "recipe/step_options.h"
 #include "recipe/yaml_json.h"
 #include "util/error.h"
+#include "util/json_util.h"
 
 #include <QtTest>
 
@@ -178,6 +179,14 @@ private slots:
         for (size_t i = 0; i <= kMaxYamlNodes; ++i)
             many += "1,";
         expectMalformed(many + "1]\n", true, "YAML nodes");
+        // Not UTF-8 (found by the fuzzer: saving the session then threw from inside json::dump).
+        expectMalformed("layerlab_recipe: 1\ndescription: caf\xE9\nsteps: []\n", true, "not UTF-8 text (byte 0xE9 at offset 35)");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: quantize, method: rtn, layers: \"\xC0\xAF\"}]\n", true, "not UTF-8");
+        // Non-UTF-8 names made elsewhere (a GGUF's tensor names in a layers pattern) serialize without throwing.
+        Recipe odd;
+        odd.steps.push_back(RecipeStep{});
+        odd.steps.back().layers = exactNamePattern("blk.0.attn_\xFF.weight");
+        QVERIFY(dumpJson(odd.toJson()).find("\xEF\xBF\xBD") != std::string::npos); // U+FFFD
         // A description that is YAML syntax still round-trips (quoted when saved).
         Recipe r;
         r.description = std::string(100, '[') + " &x [*x]";

@@ -8,6 +8,7 @@
 #include "recipe/apply.h"
 #include "util/error.h"
 #include "util/input_file.h"
+#include "util/json_util.h"
 
 #include <QDir>
 #include <QFile>
@@ -123,7 +124,7 @@ void RecipePanel::refresh()
                                              .arg(i + 1)
                                              .arg(QString::fromStdString(s.badge()), target),
                                          list_);
-        item->setToolTip(QString::fromStdString(s.toJson().dump(1)));
+        item->setToolTip(QString::fromStdString(dumpJson(s.toJson(), 1)));
     }
     if (st.steps.empty())
         list_->addItem(new QListWidgetItem(tr("No steps yet: apply one from the Compress panel, or load a recipe.")));

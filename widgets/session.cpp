@@ -190,7 +190,7 @@ nlohmann::json SessionManager::toJson() const
 
 QString SessionManager::save(const QString& path) const
 {
-    return writeFileAtomic(path, QByteArray::fromStdString(toJson().dump(2) + "\n"));
+    return writeFileAtomic(path, QByteArray::fromStdString(dumpJson(toJson(), 2) + "\n"));
 }
 
 QString SessionManager::open(const QString& path)
@@ -228,7 +228,7 @@ QString SessionManager::restore(const SessionFile& session)
     }
     for (const auto& [key, value] : session.sections.items())
         if (providers_.count(key) && !value.is_null())
-            emit sectionLoaded(QString::fromStdString(key), QString::fromStdString(value.dump()));
+            emit sectionLoaded(QString::fromStdString(key), QString::fromStdString(dumpJson(value)));
     if (ComparePanel* compare = window_->comparePanel())
         compare->setEntries(compareFromJson(session.compare));
     // The evaluation belongs to the final state: shown once the recipe is replayed.
@@ -345,7 +345,7 @@ void SessionManager::autosaveNow()
         return;
     if (!window_->document()->hasModel())
         return;
-    if (writeFileAtomic(recoveryPath(), QByteArray::fromStdString(toJson().dump(2) + "\n")).isEmpty())
+    if (writeFileAtomic(recoveryPath(), QByteArray::fromStdString(dumpJson(toJson(), 2) + "\n")).isEmpty())
         emit autosaved(recoveryPath());
 }
 

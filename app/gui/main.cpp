@@ -20,6 +20,7 @@
 #include "recipe_panel.h"
 #include "session.h"
 #include "tensor_inspector.h"
+#include "util/json_util.h"
 
 #include <QComboBox>
 #include <QLineEdit>
@@ -87,7 +88,7 @@ void schedulePrintState(ll::gui::MainWindow* window, bool recoveryOffered, const
             j["bits_per_weight"] = st.linearBitsPerWeight();
             j["checksum"] = ll::gui::checksumHex(ll::gui::modelChecksum(*st.model)).toStdString();
         }
-        const std::string line = j.dump() + "\n";
+        const std::string line = ll::dumpJson(j) + "\n";
         std::fwrite(line.data(), 1, line.size(), stdout);
         std::fflush(stdout);
         QApplication::exit(*failed ? 1 : 0);

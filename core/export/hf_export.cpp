@@ -7,6 +7,7 @@
 #include "export/tensor_stream.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/json_util.h"
 
 #include <nlohmann/json.hpp>
 
@@ -397,11 +398,11 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
     }
     if (shards.size() > 1) {
         const json index{{"metadata", {{"total_size", totalBytes}}}, {"weight_map", weightMap}};
-        const std::string text = index.dump(2) + "\n";
+        const std::string text = dumpJson(index, 2) + "\n";
         writeTextFile(dir, "model.safetensors.index.json", text, written);
     }
     {
-        const std::string text = config.dump(2) + "\n";
+        const std::string text = dumpJson(config, 2) + "\n";
         writeTextFile(dir, "config.json", text, written);
     }
 
@@ -427,7 +428,7 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
             gen["bos_token_id"] = m.config.bosId;
         if (m.config.eosId >= 0)
             gen["eos_token_id"] = m.config.eosId;
-        const std::string text = gen.dump(2) + "\n";
+        const std::string text = dumpJson(gen, 2) + "\n";
         writeTextFile(dir, "generation_config.json", text, written);
     }
     if (!copiedTokenizer) {
@@ -446,7 +447,7 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
         if (spm) {
             for (const auto& [name, j] : {std::pair{"tokenizer.json", hfTokenizerJson(*spm)},
                                           std::pair{"tokenizer_config.json", hfTokenizerConfig(*spm, m.config.maxPositions)}}) {
-                const std::string text = j.dump(2) + "\n";
+                const std::string text = dumpJson(j, 2) + "\n";
                 writeTextFile(dir, name, text, written);
             }
             result.notes.push_back(std::string("tokenizer.json written from the source's ")

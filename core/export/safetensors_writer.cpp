@@ -2,6 +2,7 @@
 
 #include "export/atomic_file.h"
 #include "util/error.h"
+#include "util/json_util.h"
 
 #include <nlohmann/json.hpp>
 
@@ -26,7 +27,7 @@ uint32_t elementBytes(DType t)
 
 std::string quoted(const std::string& s)
 {
-    return nlohmann::json(s).dump(); // JSON string escaping
+    return dumpJson(nlohmann::json(s)); // JSON string escaping; never throws on non-UTF-8 names
 }
 
 } // namespace

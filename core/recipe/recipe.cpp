@@ -272,6 +272,13 @@ std::string exactNamesPattern(const std::vector<std::string>& names)
 
 Recipe parseRecipe(const std::string& text, bool yaml, const std::string& origin)
 {
+    // A recipe is text: its names and patterns end up in sessions, tooltips and JSON.
+    if (const size_t bad = firstInvalidUtf8(text); bad != std::string_view::npos) {
+        char byte[8];
+        std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[bad]));
+        fail(ErrorCode::Malformed, origin,
+             std::string("is not UTF-8 text (byte ") + byte + " at offset " + std::to_string(bad) + ")");
+    }
     nlohmann::json j;
     if (yaml) {
         j = parseYamlBounded(text, origin);
@@ -348,7 +355,7 @@ std::string recipeToYaml(const Recipe& recipe)
 void saveRecipe(const Recipe& recipe, const std::string& path)
 {
     const bool yaml = endsWith(path, ".yaml") || endsWith(path, ".yml");
-    const std::string text = yaml ? recipeToYaml(recipe) : recipe.toJson().dump(2) + "\n";
+    const std::string text = yaml ? recipeToYaml(recipe) : dumpJson(recipe.toJson(), 2) + "\n";
     AtomicFile file(path, true);
     file.out().write(text.data(), text.size());
     file.commit();

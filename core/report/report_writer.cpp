@@ -8,6 +8,7 @@
 #include "util/error.h"
 #include "util/mapped_file.h"
 #include "util/progress.h"
+#include "util/json_util.h"
 
 #include <algorithm>
 #include <chrono>
@@ -100,7 +101,7 @@ void writeJsonMembers(h5::File& f, hid_t obj, const nlohmann::json& j)
                 d.push_back(e.get<double>());
             f.dataset(obj, name, d);
         } else
-            f.attr(obj, name, v.dump());
+            f.attr(obj, name, dumpJson(v));
     }
 }
 

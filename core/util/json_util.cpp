@@ -48,6 +48,34 @@ nlohmann::json parseJsonText(std::string_view text, const std::string& file, con
     }
 }
 
+std::string dumpJson(const nlohmann::json& j, int indent)
+{
+    return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+size_t firstInvalidUtf8(std::string_view s)
+{
+    size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        const size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        if (len == 0 || i + len > s.size())
+            return i;
+        for (size_t k = 1; k < len; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80)
+                return i;
+        const auto c1 = static_cast<unsigned char>(s[i + 1]);
+        if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90))
+            return i; // overlong, surrogate, past U+10FFFF
+        i += len;
+    }
+    return std::string_view::npos;
+}
+
 nlohmann::json readJsonFile(const std::string& path)
 {
     return parseJsonText(readInputFile(path, kMaxConfigFileBytes, "the JSON file"), path, "the file");

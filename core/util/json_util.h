@@ -16,6 +16,16 @@ constexpr int kMaxJsonDepth = 128;
 // kMaxJsonDepth) name `file` and say what the text is (`what`: "header").
 nlohmann::json parseJsonText(std::string_view text, const std::string& file, const std::string& what = "the file");
 
+// Serializes without ever throwing: text that is not UTF-8 (a GGUF tensor
+// name, a string from a YAML file) becomes U+FFFD instead of an exception
+// from inside a save or an autosave.
+std::string dumpJson(const nlohmann::json& j, int indent = -1);
+
+// The offset of the first byte that is not part of well-formed UTF-8
+// (overlong forms, surrogates and code points past U+10FFFF are not), or
+// std::string_view::npos when the whole text is.
+size_t firstInvalidUtf8(std::string_view text);
+
 // Parses a JSON file (at most kMaxConfigFileBytes); Io / Malformed errors name the file.
 nlohmann::json readJsonFile(const std::string& path);
 

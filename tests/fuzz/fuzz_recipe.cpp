@@ -2,6 +2,7 @@
 #include "fuzz_support.h"
 
 #include "recipe/recipe.h"
+#include "util/json_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {
@@ -15,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         for (const RecipeStep& s : r.steps)
             (void)s.badge();
         (void)recipeToYaml(r);
-        (void)r.toJson().dump();
+        (void)dumpJson(r.toJson()); // as sessions and saved recipes do
     });
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "fuzz_support.h"
 
 #include "recipe/session_file.h"
+#include "util/json_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {
@@ -9,9 +10,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     const std::string text(reinterpret_cast<const char*>(data), size);
     fuzz::expectOnlyErrors([&] {
         const SessionFile s = parseSession(text, "fuzz.layerlab");
-        (void)s.recipe.toJson().dump();
+        (void)dumpJson(s.recipe.toJson());
         for (const auto& [key, value] : s.sections.items())
-            (void)value.dump(); // the GUI hands each section on as text
+            (void)dumpJson(value); // the GUI hands each section on as text
     });
     (void)sessionModelPathHint(text);
     return 0;

@@ -88,7 +88,7 @@ def tensor_bytes(rng, kind, n):
     return bytes(out)
 
 
-def gguf(rng, hidden, ffn, vocab, types, tokenizer="llama"):
+def gguf(rng, hidden, ffn, vocab, types, tokenizer="llama", extra=()):
     tokens = ["<unk>", "<s>", "</s>", "<0x0A>", "\u2581", "a", "b", "\u2581a", "\u2581the", "t", "h", "e", "th", "the",
               "\u2581t", "."][:vocab]
     tokens += ["x%d" % i for i in range(len(tokens), vocab)]
@@ -110,9 +110,12 @@ def gguf(rng, hidden, ffn, vocab, types, tokenizer="llama"):
               ("blk.0.attn_v.weight", (hidden, hidden)), ("blk.0.attn_output.weight", (hidden, hidden)),
               ("blk.0.ffn_gate.weight", (hidden, ffn)), ("blk.0.ffn_up.weight", (hidden, ffn)),
               ("blk.0.ffn_down.weight", (ffn, hidden))]
+    kinds = ["F32" if len(dims) == 1 else types[i % len(types)] for i, (name, dims) in enumerate(shapes)]
+    # Extra tensors (not part of the llama): one of each type, only to be decoded.
+    shapes += [(name, dims) for name, dims, kind in extra]
+    kinds += [kind for name, dims, kind in extra]
     infos, data = b"", b""
-    for i, (name, dims) in enumerate(shapes):
-        kind = "F32" if len(dims) == 1 else types[i % len(types)]
+    for (name, dims), kind in zip(shapes, kinds):
         n = 1
         for d in dims:
             n *= d
@@ -214,7 +217,10 @@ def main():
     shutil.rmtree(out, ignore_errors=True)
 
     # GGUF: every block type, small; then the real files when they are here.
-    put(out, "gguf", gguf(rng, 256, 256, 16, ["Q4_K", "Q2_K", "Q3_K", "Q5_K", "Q6_K", "IQ4_XS", "BF16", "F16"]), "k-quants.gguf")
+    # Small inputs fuzz fast: a runnable llama of hidden 32, and every 256-block type as a 256 x 2 extra tensor.
+    k_types = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS", "BF16", "F16"]
+    put(out, "gguf", gguf(rng, 32, 64, 16, ["Q8_0", "F16"], extra=[("extra.%s.weight" % k.lower(), (256, 2), k) for k in k_types]),
+        "k-quants.gguf")
     put(out, "gguf", gguf(rng, 32, 64, 16, ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "IQ4_NL", "F32"]), "legacy.gguf")
     put(out, "gguf", gguf(rng, 32, 32, 16, ["Q8_0"], tokenizer="gpt2"), "gpt2-vocab.gguf")
     models = os.path.join(shared, "models")

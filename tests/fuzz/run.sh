@@ -2,6 +2,7 @@
 # Builds the libFuzzer harnesses (preset `fuzz`), seeds their corpora and runs
 # each for SECONDS:   tests/fuzz/run.sh SECONDS [TARGET...]
 #
+# Inputs are at most 64 KiB (larger seeds are cut: their headers still count).
 # A crash, a leak, undefined behaviour, a timeout (10 s per input) or an input
 # that needs more than 2 GB ends the run of that target; its reproducer lands
 # in build/fuzz/findings/<target>/ and the script exits 1. Make each finding a
@@ -49,7 +50,7 @@ run_one() {
     local tmp
     tmp=$(mktemp -d)
     if TMPDIR=$tmp "$BUILD/tests/fuzz/fuzz_$t" "$corpus" "$SEEDS/$t" -max_total_time="$SECONDS_EACH" \
-        -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 \
+        -max_len=65536 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$findings/" >"$LOGS/$t.log" 2>&1; then
         status=ok
     else
