@@ -369,8 +369,10 @@ private slots:
         w.perplexityPanel()->setTextFile(QString::fromStdString(evalText));
         QSignalSpy ready(w.comparePanel(), &ComparePanel::comparisonReady);
         w.comparePanel()->compareWithOriginal();
+        QVERIFY(w.isBusy()); // the window knows (it guards closing and opening on it)
         QVERIFY(ready.wait(120000));
         QCOMPARE(ready.takeFirst().at(0).toBool(), true);
+        QTRY_VERIFY(!w.isBusy());
 
         ScoringOptions opt;
         opt.context = 256;

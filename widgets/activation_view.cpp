@@ -1,4 +1,5 @@
 #include "activation_view.h"
+#include "job_failure.h"
 
 #include "activation_plot.h"
 #include "engine_cache.h"
@@ -308,15 +309,10 @@ void ActivationView::capture()
             const auto engine = engines->get(request.model, &job);
             job.stage(0.2, 0.8, tr("capturing"));
             result = std::make_shared<const ActivationCapture>(captureActivations(request, *engine, &job));
-        } catch (const Error& e) {
-            if (e.code() == ErrorCode::Cancelled)
-                cancelled = true;
-            else
-                error = QString::fromStdString(e.what());
-        } catch (const std::bad_alloc&) {
-            error = tr("Not enough memory for the capture.");
-        } catch (const std::exception& e) {
-            error = QString::fromStdString(e.what());
+        } catch (...) {
+            const JobFailure f = currentJobFailure(tr("Not enough memory for the capture."));
+            cancelled = f.cancelled;
+            error = f.message;
         }
         cancelled = cancelled || job.cancelled();
         job.post([this, result, error, cancelled] {

@@ -1,4 +1,5 @@
 #include "compare_panel.h"
+#include "job_failure.h"
 
 #include "eval_text.h"
 #include "format.h"
@@ -223,6 +224,11 @@ ComparePanel::~ComparePanel()
     runner_->cancelAndWait();
 }
 
+void ComparePanel::cancel()
+{
+    runner_->cancel();
+}
+
 bool ComparePanel::isBusy() const
 {
     return runner_->isRunning();
@@ -282,9 +288,10 @@ void ComparePanel::compareWithOriginal()
                 comparison_->setText(html);
                 emit comparisonReady(true);
             });
-        } catch (const std::exception& e) {
-            const bool cancelled = job.cancelled();
-            const QString msg = cancelled ? tr("Comparison cancelled.") : QString::fromStdString(e.what()).toHtmlEscaped();
+        } catch (...) {
+            const JobFailure f = currentJobFailure(tr("Not enough memory for the comparison."));
+            const bool cancelled = f.cancelled || job.cancelled();
+            const QString msg = cancelled ? tr("Comparison cancelled.") : f.message.toHtmlEscaped();
             job.post([this, msg] {
                 compareButton_->setEnabled(true);
                 comparison_->setText(msg);

@@ -60,6 +60,8 @@ public:
     static constexpr int kCompareWindows = 16;
     void compareWithOriginal();
     bool isBusy() const;
+    // Asks the running comparison to stop (the window's stopJobs on close).
+    void cancel();
     QString comparison() const; // the shown summary as plain text
 
 signals:

@@ -1,4 +1,5 @@
 #include "compression_panel.h"
+#include "job_failure.h"
 
 #include "compression_preview.h"
 #include "error_curve_plot.h"
@@ -46,11 +47,6 @@ namespace ll::gui {
 namespace {
 
 const char* kChooseFile = "\x01choose";
-
-QString errorText(const std::exception& e)
-{
-    return QString::fromStdString(e.what());
-}
 
 } // namespace
 
@@ -748,23 +744,12 @@ void CompressionPanel::runPreview(PreviewChoice choice)
                 setBusy(false, QString());
                 showPreview(*r);
             });
-        } catch (const Error& e) {
-            const QString msg = e.code() == ErrorCode::Cancelled ? tr("Preview cancelled.") : QString::fromStdString(e.what());
-            const bool err = e.code() != ErrorCode::Cancelled;
-            job.post([this, msg, err] {
+        } catch (...) {
+            const JobFailure f = currentJobFailure(tr("Not enough memory for the preview."));
+            const QString msg = f.cancelled ? tr("Preview cancelled.") : f.message;
+            job.post([this, msg, err = !f.cancelled] {
                 setBusy(false, QString());
                 setStatus(msg, err);
-            });
-        } catch (const std::bad_alloc&) {
-            job.post([this] {
-                setBusy(false, QString());
-                setStatus(tr("Not enough memory for the preview."), true);
-            });
-        } catch (const std::exception& e) {
-            const QString msg = errorText(e);
-            job.post([this, msg] {
-                setBusy(false, QString());
-                setStatus(msg, true);
             });
         }
     });
@@ -855,13 +840,9 @@ void CompressionPanel::apply()
                 setStatus(tr("Applied %1 in %2 (Ctrl+Z undoes it).").arg(label, formatSeconds(seconds)));
                 emit applied(true);
             });
-        } catch (const Error& e) {
-            finish(e.code() == ErrorCode::Cancelled ? tr("Cancelled: the model is unchanged.") : QString::fromStdString(e.what()),
-                   e.code() == ErrorCode::Cancelled);
-        } catch (const std::bad_alloc&) {
-            finish(tr("Not enough memory to apply the step; the model is unchanged."), false);
-        } catch (const std::exception& e) {
-            finish(errorText(e), false);
+        } catch (...) {
+            const JobFailure f = currentJobFailure(tr("Not enough memory to apply the step; the model is unchanged."));
+            finish(f.cancelled ? tr("Cancelled: the model is unchanged.") : f.message, f.cancelled);
         }
     });
     runner_->setExpectedSeconds(expected);

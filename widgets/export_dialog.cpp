@@ -1,4 +1,5 @@
 #include "export_dialog.h"
+#include "job_failure.h"
 
 #include "format.h"
 #include "job_estimate.h"
@@ -613,15 +614,10 @@ bool ExportDialog::startExport()
                 if (plan.existed[i])
                     out.replaced << plan.path[i];
             }
-        } catch (const Error& e) {
-            if (e.code() == ErrorCode::Cancelled)
-                out.cancelled = true;
-            else
-                out.error = QString::fromStdString(e.what());
-        } catch (const std::bad_alloc&) {
-            out.error = ExportDialog::tr("Not enough memory for this export.");
-        } catch (const std::exception& e) {
-            out.error = QString::fromStdString(e.what());
+        } catch (...) {
+            const JobFailure f = currentJobFailure(ExportDialog::tr("Not enough memory for this export."));
+            out.cancelled = f.cancelled;
+            out.error = f.message;
         }
         // A cancelled export writes nothing: remove what this run created (done
         // here, not on the GUI thread, so that closing the dialog can wait for it).

@@ -1,4 +1,5 @@
 #include "generate_panel.h"
+#include "job_failure.h"
 
 #include "engine_cache.h"
 #include "format.h"
@@ -249,15 +250,10 @@ void GeneratePanel::generate()
                 ll::generate(*engine, promptIds, options, &job, onToken);
                 seconds = static_cast<double>(clock.nsecsElapsed()) * 1e-9;
             }
-        } catch (const Error& e) {
-            if (e.code() == ErrorCode::Cancelled)
-                stopped = true;
-            else
-                error = QString::fromStdString(e.what());
-        } catch (const std::bad_alloc&) {
-            error = tr("Not enough memory to generate.");
-        } catch (const std::exception& e) {
-            error = QString::fromStdString(e.what());
+        } catch (...) {
+            const JobFailure f = currentJobFailure(tr("Not enough memory to generate."));
+            stopped = f.cancelled;
+            error = f.message;
         }
         job.post([this, error, note, stopped, hitEos, count, seconds] {
             if (!error.isEmpty()) {

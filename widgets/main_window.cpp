@@ -267,6 +267,9 @@ void MainWindow::stopJobs()
     perplexity_->cancel();
     generate_->stop();
     activations_->cancel();
+    recipe_->cancel();
+    if (compare_)
+        compare_->cancel();
 }
 
 bool MainWindow::raiseDock(const QString& name)
@@ -292,7 +295,8 @@ bool MainWindow::raiseDock(const QString& name)
 bool MainWindow::isBusy() const
 {
     return inspector_->isBusy() || perplexity_->isRunning() || generate_->isRunning() || activations_->isBusy()
-           || compression_->isBusy() || compression_->isPreviewPending() || recipe_->isBusy() || (sensitivity_ && sensitivity_->isBusy());
+           || compression_->isBusy() || compression_->isPreviewPending() || recipe_->isBusy() || (sensitivity_ && sensitivity_->isBusy())
+           || (compare_ && compare_->isBusy());
 }
 
 void MainWindow::createActions()

@@ -1,4 +1,5 @@
 #include "perplexity_panel.h"
+#include "job_failure.h"
 
 #include "engine_cache.h"
 #include "format.h"
@@ -454,15 +455,10 @@ void PerplexityPanel::run()
                                      out.scoringSeconds);
                 }
             }
-        } catch (const Error& e) {
-            if (e.code() == ErrorCode::Cancelled)
-                cancelled = true;
-            else
-                error = QString::fromStdString(e.what());
-        } catch (const std::bad_alloc&) {
-            error = tr("Not enough memory for this evaluation.");
-        } catch (const std::exception& e) {
-            error = QString::fromStdString(e.what());
+        } catch (...) {
+            const JobFailure f = currentJobFailure(tr("Not enough memory for this evaluation."));
+            cancelled = f.cancelled;
+            error = f.message;
         }
         out.seconds = static_cast<double>(clock.nsecsElapsed()) * 1e-9;
         // A run that finished just as Cancel was pressed counts as cancelled: the user asked for the old result.

@@ -100,6 +100,11 @@ RecipePanel::~RecipePanel()
     runner_->cancelAndWait();
 }
 
+void RecipePanel::cancel()
+{
+    runner_->cancel();
+}
+
 bool RecipePanel::isBusy() const
 {
     return runner_->isRunning();

@@ -32,6 +32,8 @@ public:
     void replay(const Recipe& recipe, const QString& label);
     void removeStep(int index);
     bool isBusy() const;
+    // Asks a running replay to stop (its Cancel button; the window's stopJobs on close).
+    void cancel();
     QString statusText() const { return statusText_; }
     QListWidget* list() const { return list_; }
 

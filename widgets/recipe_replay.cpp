@@ -1,4 +1,5 @@
 #include "recipe_replay.h"
+#include "job_failure.h"
 
 #include "job_runner.h"
 #include "model_document.h"
@@ -44,15 +45,12 @@ void replayRecipe(JobRunner* runner, ModelDocument* document, const Recipe& reci
                 document->pushState(std::move(out->state), label, touched);
                 done(ReplayOutcome::Applied, QString());
             });
-        } catch (const Error& e) {
-            if (e.code() == ErrorCode::Cancelled)
+        } catch (...) {
+            const JobFailure f = currentJobFailure(tr("Not enough memory to replay the recipe; the model is unchanged."));
+            if (f.cancelled)
                 failed(ReplayOutcome::Cancelled, tr("Cancelled: the model is unchanged."));
             else
-                failed(ReplayOutcome::Failed, QString::fromStdString(e.what()));
-        } catch (const std::bad_alloc&) {
-            failed(ReplayOutcome::Failed, tr("Not enough memory to replay the recipe; the model is unchanged."));
-        } catch (const std::exception& e) {
-            failed(ReplayOutcome::Failed, QString::fromStdString(e.what()));
+                failed(ReplayOutcome::Failed, f.message);
         }
     });
 }

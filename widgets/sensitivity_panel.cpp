@@ -1,4 +1,5 @@
 #include "sensitivity_panel.h"
+#include "job_failure.h"
 
 #include "eval_text.h"
 #include "job_estimate.h"
@@ -518,15 +519,8 @@ std::vector<int32_t> evalTokensFor(const Inputs& in)
 
 QString failureText(const std::exception_ptr& e, const QString& cancelled)
 {
-    try {
-        std::rethrow_exception(e);
-    } catch (const Error& err) {
-        return err.code() == ErrorCode::Cancelled ? cancelled : QString::fromStdString(err.what());
-    } catch (const std::bad_alloc&) {
-        return QObject::tr("Not enough memory; the model is unchanged.");
-    } catch (const std::exception& err) {
-        return QString::fromStdString(err.what());
-    }
+    const JobFailure f = jobFailure(e, QObject::tr("Not enough memory; the model is unchanged."));
+    return f.cancelled ? cancelled : f.message;
 }
 
 } // namespace

@@ -1,4 +1,5 @@
 #include "stats_job.h"
+#include "job_failure.h"
 
 #include "model/tensor_data.h"
 #include "util/error.h"
@@ -62,15 +63,10 @@ void runStats(QPromise<TensorStatsResult>& promise, const TensorStatsRequest& re
             r.profile = values;
         }
         promise.setProgressValueAndText(1000, QObject::tr("done"));
-    } catch (const Error& e) {
-        if (e.code() == ErrorCode::Cancelled)
-            r.cancelled = true;
-        else
-            r.error = QString::fromStdString(e.what());
-    } catch (const std::bad_alloc&) {
-        r.error = QObject::tr("not enough memory to decode this tensor");
-    } catch (const std::exception& e) {
-        r.error = QString::fromStdString(e.what());
+    } catch (...) {
+        const JobFailure f = currentJobFailure(QObject::tr("not enough memory to decode this tensor"));
+        r.cancelled = f.cancelled;
+        r.error = f.message;
     }
     r.seconds = static_cast<double>(timer.nsecsElapsed()) * 1e-9;
     promise.addResult(std::move(r));
