@@ -23,6 +23,8 @@
 #include <QSettings>
 #include <QSignalSpy>
 #include <QStandardPaths>
+#include <QLabel>
+#include <QFileInfo>
 #include <QtTest>
 
 #include <nlohmann/json.hpp>
@@ -112,6 +114,7 @@ private slots:
     void dialogWritesEveryOutput();
     void dialogRemembersChoices();
     void dialogWritesPreset();
+    void dialogSuggestsTheModelsSize();
     void cancelMidwayLeavesNothing();
     void closingWhileExportingCancels();
     void existingOutputKeptWhenRefused();
@@ -313,6 +316,53 @@ void TestGuiExport::dialogWritesPreset()
     QCOMPARE(d->ggufPreset(), std::optional<GgufPreset>(GgufPreset::Q8_0));
     d->setGgufType(DType::Q5_1);
     QVERIFY(!d->ggufPreset().has_value());
+}
+
+// One click after a 4-bit quantization gives a 4-bit GGUF: without a type
+// chosen earlier the dialog suggests the preset nearest the state's bits
+// (issue 15, item 9), in Documents/LayerLab rather than beside the source;
+// the export reports the size before and after and offers its folder.
+void TestGuiExport::dialogSuggestsTheModelsSize()
+{
+    LL_REQUIRE_SHARED();
+    QSettings().clear();
+    {
+        ExportDialog d(document_.get()); // RTN 4b g32 on every block linear
+        const double bits = document_->state().linearBitsPerWeight();
+        QVERIFY2(bits > 4.0 && bits < 5.2, qPrintable(QString::number(bits)));
+        QCOMPARE(d.ggufPreset(), std::optional<GgufPreset>(GgufPreset::Q4_K_M));
+        auto* hint = d.findChild<QLabel*>(QStringLiteral("ggufHint"));
+        QVERIFY(hint && !hint->isHidden() && hint->text().startsWith(QStringLiteral("Q4_K_M suggested")));
+        QCOMPARE(d.folder(), QDir(QStandardPaths::writableLocation(QStandardPaths::DocumentsLocation)).filePath(QStringLiteral("LayerLab")));
+        QVERIFY(QDir(d.folder()).removeRecursively() || !QFileInfo::exists(d.folder()));
+        d.setOutputEnabled(Out::HuggingFace, false);
+        d.setOutputEnabled(Out::Report, false);
+        d.setOutputEnabled(Out::Recipe, false);
+        QSignalSpy spy(&d, &ExportDialog::exportFinished);
+        QVERIFY(d.startExport()); // the default folder is made on first use
+        QVERIFY(waitFinished(spy));
+        QVERIFY2(spy.at(0).at(0).toBool(), qPrintable(spy.at(0).at(1).toString()));
+        QVERIFY(QFileInfo(d.outputPath(Out::Gguf)).isFile());
+        QVERIFY2(d.statusText().contains(QStringLiteral("GGUF Q4_K_M: ")) && d.statusText().contains(QStringLiteral("smaller than the source")),
+                 qPrintable(d.statusText()));
+        QVERIFY(d.findChild<QPushButton*>(QStringLiteral("exportOpenFolder"))->isEnabled());
+        QDir(d.folder()).removeRecursively();
+    }
+    // A suggestion is not a choice: not remembered. The original model gets Q8_0.
+    QVERIFY(!QSettings().contains(QStringLiteral("export/ggufType")));
+    ModelDocument plain;
+    plain.setModel(source_);
+    ExportDialog original(&plain);
+    QCOMPARE(original.ggufPreset(), std::optional<GgufPreset>(GgufPreset::Q8_0));
+    QVERIFY(original.findChild<QLabel*>(QStringLiteral("ggufHint"))->isHidden());
+    // A type the user picked wins over the suggestion, and is remembered.
+    original.setGgufType(DType::Q5_K);
+    ExportDialog again(document_.get());
+    QCOMPARE(again.ggufPreset(), std::optional<GgufPreset>(GgufPreset::Q4_K_M)); // nothing saved yet: no export ran
+    QSettings().setValue(QStringLiteral("export/ggufType"), QStringLiteral("Q5_K"));
+    ExportDialog chosen(document_.get());
+    QCOMPARE(chosen.ggufType(), DType::Q5_K);
+    QVERIFY(chosen.findChild<QLabel*>(QStringLiteral("ggufHint"))->isHidden());
 }
 
 void TestGuiExport::cancelMidwayLeavesNothing()

@@ -1,9 +1,9 @@
 #include "activation_view.h"
-#include "job_failure.h"
 
 #include "activation_plot.h"
 #include "engine_cache.h"
 #include "format.h"
+#include "job_failure.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"

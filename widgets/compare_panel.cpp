@@ -1,8 +1,8 @@
 #include "compare_panel.h"
-#include "job_failure.h"
 
 #include "eval_text.h"
 #include "format.h"
+#include "job_failure.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "perplexity_panel.h"

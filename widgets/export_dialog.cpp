@@ -1,7 +1,7 @@
 #include "export_dialog.h"
-#include "job_failure.h"
 
 #include "format.h"
+#include "job_failure.h"
 #include "job_estimate.h"
 #include "job_runner.h"
 #include "model_document.h"
@@ -15,6 +15,7 @@
 #include <QApplication>
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDesktopServices>
 #include <QDir>
 #include <QDirIterator>
 #include <QFile>
@@ -32,11 +33,14 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QSettings>
+#include <QStandardPaths>
 #include <QTemporaryFile>
 #include <QTreeWidget>
+#include <QUrl>
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <new>
 
@@ -164,8 +168,17 @@ ExportDialog::ExportDialog(ModelDocument* document, QWidget* parent)
                                       : tr("%1\nThe outputs listed were written before the error.").arg(out->error),
                    true);
         } else {
-            finish(true, written_.size() == 1 ? tr("Exported 1 output.") : tr("Exported %1 outputs.").arg(written_.size()),
-                   false);
+            QString message = written_.size() == 1 ? tr("Exported 1 output.") : tr("Exported %1 outputs.").arg(written_.size());
+            // Before -> after: what one click bought, in bytes.
+            const auto source = document_->state().source;
+            for (const Written& w : written_)
+                if (w.output == Output::Gguf && source && w.bytes > 0)
+                    message += QLatin1Char(' ')
+                               + tr("GGUF %1: %2 → %3 (×%4 smaller than the source).")
+                                     .arg(w.type, formatBytes(source->storedBytes()), formatBytes(w.bytes))
+                                     .arg(static_cast<double>(source->storedBytes()) / static_cast<double>(w.bytes), 0, 'f', 2);
+            openFolderButton_->setEnabled(true);
+            finish(true, message, false);
         }
     });
     updateEnabled();
@@ -241,6 +254,15 @@ void ExportDialog::buildUi()
     grid->addWidget(ggufTypeBox_, 0, 3);
     grid->addWidget(hfDtypeBox_, 1, 3);
     connect(ggufTypeBox_, &QComboBox::currentIndexChanged, this, &ExportDialog::refillPaths);
+    connect(ggufTypeBox_, &QComboBox::activated, this, [this] { // the user's pick, not a suggestion
+        ggufChosen_ = true;
+        ggufHint_->hide();
+    });
+    ggufHint_ = new QLabel(outputs);
+    ggufHint_->setObjectName(QStringLiteral("ggufHint"));
+    ggufHint_->setWordWrap(true);
+    ggufHint_->hide();
+    grid->addWidget(ggufHint_, kOutputs, 1, 1, 3);
 
     progress_ = new QProgressBar(this);
     progress_->setObjectName(QStringLiteral("exportProgress"));
@@ -279,9 +301,16 @@ void ExportDialog::buildUi()
     exportButton_->setObjectName(QStringLiteral("exportButton"));
     exportButton_->setDefault(true);
     closeButton_ = new QPushButton(tr("Close"), this);
+    openFolderButton_ = new QPushButton(tr("Open Folder"), this);
+    openFolderButton_->setObjectName(QStringLiteral("exportOpenFolder"));
+    openFolderButton_->setToolTip(tr("Show the exported files in the file manager"));
+    openFolderButton_->setEnabled(false);
+    connect(openFolderButton_, &QPushButton::clicked, this,
+            [this] { QDesktopServices::openUrl(QUrl::fromLocalFile(folder())); });
     connect(exportButton_, &QPushButton::clicked, this, [this] { startExport(); });
     connect(closeButton_, &QPushButton::clicked, this, &ExportDialog::reject);
     auto* buttons = new QHBoxLayout;
+    buttons->addWidget(openFolderButton_);
     buttons->addStretch(1);
     buttons->addWidget(exportButton_);
     buttons->addWidget(closeButton_);
@@ -317,7 +346,10 @@ void ExportDialog::loadSettings()
     const auto select = [&s](QComboBox* box, const char* key, const QString& fallback) {
         box->setCurrentIndex(std::max(0, box->findText(s.value(QLatin1String(key), fallback).toString())));
     };
-    select(ggufTypeBox_, kGgufTypeKey, QStringLiteral("Q8_0"));
+    if (s.contains(QLatin1String(kGgufTypeKey))) { // chosen in an earlier export
+        select(ggufTypeBox_, kGgufTypeKey, QStringLiteral("Q8_0"));
+        ggufChosen_ = true;
+    }
     select(hfDtypeBox_, kHfDtypeKey, QStringLiteral("f16"));
 }
 
@@ -327,7 +359,8 @@ void ExportDialog::saveSettings() const
     for (int i = 0; i < kOutputs; ++i)
         s.setValue(QLatin1String(kKeys[i]), rows_[i].check->isChecked());
     s.setValue(QLatin1String(kFolderKey), folder());
-    s.setValue(QLatin1String(kGgufTypeKey), ggufTypeBox_->currentText());
+    if (ggufChosen_)
+        s.setValue(QLatin1String(kGgufTypeKey), ggufTypeBox_->currentText());
     s.setValue(QLatin1String(kHfDtypeKey), hfDtypeBox_->currentText());
 }
 
@@ -340,15 +373,49 @@ void ExportDialog::refreshFromDocument()
         const QFileInfo info(QDir::cleanPath(QString::fromStdString(model->path)));
         // A folder's name may hold dots ("Llama-3.1-8B"); a file loses its suffix.
         base = info.isDir() ? info.fileName() : info.completeBaseName();
-        if (folder.isEmpty())
-            folder = info.absolutePath();
     } else if (model) {
         base = QStringLiteral("demo-model");
     }
     if (!document_->state().steps.empty())
         base += QStringLiteral("-compressed");
-    setDestination(folder.isEmpty() ? QDir::homePath() : folder, base);
+    setDestination(folder.isEmpty() ? defaultFolder() : folder, base);
+    suggestGgufType();
     updateEnabled();
+}
+
+QString ExportDialog::defaultFolder()
+{
+    return QDir(QStandardPaths::writableLocation(QStandardPaths::DocumentsLocation)).filePath(QStringLiteral("LayerLab"));
+}
+
+void ExportDialog::suggestGgufType()
+{
+    if (ggufChosen_)
+        return;
+    const CompressionState& state = document_->state();
+    const bool quantized = std::any_of(state.steps.begin(), state.steps.end(),
+                                       [](const RecipeStep& s) { return s.action == StepAction::Quantize; });
+    const double bits = quantized ? state.linearBitsPerWeight() : 16.0;
+    // The llama-quantize preset nearest in size (its usual bits per weight on
+    // Llama-sized models): re-quantizing a 4-bit model to Q8_0 keeps its
+    // accuracy but not its size.
+    static const std::pair<GgufPreset, double> kPresetBits[] = {{GgufPreset::Q2_K, 3.0},   {GgufPreset::Q3_K_M, 3.9},
+                                                                {GgufPreset::Q4_K_M, 4.9}, {GgufPreset::Q5_K_M, 5.7},
+                                                                {GgufPreset::Q6_K, 6.6},   {GgufPreset::Q8_0, 8.5}};
+    GgufPreset preset = GgufPreset::Q8_0;
+    double nearest = 1e9;
+    for (const auto& [p, b] : kPresetBits)
+        if (std::abs(b - std::min(bits, 8.5)) < nearest) {
+            nearest = std::abs(b - std::min(bits, 8.5));
+            preset = p;
+        }
+    ggufTypeBox_->setCurrentIndex(ggufTypeBox_->findData(kPresetData + static_cast<int>(preset)));
+    ggufHint_->setVisible(quantized);
+    if (quantized)
+        ggufHint_->setText(tr("%1 suggested: the block linears hold %2 bits per weight after the quantization steps. "
+                              "A type of more bits keeps their values more exactly, not the size.")
+                               .arg(QString::fromLatin1(ggufPresetInfo(preset).name))
+                               .arg(bits, 0, 'f', 2));
 }
 
 void ExportDialog::setDestination(const QString& folder, const QString& baseName)
@@ -402,6 +469,7 @@ QString ExportDialog::outputPath(Output o) const { return resolved(o); }
 
 void ExportDialog::setGgufType(DType t)
 {
+    ggufChosen_ = true;
     // Q8_0, Q6_K and Q2_K are listed once, as presets: llama-quantize's preset of that name.
     int i = ggufTypeBox_->findData(static_cast<int>(t));
     if (i < 0)
@@ -417,6 +485,7 @@ DType ExportDialog::ggufType() const
 
 void ExportDialog::setGgufPreset(GgufPreset p)
 {
+    ggufChosen_ = true;
     ggufTypeBox_->setCurrentIndex(ggufTypeBox_->findData(kPresetData + static_cast<int>(p)));
 }
 std::optional<GgufPreset> ExportDialog::ggufPreset() const
@@ -511,6 +580,8 @@ bool ExportDialog::startExport()
         seen.emplace(path, o);
         // Checked here, before anything is written, so a bad folder never leaves half an export.
         const QString dir = QFileInfo(path).absolutePath();
+        if (QDir::cleanPath(dir) == QDir::cleanPath(defaultFolder()))
+            QDir().mkpath(dir); // the default is made on first use; a folder the user typed is not
         if (!QFileInfo(dir).isDir())
             return refuse(tr("The folder %1 does not exist.").arg(dir));
         QTemporaryFile probe(dir + QStringLiteral("/.layerlab-probe-XXXXXX"));

@@ -115,6 +115,12 @@ private:
     struct Plan;
 
     void buildUi();
+    // The GGUF type that matches the state (Q4_K_M after a 4-bit quantization,
+    // Q8_0 otherwise), unless the user chose one; with a hint that says why.
+    void suggestGgufType();
+    // Documents/LayerLab: where exports go until the user picks a folder (never
+    // beside the source model, whose folder may be a read-only cache).
+    static QString defaultFolder();
     void loadSettings();
     void saveSettings() const;
     void refreshFromDocument();
@@ -137,6 +143,9 @@ private:
     QLineEdit* baseEdit_ = nullptr;
     QComboBox* ggufTypeBox_ = nullptr;
     QComboBox* hfDtypeBox_ = nullptr;
+    QLabel* ggufHint_ = nullptr;
+    QPushButton* openFolderButton_ = nullptr;
+    bool ggufChosen_ = false; // by the user (or setGgufType): remembered, never re-suggested
     QProgressBar* progress_ = nullptr;
     QPushButton* exportButton_ = nullptr;
     QPushButton* cancelButton_ = nullptr;

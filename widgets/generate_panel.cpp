@@ -1,8 +1,8 @@
 #include "generate_panel.h"
-#include "job_failure.h"
 
 #include "engine_cache.h"
 #include "format.h"
+#include "job_failure.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"

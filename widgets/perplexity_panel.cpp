@@ -1,9 +1,9 @@
 #include "perplexity_panel.h"
-#include "job_failure.h"
 
 #include "engine_cache.h"
 #include "format.h"
 #include "job_estimate.h"
+#include "job_failure.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"

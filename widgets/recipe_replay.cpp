@@ -1,6 +1,6 @@
 #include "recipe_replay.h"
-#include "job_failure.h"
 
+#include "job_failure.h"
 #include "job_runner.h"
 #include "model_document.h"
 

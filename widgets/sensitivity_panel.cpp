@@ -1,8 +1,8 @@
 #include "sensitivity_panel.h"
-#include "job_failure.h"
 
 #include "eval_text.h"
 #include "job_estimate.h"
+#include "job_failure.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"

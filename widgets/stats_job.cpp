@@ -1,6 +1,6 @@
 #include "stats_job.h"
-#include "job_failure.h"
 
+#include "job_failure.h"
 #include "model/tensor_data.h"
 #include "util/error.h"
 #include "util/progress.h"
