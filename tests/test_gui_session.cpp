@@ -18,6 +18,7 @@
 #include "recipe/apply.h"
 #include "recipe/recipe.h"
 
+#include <QAction>
 #include <QDir>
 #include <QFile>
 #include <QProcess>
@@ -128,6 +129,7 @@ private slots:
     void initTestCase();
     void saveAndOpenRoundTrip();
     void damagedSessionOffersTheModelAlone();
+    void unsavedStepsAreNotThrownAway();
     void autosaveAndCleanExit();
     void killedGuiIsRecovered();
     void guidedTourVisitsEveryStep();
@@ -242,6 +244,72 @@ void TestGuiSession::damagedSessionOffersTheModelAlone()
     QVERIFY(!w.findChild<QMessageBox*>(QStringLiteral("damagedSessionBox")));
     for (QMessageBox* m : w.findChildren<QMessageBox*>())
         m->close();
+}
+
+// Applied steps that no session holds are not lost without a question:
+// quitting, the demo model, another model (issue 15, item 2). Saving the
+// session, or restoring one, makes the work "saved".
+void TestGuiSession::unsavedStepsAreNotThrownAway()
+{
+    LL_REQUIRE_SHARED();
+    MainWindow w;
+    w.setErrorDialogsEnabled(false);
+    QStringList questions;
+    MainWindow::UnsavedChoice answer = MainWindow::UnsavedChoice::Cancel;
+    w.setUnsavedPrompt([&](const QString& q) {
+        questions << q;
+        return answer;
+    });
+    QVERIFY(w.openPath(storiesPath()));
+    QVERIFY(w.maySetWorkAside(QStringLiteral("quitting"))); // nothing applied: no question
+    QVERIFY(questions.isEmpty());
+    QVERIFY(replayAndWait(w, parseRecipe(kRecipeYaml, true)));
+
+    w.show();
+    QVERIFY(!w.close()); // Cancel: the window stays, the steps too
+    QCOMPARE(questions.size(), 1);
+    QVERIFY2(questions[0].contains(QStringLiteral("2 compression step")) && questions[0].contains(QStringLiteral("quitting")),
+             qPrintable(questions[0]));
+    QAction* demo = nullptr;
+    for (QAction* a : w.findChildren<QAction*>())
+        if (a->text() == QStringLiteral("Open &Demo Model"))
+            demo = a;
+    QVERIFY(demo);
+    demo->trigger();
+    QCOMPARE(questions.size(), 2);
+    QCOMPARE(w.document()->state().steps.size(), size_t(2)); // still the stories model with its steps
+
+    // Saved: no question any more, until the next step.
+    const QString file = QString::fromStdString(test::scratchDir()) + QStringLiteral("/kept.layerlab");
+    QVERIFY(w.session()->save(file).isEmpty());
+    QVERIFY(w.maySetWorkAside(QStringLiteral("quitting")));
+    QCOMPARE(questions.size(), 2);
+    w.document()->undoStack()->undo(); // back at the original: nothing applied to lose
+    QVERIFY(w.maySetWorkAside(QStringLiteral("quitting")));
+    w.document()->undoStack()->redo(); // as saved
+    QVERIFY(w.maySetWorkAside(QStringLiteral("quitting")));
+    QCOMPARE(questions.size(), 2);
+    QVERIFY(replayAndWait(w, parseRecipe(kRecipeYaml, true))); // more on top: unsaved again
+    QVERIFY(!w.maySetWorkAside(QStringLiteral("quitting")));
+    QCOMPARE(questions.size(), 3);
+
+    // A restored session is as its file has it.
+    MainWindow b;
+    b.setErrorDialogsEnabled(false);
+    b.setUnsavedPrompt([&](const QString& q) {
+        questions << q;
+        return MainWindow::UnsavedChoice::Cancel;
+    });
+    QSignalSpy restored(b.session(), &SessionManager::restored);
+    QVERIFY(b.session()->open(file).isEmpty());
+    QVERIFY(restored.wait(120000) && restored.first().first().toBool());
+    QVERIFY(b.maySetWorkAside(QStringLiteral("quitting")));
+    QCOMPARE(questions.size(), 3);
+
+    answer = MainWindow::UnsavedChoice::Discard;
+    demo->trigger();
+    QCOMPARE(questions.size(), 4);
+    QVERIFY(w.document()->model()->config.synthetic); // discarded: the demo is open
 }
 
 void TestGuiSession::autosaveAndCleanExit()

@@ -245,8 +245,56 @@ void MainWindow::showEvent(QShowEvent* event)
 
 void MainWindow::closeEvent(QCloseEvent* event)
 {
+    if (!maySetWorkAside(tr("quitting"))) {
+        event->ignore();
+        return;
+    }
     stopJobs();
     QMainWindow::closeEvent(event);
+}
+
+bool MainWindow::maySetWorkAside(const QString& action)
+{
+    const int steps = static_cast<int>(document_->state().steps.size());
+    if (!document_->hasModel() || steps == 0 || document_->undoStack()->isClean())
+        return true; // nothing applied, or saved as it is
+    const QString question = tr("%n compression step(s) applied to %1 are not saved in a session. Save them before %2?",
+                                nullptr, steps)
+                                 .arg(QFileInfo(QString::fromStdString(document_->state().source->path)).fileName(), action);
+    UnsavedChoice choice = UnsavedChoice::Discard;
+    if (unsavedPrompt_) {
+        choice = unsavedPrompt_(question);
+    } else if (errorDialogs_) { // an unattended run (screenshots, --print-state) asks nobody
+        QMessageBox box(QMessageBox::Question, tr("Unsaved compression steps"), question, QMessageBox::NoButton, this);
+        QPushButton* save = box.addButton(tr("Save Session…"), QMessageBox::AcceptRole);
+        QPushButton* discard = box.addButton(tr("Discard"), QMessageBox::DestructiveRole);
+        box.addButton(QMessageBox::Cancel);
+        box.setDefaultButton(save);
+        box.exec();
+        choice = box.clickedButton() == save ? UnsavedChoice::Save
+                 : box.clickedButton() == discard ? UnsavedChoice::Discard
+                                                  : UnsavedChoice::Cancel;
+    }
+    if (choice == UnsavedChoice::Save)
+        return saveSessionAs();
+    return choice == UnsavedChoice::Discard;
+}
+
+bool MainWindow::saveSessionAs()
+{
+    if (!document_->hasModel())
+        return false;
+    QString path = QFileDialog::getSaveFileName(this, tr("Save Session"), QString(), tr("LayerLab sessions (*.layerlab)"));
+    if (path.isEmpty())
+        return false;
+    if (!path.endsWith(QLatin1String(".layerlab")))
+        path += QLatin1String(".layerlab");
+    if (const QString error = session_->save(path); !error.isEmpty()) {
+        showError(error);
+        return false;
+    }
+    statusBar()->showMessage(tr("Session saved to %1").arg(QDir::toNativeSeparators(path)), 5000);
+    return true;
 }
 
 void MainWindow::syncSelection()
@@ -307,7 +355,10 @@ void MainWindow::createActions()
     QAction* openFolder = file->addAction(tr("Open &Folder…"), this, &MainWindow::chooseFolder);
     openFolder->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O));
     recentMenu_ = file->addMenu(tr("Open &Recent"));
-    file->addAction(tr("Open &Demo Model"), this, &MainWindow::openDemo);
+    file->addAction(tr("Open &Demo Model"), this, [this] {
+        if (maySetWorkAside(tr("opening the demo model")))
+            openDemo();
+    });
     file->addSeparator();
     QAction* exportAction = file->addAction(tr("&Export…"), this, [this] {
         if (!document_->hasModel())
@@ -323,23 +374,10 @@ void MainWindow::createActions()
     file->addAction(tr("&Open Session…"), this, [this] {
         const QString path = QFileDialog::getOpenFileName(this, tr("Open Session"), QString(),
                                                           tr("LayerLab sessions (*.layerlab);;All files (*)"));
-        if (!path.isEmpty())
+        if (!path.isEmpty() && maySetWorkAside(tr("opening the session")))
             openSession(path);
     });
-    file->addAction(tr("&Save Session…"), this, [this] {
-        if (!document_->hasModel())
-            return;
-        QString path = QFileDialog::getSaveFileName(this, tr("Save Session"), QString(),
-                                                    tr("LayerLab sessions (*.layerlab)"));
-        if (path.isEmpty())
-            return;
-        if (!path.endsWith(QLatin1String(".layerlab")))
-            path += QLatin1String(".layerlab");
-        if (const QString error = session_->save(path); !error.isEmpty())
-            showError(error);
-        else
-            statusBar()->showMessage(tr("Session saved to %1").arg(QDir::toNativeSeparators(path)), 5000);
-    });
+    file->addAction(tr("&Save Session…"), this, [this] { saveSessionAs(); });
     file->addSeparator();
     QAction* quit = file->addAction(tr("&Quit"), qApp, &QApplication::closeAllWindows);
     quit->setShortcut(QKeySequence::Quit);
@@ -544,7 +582,10 @@ void MainWindow::rebuildRecentMenu()
     const QStringList list = recentModels();
     for (const QString& path : list) {
         QAction* a = recentMenu_->addAction(QDir::toNativeSeparators(path));
-        connect(a, &QAction::triggered, this, [this, path] { openPath(path); });
+        connect(a, &QAction::triggered, this, [this, path] {
+            if (maySetWorkAside(tr("opening another model")))
+                openPath(path);
+        });
     }
     if (!list.isEmpty()) {
         recentMenu_->addSeparator();
@@ -561,14 +602,14 @@ void MainWindow::chooseFile()
     const QString path = QFileDialog::getOpenFileName(
         this, tr("Open Model File"), QString(),
         tr("Models (*.safetensors *.gguf *.bin);;All files (*)"));
-    if (!path.isEmpty())
+    if (!path.isEmpty() && maySetWorkAside(tr("opening another model")))
         openPath(path);
 }
 
 void MainWindow::chooseFolder()
 {
     const QString path = QFileDialog::getExistingDirectory(this, tr("Open Hugging Face Model Folder"));
-    if (!path.isEmpty())
+    if (!path.isEmpty() && maySetWorkAside(tr("opening another model")))
         openPath(path);
 }
 
@@ -584,7 +625,8 @@ void MainWindow::dropEvent(QDropEvent* event)
     if (path.isEmpty())
         return;
     event->acceptProposedAction();
-    openPath(path);
+    if (maySetWorkAside(tr("opening another model")))
+        openPath(path);
 }
 
 } // namespace ll::gui

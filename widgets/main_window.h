@@ -4,6 +4,8 @@
 // File menu with recent models, drag and drop, model facts and the process's
 // memory in the status bar.
 #include <QMainWindow>
+
+#include <functional>
 #include <QStringList>
 
 #include <memory>
@@ -83,6 +85,17 @@ public:
 
     QStringList recentModels() const;
 
+    // Compression steps not saved in a session are not thrown away without a
+    // question: closing the window, opening another model, the demo or a
+    // session asks first (Save… / Discard / Cancel). Tests and scripts answer
+    // through a hook instead of the message box.
+    enum class UnsavedChoice { Save, Discard, Cancel };
+    void setUnsavedPrompt(std::function<UnsavedChoice(const QString& question)> prompt) { unsavedPrompt_ = std::move(prompt); }
+    // True when the work on screen may go (nothing unsaved, saved now, or discarded).
+    bool maySetWorkAside(const QString& action);
+    // File › Save Session…: asks for a path; false when cancelled or failed.
+    bool saveSessionAs();
+
 protected:
     void dragEnterEvent(QDragEnterEvent* event) override;
     void dropEvent(QDropEvent* event) override;
@@ -134,6 +147,7 @@ private:
     MemoryStatus* memoryStatus_ = nullptr;
     QString lastError_;
     bool errorDialogs_ = true;
+    std::function<UnsavedChoice(const QString&)> unsavedPrompt_;
     bool docksSized_ = false;
 };
 

@@ -20,6 +20,7 @@
 #include <QSaveFile>
 #include <QStandardPaths>
 #include <QTimer>
+#include <QUndoStack>
 
 #include <cmath>
 #include <cstring>
@@ -190,7 +191,10 @@ nlohmann::json SessionManager::toJson() const
 
 QString SessionManager::save(const QString& path) const
 {
-    return writeFileAtomic(path, QByteArray::fromStdString(dumpJson(toJson(), 2) + "\n"));
+    const QString error = writeFileAtomic(path, QByteArray::fromStdString(dumpJson(toJson(), 2) + "\n"));
+    if (error.isEmpty())
+        window_->document()->undoStack()->setClean(); // what is on screen is in a file now
+    return error;
 }
 
 QString SessionManager::open(const QString& path)
@@ -251,8 +255,10 @@ QString SessionManager::restore(const SessionFile& session)
         panel, &RecipePanel::replayFinished, this,
         [this, panel, showEvaluation](bool ok) {
             restoring_ = false;
-            if (ok)
+            if (ok) {
                 showEvaluation();
+                window_->document()->undoStack()->setClean(); // as the session file has it
+            }
             if (autosaving_)
                 scheduleAutosave();
             emit restored(ok, ok ? QString() : panel->statusText());
