@@ -216,7 +216,7 @@ private slots:
         qInfo("applied: document %.4f bits/w", doc()->state().linearBitsPerWeight());
         QVERIFY(doc()->state().linearBitsPerWeight() <= 4.5 + 1e-9);
         QCOMPARE(doc()->state().linearBitsPerWeight(), *r.measuredBitsPerWeight);
-        QVERIFY(panel()->isStale()); // the results were measured on the state before
+        QVERIFY(!panel()->isStale()); // measured on the original, which applying does not change
         QVERIFY(panel()->result() || panel()->mixed());
         doc()->undoStack()->undo();
         QVERIFY(doc()->model() == source);
@@ -226,6 +226,62 @@ private slots:
         QVERIFY(window_->openPath(QString::fromStdString(test::sharedPath(kStories))));
         QVERIFY(!panel()->result() && !panel()->mixed() && panel()->rows().empty());
         QCOMPARE(panel()->table()->rowCount(), 0);
+    }
+
+    // (d) After a compression step the sweep still measures the original model
+    // unless asked for the current state (issue 15, item 1: the base perplexity
+    // was the compressed model's, and "Apply plan" stacked RTN on GPTQ).
+    void measuresTheOriginalUnlessAsked()
+    {
+        const std::string pattern = exactNamesPattern(kFive);
+        RecipeStep rtn3;
+        rtn3.action = StepAction::Quantize;
+        rtn3.params = {{"method", "rtn"}, {"bits", 3}, {"group", 32}};
+        const StepOutcome step = applyStep(doc()->state(), rtn3, {});
+        doc()->pushState(step.state, QStringLiteral("RTN 3b g32"), {});
+        QCOMPARE(doc()->state().steps.size(), size_t(1));
+
+        const std::vector<int32_t> tokens = tokenizeTextFile(*doc()->model(), test::sharedPath(kEval));
+        ScoringOptions s = SensitivityOptions::defaultScoring();
+        s.context = 128;
+        s.maxWindows = 8;
+        const double sourcePpl = evaluatePerplexity(Transformer(*doc()->state().source), tokens, s).ppl;
+        const double statePpl = evaluatePerplexity(*doc()->state().makeEngine(), tokens, s).ppl;
+        QVERIFY(statePpl > sourcePpl);
+
+        panel()->setMethod(QStringLiteral("rtn"), 3, 32);
+        panel()->setTarget(SensitivityPanel::Target::Pattern, QString::fromStdString(pattern));
+        QCOMPARE(panel()->base(), SensitivityPanel::Base::Original);
+        for (const auto& [base, want] : {std::pair{SensitivityPanel::Base::Original, sourcePpl},
+                                         std::pair{SensitivityPanel::Base::Current, statePpl}}) {
+            panel()->setBase(base);
+            QSignalSpy done(panel(), &SensitivityPanel::runFinished);
+            panel()->run();
+            QVERIFY(done.wait(60000) && done.front().front().toBool());
+            qInfo("base %s: PPL %.6f (direct %.6f)", base == SensitivityPanel::Base::Original ? "original" : "current",
+                  panel()->result()->base.ppl, want);
+            QVERIFY(closeRel(panel()->result()->base.ppl, want, 1e-9));
+            QVERIFY(!panel()->isStale());
+        }
+        panel()->setBase(SensitivityPanel::Base::Original); // results measured on the state: stale for this choice
+        QVERIFY(panel()->isStale());
+
+        // A plan made on the original replaces the RTN step instead of stacking on it.
+        panel()->setTarget(SensitivityPanel::Target::AllLinears);
+        panel()->setCandidates(QStringLiteral("rtn:4:32,rtn:8:32"));
+        panel()->setBudget(6.0);
+        QSignalSpy planned(panel(), &SensitivityPanel::planFinished);
+        panel()->plan();
+        QVERIFY(planned.wait(120000) && planned.front().front().toBool());
+        QVERIFY(closeRel(panel()->mixed()->plan.basePpl, sourcePpl, 1e-9));
+        QSignalSpy applied(panel(), &SensitivityPanel::planApplied);
+        panel()->applyPlan();
+        QVERIFY(applied.wait(60000) && applied.front().front().toBool());
+        QVERIFY2(panel()->statusText().contains(QStringLiteral("in place of the 1 step")), qPrintable(panel()->statusText()));
+        QCOMPARE(doc()->state().steps, panel()->mixed()->recipe.steps); // the plan's steps only
+        doc()->undoStack()->undo();
+        QCOMPARE(doc()->state().steps.size(), size_t(1)); // the RTN step is back
+        doc()->undoStack()->undo();
     }
 
     void cleanupTestCase() { window_.reset(); }

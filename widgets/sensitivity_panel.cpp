@@ -169,8 +169,15 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     metricBox_->addItem(tr("KL divergence from the base"), static_cast<int>(SensitivityMetric::Kl));
     metricBox_->addItem(tr("Top-1 disagreement"), static_cast<int>(SensitivityMetric::Top1));
 
+    baseBox_ = new QComboBox(this);
+    baseBox_->setObjectName(QStringLiteral("sensitivityBase"));
+    baseBox_->addItem(tr("Original model"), static_cast<int>(Base::Original));
+    baseBox_->addItem(tr("Current state"), static_cast<int>(Base::Current));
+    baseBox_->setToolTip(tr("Original: each layer compressed alone in the model as opened, whatever steps are applied. "
+                            "Current state: on top of the steps applied so far (what the next step would cost)."));
+
     // Long item texts must not widen the control column: the dock shares its width with the results.
-    for (QComboBox* c : {methodBox_, groupBox_, targetBox_, textBox_, metricBox_}) {
+    for (QComboBox* c : {methodBox_, groupBox_, targetBox_, textBox_, metricBox_, baseBox_}) {
         c->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
         c->setMinimumContentsLength(10);
     }
@@ -189,6 +196,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     windowsRow->addWidget(contextBox_, 1);
     form->addRow(tr("Windows"), windowsRow);
     form->addRow(tr("Rank by"), metricBox_);
+    form->addRow(tr("Measure on"), baseBox_);
 
     runButton_ = new QPushButton(tr("Run"), this);
     runButton_->setToolTip(tr("Compress each target layer alone and measure what it costs"));
@@ -287,6 +295,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
         setEvalFile(path);
     });
     connect(metricBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::refreshViews);
+    connect(baseBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::markStale);
     connect(runButton_, &QPushButton::clicked, this, &SensitivityPanel::run);
     connect(cancelButton_, &QPushButton::clicked, this, &SensitivityPanel::cancel);
     connect(planButton_, &QPushButton::clicked, this, &SensitivityPanel::plan);
@@ -401,6 +410,35 @@ RecipeStep SensitivityPanel::currentStep() const
     return s;
 }
 
+void SensitivityPanel::setBase(Base base)
+{
+    baseBox_->setCurrentIndex(baseBox_->findData(static_cast<int>(base)));
+}
+
+SensitivityPanel::Base SensitivityPanel::base() const
+{
+    return static_cast<Base>(baseBox_->currentData().toInt());
+}
+
+CompressionState SensitivityPanel::baseState() const
+{
+    const CompressionState& st = document_->state();
+    return base() == Base::Original && st.source ? CompressionState::initial(st.source) : st;
+}
+
+std::shared_ptr<const Model> SensitivityPanel::baseModel() const
+{
+    return base() == Base::Original ? document_->state().source : document_->model();
+}
+
+QString SensitivityPanel::baseText() const
+{
+    const int steps = static_cast<int>(document_->state().steps.size());
+    if (base() == Base::Original || steps == 0)
+        return tr("the original model");
+    return tr("the current state (%n step(s) applied)", nullptr, steps);
+}
+
 std::vector<std::string> SensitivityPanel::targetNames() const
 {
     std::vector<std::string> names;
@@ -460,7 +498,7 @@ void SensitivityPanel::updateButtons()
     const bool ready = document_->hasModel() && !busy;
     runButton_->setEnabled(ready && !targetNames().empty());
     planButton_->setEnabled(ready && !targetNames().empty());
-    applyButton_->setEnabled(ready && mixed_ && plannedOn_ == document_->model());
+    applyButton_->setEnabled(ready && mixed_ && plannedOn_ == baseModel());
     cancelButton_->setEnabled(busy);
     progress_->setVisible(busy);
     progressText_->setVisible(busy);
@@ -540,8 +578,9 @@ void SensitivityPanel::run()
     options.scoring = SensitivityOptions::defaultScoring();
     options.scoring.maxWindows = windowsBox_->value();
     options.scoring.context = contextBox_->value();
-    const CompressionState& st = document_->state();
-    const Inputs in{st, TextSource{evalFile_}, options.scoring, st.steps.empty() ? RecipeCalibration{} : st.calibration};
+    const CompressionState st = baseState();
+    const CompressionState& doc = document_->state();
+    const Inputs in{st, TextSource{evalFile_}, options.scoring, doc.steps.empty() ? RecipeCalibration{} : doc.calibration};
     // Before anything runs: will it fit?
     JobCheck check;
     try {
@@ -559,6 +598,7 @@ void SensitivityPanel::run()
     }
     clearResults();
     measuredOn_ = st.model;
+    measuredText_ = baseText();
     setBusy(Job::Sweep, tr("Measuring %1 on %2 layers (%3)…").arg(QString::fromStdString(options.step.badge())).arg(names.size()).arg(check.summary));
     runner_->start([this, in, options](JobContext& job) {
         try {
@@ -614,10 +654,12 @@ void SensitivityPanel::plan()
     options.metric = SensitivityMetric::Kl; // the core's default: Δnll on a few windows is noisy (see mixed_precision.h)
     options.scoring.maxWindows = windowsBox_->value();
     options.scoring.context = contextBox_->value();
-    const CompressionState& st = document_->state();
-    const Inputs in{st, TextSource{evalFile_}, options.scoring, st.steps.empty() ? RecipeCalibration{} : st.calibration};
+    const CompressionState st = baseState();
+    const CompressionState& doc = document_->state();
+    const Inputs in{st, TextSource{evalFile_}, options.scoring, doc.steps.empty() ? RecipeCalibration{} : doc.calibration};
     mixed_.reset();
     plannedOn_ = st.model;
+    measuredText_ = baseText();
     showPlan();
     tabs_->setCurrentIndex(3);
     setBusy(Job::Plan, tr("Planning mixed precision: %1 candidates on %2 layers…")
@@ -657,18 +699,26 @@ void SensitivityPanel::applyPlan()
 {
     if (isBusy() || !mixed_)
         return;
-    if (plannedOn_ != document_->model()) {
+    if (plannedOn_ != baseModel()) {
         setStatus(tr("The plan was measured on an earlier state: plan again."), true);
         emit planApplied(false);
         return;
     }
     const QString label = tr("Mixed precision %1 bits/w").arg(mixed_->plan.bitsPerWeight, 0, 'f', 2);
     setBusy(Job::Apply, tr("%1…").arg(label));
-    // From the source: the recipe holds the base state's steps too.
-    replayRecipe(runner_, document_, mixed_->recipe, label, [this, label](ReplayOutcome outcome, const QString& message) {
+    // From the source: the recipe holds the base state's steps too. A plan made
+    // on the original replaces the steps applied since (one command: Ctrl+Z
+    // brings them back), it is never stacked on them.
+    const int replaced = base() == Base::Original ? static_cast<int>(document_->state().steps.size()) : 0;
+    replayRecipe(runner_, document_, mixed_->recipe, label, [this, label, replaced](ReplayOutcome outcome, const QString& message) {
         setBusy(Job::None, QString());
         const bool ok = outcome == ReplayOutcome::Applied;
-        setStatus(ok ? tr("%1 applied (Ctrl+Z undoes it).").arg(label) : message, outcome == ReplayOutcome::Failed || outcome == ReplayOutcome::Stale);
+        const QString done = replaced > 0 ? tr("%1 applied to the original model, in place of the %2 step(s) applied before "
+                                               "(Ctrl+Z brings them back).")
+                                                .arg(label)
+                                                .arg(replaced)
+                                          : tr("%1 applied (Ctrl+Z undoes it).").arg(label);
+        setStatus(ok ? done : message, outcome == ReplayOutcome::Failed || outcome == ReplayOutcome::Stale);
         emit planApplied(ok);
     });
 }
@@ -693,7 +743,7 @@ void SensitivityPanel::clearResults()
 void SensitivityPanel::markStale()
 {
     // Undo back to the measured state makes the results current again (the same model snapshot).
-    stale_ = (measuredOn_ && measuredOn_ != document_->model()) || (plannedOn_ && plannedOn_ != document_->model());
+    stale_ = (measuredOn_ && measuredOn_ != baseModel()) || (plannedOn_ && plannedOn_ != baseModel());
     refreshViews();
     showPlan();
 }
@@ -762,7 +812,9 @@ void SensitivityPanel::refreshViews()
                    .arg(result_->seconds, 0, 'f', 1);
     else if (!rows_.empty())
         text = tr("%1 layers measured so far").arg(rows_.size());
-    if (!rows_.empty() && measuredOn_ != document_->model())
+    if (!rows_.empty())
+        text += tr("<br>Measured on %1.").arg(measuredText_.toHtmlEscaped());
+    if (!rows_.empty() && measuredOn_ != baseModel())
         text += tr("<br><span style='color:#8a5a00'>Measured on an earlier state of the model.</span>");
     summary_->setText(text);
 }
@@ -785,7 +837,8 @@ void SensitivityPanel::showPlan()
                        .arg(r.measuredPpl ? QString::number(*r.measuredPpl, 'f', 4) : QStringLiteral("–"))
                        .arg(r.plan.basePpl, 0, 'f', 4)
                        .arg(r.seconds, 0, 'f', 1);
-    if (plannedOn_ != document_->model())
+    text += tr("<br>Measured on %1.").arg(measuredText_.toHtmlEscaped());
+    if (plannedOn_ != baseModel())
         text += tr("<br><span style='color:#8a5a00'>Measured on an earlier state of the model: plan again to apply.</span>");
     planSummary_->setText(text);
     for (const MixedLayerChoice& l : r.plan.layers) {

@@ -58,6 +58,12 @@ public:
     void setMetric(SensitivityMetric metric);
     void setCandidates(const QString& text);
     void setBudget(double bitsPerWeight);
+    // What is measured: the original model (the default: a layer's sensitivity
+    // is a property of the model, not of the steps applied so far) or the
+    // current state, stacked on those steps.
+    enum class Base { Original, Current };
+    void setBase(Base base);
+    Base base() const;
 
     RecipeStep currentStep() const;
     SensitivityMetric metric() const;
@@ -88,6 +94,10 @@ signals:
 
 private:
     enum class Job { None, Sweep, Plan, Apply };
+    // The state measured: the source alone, or the document's state.
+    CompressionState baseState() const;
+    std::shared_ptr<const Model> baseModel() const;
+    QString baseText() const; // "the original model", "the current state (2 steps)"
     std::vector<std::string> targetNames() const;
     void updateForm();
     void updateButtons();
@@ -119,6 +129,8 @@ private:
     QSpinBox* windowsBox_;
     QSpinBox* contextBox_;
     QComboBox* metricBox_;
+    QComboBox* baseBox_;
+    QString measuredText_; // baseText() when the results were measured
     QPushButton* runButton_;
     QPushButton* cancelButton_;
     QProgressBar* progress_;

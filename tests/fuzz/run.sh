@@ -9,6 +9,7 @@
 # regression file: copy it to tests/data/bad/<target>/ (replayed by ctest).
 #
 # Environment: FUZZ_JOBS (parallel targets, default: the number of cores),
+# FUZZ_RUNS (stop each target after this many executions, if that comes first),
 # FUZZ_CORPUS (corpus folder, default build/fuzz/corpus: kept between runs, so
 # a long campaign can be run in pieces), SHARED (../shared by default).
 set -euo pipefail
@@ -49,7 +50,9 @@ run_one() {
     mkdir -p "$corpus" "$findings"
     local tmp
     tmp=$(mktemp -d)
-    if TMPDIR=$tmp "$BUILD/tests/fuzz/fuzz_$t" "$corpus" "$SEEDS/$t" -max_total_time="$SECONDS_EACH" \
+    local runs_limit=()
+    if [ -n "${FUZZ_RUNS:-}" ]; then runs_limit=(-runs="$FUZZ_RUNS"); fi
+    if TMPDIR=$tmp "$BUILD/tests/fuzz/fuzz_$t" "$corpus" "$SEEDS/$t" -max_total_time="$SECONDS_EACH" "${runs_limit[@]}" \
         -max_len=65536 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$findings/" >"$LOGS/$t.log" 2>&1; then
         status=ok
@@ -64,7 +67,8 @@ run_one() {
     [ "$status" = ok ]
 }
 export -f run_one
-export BUILD CORPUS SEEDS LOGS SECONDS_EACH
+FUZZ_RUNS=${FUZZ_RUNS:-}
+export BUILD CORPUS SEEDS LOGS SECONDS_EACH FUZZ_RUNS
 
 printf '%s\n' "${TARGETS[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one {}' && exit 0
 echo "tests/fuzz/run.sh: a target found a problem; reproducers in $BUILD/findings/, logs in $LOGS/" >&2
