@@ -5,6 +5,7 @@
 
 #include "main_window.h"
 #include "model/demo_model.h"
+#include "recipe/apply.h"
 #include "model_browser.h"
 #include "model_document.h"
 #include "model_tree_model.h"
@@ -12,6 +13,8 @@
 #include "tensor_inspector.h"
 #include "weight_map_plot.h"
 
+#include <QAction>
+#include <QDockWidget>
 #include <QCheckBox>
 #include <QDoubleSpinBox>
 #include <QFileInfo>
@@ -100,6 +103,8 @@ class TestGuiInspector : public QObject {
 private slots:
     void initTestCase();
     void treeHasBlocksWithAttentionAndMlp();
+    void treeCountsATiedHeadOnceAndCompressedSizes();
+    void panelShortcutsBringPanelsForward();
     void filterThenSelectShowsTheTensorsStatistics();
     void regexFilterKeepsParentsOfMatches();
     void openErrorsKeepThePreviousModel();
@@ -129,7 +134,7 @@ void TestGuiInspector::treeHasBlocksWithAttentionAndMlp()
     QCOMPARE(tree->rowCount(), 1);
     const QModelIndex top = tree->index(0, 0);
     QVERIFY(isKind(top, ModelTreeModel::NodeKind::Model));
-    QCOMPARE(top.data(ModelTreeModel::ParamsRole).toLongLong(), qint64{model->parameterCount()});
+    QCOMPARE(top.data(ModelTreeModel::ParamsRole).toLongLong(), qint64{model->uniqueParameterCount()});
     QCOMPARE(top.data(ModelTreeModel::BytesRole).toULongLong(), quint64{model->storedBytes()});
 
     int blocks = 0;
@@ -314,6 +319,64 @@ void TestGuiInspector::regexFilterKeepsParentsOfMatches()
     QCOMPARE(visibleStoredNames(browser->proxy()).size(), all);
     browser->setFilterText(QString());
     QCOMPARE(visibleStoredNames(browser->proxy()).size(), all);
+}
+
+// Issue 15, item 3: the root counted a tied head twice (1.50 B shown for a
+// 1.24 B model) and the Size column kept the F32 size after compression.
+void TestGuiInspector::treeCountsATiedHeadOnceAndCompressedSizes()
+{
+    LL_REQUIRE_SHARED();
+    MainWindow w;
+    w.setErrorDialogsEnabled(false);
+    // stories260K as llama2.c: a shared classifier. By hand: 512 x 64 embedding,
+    // 5 blocks of (64x64 + 2 x 64x32 + 64x64 + 3 x 64x172 + 2 x 64), final norm 64.
+    QVERIFY(w.openPath(QString::fromStdString(test::sharedPath("models/stories260K/stories260K.bin"))));
+    const int64_t unique = 512 * 64 + 5 * (64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 172 + 2 * 64) + 64;
+    QCOMPARE(w.document()->model()->uniqueParameterCount(), unique);
+    QCOMPARE(w.document()->model()->parameterCount(), unique + 512 * 64); // the head, as the computation uses it
+    const ModelTreeModel* tree = w.browser()->treeModel();
+    QCOMPARE(tree->index(0, 0).data(ModelTreeModel::ParamsRole).toLongLong(), qint64{unique});
+
+    RecipeStep rtn;
+    rtn.action = StepAction::Quantize;
+    rtn.params = {{"method", "rtn"}, {"bits", 4}, {"group", 32}};
+    const StepOutcome out = applyStep(w.document()->state(), rtn, {});
+    w.document()->pushState(out.state, QStringLiteral("RTN 4b g32"), {});
+    const int q = w.document()->findTensor(QStringLiteral("blocks.0.attn.q.weight"));
+    const QModelIndex leaf = tree->indexOfTensor(q);
+    const LayerRecord* r = w.document()->record("blocks.0.attn.q.weight");
+    QVERIFY(r && r->bitsPerWeight);
+    QCOMPARE(leaf.data(ModelTreeModel::BytesRole).toULongLong(),
+             quint64(std::llround(*r->bitsPerWeight * 64 * 64 / 8.0))); // 4-bit codes and scales, not 16 KiB of F32
+    QVERIFY(leaf.data(ModelTreeModel::BytesRole).toULongLong() < 64 * 64 * 4 / 6);
+}
+
+// Issue 15, item 8: Ctrl+G toggled the Generate dock (hiding it when it was a
+// background tab); shortcuts now show, raise and focus. View › Reset Layout.
+void TestGuiInspector::panelShortcutsBringPanelsForward()
+{
+    MainWindow w;
+    w.setErrorDialogsEnabled(false);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    auto* generate = w.findChild<QDockWidget*>(QStringLiteral("generateDock"));
+    auto* goTo = w.findChild<QAction*>(QStringLiteral("goTo_generate"));
+    QVERIFY(generate && goTo);
+    QCOMPARE(goTo->shortcut(), QKeySequence(Qt::CTRL | Qt::Key_G));
+    for (int i = 0; i < 2; ++i) { // a toggle would hide it the second time
+        goTo->trigger();
+        QVERIFY(generate->isVisible());
+        QVERIFY(!generate->visibleRegion().isEmpty()); // the front tab, not behind Evaluate
+    }
+    auto* tree = w.findChild<QDockWidget*>(QStringLiteral("modelDock"));
+    tree->hide();
+    QAction* reset = nullptr;
+    for (QAction* a : w.findChildren<QAction*>())
+        if (a->text() == QStringLiteral("&Reset Layout"))
+            reset = a;
+    QVERIFY(reset);
+    reset->trigger();
+    QVERIFY(tree->isVisible());
 }
 
 void TestGuiInspector::openErrorsKeepThePreviousModel()

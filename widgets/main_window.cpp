@@ -213,6 +213,7 @@ MainWindow::MainWindow(QWidget* parent)
     });
     connect(document_, &ModelDocument::modelChanged, this, &MainWindow::onModelChanged);
     onModelChanged();
+    initialLayout_ = saveState();
 
     // A sensible first size: most of the screen, tree about a third of the width.
     if (const QScreen* screen = QGuiApplication::primaryScreen()) {
@@ -230,9 +231,15 @@ MainWindow::~MainWindow()
 void MainWindow::showEvent(QShowEvent* event)
 {
     QMainWindow::showEvent(event);
-    // Once, at the size the window opens with: the tree gets about a third of
-    // the width, the evaluation / generation / activation tabs about a third of the height.
-    if (!docksSized_) {
+    if (!docksSized_)
+        sizeDocks();
+}
+
+void MainWindow::sizeDocks()
+{
+    // Once, at the size the window opens with (and on View › Reset Layout): the tree gets
+    // about a third of the width, the evaluation / generation / activation tabs about a third of the height.
+    {
         docksSized_ = true;
         const int tree = std::clamp(width() * 30 / 100, 340, 600);
         resizeDocks({treeDock_, inspectorDock_}, {tree, width() - tree}, Qt::Horizontal);
@@ -322,22 +329,27 @@ void MainWindow::stopJobs()
 
 bool MainWindow::raiseDock(const QString& name)
 {
-    QDockWidget* dock = name == QLatin1String("model")         ? treeDock_
-                        : name == QLatin1String("inspector")   ? inspectorDock_
-                        : name == QLatin1String("evaluate")    ? evaluateDock_
-                        : name == QLatin1String("generate")    ? generateDock_
-                        : name == QLatin1String("activations") ? activationDock_
-                        : name == QLatin1String("compress")    ? compressDock_
-                        : name == QLatin1String("recipe")      ? recipeDock_
-                        : name == QLatin1String("history")     ? historyDock_
-                        : name == QLatin1String("compare")     ? compareDock_
-                        : name == QLatin1String("sensitivity") ? sensitivityDock_
-                                                               : nullptr;
+    QDockWidget* dock = dockNamed(name);
     if (!dock)
         return false;
     dock->show();
     dock->raise();
     return true;
+}
+
+QDockWidget* MainWindow::dockNamed(const QString& name) const
+{
+    return name == QLatin1String("model")         ? treeDock_
+           : name == QLatin1String("inspector")   ? inspectorDock_
+           : name == QLatin1String("evaluate")    ? evaluateDock_
+           : name == QLatin1String("generate")    ? generateDock_
+           : name == QLatin1String("activations") ? activationDock_
+           : name == QLatin1String("compress")    ? compressDock_
+           : name == QLatin1String("recipe")      ? recipeDock_
+           : name == QLatin1String("history")     ? historyDock_
+           : name == QLatin1String("compare")     ? compareDock_
+           : name == QLatin1String("sensitivity") ? sensitivityDock_
+                                                  : nullptr;
 }
 
 bool MainWindow::isBusy() const
@@ -377,7 +389,7 @@ void MainWindow::createActions()
         if (!path.isEmpty() && maySetWorkAside(tr("opening the session")))
             openSession(path);
     });
-    file->addAction(tr("&Save Session…"), this, [this] { saveSessionAs(); });
+    file->addAction(tr("&Save Session…"), this, [this] { saveSessionAs(); })->setShortcut(QKeySequence::Save);
     file->addSeparator();
     QAction* quit = file->addAction(tr("&Quit"), qApp, &QApplication::closeAllWindows);
     quit->setShortcut(QKeySequence::Quit);
@@ -393,24 +405,32 @@ void MainWindow::createActions()
     edit->addAction(redo);
 
     QMenu* view = menuBar()->addMenu(tr("&View"));
-    view->addAction(treeDock_->toggleViewAction());
-    view->addAction(inspectorDock_->toggleViewAction());
-    QAction* compressToggle = compressDock_->toggleViewAction();
-    compressToggle->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_K));
-    view->addAction(compressToggle);
-    view->addAction(recipeDock_->toggleViewAction());
-    view->addAction(historyDock_->toggleViewAction());
-    view->addAction(compareDock_->toggleViewAction());
-    QAction* evalToggle = evaluateDock_->toggleViewAction();
-    evalToggle->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
-    view->addAction(evalToggle);
-    QAction* genToggle = generateDock_->toggleViewAction();
-    genToggle->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_G));
-    view->addAction(genToggle);
-    QAction* actToggle = activationDock_->toggleViewAction();
-    actToggle->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A));
-    view->addAction(actToggle);
-    view->addAction(sensitivityDock_->toggleViewAction());
+    // Shortcuts bring a panel forward (shown, raised, focused); the check
+    // boxes below show or hide docks. A toggle as shortcut hid Generate when
+    // it was a background tab.
+    const auto goTo = [this, view](const QString& text, const QString& dock, const QKeySequence& key) {
+        QAction* a = view->addAction(text, this, [this, dock] {
+            if (raiseDock(dock) && dockNamed(dock)->widget())
+                dockNamed(dock)->widget()->setFocus(Qt::ShortcutFocusReason);
+        });
+        a->setShortcut(key);
+        a->setObjectName(QStringLiteral("goTo_") + dock);
+    };
+    goTo(tr("Go to &Compress"), QStringLiteral("compress"), QKeySequence(Qt::CTRL | Qt::Key_K));
+    goTo(tr("Go to &Evaluate"), QStringLiteral("evaluate"), QKeySequence(Qt::CTRL | Qt::Key_E));
+    goTo(tr("Go to &Generate"), QStringLiteral("generate"), QKeySequence(Qt::CTRL | Qt::Key_G));
+    goTo(tr("Go to &Activations"), QStringLiteral("activations"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_A));
+    goTo(tr("Go to &Sensitivity"), QStringLiteral("sensitivity"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_S));
+    view->addSeparator();
+    for (QDockWidget* d : {treeDock_, inspectorDock_, compressDock_, recipeDock_, historyDock_, compareDock_, evaluateDock_,
+                           generateDock_, activationDock_, sensitivityDock_})
+        view->addAction(d->toggleViewAction());
+    view->addSeparator();
+    view->addAction(tr("&Reset Layout"), this, [this] {
+        restoreState(initialLayout_);
+        docksSized_ = false;
+        sizeDocks();
+    });
     view->addSeparator();
     QAction* find = view->addAction(tr("&Filter Tensors"), this, [this] {
         treeDock_->show();
@@ -533,9 +553,12 @@ void MainWindow::updateModelFacts()
         return;
     }
     setWindowTitle(tr("%1 — LayerLab").arg(modelDisplayName(*model)));
-    paramsLabel_->setText(tr("%1 parameters").arg(formatCount(model->parameterCount())));
-    paramsLabel_->setToolTip(tr("%1 parameters (%2 stored)")
-                                 .arg(formatExact(model->parameterCount()), formatExact(model->storedParameterCount())));
+    paramsLabel_->setText(tr("%1 parameters").arg(formatCount(model->uniqueParameterCount())));
+    paramsLabel_->setToolTip(model->uniqueParameterCount() == model->parameterCount()
+                                 ? tr("%1 parameters").arg(formatExact(model->parameterCount()))
+                                 : tr("%1 parameters; the output layer shares the embedding's weights (%2 with it "
+                                      "counted twice, as the computation uses them)")
+                                       .arg(formatExact(model->uniqueParameterCount()), formatExact(model->parameterCount())));
     sizeLabel_->setText(model->config.synthetic ? tr("%1 in memory").arg(formatBytes(model->storedBytes()))
                                                 : tr("%1 on disk").arg(formatBytes(model->storedBytes())));
     dtypeLabel_->setText(formatDTypeMix(*model));

@@ -104,6 +104,8 @@ protected:
 
 private:
     void createActions();
+    void sizeDocks();
+    QDockWidget* dockNamed(const QString& name) const;
     void stopJobs();
     void onModelChanged();
     void syncSelection();
@@ -149,6 +151,7 @@ private:
     bool errorDialogs_ = true;
     std::function<UnsavedChoice(const QString&)> unsavedPrompt_;
     bool docksSized_ = false;
+    QByteArray initialLayout_; // the docks as built: View › Reset Layout
 };
 
 } // namespace ll::gui

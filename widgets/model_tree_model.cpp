@@ -6,6 +6,7 @@
 #include <QColor>
 #include <QFont>
 
+#include <cmath>
 #include <functional>
 
 #include <map>
@@ -113,7 +114,7 @@ void ModelTreeModel::summarise(Node* n)
     bool mixed = false;
     for (auto& c : n->children) {
         summarise(c.get());
-        n->params += c->params;
+        n->params += c->tied ? 0 : c->params; // a tied head is the embedding's parameters, counted there
         n->bytes += c->bytes;
         n->edited += c->kind == NodeKind::Tensor ? (c->badges.isEmpty() ? 0 : 1) : c->edited;
         if (c->tied)
@@ -203,6 +204,9 @@ void ModelTreeModel::fillLeaf(Node* leaf, const Model& m, size_t i) const
             leaf->badges << QString::fromStdString(b);
         leaf->bits = r->bitsPerWeight.value_or(0.0);
         leaf->error = r->weightError.value_or(-1.0);
+        // The size as compressed (its bits per weight), not the F32 copy the edit is computed in.
+        if (r->bitsPerWeight && !t.tied)
+            leaf->bytes = static_cast<uint64_t>(std::llround(*r->bitsPerWeight * static_cast<double>(t.elements()) / 8.0));
         tip += QStringLiteral("<br><br><b>Compressed:</b> %1").arg(leaf->badges.join(QStringLiteral(" → ")).toHtmlEscaped());
         if (r->bitsPerWeight)
             tip += QStringLiteral("<br>%1 bits per weight").arg(*r->bitsPerWeight, 0, 'f', 3);

@@ -110,6 +110,15 @@ int64_t Model::parameterCount() const
     return n;
 }
 
+int64_t Model::uniqueParameterCount() const
+{
+    int64_t n = parameterCount();
+    for (const auto& t : tensors)
+        if (t.tied && !t.factored())
+            n -= t.elements();
+    return n;
+}
+
 int64_t Model::storedParameterCount() const
 {
     int64_t n = 0;

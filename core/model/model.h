@@ -134,6 +134,9 @@ public:
     // Parameters of all logical tensors (a tied head counts, as in the computation;
     // a factored tensor counts k (out + in), the values of its factors).
     int64_t parameterCount() const;
+    // The same with a tied head counted once, as transformers' num_parameters()
+    // reports a model (Llama-3.2-1B: 1.24 B, not 1.50 B): what the user is shown.
+    int64_t uniqueParameterCount() const;
     // Parameters of the stored tensors (each stored tensor once).
     int64_t storedParameterCount() const;
     uint64_t storedBytes() const;
