@@ -49,7 +49,7 @@ MatrixRM decodeAll(const TensorRef& t)
     return Eigen::Map<const MatrixRM>(v.data(), t.shape[0], t.shape[1]);
 }
 
-QuantConfig gridConfig(QuantMethod m, int bits, bool sym, int group)
+QuantConfig gridConfig(std::string_view m, int bits, bool sym, int group)
 {
     QuantConfig c;
     c.method = m;

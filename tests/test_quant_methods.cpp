@@ -5,6 +5,7 @@
 
 #include "test_support.h"
 
+#include "methods/method_registry.h"
 #include "quant/awq.h"
 #include "quant/bcq.h"
 #include "quant/int8_outlier.h"
@@ -16,6 +17,7 @@
 #include "quant/rtn.h"
 #include "quant/smoothquant.h"
 #include "util/error.h"
+#include "recipe/step_options.h"
 #include "util/progress.h"
 
 #include <QtTest>
@@ -385,13 +387,18 @@ void TestQuantMethods::dispatcherEveryMethod()
 {
     const MatrixRM W = randomMatrix(16, 256, 19);
     const Calib c = calibFrom(outlierInputs(300, 256, 20));
-    for (const char* name : {"rtn", "gptq", "awq", "smoothquant", "int8", "owq", "spqr", "bcq", "nf4", "fp8", "fp4", "ggml"}) {
-        const auto m = parseQuantMethod(name);
-        QVERIFY(m.has_value());
-        QCOMPARE(std::string(quantMethodName(*m)), std::string(name));
-        QuantConfig q;
-        q.method = *m;
-        q.grid = {4, false, 32};
+    // Every method of the registry, with 4 bits (or its fixed width) and groups of 32 where it takes them.
+    const auto specs = methodSpecsFor(StepAction::Quantize);
+    QVERIFY(specs.size() >= 12);
+    for (const MethodSpec* spec : specs) {
+        QVERIFY2(spec->quantize != nullptr, spec->id.c_str());
+        nlohmann::json params{{"method", spec->id}};
+        if (const ParamSpec* bits = spec->param("bits"); bits && bits->min <= 4 && bits->max >= 4)
+            params["bits"] = 4;
+        if (spec->takes("group"))
+            params["group"] = 32;
+        const QuantConfig q = quantizeOptionsFrom(JsonParams(params)).config;
+        QCOMPARE(q.method, spec->id);
         const QuantizedLayer l = quantizeLayer(W, q, c.in);
         QCOMPARE(l.weights.rows(), Eigen::Index(16));
         QVERIFY(l.error.outputError.has_value() && std::isfinite(*l.error.outputError));
@@ -405,9 +412,11 @@ void TestQuantMethods::dispatcherEveryMethod()
         qInfo("%-28s %.4f bits/weight, weight error %.4f, output error %.4f", q.label().c_str(), l.bitsPerWeight,
               l.error.weightError, *l.error.outputError);
     }
-    QVERIFY(!parseQuantMethod("gptq2"));
-    QVERIFY(quantMethodNeedsCalibration(QuantMethod::Gptq));
-    QVERIFY(!quantMethodNeedsCalibration(QuantMethod::Nf4));
+    QVERIFY(!findMethodSpec(StepAction::Quantize, "gptq2"));
+    QVERIFY(findMethodSpec(StepAction::Quantize, "gptq")->needsCalibration());
+    QVERIFY(!findMethodSpec(StepAction::Quantize, "nf4")->needsCalibration());
+    QVERIFY(!findMethodSpec(StepAction::Quantize, "bcq")->needsCalibration());
+    QVERIFY(!findMethodSpec(StepAction::Quantize, "ggml")->needsCalibration()); // reads a Gram matrix when given
 }
 
 void TestQuantMethods::errorCurves()
@@ -441,7 +450,7 @@ void TestQuantMethods::invalidInputs()
 {
     const MatrixRM W = randomMatrix(4, 8, 23);
     QuantConfig q;
-    for (QuantMethod m : {QuantMethod::Gptq, QuantMethod::Awq, QuantMethod::SmoothQuant, QuantMethod::Int8, QuantMethod::Owq,
+    for (std::string_view m : {QuantMethod::Gptq, QuantMethod::Awq, QuantMethod::SmoothQuant, QuantMethod::Int8, QuantMethod::Owq,
                           QuantMethod::Spqr}) {
         q.method = m;
         expectError(ErrorCode::InvalidArgument, [&] { quantizeLayer(W, q, {}); });

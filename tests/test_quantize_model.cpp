@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "pipeline/model_compression.h"
 #include "quant/quantize_model.h"
+#include "methods/method_registry.h"
 #include "quant/rtn.h"
 #include "util/error.h"
 
@@ -238,13 +239,13 @@ void TestQuantizeModel::methodsBeatRtnBaselines()
     struct Run {
         double ppl = 0.0, bits = 0.0, seconds = 0.0;
     };
-    auto run = [&](QuantMethod method, QuantGrid grid, int64_t lorc = 0) {
+    auto run = [&](std::string_view method, QuantGrid grid, int64_t lorc = 0) {
         QuantizeModelOptions o;
         o.config.method = method;
         o.config.grid = grid;
         o.config.lorcRank = lorc;
         const auto t0 = std::chrono::steady_clock::now();
-        const bool calibrate = quantMethodNeedsCalibration(method);
+        const bool calibrate = requireMethodSpec(StepAction::Quantize, std::string(method)).needsCalibration();
         const ModelQuantizationResult r =
             quantizeModel(model(), o, calibrate ? std::span<const int32_t>(calibTokens()) : std::span<const int32_t>{});
         Run out;
@@ -295,7 +296,7 @@ void TestQuantizeModel::everyMethodRuns()
 {
     LL_REQUIRE_SHARED();
     struct Case {
-        QuantMethod method;
+        std::string_view method;
         QuantGrid grid;
         int64_t lorc = 0;
     };
@@ -355,7 +356,7 @@ void TestQuantizeModel::w8a8Perplexity()
     LL_REQUIRE_SHARED();
     const double fp32 = 5.374330864181695;
     const std::vector<int32_t> probe(evalTokens().begin(), evalTokens().begin() + 256);
-    for (const QuantMethod method : {QuantMethod::SmoothQuant, QuantMethod::Int8}) {
+    for (const std::string_view method : {QuantMethod::SmoothQuant, QuantMethod::Int8}) {
         QuantizeModelOptions o;
         o.config.method = method;
         o.config.grid = {8, true, 0};

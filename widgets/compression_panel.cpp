@@ -7,7 +7,7 @@
 #include "job_estimate.h"
 #include "job_failure.h"
 #include "job_runner.h"
-#include "method_catalog.h"
+#include "method_form.h"
 #include "model_document.h"
 #include "panel_util.h"
 #include "preview_plan.h"
@@ -15,6 +15,7 @@
 #include "spectrum_plot.h"
 #include "system_memory.h"
 
+#include "methods/method_registry.h"
 #include "pipeline/model_compression.h"
 #include "recipe/step_options.h"
 #include "stats/tensor_stats.h"
@@ -63,67 +64,14 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     actionBox_->addItem(tr("Low rank"), static_cast<int>(StepAction::Factorize));
     methodBox_ = new QComboBox(this);
 
-    bitsBox_ = new QSpinBox(this);
-    bitsBox_->setRange(1, 8);
-    bitsBox_->setValue(4);
-    bitsBox_->setSuffix(tr(" bits"));
-    groupBox_ = new QComboBox(this);
-    groupBox_->addItem(tr("per row"), 0);
-    for (int g : {32, 64, 128})
-        groupBox_->addItem(tr("groups of %1").arg(g), g);
-    groupBox_->setCurrentIndex(3);
-    symBox_ = new QCheckBox(tr("symmetric"), this);
-    actOrderBox_ = new QCheckBox(tr("act-order"), this);
-    ggmlTypeBox_ = new QComboBox(this);
-    for (const char* t : {"Q8_0", "Q6_K", "Q5_K", "Q5_1", "Q5_0", "Q4_K", "Q4_1", "Q4_0", "Q3_K", "Q2_K"})
-        ggmlTypeBox_->addItem(QString::fromLatin1(t));
-    ggmlTypeBox_->setCurrentText(QStringLiteral("Q4_K"));
-    fp8TypeBox_ = new QComboBox(this);
-    fp8TypeBox_->addItems({QStringLiteral("E4M3"), QStringLiteral("E5M2")});
-    alphaBox_ = new QDoubleSpinBox(this);
-    alphaBox_->setRange(0.0, 1.0);
-    alphaBox_->setSingleStep(0.05);
-    alphaBox_->setValue(0.5);
-    lorcBox_ = new QSpinBox(this);
-    lorcBox_->setRange(0, 4096);
-    lorcBox_->setSpecialValueText(tr("off"));
-    sparsityBox_ = new QDoubleSpinBox(this);
-    sparsityBox_->setRange(0.0, 99.0);
-    sparsityBox_->setDecimals(1);
-    sparsityBox_->setSingleStep(5.0);
-    sparsityBox_->setValue(50.0);
-    sparsityBox_->setSuffix(QStringLiteral(" %"));
-    nmBox_ = new QComboBox(this);
-    nmBox_->addItem(tr("unstructured"), QString());
-    nmBox_->addItem(QStringLiteral("2:4"), QStringLiteral("2:4"));
-    nmBox_->addItem(QStringLiteral("4:8"), QStringLiteral("4:8"));
-    structuredBox_ = new QComboBox(this);
-    structuredBox_->addItem(tr("single weights"), QString());
-    structuredBox_->addItem(tr("MLP neurons"), QStringLiteral("neurons"));
-    structuredBox_->addItem(tr("attention heads"), QStringLiteral("heads"));
-    rankRatioBox_ = new QDoubleSpinBox(this);
-    rankRatioBox_->setRange(1.0, 100.0);
-    rankRatioBox_->setDecimals(1);
-    rankRatioBox_->setSingleStep(5.0);
-    rankRatioBox_->setValue(50.0);
-    rankRatioBox_->setSuffix(tr(" % of full rank"));
+    methodForm_ = new MethodForm(this);
+    methodForm_->setObjectName(QStringLiteral("methodForm"));
 
     auto* form = new QFormLayout;
     form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
     form->addRow(tr("Action"), actionBox_);
     form->addRow(tr("Method"), methodBox_);
-    // Rows in Param order, shown per method.
-    const std::vector<std::pair<QString, QWidget*>> rows{
-        {tr("Bits"), bitsBox_}, {tr("Groups"), groupBox_}, {QString(), symBox_}, {QString(), actOrderBox_},
-        {tr("Type"), ggmlTypeBox_}, {tr("Format"), fp8TypeBox_}, {tr("α"), alphaBox_}, {tr("LoRC rank"), lorcBox_},
-        {tr("Sparsity"), sparsityBox_}, {tr("Pattern"), nmBox_}, {tr("Remove"), structuredBox_},
-        {tr("Rank"), rankRatioBox_},
-    };
-    for (const auto& [label, field] : rows) {
-        auto* l = new QLabel(label, this);
-        form->addRow(l, field);
-        paramRows_.emplace_back(l, field);
-    }
+    form->addRow(methodForm_);
 
     targetBox_ = new QComboBox(this);
     targetBox_->addItem(tr("Selected layers"), static_cast<int>(Target::Selection));
@@ -251,16 +199,12 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
         updateForm();
     });
     connect(methodBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateForm);
-    for (QSpinBox* b : {bitsBox_, lorcBox_})
-        connect(b, &QSpinBox::valueChanged, this, &CompressionPanel::formEdited);
-    for (QDoubleSpinBox* b : {alphaBox_, sparsityBox_, rankRatioBox_})
-        connect(b, &QDoubleSpinBox::valueChanged, this, &CompressionPanel::formEdited);
-    for (QComboBox* b : {groupBox_, ggmlTypeBox_, fp8TypeBox_})
-        connect(b, &QComboBox::currentIndexChanged, this, &CompressionPanel::formEdited);
-    connect(nmBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateForm);
-    connect(structuredBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateForm);
-    for (QCheckBox* b : {symBox_, actOrderBox_, outputErrorBox_})
-        connect(b, &QCheckBox::toggled, this, &CompressionPanel::formEdited);
+    // A choice that changes what applies (structured, an N:M pattern) changes the target controls too.
+    connect(methodForm_, &MethodForm::edited, this, [this] {
+        updateStructure();
+        formEdited();
+    });
+    connect(outputErrorBox_, &QCheckBox::toggled, this, &CompressionPanel::formEdited);
     connect(targetBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateTargetLabel);
     connect(patternEdit_, &QLineEdit::textChanged, this, &CompressionPanel::updateTargetLabel);
     connect(calibBox_, &QComboBox::activated, this, [this](int index) {
@@ -345,39 +289,39 @@ void CompressionPanel::rebuildMethods()
     const auto action = static_cast<StepAction>(actionBox_->currentData().toInt());
     const QSignalBlocker block(methodBox_);
     methodBox_->clear();
-    for (const MethodInfo* m : methodsFor(action))
-        methodBox_->addItem(m->name, m->id);
+    for (const MethodSpec* m : methodSpecsFor(action))
+        methodBox_->addItem(QString::fromStdString(m->name), QString::fromStdString(m->id));
     methodBox_->setCurrentIndex(0);
 }
 
 void CompressionPanel::updateForm()
 {
     const auto action = static_cast<StepAction>(actionBox_->currentData().toInt());
-    const MethodInfo* m = findMethod(action, methodBox_->currentData().toString());
-    const bool structured = !structuredBox_->currentData().toString().isEmpty();
-    for (size_t i = 0; i < paramRows_.size(); ++i) {
-        const auto p = static_cast<Param>(i);
-        bool shown = m && std::find(m->params.begin(), m->params.end(), p) != m->params.end();
-        if (structured && p == Param::NM)
-            shown = false;
-        if (p == Param::Bits && m)
-            bitsBox_->setMinimum(m->id == QLatin1String("bcq") ? 1 : 2);
-        paramRows_[i].first->setVisible(shown);
-        paramRows_[i].second->setVisible(shown);
+    const MethodSpec* m = findMethodSpec(action, methodBox_->currentData().toString().toStdString());
+    methodForm_->setMethod(m);
+    if (m) {
+        const MethodTeaching& t = m->teaching;
+        QString html = QStringLiteral("<h3>%1</h3><p>%2</p><p><b>%3</b> %4</p><p><b>%5</b> %6</p>")
+                           .arg(QString::fromStdString(m->name).toHtmlEscaped(), QString::fromStdString(t.what),
+                                tr("In plain words:"), QString::fromStdString(t.formula), tr("Use it when:"),
+                                QString::fromStdString(t.when));
+        if (!t.citation.empty())
+            html += QStringLiteral("<p><small>%1</small></p>").arg(QString::fromStdString(t.citation).toHtmlEscaped());
+        if (m->needsCalibration())
+            html += tr("<p><i>Needs calibration text.</i></p>");
+        teaching_->setHtml(html);
     }
-    // Structured pruning removes a share of units, not weights; N:M fixes the sparsity.
-    static_cast<QLabel*>(paramRows_[static_cast<size_t>(Param::Sparsity)].first)->setText(structured ? tr("Remove share") : tr("Sparsity"));
-    sparsityBox_->setEnabled(structured || nmBox_->currentData().toString().isEmpty());
+    updateStructure();
+    formEdited();
+}
+
+void CompressionPanel::updateStructure()
+{
+    const bool structured = currentStep().params.contains("structured");
     targetBox_->setEnabled(!structured);
     patternEdit_->setEnabled(!structured);
-    if (m)
-        teaching_->setHtml(QStringLiteral("<h3>%1</h3>%2%3")
-                               .arg(m->name.toHtmlEscaped(), m->teaching,
-                                    m->needsCalibration ? tr("<p><i>Needs calibration text.</i></p>") : QString()));
-    const bool dataFree = m && !currentStep().usesCalibration();
-    outputErrorBox_->setVisible(dataFree);
+    outputErrorBox_->setVisible(methodForm_->method() && !currentStep().usesCalibration());
     updateTargetLabel();
-    formEdited();
 }
 
 void CompressionPanel::formEdited()
@@ -391,9 +335,7 @@ void CompressionPanel::updateTargetLabel()
 {
     const auto target = static_cast<Target>(targetBox_->currentData().toInt());
     patternEdit_->setVisible(target == Target::Pattern);
-    const bool structured = !structuredBox_->currentData().toString().isEmpty()
-                            && static_cast<StepAction>(actionBox_->currentData().toInt()) == StepAction::Prune;
-    if (structured) {
+    if (methodForm_->params().contains("structured")) {
         targetLabel_->setText(tr("Structured pruning removes the same share of units from every block."));
         return;
     }
@@ -472,38 +414,10 @@ RecipeStep CompressionPanel::currentStep() const
 {
     RecipeStep s;
     s.action = static_cast<StepAction>(actionBox_->currentData().toInt());
-    const QString id = methodBox_->currentData().toString();
-    const MethodInfo* m = findMethod(s.action, id);
-    s.params["method"] = id.toStdString();
-    auto has = [&](Param p) { return m && std::find(m->params.begin(), m->params.end(), p) != m->params.end(); };
-    const bool structured = s.action == StepAction::Prune && !structuredBox_->currentData().toString().isEmpty();
-    if (has(Param::Bits))
-        s.params["bits"] = bitsBox_->value();
-    if (has(Param::Group) && groupBox_->currentData().toInt() > 0)
-        s.params["group"] = groupBox_->currentData().toInt();
-    if (has(Param::Symmetric) && symBox_->isChecked())
-        s.params["sym"] = true;
-    if (has(Param::ActOrder) && actOrderBox_->isChecked())
-        s.params["act-order"] = true;
-    if (has(Param::GgmlType))
-        s.params["type"] = ggmlTypeBox_->currentText().toStdString();
-    if (has(Param::Fp8Type))
-        s.params["type"] = fp8TypeBox_->currentText().toStdString();
-    if (has(Param::Alpha))
-        s.params["alpha"] = alphaBox_->value();
-    if (has(Param::LorcRank) && lorcBox_->value() > 0)
-        s.params["lorc-rank"] = lorcBox_->value();
-    if (structured) {
-        s.params["structured"] = structuredBox_->currentData().toString().toStdString();
-        s.params["ratio"] = sparsityBox_->value() / 100.0;
+    s.params = methodForm_->params();
+    s.params["method"] = methodBox_->currentData().toString().toStdString();
+    if (s.params.contains("structured"))
         return s; // every block: no pattern
-    }
-    if (has(Param::NM) && !nmBox_->currentData().toString().isEmpty())
-        s.params["nm"] = nmBox_->currentData().toString().toStdString();
-    else if (has(Param::Sparsity))
-        s.params["sparsity"] = sparsityBox_->value() / 100.0;
-    if (has(Param::RankRatio))
-        s.params["rank-ratio"] = rankRatioBox_->value() / 100.0;
     // Data-free methods measure their output error only when asked.
     if (outputErrorBox_->isChecked() && !s.usesCalibration())
         s.params["output-error"] = true;
@@ -530,18 +444,14 @@ void CompressionPanel::setTarget(Target target, const QString& pattern)
 
 void CompressionPanel::setParam(const QString& key, const QVariant& value)
 {
-    const QString k = QString::fromStdString(canonicalKey(key.toStdString()));
-    if (k == QLatin1String("bits")) bitsBox_->setValue(value.toInt());
-    else if (k == QLatin1String("group")) groupBox_->setCurrentIndex(std::max(0, groupBox_->findData(value.toInt())));
-    else if (k == QLatin1String("sym")) symBox_->setChecked(value.toBool());
-    else if (k == QLatin1String("act-order")) actOrderBox_->setChecked(value.toBool());
-    else if (k == QLatin1String("type")) (ggmlTypeBox_->isVisible() || ggmlTypeBox_->findText(value.toString()) >= 0 ? ggmlTypeBox_ : fp8TypeBox_)->setCurrentText(value.toString());
-    else if (k == QLatin1String("alpha")) alphaBox_->setValue(value.toDouble());
-    else if (k == QLatin1String("lorc-rank")) lorcBox_->setValue(value.toInt());
-    else if (k == QLatin1String("sparsity") || k == QLatin1String("ratio")) sparsityBox_->setValue(100.0 * value.toDouble());
-    else if (k == QLatin1String("nm")) nmBox_->setCurrentIndex(std::max(0, nmBox_->findData(value.toString())));
-    else if (k == QLatin1String("structured")) structuredBox_->setCurrentIndex(std::max(0, structuredBox_->findData(value.toString())));
-    else if (k == QLatin1String("rank-ratio")) rankRatioBox_->setValue(100.0 * value.toDouble());
+    nlohmann::json v;
+    switch (value.typeId()) {
+    case QMetaType::Bool: v = value.toBool(); break;
+    case QMetaType::Int: case QMetaType::LongLong: v = value.toLongLong(); break;
+    case QMetaType::Double: v = value.toDouble(); break;
+    default: v = value.toString().toStdString(); break;
+    }
+    methodForm_->setValue(canonicalKey(key.toStdString()), v);
 }
 
 void CompressionPanel::setCalibrationFile(const QString& path)

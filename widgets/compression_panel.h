@@ -31,6 +31,8 @@ class QTimer;
 
 namespace ll::gui {
 
+class MethodForm;
+
 class ErrorCurvePlot;
 class HistogramPlot;
 class JobRunner;
@@ -101,6 +103,7 @@ private:
     void formEdited();
     void rebuildMethods();
     void updateForm();
+    void updateStructure(); // target controls and the output-error box for what the form says
     void updateTargetLabel();
     void updateCalibrationControls();
     void schedulePreview();
@@ -122,20 +125,7 @@ private:
 
     QComboBox* actionBox_;
     QComboBox* methodBox_;
-    // Parameters (shown per method)
-    QSpinBox* bitsBox_;
-    QComboBox* groupBox_;
-    QCheckBox* symBox_;
-    QCheckBox* actOrderBox_;
-    QComboBox* ggmlTypeBox_;
-    QComboBox* fp8TypeBox_;
-    QDoubleSpinBox* alphaBox_;
-    QSpinBox* lorcBox_;
-    QDoubleSpinBox* sparsityBox_;
-    QComboBox* nmBox_;
-    QComboBox* structuredBox_;
-    QDoubleSpinBox* rankRatioBox_;
-    std::vector<std::pair<QWidget*, QWidget*>> paramRows_; // (label, field) by Param order
+    MethodForm* methodForm_; // the method's parameters, from its schema
     // Target and calibration
     QComboBox* targetBox_;
     QLineEdit* patternEdit_;

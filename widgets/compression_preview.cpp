@@ -3,6 +3,7 @@
 #include "calib/calibration.h"
 #include "engine/transformer.h"
 #include "lowrank/lowrank_layer.h"
+#include "methods/method_registry.h"
 #include "model/tensor_data.h"
 #include "prune/prune_layer.h"
 #include "prune/sub_progress.h"
@@ -53,9 +54,10 @@ void fillCurve(PreviewResult& r, const RecipeStep& step, const MatrixRM& W, cons
     switch (step.action) {
     case StepAction::Quantize: {
         const QuantConfig c = quantizeOptionsFrom(p).config;
-        const bool bitsCurve = c.method == QuantMethod::Rtn || c.method == QuantMethod::Gptq || c.method == QuantMethod::Awq
-                               || c.method == QuantMethod::Owq || c.method == QuantMethod::Spqr || c.method == QuantMethod::Bcq;
-        if (!bitsCurve)
+        // A curve over the widths the method's schema allows (the registry's "bits").
+        const MethodSpec& spec = requireMethodSpec(StepAction::Quantize, c.method);
+        const ParamSpec* bitsParam = spec.param("bits");
+        if (!bitsParam || bitsParam->min == bitsParam->max)
             return;
         QuantInputs in;
         if (stats) {
@@ -63,9 +65,12 @@ void fillCurve(PreviewResult& r, const RecipeStep& step, const MatrixRM& W, cons
             in.meanAbs = stats->meanAbs();
             in.maxAbs = stats->maxAbs;
         }
-        if (!in.gram && c.method != QuantMethod::Rtn && c.method != QuantMethod::Bcq)
+        if (!in.gram && spec.needsCalibration())
             return;
-        std::vector<int> bits = defaultBitSteps();
+        std::vector<int> bits;
+        for (const int b : defaultBitSteps())
+            if (b >= bitsParam->min && b <= bitsParam->max)
+                bits.push_back(b);
         r.curve = quantErrorVsBits(W, c, bits, in, progress);
         r.curveLabel = QStringLiteral("bits");
         r.curveCurrent = c.grid.bits;

@@ -4,11 +4,14 @@
 #include "job_estimate.h"
 #include "job_failure.h"
 #include "job_runner.h"
+#include "method_form.h"
 #include "model_document.h"
 #include "panel_util.h"
 #include "recipe_replay.h"
 #include "sensitivity_plots.h"
 
+#include "methods/method_registry.h"
+#include "pipeline/model_compression.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -114,32 +117,17 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
 {
     setObjectName(QStringLiteral("sensitivityPanel"));
 
-    // The step template: a compact set of the common methods (the Compress dock has them all).
+    // The step template: every method of the registry, its parameters from its schema.
     methodBox_ = new QComboBox(this);
-    methodBox_->addItem(tr("RTN (round to nearest)"), QStringLiteral("rtn"));
-    methodBox_->addItem(tr("GPTQ"), QStringLiteral("gptq"));
-    methodBox_->addItem(tr("AWQ"), QStringLiteral("awq"));
-    methodBox_->addItem(tr("Magnitude pruning"), QStringLiteral("magnitude"));
-    methodBox_->addItem(tr("Wanda pruning"), QStringLiteral("wanda"));
-    methodBox_->addItem(tr("SVD (low rank)"), QStringLiteral("svd"));
-    bitsBox_ = new QSpinBox(this);
-    bitsBox_->setRange(2, 8);
-    bitsBox_->setValue(3);
-    bitsBox_->setSuffix(tr(" bits"));
-    groupBox_ = new QComboBox(this);
-    groupBox_->addItem(tr("per row"), 0);
-    for (int g : {32, 64, 128})
-        groupBox_->addItem(tr("groups of %1").arg(g), g);
-    groupBox_->setCurrentIndex(1);
-    amountBox_ = new QDoubleSpinBox(this);
-    amountBox_->setRange(1.0, 99.0);
-    amountBox_->setDecimals(1);
-    amountBox_->setSingleStep(5.0);
-    amountBox_->setValue(50.0);
-    amountBox_->setSuffix(QStringLiteral(" %"));
-    bitsLabel_ = new QLabel(tr("Bits"), this);
-    groupLabel_ = new QLabel(tr("Groups"), this);
-    amountLabel_ = new QLabel(tr("Sparsity"), this);
+    for (const StepAction action : {StepAction::Quantize, StepAction::Prune, StepAction::Factorize})
+        for (const MethodSpec* m : methodSpecsFor(action))
+            methodBox_->addItem(QString::fromStdString(m->name),
+                                QString::fromStdString(std::string(actionName(action)) + ':' + m->id));
+    methodForm_ = new MethodForm(this);
+    methodForm_->setObjectName(QStringLiteral("sensitivityMethodForm"));
+    methodForm_->setMethod(currentSpec());
+    methodForm_->setValue("bits", 3); // a width where layers differ
+    methodForm_->setValue("group", 32);
 
     targetBox_ = new QComboBox(this);
     targetBox_->addItem(tr("Every block linear"), static_cast<int>(Target::AllLinears));
@@ -177,16 +165,14 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
                             "Current state: on top of the steps applied so far (what the next step would cost)."));
 
     // Long item texts must not widen the control column: the dock shares its width with the results.
-    for (QComboBox* c : {methodBox_, groupBox_, targetBox_, textBox_, metricBox_, baseBox_}) {
+    for (QComboBox* c : {methodBox_, targetBox_, textBox_, metricBox_, baseBox_}) {
         c->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
         c->setMinimumContentsLength(10);
     }
     auto* form = new QFormLayout;
     form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
     form->addRow(tr("Method"), methodBox_);
-    form->addRow(bitsLabel_, bitsBox_);
-    form->addRow(groupLabel_, groupBox_);
-    form->addRow(amountLabel_, amountBox_);
+    form->addRow(methodForm_);
     form->addRow(tr("Layers"), targetBox_);
     form->addRow(QString(), patternEdit_);
     form->addRow(QString(), targetLabel_);
@@ -284,7 +270,11 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     tabs_->addTab(mixedPage, tr("Mixed precision"));
     layOutControlsBesideResults(this, scroll, summary_, tabs_, controlsWidth, 900);
 
-    connect(methodBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::updateForm);
+    connect(methodBox_, &QComboBox::currentIndexChanged, this, [this] {
+        methodForm_->setMethod(currentSpec());
+        updateForm();
+    });
+    connect(methodForm_, &MethodForm::edited, this, &SensitivityPanel::updateForm);
     connect(targetBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::updateForm);
     connect(patternEdit_, &QLineEdit::textChanged, this, &SensitivityPanel::updateForm);
     connect(textBox_, &QComboBox::activated, this, [this](int index) {
@@ -342,10 +332,24 @@ SensitivityPanel::~SensitivityPanel()
 
 void SensitivityPanel::setMethod(const QString& method, int bits, int group, double sparsityOrRank)
 {
-    methodBox_->setCurrentIndex(std::max(0, methodBox_->findData(method)));
-    bitsBox_->setValue(bits);
-    groupBox_->setCurrentIndex(std::max(0, groupBox_->findData(group)));
-    amountBox_->setValue(100.0 * sparsityOrRank);
+    for (int i = 0; i < methodBox_->count(); ++i)
+        if (methodBox_->itemData(i).toString().section(QLatin1Char(':'), 1) == method) {
+            methodBox_->setCurrentIndex(i);
+            break;
+        }
+    methodForm_->setValue("bits", bits);
+    methodForm_->setValue("group", group);
+    methodForm_->setValue("sparsity", sparsityOrRank);
+    methodForm_->setValue("rank-ratio", sparsityOrRank);
+}
+
+const MethodSpec* SensitivityPanel::currentSpec() const
+{
+    const QString data = methodBox_->currentData().toString();
+    for (const StepAction action : {StepAction::Quantize, StepAction::Prune, StepAction::Factorize})
+        if (data.section(QLatin1Char(':'), 0, 0).toStdString() == actionName(action))
+            return findMethodSpec(action, data.section(QLatin1Char(':'), 1).toStdString());
+    return nullptr;
 }
 
 void SensitivityPanel::setTarget(Target target, const QString& pattern)
@@ -393,20 +397,13 @@ SensitivityMetric SensitivityPanel::metric() const
 
 RecipeStep SensitivityPanel::currentStep() const
 {
-    const QString id = methodBox_->currentData().toString();
     RecipeStep s;
-    s.params["method"] = id.toStdString();
-    if (id == QLatin1String("rtn") || id == QLatin1String("gptq") || id == QLatin1String("awq")) {
-        s.action = StepAction::Quantize;
-        s.params["bits"] = bitsBox_->value();
-        s.params["group"] = groupBox_->currentData().toInt();
-    } else if (id == QLatin1String("svd")) {
-        s.action = StepAction::Factorize;
-        s.params["rank-ratio"] = amountBox_->value() / 100.0;
-    } else {
-        s.action = StepAction::Prune;
-        s.params["sparsity"] = amountBox_->value() / 100.0;
-    }
+    const MethodSpec* spec = currentSpec();
+    if (!spec)
+        return s;
+    s.action = spec->action;
+    s.params = methodForm_->params();
+    s.params["method"] = spec->id;
     return s;
 }
 
@@ -455,25 +452,18 @@ std::vector<std::string> SensitivityPanel::targetNames() const
             }
         return names;
     }
-    const QRegularExpression re(target == Target::Pattern ? patternEdit_->text() : QString());
-    if (!re.isValid())
-        return names;
-    for (const LogicalTensor& t : model->tensors)
-        if (t.block >= 0 && isLinear(t.role) && !t.isBias && re.match(QString::fromStdString(t.logicalName)).hasMatch())
-            names.push_back(t.logicalName);
+    // The layers core compresses for this pattern (recipe/apply's selectTargets), not a Qt regex's idea of them.
+    try {
+        for (const LogicalTensor* t : selectTargets(*model, target == Target::Pattern ? patternEdit_->text().toStdString() : std::string()))
+            names.push_back(t->logicalName);
+    } catch (const Error&) {
+        // a pattern being typed, or matching nothing
+    }
     return names;
 }
 
 void SensitivityPanel::updateForm()
 {
-    const QString id = methodBox_->currentData().toString();
-    const bool quant = id == QLatin1String("rtn") || id == QLatin1String("gptq") || id == QLatin1String("awq");
-    for (QWidget* w : std::initializer_list<QWidget*>{bitsLabel_, bitsBox_, groupLabel_, groupBox_})
-        w->setVisible(quant);
-    amountLabel_->setVisible(!quant);
-    amountBox_->setVisible(!quant);
-    amountLabel_->setText(id == QLatin1String("svd") ? tr("Rank") : tr("Sparsity"));
-    amountBox_->setSuffix(id == QLatin1String("svd") ? tr(" % of full rank") : QStringLiteral(" %"));
 
     const auto target = static_cast<Target>(targetBox_->currentData().toInt());
     patternEdit_->setVisible(target == Target::Pattern);

@@ -33,6 +33,8 @@ class QTableWidget;
 
 namespace ll::gui {
 
+class MethodForm;
+
 class JobRunner;
 class ModelDocument;
 class SensitivityBarPlot;
@@ -66,6 +68,7 @@ public:
     Base base() const;
 
     RecipeStep currentStep() const;
+    const MethodSpec* currentSpec() const; // the method chosen, from the registry
     SensitivityMetric metric() const;
 
     void run();        // the sensitivity sweep
@@ -115,12 +118,7 @@ private:
     Job job_ = Job::None;
 
     QComboBox* methodBox_;
-    QSpinBox* bitsBox_;
-    QComboBox* groupBox_;
-    QDoubleSpinBox* amountBox_; // sparsity or rank share, in %
-    QLabel* bitsLabel_;
-    QLabel* groupLabel_;
-    QLabel* amountLabel_;
+    MethodForm* methodForm_; // the chosen method's parameters, from its schema
     QComboBox* targetBox_;
     QLineEdit* patternEdit_;
     QLabel* targetLabel_;

@@ -3,6 +3,7 @@
 // --windows), the calibration text (--calib FILE|builtin), and a step template
 // built from the quantize / prune / factorize options.
 #include "args.h"
+#include "methods/method_registry.h"
 
 #include "analysis/sensitivity.h"
 #include "pipeline/model_compression.h"
@@ -66,7 +67,14 @@ inline SensitivityMetric metric(const Args& a, const std::string& fallback)
 // The step options every action may take (their values are read by core/recipe/step_options).
 inline const std::set<std::string>& stepFlags()
 {
-    static const std::set<std::string> s{"sym", "act-order", "static-groups", "no-clip"};
+    static const std::set<std::string> s = [] {
+        std::set<std::string> flags;
+        for (const MethodSpec* m : methodRegistry())
+            for (const ParamSpec& p : m->params)
+                if (p.type == ParamType::Flag)
+                    flags.insert(p.key);
+        return flags;
+    }();
     return s;
 }
 inline std::set<std::string> stepValued()

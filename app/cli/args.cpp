@@ -135,4 +135,12 @@ std::string oneLine(const std::string& message)
     return out;
 }
 
+std::vector<std::string> Args::names() const
+{
+    std::vector<std::string> out(flags_.begin(), flags_.end());
+    for (const auto& [name, value] : values_)
+        out.push_back(name);
+    return out;
+}
+
 } // namespace ll::cli

@@ -1,6 +1,6 @@
 #pragma once
 // A small command-line parser: positionals, --flag, --key value and --key=value.
-#include "recipe/step_options.h"
+#include "recipe/step_options.h" // ParamSource, and the option parsers every command uses
 #include "util/error.h"
 
 #include <map>
@@ -37,6 +37,8 @@ public:
     std::string valueOr(const std::string& name, const std::string& fallback) const;
     long long intOr(const std::string& name, long long fallback, long long lo, long long hi) const;
     double doubleOr(const std::string& name, double fallback) const;
+    // Every option given, flags and valued alike.
+    std::vector<std::string> names() const;
 
 private:
     std::vector<std::string> positional_;
@@ -51,6 +53,7 @@ public:
     explicit ArgsParams(const Args& a) : a_(a) {}
     std::optional<std::string> value(const std::string& key) const override { return a_.value(key); }
     bool flag(const std::string& key) const override { return a_.flag(key); }
+    std::vector<std::string> keys() const override { return a_.names(); }
 
 private:
     const Args& a_;

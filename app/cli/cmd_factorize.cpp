@@ -15,7 +15,7 @@ namespace ll::cli {
 namespace {
 
 const char* kFactorizeUsage =
-    "usage: layerlab-cli factorize MODEL --method svd|asvd|svd-llm (--rank-ratio F | --energy E)\n"
+    "usage: layerlab-cli factorize MODEL --method M (--rank-ratio F | --energy E) (layerlab-cli factorize --help lists the methods)\n"
     "         [--layers REGEX] [--calib FILE [--calib-ctx 256] [--calib-windows 64]] [--stats auto|sequential|one-shot]\n"
     "         [--alpha 0.5] [--dense] [--eval FILE [--ctx 256]] [--out DIR [--dtype f32|f16|bf16] | --gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|...]] [--force] [--threads N]\n"
     "         [--json]\n"
@@ -26,8 +26,11 @@ const char* kFactorizeUsage =
 int cmdFactorize(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = compress::commonValued();
-    valued.insert({"method", "rank-ratio", "energy", "alpha"});
-    const Args a(argv, valued, {"json", "force", "dense"});
+    const std::set<std::string> methodValued = compress::methodOptions(StepAction::Factorize, false);
+    valued.insert(methodValued.begin(), methodValued.end());
+    std::set<std::string> flags = compress::methodOptions(StepAction::Factorize, true);
+    flags.insert({"json", "force", "dense"});
+    const Args a(argv, valued, flags);
     if (a.positional().empty())
         throw UsageError(kFactorizeUsage);
     const std::string modelPath = a.positionalAt(0, "MODEL");

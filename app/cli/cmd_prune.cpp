@@ -16,7 +16,7 @@ namespace ll::cli {
 namespace {
 
 const char* kPruneUsage =
-    "usage: layerlab-cli prune MODEL --method magnitude|wanda|sparsegpt (--sparsity S | --nm N:M)\n"
+    "usage: layerlab-cli prune MODEL --method M (--sparsity S | --nm N:M) (layerlab-cli prune --help lists the methods)\n"
     "         [--structured neurons|heads --ratio R] [--layers REGEX] [--calib FILE [--calib-ctx 256] [--calib-windows 64]]\n"
     "         [--stats auto|sequential|one-shot] [--blocksize 128] [--damp 0.01]\n"
     "         [--eval FILE [--ctx 256]] [--out DIR [--dtype f32|f16|bf16] | --gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|...]] [--force] [--threads N] [--json]";
@@ -26,8 +26,11 @@ const char* kPruneUsage =
 int cmdPrune(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = compress::commonValued();
-    valued.insert({"method", "sparsity", "nm", "structured", "ratio", "blocksize", "damp"});
-    const Args a(argv, valued, {"json", "force"});
+    const std::set<std::string> methodValued = compress::methodOptions(StepAction::Prune, false);
+    valued.insert(methodValued.begin(), methodValued.end());
+    std::set<std::string> flags = compress::methodOptions(StepAction::Prune, true);
+    flags.insert({"json", "force"});
+    const Args a(argv, valued, flags);
     if (a.positional().empty())
         throw UsageError(kPruneUsage);
     const std::string modelPath = a.positionalAt(0, "MODEL");

@@ -18,7 +18,7 @@ namespace ll::cli {
 namespace {
 
 const char* kQuantizeUsage =
-    "usage: layerlab-cli quantize MODEL --method rtn|gptq|awq|smoothquant|int8|owq|spqr|bcq|nf4|fp8|fp4|ggml\n"
+    "usage: layerlab-cli quantize MODEL --method M (layerlab-cli quantize --help lists them)\n"
     "         [--bits B] [--group G] [--sym] [--act-order] [--static-groups] [--type Q4_K|E4M3|E5M2]\n"
     "         [--layers REGEX] [--calib FILE [--calib-ctx 256] [--calib-windows 64] [--stats auto|sequential|one-shot]]\n"
     "         [--damp 0.01] [--blocksize 128] [--alpha 0.5] [--threshold 6] [--topk K] [--outlier-columns K]\n"
@@ -30,9 +30,11 @@ const char* kQuantizeUsage =
 int cmdQuantize(const std::vector<std::string>& argv)
 {
     std::set<std::string> valued = compress::commonValued();
-    valued.insert({"method", "bits", "group", "type", "blocksize", "damp", "alpha", "threshold", "topk", "outlier-columns",
-                   "outlier-fraction", "lorc-rank"});
-    const Args a(argv, valued, {"json", "force", "sym", "act-order", "static-groups", "no-clip", "histograms"});
+    const std::set<std::string> methodValued = compress::methodOptions(StepAction::Quantize, false);
+    valued.insert(methodValued.begin(), methodValued.end());
+    std::set<std::string> flags = compress::methodOptions(StepAction::Quantize, true);
+    flags.insert({"json", "force", "histograms"});
+    const Args a(argv, valued, flags);
     if (a.positional().empty())
         throw UsageError(kQuantizeUsage);
     const std::string modelPath = a.positionalAt(0, "MODEL");
@@ -83,7 +85,7 @@ int cmdQuantize(const std::vector<std::string>& argv)
     if (r.calibrationTokens > 0) {
         // Wall time of the streaming pass by part (BlockStatsTimes); "statistics" re-runs each block with the Gram sums.
         std::printf("  time: embedding %.1f s, forward %.1f s, statistics (forward + Hessians) %.1f s, %s %.1f s",
-                    r.times.embedding, r.times.forward, r.times.statistics, quantMethodName(opt.config.method), r.times.compress);
+                    r.times.embedding, r.times.forward, r.times.statistics, opt.config.method.c_str(), r.times.compress);
         if (exported)
             std::printf(", export %.1f s", exportSeconds);
         std::printf("\n");

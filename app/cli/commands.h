@@ -22,5 +22,6 @@ int cmdSensitivity(const std::vector<std::string>& args);
 int cmdMixed(const std::vector<std::string>& args);
 int cmdClean(const std::vector<std::string>& args);
 int cmdSession(const std::vector<std::string>& args);
+int cmdMethods(const std::vector<std::string>& args);
 
 } // namespace ll::cli

@@ -2,6 +2,7 @@
 // What `prune` and `factorize` share: calibration and evaluation options,
 // the terminal progress line (Ctrl-C cancels), evaluation, export and output.
 #include "args.h"
+#include "methods/method_registry.h"
 #include "export_args.h"
 
 #include "calib/calibration.h"
@@ -32,6 +33,20 @@ inline const std::set<std::string>& commonValued()
 {
     static const std::set<std::string> s{"layers", "calib", "calib-ctx", "calib-windows", "stats", "eval",
                                          "ctx", "out", "dtype", "threads", "gguf", "gguf-type"};
+    return s;
+}
+
+// The options the methods of an action take (the registry's schemas): the ones
+// with a value, and the flags.
+inline std::set<std::string> methodOptions(StepAction action, bool flags)
+{
+    std::set<std::string> s;
+    for (const MethodSpec* m : methodSpecsFor(action))
+        for (const ParamSpec& p : m->params)
+            if ((p.type == ParamType::Flag) == flags)
+                s.insert(p.key);
+    if (!flags)
+        s.insert("method");
     return s;
 }
 

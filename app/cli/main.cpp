@@ -1,6 +1,7 @@
 // layerlab-cli: the headless front end of LayerLab.
 #include "args.h"
 #include "commands.h"
+#include "methods/method_registry.h"
 
 #include "util/error.h"
 
@@ -39,13 +40,13 @@ commands:
       Q4_K_M (recommended), Q4_K_S, Q5_K_M, Q5_K_S, Q6_K, Q8_0, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K, IQ4_NL;
       or one type for every 2-D weight: F32, F16 (default), BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K;
       --gguf-pure: a preset's base type for every 2-D weight (llama-quantize --pure)
-  prune MODEL --method magnitude|wanda|sparsegpt (--sparsity S | --nm 2:4) [--structured neurons --ratio R]
+  prune MODEL --method M (--sparsity S | --nm 2:4) [--structured neurons|heads --ratio R]
         [--layers REGEX] [--calib FILE [--calib-ctx 256 --calib-windows 64]] [--eval FILE [--ctx 256]] [--out DIR | --gguf OUT.gguf] [--json]
       prune every linear inside the blocks (or remove MLP neurons); evaluate and export the result
-  factorize MODEL --method svd|asvd|svd-llm (--rank-ratio F | --energy E) [--layers REGEX] [--calib FILE]
+  factorize MODEL --method M (--rank-ratio F | --energy E) [--layers REGEX] [--calib FILE]
         [--eval FILE] [--out DIR | --gguf OUT.gguf] [--json]
       replace the linears by low-rank approximations (stored as the product); evaluate and export
-  quantize MODEL --method rtn|gptq|awq|smoothquant|int8|owq|spqr|bcq|nf4|fp8|fp4|ggml [--bits B] [--group G]
+  quantize MODEL --method M [--bits B] [--group G]
         [--sym] [--act-order] [--type Q4_K] [--layers REGEX] [--calib FILE] [--eval FILE] [--out DIR | --gguf OUT.gguf [--gguf-type T]] [--json]
       quantize the linears inside the blocks (kept packed); bits per weight, errors, evaluate and export
   apply (RECIPE MODEL | --session FILE.layerlab) [--calib FILE|builtin] [--eval FILE] [--out DIR | --gguf OUT.gguf] [--json]
@@ -60,10 +61,13 @@ commands:
       one config per layer under a size budget, from per-layer sensitivities; a replayable recipe
   session check FILE.layerlab [--replay] [--json]
       open a GUI session headless: its model, each step's options and layers; --replay applies the recipe
+  methods [--markdown]
+      every compression method (quantize, prune, factorize) with its options, ranges and defaults
   clean [FOLDER...] [--remove]
       list (or remove) the partial files that killed exports left (the next export to the same name removes its own)
 
 MODEL is a Hugging Face folder, a .safetensors file, a .gguf file or a llama2.c .bin.
+`layerlab-cli quantize --help` (prune, factorize) lists the methods M and each one's options.
 Exit codes: 0 success, 2 bad input (the message names the file), 64 usage error.
 )";
 
@@ -110,6 +114,7 @@ int main(int argc, char** argv)
         {"mixed", cmdMixed},
         {"clean", cmdClean},
         {"session", cmdSession},
+        {"methods", cmdMethods},
     };
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
         std::fputs(kUsage, argc < 2 ? stderr : stdout);
@@ -128,6 +133,13 @@ int main(int argc, char** argv)
     const std::vector<std::string> rest(argv + 2, argv + argc);
     if (std::find(rest.begin(), rest.end(), "--help") != rest.end() || std::find(rest.begin(), rest.end(), "-h") != rest.end()) {
         std::printf("usage: layerlab-cli %s", commandUsage(name).substr(2).c_str());
+        // The methods and their parameters, from the registry.
+        if (name == "quantize" || name == "sensitivity")
+            std::printf("\n%s", ll::methodHelp(ll::StepAction::Quantize).c_str());
+        if (name == "prune" || name == "sensitivity")
+            std::printf("\n%s", ll::methodHelp(ll::StepAction::Prune).c_str());
+        if (name == "factorize" || name == "sensitivity")
+            std::printf("\n%s", ll::methodHelp(ll::StepAction::Factorize).c_str());
         return 0;
     }
     try {

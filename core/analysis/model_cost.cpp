@@ -1,5 +1,7 @@
 #include "analysis/model_cost.h"
 
+#include "methods/method_registry.h"
+
 #include "calib/calibration.h"
 #include "model/model.h"
 #include "pipeline/model_compression.h"
@@ -171,36 +173,29 @@ LayerWork layerWork(const RecipeStep& step, double out, double in)
         const int group = c.grid.groupSize > 0 ? c.grid.groupSize : static_cast<int>(in);
         // Packed codes plus a float scale and a byte zero per group (model/packed_grid.h).
         double bits = c.grid.bits + 40.0 / group;
-        switch (c.method) {
-        case QuantMethod::Nf4: bits = 4.5; break;
-        case QuantMethod::Fp8: case QuantMethod::SmoothQuant: case QuantMethod::Int8: bits = 8.0 + 32.0 / in; break;
-        case QuantMethod::Fp4: bits = 4.0 + 32.0 / group; break;
-        case QuantMethod::Ggml: bits = 8.0 * dtypeLayout(c.ggmlType).blockBytes / std::max<int64_t>(1, dtypeLayout(c.ggmlType).blockElems); break;
-        default: break;
-        }
+        if (const MethodSpec* spec = findMethodSpec(StepAction::Quantize, c.method); spec && spec->bitsPerWeight)
+            bits = spec->bitsPerWeight(c, in);
         if (c.lorcRank > 0) // LoRC keeps the layer in F32 (the weights add a low-rank product)
             bits = 32.0;
         w.resultBytes = weights * bits / 8.0;
-        switch (c.method) {
-        case QuantMethod::Gptq: case QuantMethod::Owq: case QuantMethod::Spqr:
+        const std::string& m = c.method;
+        if (m == QuantMethod::Gptq || m == QuantMethod::Owq || m == QuantMethod::Spqr) {
             // The column-by-column update 2·out·in² and the Cholesky inverse of the in × in Hessian.
             w.flops = 2.0 * out * in * in + in * in * in;
             w.workBytes = 2.0 * kFloat * in * in;
-            break;
-        case QuantMethod::Awq:
+        } else if (m == QuantMethod::Awq) {
             // Each of the grid's scales: quantize, then the output error tr(ΔW G ΔWᵀ).
             w.flops = static_cast<double>(c.awqGridPoints) * (2.0 * out * in * in + 20.0 * weights);
             w.workBytes = kFloat * in * in;
-            break;
-        case QuantMethod::Bcq: w.flops = 40.0 * c.grid.bits * c.bcqIterations * weights; break;
-        case QuantMethod::Ggml: {
+        } else if (m == QuantMethod::Bcq) {
+            w.flops = 40.0 * c.grid.bits * c.bcqIterations * weights;
+        } else if (m == QuantMethod::Ggml) {
             // The k-quants' iterative scale search is ~50x slower than a plain grid (docs/benchmarks.md).
             const DType t = c.ggmlType;
             const bool kQuant = t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
             w.flops = (kQuant ? 2000.0 : 40.0) * weights;
-            break;
-        }
-        default: w.flops = 20.0 * weights; break;                 // a scale and a rounding per weight
+        } else {
+            w.flops = 20.0 * weights; // a scale and a rounding per weight (iterative methods: a few of them)
         }
         if (c.lorcRank > 0)
             w.flops += 4.0 * out * in * std::min(out, in);

@@ -2,6 +2,7 @@
 // One entry point for quantizing a linear layer with any method of
 // core/quant, and the error curves the GUI plots (error vs bits, error vs
 // group size). Every method returns a QuantizedLayer (quantized_layer.h).
+#include "methods/method_params.h"
 #include "model/dtype.h"
 #include "prune/compressed_layer.h"
 #include "quant/fp8.h"
@@ -10,35 +11,35 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ll {
 
 class Progress;
 
-enum class QuantMethod {
-    Rtn,          // the protocol's integer grid (quant/rtn.h)
-    Gptq,         // quant/gptq.h; needs gram
-    Awq,          // quant/awq.h; needs gram and meanAbs
-    SmoothQuant,  // quant/smoothquant.h, W8 (+ A8 simulated on samples); needs maxAbs
-    Int8,         // LLM.int8 (quant/int8_outlier.h); needs maxAbs
-    Owq,          // 16-bit sensitive columns + GPTQ / RTN (quant/outlier_aware.h); needs gram
-    Spqr,         // 16-bit sensitive weights + GPTQ (quant/outlier_aware.h); needs gram
-    Bcq,          // binary-coding quantization (quant/bcq.h)
-    Nf4,          // NF4 with double quantization (quant/nf4.h), blocks of 64 flattened row-major
-    Fp8,          // FP8 E4M3 / E5M2 with per-row scales (quant/fp8.h)
-    Fp4,          // FP4 E2M1 with per-group scales (quant/fp4.h)
-    Ggml,         // llama.cpp block types (quant/ggml_quantize.h); rows that do not fill whole blocks
-                  // take llama-quantize's fallback type (ggmlFallbackType), named in the method label
-};
-
-const char* quantMethodName(QuantMethod m); // "rtn", "gptq", "awq", "smoothquant", "int8", "owq", "spqr", "bcq", "nf4", "fp8", "fp4", "ggml"
-std::optional<QuantMethod> parseQuantMethod(const std::string& name);
-// Methods that cannot run without calibration statistics.
-bool quantMethodNeedsCalibration(QuantMethod m);
+// The ids of the built-in methods (core/methods/builtin_quant_methods.cpp);
+// every method, these and the ones added since, is an entry of the registry
+// (methods/method_registry.h), found by its id.
+namespace QuantMethod {
+inline constexpr std::string_view Rtn = "rtn";                 // the protocol's integer grid (quant/rtn.h)
+inline constexpr std::string_view Gptq = "gptq";               // quant/gptq.h; needs gram
+inline constexpr std::string_view Awq = "awq";                 // quant/awq.h; needs gram and meanAbs
+inline constexpr std::string_view SmoothQuant = "smoothquant"; // W8 (+ A8 simulated on samples); needs maxAbs
+inline constexpr std::string_view Int8 = "int8";               // LLM.int8 (quant/int8_outlier.h); needs maxAbs
+inline constexpr std::string_view Owq = "owq";                 // 16-bit sensitive columns + GPTQ (quant/outlier_aware.h)
+inline constexpr std::string_view Spqr = "spqr";               // 16-bit sensitive weights + GPTQ (quant/outlier_aware.h)
+inline constexpr std::string_view Bcq = "bcq";                 // binary-coding quantization (quant/bcq.h)
+inline constexpr std::string_view Nf4 = "nf4";                 // NF4 with double quantization (quant/nf4.h)
+inline constexpr std::string_view Fp8 = "fp8";                 // FP8 E4M3 / E5M2 with per-row scales (quant/fp8.h)
+inline constexpr std::string_view Fp4 = "fp4";                 // FP4 E2M1 with per-group scales (quant/fp4.h)
+inline constexpr std::string_view Ggml = "ggml";               // llama.cpp block types (quant/ggml_quantize.h); rows
+                                                               // that do not fill whole blocks take the fallback type
+} // namespace QuantMethod
 
 struct QuantConfig {
-    QuantMethod method = QuantMethod::Rtn;
+    std::string method{QuantMethod::Rtn}; // a registry id
+    ParamValues params;                // the step's checked parameters (what a registered method reads)
     QuantGrid grid{4, false, 0};      // rtn, gptq, awq, owq, spqr; grid.bits for bcq; grid.groupSize for bcq and fp4
     // GPTQ family
     bool actOrder = false;
@@ -72,7 +73,8 @@ struct QuantConfig {
     std::string label() const;        // "gptq w4 asym g32 act-order", "awq w4 asym g32", "bcq b3 row"
 };
 
-// W: (out, in). Throws InvalidArgument when the method lacks its statistics.
+// W: (out, in). Runs the registry entry of config.method. Throws
+// InvalidArgument for an unknown method or when the method lacks its statistics.
 // Cancellable where the method is (GPTQ between blocks, AWQ between grid points).
 QuantizedLayer quantizeLayer(const MatrixRM& W, const QuantConfig& config, const QuantInputs& inputs = {},
                              Progress* progress = nullptr);

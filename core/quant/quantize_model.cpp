@@ -1,5 +1,7 @@
 #include "quant/quantize_model.h"
 
+#include "methods/method_registry.h"
+
 #include "quant/packed_storage.h"
 
 #include "engine/transformer.h"
@@ -27,12 +29,9 @@ double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>
 
 std::vector<float> toVector(const MatrixRM& m) { return {m.data(), m.data() + m.size()}; }
 
-bool sequentialByDefault(QuantMethod m)
-{
-    return m == QuantMethod::Gptq || m == QuantMethod::Owq || m == QuantMethod::Spqr;
-}
+bool sequentialByDefault(const std::string& m) { return requireMethodSpec(StepAction::Quantize, m).sequentialByDefault; }
 
-bool simulatesActivations(QuantMethod m) { return m == QuantMethod::SmoothQuant || m == QuantMethod::Int8; }
+bool simulatesActivations(const std::string& m) { return requireMethodSpec(StepAction::Quantize, m).simulatesActivations; }
 
 // Captures the rows of every block input it sees (thread-safe).
 class SampleCapture : public LinearInputObserver {
@@ -314,9 +313,9 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
 {
     const auto t0 = Clock::now();
     const QuantConfig& c = opt.config;
-    if (quantMethodNeedsCalibration(c.method) && calibrationTokens.empty())
+    if (requireMethodSpec(StepAction::Quantize, c.method).needsCalibration() && calibrationTokens.empty())
         fail(ErrorCode::InvalidArgument, source.path,
-             std::string(quantMethodName(c.method)) + " needs calibration text (the statistics of each layer's inputs)");
+             c.method + " needs calibration text (the statistics of each layer's inputs)");
     const std::vector<const LogicalTensor*> targets = selectTargets(source, opt.layers);
     ModelQuantizationResult r;
     r.model = std::make_unique<Model>(source);

@@ -1,6 +1,7 @@
 #include "recipe/recipe.h"
 
 #include "export/atomic_file.h"
+#include "methods/method_registry.h"
 #include "recipe/step_options.h"
 #include "recipe/yaml_json.h"
 #include "util/error.h"
@@ -31,31 +32,7 @@ std::string snakeKey(std::string key)
     return key;
 }
 
-std::string percent(double fraction)
-{
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g %%", std::round(fraction * 1000.0) / 10.0);
-    return buf;
-}
-
-std::string upperName(std::string s)
-{
-    for (char& c : s)
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return s;
-}
-
 } // namespace
-
-std::string_view actionName(StepAction a)
-{
-    switch (a) {
-    case StepAction::Quantize: return "quantize";
-    case StepAction::Prune: return "prune";
-    case StepAction::Factorize: return "factorize";
-    }
-    return "?";
-}
 
 std::string RecipeStep::method() const
 {
@@ -65,59 +42,24 @@ std::string RecipeStep::method() const
 
 std::string RecipeStep::badge() const
 {
-    const JsonParams p(params);
-    const std::string m = method();
-    switch (action) {
-    case StepAction::Quantize: {
-        std::string b = upperName(m);
-        if (m == "ggml")
-            return p.valueOr("type", "Q4_K");
-        if (m == "fp8")
-            return "FP8 " + upperName(p.valueOr("type", "E4M3"));
-        if (m == "nf4" || m == "fp4")
-            return b + (p.value("group") ? " g" + *p.value("group") : std::string());
-        if (m == "smoothquant" || m == "int8")
-            return (m == "int8" ? std::string("LLM.int8") : std::string("SmoothQuant")) + " W8A8";
-        b += " " + p.valueOr("bits", "?") + "b";
-        const std::string g = p.valueOr("group", "0");
-        b += g == "0" ? std::string(" row") : " g" + g;
-        if (p.flag("sym"))
-            b += " sym";
-        if (p.flag("act-order"))
-            b += " act-order";
-        if (p.value("lorc-rank"))
-            b += " +LoRC " + *p.value("lorc-rank");
-        return b;
+    const MethodSpec* spec = findMethodSpec(action, method());
+    if (!spec)
+        return method();
+    try {
+        return methodBadge(*spec, readMethodParams(*spec, JsonParams(params)));
+    } catch (const Error&) {
+        return spec->name; // a step that does not validate still gets a name
     }
-    case StepAction::Prune: {
-        if (const auto s = p.value("structured"))
-            return *s + " -" + percent(p.doubleOr("ratio", 0.25));
-        if (const auto nm = p.value("nm"))
-            return m + " " + *nm + " sparse";
-        return m + " " + percent(p.doubleOr("sparsity", 0.5)) + " sparse";
-    }
-    case StepAction::Factorize: {
-        const std::string name = m == "svd-llm" ? "SVD-LLM" : upperName(m);
-        if (const auto e = p.value("energy"))
-            return name + " energy " + percent(p.doubleOr("energy", 0.9));
-        return name + " rank " + percent(p.doubleOr("rank-ratio", 0.5));
-    }
-    }
-    return m;
 }
 
 bool RecipeStep::usesCalibration() const
 {
+    const MethodSpec* spec = findMethodSpec(action, method());
+    if (!spec)
+        return true;
     const JsonParams p(params);
-    const std::string m = method();
-    switch (action) {
-    case StepAction::Quantize:
-        // Calibration-free grids; LoRC and ggml's importance read the statistics.
-        return !((m == "rtn" || m == "nf4" || m == "fp8" || m == "fp4") && !p.value("lorc-rank"));
-    case StepAction::Prune: return m != "magnitude" || p.value("structured").has_value();
-    case StepAction::Factorize: return m != "svd";
-    }
-    return true;
+    // LoRC fits its correction to the calibration inputs.
+    return spec->needs != kNeedsNothing || p.intOr("lorc-rank", 0, 0, 1 << 30) > 0;
 }
 
 void RecipeStep::validate() const
@@ -128,9 +70,16 @@ void RecipeStep::validate() const
                                                                  : factorizeKeys();
     known.insert("method");
     const auto unknown = p.unknownKeys(known);
-    if (!unknown.empty())
+    if (!unknown.empty()) {
+        // Name the method's own parameters: the ones a user can set here.
+        std::string valid;
+        if (const MethodSpec* spec = findMethodSpec(action, method()))
+            for (const ParamSpec& param : spec->params)
+                valid += (valid.empty() ? "" : ", ") + param.key;
         fail(ErrorCode::InvalidArgument, "",
-             std::string(actionName(action)) + " has no parameter '" + *unknown.begin() + "'");
+             std::string(actionName(action)) + " has no parameter '" + *unknown.begin() + "'"
+                 + (valid.empty() ? std::string() : " (" + method() + " takes " + valid + ")"));
+    }
     // Parsing checks every value; the options themselves are built again when applied.
     nlohmann::json withLayers = params;
     if (!layers.empty())

@@ -12,6 +12,8 @@
 //
 // A step's keys besides `action` and `layers` are the CLI's options of that
 // command (core/recipe/step_options.h), with underscores or hyphens.
+#include "methods/method_spec.h" // StepAction
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -20,8 +22,6 @@
 
 namespace ll {
 
-enum class StepAction { Quantize, Prune, Factorize };
-std::string_view actionName(StepAction a);
 
 struct RecipeStep {
     StepAction action = StepAction::Quantize;

@@ -1,0 +1,101 @@
+#pragma once
+// One compression method, described once (MethodSpec): its id, its action,
+// its name and teaching text, the typed schema of its parameters, what
+// statistics it needs, and for quantization the per-layer run function. The
+// CLI's usage and --help, recipe validation, the GUI's forms and teaching box,
+// badges, the docs' method table and the tests all read these entries from
+// the registry (method_registry.h); nothing else lists methods.
+#include "methods/method_params.h"
+#include "model/tensor_data.h"
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ll {
+
+class Progress;
+struct QuantConfig;
+struct QuantInputs;
+struct QuantizedLayer;
+
+enum class StepAction { Quantize, Prune, Factorize };
+std::string_view actionName(StepAction a); // "quantize", "prune", "factorize"
+
+enum class ParamType {
+    Int,    // an integer in [min, max]
+    Real,   // a finite number in [min, max]
+    Flag,   // true / false (a CLI flag)
+    Choice, // one of `choices` (case-insensitive; stored as written in `choices`)
+    Text,   // free text checked by the method (nm's "2:4")
+};
+
+struct ParamSpec {
+    ParamSpec() = default;
+    ParamSpec(std::string key_, ParamType type_, std::string label_, std::string help_, double min_ = 0, double max_ = 0)
+        : key(std::move(key_)), type(type_), label(std::move(label_)), help(std::move(help_)), min(min_), max(max_)
+    {
+    }
+
+    std::string key;                  // recipe and CLI key: "bits", "act-order"
+    ParamType type = ParamType::Int;
+    std::string label;                // the form's label: "Bits"
+    std::string help;                 // one line for --help and the form's tooltip
+    double min = 0, max = 0;          // Int and Real: the accepted range, inclusive
+    std::string defaultValue;         // as text; empty: absent unless given (a Flag: false)
+    std::string suggested;            // a form's starting value where there is no default (sparsity 0.5)
+    bool required = false;            // must be given (no default)
+    std::vector<std::string> choices; // Choice: the accepted values
+    // Values the GUI offers in a list (value, label), e.g. group 0 "per row";
+    // empty: a spin box, a check box, or the choices.
+    std::vector<std::pair<std::string, std::string>> presets;
+    bool percent = false;             // a fraction the GUI shows as a percentage
+    std::string onlyWith;             // applies only when this key is given (ratio: structured)
+    std::vector<std::string> notWith; // does not apply when one of these is given (sparsity: nm)
+    bool advanced = false;            // shown after the main parameters
+};
+
+// Statistics of the layer's calibration inputs a method reads (QuantInputs).
+enum MethodNeeds : unsigned {
+    kNeedsNothing = 0,
+    kNeedsGram = 1u << 0,     // X^T X
+    kNeedsMeanAbs = 1u << 1,  // mean |x_j|
+    kNeedsMaxAbs = 1u << 2,   // max |x_j|
+    kNeedsSamples = 1u << 3,  // the captured input rows
+};
+
+struct MethodTeaching {
+    std::string what;     // what it does
+    std::string formula;  // the defining equation in plain words
+    std::string when;     // when to use it
+    std::string citation; // "Frantar et al., 2022 (arXiv:2210.17323)"; empty for folklore
+};
+
+struct MethodSpec {
+    StepAction action = StepAction::Quantize;
+    std::string id;                   // as in recipes and on the command line: "gptq", "svd-llm"
+    std::string name;                 // "GPTQ"
+    MethodTeaching teaching;          // rich text allowed (HTML entities, <sub>)
+    std::vector<ParamSpec> params;
+    unsigned needs = kNeedsNothing;   // MethodNeeds bits
+    bool needsOptional = false;       // reads `needs` when calibration is given, runs without (ggml's importance)
+    bool simulatesActivations = false; // W8A8: evaluation quantizes the activations as well
+    bool sequentialByDefault = false; // statistics "auto": measured again after each block (the GPTQ family)
+    std::vector<std::string> ignoredKeys; // older recipes wrote these; accepted and ignored (nf4's group)
+
+    // Quantization. `configure` fills QuantConfig's typed fields of a built-in
+    // method from its checked parameters; a new method reads QuantConfig::params.
+    QuantizedLayer (*quantize)(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress* p) = nullptr;
+    void (*configure)(const ParamValues& p, QuantConfig& c) = nullptr;
+    std::string (*label)(const QuantConfig& c) = nullptr;     // results: "gptq w4 asym g32"; default "<id> <grid>"
+    std::string (*badge)(const ParamValues& p) = nullptr;     // the tree: "GPTQ 4b g32"; default per action
+    double (*bitsPerWeight)(const QuantConfig& c, double cols) = nullptr; // estimate; default the grid's
+
+    const ParamSpec* param(const std::string& key) const;
+    bool takes(const std::string& key) const { return param(key) != nullptr; }
+    // Cannot run without calibration statistics.
+    bool needsCalibration() const { return needs != kNeedsNothing && !needsOptional; }
+};
+
+} // namespace ll
