@@ -15,12 +15,14 @@ namespace ll {
 std::vector<const MethodSpec*> builtinQuantMethods();     // builtin_quant_methods.cpp
 std::vector<const MethodSpec*> builtinPruneMethods();     // builtin_sparse_methods.cpp
 std::vector<const MethodSpec*> builtinFactorizeMethods(); // builtin_sparse_methods.cpp
+const MethodSpec& hqqMethod();                            // quant/hqq.cpp
 
 namespace {
 
 std::vector<const MethodSpec*> buildRegistry()
 {
     std::vector<const MethodSpec*> all = builtinQuantMethods();
+    all.push_back(&hqqMethod());
     for (const auto& more : {builtinPruneMethods(), builtinFactorizeMethods()})
         all.insert(all.end(), more.begin(), more.end());
     return all;
