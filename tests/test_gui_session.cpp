@@ -28,6 +28,7 @@
 #include <QUndoStack>
 #include <QSpinBox>
 #include <QMessageBox>
+#include <QFileInfo>
 #include <QtTest>
 
 #include <qcustomplot.h>
@@ -369,6 +370,12 @@ void TestGuiSession::killedGuiIsRecovered()
     QVERIFY2(s.is_object(), second.out.constData());
     QVERIFY(s.value("recovery_offered", false));
     QVERIFY(s.value("recovered", false));
+    // The question named the model, the steps and when they were saved.
+    const std::string summary = s.value("recovery_summary", std::string());
+    QVERIFY2(summary.find("Model: " + QFileInfo(storiesPath()).fileName().toStdString()) != std::string::npos, summary.c_str());
+    QVERIFY2(summary.find("2 steps: " + recipe.steps[0].badge() + ", " + recipe.steps[1].badge()) != std::string::npos,
+             summary.c_str());
+    QVERIFY2(summary.find("Last saved") != std::string::npos, summary.c_str());
     QCOMPARE(QString::fromStdString(s.value("model", std::string())), QString::fromStdString(expected.state.source->path));
     const Recipe got = Recipe::fromJson(s["recipe"]);
     QVERIFY(got.steps == recipe.steps);

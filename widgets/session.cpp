@@ -7,6 +7,7 @@
 #include "recipe_panel.h"
 
 #include "model/tensor_data.h"
+#include "recipe/session_file.h"
 #include "util/error.h"
 #include "util/input_file.h"
 #include "util/json_util.h"
@@ -16,6 +17,7 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QLocale>
 #include <QLockFile>
 #include <QSaveFile>
 #include <QStandardPaths>
@@ -318,6 +320,43 @@ nlohmann::json SessionManager::recoveryJson() const
                              recoveryPath().toStdString(), "the recovery file");
     } catch (const Error&) {
         return nullptr;
+    }
+}
+
+QString SessionManager::recoverySummary() const
+{
+    const QFileInfo file(recoveryPath());
+    QString when;
+    if (file.exists()) {
+        const QDateTime saved = file.lastModified();
+        const qint64 minutes = saved.secsTo(QDateTime::currentDateTime()) / 60;
+        const auto ago = [](qint64 n, const QString& one, const QString& many) {
+            return (n == 1 ? one : many).arg(n);
+        };
+        when = tr("Last saved %1 (%2).")
+                   .arg(QLocale().toString(saved, QLocale::ShortFormat),
+                        minutes < 1      ? tr("less than a minute ago")
+                        : minutes < 120  ? ago(minutes, tr("%1 minute ago"), tr("%1 minutes ago"))
+                        : minutes < 2880 ? ago(minutes / 60, tr("%1 hour ago"), tr("%1 hours ago"))
+                                         : ago(minutes / 1440, tr("%1 day ago"), tr("%1 days ago")));
+    }
+    try {
+        const SessionFile session =
+            parseSession(readInputFile(recoveryPath().toStdString(), kMaxRecipeFileBytes, "the recovery file"),
+                         recoveryPath().toStdString());
+        const QString model = session.demo ? tr("the built-in demo model")
+                                           : QFileInfo(QString::fromStdString(session.modelPath)).fileName();
+        QStringList steps;
+        for (const RecipeStep& step : session.recipe.steps)
+            steps << QString::fromStdString(step.badge());
+        QString text = tr("Model: %1").arg(model);
+        text += QLatin1Char('\n');
+        text += steps.isEmpty()     ? tr("No compression steps.")
+                : steps.size() == 1 ? tr("1 step: %1").arg(steps.front())
+                                    : tr("%1 steps: %2").arg(steps.size()).arg(steps.join(QStringLiteral(", ")));
+        return when.isEmpty() ? text : text + QLatin1Char('\n') + when;
+    } catch (const Error& e) {
+        return tr("The recovery file cannot be read: %1").arg(QString::fromStdString(e.what()));
     }
 }
 

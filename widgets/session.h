@@ -76,6 +76,9 @@ public:
     // A recovery file left by a run that did not exit normally (after startAutosave()).
     bool recoveryAvailable() const { return recoveryPending_; }
     nlohmann::json recoveryJson() const;
+    // What the recovery file holds, in words for the question at start-up:
+    // the model, the steps (their badges) and when it was last saved.
+    QString recoverySummary() const;
     // Restores the recovery file, or discards it.
     QString recover();
     void discardRecovery();

@@ -71,7 +71,8 @@ void scheduleScreenshot(ll::gui::MainWindow* window, const QString& file, const 
 }
 
 // Once every job (and a restore) has ended: the state as one JSON line on stdout.
-void schedulePrintState(ll::gui::MainWindow* window, bool recoveryOffered, const bool* recovered, const bool* failed)
+void schedulePrintState(ll::gui::MainWindow* window, bool recoveryOffered, const QString& recoverySummary,
+                        const bool* recovered, const bool* failed)
 {
     auto* timer = new QTimer(window);
     QObject::connect(timer, &QTimer::timeout, window, [=] {
@@ -79,6 +80,8 @@ void schedulePrintState(ll::gui::MainWindow* window, bool recoveryOffered, const
             return;
         timer->stop();
         nlohmann::json j = {{"recovery_offered", recoveryOffered}, {"recovered", *recovered}};
+        if (recoveryOffered)
+            j["recovery_summary"] = recoverySummary.toStdString(); // what the question at start-up said
         const ll::gui::ModelDocument* doc = window->document();
         if (doc->hasModel()) {
             const ll::CompressionState& st = doc->state();
@@ -205,6 +208,7 @@ int main(int argc, char** argv)
     bool failed = false;
     // Crash recovery first: a restored session replaces the model of the command line.
     bool recoveryOffered = false, recovered = false;
+    QString recoverySummary;
     ll::gui::SessionManager* session = window.session();
     const QString recover = parser.value(recoverOption);
     if (!recover.isEmpty() && recover != QLatin1String("yes") && recover != QLatin1String("no")
@@ -214,12 +218,14 @@ int main(int argc, char** argv)
     }
     if (!parser.isSet(noAutosaveOption) && session->startAutosave() && session->recoveryAvailable()) {
         recoveryOffered = true;
+        recoverySummary = session->recoverySummary();
         bool restore = recover == QLatin1String("yes");
         if (recover.isEmpty() || recover == QLatin1String("ask")) {
             if (!unattended)
                 restore = QMessageBox::question(&window, QStringLiteral("LayerLab"),
                                                 QObject::tr("LayerLab did not exit normally last time. Restore "
-                                                            "the model and every compression step of that session?"))
+                                                            "the model and every compression step of that session?")
+                                                    + QStringLiteral("\n\n") + recoverySummary)
                           == QMessageBox::Yes;
         }
         if (restore) {
@@ -330,7 +336,7 @@ int main(int argc, char** argv)
         ll::gui::GuidedTour::start(&window, intValue(tourOption, 1) - 1);
 
     if (parser.isSet(printStateOption)) {
-        schedulePrintState(&window, recoveryOffered, &recovered, &failed);
+        schedulePrintState(&window, recoveryOffered, recoverySummary, &recovered, &failed);
     } else if (unattended) {
         const bool longJobs = parser.isSet(evaluateOption) || parser.isSet(activationsOption);
         scheduleScreenshot(&window, parser.value(screenshotOption), &failed, longJobs ? 600000 : 60000);
