@@ -3,7 +3,9 @@
 // reference tensor, read independently of the model code.
 #include "test_support.h"
 
+#include "compression_panel.h"
 #include "main_window.h"
+#include "sensitivity_panel.h"
 #include "model/demo_model.h"
 #include "recipe/apply.h"
 #include "model_browser.h"
@@ -24,6 +26,8 @@
 #include <QStandardPaths>
 #include <QTreeView>
 #include <QLabel>
+#include <QClipboard>
+#include <QMenu>
 #include <QtTest>
 
 #include <nlohmann/json.hpp>
@@ -105,6 +109,7 @@ private slots:
     void treeHasBlocksWithAttentionAndMlp();
     void treeCountsATiedHeadOnceAndCompressedSizes();
     void panelShortcutsBringPanelsForward();
+    void treeContextMenu();
     void filterThenSelectShowsTheTensorsStatistics();
     void regexFilterKeepsParentsOfMatches();
     void openErrorsKeepThePreviousModel();
@@ -172,6 +177,52 @@ void TestGuiInspector::treeHasBlocksWithAttentionAndMlp()
     QCOMPARE(blocks, 5);
     QCOMPARE(globals, (std::set<Role>{Role::Embedding, Role::FinalNorm, Role::LmHead}));
     QCOMPARE(tree->data(tree->index(0, ModelTreeModel::ParamsColumn)).toString(), QStringLiteral("293 K"));
+}
+
+// Issue 15, item 8: the tree's context menu (inspect, compress, sensitivity, copy name).
+void TestGuiInspector::treeContextMenu()
+{
+    MainWindow w;
+    w.setErrorDialogsEnabled(false);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    w.openDemo();
+    const auto model = w.document()->model();
+    ModelBrowser* browser = w.browser();
+    const auto rowOf = [&](const std::string& logical) {
+        for (size_t i = 0; i < model->tensors.size(); ++i)
+            if (model->tensors[i].logicalName == logical)
+                return browser->proxy()->mapFromSource(browser->treeModel()->indexOfTensor(static_cast<int>(i)));
+        return QModelIndex();
+    };
+    const auto action = [](QMenu* menu, const char* name) { return menu->findChild<QAction*>(QLatin1String(name)); };
+
+    // On a block linear: compress, sensitivity, copy.
+    const QModelIndex down = rowOf("blocks.1.mlp.down.weight");
+    QVERIFY(down.isValid());
+    std::unique_ptr<QMenu> menu(browser->contextMenuFor(down));
+    QVERIFY(menu);
+    QCOMPARE(browser->selectedTensors().size(), size_t(1)); // the clicked row got selected
+    QVERIFY(action(menu.get(), "treeCompress")->isEnabled());
+    action(menu.get(), "treeCompress")->trigger();
+    auto* compressDock = w.findChild<QDockWidget*>(QStringLiteral("compressDock"));
+    QVERIFY(compressDock->isVisible() && !compressDock->visibleRegion().isEmpty());
+    QCOMPARE(w.compressionPanel()->targetNames(), std::vector<std::string>{"blocks.1.mlp.down.weight"});
+    action(menu.get(), "treeSensitivity")->trigger();
+    auto* sensitivityDock = w.findChild<QDockWidget*>(QStringLiteral("sensitivityDock"));
+    QVERIFY(sensitivityDock->isVisible() && !sensitivityDock->visibleRegion().isEmpty());
+    QCOMPARE(w.sensitivityPanel()->targetNames(), std::vector<std::string>{"blocks.1.mlp.down.weight"});
+    action(menu.get(), "treeCopyName")->trigger();
+    QCOMPARE(QGuiApplication::clipboard()->text(), QStringLiteral("blocks.1.mlp.down.weight"));
+
+    // On the embedding: inspect and copy only.
+    const QModelIndex embed = rowOf("embed.weight");
+    menu.reset(browser->contextMenuFor(embed));
+    QVERIFY(!action(menu.get(), "treeCompress")->isEnabled());
+    QVERIFY(!action(menu.get(), "treeSensitivity")->isEnabled());
+    action(menu.get(), "treeInspect")->trigger();
+    QCOMPARE(model->tensors[static_cast<size_t>(w.document()->currentTensor())].logicalName, std::string("embed.weight"));
+    QVERIFY(!w.findChild<QDockWidget*>(QStringLiteral("inspectorDock"))->visibleRegion().isEmpty());
 }
 
 void TestGuiInspector::filterThenSelectShowsTheTensorsStatistics()

@@ -19,6 +19,7 @@
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QUndoStack>
+#include <QListWidget>
 #include <QtTest>
 
 #include <nlohmann/json.hpp>
@@ -216,6 +217,16 @@ private slots:
         qInfo("applied: document %.4f bits/w", doc()->state().linearBitsPerWeight());
         QVERIFY(doc()->state().linearBitsPerWeight() <= 4.5 + 1e-9);
         QCOMPARE(doc()->state().linearBitsPerWeight(), *r.measuredBitsPerWeight);
+        // The Recipe dock reads "RTN 3b g32 — 12 layers: blocks.0… … blocks.4…", not the plan's regex of names
+        // (issue 15, item 4); the names are in the tooltip.
+        auto* recipeList = window_->findChild<QWidget*>(QStringLiteral("recipePanel"))->findChild<QListWidget*>();
+        QVERIFY(recipeList && recipeList->count() >= 1);
+        for (int i = 0; i < recipeList->count(); ++i) {
+            const QString line = recipeList->item(i)->text();
+            qInfo("recipe dock: %s", qPrintable(line));
+            QVERIFY2(line.size() < 120 && !line.contains(QLatin1Char('\\')) && line.contains(QStringLiteral(" layer")), qPrintable(line));
+            QVERIFY(recipeList->item(i)->toolTip().contains(QStringLiteral("blocks.")));
+        }
         QVERIFY(!panel()->isStale()); // measured on the original, which applying does not change
         QVERIFY(panel()->result() || panel()->mixed());
         doc()->undoStack()->undo();

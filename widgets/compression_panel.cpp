@@ -299,6 +299,9 @@ void CompressionPanel::updateForm()
     const auto action = static_cast<StepAction>(actionBox_->currentData().toInt());
     const MethodSpec* m = findMethodSpec(action, methodBox_->currentData().toString().toStdString());
     methodForm_->setMethod(m);
+    // Only the views that say something about this action: the mask for pruning, the spectrum for low rank.
+    tabs_->setTabVisible(tabs_->indexOf(mask_), action == StepAction::Prune);
+    tabs_->setTabVisible(tabs_->indexOf(spectrum_), action == StepAction::Factorize);
     if (m) {
         const MethodTeaching& t = m->teaching;
         QString html = QStringLiteral("<h3>%1</h3><p>%2</p><p><b>%3</b> %4</p><p><b>%5</b> %6</p>")

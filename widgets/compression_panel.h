@@ -90,6 +90,8 @@ public:
     SpectrumPlot* spectrum() const { return spectrum_; }
     ErrorCurvePlot* curve() const { return curve_; }
     QTabWidget* previewTabs() const { return tabs_; }
+    // The block linears the step would compress (core's selectTargets for a pattern).
+    std::vector<std::string> targetNames() const;
 
 signals:
     void previewReady();
@@ -111,7 +113,6 @@ private:
     void clearPreview(const QString& why);
     void setBusy(bool busy, const QString& what);
     void setStatus(const QString& text, bool error = false);
-    std::vector<std::string> targetNames() const;
     std::string targetPattern() const;
 
     ModelDocument* document_;

@@ -174,6 +174,18 @@ MainWindow::MainWindow(QWidget* parent)
     compressDock_->raise();
     // The tree's selection is what the compression panel applies to.
     connect(browser_->view()->selectionModel(), &QItemSelectionModel::selectionChanged, this, &MainWindow::syncSelection);
+    // The tree's context menu.
+    connect(browser_, &ModelBrowser::inspectRequested, this, [this] { raiseDock(QStringLiteral("inspector")); });
+    connect(browser_, &ModelBrowser::compressRequested, this, [this](const std::vector<std::string>& names) {
+        compression_->setSelection(names);
+        compression_->setTarget(CompressionPanel::Target::Selection);
+        raiseDock(QStringLiteral("compress"));
+        compression_->setFocus(Qt::ShortcutFocusReason);
+    });
+    connect(browser_, &ModelBrowser::sensitivityRequested, this, [this](const std::string& name) {
+        sensitivity_->setTarget(SensitivityPanel::Target::Pattern, QString::fromStdString(exactNamesPattern({name})));
+        raiseDock(QStringLiteral("sensitivity"));
+    });
     connect(document_, &ModelDocument::modelChanged, this, &MainWindow::syncSelection);
 
     paramsLabel_ = new QLabel(this);

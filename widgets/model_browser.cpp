@@ -5,10 +5,13 @@
 #include "tensor_filter.h"
 
 #include <QCheckBox>
+#include <QClipboard>
+#include <QGuiApplication>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMenu>
 #include <QTreeView>
 #include <QVBoxLayout>
 
@@ -84,7 +87,65 @@ ModelBrowser::ModelBrowser(ModelDocument* document, QWidget* parent)
         applyFilter();
     });
     connect(document_, &ModelDocument::currentTensorChanged, this, &ModelBrowser::showCurrentTensor);
+    view_->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(view_, &QTreeView::customContextMenuRequested, this, [this](const QPoint& pos) {
+        if (QMenu* menu = contextMenuFor(view_->indexAt(pos))) {
+            menu->setAttribute(Qt::WA_DeleteOnClose);
+            menu->popup(view_->viewport()->mapToGlobal(pos));
+        }
+    });
     applyFilter();
+}
+
+QMenu* ModelBrowser::contextMenuFor(const QModelIndex& index)
+{
+    const auto model = document_->model();
+    const int tensor = index.isValid() ? index.data(ModelTreeModel::TensorIndexRole).toInt() : -1;
+    if (!model || tensor < 0 || tensor >= static_cast<int>(model->tensors.size()))
+        return nullptr;
+    // The menu acts on what is selected; a click outside the selection selects the clicked row.
+    QItemSelectionModel* sel = view_->selectionModel();
+    if (!sel->isRowSelected(index.row(), index.parent()))
+        sel->setCurrentIndex(index, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+    const LogicalTensor& t = model->tensors[static_cast<size_t>(tensor)];
+    const auto isBlockLinear = [](const LogicalTensor& x) { return x.block >= 0 && isLinear(x.role) && !x.isBias; };
+    std::vector<std::string> linears;
+    for (int i : selectedTensors())
+        if (isBlockLinear(model->tensors[static_cast<size_t>(i)]))
+            linears.push_back(model->tensors[static_cast<size_t>(i)].logicalName);
+    const QString name = QString::fromStdString(t.logicalName);
+
+    auto* menu = new QMenu(view_);
+    QAction* inspect = menu->addAction(tr("Inspect %1").arg(name), this, [this, tensor] {
+        document_->setCurrentTensor(tensor);
+        emit inspectRequested(tensor);
+    });
+    inspect->setObjectName(QStringLiteral("treeInspect"));
+    QAction* compress = menu->addAction(linears.size() > 1 ? tr("Compress the %1 selected layers…").arg(linears.size())
+                                                           : tr("Compress this layer…"),
+                                        this, [this, linears] { emit compressRequested(linears); });
+    compress->setObjectName(QStringLiteral("treeCompress"));
+    compress->setEnabled(!linears.empty());
+    QAction* sensitivity = menu->addAction(tr("Sensitivity of this layer"), this,
+                                           [this, n = t.logicalName] { emit sensitivityRequested(n); });
+    sensitivity->setObjectName(QStringLiteral("treeSensitivity"));
+    sensitivity->setEnabled(isBlockLinear(t));
+    if (!isBlockLinear(t)) {
+        const QString why = tr("Only the linear layers inside the blocks (q, k, v, o, gate, up, down) are compressed.");
+        compress->setToolTip(why);
+        sensitivity->setToolTip(why);
+        menu->setToolTipsVisible(true);
+    }
+    menu->addSeparator();
+    QAction* copy = menu->addAction(tr("Copy name"), this, [name] { QGuiApplication::clipboard()->setText(name); });
+    copy->setObjectName(QStringLiteral("treeCopyName"));
+    const QString stored = QString::fromStdString(model->stored[t.stored].name);
+    if (stored != name) {
+        QAction* copyStored = menu->addAction(tr("Copy the file's name (%1)").arg(stored), this,
+                                              [stored] { QGuiApplication::clipboard()->setText(stored); });
+        copyStored->setObjectName(QStringLiteral("treeCopyStoredName"));
+    }
+    return menu;
 }
 
 void ModelBrowser::setFilterText(const QString& text)

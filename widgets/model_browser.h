@@ -2,11 +2,13 @@
 // The model tree with its filter line: what the left dock shows.
 #include <QWidget>
 
+#include <string>
 #include <vector>
 
 class QCheckBox;
 class QLabel;
 class QLineEdit;
+class QMenu;
 class QModelIndex;
 class QTreeView;
 
@@ -30,6 +32,16 @@ public:
     void setFilterText(const QString& text);
     // Tensor indices of the selected rows (groups contribute nothing), in tree order.
     std::vector<int> selectedTensors() const;
+
+    // The context menu of a row of the view (a proxy index): Inspect, Compress
+    // the selected layers, Sensitivity of this layer, Copy name. A right click
+    // on a row outside the selection selects that row first. Caller owns it.
+    QMenu* contextMenuFor(const QModelIndex& index);
+
+signals:
+    void inspectRequested(int tensor);
+    void compressRequested(const std::vector<std::string>& logicalNames); // block linears
+    void sensitivityRequested(const std::string& logicalName);
 
 private:
     void applyFilter();

@@ -5,6 +5,7 @@
 #include "panel_util.h"
 #include "recipe_replay.h"
 
+#include "pipeline/model_compression.h"
 #include "recipe/apply.h"
 #include "util/error.h"
 #include "util/input_file.h"
@@ -117,19 +118,49 @@ void RecipePanel::setStatus(const QString& text, bool error)
                            : text.toHtmlEscaped());
 }
 
+QString RecipePanel::targetSummary(const CompressionState& st, const RecipeStep& s, QStringList& layers) const
+{
+    if (s.params.contains("structured"))
+        return tr("every block");
+    if (st.source) {
+        try {
+            for (const LogicalTensor* t : selectTargets(*st.source, s.layers))
+                layers << QString::fromStdString(t->logicalName);
+        } catch (const Error&) {
+            // matches nothing in this model: show the pattern as it is
+        }
+    }
+    if (s.layers.empty())
+        return layers.isEmpty() ? tr("every block linear") : tr("every block linear (%1)").arg(layers.size());
+    // A short pattern reads as it is; a long one (a plan's list of names) as its count and ends.
+    const QString pattern = QString::fromStdString(s.layers);
+    if (layers.isEmpty())
+        return pattern;
+    if (pattern.size() <= 32)
+        return layers.size() == 1 ? tr("%1 (1 layer)").arg(pattern) : tr("%1 (%2 layers)").arg(pattern).arg(layers.size());
+    if (layers.size() == 1)
+        return tr("1 layer: %1").arg(layers.front());
+    return tr("%1 layers: %2 … %3").arg(layers.size()).arg(layers.front(), layers.back());
+}
+
 void RecipePanel::refresh()
 {
     const CompressionState& st = document_->state();
     list_->clear();
     for (size_t i = 0; i < st.steps.size(); ++i) {
         const RecipeStep& s = st.steps[i];
-        const QString target = s.layers.empty() ? (s.params.contains("structured") ? tr("every block") : tr("every block linear"))
-                                                : QString::fromStdString(s.layers);
+        QStringList layers;
+        const QString target = targetSummary(st, s, layers);
         auto* item = new QListWidgetItem(QStringLiteral("%1. %2 — %3")
                                              .arg(i + 1)
                                              .arg(QString::fromStdString(s.badge()), target),
                                          list_);
-        item->setToolTip(QString::fromStdString(dumpJson(s.toJson(), 1)));
+        // The full layer list on demand: a mixed-precision plan's pattern is a long list of exact names.
+        QString tip = QString::fromStdString(dumpJson(s.toJson(), 1));
+        if (layers.size() > 1)
+            tip = tr("%1 layers:").arg(layers.size()) + QStringLiteral("\n  ") + layers.join(QStringLiteral("\n  "))
+                  + QStringLiteral("\n\n") + tip;
+        item->setToolTip(tip);
     }
     if (st.steps.empty())
         list_->addItem(new QListWidgetItem(tr("No steps yet: apply one from the Compress panel, or load a recipe.")));

@@ -5,6 +5,7 @@
 // the source model in the background and lands as one undoable command.
 #include "recipe/recipe.h"
 
+#include <QStringList>
 #include <QWidget>
 
 class QLabel;
@@ -12,6 +13,10 @@ class QListWidget;
 class QProgressBar;
 class QPushButton;
 class QToolButton;
+
+namespace ll {
+struct CompressionState;
+}
 
 namespace ll::gui {
 
@@ -42,6 +47,8 @@ signals:
 
 private:
     void refresh();
+    // What a step targets in words ("24 layers: blocks.0.attn.q … blocks.5.mlp.down"); `layers` gets every name.
+    QString targetSummary(const CompressionState& st, const RecipeStep& s, QStringList& layers) const;
     void setStatus(const QString& text, bool error = false);
     void chooseSave();
     void chooseLoad();

@@ -89,6 +89,8 @@ public:
     SensitivityBarPlot* barPlot() const { return bars_; }
     SensitivityHeatmap* heatmap() const { return heatmap_; }
     QTabWidget* tabs() const { return tabs_; }
+    // The block linears the step would compress (core's selectTargets for a pattern).
+    std::vector<std::string> targetNames() const;
 
 signals:
     void runFinished(bool ok);
@@ -101,7 +103,6 @@ private:
     CompressionState baseState() const;
     std::shared_ptr<const Model> baseModel() const;
     QString baseText() const; // "the original model", "the current state (2 steps)"
-    std::vector<std::string> targetNames() const;
     void updateForm();
     void updateButtons();
     void setBusy(Job job, const QString& what);
