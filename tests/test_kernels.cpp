@@ -20,6 +20,7 @@
 #include "util/half.h"
 #include "util/threads.h"
 
+#include <QScopeGuard>
 #include <QtTest>
 
 #include <cmath>
@@ -275,10 +276,15 @@ private slots:
                         magnitude[i * n + j] += std::fabs(v);
                     }
             for (KernelLevel level : {KernelLevel::Portable, KernelLevel::Avx512, KernelLevel::Avx512Bf16})
-                for (Bf16Products products : {Bf16Products::Native, Bf16Products::F32}) {
+                for (Bf16Products products : {Bf16Products::Native, Bf16Products::F32})
+                for (F32Gemm f32 : {F32Gemm::Eigen, F32Gemm::Tiles}) { // F32: both prefill GEMMs
                     LevelGuard guard;
-                    if (setKernelLevel(level) != level || (products == Bf16Products::F32 && t != DType::BF16))
+                    if (setKernelLevel(level) != level || (products == Bf16Products::F32 && t != DType::BF16)
+                        || (f32 == F32Gemm::Tiles && t != DType::F32))
                         continue;
+                    const F32Gemm f32Before = f32Gemm();
+                    setF32Gemm(f32);
+                    const auto restoreF32 = qScopeGuard([f32Before] { setF32Gemm(f32Before); });
                     setBf16Products(products);
                     setQuantProducts(QuantProducts::F32); // int8 products: int8DotsAgreeWithTheReference
                     setComputeThreads(threads);

@@ -37,6 +37,17 @@ std::atomic<int>& bf16Slot()
     return slot;
 }
 
+std::atomic<int>& f32GemmSlot()
+{
+    static std::atomic<int> slot{[] {
+        const char* env = std::getenv("LAYERLAB_F32_GEMM");
+        if (env && std::strcmp(env, "eigen") == 0)
+            return static_cast<int>(F32Gemm::Eigen);
+        return static_cast<int>(F32Gemm::Tiles);
+    }()};
+    return slot;
+}
+
 std::atomic<int>& quantSlot()
 {
     static std::atomic<int> slot{[] {
@@ -104,7 +115,7 @@ void gemmPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int6
         avx512::gemmBf16(x, ldx, m, k, W.data, W.rowBytes, y, ldy, c0, c1, scratch(avx512::gemmScratchFloats(m, k)));
         return;
     }
-    if (level != KernelLevel::Portable && W.type != DType::F32) {
+    if (level != KernelLevel::Portable && (W.type != DType::F32 || f32Gemm() == F32Gemm::Tiles)) {
         const RowReader reader(W);
         avx512::gemmF32(x, ldx, m, k, &reader, decodeSegment, W.data, W.rowBytes, y, ldy, c0, c1,
                         scratch(avx512::gemmScratchFloats(m, k)));
@@ -128,6 +139,16 @@ void gemmPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int6
 }
 
 } // namespace
+
+void setF32Gemm(F32Gemm g)
+{
+    f32GemmSlot().store(static_cast<int>(g));
+}
+
+F32Gemm f32Gemm()
+{
+    return static_cast<F32Gemm>(f32GemmSlot().load(std::memory_order_relaxed));
+}
 
 void setBf16Products(Bf16Products p)
 {

@@ -33,6 +33,16 @@ enum class Bf16Products { Native, F32 };
 void setBf16Products(Bf16Products p);
 Bf16Products bf16Products();
 
+// How the prefill multiplies F32 weights on CPUs with AVX-512:
+//   Tiles  the AVX-512 tile GEMM every other type takes (the weights copied
+//          panel by panel): 1.2x Eigen's speed in a -march=native build on this
+//          machine, 2x in a portable one, whose Eigen is compiled for plain x86-64.
+//   Eigen  Eigen's GEMM on the weights in place.
+// LAYERLAB_F32_GEMM=eigen in the environment selects Eigen at start-up.
+enum class F32Gemm { Eigen, Tiles };
+void setF32Gemm(F32Gemm g);
+F32Gemm f32Gemm();
+
 // How the decoding path multiplies Q4_K, Q5_K, Q6_K and Q8_0 weights on CPUs
 // with AVX-512 VNNI:
 //   Int8  x quantized to 8 bits per 256 values, integer dot products (what
