@@ -459,6 +459,26 @@ void TestGuiInspector::openErrorsKeepThePreviousModel()
     QVERIFY(!error.isEmpty());
     QCOMPARE(doc->model(), before);
 
+    // Errors in words a person understands, the core's precise line as the details (issue 15, item 9).
+    const std::string stories = test::readFile(test::sharedPath("models/stories260K-hf/model.safetensors"));
+    test::writeFile(dir + "/cut.safetensors", stories.substr(0, 5000));
+    test::writeFile(dir + "/random.gguf", std::string("\x13\x37not GGUF at all, just bytes", 30));
+    const struct {
+        const char* file;
+        const char* says;
+        const char* details;
+    } cases[] = {
+        {"cut.safetensors", "looks truncated: it holds 4.88 KiB", "ends at byte"},
+        {"random.gguf", "is not a valid GGUF file", "not a recognised model"},
+        {"notes.txt", "is not a model LayerLab can open", "not a recognised model"},
+        {"no-such-model.safetensors", "does not exist", "no such file"},
+    };
+    for (const auto& c : cases) {
+        error = doc->open(QString::fromStdString(dir + "/" + c.file));
+        QVERIFY2(error.contains(QLatin1String(c.says)) && error.contains(QLatin1String(c.file)), qPrintable(error));
+        QVERIFY2(doc->lastErrorDetails().contains(QLatin1String(c.details)), qPrintable(doc->lastErrorDetails()));
+    }
+
     // Through the window: false, the message kept for the status bar, title unchanged.
     QVERIFY(!w.openPath(missing));
     QVERIFY(!w.lastError().isEmpty());

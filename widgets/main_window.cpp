@@ -497,7 +497,7 @@ bool MainWindow::openPath(const QString& path)
     const QString error = document_->open(path);
     QApplication::restoreOverrideCursor();
     if (!error.isEmpty()) {
-        showError(error);
+        showError(error, document_->lastErrorDetails());
         return false;
     }
     lastError_.clear();
@@ -584,13 +584,17 @@ void MainWindow::updateModelFacts()
     }
 }
 
-void MainWindow::showError(const QString& message)
+void MainWindow::showError(const QString& message, const QString& details)
 {
     lastError_ = message;
+    lastErrorDetails_ = details;
     statusBar()->showMessage(message, 15000);
     if (!errorDialogs_)
         return;
     auto* box = new QMessageBox(QMessageBox::Warning, tr("LayerLab"), message, QMessageBox::Ok, this);
+    box->setObjectName(QStringLiteral("errorBox"));
+    if (!details.isEmpty() && details != message)
+        box->setDetailedText(details); // the precise line, one click away ("Show Details…")
     box->setAttribute(Qt::WA_DeleteOnClose);
     box->open(); // window-modal but not blocking: the event loop (and tests) go on
 }

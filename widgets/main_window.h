@@ -80,6 +80,7 @@ public:
     // Selects a tensor by logical or stored name; false (and a status message) when unknown.
     bool selectTensor(const QString& name);
     QString lastError() const { return lastError_; }
+    QString lastErrorDetails() const { return lastErrorDetails_; } // the technical line behind lastError()
     // Message boxes for errors; off for unattended runs (screenshots).
     void setErrorDialogsEnabled(bool on) { errorDialogs_ = on; }
 
@@ -110,7 +111,7 @@ private:
     void onModelChanged();
     void syncSelection();
     void updateModelFacts();
-    void showError(const QString& message);
+    void showError(const QString& message, const QString& details = {});
     // The opened model's warnings (configuration vs tensors, tokenizer) in the status bar.
     void showModelWarnings();
     void addRecent(const QString& path);
@@ -148,6 +149,7 @@ private:
     QLabel* warningsLabel_ = nullptr;
     MemoryStatus* memoryStatus_ = nullptr;
     QString lastError_;
+    QString lastErrorDetails_;
     bool errorDialogs_ = true;
     std::function<UnsavedChoice(const QString&)> unsavedPrompt_;
     bool docksSized_ = false;

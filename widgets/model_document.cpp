@@ -1,5 +1,7 @@
 #include "model_document.h"
 
+#include "plain_error.h"
+
 #include "model/demo_model.h"
 #include "util/error.h"
 
@@ -80,10 +82,13 @@ QString ModelDocument::open(const QString& path)
     if (path.trimmed().isEmpty())
         return tr("No file or folder given.");
     std::shared_ptr<const Model> opened;
+    lastErrorDetails_.clear();
     try {
         opened = openModel(path.toStdString());
     } catch (const Error& e) {
-        return QString::fromStdString(e.what());
+        const PlainError plain = plainOpenError(e, path);
+        lastErrorDetails_ = plain.details;
+        return plain.summary;
     } catch (const std::bad_alloc&) {
         return tr("%1: not enough memory to open this model.").arg(path);
     } catch (const std::exception& e) {

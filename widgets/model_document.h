@@ -26,6 +26,8 @@ public:
     // Opens a checkpoint; on failure returns a message for the user and keeps
     // the previous model. Returns an empty string on success.
     QString open(const QString& path);
+    // After open() failed: the core's precise message behind the plain one it returned.
+    QString lastErrorDetails() const { return lastErrorDetails_; }
     // The generated demo model (makeDemoModel).
     void openDemo();
     void setModel(std::shared_ptr<const Model> model);
@@ -91,6 +93,7 @@ private:
     uint64_t historyBytesFrom(int first) const;
 
     std::shared_ptr<const Model> model_;
+    QString lastErrorDetails_;
     CompressionState state_;
     QUndoStack* undo_;
     int current_ = -1;
