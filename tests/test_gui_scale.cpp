@@ -14,9 +14,15 @@
 #include "memory_status.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
+#include "histogram_plot.h"
 #include "system_memory.h"
+#include "zoom.h"
 
+#include <QApplication>
+#include <QComboBox>
+#include <QDockWidget>
 #include <QPushButton>
+#include <QScrollArea>
 #include <QSpinBox>
 #include <QSettings>
 #include <QSignalSpy>
@@ -71,6 +77,7 @@ CompressionPanel* quantizePanel(MainWindow& w, const QString& method)
 class TestGuiScale : public QObject {
     Q_OBJECT
 private slots:
+    void zoomScalesFontsAndPlots();
     void initTestCase()
     {
         QStandardPaths::setTestModeEnabled(true);
@@ -297,6 +304,51 @@ private slots:
         QVERIFY(p->resultText().contains(QStringLiteral(" ± ")));
     }
 };
+
+// Issue 15, item 6: View › Zoom scales fonts and plots; at 150 % in a 1280×720
+// window every control of the Compress dock can still be reached.
+void TestGuiScale::zoomScalesFontsAndPlots()
+{
+    MainWindow w;
+    w.setErrorDialogsEnabled(false);
+    w.resize(1280, 720);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    w.openDemo();
+    ZoomController* zoom = w.zoom();
+    zoom->reset();
+    const double base = QApplication::font().pointSizeF();
+    auto* zoomIn = w.findChild<QAction*>(QStringLiteral("zoomIn"));
+    QVERIFY(zoomIn);
+    for (int i = 0; i < 3; ++i)
+        zoomIn->trigger(); // 110, 125, 150 %
+    QCOMPARE(zoom->factor(), 1.5);
+    QCOMPARE(QApplication::font().pointSizeF(), base * 1.5);
+    HistogramPlot* histogram = w.compressionPanel()->histogram();
+    QCOMPARE(histogram->xAxis->tickLabelFont().pointSizeF(), base * 1.5);
+    QCOMPARE(histogram->yAxis->labelFont().pointSizeF(), base * 1.5);
+    qInfo("window %dx%d, minimum %dx%d at 150 %%", w.width(), w.height(), w.minimumSizeHint().width(), w.minimumSizeHint().height());
+    QVERIFY(w.width() <= 1280 && w.height() <= 720); // the minimum size still fits
+    w.findChild<QDockWidget*>(QStringLiteral("compressDock"))->raise();
+    QTest::qWait(50);
+    for (QWidget* control : w.compressionPanel()->findChildren<QWidget*>()) {
+        if (!control->isVisibleTo(w.compressionPanel()) || control->focusPolicy() == Qt::NoFocus
+            || !(qobject_cast<QComboBox*>(control) || qobject_cast<QAbstractButton*>(control)
+                 || qobject_cast<QAbstractSpinBox*>(control)))
+            continue;
+        for (QWidget* p = control->parentWidget(); p; p = p->parentWidget())
+            if (auto* scroll = qobject_cast<QScrollArea*>(p)) {
+                scroll->ensureWidgetVisible(control);
+                break;
+            }
+        QVERIFY2(!control->visibleRegion().isEmpty(), qPrintable(control->objectName() + QLatin1Char(' ')
+                                                                 + control->metaObject()->className()));
+    }
+    auto* zoomReset = w.findChild<QAction*>(QStringLiteral("zoomReset"));
+    zoomReset->trigger();
+    QCOMPARE(QApplication::font().pointSizeF(), base);
+    QCOMPARE(histogram->xAxis->tickLabelFont().pointSizeF(), base);
+}
 
 QTEST_MAIN(TestGuiScale)
 #include "test_gui_scale.moc"

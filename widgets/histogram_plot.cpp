@@ -39,7 +39,7 @@ QCPItemText* lineLabel(QCustomPlot* plot, Qt::Alignment align)
 HistogramPlot::HistogramPlot(QWidget* parent) : QCustomPlot(parent)
 {
     setObjectName(QStringLiteral("histogramPlot"));
-    setMinimumSize(320, 150);
+    setMinimumSize(320, 110);
     plotLayout()->insertRow(0);
     title_ = new QCPTextElement(this, tr("Histogram"), QFont(font().family(), font().pointSize(), QFont::Bold));
     plotLayout()->addElement(0, 0, title_);

@@ -19,6 +19,7 @@
 #include "perplexity_panel.h"
 #include "session.h"
 #include "tensor_inspector.h"
+#include "zoom.h"
 
 #include "analysis/sensitivity.h"
 
@@ -215,6 +216,7 @@ MainWindow::MainWindow(QWidget* parent)
     session_->setSectionProvider("sensitivity", [this]() -> nlohmann::json {
         return sensitivity_ && sensitivity_->result() ? sensitivity_->result()->toJson() : nlohmann::json();
     });
+    zoom_ = new ZoomController(this); // after every plot exists: a remembered zoom applies to them
     createActions();
     // The engine cache follows the document; the jobs of the old model keep their own engine until they end.
     connect(document_, &ModelDocument::modelAboutToChange, this, [this] { engines_->setModel(nullptr); });
@@ -442,6 +444,20 @@ void MainWindow::createActions()
         restoreState(initialLayout_);
         docksSized_ = false;
         sizeDocks();
+    });
+    view->addSeparator();
+    // Zoom: fonts and plots together, for a projector (widgets/zoom.h).
+    QAction* zoomIn = view->addAction(tr("Zoom &In"), zoom_, &ZoomController::zoomIn);
+    zoomIn->setObjectName(QStringLiteral("zoomIn"));
+    zoomIn->setShortcuts({QKeySequence::ZoomIn, QKeySequence(Qt::CTRL | Qt::Key_Equal)});
+    QAction* zoomOut = view->addAction(tr("Zoom &Out"), zoom_, &ZoomController::zoomOut);
+    zoomOut->setObjectName(QStringLiteral("zoomOut"));
+    zoomOut->setShortcuts(QKeySequence::ZoomOut);
+    QAction* zoomReset = view->addAction(tr("&Actual Size"), zoom_, &ZoomController::reset);
+    zoomReset->setObjectName(QStringLiteral("zoomReset"));
+    zoomReset->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_0));
+    connect(zoom_, &ZoomController::changed, this, [this](double factor) {
+        statusBar()->showMessage(tr("Zoom %1 %").arg(std::lround(100.0 * factor)), 3000);
     });
     view->addSeparator();
     QAction* find = view->addAction(tr("&Filter Tensors"), this, [this] {

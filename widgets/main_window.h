@@ -29,6 +29,7 @@ class ModelDocument;
 class PerplexityPanel;
 class SessionManager;
 class TensorInspector;
+class ZoomController;
 
 // The icons live in a static library: register them once before use.
 void initResources();
@@ -56,6 +57,7 @@ public:
     QDockWidget* recipeDock() const { return recipeDock_; }
     QDockWidget* historyDock() const { return historyDock_; }
     SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
+    ZoomController* zoom() const { return zoom_; }
     QDockWidget* sensitivityDock() const { return sensitivityDock_; }
     // Session files, autosave and crash recovery (session.h).
     SessionManager* session() const { return session_; }
@@ -150,6 +152,7 @@ private:
     MemoryStatus* memoryStatus_ = nullptr;
     QString lastError_;
     QString lastErrorDetails_;
+    ZoomController* zoom_ = nullptr;
     bool errorDialogs_ = true;
     std::function<UnsavedChoice(const QString&)> unsavedPrompt_;
     bool docksSized_ = false;

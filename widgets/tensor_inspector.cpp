@@ -136,7 +136,8 @@ TensorInspector::TensorInspector(ModelDocument* document, QWidget* parent)
     }
     const int tableWidth = fontMetrics().horizontalAdvance(QStringLiteral("|x|max / σ  Outlier share  -0.000123456 (99.99 %)"));
     table_->setMinimumWidth(tableWidth * 3 / 4);
-    table_->setMinimumHeight(table_->verticalHeader()->defaultSectionSize() * 6);
+    // Four rows at least: with the plots at their minimum, the window still fits 1280×720 at 150 % zoom.
+    table_->setMinimumHeight(table_->verticalHeader()->defaultSectionSize() * 4);
 
     histogram_ = new HistogramPlot(this);
     weightMap_ = new WeightMapPlot(this);

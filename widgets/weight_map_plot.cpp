@@ -27,7 +27,7 @@ WeightMapPlot::WeightMapPlot(QWidget* parent) : QCustomPlot(parent)
 {
     setObjectName(QStringLiteral("weightMapPlot"));
     installExportMenu(this); // right-click: Export plot… (PNG, SVG, PDF)
-    setMinimumSize(320, 150);
+    setMinimumSize(320, 110);
     plotLayout()->insertRow(0);
     title_ = new QCPTextElement(this, QString(), QFont(font().family(), font().pointSize(), QFont::Bold));
     plotLayout()->addElement(0, 0, title_);

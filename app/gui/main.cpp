@@ -13,6 +13,7 @@
 #include "activation_view.h"
 #include "generate_panel.h"
 #include "main_window.h"
+#include "zoom.h"
 #include "model_browser.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
@@ -187,14 +188,24 @@ int main(int argc, char** argv)
                                               QStringLiteral("Print the state as JSON once ready, then exit."));
     const QCommandLineOption tourOption(QStringLiteral("tour"), QStringLiteral("Start the guided tour at a step (1-6)."),
                                         QStringLiteral("STEP"));
+    const QCommandLineOption zoomOption(QStringLiteral("zoom"),
+                                        QStringLiteral("Zoom in percent (80-250), as View › Zoom; remembered."),
+                                        QStringLiteral("PERCENT"));
     parser.addOptions({selectOption, filterOption, screenshotOption, sizeOption, dockOption, evaluateOption, ctxOption,
                        windowsOption, generateOption, tokensOption, activationsOption, outliersByOption, sessionOption,
-                       applyRecipeOption, recoverOption, noAutosaveOption, printStateOption, tourOption});
+                       applyRecipeOption, recoverOption, noAutosaveOption, printStateOption, tourOption, zoomOption});
     parser.process(app);
 
     ll::gui::MainWindow window;
     const bool unattended = parser.isSet(screenshotOption) || parser.isSet(printStateOption);
     window.setErrorDialogsEnabled(!unattended);
+    if (parser.isSet(zoomOption)) {
+        const int percent = parser.value(zoomOption).toInt();
+        if (percent >= 80 && percent <= 250)
+            window.zoom()->setFactor(percent / 100.0);
+        else
+            std::fprintf(stderr, "layerlab: --zoom expects a percentage from 80 to 250\n");
+    }
     if (parser.isSet(sizeOption)) {
         const QStringList wh = parser.value(sizeOption).split(QLatin1Char('x'));
         if (wh.size() == 2 && wh[0].toInt() > 0 && wh[1].toInt() > 0)
