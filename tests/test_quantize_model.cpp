@@ -431,6 +431,12 @@ void TestQuantizeModel::cliQuantize()
     const MatrixRM rtnDown = rtnQuantize(readMatrix(model(), *model().findLogical("blocks.2.mlp.down.weight")), {4, false, 32}).dequantized;
     QCOMPARE(W.rows(), Eigen::Index(64));
     QCOMPARE((W - rtnDown).cwiseAbs().maxCoeff(), 0.0f);
+    // --dtype is read as `export --hf` reads it: F16 as well as f16.
+    const std::string out16 = test::scratchDir() + "/q16";
+    const test::CliResult r16 = test::runCli({"quantize", test::sharedPath("models/stories260K-hf"), "--method", "rtn",
+                                              "--bits", "4", "--group", "32", "--out", out16, "--dtype", "F16"});
+    QVERIFY2(r16.exitCode == 0, r16.err.c_str());
+    QCOMPARE(openModel(out16)->stored.front().dtype, DType::F16);
 
     // --gguf: the same model as an F32 GGUF for llama.cpp holds the same values (q/k rows permuted, not changed).
     const std::string gguf = test::scratchDir() + "/q.gguf";

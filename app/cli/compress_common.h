@@ -2,8 +2,8 @@
 // What `prune` and `factorize` share: calibration and evaluation options,
 // the terminal progress line (Ctrl-C cancels), evaluation, export and output.
 #include "args.h"
-#include "methods/method_registry.h"
 #include "export_args.h"
+#include "methods/method_registry.h"
 
 #include "calib/calibration.h"
 #include "util/threads.h"
@@ -112,13 +112,10 @@ inline StatsMode statsMode(const Args& a)
     return parseOptions([&] { return statsModeFrom(ArgsParams(a)); }, "");
 }
 
+// --dtype as `export --hf` reads it (F16, f16, float16, ...): one parser for both.
 inline DType exportDtype(const Args& a)
 {
-    const std::string t = a.valueOr("dtype", "f32");
-    if (t == "f32") return DType::F32;
-    if (t == "f16") return DType::F16;
-    if (t == "bf16") return DType::BF16;
-    throw UsageError("--dtype must be f32, f16 or bf16");
+    return hfDtypeArg(a.valueOr("dtype", "f32"));
 }
 
 // Tokens of --calib (empty without it).
