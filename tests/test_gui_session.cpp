@@ -467,10 +467,17 @@ void TestGuiSession::compareRestoresAConfiguration()
     QCOMPARE(stepsIn(w.session()->toJson()), size_t(2));
     QCOMPARE(w.session()->toJson()["compare"].size(), size_t(2));
 
-    // Clicking the original's point replays its (empty) recipe.
+    // The original is its own series (the baseline), and the size axis does not run below zero (issue 15, item 7).
     QVERIFY(w.raiseDock(QStringLiteral("compare")));
     QTest::qWait(50);
     QCustomPlot* plot = c->plot();
+    QCOMPARE(plot->graphCount(), 2);
+    QCOMPARE(plot->graph(1)->name(), QStringLiteral("original"));
+    QCOMPARE(plot->graph(1)->dataCount(), 1);
+    QCOMPARE(plot->graph(0)->dataCount(), 1);
+    QVERIFY(plot->xAxis->range().lower >= 0.0);
+    QVERIFY(plot->xAxis->range().contains(c->entries()[0].sizeMiB) && plot->xAxis->range().contains(c->entries()[1].sizeMiB));
+    // Clicking the original's point replays its (empty) recipe.
     const QPoint at(int(plot->xAxis->coordToPixel(c->entries()[0].sizeMiB)),
                     int(plot->yAxis->coordToPixel(c->entries()[0].ppl)));
     QCOMPARE(c->pointAt(at), 0);

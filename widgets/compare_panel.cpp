@@ -25,6 +25,7 @@
 #include <QTextDocument>
 #include <QVBoxLayout>
 
+#include <algorithm>
 #include <cmath>
 
 namespace ll::gui {
@@ -37,8 +38,14 @@ QString recipeLabel(const Recipe& r)
     if (r.steps.empty())
         return QObject::tr("original");
     QStringList parts;
-    for (const RecipeStep& s : r.steps)
-        parts << QString::fromStdString(s.badge()) + (s.layers.empty() ? QString() : QStringLiteral(" on ") + QString::fromStdString(s.layers));
+    for (const RecipeStep& s : r.steps) {
+        QString on;
+        if (s.layers.size() > 32) // a plan's list of exact names (exactNamesPattern): its count, not the regex
+            on = QObject::tr(" on %1 layers").arg(std::count(s.layers.begin(), s.layers.end(), '|') + 1);
+        else if (!s.layers.empty())
+            on = QStringLiteral(" on ") + QString::fromStdString(s.layers);
+        parts << QString::fromStdString(s.badge()) + on;
+    }
     return parts.join(QStringLiteral(" + "));
 }
 } // namespace
@@ -177,15 +184,39 @@ void ComparePanel::refresh()
     QCPGraph* g = plot_->addGraph();
     g->setLineStyle(QCPGraph::lsNone);
     g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, QColor(0x1f, 0x77, 0xb4), 9));
-    g->setData(xs, ys);
+    // The original model, the baseline every configuration is read against: its own marker.
+    QVector<double> originalX, originalY, otherX, otherY;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+        const bool original = entries_[i].recipe.steps.empty();
+        (original ? originalX : otherX) << xs[static_cast<int>(i)];
+        (original ? originalY : otherY) << ys[static_cast<int>(i)];
+    }
+    g->setData(otherX, otherY);
+    g->setName(tr("compressed"));
+    QCPGraph* base = plot_->addGraph();
+    base->setLineStyle(QCPGraph::lsNone);
+    base->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDiamond, QPen(QColor(0x33, 0x33, 0x33), 2), QColor(0xdd, 0xdd, 0xdd), 12));
+    base->setData(originalX, originalY);
+    base->setName(tr("original"));
+    plot_->legend->setVisible(!originalX.isEmpty() && !otherX.isEmpty());
     if (!entries_.empty()) {
-        g->rescaleAxes();
+        bool found = false;
+        plot_->xAxis->setRange(g->getKeyRange(found).expanded(base->getKeyRange(found)));
+        plot_->yAxis->setRange(g->getValueRange(found).expanded(base->getValueRange(found)));
+        if (otherX.isEmpty() || originalX.isEmpty()) { // one graph empty: its empty range must not count
+            const QCPGraph* only = otherX.isEmpty() ? base : g;
+            plot_->xAxis->setRange(only->getKeyRange(found));
+            plot_->yAxis->setRange(only->getValueRange(found));
+        }
         const auto pad = [](QCPAxis* a) {
             const double span = std::max(a->range().size(), std::abs(a->range().center()) * 0.1 + 1e-9);
             a->setRange(a->range().lower - span * 0.15, a->range().upper + span * 0.15);
         };
         pad(plot_->xAxis);
         pad(plot_->yAxis);
+        // Sizes and perplexities are positive: the axes do not run below zero.
+        plot_->xAxis->setRangeLower(std::max(0.0, plot_->xAxis->range().lower));
+        plot_->yAxis->setRangeLower(std::max(0.0, plot_->yAxis->range().lower));
     }
     plot_->replot();
     emit entriesChanged();
