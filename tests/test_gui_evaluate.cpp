@@ -4,6 +4,7 @@
 // transformers' greedy continuation, and the demo model's known outlier
 // channels. Cancellation keeps the previous result and the model.
 #include "test_support.h"
+#include "recipe/apply.h"
 
 #include "activation_plot.h"
 #include "activation_view.h"
@@ -27,6 +28,8 @@
 #include <QSpinBox>
 #include <QStandardPaths>
 #include <QTableWidget>
+#include <QUndoStack>
+#include <QLabel>
 #include <QtTest>
 
 #include <nlohmann/json.hpp>
@@ -219,6 +222,20 @@ void TestGuiEvaluate::cancelKeepsPreviousResultThenRunMatchesCore()
     QCOMPARE(first.result.windows, int64_t{8});
     QCOMPARE(first.result.tokensScored, int64_t{8 * 255});
     const QString firstText = p->resultText();
+
+    // A step applied after the evaluation: the result is marked as the original's, not the current model's
+    // (issue 15, item 1); undoing it makes the result current again.
+    QVERIFY(!p->isStale());
+    RecipeStep step;
+    step.params = {{"method", "rtn"}, {"bits", 4}, {"group", 32}};
+    window_->document()->pushState(applyStep(window_->document()->state(), step, CalibrationText{}).state,
+                                   QStringLiteral("RTN"), {});
+    QVERIFY(p->isStale());
+    QVERIFY2(p->findChild<QLabel*>(QStringLiteral("evaluateRunLabel"))->text().contains(QStringLiteral("Measured on the original model")),
+             qPrintable(p->findChild<QLabel*>(QStringLiteral("evaluateRunLabel"))->text()));
+    window_->document()->undoStack()->undo();
+    QVERIFY(!p->isStale());
+    QVERIFY(!p->findChild<QLabel*>(QStringLiteral("evaluateRunLabel"))->text().contains(QStringLiteral("Measured on")));
 
     // 2. The whole text, cancelled once scoring has begun.
     p->maxWindowsBox()->setValue(0);

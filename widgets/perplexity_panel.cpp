@@ -151,6 +151,7 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     timeLabel_ = new QLabel(this);
     speedLabel_ = new QLabel(this);
     runLabel_ = new QLabel(this);
+    runLabel_->setObjectName(QStringLiteral("evaluateRunLabel"));
     runLabel_->setWordWrap(true);
     auto* results = new QGridLayout;
     results->setHorizontalSpacing(10);
@@ -242,7 +243,17 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
         }
     });
     connect(document_, &ModelDocument::modelChanged, this, &PerplexityPanel::onModelChanged);
+    // A result of another state is marked, not shown as the current model's.
+    connect(document_, &ModelDocument::modelEdited, this, [this] {
+        if (shown_)
+            showOutcome(*shown_);
+    });
     onModelChanged();
+}
+
+bool PerplexityPanel::isStale() const
+{
+    return shown_ && document_->hasModel() && shown_->steps != document_->state().steps;
 }
 
 PerplexityPanel::~PerplexityPanel()
@@ -410,12 +421,13 @@ void PerplexityPanel::run()
     progress_->setFormat(tr("starting"));
     setState(State::Running, tr("Evaluating %1 (%2)…").arg(text.displayName(), check.summary));
 
-    runner_->start([this, model, options, text, engines](JobContext& job) {
+    runner_->start([this, model, options, text, engines, steps = document_->state().steps](JobContext& job) {
         QElapsedTimer clock;
         clock.start();
         PerplexityOutcome out;
         out.options = options;
         out.text = text;
+        out.steps = steps;
         QString error;
         bool cancelled = false;
         try {
@@ -521,8 +533,10 @@ void PerplexityPanel::restoreOutcome(const PerplexityOutcome& o)
 {
     if (!document_->hasModel() || runner_->isRunning() || o.result.tokensScored <= 0)
         return;
-    showOutcome(o);
-    addToHistory(o);
+    PerplexityOutcome restored = o;
+    restored.steps = document_->state().steps; // a session's evaluation is of the state it restores
+    showOutcome(restored);
+    addToHistory(restored);
     setState(State::Done, tr("From the saved session (press Run to measure again)."));
 }
 
@@ -554,6 +568,15 @@ void PerplexityPanel::showOutcome(const PerplexityOutcome& o)
                            .arg(o.options.context)
                            .arg(protocolName(o.options.protocol), windows));
     runLabel_->setToolTip(o.text.isBuiltin() ? QString() : QDir::toNativeSeparators(o.text.path));
+    const bool stale = isStale();
+    pplLabel_->setEnabled(!stale); // greyed: not the current model's
+    if (stale) {
+        const QString on = o.steps.empty() ? tr("the original model")
+                           : o.steps.size() == 1 ? tr("1 step (%1)").arg(QString::fromStdString(o.steps.front().badge()))
+                                                 : tr("%1 steps").arg(o.steps.size());
+        runLabel_->setText(tr("⚠ Measured on %1; the model has changed since: press Run.").arg(on) + QStringLiteral("\n")
+                           + runLabel_->text());
+    }
 }
 
 void PerplexityPanel::addToHistory(const PerplexityOutcome& o)

@@ -9,6 +9,7 @@
 // the previous result on screen; the model is never touched (the job reads
 // a shared_ptr<const Model> and the cached F32 engine).
 #include "eval/perplexity.h"
+#include "recipe/recipe.h"
 #include "eval_text.h"
 
 #include <QWidget>
@@ -38,6 +39,7 @@ struct PerplexityOutcome {
     int64_t textTokens = 0;      // tokens of the whole text (BOS included)
     double seconds = 0;          // from Run to the result (engine build and tokenizing included)
     double scoringSeconds = 0;   // the forward passes and scoring only
+    std::vector<RecipeStep> steps; // the state it measured (empty: the original model)
     double tokensPerSecond() const { return scoringSeconds > 0 ? double(result.tokensScored) / scoringSeconds : 0; }
 };
 
@@ -68,6 +70,8 @@ public:
     State state() const { return state_; }
     // The result on screen (kept when a later run is cancelled or fails).
     const std::optional<PerplexityOutcome>& shownResult() const { return shown_; }
+    // The result shown was measured on another state than the current one (steps applied or undone since).
+    bool isStale() const;
     // Shows a result saved with a session (not re-run; `finished` is not emitted).
     void restoreOutcome(const PerplexityOutcome& outcome);
     QString statusText() const;
