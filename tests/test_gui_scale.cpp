@@ -344,6 +344,18 @@ void TestGuiScale::zoomScalesFontsAndPlots()
         QVERIFY2(!control->visibleRegion().isEmpty(), qPrintable(control->objectName() + QLatin1Char(' ')
                                                                  + control->metaObject()->className()));
     }
+    // Presentation mode: at least 150 %, Recipe and History out of the way; leaving it restores both.
+    zoom->setFactor(1.0);
+    auto* recipeDock = w.findChild<QDockWidget*>(QStringLiteral("recipeDock"));
+    QVERIFY(recipeDock->isVisible());
+    w.findChild<QAction*>(QStringLiteral("presentationMode"))->trigger();
+    QVERIFY(w.isPresenting());
+    QCOMPARE(zoom->factor(), 1.5);
+    QVERIFY(!recipeDock->isVisible());
+    w.findChild<QAction*>(QStringLiteral("presentationMode"))->trigger();
+    QVERIFY(!w.isPresenting());
+    QCOMPARE(zoom->factor(), 1.0);
+    QVERIFY(recipeDock->isVisible());
     auto* zoomReset = w.findChild<QAction*>(QStringLiteral("zoomReset"));
     zoomReset->trigger();
     QCOMPARE(QApplication::font().pointSizeF(), base);

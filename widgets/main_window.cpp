@@ -341,6 +341,26 @@ void MainWindow::stopJobs()
         compare_->cancel();
 }
 
+void MainWindow::setPresentationMode(bool on)
+{
+    if (on == presenting_)
+        return;
+    presenting_ = on;
+    if (on) {
+        zoomBeforePresenting_ = zoom_->factor();
+        layoutBeforePresenting_ = saveState();
+        zoom_->setFactor(std::max(1.5, zoomBeforePresenting_));
+        recipeDock_->hide();
+        historyDock_->hide();
+        statusBar()->showMessage(tr("Presentation mode: Ctrl+Shift+P to leave"), 5000);
+    } else {
+        zoom_->setFactor(zoomBeforePresenting_);
+        restoreState(layoutBeforePresenting_);
+    }
+    if (auto* action = findChild<QAction*>(QStringLiteral("presentationMode")); action && action->isChecked() != on)
+        action->setChecked(on);
+}
+
 bool MainWindow::raiseDock(const QString& name)
 {
     QDockWidget* dock = dockNamed(name);
@@ -456,6 +476,12 @@ void MainWindow::createActions()
     QAction* zoomReset = view->addAction(tr("&Actual Size"), zoom_, &ZoomController::reset);
     zoomReset->setObjectName(QStringLiteral("zoomReset"));
     zoomReset->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_0));
+    // Presentation mode: large text for a projector, the secondary docks (Recipe, History) out of the way.
+    QAction* present = view->addAction(tr("&Presentation Mode"));
+    present->setObjectName(QStringLiteral("presentationMode"));
+    present->setCheckable(true);
+    present->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_P));
+    connect(present, &QAction::toggled, this, &MainWindow::setPresentationMode);
     connect(zoom_, &ZoomController::changed, this, [this](double factor) {
         statusBar()->showMessage(tr("Zoom %1 %").arg(std::lround(100.0 * factor)), 3000);
     });

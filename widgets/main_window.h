@@ -58,6 +58,9 @@ public:
     QDockWidget* historyDock() const { return historyDock_; }
     SensitivityPanel* sensitivityPanel() const { return sensitivity_; }
     ZoomController* zoom() const { return zoom_; }
+    // View › Presentation Mode: zoom 150 % or more, the Recipe and History docks hidden; off restores both.
+    void setPresentationMode(bool on);
+    bool isPresenting() const { return presenting_; }
     QDockWidget* sensitivityDock() const { return sensitivityDock_; }
     // Session files, autosave and crash recovery (session.h).
     SessionManager* session() const { return session_; }
@@ -153,6 +156,9 @@ private:
     QString lastError_;
     QString lastErrorDetails_;
     ZoomController* zoom_ = nullptr;
+    bool presenting_ = false;
+    double zoomBeforePresenting_ = 1.0;
+    QByteArray layoutBeforePresenting_;
     bool errorDialogs_ = true;
     std::function<UnsavedChoice(const QString&)> unsavedPrompt_;
     bool docksSized_ = false;
