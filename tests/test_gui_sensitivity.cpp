@@ -7,6 +7,7 @@
 #include "main_window.h"
 #include "model_document.h"
 #include "sensitivity_panel.h"
+#include "perplexity_panel.h"
 #include "sensitivity_plots.h"
 
 #include "analysis/sensitivity.h"
@@ -20,6 +21,8 @@
 #include <QTableWidget>
 #include <QUndoStack>
 #include <QListWidget>
+#include <QComboBox>
+#include <QFileInfo>
 #include <QtTest>
 
 #include <nlohmann/json.hpp>
@@ -79,6 +82,28 @@ private slots:
         QVERIFY(window_->sensitivityDock()->objectName() == QLatin1String("sensitivityDock"));
         panel()->setEvalFile(QString::fromStdString(test::sharedPath(kEval)));
         panel()->setWindows(8, 128);
+    }
+
+    // One evaluation text for every panel (issue 15, item 1): chosen in Evaluate, Sensitivity uses it; chosen in
+    // Sensitivity, Evaluate shows it.
+    void oneEvaluationText()
+    {
+        const QString eval = QFileInfo(QString::fromStdString(test::sharedPath(kEval))).absoluteFilePath();
+        PerplexityPanel* evaluate = window_->perplexityPanel();
+        evaluate->setTextFile(eval);
+        QCOMPARE(panel()->evalFile(), eval);
+        auto* box = panel()->findChild<QComboBox*>(QStringLiteral("sensitivityTextBox"));
+        QVERIFY(box);
+        box->setCurrentIndex(0);
+        emit box->activated(0); // the user picks the built-in sample in Sensitivity
+        QVERIFY(panel()->evalFile().isEmpty());
+        QVERIFY(evaluate->textSource().isBuiltin());
+        const int file = box->findData(eval);
+        QVERIFY(file > 0);
+        box->setCurrentIndex(file);
+        emit box->activated(file);
+        QCOMPARE(evaluate->textSource().path, eval);
+        QCOMPARE(panel()->evalFile(), eval);
     }
 
     // (a) The dock's ranking is the CLI's, and every view shows the same numbers.

@@ -145,6 +145,12 @@ MainWindow::MainWindow(QWidget* parent)
                 names.push_back(model->tensors[static_cast<size_t>(i)].logicalName);
         return names;
     });
+    // One evaluation text for every panel: Evaluate (and Compare, which takes its results) and Sensitivity.
+    sensitivity_->setEvalFile(perplexity_->textSource().path);
+    connect(perplexity_, &PerplexityPanel::textSourceChanged, this,
+            [this] { sensitivity_->setEvalFile(perplexity_->textSource().path); });
+    connect(sensitivity_, &SensitivityPanel::evalTextChanged, this,
+            [this](const QString& path) { perplexity_->setTextSource(TextSource{path}); });
     sensitivityDock_ = new QDockWidget(tr("Sensitivity"), this);
     sensitivityDock_->setObjectName(QStringLiteral("sensitivityDock"));
     sensitivityDock_->setWidget(sensitivity_);

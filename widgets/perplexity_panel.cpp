@@ -313,6 +313,20 @@ void PerplexityPanel::onTextActivated(int index)
     emit textSourceChanged();
 }
 
+void PerplexityPanel::setTextSource(const TextSource& source)
+{
+    if (source == text_)
+        return;
+    if (!source.isBuiltin()) {
+        setTextFile(source.path);
+        return;
+    }
+    text_ = source;
+    rebuildTextBox(text_);
+    saveSettings();
+    emit textSourceChanged();
+}
+
 void PerplexityPanel::setTextFile(const QString& path)
 {
     const QString absolute = QFileInfo(path).absoluteFilePath();

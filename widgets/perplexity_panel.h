@@ -56,6 +56,8 @@ public:
     TextSource textSource() const;
     // Selects a file (added to the remembered ones) or the built-in sample.
     void setTextFile(const QString& path);
+    // The sample or a file, as another panel chose it (every panel evaluates on one text).
+    void setTextSource(const TextSource& source);
     void useBuiltinText();
 
     // How much of the text to score: `count` windows or tokens (0: all of it).

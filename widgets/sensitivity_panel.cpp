@@ -140,6 +140,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     setSecondaryText(targetLabel_);
 
     textBox_ = new QComboBox(this);
+    textBox_->setObjectName(QStringLiteral("sensitivityTextBox"));
     textBox_->addItem(tr("Built-in sample"), QString());
     textBox_->addItem(tr("Choose a text file…"), QString::fromLatin1(kChooseFile));
     textBox_->setToolTip(tr("The text the layers are scored on, tokenized whole with one BOS"));
@@ -278,11 +279,19 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     connect(targetBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::updateForm);
     connect(patternEdit_, &QLineEdit::textChanged, this, &SensitivityPanel::updateForm);
     connect(textBox_, &QComboBox::activated, this, [this](int index) {
-        if (textBox_->itemData(index).toString() != QLatin1String(kChooseFile))
-            return;
-        const QString path = QFileDialog::getOpenFileName(this, tr("Evaluation text"), QString(),
-                                                          tr("Text files (*.txt *.raw);;All files (*)"));
-        setEvalFile(path);
+        if (textBox_->itemData(index).toString() != QLatin1String(kChooseFile)) {
+            evalFile_ = textBox_->itemData(index).toString(); // the sample (empty) or a file chosen before
+        } else {
+            const QString path = QFileDialog::getOpenFileName(this, tr("Evaluation text"), QString(),
+                                                              tr("Text files (*.txt *.raw);;All files (*)"));
+            if (path.isEmpty()) { // cancelled: back to the text in use
+                setEvalFile(evalFile_);
+                return;
+            }
+            setEvalFile(path);
+        }
+        markStale();
+        emit evalTextChanged(evalFile_);
     });
     connect(metricBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::refreshViews);
     connect(baseBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::markStale);

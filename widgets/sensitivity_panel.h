@@ -56,6 +56,7 @@ public:
     void setMethod(const QString& method, int bits = 3, int group = 32, double sparsityOrRank = 0.5);
     void setTarget(Target target, const QString& pattern = QString());
     void setEvalFile(const QString& path); // empty: the built-in sample
+    QString evalFile() const { return evalFile_; }
     void setWindows(int windows, int context);
     void setMetric(SensitivityMetric metric);
     void setCandidates(const QString& text);
@@ -94,6 +95,7 @@ public:
 
 signals:
     void runFinished(bool ok);
+    void evalTextChanged(const QString& path); // the user chose another text (empty: the built-in sample)
     void planFinished(bool ok);
     void planApplied(bool ok);
 
