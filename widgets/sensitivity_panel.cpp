@@ -119,10 +119,17 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
 
     // The step template: every method of the registry, its parameters from its schema.
     methodBox_ = new QComboBox(this);
-    for (const StepAction action : {StepAction::Quantize, StepAction::Prune, StepAction::Factorize})
+    for (const StepAction action : {StepAction::Quantize, StepAction::Prune, StepAction::Factorize}) {
+        if (methodBox_->count() > 0)
+            methodBox_->insertSeparator(methodBox_->count());
+        // Pruning and low-rank names say which they are ("Magnitude" alone could be anything).
+        const QString prefix = action == StepAction::Prune       ? tr("Prune: ")
+                               : action == StepAction::Factorize ? tr("Low rank: ")
+                                                                 : QString();
         for (const MethodSpec* m : methodSpecsFor(action))
-            methodBox_->addItem(QString::fromStdString(m->name),
+            methodBox_->addItem(prefix + QString::fromStdString(m->name),
                                 QString::fromStdString(std::string(actionName(action)) + ':' + m->id));
+    }
     methodForm_ = new MethodForm(this);
     methodForm_->setObjectName(QStringLiteral("sensitivityMethodForm"));
     methodForm_->setMethod(currentSpec());
