@@ -195,7 +195,8 @@ TensorRef ownedF32(const Model& m, const std::string& name, std::vector<float> v
                  + std::to_string(n));
     // The edit store keeps it (in memory up to its budget, else in a temporary file).
     auto buffer = makeEditBuffer(values.size() * sizeof(float));
-    std::memcpy(buffer->data(), values.data(), values.size() * sizeof(float));
+    if (!values.empty()) // a rank-0 factor has no values: memcpy must not see its null pointers
+        std::memcpy(buffer->data(), values.data(), values.size() * sizeof(float));
     values = {};
     TensorRef ref;
     ref.name = name;
