@@ -181,6 +181,19 @@ private slots:
             QVERIFY(std::memcmp(now.data(), pr->after.data(), now.size() * sizeof(float)) == 0);
         }
 
+        // A preview of the applied layer compares with the original weights, not with the GPTQ ones it stacks on
+        // (issue 15, item 4).
+        QVERIFY(!pr->beforeIsSource);
+        {
+            QSignalSpy again(panel, &CompressionPanel::previewReady);
+            panel->preview();
+            QVERIFY2(again.wait(60000), qPrintable(panel->statusText()));
+            const PreviewResult* stacked = panel->lastPreview();
+            QVERIFY(stacked->beforeIsSource);
+            const std::vector<float> original = readLogical(*source, *source->findLogical("blocks.0.attn.q.weight"));
+            QVERIFY(stacked->before == original);
+        }
+
         // Undo restores the source values exactly; redo the GPTQ values.
         w.document()->undoStack()->undo();
         QVERIFY(w.document()->model() == source);

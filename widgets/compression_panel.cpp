@@ -777,7 +777,8 @@ void CompressionPanel::showPreview(const PreviewResult& r)
     StatsOptions so;
     so.bins = kPreviewBins;
     histogram_->showStats(computeStats(r.before, so));
-    histogram_->showOverlayValues(r.after, tr("after"), tr("before")); // the step is named above the tabs
+    // After an Apply on this layer, "before" is the original weights: the label says so.
+    histogram_->showOverlayValues(r.after, tr("after"), r.beforeIsSource ? tr("original") : tr("before"));
     mask_->setWeights(r.after, r.rowsAfter, r.colsAfter);
     mask_->setPattern(r.nm);
     if (!r.singularValues.empty())

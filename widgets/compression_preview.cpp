@@ -135,6 +135,15 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
     r.rows = W.rows();
     r.cols = W.cols();
     r.before.assign(W.data(), W.data() + W.size());
+    // After an Apply on this layer, "before" is the source's weights, not the compressed ones the step now
+    // stacks on (comparing a compressed tensor with a re-compressed copy shows almost nothing).
+    const bool edited = state.layers.count(tensor) && state.source && state.source != state.model;
+    const LogicalTensor* original = edited ? state.source->findLogical(tensor) : nullptr;
+    if (original && original->shape == t->shape) {
+        const MatrixRM W0 = readMatrix(*state.source, *original);
+        r.before.assign(W0.data(), W0.data() + W0.size());
+        r.beforeIsSource = true;
+    }
 
     // The step on this tensor alone; structured pruning has no per-layer form.
     RecipeStep one = step;
