@@ -10,6 +10,7 @@
 
 #include "engine/transformer.h"
 #include "kernels/cpu_features.h"
+#include "kernels/grid_kernels.h"
 #include "kernels/int8_dot.h"
 #include "kernels/matmul.h"
 #include "kernels/row_kernels.h"
@@ -244,6 +245,72 @@ private slots:
                              (std::string(dtypeName(t)) + " at " + kernelLevelName(level)).c_str());
                 }
             }
+        }
+    }
+
+    // Packed grid rows (RTN/GPTQ/AWQ/HQQ/NF4 layers once applied): the fast
+    // decoder against the scalar reference, bit for bit, at every bit width, with
+    // and without groups, act-order group indices, AWQ column scales and
+    // codebooks, on sub-ranges that start and end off the 8-column boundaries.
+    void gridDecoderIsBitIdenticalWithTheReference()
+    {
+        std::mt19937 rng(23);
+        for (KernelLevel level : {KernelLevel::Portable, KernelLevel::Avx512}) {
+            LevelGuard guard;
+            if (setKernelLevel(level) != level)
+                continue;
+            for (int bits = 1; bits <= 8; ++bits)
+                for (int64_t cols : {8, 37, 256, 1000})
+                    for (int variant = 0; variant < 4; ++variant) {
+                        GridLayout L;
+                        L.bits = bits;
+                        L.cols = cols;
+                        L.groupCols = variant == 0 ? cols : std::min<int64_t>(cols, bits % 2 ? 32 : 20);
+                        L.groups = (cols + L.groupCols - 1) / L.groupCols;
+                        if (variant == 1)
+                            for (int64_t c = 0; c < cols; ++c)
+                                L.groupIndex.push_back(static_cast<int32_t>(rng() % static_cast<uint32_t>(L.groups)));
+                        if (variant == 2)
+                            for (int64_t c = 0; c < cols; ++c)
+                                L.columnScale.push_back(0.5f + static_cast<float>(rng() % 1000) / 997.0f);
+                        if (variant == 3)
+                            for (int v = 0; v < (1 << bits); ++v)
+                                L.codebook.push_back(static_cast<float>(static_cast<int>(rng() % 2001) - 1000) / 1000.0f);
+                        L.validate();
+                        std::vector<float> scales(static_cast<size_t>(L.groups));
+                        std::vector<uint8_t> zeros(static_cast<size_t>(L.groups)), codes(static_cast<size_t>(cols));
+                        for (float& s : scales)
+                            s = static_cast<float>(rng() % 10000 + 1) * 1e-5f;
+                        for (uint8_t& z : zeros)
+                            z = L.codebook.empty() ? static_cast<uint8_t>(rng() % (1u << bits)) : 0;
+                        for (uint8_t& c : codes)
+                            c = static_cast<uint8_t>(rng() % (1u << bits));
+                        std::vector<uint8_t> row(L.rowBytes());
+                        encodeGridRow(L, scales.data(), zeros.data(), codes.data(), row.data());
+                        const QString what = QStringLiteral("w%1 cols %2 variant %3 at %4")
+                                                 .arg(bits)
+                                                 .arg(cols)
+                                                 .arg(variant)
+                                                 .arg(kernelLevelName(level));
+                        for (auto [c0, n] : std::vector<std::pair<int64_t, int64_t>>{{0, cols}, {3, cols - 3}, {0, cols - 5},
+                                                                                     {cols / 2, cols / 4}}) {
+                            if (n <= 0)
+                                continue;
+                            std::vector<float> ref(static_cast<size_t>(n)), fast(static_cast<size_t>(n), -1.0f);
+                            decodeGridColumns(L, row.data(), c0, n, ref.data());
+                            decodeGridColumnsFast(L, row.data(), c0, n, fast.data());
+                            QVERIFY2(bitIdentical(ref, fast), qPrintable(what + " from " + QString::number(c0)));
+                        }
+                        const auto x = randomValues(cols, static_cast<uint32_t>(bits * 10 + variant));
+                        std::vector<float> w(static_cast<size_t>(cols));
+                        decodeGridRow(L, row.data(), w.data());
+                        double exact = 0, magnitude = 0;
+                        for (int64_t i = 0; i < cols; ++i) {
+                            exact += static_cast<double>(w[i]) * x[i];
+                            magnitude += std::fabs(static_cast<double>(w[i]) * x[i]);
+                        }
+                        QVERIFY2(std::fabs(gridDot(L, row.data(), x.data()) - exact) <= kDotRelTol * magnitude, qPrintable(what));
+                    }
         }
     }
 

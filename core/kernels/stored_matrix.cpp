@@ -1,6 +1,7 @@
 #include "kernels/stored_matrix.h"
 
 #include "kernels/row_kernels.h"
+#include "kernels/grid_kernels.h"
 #include "util/error.h"
 
 #include <vector>
@@ -81,7 +82,7 @@ void RowReader::decodeColumns(int64_t r, int64_t c0, int64_t n, float* out) cons
     if (decode_)
         decode_(m_.row(r) + static_cast<size_t>(c0 / layout_.blockElems) * layout_.blockBytes, out, n);
     else
-        decodeGridColumns(*m_.grid, m_.row(r), c0, n, out);
+        decodeGridColumnsFast(*m_.grid, m_.row(r), c0, n, out);
 }
 
 void RowReader::decode(int64_t r, float* out) const
@@ -89,18 +90,14 @@ void RowReader::decode(int64_t r, float* out) const
     if (decode_)
         decode_(m_.row(r), out, m_.cols);
     else
-        decodeGridRow(*m_.grid, m_.row(r), out);
+        decodeGridColumnsFast(*m_.grid, m_.row(r), 0, m_.cols, out);
 }
 
 float RowReader::dot(int64_t r, const float* x) const
 {
     if (dot_)
         return dot_(m_.row(r), x, m_.cols);
-    // A grid row: decoded into a buffer that stays in cache, then dotted.
-    thread_local std::vector<float> row;
-    row.resize(static_cast<size_t>(m_.cols));
-    decodeGridRow(*m_.grid, m_.row(r), row.data());
-    return dotF32(row.data(), x, m_.cols);
+    return gridDot(*m_.grid, m_.row(r), x);
 }
 
 MatrixRM StoredMatrix::toMatrix() const
