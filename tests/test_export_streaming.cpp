@@ -18,7 +18,7 @@
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "quant/ggml_quantize.h"
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 #include "synthetic_checkpoint.h"
 #include "util/error.h"
 #include "util/half.h"

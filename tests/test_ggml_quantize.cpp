@@ -5,7 +5,7 @@
 #include "test_support.h"
 
 #include "model/model.h"
-#include "quant/ggml_dequant.h"
+#include "formats/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/quant_method.h"
 #include "util/error.h"

@@ -12,7 +12,7 @@
 #include "quant/nf4.h"
 #include "quant/packed_storage.h"
 #include "quant/quant_method.h"
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 #include "util/error.h"
 #include "util/half.h"
 #include "util/spill_buffer.h"

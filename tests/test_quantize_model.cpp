@@ -11,7 +11,7 @@
 #include "eval/perplexity.h"
 #include "model/model.h"
 #include "pipeline/model_compression.h"
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 #include "methods/method_registry.h"
 #include "quant/rtn.h"
 #include "util/error.h"

@@ -9,7 +9,7 @@
 #include "eval/perplexity.h"
 #include "model/tensor_data.h"
 #include "pipeline/model_compression.h"
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"
 #include "recipe/step_options.h"

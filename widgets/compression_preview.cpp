@@ -6,7 +6,7 @@
 #include "methods/method_registry.h"
 #include "model/tensor_data.h"
 #include "prune/prune_layer.h"
-#include "prune/sub_progress.h"
+#include "util/progress.h"
 #include "quant/quant_method.h"
 #include "recipe/step_options.h"
 #include "util/error.h"

@@ -6,7 +6,7 @@
 // a model that is no longer open is used by its job and then dropped.
 #include "engine/transformer.h"
 #include "model/model.h"
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 
 #include <memory>
 #include <mutex>

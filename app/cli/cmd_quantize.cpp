@@ -7,7 +7,7 @@
 #include "compress_common.h"
 
 #include "model/model.h"
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 
 #include <chrono>
 #include <cstdio>

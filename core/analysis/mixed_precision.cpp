@@ -1,7 +1,6 @@
 #include "analysis/mixed_precision.h"
 
 #include "eval/perplexity.h"
-#include "prune/sub_progress.h"
 #include "recipe/step_options.h"
 #include "util/error.h"
 #include "util/progress.h"

@@ -5,7 +5,6 @@
 #include "eval/mean_accumulator.h"
 #include "model/tensor_data.h"
 #include "pipeline/model_compression.h"
-#include "prune/sub_progress.h"
 #include "quant/quant_method.h"
 #include "recipe/step_options.h"
 #include "util/error.h"

@@ -1,7 +1,6 @@
 #include "calib/calibration.h"
 
 #include "util/threads.h"
-#include "prune/sub_progress.h"
 #include "util/error.h"
 #include "util/progress.h"
 #include "util/spill_buffer.h"

@@ -14,7 +14,7 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) \
     && defined(__AVX512VNNI__) && defined(__F16C__)
 
-#include "quant/ggml_blocks.h"
+#include "formats/ggml_blocks.h"
 
 #include <immintrin.h>
 

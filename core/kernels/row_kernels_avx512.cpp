@@ -5,14 +5,14 @@
 // could keep this file's AVX-512 copy for everyone. Everything here is static
 // and uses intrinsics only.
 //
-// Decoders compute exactly what quant/ggml_dequant.cpp computes, operation for
+// Decoders compute exactly what formats/ggml_dequant.cpp computes, operation for
 // operation (multiplies then subtracts, never fused: -ffp-contract=off), so a
 // decoded row is bit-identical to the scalar reference.
 #include "kernels/row_kernels_avx512.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__F16C__)
 
-#include "quant/ggml_blocks.h"
+#include "formats/ggml_blocks.h"
 
 #include <immintrin.h>
 

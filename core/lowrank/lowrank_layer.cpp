@@ -1,7 +1,6 @@
 #include "lowrank/lowrank_layer.h"
 
 #include "lowrank/activation_aware.h"
-#include "prune/sub_progress.h"
 #include "util/error.h"
 #include "util/progress.h"
 

@@ -1,6 +1,6 @@
 #include "model/tensor_data.h"
 
-#include "quant/ggml_dequant.h"
+#include "formats/ggml_dequant.h"
 #include "util/error.h"
 #include "util/half.h"
 #include "util/progress.h"

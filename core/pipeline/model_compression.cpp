@@ -4,7 +4,6 @@
 
 #include "engine/transformer.h"
 #include "lowrank/rank_choice.h"
-#include "prune/sub_progress.h"
 #include "quant/layer_error.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"

@@ -2,7 +2,6 @@
 
 #include "prune/magnitude.h"
 #include "prune/sparsegpt.h"
-#include "prune/sub_progress.h"
 #include "prune/wanda.h"
 #include "quant/rtn.h"
 #include "util/error.h"

@@ -3,7 +3,7 @@
 #include "quant/outlier_aware.h"
 
 #include "prune/checks.h"
-#include "prune/sub_progress.h"
+#include "util/progress.h"
 #include "quant/rtn.h"
 #include "util/error.h"
 

@@ -1,7 +1,6 @@
 #include "quant/quant_method.h"
 
 #include "methods/method_registry.h"
-#include "prune/sub_progress.h"
 #include "quant/lorc.h"
 #include "util/error.h"
 #include "util/progress.h"

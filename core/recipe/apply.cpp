@@ -4,7 +4,6 @@
 #include "eval/sample_text.h"
 #include "model/tensor_data.h"
 #include "pipeline/model_compression.h"
-#include "prune/sub_progress.h"
 #include "recipe/step_options.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"

@@ -10,7 +10,7 @@
 // back to the previous one.
 #include "calib/calibration.h"
 #include "model/model.h"
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 #include "recipe/recipe.h"
 
 #include <nlohmann/json.hpp>

@@ -6,7 +6,7 @@
 // bad values throw Error(InvalidArgument) with a message that names the key.
 #include "methods/method_params.h"
 #include "pipeline/model_compression.h"
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 
 #include <nlohmann/json.hpp>
 

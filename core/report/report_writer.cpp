@@ -49,24 +49,6 @@ std::string linkName(std::string s)
     return s;
 }
 
-// Maps progress of one step onto [lo, hi] of the whole; cancellation passes through.
-class SubProgress : public Progress {
-public:
-    SubProgress(Progress* parent, double lo, double hi, std::string what)
-        : parent_(parent), lo_(lo), hi_(hi), what_(std::move(what)) {}
-    void report(double f, std::string_view) override
-    {
-        if (parent_)
-            parent_->report(lo_ + (hi_ - lo_) * std::clamp(f, 0.0, 1.0), what_);
-    }
-    bool cancelled() const override { return parent_ && parent_->cancelled(); }
-
-private:
-    Progress* parent_;
-    double lo_, hi_;
-    std::string what_;
-};
-
 // 1 bit per value, 1 = nonzero; value k is bit (k % 8) of byte k / 8 (numpy's bitorder="little").
 std::vector<uint8_t> packNonzeroMask(const std::vector<float>& v)
 {

@@ -1,6 +1,6 @@
-#include "quant/ggml_dequant.h"
+#include "formats/ggml_dequant.h"
 
-#include "quant/ggml_blocks.h"
+#include "formats/ggml_blocks.h"
 #include "util/error.h"
 #include "util/half.h"
 

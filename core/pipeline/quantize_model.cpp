@@ -1,11 +1,10 @@
-#include "quant/quantize_model.h"
+#include "pipeline/quantize_model.h"
 
 #include "methods/method_registry.h"
 
 #include "quant/packed_storage.h"
 
 #include "engine/transformer.h"
-#include "prune/sub_progress.h"
 #include "quant/awq.h"
 #include "quant/int8_outlier.h"
 #include "quant/lorc.h"
