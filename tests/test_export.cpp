@@ -218,6 +218,7 @@ private slots:
     void ggufFromEveryStories260KSourceEqualsLlamaCpp();
     void ggufQ8MatchesLlamaQuantize();
     void ggufBlockTypesMatchLlamaQuantize();
+    void ggufEstimateIsTheFileSize();
     void ggufFallbackRules();
     void ggufPresetsMatchLlamaQuantize();
     void ggufPresetRulesAtLlama3Shapes();
@@ -538,6 +539,40 @@ void TestExport::ggufBlockTypesMatchLlamaQuantize()
               sameBytes, matrices);
         QVERIFY2(std::fabs(a - b) <= kQuantRmseRelTol * b, file.c_str());
         QCOMPARE(ours->metadata["general.file_type"], json(ggufFileType(type)));
+    }
+}
+
+// The size estimate (the GUI's quick-compress choices) is the file's exact size,
+// and names the types the export then writes, for a preset and for one type.
+void TestExport::ggufEstimateIsTheFileSize()
+{
+    LL_REQUIRE_SHARED();
+    const std::string dir = test::scratchDir();
+    struct Case {
+        std::string source;
+        std::optional<GgufPreset> preset;
+        DType type;
+    };
+    for (const Case& c : {Case{shared("models/stories260K-gguf/stories260K-f32.gguf"), ggufPresetNamed("Q4_K_M"), DType::F16},
+                          Case{shared("models/stories260K-gguf/stories260K-f32.gguf"), std::nullopt, DType::Q8_0},
+                          Case{shared("models/tiny-llama"), std::nullopt, DType::F16}}) {
+        const auto src = openModel(c.source);
+        GgufExportOptions opt;
+        opt.preset = c.preset;
+        opt.type = c.type;
+        const ExportResult estimate = estimateGgufExport(*src, opt);
+        const std::string out = dir + "/estimate.gguf";
+        opt.overwrite = true;
+        const ExportResult written = exportGguf(*src, out, opt);
+        const std::string what = c.source + " as " + (c.preset ? ggufPresetInfo(*c.preset).name : std::string(dtypeName(c.type)));
+        QVERIFY2(estimate.totalBytes == std::filesystem::file_size(out), what.c_str());
+        QCOMPARE(estimate.tensors.size(), written.tensors.size());
+        for (size_t i = 0; i < written.tensors.size(); ++i) {
+            QCOMPARE(estimate.tensors[i].name, written.tensors[i].name);
+            QCOMPARE(estimate.tensors[i].type, written.tensors[i].type);
+            QCOMPARE(estimate.tensors[i].bytes, written.tensors[i].bytes);
+        }
+        QCOMPARE(estimate.fallbacks.size(), written.fallbacks.size());
     }
 }
 

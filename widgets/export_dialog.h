@@ -74,6 +74,9 @@ public:
     void setHfDtype(DType t);    // F32, F16 or BF16
     DType hfDtype() const;
     static QList<DType> ggufTypes();
+    // Documents/LayerLab: where exports go until the user picks a folder (never
+    // beside the source model, whose folder may be a read-only cache).
+    static QString defaultFolder();
 
     // The recipe saved and recorded in the report; by default the document's
     // (state().recipe(): its steps and calibration).
@@ -118,9 +121,6 @@ private:
     // The GGUF type that matches the state (Q4_K_M after a 4-bit quantization,
     // Q8_0 otherwise), unless the user chose one; with a hint that says why.
     void suggestGgufType();
-    // Documents/LayerLab: where exports go until the user picks a folder (never
-    // beside the source model, whose folder may be a read-only cache).
-    static QString defaultFolder();
     void loadSettings();
     void saveSettings() const;
     void refreshFromDocument();

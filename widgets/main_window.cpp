@@ -17,6 +17,7 @@
 #include "history_panel.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
+#include "quick_compress.h"
 #include "session.h"
 #include "tensor_inspector.h"
 #include "zoom.h"
@@ -42,6 +43,7 @@
 #include <QMimeData>
 #include <QScreen>
 #include <QShowEvent>
+#include <QToolBar>
 #include <QSettings>
 #include <QStatusBar>
 #include <QTreeView>
@@ -399,6 +401,15 @@ bool MainWindow::isBusy() const
            || (compare_ && compare_->isBusy());
 }
 
+void MainWindow::makeSmallerModel()
+{
+    if (!document_->hasModel())
+        return;
+    auto* dialog = new QuickCompressDialog(document_, perplexity_->textSource(), this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    dialog->open();
+}
+
 void MainWindow::createActions()
 {
     QMenu* file = menuBar()->addMenu(tr("&File"));
@@ -421,6 +432,18 @@ void MainWindow::createActions()
     });
     exportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E));
     exportAction->setToolTip(tr("GGUF, Hugging Face folder, HDF5 report and the recipe, in one click"));
+    QAction* smaller = file->addAction(tr("Make a &Smaller Model…"), this, &MainWindow::makeSmallerModel);
+    smaller->setObjectName(QStringLiteral("makeSmallerModel"));
+    smaller->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_M));
+    smaller->setToolTip(tr("A GGUF file of the size you pick, with its quality checked against the original"));
+    // The toolbar: the one-click path and the two things every session starts or ends with.
+    QToolBar* bar = addToolBar(tr("Main"));
+    bar->setObjectName(QStringLiteral("mainToolBar"));
+    bar->setMovable(false);
+    bar->setToolButtonStyle(Qt::ToolButtonTextOnly);
+    bar->addAction(openFile);
+    bar->addAction(smaller);
+    bar->addAction(exportAction);
     file->addSeparator();
     // Sessions: the model, the recipe and the results in one .layerlab file.
     file->addAction(tr("&Open Session…"), this, [this] {

@@ -78,6 +78,8 @@ public:
     // message box and the status bar, the previous model stays. Returns success.
     bool openPath(const QString& path);
     void openDemo();
+    // File › Make a Smaller Model (toolbar too): the quick-compress dialog on the current state.
+    void makeSmallerModel();
     // Opens a session file (.layerlab). When it is damaged but still names a
     // model that exists, a (non-blocking) question offers to open that model
     // alone; otherwise the error is shown. Returns the error, or empty.

@@ -308,7 +308,18 @@ uint32_t ggufFileType(DType t)
     }
 }
 
-ExportResult exportGguf(const Model& m, const std::string& path, const GgufExportOptions& opt)
+namespace {
+
+// Everything an export decides before it writes a byte: the tensors, their
+// types and fallbacks, the header. Reads no tensor data, so it is also the
+// size estimate (estimateGgufExport). `path` names errors.
+struct GgufPlan {
+    ExportResult result;
+    std::vector<Item> items;
+    GgufWriter writer;
+};
+
+GgufPlan planGguf(const Model& m, const std::string& path, const GgufExportOptions& opt)
 {
     if (!opt.preset && !canExportGgufType(opt.type))
         fail(ErrorCode::InvalidArgument, path,
@@ -319,10 +330,10 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
     if (c.family != Family::Llama && c.family != Family::Mistral)
         fail(ErrorCode::UnsupportedArch, m.path,
              "GGUF export supports llama-family models (llama, mistral) for now, not " + std::string(familyName(c.family)));
-    refuseSourceOverlap(sourceFilesOf(m), sourceFolderOf(m), path, false);
-    throwIfCancelledWriting(opt.progress, path);
-
-    ExportResult result;
+    GgufPlan plan;
+    ExportResult& result = plan.result;
+    std::vector<Item>& items = plan.items;
+    GgufWriter& w = plan.writer;
     result.format = "gguf";
     const bool fromGguf = m.format == "gguf";
     const RotaryPermute permute = c.ropeInterleaved ? RotaryPermute::None : RotaryPermute::HalvesToInterleaved;
@@ -336,7 +347,6 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
     if (keepTied)
         result.notes.push_back("the LM head is tied to the embedding: output.weight is left out and llama.cpp uses token_embd.weight");
 
-    std::vector<Item> items;
     std::vector<std::string> skipped;
     for (const LogicalTensor& t : m.tensors) {
         if (t.tied && keepTied)
@@ -368,7 +378,6 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
     chooseTypes(items, opt, presetModel, result);
     if (opt.preset)
         result.preset = ggufPresetInfo(*opt.preset).name;
-    GgufWriter w;
     w.setString("general.architecture", kArch);
     w.setString("general.name", modelName(m, opt.name));
     copySourceKeys(w, m, "general.");
@@ -392,7 +401,31 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
     writeTokenizerKeys(w, m, dims.vocab, result.notes);
     for (const auto& it : items)
         w.addTensor(it.tensor.name, it.tensor.shape, it.type);
+    return plan;
+}
 
+} // namespace
+
+ExportResult estimateGgufExport(const Model& m, const GgufExportOptions& opt)
+{
+    GgufPlan plan = planGguf(m, m.path, opt);
+    for (size_t i = 0; i < plan.items.size(); ++i) {
+        const Item& it = plan.items[i];
+        plan.result.tensors.push_back({it.tensor.name, it.tensor.shape, std::string(dtypeName(it.type)), "",
+                                       plan.writer.tensorBytes(i), it.rule});
+    }
+    plan.result.totalBytes = plan.writer.fileBytes();
+    return std::move(plan.result);
+}
+
+ExportResult exportGguf(const Model& m, const std::string& path, const GgufExportOptions& opt)
+{
+    refuseSourceOverlap(sourceFilesOf(m), sourceFolderOf(m), path, false);
+    throwIfCancelledWriting(opt.progress, path);
+    GgufPlan plan = planGguf(m, path, opt);
+    ExportResult& result = plan.result;
+    std::vector<Item>& items = plan.items;
+    const GgufWriter& w = plan.writer;
     AtomicFile file(path, opt.overwrite);
     for (const std::string& stale : file.swept())
         result.notes.push_back("removed " + stale + ", a partial file left by an export that was killed");

@@ -55,6 +55,11 @@ std::vector<float> llama3RopeFreqFactors(int64_t ropeDims, double theta, const L
 // Writes `path` atomically ("<path>.partial-XXXXXX", renamed when complete).
 ExportResult exportGguf(const Model& m, const std::string& path, const GgufExportOptions& options = {});
 
+// What exportGguf(m, path, options) would write, without writing or reading
+// tensor data: each tensor's type and bytes, the fallbacks, the notes known
+// before writing, and totalBytes, the file's exact size. Throws as exportGguf.
+ExportResult estimateGgufExport(const Model& m, const GgufExportOptions& options = {});
+
 // The types a GGUF export accepts: F32, F16, BF16 and every block type quantizeGgml
 // writes (today Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K .. Q6_K).
 bool canExportGgufType(DType t);

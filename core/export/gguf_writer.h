@@ -52,6 +52,8 @@ public:
     uint64_t tensorBytes(size_t index) const { return tensors_.at(index).nbytes; }
     size_t tensorCount() const { return tensors_.size(); }
 
+    // The file's size once written: the header and every tensor with its padding.
+    uint64_t fileBytes() const { return header().size() + dataBytes_; }
     // Everything before the data section, padded to the alignment.
     std::string header() const;
     // Writes header() to `out`; then write each tensor (in order) with writeTensor().
