@@ -5,6 +5,7 @@
 // into the source model).
 #include "test_support.h"
 
+#include "analysis/model_size.h"
 #include "export/atomic_file.h"
 #include "export/export_common.h"
 #include "export/gguf_export.h"
@@ -15,6 +16,7 @@
 #include "formats/safetensors.h"
 #include "model/model.h"
 #include "model/tensor_data.h"
+#include "recipe/apply.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -219,6 +221,7 @@ private slots:
     void ggufQ8MatchesLlamaQuantize();
     void ggufBlockTypesMatchLlamaQuantize();
     void ggufEstimateIsTheFileSize();
+    void heldSizesAreTheExportedBytes();
     void ggufFallbackRules();
     void ggufPresetsMatchLlamaQuantize();
     void ggufPresetRulesAtLlama3Shapes();
@@ -574,6 +577,55 @@ void TestExport::ggufEstimateIsTheFileSize()
         }
         QCOMPARE(estimate.fallbacks.size(), written.fallbacks.size());
     }
+}
+
+// One size model (analysis/model_size.h) against the bytes an export writes
+// when it copies what the model holds: an F32 GGUF written as F32 (every
+// tensor), and ggml Q8_0 applied to the block linears whose rows hold whole
+// blocks, written as Q8_0 GGUF (those blocks copied byte for byte).
+void TestExport::heldSizesAreTheExportedBytes()
+{
+    LL_REQUIRE_SHARED();
+    const std::shared_ptr<const Model> src = openModel(shared("models/stories260K-gguf/stories260K-f32.gguf"));
+    const std::string out = test::scratchDir() + "/held.gguf";
+    GgufExportOptions opt;
+    opt.type = DType::F32;
+    opt.overwrite = true;
+    const CompressionState initial = CompressionState::initial(src);
+    ExportResult r = exportGguf(*src, out, opt);
+    uint64_t data = 0;
+    for (const ExportedTensor& t : r.tensors)
+        data += t.bytes;
+    QCOMPARE(data, modelSize(initial).bytes);
+
+    RecipeStep q8;
+    q8.action = StepAction::Quantize;
+    q8.params = {{"method", "ggml"}, {"type", "Q8_0"}};
+    q8.layers = "attn|gate|up"; // the down projections' rows of 172 are no whole number of 32-value blocks
+    const StepOutcome step = applyStep(initial, q8, CalibrationText{});
+    opt.type = DType::Q8_0;
+    r = exportGguf(*step.state.model, out, opt);
+    int checked = 0;
+    for (const std::string& name : step.touched) {
+        const LogicalTensor* t = step.state.model->findLogical(name);
+        QVERIFY(t);
+        const TensorSize held = tensorSize(step.state, *t);
+        QCOMPARE(held.type, std::string("Q8_0"));
+        const std::string gguf = "blk." + std::to_string(t->block) + "."
+                                 + (t->role == Role::AttnQ   ? "attn_q"
+                                    : t->role == Role::AttnK ? "attn_k"
+                                    : t->role == Role::AttnV ? "attn_v"
+                                    : t->role == Role::AttnO ? "attn_output"
+                                    : t->role == Role::MlpGate ? "ffn_gate"
+                                    : t->role == Role::MlpUp   ? "ffn_up"
+                                                               : "ffn_down")
+                                 + ".weight";
+        const auto it = std::find_if(r.tensors.begin(), r.tensors.end(), [&](const ExportedTensor& e) { return e.name == gguf; });
+        QVERIFY2(it != r.tensors.end(), gguf.c_str());
+        QVERIFY2(it->bytes == held.bytes, gguf.c_str());
+        ++checked;
+    }
+    QCOMPARE(checked, 30); // 5 blocks x 6 linears
 }
 
 // llama-quantize's presets choose a type per tensor. Against llama.cpp's own

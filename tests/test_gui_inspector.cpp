@@ -397,8 +397,9 @@ void TestGuiInspector::treeCountsATiedHeadOnceAndCompressedSizes()
     const QModelIndex leaf = tree->indexOfTensor(q);
     const LayerRecord* r = w.document()->record("blocks.0.attn.q.weight");
     QVERIFY(r && r->bitsPerWeight);
-    QCOMPARE(leaf.data(ModelTreeModel::BytesRole).toULongLong(),
-             quint64(std::llround(*r->bitsPerWeight * 64 * 64 / 8.0))); // 4-bit codes and scales, not 16 KiB of F32
+    // As held (analysis/model_size.h): 64 rows of 2 groups (float scale, byte zero) and 32 bytes of 4-bit codes,
+    // not 16 KiB of F32.
+    QCOMPARE(leaf.data(ModelTreeModel::BytesRole).toULongLong(), quint64{64 * (2 * 5 + 32)});
     QVERIFY(leaf.data(ModelTreeModel::BytesRole).toULongLong() < 64 * 64 * 4 / 6);
 }
 

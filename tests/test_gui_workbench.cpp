@@ -16,9 +16,11 @@
 #include "model_document.h"
 #include "model_tree_model.h"
 #include "recipe_panel.h"
+#include "format.h"
 #include "sparsity_mask_view.h"
 #include "tensor_filter.h"
 
+#include "analysis/model_size.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "model/tensor_data.h"
@@ -27,6 +29,8 @@
 
 #include <QElapsedTimer>
 #include <QItemSelectionModel>
+#include <QLabel>
+#include <QStatusBar>
 #include <QListWidget>
 #include <QTabWidget>
 #include <QPushButton>
@@ -399,6 +403,23 @@ private slots:
         QVERIFY2(shown.contains(QString::number(std::exp(r.nllCandidate), 'f', 4)), qPrintable(shown));
         QVERIFY2(shown.contains(QStringLiteral("%1 %").arg(100.0 * r.top1Agreement, 0, 'f', 2)), qPrintable(shown));
         QVERIFY(std::exp(r.nllCandidate) > std::exp(r.nllReference)); // 3-bit RTN costs perplexity
+
+        // One size model: the tree's root, the status bar and Compare show analysis/model_size's figures.
+        const ModelSize size = modelSize(w.document()->state());
+        const QModelIndex root = w.browser()->treeModel()->index(0, 0);
+        QCOMPARE(root.data(ModelTreeModel::BytesRole).value<quint64>(), quint64{size.bytes});
+        QCOMPARE(root.data(ModelTreeModel::ParamsRole).value<qint64>(), qint64{size.parameters});
+        QVERIFY2(shown.contains(formatBytes(size.bytes)), qPrintable(shown));
+        QStringList status;
+        for (const QLabel* l : w.statusBar()->findChildren<QLabel*>())
+            status << l->text();
+        QVERIFY2(status.contains(QStringLiteral("%1 compressed").arg(formatBytes(size.bytes))), qPrintable(status.join(" | ")));
+        // 3-bit RTN grids with a scale and zero per 32 weights: their packed bytes, far below F32's.
+        const LogicalTensor* q = w.document()->model()->findLogical("blocks.0.attn.q.weight");
+        const TensorSize qs = tensorSize(w.document()->state(), *q);
+        QCOMPARE(qs.type, std::string("3-bit grid"));
+        QCOMPARE(qs.bytes, quint64(64 * (2 * 5 + 64 * 3 / 8))); // 64 rows: 2 groups (float scale, byte zero), 24 bytes of codes
+        QVERIFY(!qs.nominal);
     }
 
     // The event loop keeps turning while a step runs; closing mid-job is clean.

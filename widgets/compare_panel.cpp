@@ -305,7 +305,7 @@ void ComparePanel::compareWithOriginal()
                 html += row(tr("Perplexity"), tr("%1 → <b>%2</b>").arg(std::exp(r.nllReference), 0, 'f', 4).arg(std::exp(r.nllCandidate), 0, 'f', 4));
                 html += row(tr("KL(original ‖ current)"), tr("%1 nats per token (max %2)").arg(r.klMean, 0, 'g', 4).arg(r.klMax, 0, 'g', 4));
                 html += row(tr("Top-1 agreement"), QStringLiteral("%1 %").arg(100.0 * r.top1Agreement, 0, 'f', 2));
-                html += row(tr("Size (estimated)"), tr("%1 → <b>%2</b> (×%3 smaller)")
+                html += row(tr("Size"), tr("%1 → <b>%2</b> (×%3 smaller)")
                                                       .arg(formatBytes(static_cast<uint64_t>(cost.sourceBytes)),
                                                            formatBytes(static_cast<uint64_t>(cost.bytes)))
                                                       .arg(cost.compressionRatio, 0, 'f', 2));

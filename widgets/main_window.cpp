@@ -22,6 +22,7 @@
 #include "tensor_inspector.h"
 #include "zoom.h"
 
+#include "analysis/model_size.h"
 #include "analysis/sensitivity.h"
 
 #include <QAction>
@@ -636,18 +637,24 @@ void MainWindow::updateModelFacts()
         return;
     }
     setWindowTitle(tr("%1 — LayerLab").arg(modelDisplayName(*model)));
-    paramsLabel_->setText(tr("%1 parameters").arg(formatCount(model->uniqueParameterCount())));
-    paramsLabel_->setToolTip(model->uniqueParameterCount() == model->parameterCount()
-                                 ? tr("%1 parameters").arg(formatExact(model->parameterCount()))
+    // One size model (analysis/model_size.h): the same figures as the tree's root and Compare.
+    const CompressionState& state = document_->state();
+    const ModelSize size = modelSize(state);
+    paramsLabel_->setText(tr("%1 parameters").arg(formatCount(size.parameters)));
+    paramsLabel_->setToolTip(size.parameters == model->parameterCount()
+                                 ? tr("%1 parameters").arg(formatExact(size.parameters))
                                  : tr("%1 parameters; the output layer shares the embedding's weights (%2 with it "
                                       "counted twice, as the computation uses them)")
-                                       .arg(formatExact(model->uniqueParameterCount()), formatExact(model->parameterCount())));
-    sizeLabel_->setText(model->config.synthetic ? tr("%1 in memory").arg(formatBytes(model->storedBytes()))
-                                                : tr("%1 on disk").arg(formatBytes(model->storedBytes())));
+                                       .arg(formatExact(size.parameters), formatExact(model->parameterCount())));
+    sizeLabel_->setText(!state.steps.empty()       ? tr("%1 compressed").arg(formatBytes(size.bytes))
+                        : model->config.synthetic ? tr("%1 in memory").arg(formatBytes(size.bytes))
+                                                  : tr("%1 on disk").arg(formatBytes(size.bytes)));
+    sizeLabel_->setToolTip(state.steps.empty() ? QString()
+                                               : tr("%1 before compression").arg(formatBytes(modelSize(CompressionState::initial(state.source)).bytes)));
     dtypeLabel_->setText(formatDTypeMix(*model));
     dtypeLabel_->setToolTip(tr("Share of stored bytes by type"));
     syntheticLabel_->setVisible(model->config.synthetic);
-    const CompressionState& st = document_->state();
+    const CompressionState& st = state;
     if (!st.steps.empty()) {
         dtypeLabel_->setText(tr("%n step(s) applied · %1 bits/w in the blocks", nullptr, static_cast<int>(st.steps.size()))
                                  .arg(st.linearBitsPerWeight(), 0, 'f', 2));

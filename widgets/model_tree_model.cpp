@@ -3,6 +3,8 @@
 #include "format.h"
 #include "model_document.h"
 
+#include "analysis/model_size.h"
+
 #include <QColor>
 #include <QFont>
 
@@ -86,18 +88,6 @@ QString leafLabel(const LogicalTensor& t)
 
 bool isAttention(Role r) { return r == Role::AttnQ || r == Role::AttnK || r == Role::AttnV || r == Role::AttnO; }
 bool isMlp(Role r) { return r == Role::MlpGate || r == Role::MlpUp || r == Role::MlpDown; }
-
-// Bytes a logical tensor occupies in the file; a tied tensor occupies none of its own.
-uint64_t logicalBytes(const Model& m, const LogicalTensor& t)
-{
-    if (t.tied)
-        return 0;
-    const TensorRef& ref = m.storedOf(t);
-    const int64_t all = ref.elements();
-    if (all <= 0)
-        return ref.nbytes;
-    return static_cast<uint64_t>(static_cast<double>(ref.nbytes) * static_cast<double>(t.elements()) / static_cast<double>(all));
-}
 
 } // namespace
 
@@ -183,9 +173,11 @@ void ModelTreeModel::fillLeaf(Node* leaf, const Model& m, size_t i) const
     leaf->tensor = static_cast<int>(i);
     leaf->name = leafLabel(t);
     leaf->tied = t.tied;
-    leaf->params = t.elements();
-    leaf->bytes = logicalBytes(m, t);
-    leaf->dtype = QString::fromStdString(ref.dtypeLabel.empty() ? std::string(dtypeName(ref.dtype)) : ref.dtypeLabel);
+    // One size model (analysis/model_size.h): the form the tensor is held in now, as the status bar and Compare count it.
+    const TensorSize size = tensorSize(document_->state(), t);
+    leaf->params = t.tied ? t.elements() : size.parameters;
+    leaf->bytes = size.bytes;
+    leaf->dtype = QString::fromStdString(size.type);
     leaf->shape = formatShape(t.shape);
     QString tip = QStringLiteral("<b>%1</b><br>stored as <tt>%2</tt>").arg(
         QString::fromStdString(t.logicalName).toHtmlEscaped(), QString::fromStdString(ref.name).toHtmlEscaped());
@@ -204,12 +196,14 @@ void ModelTreeModel::fillLeaf(Node* leaf, const Model& m, size_t i) const
             leaf->badges << QString::fromStdString(b);
         leaf->bits = r->bitsPerWeight.value_or(0.0);
         leaf->error = r->weightError.value_or(-1.0);
-        // The size as compressed (its bits per weight), not the F32 copy the edit is computed in.
-        if (r->bitsPerWeight && !t.tied)
-            leaf->bytes = static_cast<uint64_t>(std::llround(*r->bitsPerWeight * static_cast<double>(t.elements()) / 8.0));
         tip += QStringLiteral("<br><br><b>Compressed:</b> %1").arg(leaf->badges.join(QStringLiteral(" → ")).toHtmlEscaped());
         if (r->bitsPerWeight)
             tip += QStringLiteral("<br>%1 bits per weight").arg(*r->bitsPerWeight, 0, 'f', 3);
+        if (!size.nominal && r->bitsPerWeight && t.elements() > 0)
+            tip += QStringLiteral("<br>held in %1 bits per weight (LayerLab keeps scales as floats)")
+                       .arg(8.0 * static_cast<double>(size.bytes) / static_cast<double>(t.elements()), 0, 'f', 3);
+        if (size.nominal)
+            tip += QStringLiteral("<br>size from its format's bits per weight (LayerLab holds these values as F32 for now)");
         if (r->weightError)
             tip += QStringLiteral("<br>weight error %1 (relative to the source)").arg(*r->weightError, 0, 'f', 4);
         if (r->outputError)

@@ -1,5 +1,7 @@
 #include "analysis/model_cost.h"
 
+#include "analysis/model_size.h"
+
 #include "methods/method_registry.h"
 
 #include "calib/calibration.h"
@@ -51,28 +53,11 @@ ModelCost estimateCost(const CompressionState& state, int64_t context)
 {
     ModelCost c;
     const Model& m = *state.model;
-    c.parameters = m.parameterCount();
+    const ModelSize size = modelSize(state);
+    c.parameters = size.parameters;
+    c.bytes = static_cast<double>(size.bytes);
     c.bitsPerWeight = state.linearBitsPerWeight();
-    for (const LogicalTensor& t : m.tensors) {
-        if (t.tied)
-            continue;
-        const auto rec = state.layers.find(t.logicalName);
-        double bits = 32.0;
-        if (rec != state.layers.end() && rec->second.bitsPerWeight) {
-            bits = *rec->second.bitsPerWeight;
-        } else if (!t.edited()) {
-            const DTypeLayout l = dtypeLayout(m.storedOf(t).dtype);
-            if (l.blockElems > 0)
-                bits = 8.0 * l.blockBytes / l.blockElems;
-        }
-        // Factored layers store their factors; the rest their elements.
-        const double count = t.factored()
-                                 ? static_cast<double>(m.stored.at(static_cast<size_t>(t.factorA)).elements()
-                                                       + m.stored.at(static_cast<size_t>(t.factorB)).elements())
-                                 : static_cast<double>(t.elements());
-        c.bytes += bits / 8.0 * count;
-    }
-    c.sourceBytes = static_cast<double>(state.source->storedBytes()); // each stored tensor once (fused, tied)
+    c.sourceBytes = static_cast<double>(modelSize(CompressionState::initial(state.source)).bytes);
     c.compressionRatio = c.bytes > 0.0 ? c.sourceBytes / c.bytes : 0.0;
     c.flopsPerToken = matrixFlops(m) + attentionFlops(m, context);
     c.denseFlopsPerToken = matrixFlops(*state.source) + attentionFlops(*state.source, context);

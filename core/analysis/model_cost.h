@@ -19,9 +19,9 @@
 namespace ll {
 
 struct ModelCost {
-    int64_t parameters = 0;          // Model::parameterCount() (factored layers as k (out + in))
-    double bytes = 0.0;              // estimated storage
-    double sourceBytes = 0.0;        // the source model's stored bytes
+    int64_t parameters = 0;          // modelSize(): a tied head once, factored layers as k (out + in)
+    double bytes = 0.0;              // modelSize(): the model as held (analysis/model_size.h)
+    double sourceBytes = 0.0;        // modelSize() of the source
     double compressionRatio = 0.0;   // sourceBytes / bytes
     double bitsPerWeight = 0.0;      // over the block linears (CompressionState::linearBitsPerWeight)
     // FLOPs per generated token at `context` tokens of history (2 per multiply-add):
