@@ -13,6 +13,7 @@
 #include "model_document.h"
 #include "perplexity_panel.h"
 
+#include "engine/generate.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "model/demo_model.h"
@@ -106,6 +107,7 @@ private slots:
     void fullRunMatchesReference();
     void greedyGenerationMatchesReference();
     void sampledGenerationFollowsTheSeedAndStops();
+    void generationBesideTheOriginal();
     void activationViewMarksDemoOutliers();
     void closingModelOrWindowWhileRunning();
 
@@ -383,6 +385,53 @@ void TestGuiEvaluate::sampledGenerationFollowsTheSeedAndStops()
     if (g->state() == GeneratePanel::State::Stopped)
         QVERIFY(g->generatedIds().size() < 480);
     QVERIFY(g->generateButton()->isEnabled());
+}
+
+// Issue 15, item 7: the original's continuation beside the compressed one,
+// same prompt and seed. The original's greedy tokens are llama2.c's reference;
+// both are what core's generate() gives on each model.
+void TestGuiEvaluate::generationBesideTheOriginal()
+{
+    LL_REQUIRE_SHARED();
+    QVERIFY(window_->openPath(QString::fromStdString(storiesPath())));
+    ModelDocument* doc = window_->document();
+    RecipeStep rtn;
+    rtn.action = StepAction::Quantize;
+    rtn.params = {{"method", "rtn"}, {"bits", 2}, {"group", 32}};
+    const StepOutcome out = applyStep(doc->state(), rtn, {});
+    doc->pushState(out.state, QStringLiteral("RTN 2b g32"), {});
+
+    const nlohmann::json ref = nlohmann::json::parse(test::readFile(test::sharedPath("reference/stories260K_tokenizer.json")));
+    const auto promptIds = ref["prompt_ids"].get<std::vector<int32_t>>();
+    const auto all = ref["greedy_48_ids"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> expected(all.begin() + static_cast<std::ptrdiff_t>(promptIds.size()),
+                                        all.begin() + static_cast<std::ptrdiff_t>(promptIds.size()) + 20);
+    GeneratePanel* g = window_->generatePanel();
+    g->setBesideOriginal(true);
+    QVERIFY(g->besideOriginal());
+    g->promptEdit()->setText(QString::fromStdString(ref["prompt"].get<std::string>()));
+    g->tokensBox()->setValue(20);
+    for (const double temperature : {0.0, 0.9}) {
+        g->temperatureBox()->setValue(temperature);
+        g->seedBox()->setValue(7);
+        g->generate();
+        QTRY_VERIFY_WITH_TIMEOUT(!g->isRunning(), 60000);
+        QCOMPARE(g->state(), GeneratePanel::State::Done);
+        GenerateOptions opt;
+        opt.maxNewTokens = 20;
+        opt.temperature = static_cast<float>(temperature);
+        opt.seed = 7;
+        const Transformer original(*doc->state().source);
+        QCOMPARE(g->originalIds(), ll::generate(original, promptIds, opt));
+        QCOMPARE(g->generatedIds(), ll::generate(*doc->state().makeEngine(), promptIds, opt));
+        if (temperature == 0.0)
+            QCOMPARE(g->originalIds(), expected);
+        QVERIFY(g->generatedIds() != g->originalIds()); // 2-bit weights change the story
+        QVERIFY(g->originalOutputText().startsWith(QStringLiteral("Once upon a time")));
+    }
+    // Without a step there is nothing to set beside.
+    doc->undoStack()->undo();
+    QVERIFY(!g->besideOriginal());
 }
 
 void TestGuiEvaluate::activationViewMarksDemoOutliers()

@@ -8,9 +8,11 @@
 #include "panel_util.h"
 
 #include "engine/generate.h"
+#include "engine/transformer.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
+#include <QCheckBox>
 #include <QDoubleSpinBox>
 #include <QElapsedTimer>
 #include <QGridLayout>
@@ -35,6 +37,17 @@ const char* kPromptKey = "generate/prompt";
 const char* kTokensKey = "generate/tokens";
 const char* kTemperatureKey = "generate/temperature";
 const char* kSeedKey = "generate/seed";
+const char* kBesideKey = "generate/besideOriginal";
+
+QPlainTextEdit* makeOutput(QWidget* parent, const QString& name)
+{
+    auto* view = new QPlainTextEdit(parent);
+    view->setObjectName(name);
+    view->setReadOnly(true);
+    view->setPlaceholderText(QObject::tr("The continuation appears here as it is generated."));
+    view->setMinimumHeight(view->fontMetrics().height() * 3);
+    return view;
+}
 } // namespace
 
 GeneratePanel::GeneratePanel(ModelDocument* document, std::shared_ptr<EngineCache> engines, QWidget* parent)
@@ -68,11 +81,12 @@ GeneratePanel::GeneratePanel(ModelDocument* document, std::shared_ptr<EngineCach
     generateButton_->setObjectName(QStringLiteral("genButton"));
     stopButton_ = new QPushButton(tr("Stop"), this);
     stopButton_->setObjectName(QStringLiteral("genStopButton"));
-    output_ = new QPlainTextEdit(this);
-    output_->setObjectName(QStringLiteral("genOutput"));
-    output_->setReadOnly(true);
-    output_->setPlaceholderText(tr("The continuation appears here as it is generated."));
-    output_->setMinimumHeight(fontMetrics().height() * 3);
+    output_ = makeOutput(this, QStringLiteral("genOutput"));
+    originalOutput_ = makeOutput(this, QStringLiteral("genOriginalOutput"));
+    beside_ = new QCheckBox(tr("Beside the original"), this);
+    beside_->setObjectName(QStringLiteral("genBesideOriginal"));
+    beside_->setToolTip(tr("Also write the original model's continuation of the same prompt with the same seed"));
+    beside_->setChecked(settings.value(QLatin1String(kBesideKey), true).toBool());
     status_ = new QLabel(this);
     status_->setObjectName(QStringLiteral("genStatus"));
     status_->setWordWrap(true);
@@ -92,12 +106,27 @@ GeneratePanel::GeneratePanel(ModelDocument* document, std::shared_ptr<EngineCach
     auto* buttons = new QHBoxLayout;
     buttons->addWidget(generateButton_);
     buttons->addWidget(stopButton_);
+    buttons->addWidget(beside_);
     buttons->addWidget(status_, 1);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addLayout(grid);
     layout->addLayout(buttons);
-    layout->addWidget(output_, 1);
+    originalColumn_ = new QWidget(this);
+    auto* left = new QVBoxLayout(originalColumn_);
+    left->setContentsMargins(0, 0, 0, 0);
+    left->addWidget(new QLabel(tr("<b>Original</b>"), originalColumn_));
+    left->addWidget(originalOutput_, 1);
+    auto* right = new QVBoxLayout;
+    currentTitle_ = new QLabel(this);
+    right->addWidget(currentTitle_);
+    right->addWidget(output_, 1);
+    auto* outputs = new QHBoxLayout;
+    outputs->addWidget(originalColumn_, 1);
+    outputs->addLayout(right, 1);
+    layout->addLayout(outputs, 1);
+    connect(beside_, &QCheckBox::toggled, this, [this] { updateBeside(); });
+    connect(document_, &ModelDocument::modelEdited, this, [this] { updateBeside(); });
 
     connect(generateButton_, &QPushButton::clicked, this, &GeneratePanel::generate);
     connect(prompt_, &QLineEdit::returnPressed, this, [this] {
@@ -127,7 +156,35 @@ GeneratePanel::GeneratePanel(ModelDocument* document, std::shared_ptr<EngineCach
                                                         : QString());
         stoppedByClose_ = false;
     });
+    connect(document_, &ModelDocument::modelChanged, this, [this] { updateBeside(); });
     setState(State::Idle, document_->hasModel() ? QString() : tr("Open a model to generate text."));
+    updateBeside();
+}
+
+// The original's column shows once a step is applied and the box is ticked.
+void GeneratePanel::updateBeside()
+{
+    const bool edited = document_->hasModel() && !document_->state().steps.empty();
+    beside_->setVisible(edited);
+    originalColumn_->setVisible(edited && beside_->isChecked());
+    currentTitle_->setVisible(edited && beside_->isChecked());
+    const size_t steps = edited ? document_->state().steps.size() : 0;
+    currentTitle_->setText(steps == 1 ? tr("<b>Compressed</b> (1 step)") : tr("<b>Compressed</b> (%1 steps)").arg(steps));
+}
+
+void GeneratePanel::setBesideOriginal(bool on)
+{
+    beside_->setChecked(on);
+}
+
+bool GeneratePanel::besideOriginal() const
+{
+    return beside_->isChecked() && document_->hasModel() && !document_->state().steps.empty();
+}
+
+QString GeneratePanel::originalOutputText() const
+{
+    return originalOutput_->toPlainText();
 }
 
 GeneratePanel::~GeneratePanel()
@@ -138,9 +195,9 @@ GeneratePanel::~GeneratePanel()
     runner_->cancelAndWait();
 }
 
-void GeneratePanel::appendText(const QString& text, bool prompt)
+void GeneratePanel::appendText(QPlainTextEdit* view, const QString& text, bool prompt)
 {
-    QTextCursor cursor(output_->document());
+    QTextCursor cursor(view->document());
     cursor.movePosition(QTextCursor::End);
     QTextCharFormat format;
     if (prompt) {
@@ -149,7 +206,7 @@ void GeneratePanel::appendText(const QString& text, bool prompt)
         format.setForeground(palette().color(QPalette::Text));
     }
     cursor.insertText(text, format);
-    output_->ensureCursorVisible();
+    view->ensureCursorVisible();
 }
 
 void GeneratePanel::generate()
@@ -164,6 +221,8 @@ void GeneratePanel::generate()
     settings.setValue(QLatin1String(kTokensKey), tokens_->value());
     settings.setValue(QLatin1String(kTemperatureKey), temperature_->value());
     settings.setValue(QLatin1String(kSeedKey), seed_->value());
+    settings.setValue(QLatin1String(kBesideKey), beside_->isChecked());
+    const std::shared_ptr<const Model> original = besideOriginal() ? document_->state().source : nullptr;
 
     const std::string prompt = prompt_->text().toStdString();
     GenerateOptions options;
@@ -174,13 +233,17 @@ void GeneratePanel::generate()
     requested_ = options.maxNewTokens;
     promptIds_.clear();
     generated_.clear();
+    originalGenerated_.clear();
     updates_ = 0;
     output_->clear();
-    appendText(prompt_->text(), true);
+    originalOutput_->clear();
+    appendText(output_, prompt_->text(), true);
+    if (original)
+        appendText(originalOutput_, prompt_->text(), true);
     setState(State::Running, tr("Preparing…"));
     const std::shared_ptr<EngineCache> engines = engines_;
 
-    runner_->start([this, model, prompt, options, engines](JobContext& job) mutable {
+    runner_->start([this, model, original, prompt, options, engines](JobContext& job) mutable {
         QString error, note;
         bool stopped = false, hitEos = false;
         int64_t count = 0;
@@ -213,41 +276,59 @@ void GeneratePanel::generate()
                         note = tr("Stopped at the model's context of %1 positions.").arg(maxPos);
                     }
                 }
-                const auto engine = engines->get(model, &job);
-                // The continuation's text: decode prompt + new tokens and drop the prompt's text,
-                // so the first new token keeps its leading space; a character split over byte
-                // tokens appears once its last byte has come.
-                std::vector<int32_t> all = promptIds;
                 const std::string promptText = tokenizer->decode(promptIds);
-                std::string shown;
-                const int32_t eos = static_cast<int32_t>(engine->config().eosId);
+                // One model's continuation streamed into its view. The text: decode prompt + new
+                // tokens and drop the prompt's text, so the first new token keeps its leading
+                // space; a character split over byte tokens appears once its last byte has come.
+                const auto stream = [&](const Transformer& engine, bool isOriginal) {
+                    std::vector<int32_t> all = promptIds;
+                    std::string shown;
+                    const int32_t eos = static_cast<int32_t>(engine.config().eosId);
+                    int64_t n = 0;
+                    const auto onToken = [&](int32_t id) {
+                        all.push_back(id);
+                        ++n;
+                        if (!isOriginal) {
+                            ++count;
+                            if (id == eos)
+                                hitEos = true;
+                        }
+                        std::string text = tokenizer->decode(all);
+                        text = text.compare(0, promptText.size(), promptText) == 0
+                                   ? text.substr(promptText.size())
+                                   : tokenizer->decode(std::span<const int32_t>(all).subspan(promptIds.size()));
+                        QString delta;
+                        if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
+                            delta = QString::fromStdString(text.substr(shown.size()));
+                            shown = text;
+                        }
+                        const int64_t total = options.maxNewTokens;
+                        job.post([this, id, delta, n, total, isOriginal] {
+                            if (isOriginal) {
+                                originalGenerated_.push_back(id);
+                                if (!delta.isEmpty())
+                                    appendText(originalOutput_, delta, false);
+                                status_->setText(tr("The original: %1 / %2").arg(n).arg(total));
+                                return;
+                            }
+                            generated_.push_back(id);
+                            ++updates_;
+                            if (!delta.isEmpty())
+                                appendText(output_, delta, false);
+                            status_->setText(tr("Generating… %1 / %2").arg(n).arg(total));
+                            emit tokenReceived(id);
+                        });
+                    };
+                    ll::generate(engine, promptIds, options, &job, onToken);
+                };
+                if (original) {
+                    const Transformer originalEngine(*original, &job);
+                    stream(originalEngine, true);
+                }
+                const auto engine = engines->get(model, &job);
                 QElapsedTimer clock;
                 clock.start();
-                const auto onToken = [&](int32_t id) {
-                    all.push_back(id);
-                    ++count;
-                    if (id == eos)
-                        hitEos = true;
-                    std::string text = tokenizer->decode(all);
-                    text = text.compare(0, promptText.size(), promptText) == 0
-                               ? text.substr(promptText.size())
-                               : tokenizer->decode(std::span<const int32_t>(all).subspan(promptIds.size()));
-                    QString delta;
-                    if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
-                        delta = QString::fromStdString(text.substr(shown.size()));
-                        shown = text;
-                    }
-                    const int64_t n = count, total = options.maxNewTokens;
-                    job.post([this, id, delta, n, total] {
-                        generated_.push_back(id);
-                        ++updates_;
-                        if (!delta.isEmpty())
-                            appendText(delta, false);
-                        status_->setText(tr("Generating… %1 / %2").arg(n).arg(total));
-                        emit tokenReceived(id);
-                    });
-                };
-                ll::generate(*engine, promptIds, options, &job, onToken);
+                stream(*engine, false);
                 seconds = static_cast<double>(clock.nsecsElapsed()) * 1e-9;
             }
         } catch (...) {

@@ -2,13 +2,16 @@
 // Text generation with the open model, in the background: prompt, number of
 // tokens, temperature (0 = greedy), seed. Tokens stream into a read-only view
 // as they come (queued from the worker); Stop ends the generation after the
-// current token and keeps what was written.
+// current token and keeps what was written. "Beside the original" (once a
+// step is applied) first writes the original model's continuation of the same
+// prompt with the same seed in a second view, then the compressed model's.
 #include <QWidget>
 
 #include <cstdint>
 #include <memory>
 #include <vector>
 
+class QCheckBox;
 class QDoubleSpinBox;
 class QLabel;
 class QLineEdit;
@@ -41,6 +44,11 @@ public:
     // Streamed updates received (one per token).
     int tokenUpdates() const { return updates_; }
     QString outputText() const;     // prompt + continuation as shown
+    // Beside the original: only when a compression step is applied.
+    void setBesideOriginal(bool on);
+    bool besideOriginal() const;
+    const std::vector<int32_t>& originalIds() const { return originalGenerated_; }
+    QString originalOutputText() const;
     QString statusText() const;
 
     QLineEdit* promptEdit() const { return prompt_; }
@@ -59,7 +67,8 @@ signals:
 private:
     void setState(State state, const QString& message);
     void updateEnabled();
-    void appendText(const QString& text, bool prompt);
+    void appendText(QPlainTextEdit* view, const QString& text, bool prompt);
+    void updateBeside();
 
     ModelDocument* document_;
     std::shared_ptr<EngineCache> engines_;
@@ -71,10 +80,14 @@ private:
     QPushButton* generateButton_;
     QPushButton* stopButton_;
     QPlainTextEdit* output_;
+    QCheckBox* beside_;
+    QWidget* originalColumn_;       // the original's title and view
+    QLabel* currentTitle_;
+    QPlainTextEdit* originalOutput_;
     QLabel* status_;
     State state_ = State::Idle;
     bool stoppedByClose_ = false;
-    std::vector<int32_t> promptIds_, generated_;
+    std::vector<int32_t> promptIds_, generated_, originalGenerated_;
     int updates_ = 0;
     int64_t requested_ = 0;
 };

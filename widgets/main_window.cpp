@@ -656,9 +656,12 @@ void MainWindow::updateModelFacts()
     syntheticLabel_->setVisible(model->config.synthetic);
     const CompressionState& st = state;
     if (!st.steps.empty()) {
-        dtypeLabel_->setText(tr("%n step(s) applied · %1 bits/w in the blocks", nullptr, static_cast<int>(st.steps.size()))
-                                 .arg(st.linearBitsPerWeight(), 0, 'f', 2));
-        dtypeLabel_->setToolTip(tr("Compression applied (Edit › Undo to go back); bits per weight over the block linears"));
+        // Short: the status bar's labels set the window's minimum width (it must fit 1280 pixels).
+        const double bits = st.linearBitsPerWeight();
+        dtypeLabel_->setText(st.steps.size() == 1 ? tr("1 step · %1 b/w").arg(bits, 0, 'f', 2)
+                                                  : tr("%1 steps · %2 b/w").arg(st.steps.size()).arg(bits, 0, 'f', 2));
+        dtypeLabel_->setToolTip(tr("Compression applied (Edit › Undo to go back); %1 bits per weight over the block linears")
+                                    .arg(st.linearBitsPerWeight(), 0, 'f', 3));
     }
 }
 

@@ -84,7 +84,9 @@ RecipePanel::RecipePanel(ModelDocument* document, QWidget* parent)
     connect(runner_, &JobRunner::progress, this, [this](int permille, const QString&) { progress_->setValue(permille); });
     connect(runner_, &JobRunner::runningChanged, this, [this](bool running) {
         progress_->setVisible(running);
+        // Cancel takes Remove step's place: both in the row widen the dock past a 1280-pixel window.
         cancelButton_->setVisible(running);
+        removeButton_->setVisible(!running);
         refresh();
     });
     connect(document_, &ModelDocument::modelAboutToChange, runner_, &JobRunner::abandon);

@@ -297,31 +297,40 @@ int main(int argc, char** argv)
         }
         return ok ? v : fallback;
     };
-    if (parser.isSet(evaluateOption)) {
-        ll::gui::PerplexityPanel* p = window.perplexityPanel();
-        const QString text = parser.value(evaluateOption);
-        if (text == QLatin1String("sample"))
-            p->useBuiltinText();
-        else
-            p->setTextFile(text);
-        p->contextBox()->setValue(intValue(ctxOption, p->contextBox()->value()));
-        p->setScoreCount(intValue(windowsOption, 0), ll::gui::PerplexityPanel::CountUnit::Windows);
-        QObject::connect(p, &ll::gui::PerplexityPanel::finished, &window, [p, &failed] {
-            if (p->state() == ll::gui::PerplexityPanel::State::Failed) {
-                std::fprintf(stderr, "layerlab: evaluation failed: %s\n", qPrintable(p->statusText()));
-                failed = true;
-            } else {
-                std::fprintf(stderr, "layerlab: perplexity %s\n", qPrintable(p->resultText()));
-            }
-        });
-        p->run();
-    }
-    if (parser.isSet(generateOption)) {
-        ll::gui::GeneratePanel* g = window.generatePanel();
-        g->promptEdit()->setText(parser.value(generateOption));
-        g->tokensBox()->setValue(intValue(tokensOption, g->tokensBox()->value()));
-        g->generate();
-    }
+    // Evaluation and generation measure the model as the recipe leaves it: after its replay.
+    const auto startJobs = [&] {
+        if (parser.isSet(evaluateOption)) {
+            ll::gui::PerplexityPanel* p = window.perplexityPanel();
+            const QString text = parser.value(evaluateOption);
+            if (text == QLatin1String("sample"))
+                p->useBuiltinText();
+            else
+                p->setTextFile(text);
+            p->contextBox()->setValue(intValue(ctxOption, p->contextBox()->value()));
+            p->setScoreCount(intValue(windowsOption, 0), ll::gui::PerplexityPanel::CountUnit::Windows);
+            QObject::connect(p, &ll::gui::PerplexityPanel::finished, &window, [p, &failed] {
+                if (p->state() == ll::gui::PerplexityPanel::State::Failed) {
+                    std::fprintf(stderr, "layerlab: evaluation failed: %s\n", qPrintable(p->statusText()));
+                    failed = true;
+                } else {
+                    std::fprintf(stderr, "layerlab: perplexity %s\n", qPrintable(p->resultText()));
+                }
+            });
+            p->run();
+        }
+        if (parser.isSet(generateOption)) {
+            ll::gui::GeneratePanel* g = window.generatePanel();
+            g->promptEdit()->setText(parser.value(generateOption));
+            g->tokensBox()->setValue(intValue(tokensOption, g->tokensBox()->value()));
+            g->generate();
+        }
+    };
+    if (parser.isSet(applyRecipeOption))
+        QObject::connect(window.recipePanel(), &ll::gui::RecipePanel::replayFinished, &window,
+                         [startJobs](bool ok) { if (ok) startJobs(); }, Qt::SingleShotConnection);
+    else
+        startJobs();
+
     if (parser.isSet(outliersByOption)) {
         const QStringList names{QStringLiteral("max"), QStringLiteral("rms"), QStringLiteral("contribution")};
         const int index = static_cast<int>(names.indexOf(parser.value(outliersByOption)));
