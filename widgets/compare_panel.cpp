@@ -9,6 +9,7 @@
 #include "recipe_panel.h"
 
 #include "analysis/model_cost.h"
+#include "analysis/model_size.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "tokenizer/tokenizer.h"
@@ -55,7 +56,7 @@ ComparePanel::ComparePanel(ModelDocument* document, PerplexityPanel* perplexity,
 {
     table_ = new QTableWidget(0, 6, this);
     table_->setHorizontalHeaderLabels(
-        {tr("Configuration"), tr("Perplexity"), tr("Bits/w"), tr("≈ Size"), tr("Parameters"), tr("Text")});
+        {tr("Configuration"), tr("Perplexity"), tr("Bits/w"), tr("Size"), tr("Parameters"), tr("Text")});
     table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     table_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::Stretch);
     table_->verticalHeader()->hide();
@@ -65,7 +66,7 @@ ComparePanel::ComparePanel(ModelDocument* document, PerplexityPanel* perplexity,
     connect(table_, &QTableWidget::cellDoubleClicked, this, [this](int row, int) { restore(row); });
 
     plot_ = new QCustomPlot(this);
-    plot_->xAxis->setLabel(tr("estimated size (MiB)"));
+    plot_->xAxis->setLabel(tr("size (MiB)"));
     plot_->yAxis->setLabel(tr("perplexity"));
     plot_->setToolTip(tr("Click a point to restore its recipe"));
     plot_->setMinimumHeight(160);
@@ -127,8 +128,10 @@ void ComparePanel::addCurrent()
     e.ppl = shown->result.ppl;
     e.pplStderr = shown->result.pplStderr;
     e.bitsPerWeight = st.linearBitsPerWeight();
-    e.parameters = st.model->parameterCount();
-    e.sizeMiB = double(e.parameters) * e.bitsPerWeight / 8.0 / (1024.0 * 1024.0);
+    // One size model (analysis/model_size.h): what the tree, the status bar and "Compare with the original" show.
+    const ModelSize size = modelSize(st);
+    e.parameters = size.parameters;
+    e.sizeMiB = static_cast<double>(size.bytes) / (1024.0 * 1024.0);
     e.context = shown->options.context;
     e.text = shown->text.displayName();
     // The same configuration on the same text: the newest run counts.

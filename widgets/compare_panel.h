@@ -31,7 +31,7 @@ public:
         QString label;            // "original", "GPTQ 4b g128 on attn + …"
         double ppl = 0, pplStderr = 0;
         double bitsPerWeight = 0; // over the block linears
-        double sizeMiB = 0;       // estimated: parameters × bits/weight
+        double sizeMiB = 0;       // modelSize(): the model as held
         int64_t parameters = 0;
         int64_t context = 0;
         QString text;

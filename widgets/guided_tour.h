@@ -1,7 +1,9 @@
 #pragma once
 // Help › Guided tour, "Compress your first model": a few steps, each raising
 // a dock of the main window, outlining it and explaining it in a floating
-// bubble (Back / Next / Close) — for classroom demos. Bubble and outline are
+// bubble (Back / Next / Close) — for classroom demos. Steps that ask for an
+// action (select a layer, Preview, Apply, Evaluate, Sensitivity, Compare,
+// Generate beside the original) wait for it, then explain what came out. Bubble and outline are
 // child widgets of the main window, so MainWindow::grab() shows them.
 #include <QFrame>
 #include <QPointer>
@@ -27,6 +29,13 @@ public:
         std::function<QWidget*()> target;   // shown and raised by prepare
         std::function<QRect()> area;        // outlined part of target (its coordinates); empty: all of it
         std::function<void()> prepare;      // raise the dock, …
+        // An interactive step: what the user is asked to do. `await` connects
+        // the signal that says it happened (with `context` as receiver, so the
+        // connection ends with the step) and then calls tour->actionDone with
+        // a sentence about the result that actually appeared. Next stays
+        // disabled until then.
+        QString waitingFor;                 // "Select a linear layer in the tree."
+        std::function<void(GuidedTour* tour, QObject* context)> await;
     };
 
     explicit GuidedTour(MainWindow* window);
@@ -41,6 +50,11 @@ public:
     void next();
     void back();
     void finish();
+    // The awaited action of the current step happened: `result` is shown and Next enabled.
+    void actionDone(const QString& result);
+    // The current step waits for the user's action (Next is disabled).
+    bool isWaiting() const { return waiting_; }
+    QString bubbleText() const;
 
     QWidget* currentTarget() const;
     // The outlined rectangle, in the main window's coordinates.
@@ -51,6 +65,7 @@ public:
 
 signals:
     void stepChanged(int index);
+    void actionCompleted(int index);
     void finished();
 
 protected:
@@ -62,6 +77,9 @@ private:
     MainWindow* window_;
     std::vector<Step> steps_;
     int current_ = -1;
+    bool waiting_ = false;
+    std::vector<QString> results_;      // per step: what its action gave (empty: not done yet)
+    QObject* stepContext_ = nullptr;    // receiver of the current step's connections
     QWidget* outline_;
     QLabel* counter_;
     QLabel* title_;

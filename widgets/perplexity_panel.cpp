@@ -150,6 +150,9 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     tokensLabel_->setWordWrap(true);
     timeLabel_ = new QLabel(this);
     speedLabel_ = new QLabel(this);
+    // Results wrap: an unwrapped line would widen the dock, and the window past 1280 pixels.
+    for (QLabel* l : {pplLabel_, timeLabel_, speedLabel_})
+        l->setWordWrap(true);
     runLabel_ = new QLabel(this);
     runLabel_->setObjectName(QStringLiteral("evaluateRunLabel"));
     runLabel_->setWordWrap(true);
