@@ -552,6 +552,9 @@ void TestGuiInspector::newSelectionCancelsTheRunningJob()
 void TestGuiInspector::demoModelShowsOutlierColumns()
 {
     MainWindow w;
+    w.resize(1280, 720);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
     w.openDemo();
     QVERIFY(w.document()->model()->config.synthetic);
     QVERIFY(w.windowTitle().contains(QStringLiteral("synthetic")));
@@ -573,6 +576,19 @@ void TestGuiInspector::demoModelShowsOutlierColumns()
     for (const auto& o : demoHiddenOutliers())
         QVERIFY(colMax[static_cast<size_t>(o.column)] > 3.0 * sorted[128]);
 
+    // Issue 15, item 8: a square matrix keeps square cells, beside the histogram (as tall as the
+    // statistics row), the whole matrix in view.
+    WeightMapPlot* wm = inspector->weightMap();
+    QVERIFY(wm->showsSquareMatrix());
+    QCOMPARE(wm->parentWidget(), inspector->histogramPlot()->parentWidget());
+    QTest::qWait(50);
+    wm->replot();
+    const double px = std::abs(wm->xAxis->coordToPixel(255.5) - wm->xAxis->coordToPixel(-0.5));
+    const double py = std::abs(wm->yAxis->coordToPixel(255.5) - wm->yAxis->coordToPixel(-0.5));
+    QVERIFY2(std::abs(px - py) <= 1.0 && py >= 100, qPrintable(QStringLiteral("%1 x %2 pixels").arg(px).arg(py)));
+    QVERIFY(wm->xAxis->range().lower <= -0.5 + 1e-6 && wm->xAxis->range().upper >= 255.5 - 1e-6);
+    QVERIFY(wm->yAxis->range().lower <= -0.5 + 1e-6 && wm->yAxis->range().upper >= 255.5 - 1e-6);
+
     // A norm vector shows its values by index instead of a map.
     QVERIFY(w.selectTensor(QStringLiteral("model.layers.1.input_layernorm.weight")));
     QTRY_VERIFY_WITH_TIMEOUT(inspector->currentStats() && inspector->currentStats()->count == 256, 20000);
@@ -582,6 +598,9 @@ void TestGuiInspector::demoModelShowsOutlierColumns()
     QTRY_VERIFY_WITH_TIMEOUT(inspector->currentStats() && inspector->currentStats()->count == 512 * 256, 20000);
     QVERIFY(inspector->weightMap()->showsHeatmap());
     QVERIFY(inspector->weightMap()->colorMap()->colorScale()->layout() == inspector->weightMap()->plotLayout());
+    // 512 x 256 is not square: its map spans the width below the statistics row.
+    QVERIFY(!wm->showsSquareMatrix());
+    QVERIFY(wm->parentWidget() != inspector->histogramPlot()->parentWidget());
 }
 
 void TestGuiInspector::undecodableTensorShowsAnError()

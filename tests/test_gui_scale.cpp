@@ -348,12 +348,24 @@ void TestGuiScale::zoomScalesFontsAndPlots()
     zoom->setFactor(1.0);
     auto* recipeDock = w.findChild<QDockWidget*>(QStringLiteral("recipeDock"));
     QVERIFY(recipeDock->isVisible());
+    QVERIFY(histogram->plottableCount() > 0);
+    const double width = histogram->plottable(0)->pen().widthF();
     w.findChild<QAction*>(QStringLiteral("presentationMode"))->trigger();
     QVERIFY(w.isPresenting());
     QCOMPARE(zoom->factor(), 1.5);
+    // Not remembered: a presentation killed or closed must not start the next session at 150 %.
+    QCOMPARE(QSettings().value(QStringLiteral("view/zoom")).toDouble(), 1.0);
     QVERIFY(!recipeDock->isVisible());
+    // Thicker lines, also on graphs a plot makes after the mode was entered (applied before each replot).
+    QCOMPARE(histogram->plottable(0)->pen().widthF(), 2.0 * width);
+    QCPGraph* later = histogram->addGraph();
+    later->setPen(QPen(Qt::black, 1.5));
+    histogram->replot();
+    QCOMPARE(later->pen().widthF(), 3.0);
+    histogram->removeGraph(later);
     w.findChild<QAction*>(QStringLiteral("presentationMode"))->trigger();
     QVERIFY(!w.isPresenting());
+    QCOMPARE(histogram->plottable(0)->pen().widthF(), width);
     QCOMPARE(zoom->factor(), 1.0);
     QVERIFY(recipeDock->isVisible());
     auto* zoomReset = w.findChild<QAction*>(QStringLiteral("zoomReset"));

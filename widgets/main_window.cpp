@@ -358,12 +358,14 @@ void MainWindow::setPresentationMode(bool on)
     if (on) {
         zoomBeforePresenting_ = zoom_->factor();
         layoutBeforePresenting_ = saveState();
-        zoom_->setFactor(std::max(1.5, zoomBeforePresenting_));
+        zoom_->setFactor(std::max(1.5, zoomBeforePresenting_), false);
+        zoom_->setLineScale(2.0); // plot lines a projector shows from the back of the room
         recipeDock_->hide();
         historyDock_->hide();
         statusBar()->showMessage(tr("Presentation mode: Ctrl+Shift+P to leave"), 5000);
     } else {
-        zoom_->setFactor(zoomBeforePresenting_);
+        zoom_->setFactor(zoomBeforePresenting_, false);
+        zoom_->setLineScale(1.0);
         restoreState(layoutBeforePresenting_);
     }
     if (auto* action = findChild<QAction*>(QStringLiteral("presentationMode")); action && action->isChecked() != on)

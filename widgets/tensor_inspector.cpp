@@ -143,6 +143,7 @@ TensorInspector::TensorInspector(ModelDocument* document, QWidget* parent)
     weightMap_ = new WeightMapPlot(this);
 
     auto* top = new QSplitter(Qt::Horizontal, this);
+    top_ = top;
     top->addWidget(table_);
     top->addWidget(histogram_);
     top->setStretchFactor(0, 0);
@@ -296,6 +297,7 @@ void TensorInspector::showResult(const TensorStatsResult& r)
         weightMap_->showProfile(r.profile);
     else
         weightMap_->showMessage(tr("No map for a tensor of this shape."));
+    placeMap(weightMap_->showsSquareMatrix());
 
     stats_ = s;
     shownTensor_ = r.tensor;
@@ -307,6 +309,24 @@ void TensorInspector::showResult(const TensorStatsResult& r)
                          : ms < 1000.0 ? tr("computed in %1 ms").arg(ms, 0, 'f', 0)
                                        : tr("computed in %1 s").arg(r.seconds, 0, 'f', 1));
     emit statsShown(r.tensor);
+}
+
+void TensorInspector::placeMap(bool beside)
+{
+    if (beside == (weightMap_->parentWidget() == top_))
+        return;
+    if (beside) {
+        const QList<int> sizes = top_->sizes(); // table, histogram
+        top_->addWidget(weightMap_);
+        top_->setStretchFactor(2, 1);
+        const int side = std::max(top_->height(), 120);
+        top_->setSizes({sizes.value(0), std::max(sizes.value(1) - side, 160), side});
+    } else {
+        split_->addWidget(weightMap_);
+        split_->setStretchFactor(1, 1);
+        const int total = split_->height();
+        split_->setSizes({total / 2, total - total / 2});
+    }
 }
 
 void TensorInspector::showEvent(QShowEvent* event)

@@ -78,7 +78,11 @@ private:
     QTableWidget* table_;
     HistogramPlot* histogram_;
     WeightMapPlot* weightMap_;
-    QSplitter* split_;
+    QSplitter* split_;            // the statistics row above the map
+    QSplitter* top_;              // the table and the histogram (and a square matrix's map)
+    // A square matrix's map goes beside the histogram, where it is as tall as
+    // the statistics row (below it, it would be a thin strip); other maps below.
+    void placeMap(bool beside);
     bool splitSized_ = false;
     std::optional<TensorStats> stats_;
     int shownTensor_ = -1;

@@ -62,6 +62,32 @@ WeightMapPlot::WeightMapPlot(QWidget* parent) : QCustomPlot(parent)
     showMessage(QString());
 }
 
+void WeightMapPlot::resizeEvent(QResizeEvent* event)
+{
+    QCustomPlot::resizeEvent(event);
+    if (showsSquareMatrix()) {
+        fitSquareCells();
+        replot(QCustomPlot::rpQueuedReplot);
+    }
+}
+
+void WeightMapPlot::fitSquareCells()
+{
+    if (!showsSquareMatrix())
+        return;
+    plotLayout()->update(QCPLayoutElement::upLayout); // the axis rect's size for the current widget size
+    const QRect r = axisRect()->rect();
+    if (r.width() <= 0 || r.height() <= 0)
+        return;
+    xAxis->setRange(fullX_);
+    yAxis->setRange(fullY_);
+    // Pad the longer side around the matrix's centre.
+    if (r.width() >= r.height())
+        xAxis->setScaleRatio(yAxis, 1.0);
+    else
+        yAxis->setScaleRatio(xAxis, 1.0);
+}
+
 void WeightMapPlot::showOnly(bool heatmap, bool profile)
 {
     colorMap_->setVisible(heatmap);
@@ -102,14 +128,19 @@ void WeightMapPlot::showHeatmap(const Heatmap& map, int64_t rows, int64_t cols)
     yAxis->setRangeReversed(true);
     const double halfX = cols > 1 ? 0.5 * static_cast<double>(cols) / map.cols : 0.5;
     const double halfY = rows > 1 ? 0.5 * static_cast<double>(rows) / map.rows : 0.5;
-    xAxis->setRange(-halfX, static_cast<double>(cols - 1) + halfX);
-    yAxis->setRange(-halfY, static_cast<double>(rows - 1) + halfY);
+    fullX_ = QCPRange(-halfX, static_cast<double>(cols - 1) + halfX);
+    fullY_ = QCPRange(-halfY, static_cast<double>(rows - 1) + halfY);
+    xAxis->setRange(fullX_);
+    yAxis->setRange(fullY_);
+    squareCells_ = rows == cols;
+    fitSquareCells();
     const bool downsampled = map.rows < rows || map.cols < cols;
     title_->setText(downsampled ? tr("|W| map: %1 × %2 cells, each the max of a %3 × %4 block")
                                       .arg(map.rows).arg(map.cols)
                                       .arg(QString::number(static_cast<double>(rows) / map.rows, 'g', 3))
                                       .arg(QString::number(static_cast<double>(cols) / map.cols, 'g', 3))
-                                : tr("|W| map: %1 × %2, one cell per weight").arg(rows).arg(cols));
+                                : tr("|W| map, %1 × %2").arg(rows).arg(cols));
+    setToolTip(downsampled ? QString() : tr("One cell per weight: |w|, bright for the largest"));
     replot();
 }
 

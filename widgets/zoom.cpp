@@ -36,14 +36,15 @@ ZoomController::ZoomController(QObject* parent) : QObject(parent)
         setFactor(saved);
 }
 
-void ZoomController::setFactor(double factor)
+void ZoomController::setFactor(double factor, bool remember)
 {
     factor = std::clamp(std::isfinite(factor) ? factor : 1.0, kMin, kMax);
     if (factor == factor_)
         return;
     factor_ = factor;
     apply();
-    QSettings().setValue(QLatin1String(kSettingsKey), factor_);
+    if (remember)
+        QSettings().setValue(QLatin1String(kSettingsKey), factor_);
     emit changed(factor_);
 }
 
@@ -69,6 +70,53 @@ void ZoomController::apply()
     for (QWidget* w : QApplication::allWidgets())
         if (auto* plot = qobject_cast<QCustomPlot*>(w))
             scalePlotFonts(plot, points);
+}
+
+void ZoomController::setLineScale(double scale)
+{
+    lineScale_ = scale;
+    for (QWidget* w : QApplication::allWidgets())
+        if (auto* plot = qobject_cast<QCustomPlot*>(w)) {
+            // Once per plot: graphs made later (a new preview, a new curve) are scaled before they are drawn.
+            if (!plot->property("llLineScaleHooked").toBool()) {
+                plot->setProperty("llLineScaleHooked", true);
+                connect(plot, &QCustomPlot::beforeReplot, plot, [this, plot] { scalePlotLines(plot, lineScale_); });
+            }
+            scalePlotLines(plot, scale);
+            plot->replot(QCustomPlot::rpQueuedReplot);
+        }
+}
+
+namespace {
+
+// The pen at `scale` times the width it was made with, kept in the object's "llBasePenWidth".
+QPen scaledPen(QObject* owner, QPen pen, double scale)
+{
+    QVariant base = owner->property("llBasePenWidth");
+    if (!base.isValid()) {
+        base = pen.widthF();
+        owner->setProperty("llBasePenWidth", base);
+    }
+    pen.setWidthF(base.toDouble() * scale);
+    return pen;
+}
+
+} // namespace
+
+void scalePlotLines(QCustomPlot* plot, double scale)
+{
+    for (int i = 0; i < plot->plottableCount(); ++i) {
+        QCPAbstractPlottable* p = plot->plottable(i);
+        if (p->pen().style() != Qt::NoPen)
+            p->setPen(scaledPen(p, p->pen(), scale));
+    }
+    for (int i = 0; i < plot->itemCount(); ++i) {
+        QCPAbstractItem* item = plot->item(i);
+        if (auto* line = qobject_cast<QCPItemStraightLine*>(item))
+            line->setPen(scaledPen(line, line->pen(), scale));
+        else if (auto* segment = qobject_cast<QCPItemLine*>(item))
+            segment->setPen(scaledPen(segment, segment->pen(), scale));
+    }
 }
 
 void scalePlotFonts(QCustomPlot* plot, double pointSize)

@@ -3,7 +3,7 @@
 //            [--evaluate FILE|sample [--ctx N] [--windows N]] [--generate PROMPT [--tokens N]]
 //            [--activations [--outliers-by max|rms|contribution]] [--screenshot FILE.png]
 //            [--session FILE.layerlab] [--apply-recipe FILE] [--recover yes|no|ask] [--no-autosave]
-//            [--print-state] [--tour STEP]
+//            [--print-state] [--tour STEP] [--zoom PERCENT] [--present]
 // --print-state waits for every job, prints the state (recipe, weights
 // checksum) as JSON on stdout and exits. Without --recover, a session left by
 // a crashed run is offered in a message box (kept for later when unattended).
@@ -186,14 +186,17 @@ int main(int argc, char** argv)
                                               QStringLiteral("Neither autosave nor offer recovery."));
     const QCommandLineOption printStateOption(QStringLiteral("print-state"),
                                               QStringLiteral("Print the state as JSON once ready, then exit."));
-    const QCommandLineOption tourOption(QStringLiteral("tour"), QStringLiteral("Start the guided tour at a step (1-6)."),
+    const QCommandLineOption tourOption(QStringLiteral("tour"), QStringLiteral("Start the guided tour at a step (1-9)."),
                                         QStringLiteral("STEP"));
     const QCommandLineOption zoomOption(QStringLiteral("zoom"),
                                         QStringLiteral("Zoom in percent (80-250), as View › Zoom; remembered."),
                                         QStringLiteral("PERCENT"));
+    const QCommandLineOption presentOption(QStringLiteral("present"),
+                                           QStringLiteral("Start in presentation mode (View › Presentation Mode)."));
     parser.addOptions({selectOption, filterOption, screenshotOption, sizeOption, dockOption, evaluateOption, ctxOption,
                        windowsOption, generateOption, tokensOption, activationsOption, outliersByOption, sessionOption,
-                       applyRecipeOption, recoverOption, noAutosaveOption, printStateOption, tourOption, zoomOption});
+                       applyRecipeOption, recoverOption, noAutosaveOption, printStateOption, tourOption, zoomOption,
+                       presentOption});
     parser.process(app);
 
     ll::gui::MainWindow window;
@@ -352,6 +355,8 @@ int main(int argc, char** argv)
         failed = true;
     }
 
+    if (parser.isSet(presentOption))
+        window.setPresentationMode(true);
     if (parser.isSet(tourOption))
         ll::gui::GuidedTour::start(&window, intValue(tourOption, 1) - 1);
 
