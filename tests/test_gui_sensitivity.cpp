@@ -254,6 +254,13 @@ private slots:
         }
         QVERIFY(!panel()->isStale()); // measured on the original, which applying does not change
         QVERIFY(panel()->result() || panel()->mixed());
+        // Another evaluation text makes the results stale; choosing the measured one again makes them current.
+        const QString measuredText = panel()->evalFile();
+        panel()->setEvalFile(measuredText.isEmpty() ? QString::fromStdString(test::sharedPath("data/tinystories/calib.txt"))
+                                                    : QString());
+        QVERIFY(panel()->isStale());
+        panel()->setEvalFile(measuredText);
+        QVERIFY(!panel()->isStale());
         doc()->undoStack()->undo();
         QVERIFY(doc()->model() == source);
         QVERIFY(doc()->state().steps.empty() && doc()->state().layers.empty());

@@ -297,7 +297,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
             }
             setEvalFile(path);
         }
-        markStale();
+        markStale(); // the sample chosen from the box (setEvalFile was not called)
         emit evalTextChanged(evalFile_);
     });
     connect(metricBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::refreshViews);
@@ -380,6 +380,7 @@ void SensitivityPanel::setEvalFile(const QString& path)
     if (path.isEmpty()) {
         evalFile_.clear();
         textBox_->setCurrentIndex(0);
+        markStale(); // results on another text are not the current text's
         return;
     }
     evalFile_ = path;
@@ -390,6 +391,7 @@ void SensitivityPanel::setEvalFile(const QString& path)
         index = 1;
     }
     textBox_->setCurrentIndex(index);
+    markStale();
 }
 
 void SensitivityPanel::setWindows(int windows, int context)
@@ -604,6 +606,7 @@ void SensitivityPanel::run()
     }
     clearResults();
     measuredOn_ = st.model;
+    measuredEval_ = evalFile_;
     measuredText_ = baseText();
     setBusy(Job::Sweep, tr("Measuring %1 on %2 layers (%3)…").arg(QString::fromStdString(options.step.badge())).arg(names.size()).arg(check.summary));
     runner_->start([this, in, options](JobContext& job) {
@@ -665,6 +668,7 @@ void SensitivityPanel::plan()
     const Inputs in{st, TextSource{evalFile_}, options.scoring, doc.steps.empty() ? RecipeCalibration{} : doc.calibration};
     mixed_.reset();
     plannedOn_ = st.model;
+    plannedEval_ = evalFile_;
     measuredText_ = baseText();
     showPlan();
     tabs_->setCurrentIndex(3);
@@ -748,8 +752,9 @@ void SensitivityPanel::clearResults()
 
 void SensitivityPanel::markStale()
 {
-    // Undo back to the measured state makes the results current again (the same model snapshot).
-    stale_ = (measuredOn_ && measuredOn_ != baseModel()) || (plannedOn_ && plannedOn_ != baseModel());
+    // Undo back to the measured state (or the measured text chosen again) makes the results current again.
+    stale_ = (measuredOn_ && (measuredOn_ != baseModel() || measuredEval_ != evalFile_))
+             || (plannedOn_ && (plannedOn_ != baseModel() || plannedEval_ != evalFile_));
     refreshViews();
     showPlan();
 }

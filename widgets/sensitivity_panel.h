@@ -156,6 +156,7 @@ private:
     std::vector<LayerSensitivity> rows_;
     std::optional<MixedPrecisionResult> mixed_;
     std::shared_ptr<const Model> measuredOn_; // the model the results were measured on
+    QString measuredEval_, plannedEval_;       // and the evaluation text (evalFile_ then)
     std::shared_ptr<const Model> plannedOn_;
     bool stale_ = false;
 };

@@ -2,21 +2,13 @@
 
 #include "args.h"
 
+#include "util/text.h"
+
 #include <algorithm>
 #include <cctype>
 #include <map>
 
 namespace ll::cli {
-
-namespace {
-
-std::string upperCase(std::string s)
-{
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    return s;
-}
-
-} // namespace
 
 // --gguf-type: a llama-quantize preset or one type for every 2-D weight (--gguf-pure: the preset's base type).
 void setGgufType(GgufExportOptions& opt, const std::string& text, bool pure)
@@ -33,7 +25,7 @@ void setGgufType(GgufExportOptions& opt, const std::string& text, bool pure)
             opt.preset = preset;
         return;
     }
-    if (const auto it = kTypes.find(upperCase(text)); it != kTypes.end()) {
+    if (const auto it = kTypes.find(asciiUpper(text)); it != kTypes.end()) {
         opt.type = it->second;
         return;
     }
@@ -48,7 +40,7 @@ void setGgufType(GgufExportOptions& opt, const std::string& text, bool pure)
 
 DType hfDtypeArg(const std::string& text)
 {
-    const std::string t = upperCase(text);
+    const std::string t = asciiUpper(text);
     if (t == "F32" || t == "FLOAT32") return DType::F32;
     if (t == "F16" || t == "FLOAT16") return DType::F16;
     if (t == "BF16" || t == "BFLOAT16") return DType::BF16;

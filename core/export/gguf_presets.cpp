@@ -1,5 +1,7 @@
 #include "export/gguf_presets.h"
 
+#include "util/text.h"
+
 #include "export/gguf_export.h"
 #include "util/error.h"
 
@@ -13,13 +15,6 @@ namespace ll {
 namespace {
 
 using P = GgufPreset;
-
-std::string upper(std::string_view s)
-{
-    std::string u(s);
-    std::transform(u.begin(), u.end(), u.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    return u;
-}
 
 std::string typeName(DType t) { return std::string(dtypeName(t)); }
 
@@ -198,7 +193,7 @@ const GgufPresetInfo& ggufPresetInfo(GgufPreset p)
 
 std::optional<GgufPreset> ggufPresetNamed(std::string_view name)
 {
-    const std::string u = upper(name);
+    const std::string u = asciiUpper(name);
     for (const auto& info : ggufPresets())
         if (u == info.name)
             return info.preset;
@@ -219,7 +214,7 @@ std::string ggufPresetRefusal(std::string_view name)
         {"IQ3_M", "IQ3_S"},             {"IQ4_XS", "IQ4_XS"},           {"TQ1_0", "TQ1_0"},
         {"TQ2_0", "TQ2_0"},
     };
-    const std::string u = upper(name);
+    const std::string u = asciiUpper(name);
     if (u == "Q2_K_S")
         return "llama-quantize's Q2_K_S needs an importance matrix (it refuses to write Q2_K weights without one), "
                "which LayerLab's export does not use; Q2_K is the nearest preset";

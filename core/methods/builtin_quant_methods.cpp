@@ -203,13 +203,7 @@ const MethodSpec& specGptq()
 
 QuantizedLayer runAwq(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress* progress)
 {
-    AwqOptions o;
-    o.grid = c.grid;
-    o.searchScale = c.awqSearchScale;
-    o.clip = c.awqClip;
-    o.scaleGridPoints = c.awqGridPoints;
-    o.clipGridPoints = c.awqGridPoints;
-    return awqQuantize(W, in, o, nullptr, progress);
+    return awqQuantize(W, in, awqOptions(c), nullptr, progress);
 }
 
 const MethodSpec& specAwq()

@@ -1,5 +1,7 @@
 #include "methods/method_registry.h"
 
+#include "util/text.h"
+
 #include "util/error.h"
 
 #include <algorithm>
@@ -31,20 +33,6 @@ std::vector<const MethodSpec*> buildRegistry()
 [[noreturn]] void bad(const std::string& message)
 {
     fail(ErrorCode::InvalidArgument, "", message);
-}
-
-std::string lower(std::string s)
-{
-    for (char& c : s)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
-
-std::string upper(std::string s)
-{
-    for (char& c : s)
-        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return s;
 }
 
 std::string number(double x)
@@ -105,7 +93,7 @@ std::string checkedValue(const ParamSpec& p, const ParamSource& given)
     case ParamType::Choice: {
         const std::string v = given.valueOr(p.key, "");
         for (const std::string& c : p.choices)
-            if (lower(c) == lower(v))
+            if (asciiLower(c) == asciiLower(v))
                 return c;
         bad(p.key + " must be " + rangeText(p) + " (not '" + v + "')");
     }
@@ -234,7 +222,7 @@ std::string methodBadge(const MethodSpec& spec, const ParamValues& v)
         return spec.badge(v);
     switch (spec.action) {
     case StepAction::Quantize: {
-        std::string b = upper(spec.id);
+        std::string b = asciiUpper(spec.id);
         if (v.contains("bits"))
             b += " " + v.text("bits") + "b";
         if (v.contains("group"))
@@ -254,7 +242,7 @@ std::string methodBadge(const MethodSpec& spec, const ParamValues& v)
             return spec.id + " " + v.text("nm") + " sparse";
         return spec.id + " " + percent(v.contains("sparsity") ? v.real("sparsity") : 0.5) + " sparse";
     case StepAction::Factorize: {
-        const std::string name = spec.id == "svd-llm" ? "SVD-LLM" : upper(spec.id);
+        const std::string name = spec.id == "svd-llm" ? "SVD-LLM" : asciiUpper(spec.id);
         if (v.contains("energy"))
             return name + " energy " + percent(v.real("energy"));
         return name + " rank " + percent(v.contains("rank-ratio") ? v.real("rank-ratio") : 0.5);
@@ -282,7 +270,7 @@ std::string methodHelp(StepAction action)
             if (p.type == ParamType::Choice)
                 s << ' ' << joined(p.choices, "|");
             else if (p.type != ParamType::Flag)
-                s << ' ' << upper(p.key);
+                s << ' ' << asciiUpper(p.key);
             s << "  " << p.help;
             std::string detail = rangeText(p);
             if (p.required)

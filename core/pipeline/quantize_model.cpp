@@ -115,12 +115,7 @@ std::vector<QuantizedLayer> quantizeGroup(const std::vector<Target>& group, Role
         ws.push_back(&t.W);
 
     if (c.method == QuantMethod::Awq) {
-        AwqOptions o;
-        o.grid = c.grid;
-        o.searchScale = c.awqSearchScale;
-        o.clip = c.awqClip;
-        o.scaleGridPoints = c.awqGridPoints;
-        o.clipGridPoints = c.awqGridPoints;
+        const AwqOptions o = awqOptions(c);
         if (!in.gram || in.meanAbs.size() == 0)
             fail(ErrorCode::InvalidArgument, "", "AWQ needs calibration statistics of " + group.front().tensor->logicalName);
         std::optional<AwqScaleSearch> joint;

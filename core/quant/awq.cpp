@@ -1,6 +1,7 @@
 #include "quant/awq.h"
 
 #include "prune/checks.h"
+#include "quant/quant_method.h"
 #include "quant/rtn.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -11,6 +12,17 @@
 #include <string>
 
 namespace ll {
+
+AwqOptions awqOptions(const QuantConfig& c)
+{
+    AwqOptions o;
+    o.grid = c.grid;
+    o.searchScale = c.awqSearchScale;
+    o.clip = c.awqClip;
+    o.scaleGridPoints = c.awqGridPoints;
+    o.clipGridPoints = c.awqGridPoints;
+    return o;
+}
 
 namespace {
 

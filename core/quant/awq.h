@@ -39,6 +39,7 @@
 namespace ll {
 
 class Progress;
+struct QuantConfig;
 
 struct AwqOptions {
     QuantGrid grid{4, false, 128};
@@ -48,6 +49,9 @@ struct AwqOptions {
     int clipGridPoints = 20;
     double maxShrink = 0.5;
 };
+
+// A step's AWQ settings (grid, scale search, clipping, grid points) as the per-layer options.
+AwqOptions awqOptions(const QuantConfig& c);
 
 struct AwqScaleSearch {
     Eigen::VectorXf scales;             // (in,) the winning s
