@@ -10,6 +10,7 @@
 #include "compression_panel.h"
 #include "compression_preview.h"
 #include "histogram_plot.h"
+#include "job_runner.h"
 #include "main_window.h"
 #include "perplexity_panel.h"
 #include "model_browser.h"
@@ -26,6 +27,7 @@
 #include "model/tensor_data.h"
 #include "recipe/recipe.h"
 #include "stats/tensor_stats.h"
+#include "util/threads.h"
 
 #include <QElapsedTimer>
 #include <QItemSelectionModel>
@@ -41,6 +43,9 @@
 #include <QTreeView>
 #include <QUndoStack>
 #include <QtTest>
+
+#include <barrier>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -107,6 +112,43 @@ bool waitApplied(CompressionPanel* p, QSignalSpy& spy, int ms = 120000)
 class TestGuiWorkbench : public QObject {
     Q_OBJECT
 private slots:
+
+    // One task manager (issue 14, item 4): every runner is known (busy and
+    // cancel-all in one place), and jobs running at once share the cores.
+    void jobsShareOneCpuBudget()
+    {
+        setComputeThreads(4);
+        const int before = JobRunner::runningCount();
+        JobRunner a, b;
+        std::barrier started(2), measured(2);
+        std::atomic<int> threadsA{0}, threadsB{0};
+        a.start([&](JobContext&) {
+            started.arrive_and_wait();
+            threadsA = computeThreads();
+            measured.arrive_and_wait();
+        });
+        b.start([&](JobContext&) {
+            started.arrive_and_wait();
+            threadsB = computeThreads();
+            measured.arrive_and_wait();
+        });
+        QCOMPARE(JobRunner::runningCount(), before + 2);
+        QTRY_VERIFY_WITH_TIMEOUT(!a.isRunning() && !b.isRunning(), 10000);
+        QCOMPARE(threadsA.load(), 2);
+        QCOMPARE(threadsB.load(), 2);
+        QCOMPARE(JobRunner::runningCount(), before);
+        // cancelAll reaches a job of any runner.
+        std::atomic<bool> sawCancel{false};
+        a.start([&](JobContext& job) {
+            while (!job.cancelled())
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            sawCancel = true;
+        });
+        JobRunner::cancelAll();
+        QTRY_VERIFY_WITH_TIMEOUT(!a.isRunning(), 10000);
+        QVERIFY(sawCancel.load());
+        setComputeThreads(0);
+    }
     void initTestCase()
     {
         QStandardPaths::setTestModeEnabled(true);

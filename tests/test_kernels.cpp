@@ -27,6 +27,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <barrier>
+#include <thread>
 
 using namespace ll;
 
@@ -312,6 +314,38 @@ private slots:
                         QVERIFY2(std::fabs(gridDot(L, row.data(), x.data()) - exact) <= kDotRelTol * magnitude, qPrintable(what));
                     }
         }
+    }
+
+    // One CPU budget (util/threads.h): jobs holding a ComputeShare at the same
+    // time split computeThreads(); alone, or without a share, they get it all.
+    void jobsShareTheComputeThreads()
+    {
+        LevelGuard guard;
+        setComputeThreads(4);
+        QCOMPARE(computeThreads(), 4);
+        QCOMPARE(computeShares(), 0);
+        const auto sharesOf = [](int jobs) {
+            std::vector<int> seen(static_cast<size_t>(jobs));
+            std::barrier registered(jobs), measured(jobs);
+            std::vector<std::thread> threads;
+            for (int j = 0; j < jobs; ++j)
+                threads.emplace_back([&, j] {
+                    const ComputeShare share;
+                    const ComputeShare nested; // counts once
+                    registered.arrive_and_wait();
+                    seen[static_cast<size_t>(j)] = computeThreads();
+                    measured.arrive_and_wait();
+                });
+            for (auto& t : threads)
+                t.join();
+            return seen;
+        };
+        QCOMPARE(sharesOf(1), std::vector<int>({4}));
+        QCOMPARE(sharesOf(2), std::vector<int>({2, 2}));
+        QCOMPARE(sharesOf(3), std::vector<int>({1, 1, 1})); // 4 / 3, rounded down
+        QCOMPARE(sharesOf(5), std::vector<int>({1, 1, 1, 1, 1})); // never below one
+        QCOMPARE(computeShares(), 0);
+        QCOMPARE(computeThreads(), 4); // this thread holds none
     }
 
     void matmulMatchesTheReferenceProduct_data()

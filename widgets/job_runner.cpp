@@ -1,5 +1,7 @@
 #include "job_runner.h"
 
+#include "util/threads.h"
+
 #include <QMetaObject>
 #include <QThread>
 #include <QTimer>
@@ -112,8 +114,29 @@ void JobContext::post(std::function<void()> fn)
     }, Qt::QueuedConnection);
 }
 
+namespace {
+// The runners that exist (created and destroyed on the GUI thread).
+std::vector<JobRunner*>& allRunners()
+{
+    static std::vector<JobRunner*> runners;
+    return runners;
+}
+} // namespace
+
+int JobRunner::runningCount()
+{
+    return static_cast<int>(std::count_if(allRunners().begin(), allRunners().end(), [](const JobRunner* r) { return r->isRunning(); }));
+}
+
+void JobRunner::cancelAll()
+{
+    for (JobRunner* r : allRunners())
+        r->cancel();
+}
+
 JobRunner::JobRunner(QObject* parent) : QObject(parent), clock_(new QTimer(this))
 {
+    allRunners().push_back(this);
     // The time left (or elapsed) moves on between the core's reports.
     clock_->setInterval(1000);
     connect(clock_, &QTimer::timeout, this, [this] {
@@ -125,6 +148,7 @@ JobRunner::JobRunner(QObject* parent) : QObject(parent), clock_(new QTimer(this)
 
 JobRunner::~JobRunner()
 {
+    std::erase(allRunners(), this);
     current_ = 0;
     for (Job& j : jobs_)
         j.context->cancel_.store(true);
@@ -148,6 +172,7 @@ uint64_t JobRunner::start(Work work)
     JobRunner* self = this;
     QThread* thread = QThread::create([self, id, context, work = std::move(work)] {
         try {
+            const ComputeShare share; // one CPU budget for the jobs that run at once
             work(*context);
         } catch (...) {
             // The work function reports its own errors; nothing may escape a thread.

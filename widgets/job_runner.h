@@ -105,6 +105,11 @@ public:
     void cancelAndWait();
 
     bool isRunning() const { return current_ != 0; }
+    // Every runner of the process (the GUI thread's): one place that knows
+    // whether anything runs, and that can stop it all. Jobs of runners that
+    // run at once share the CPU (ll::ComputeShare): each gets its part of the cores.
+    static int runningCount();
+    static void cancelAll();
     bool isCancelling() const;
     uint64_t currentJob() const { return current_; }
     // Threads still alive, abandoned ones included.

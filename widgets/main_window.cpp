@@ -15,6 +15,7 @@
 #include "memory_status.h"
 #include "model_browser.h"
 #include "history_panel.h"
+#include "job_runner.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
 #include "quick_compress.h"
@@ -339,15 +340,9 @@ void MainWindow::syncSelection()
 void MainWindow::stopJobs()
 {
     // Ask every job to stop now; the views wait for their threads when they are destroyed.
-    compression_->cancel();
-    if (sensitivity_)
-        sensitivity_->cancel();
-    perplexity_->cancel();
-    generate_->stop();
-    activations_->cancel();
-    recipe_->cancel();
-    if (compare_)
-        compare_->cancel();
+    compression_->cancel(); // also a pending preview
+    generate_->stop();      // shows "Stopping…"
+    JobRunner::cancelAll();
 }
 
 void MainWindow::setPresentationMode(bool on)
@@ -399,9 +394,8 @@ QDockWidget* MainWindow::dockNamed(const QString& name) const
 
 bool MainWindow::isBusy() const
 {
-    return inspector_->isBusy() || perplexity_->isRunning() || generate_->isRunning() || activations_->isBusy()
-           || compression_->isBusy() || compression_->isPreviewPending() || recipe_->isBusy() || (sensitivity_ && sensitivity_->isBusy())
-           || (compare_ && compare_->isBusy());
+    // Every panel's and dialog's runner (JobRunner's registry), the inspector's statistics, a preview about to start.
+    return JobRunner::runningCount() > 0 || inspector_->isBusy() || compression_->isPreviewPending();
 }
 
 void MainWindow::makeSmallerModel()

@@ -25,7 +25,26 @@ int defaultThreads()
 }
 
 std::atomic<int> gThreads{0};
+std::atomic<int> gShares{0};
+thread_local int tShareDepth = 0; // nested shares on one thread count once
 } // namespace
+
+ComputeShare::ComputeShare()
+{
+    if (tShareDepth++ == 0)
+        gShares.fetch_add(1);
+}
+
+ComputeShare::~ComputeShare()
+{
+    if (--tShareDepth == 0)
+        gShares.fetch_sub(1);
+}
+
+int computeShares()
+{
+    return gShares.load();
+}
 
 void setComputeThreads(int threads)
 {
@@ -42,6 +61,8 @@ int computeThreads()
         gThreads.store(n);
         Eigen::setNbThreads(n);
     }
+    if (tShareDepth > 0)
+        n = std::max(1, n / std::max(1, gShares.load()));
     return n;
 }
 

@@ -12,7 +12,25 @@ namespace ll {
 
 // 0 = every core the process may use.
 void setComputeThreads(int threads);
+// The threads the calling thread's work may use: the whole budget, or its
+// share of it when it runs as one of several jobs (ComputeShare).
 int computeThreads();
+
+// One CPU budget for jobs that run at the same time (the GUI's panels, each
+// on a thread of its own): while n threads hold a ComputeShare, each of them
+// gets computeThreads() = budget / n (at least 1), re-read at every parallel
+// loop, so two panels never ask for twice the cores and a job that is left
+// alone gets them all back. Threads without one (the CLI) get the whole budget.
+// Eigen's own GEMM threading (Eigen::setNbThreads) stays process-wide.
+class ComputeShare {
+public:
+    ComputeShare();
+    ~ComputeShare();
+    ComputeShare(const ComputeShare&) = delete;
+    ComputeShare& operator=(const ComputeShare&) = delete;
+};
+// Threads holding a ComputeShare now.
+int computeShares();
 // True inside one of the engine's parallel loops (nested loops then run serially).
 bool inParallelRegion();
 
