@@ -44,6 +44,7 @@
 #include <QPushButton>
 #include <QMimeData>
 #include <QScreen>
+#include <QScrollArea>
 #include <QShowEvent>
 #include <QToolBar>
 #include <QSettings>
@@ -61,6 +62,21 @@ static void initLayerLabResources()
 }
 
 namespace ll::gui {
+
+namespace {
+// A panel in a scroll area: the dock may then be narrower (or shorter) than
+// the panel's own minimum, which scrolls instead of widening the window (at
+// 150 % zoom the tabbed panels' minimums alone exceeded a 1280-pixel screen).
+QScrollArea* scrollable(QWidget* panel)
+{
+    auto* scroll = new QScrollArea;
+    scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setWidgetResizable(true);
+    scroll->setWidget(panel);
+    return scroll;
+}
+} // namespace
+
 
 namespace {
 constexpr int kMaxRecent = 10;
@@ -115,7 +131,7 @@ MainWindow::MainWindow(QWidget* parent)
         auto* l = new QVBoxLayout(page);
         l->setContentsMargins(8, 6, 8, 6);
         l->addWidget(panel);
-        return page;
+        return scrollable(page);
     };
     perplexity_ = new PerplexityPanel(document_, engines_, this);
     evaluateDock_ = new QDockWidget(tr("Evaluate"), this);
@@ -130,7 +146,7 @@ MainWindow::MainWindow(QWidget* parent)
     connect(perplexity_, &PerplexityPanel::textSourceChanged, activations_, &ActivationView::evaluationTextChanged);
     activationDock_ = new QDockWidget(tr("Activations"), this);
     activationDock_->setObjectName(QStringLiteral("activationDock"));
-    activationDock_->setWidget(activations_);
+    activationDock_->setWidget(scrollable(activations_));
     compression_ = new CompressionPanel(document_, this);
     compressDock_ = new QDockWidget(tr("Compress"), this);
     compressDock_->setObjectName(QStringLiteral("compressDock"));
@@ -157,7 +173,7 @@ MainWindow::MainWindow(QWidget* parent)
             [this](const QString& path) { perplexity_->setTextSource(TextSource{path}); });
     sensitivityDock_ = new QDockWidget(tr("Sensitivity"), this);
     sensitivityDock_->setObjectName(QStringLiteral("sensitivityDock"));
-    sensitivityDock_->setWidget(sensitivity_);
+    sensitivityDock_->setWidget(scrollable(sensitivity_));
     tabifyDockWidget(activationDock_, sensitivityDock_);
     compressDock_->raise();
 
@@ -180,7 +196,7 @@ MainWindow::MainWindow(QWidget* parent)
     compare_ = new ComparePanel(document_, perplexity_, recipe_, this);
     compareDock_ = new QDockWidget(tr("Compare"), this);
     compareDock_->setObjectName(QStringLiteral("compareDock"));
-    compareDock_->setWidget(compare_);
+    compareDock_->setWidget(scrollable(compare_));
     tabifyDockWidget(evaluateDock_, compareDock_);
     compressDock_->raise();
     // The tree's selection is what the compression panel applies to.

@@ -56,8 +56,9 @@ RecipePanel::RecipePanel(ModelDocument* document, QWidget* parent)
         examples->addAction(f.fileName(), this, [this, path] { loadFrom(path); });
     }
     examplesButton_->setMenu(examples);
-    removeButton_ = new QPushButton(tr("Remove step"), this);
-    removeButton_->setToolTip(tr("Replay the recipe without the selected step"));
+    // Short labels: this row sets the dock's minimum width (at 150 % zoom the window must fit 1280 pixels).
+    removeButton_ = new QPushButton(tr("Remove"), this);
+    removeButton_->setToolTip(tr("Remove the selected step: the recipe is replayed without it"));
     cancelButton_ = new QPushButton(tr("Cancel"), this);
     cancelButton_->hide();
 
