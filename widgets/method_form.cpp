@@ -153,8 +153,11 @@ void MethodForm::setMethod(const MethodSpec* spec)
 {
     spec_ = spec;
     while (form_->rowCount() > 0) {
+        // The widgets stay ours (rows_); the layout items wrapping them are the caller's to delete
+        // (LeakSanitizer found 328 of them in the registry's GUI test).
         const QFormLayout::TakeRowResult taken = form_->takeRow(0);
-        (void)taken; // the widgets stay ours (rows_)
+        delete taken.labelItem;
+        delete taken.fieldItem;
     }
     for (auto& [key, row] : rows_) {
         if (!spec || !spec->takes(key))

@@ -77,6 +77,14 @@ ModelDocument::ModelDocument(QObject* parent)
 {
 }
 
+ModelDocument::~ModelDocument()
+{
+    // The stack is our child: QObject destroys it after this destructor, when this is no
+    // longer a ModelDocument, and its clear() would signal views that call back into us
+    // (UBSan found the History dock doing so). Views get no signal from a dying document.
+    undo_->blockSignals(true);
+}
+
 QString ModelDocument::open(const QString& path)
 {
     if (path.trimmed().isEmpty())

@@ -22,6 +22,7 @@ class ModelDocument : public QObject {
     Q_OBJECT
 public:
     explicit ModelDocument(QObject* parent = nullptr);
+    ~ModelDocument() override;
 
     // Opens a checkpoint; on failure returns a message for the user and keeps
     // the previous model. Returns an empty string on success.
