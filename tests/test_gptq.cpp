@@ -403,7 +403,7 @@ void TestGptq::bitsAndLayerResult()
 {
     const MatrixRM W = randomMatrix(16, 64, 13);
     const Eigen::MatrixXf H = correlatedGram(64, 256, 14);
-    QuantInputs in;
+    LayerInputs in;
     in.gram = &H;
     GptqOptions o;
     o.grid = {4, false, 32};

@@ -128,7 +128,7 @@ private slots:
         const MatrixRM W = randomMatrix(48, 96, 7);
         const MatrixRM X = randomMatrix(256, 96, 8, 1.0f);
         const Eigen::MatrixXf gram = (X.transpose() * X).eval();
-        QuantInputs in;
+        LayerInputs in;
         in.gram = &gram;
         in.meanAbs = X.cwiseAbs().colwise().mean().transpose();
         in.maxAbs = X.cwiseAbs().colwise().maxCoeff().transpose();
@@ -228,7 +228,7 @@ private slots:
         lorc.lorcRank = 2;
         const MatrixRM X = randomMatrix(128, 64, 11, 1.0f);
         const Eigen::MatrixXf gram = (X.transpose() * X).eval();
-        QuantInputs in;
+        LayerInputs in;
         in.gram = &gram;
         QuantizedLayer q = quantizeLayer(W, lorc, in);
         QVERIFY(!takePackedTensor(q).has_value());

@@ -52,7 +52,7 @@ MatrixRM outlierInputs(Eigen::Index tokens, Eigen::Index in, unsigned seed, std:
 struct Calib {
     MatrixRM X;
     Eigen::MatrixXf gram;
-    QuantInputs in;
+    LayerInputs in;
 };
 
 Calib calibFrom(MatrixRM X)

@@ -59,7 +59,7 @@ void fillCurve(PreviewResult& r, const RecipeStep& step, const MatrixRM& W, cons
         const ParamSpec* bitsParam = spec.param("bits");
         if (!bitsParam || bitsParam->min == bitsParam->max)
             return;
-        QuantInputs in;
+        LayerInputs in;
         if (stats) {
             in.gram = &gram;
             in.meanAbs = stats->meanAbs();

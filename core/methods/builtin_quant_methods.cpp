@@ -122,7 +122,7 @@ MethodTeaching teaching(const char* what, const char* formula, const char* when,
 
 // Formats with their own packing (codes and bits from their modules; not dequantizePacked's).
 QuantizedLayer fromDense(const MatrixRM& W, MatrixRM What, std::vector<uint8_t> codes, int codeBits, double bitsPerWeight,
-                         std::string method, const QuantInputs& in)
+                         std::string method, const LayerInputs& in)
 {
     QuantizedLayer out;
     out.method = std::move(method);
@@ -138,7 +138,7 @@ QuantizedLayer fromDense(const MatrixRM& W, MatrixRM What, std::vector<uint8_t> 
 
 // ---- the methods ----------------------------------------------------------
 
-QuantizedLayer runRtn(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress*)
+QuantizedLayer runRtn(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     RtnResult r = rtnQuantize(W, c.grid);
     QuantizedLayer out;
@@ -171,7 +171,7 @@ const MethodSpec& specRtn()
     return spec;
 }
 
-QuantizedLayer runGptq(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress* progress)
+QuantizedLayer runGptq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
     return gptqLayer(W, in, gptqOptions(c), progress);
 }
@@ -201,7 +201,7 @@ const MethodSpec& specGptq()
     return spec;
 }
 
-QuantizedLayer runAwq(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress* progress)
+QuantizedLayer runAwq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
     return awqQuantize(W, in, awqOptions(c), nullptr, progress);
 }
@@ -229,7 +229,7 @@ const MethodSpec& specAwq()
     return spec;
 }
 
-QuantizedLayer runSmoothQuant(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress*)
+QuantizedLayer runSmoothQuant(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     SmoothQuantOptions o;
     o.alpha = c.smoothAlpha;
@@ -270,7 +270,7 @@ const MethodSpec& specSmoothQuant()
     return spec;
 }
 
-QuantizedLayer runInt8(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress*)
+QuantizedLayer runInt8(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     Int8OutlierOptions o;
     o.threshold = c.int8Threshold;
@@ -314,7 +314,7 @@ const MethodSpec& specInt8()
     return spec;
 }
 
-QuantizedLayer runOwq(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress* progress)
+QuantizedLayer runOwq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
     OutlierAwareOptions o;
     o.gptq = gptqOptions(c);
@@ -352,7 +352,7 @@ const MethodSpec& specOwq()
     return spec;
 }
 
-QuantizedLayer runSpqr(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress* progress)
+QuantizedLayer runSpqr(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
     OutlierAwareOptions o;
     o.gptq = gptqOptions(c);
@@ -389,7 +389,7 @@ const MethodSpec& specSpqr()
     return spec;
 }
 
-QuantizedLayer runBcq(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress*)
+QuantizedLayer runBcq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     BcqOptions o;
     o.bits = c.grid.bits;
@@ -420,7 +420,7 @@ const MethodSpec& specBcq()
     return spec;
 }
 
-QuantizedLayer runNf4(const MatrixRM& W, const QuantConfig&, const QuantInputs& in, Progress*)
+QuantizedLayer runNf4(const MatrixRM& W, const QuantConfig&, const LayerInputs& in, Progress*)
 {
     const Nf4Options o;
     Nf4Result r = nf4Quantize(W);
@@ -459,7 +459,7 @@ const MethodSpec& specNf4()
     return spec;
 }
 
-QuantizedLayer runFp8(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress*)
+QuantizedLayer runFp8(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     Fp8Result r = fp8Quantize(W, c.fp8Format, true);
     std::vector<float> scales = std::move(r.scales);
@@ -500,7 +500,7 @@ const MethodSpec& specFp8()
     return spec;
 }
 
-QuantizedLayer runFp4(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress*)
+QuantizedLayer runFp4(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     Fp4Options o;
     o.groupSize = c.grid.groupSize > 0 ? c.grid.groupSize : 0;
@@ -567,7 +567,7 @@ DType ggmlTypeNamed(const std::string& name)
     fail(ErrorCode::InvalidArgument, "", "unknown ggml type " + name);
 }
 
-QuantizedLayer runGgml(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress*)
+QuantizedLayer runGgml(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     if (!canQuantizeGgml(c.ggmlType))
         fail(ErrorCode::InvalidArgument, "", "cannot quantize to ggml type " + std::string(dtypeName(c.ggmlType)));

@@ -17,7 +17,7 @@ namespace ll {
 
 class Progress;
 struct QuantConfig;
-struct QuantInputs;
+struct LayerInputs;
 struct QuantizedLayer;
 
 enum class StepAction { Quantize, Prune, Factorize };
@@ -56,7 +56,7 @@ struct ParamSpec {
     bool advanced = false;            // shown after the main parameters
 };
 
-// Statistics of the layer's calibration inputs a method reads (QuantInputs).
+// Statistics of the layer's calibration inputs a method reads (LayerInputs).
 enum MethodNeeds : unsigned {
     kNeedsNothing = 0,
     kNeedsGram = 1u << 0,     // X^T X
@@ -86,7 +86,7 @@ struct MethodSpec {
 
     // Quantization. `configure` fills QuantConfig's typed fields of a built-in
     // method from its checked parameters; a new method reads QuantConfig::params.
-    QuantizedLayer (*quantize)(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress* p) = nullptr;
+    QuantizedLayer (*quantize)(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* p) = nullptr;
     void (*configure)(const ParamValues& p, QuantConfig& c) = nullptr;
     std::string (*label)(const QuantConfig& c) = nullptr;     // results: "gptq w4 asym g32"; default "<id> <grid>"
     std::string (*badge)(const ParamValues& p) = nullptr;     // the tree: "GPTQ 4b g32"; default per action

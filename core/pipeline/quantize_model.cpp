@@ -106,7 +106,7 @@ bool scaleFoldable(const Transformer& t, int block, Role inputRole)
 
 // Quantizes the targets that read one input (q,k,v / o / gate,up / down).
 std::vector<QuantizedLayer> quantizeGroup(const std::vector<Target>& group, Role inputRole, bool foldable,
-                                          const QuantInputs& in, const QuantizeModelOptions& opt, Progress* progress)
+                                          const LayerInputs& in, const QuantizeModelOptions& opt, Progress* progress)
 {
     const QuantConfig& c = opt.config;
     std::vector<QuantizedLayer> out;
@@ -405,7 +405,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                     const Eigen::MatrixXf gram = st->gramFloat();
                     // The double sums are not needed once converted (969 MB at a 7B's down_proj input).
                     st->releaseGram();
-                    QuantInputs in;
+                    LayerInputs in;
                     in.gram = &gram;
                     in.meanAbs = st->meanAbs();
                     in.maxAbs = st->maxAbs;

@@ -23,11 +23,14 @@
 
 namespace ll {
 
-// What a method may know about the layer's calibration inputs X (tokens, in).
+// What a method may know about the layer's calibration inputs X (tokens, in):
+// one type for quantization, pruning and low rank.
 struct LayerInputs {
-    const Eigen::MatrixXf* gram = nullptr; // (in, in) X^T X; SparseGPT, whitening, the output error
+    const Eigen::MatrixXf* gram = nullptr; // (in, in) X^T X: GPTQ's Hessian, SparseGPT, whitening, AWQ's losses, the output error
     Eigen::VectorXf inputNorm;             // (in,) ||X_j|| or RMS (Wanda); taken from gram when empty
-    Eigen::VectorXf meanAbs;               // (in,) mean |x_j| (ASVD)
+    Eigen::VectorXf meanAbs;               // (in,) mean |x_j| (AWQ, ASVD)
+    Eigen::VectorXf maxAbs;                // (in,) max |x_j| (SmoothQuant, LLM.int8's outlier columns)
+    const MatrixRM* samples = nullptr;     // (tokens, in) captured inputs (W8A8 activation simulation)
 };
 
 struct CompressedLayer {

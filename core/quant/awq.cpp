@@ -45,7 +45,7 @@ MatrixRM scaleColumns(const MatrixRM& W, const Eigen::VectorXf& s)
     return W * s.asDiagonal();
 }
 
-void checkInputs(const MatrixRM& W, const QuantInputs& in, bool needMean)
+void checkInputs(const MatrixRM& W, const LayerInputs& in, bool needMean)
 {
     requireUsableWeights(W, "the weight matrix");
     if (!in.gram)
@@ -166,7 +166,7 @@ Eigen::MatrixXf awqSearchClip(const MatrixRM& Ws, const Eigen::MatrixXf& G, cons
     return best;
 }
 
-QuantizedLayer awqQuantize(const MatrixRM& W, const QuantInputs& in, const AwqOptions& o, const Eigen::VectorXf* scales,
+QuantizedLayer awqQuantize(const MatrixRM& W, const LayerInputs& in, const AwqOptions& o, const Eigen::VectorXf* scales,
                            Progress* progress)
 {
     validateGrid(o.grid);

@@ -76,7 +76,7 @@ MatrixRM applyClip(const MatrixRM& W, const Eigen::MatrixXf& maxVal, int64_t gro
 // One linear: W^ = Q(clip(W diag(s))) diag(s)^-1 with s from `scales` (when
 // given, e.g. found jointly for q,k,v) or from a search on this layer alone.
 // inputs.gram and inputs.meanAbs are required for the searches.
-QuantizedLayer awqQuantize(const MatrixRM& W, const QuantInputs& inputs, const AwqOptions& options,
+QuantizedLayer awqQuantize(const MatrixRM& W, const LayerInputs& inputs, const AwqOptions& options,
                            const Eigen::VectorXf* scales = nullptr, Progress* progress = nullptr);
 
 } // namespace ll

@@ -120,7 +120,7 @@ double bcqFitSlice(const float* x, int64_t n, const BcqOptions& o, float* alpha,
     return err;
 }
 
-QuantizedLayer bcqQuantize(const MatrixRM& W, const BcqOptions& o, const QuantInputs& in)
+QuantizedLayer bcqQuantize(const MatrixRM& W, const BcqOptions& o, const LayerInputs& in)
 {
     requireUsableWeights(W, "the weight matrix");
     if (o.bits < 1 || o.bits > 8)

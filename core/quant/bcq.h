@@ -29,6 +29,6 @@ struct BcqOptions {
 // Returns the squared error ||x - x^||^2.
 double bcqFitSlice(const float* x, int64_t n, const BcqOptions& options, float* alpha, uint8_t* codes);
 
-QuantizedLayer bcqQuantize(const MatrixRM& W, const BcqOptions& options, const QuantInputs& inputs = {});
+QuantizedLayer bcqQuantize(const MatrixRM& W, const BcqOptions& options, const LayerInputs& inputs = {});
 
 } // namespace ll

@@ -365,7 +365,7 @@ GptqResult gptqQuantizeRef(const MatrixRM& W, const Eigen::MatrixXf& H, const Gp
     return finish(p, o, Q, codesP, lossP, loss);
 }
 
-QuantizedLayer quantizedLayerFromGptq(const MatrixRM& W, GptqResult r, const QuantInputs& in, const GptqOptions& o)
+QuantizedLayer quantizedLayerFromGptq(const MatrixRM& W, GptqResult r, const LayerInputs& in, const GptqOptions& o)
 {
     QuantizedLayer out;
     out.method = "gptq " + o.grid.label() + (o.actOrder ? " act-order" : "") + (o.staticGroups ? " static" : "");
@@ -401,7 +401,7 @@ QuantizedLayer quantizedLayerFromGptq(const MatrixRM& W, GptqResult r, const Qua
     return out;
 }
 
-QuantizedLayer gptqLayer(const MatrixRM& W, const QuantInputs& in, const GptqOptions& o, Progress* progress)
+QuantizedLayer gptqLayer(const MatrixRM& W, const LayerInputs& in, const GptqOptions& o, Progress* progress)
 {
     if (!in.gram)
         fail(ErrorCode::InvalidArgument, "", "GPTQ needs the calibration Gram matrix (the Hessian) of the layer's inputs");

@@ -78,9 +78,9 @@ GptqResult gptqQuantizeRef(const MatrixRM& W, const Eigen::MatrixXf& H, const Gp
 // The common layer result: packed codes, bits (g_idx included), loss, errors.
 // inputs.gram is the Hessian (required). Kept weights (options.keep) become
 // sparse 16-bit outliers.
-QuantizedLayer gptqLayer(const MatrixRM& W, const QuantInputs& inputs, const GptqOptions& options,
+QuantizedLayer gptqLayer(const MatrixRM& W, const LayerInputs& inputs, const GptqOptions& options,
                          Progress* progress = nullptr);
-QuantizedLayer quantizedLayerFromGptq(const MatrixRM& W, GptqResult r, const QuantInputs& inputs,
+QuantizedLayer quantizedLayerFromGptq(const MatrixRM& W, GptqResult r, const LayerInputs& inputs,
                                       const GptqOptions& options);
 
 } // namespace ll

@@ -116,7 +116,7 @@ HqqResult hqqQuantize(const MatrixRM& W, const HqqOptions& o)
 
 namespace {
 
-QuantizedLayer runHqq(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress*)
+QuantizedLayer runHqq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     HqqOptions o;
     o.bits = c.grid.bits;

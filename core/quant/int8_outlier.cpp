@@ -135,7 +135,7 @@ std::vector<int32_t> activationOutlierColumns(const Eigen::VectorXf& maxAbs, dou
     return cols;
 }
 
-QuantizedLayer int8OutlierQuantize(const MatrixRM& W, const QuantInputs& in, const Int8OutlierOptions& o)
+QuantizedLayer int8OutlierQuantize(const MatrixRM& W, const LayerInputs& in, const Int8OutlierOptions& o)
 {
     requireUsableWeights(W, "the weight matrix");
     if (in.maxAbs.size() == 0)

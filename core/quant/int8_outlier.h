@@ -63,6 +63,6 @@ std::vector<int32_t> activationOutlierColumns(const Eigen::VectorXf& maxAbs, dou
 
 // inputs.maxAbs is required; inputs.gram gives the (weight-only) output error,
 // inputs.samples the W8A8 simulation (info "w8a8_output_error").
-QuantizedLayer int8OutlierQuantize(const MatrixRM& W, const QuantInputs& inputs, const Int8OutlierOptions& options = {});
+QuantizedLayer int8OutlierQuantize(const MatrixRM& W, const LayerInputs& inputs, const Int8OutlierOptions& options = {});
 
 } // namespace ll

@@ -8,7 +8,7 @@
 
 namespace ll {
 
-QuantizedLayer lorcCorrect(const MatrixRM& W, QuantizedLayer base, int64_t rank, const QuantInputs& in, Progress* progress)
+QuantizedLayer lorcCorrect(const MatrixRM& W, QuantizedLayer base, int64_t rank, const LayerInputs& in, Progress* progress)
 {
     if (base.weights.rows() != W.rows() || base.weights.cols() != W.cols())
         fail(ErrorCode::InvalidArgument, "", "LoRC: the quantized layer does not match the weight matrix");

@@ -16,7 +16,7 @@ class Progress;
 // `base` is any method's result for W; returns it with the correction added,
 // the factors in factorA / factorB and the error report recomputed.
 // rank 0 returns base unchanged. Throws InvalidArgument for a rank above min(out, in).
-QuantizedLayer lorcCorrect(const MatrixRM& W, QuantizedLayer base, int64_t rank, const QuantInputs& inputs,
+QuantizedLayer lorcCorrect(const MatrixRM& W, QuantizedLayer base, int64_t rank, const LayerInputs& inputs,
                            Progress* progress = nullptr);
 
 } // namespace ll

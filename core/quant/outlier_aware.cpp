@@ -17,7 +17,7 @@ namespace ll {
 namespace {
 
 // RTN on the grid with kept weights left out of the ranges and kept as they are.
-QuantizedLayer rtnWithKeep(const MatrixRM& W, const std::vector<char>& keep, const QuantGrid& grid, const QuantInputs& in)
+QuantizedLayer rtnWithKeep(const MatrixRM& W, const std::vector<char>& keep, const QuantGrid& grid, const LayerInputs& in)
 {
     MatrixRM Wr = W;
     for (int64_t i = 0; i < W.size(); ++i)
@@ -45,7 +45,7 @@ QuantizedLayer rtnWithKeep(const MatrixRM& W, const std::vector<char>& keep, con
     return out;
 }
 
-QuantizedLayer quantizeWithKeep(const MatrixRM& W, const QuantInputs& in, const OutlierAwareOptions& o,
+QuantizedLayer quantizeWithKeep(const MatrixRM& W, const LayerInputs& in, const OutlierAwareOptions& o,
                                 const std::vector<char>& keep, std::vector<int32_t> lastColumns, Progress* progress)
 {
     if (!o.useGptq)
@@ -57,7 +57,7 @@ QuantizedLayer quantizeWithKeep(const MatrixRM& W, const QuantInputs& in, const 
     return out;
 }
 
-void requireHessian(const MatrixRM& W, const QuantInputs& in, const char* what)
+void requireHessian(const MatrixRM& W, const LayerInputs& in, const char* what)
 {
     requireUsableWeights(W, "the weight matrix");
     if (!in.gram)
@@ -82,7 +82,7 @@ std::vector<int32_t> owqSensitiveColumns(const MatrixRM& W, const Eigen::MatrixX
     return idx;
 }
 
-QuantizedLayer owqQuantize(const MatrixRM& W, const QuantInputs& in, const OutlierAwareOptions& o, Progress* progress)
+QuantizedLayer owqQuantize(const MatrixRM& W, const LayerInputs& in, const OutlierAwareOptions& o, Progress* progress)
 {
     requireHessian(W, in, "OWQ");
     if (o.columns < 0 || o.columns > W.cols())
@@ -108,7 +108,7 @@ QuantizedLayer owqQuantize(const MatrixRM& W, const QuantInputs& in, const Outli
     return out;
 }
 
-QuantizedLayer spqrQuantize(const MatrixRM& W, const QuantInputs& in, const OutlierAwareOptions& o, Progress* progress)
+QuantizedLayer spqrQuantize(const MatrixRM& W, const LayerInputs& in, const OutlierAwareOptions& o, Progress* progress)
 {
     requireHessian(W, in, "SpQR-style outlier quantization");
     if (!(o.fraction >= 0.0 && o.fraction < 1.0))

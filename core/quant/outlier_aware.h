@@ -38,9 +38,9 @@ struct OutlierAwareOptions {
 };
 
 // inputs.gram is required.
-QuantizedLayer owqQuantize(const MatrixRM& W, const QuantInputs& inputs, const OutlierAwareOptions& options,
+QuantizedLayer owqQuantize(const MatrixRM& W, const LayerInputs& inputs, const OutlierAwareOptions& options,
                            Progress* progress = nullptr);
-QuantizedLayer spqrQuantize(const MatrixRM& W, const QuantInputs& inputs, const OutlierAwareOptions& options,
+QuantizedLayer spqrQuantize(const MatrixRM& W, const LayerInputs& inputs, const OutlierAwareOptions& options,
                             Progress* progress = nullptr);
 
 } // namespace ll

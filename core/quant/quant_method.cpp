@@ -19,7 +19,7 @@ const MethodSpec& specOf(const QuantConfig& c)
     return spec;
 }
 
-QuantizedLayer runMethod(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress* progress)
+QuantizedLayer runMethod(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
     return specOf(c).quantize(W, c, in, progress);
 }
@@ -39,7 +39,7 @@ std::string QuantConfig::label() const
     return s;
 }
 
-QuantizedLayer quantizeLayer(const MatrixRM& W, const QuantConfig& c, const QuantInputs& in, Progress* progress)
+QuantizedLayer quantizeLayer(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
     throwIfCancelled(progress);
     if (c.lorcRank <= 0)
@@ -55,7 +55,7 @@ namespace {
 
 template <class Vary>
 std::vector<ErrorCurvePoint> curve(const MatrixRM& W, const QuantConfig& config, const std::vector<int>& xs,
-                                   const QuantInputs& in, Progress* progress, Vary vary)
+                                   const LayerInputs& in, Progress* progress, Vary vary)
 {
     std::vector<ErrorCurvePoint> out;
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -75,13 +75,13 @@ std::vector<ErrorCurvePoint> curve(const MatrixRM& W, const QuantConfig& config,
 } // namespace
 
 std::vector<ErrorCurvePoint> quantErrorVsBits(const MatrixRM& W, const QuantConfig& config, const std::vector<int>& bits,
-                                              const QuantInputs& in, Progress* progress)
+                                              const LayerInputs& in, Progress* progress)
 {
     return curve(W, config, bits, in, progress, [](QuantConfig& c, int b) { c.grid.bits = b; });
 }
 
 std::vector<ErrorCurvePoint> quantErrorVsGroupSize(const MatrixRM& W, const QuantConfig& config,
-                                                   const std::vector<int>& groupSizes, const QuantInputs& in,
+                                                   const std::vector<int>& groupSizes, const LayerInputs& in,
                                                    Progress* progress)
 {
     return curve(W, config, groupSizes, in, progress, [](QuantConfig& c, int g) {

@@ -76,16 +76,16 @@ struct QuantConfig {
 // W: (out, in). Runs the registry entry of config.method. Throws
 // InvalidArgument for an unknown method or when the method lacks its statistics.
 // Cancellable where the method is (GPTQ between blocks, AWQ between grid points).
-QuantizedLayer quantizeLayer(const MatrixRM& W, const QuantConfig& config, const QuantInputs& inputs = {},
+QuantizedLayer quantizeLayer(const MatrixRM& W, const QuantConfig& config, const LayerInputs& inputs = {},
                              Progress* progress = nullptr);
 
 // Error curves for one layer and one method: x = the bits or the group size
 // (0 = per row), one point per value, bytesAfter / paramsAfter as the layer's.
 // Cancellable between points (Cancelled).
 std::vector<ErrorCurvePoint> quantErrorVsBits(const MatrixRM& W, const QuantConfig& config, const std::vector<int>& bits,
-                                              const QuantInputs& inputs = {}, Progress* progress = nullptr);
+                                              const LayerInputs& inputs = {}, Progress* progress = nullptr);
 std::vector<ErrorCurvePoint> quantErrorVsGroupSize(const MatrixRM& W, const QuantConfig& config,
-                                                   const std::vector<int>& groupSizes, const QuantInputs& inputs = {},
+                                                   const std::vector<int>& groupSizes, const LayerInputs& inputs = {},
                                                    Progress* progress = nullptr);
 std::vector<int> defaultBitSteps();        // 2, 3, 4, 5, 6, 7, 8
 std::vector<int> defaultGroupSizeSteps();  // 32, 64, 128, 0 (row)

@@ -69,7 +69,7 @@ MatrixRM dequantizePacked(const PackedQuant& p, int64_t rows, int64_t cols, cons
     return out;
 }
 
-void finishQuantizedLayer(QuantizedLayer& layer, const MatrixRM& W, MatrixRM What, const QuantInputs& inputs)
+void finishQuantizedLayer(QuantizedLayer& layer, const MatrixRM& W, MatrixRM What, const LayerInputs& inputs)
 {
     layer.paramsBefore = W.size();
     layer.bytesBefore = denseBytes(W.rows(), W.cols(), 32);

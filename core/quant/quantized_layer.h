@@ -30,14 +30,6 @@
 
 namespace ll {
 
-// What a quantization method may know about the layer's calibration inputs X (tokens, in).
-struct QuantInputs {
-    const Eigen::MatrixXf* gram = nullptr; // (in, in) X^T X (GPTQ Hessian, AWQ / clip losses, output error)
-    Eigen::VectorXf meanAbs;               // (in,) mean |x_j| (AWQ)
-    Eigen::VectorXf maxAbs;                // (in,) max |x_j| (SmoothQuant, LLM.int8 outlier columns)
-    const MatrixRM* samples = nullptr;     // (tokens, in) captured inputs (W8A8 activation simulation)
-};
-
 // Input-channel statistics straight from a Gram matrix when a method needs them and they were not given.
 Eigen::VectorXf rmsFromGram(const Eigen::MatrixXf& gram, int64_t tokens);
 
@@ -99,6 +91,6 @@ void addGridBits(BitsBreakdown& b, const QuantGrid& grid, int64_t rows, int64_t 
 // Fills the CompressedLayer part (weights, bytes before at 32 bits per value,
 // bytes after = bits / 8, the error report with the output error when
 // inputs.gram is set), bitsPerWeight and paramsAfter.
-void finishQuantizedLayer(QuantizedLayer& layer, const MatrixRM& W, MatrixRM What, const QuantInputs& inputs);
+void finishQuantizedLayer(QuantizedLayer& layer, const MatrixRM& W, MatrixRM What, const LayerInputs& inputs);
 
 } // namespace ll

@@ -35,7 +35,7 @@ Eigen::VectorXf smoothQuantScales(const Eigen::VectorXf& actMax, std::span<const
     return s;
 }
 
-QuantizedLayer smoothQuantLayer(const MatrixRM& W, const QuantInputs& in, const SmoothQuantOptions& o,
+QuantizedLayer smoothQuantLayer(const MatrixRM& W, const LayerInputs& in, const SmoothQuantOptions& o,
                                 const Eigen::VectorXf* scales)
 {
     requireUsableWeights(W, "the weight matrix");

@@ -35,7 +35,7 @@ struct SmoothQuantOptions {
 Eigen::VectorXf smoothQuantScales(const Eigen::VectorXf& actMax, std::span<const MatrixRM* const> Ws, double alpha);
 
 // inputs.maxAbs is required unless `scales` is given.
-QuantizedLayer smoothQuantLayer(const MatrixRM& W, const QuantInputs& inputs, const SmoothQuantOptions& options = {},
+QuantizedLayer smoothQuantLayer(const MatrixRM& W, const LayerInputs& inputs, const SmoothQuantOptions& options = {},
                                 const Eigen::VectorXf* scales = nullptr);
 
 } // namespace ll
