@@ -9,6 +9,7 @@
 #include "compare_panel.h"
 #include "compression_panel.h"
 #include "compression_preview.h"
+#include "export_dialog.h"
 #include "histogram_plot.h"
 #include "job_runner.h"
 #include "main_window.h"
@@ -24,6 +25,7 @@
 #include "analysis/model_size.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
+#include "export/gguf_export.h"
 #include "model/tensor_data.h"
 #include "recipe/recipe.h"
 #include "stats/tensor_stats.h"
@@ -45,6 +47,7 @@
 #include <QtTest>
 
 #include <barrier>
+#include <filesystem>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -462,6 +465,15 @@ private slots:
         QCOMPARE(qs.type, std::string("3-bit grid"));
         QCOMPARE(qs.bytes, quint64(64 * (2 * 5 + 64 * 3 / 8))); // 64 rows: 2 groups (float scale, byte zero), 24 bytes of codes
         QVERIFY(!qs.nominal);
+        // And the file File › Export writes by default: Compare names its exact size, which the written file has.
+        GgufExportOptions gguf;
+        gguf.preset = suggestedGgufPreset(w.document()->state());
+        const std::string out = test::scratchDir() + "/compare.gguf";
+        const ExportResult written = exportGguf(*w.document()->model(), out, gguf);
+        QCOMPARE(static_cast<uint64_t>(std::filesystem::file_size(out)), written.totalBytes);
+        QVERIFY2(shown.contains(formatBytes(written.totalBytes) + QStringLiteral(" (")
+                                + QString::fromLatin1(ggufPresetInfo(*gguf.preset).name)),
+                 qPrintable(shown));
     }
 
     // The event loop keeps turning while a step runs; closing mid-job is clean.

@@ -1,6 +1,7 @@
 #include "compare_panel.h"
 
 #include "eval_text.h"
+#include "export_dialog.h"
 #include "format.h"
 #include "job_failure.h"
 #include "job_runner.h"
@@ -12,6 +13,7 @@
 #include "analysis/model_size.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
+#include "export/gguf_export.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -298,8 +300,17 @@ void ComparePanel::compareWithOriginal()
             job.stage(0.1, 0.9, tr("scoring both models"));
             const ComparisonResult r = compareModels(base, *current, tokens, opt, &job);
             const ModelCost cost = estimateCost(state, opt.context);
+            // The file File › Export would write by default, to the byte (export/gguf_export.h).
+            std::optional<std::pair<GgufPreset, uint64_t>> gguf;
+            try {
+                GgufExportOptions g;
+                g.preset = suggestedGgufPreset(state);
+                gguf = {{*g.preset, estimateGgufExport(*state.model, g).totalBytes}};
+            } catch (const Error&) {
+                // a family GGUF cannot hold: no such row
+            }
             const QString name = text.displayName().toHtmlEscaped();
-            job.post([this, r, cost, name, ctx = opt.context] {
+            job.post([this, r, cost, gguf, name, ctx = opt.context] {
                 compareButton_->setEnabled(true);
                 const auto row = [](const QString& what, const QString& value) {
                     return QStringLiteral("<tr><td>%1</td><td align='right'>&nbsp;&nbsp;%2</td></tr>").arg(what, value);
@@ -312,6 +323,9 @@ void ComparePanel::compareWithOriginal()
                                                       .arg(formatBytes(static_cast<uint64_t>(cost.sourceBytes)),
                                                            formatBytes(static_cast<uint64_t>(cost.bytes)))
                                                       .arg(cost.compressionRatio, 0, 'f', 2));
+                if (gguf)
+                    html += row(tr("As a GGUF file"), tr("%1 (%2, as File › Export writes it)")
+                                                          .arg(formatBytes(gguf->second), QString::fromLatin1(ggufPresetInfo(gguf->first).name)));
                 html += row(tr("Bits per weight (block linears)"), QString::number(cost.bitsPerWeight, 'f', 3));
                 html += row(tr("Parameters"), formatExact(cost.parameters));
                 html += row(tr("FLOPs per token"), tr("%1 → %2 (context %3)")

@@ -388,11 +388,8 @@ QString ExportDialog::defaultFolder()
     return QDir(QStandardPaths::writableLocation(QStandardPaths::DocumentsLocation)).filePath(QStringLiteral("LayerLab"));
 }
 
-void ExportDialog::suggestGgufType()
+GgufPreset suggestedGgufPreset(const CompressionState& state)
 {
-    if (ggufChosen_)
-        return;
-    const CompressionState& state = document_->state();
     const bool quantized = std::any_of(state.steps.begin(), state.steps.end(),
                                        [](const RecipeStep& s) { return s.action == StepAction::Quantize; });
     const double bits = quantized ? state.linearBitsPerWeight() : 16.0;
@@ -409,6 +406,18 @@ void ExportDialog::suggestGgufType()
             nearest = std::abs(b - std::min(bits, 8.5));
             preset = p;
         }
+    return preset;
+}
+
+void ExportDialog::suggestGgufType()
+{
+    if (ggufChosen_)
+        return;
+    const CompressionState& state = document_->state();
+    const bool quantized = std::any_of(state.steps.begin(), state.steps.end(),
+                                       [](const RecipeStep& s) { return s.action == StepAction::Quantize; });
+    const double bits = quantized ? state.linearBitsPerWeight() : 16.0;
+    const GgufPreset preset = suggestedGgufPreset(state);
     ggufTypeBox_->setCurrentIndex(ggufTypeBox_->findData(kPresetData + static_cast<int>(preset)));
     ggufHint_->setVisible(quantized);
     if (quantized)

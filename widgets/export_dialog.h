@@ -10,6 +10,7 @@
 // writes nothing. An error keeps the completed outputs and lists them.
 #include "export/gguf_presets.h"
 #include "model/dtype.h"
+#include "recipe/apply.h"
 #include "recipe/recipe.h"
 #include "util/progress.h"
 
@@ -37,6 +38,10 @@ namespace ll::gui {
 class JobRunner;
 class ModelDocument;
 struct ExportOutcome;
+
+// The GGUF preset the Export dialog offers first for a state: the one nearest
+// in size to the bits its quantization steps left (Q8_0 without any).
+GgufPreset suggestedGgufPreset(const CompressionState& state);
 
 class ExportDialog : public QDialog {
     Q_OBJECT
