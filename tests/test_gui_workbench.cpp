@@ -8,7 +8,7 @@
 
 #include "compare_panel.h"
 #include "compression_panel.h"
-#include "compression_preview.h"
+#include "analysis/compression_preview.h"
 #include "export_dialog.h"
 #include "histogram_plot.h"
 #include "job_runner.h"

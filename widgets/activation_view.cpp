@@ -1,7 +1,7 @@
 #include "activation_view.h"
 
 #include "activation_plot.h"
-#include "engine_cache.h"
+#include "analysis/engine_cache.h"
 #include "format.h"
 #include "job_failure.h"
 #include "job_runner.h"

@@ -22,10 +22,13 @@ class QPushButton;
 class QSpinBox;
 class QTableWidget;
 
+namespace ll {
+class EngineCache;
+} // namespace ll
+
 namespace ll::gui {
 
 class ActivationPlot;
-class EngineCache;
 class JobRunner;
 class ModelDocument;
 

@@ -1,6 +1,6 @@
 #include "compression_panel.h"
 
-#include "compression_preview.h"
+#include "analysis/compression_preview.h"
 #include "error_curve_plot.h"
 #include "format.h"
 #include "histogram_plot.h"
@@ -652,7 +652,7 @@ void CompressionPanel::runPreview(PreviewChoice choice)
             job.stage(calibrationPass ? 0.1 : 0.0, calibrationPass ? 0.9 : 1.0, tr("previewing"));
             auto r = std::make_shared<PreviewResult>(computePreview(state, step, tensor, text, &job));
             if (!note.isEmpty())
-                r->note = r->note.isEmpty() ? note : r->note + QLatin1Char(' ') + note;
+                r->note = r->note.empty() ? note.toStdString() : r->note + ' ' + note.toStdString();
             job.post([this, r] {
                 setBusy(false, QString());
                 showPreview(*r);
@@ -787,7 +787,7 @@ void CompressionPanel::showPreview(const PreviewResult& r)
         spectrum_->clearPlot();
     curve_->clearCurves();
     if (!r.curve.empty()) {
-        curve_->setXLabel(r.curveLabel);
+        curve_->setXLabel(QString::fromStdString(r.curveLabel));
         curve_->addCurve(QString(), r.curve);
         if (r.curveCurrent)
             curve_->setCurrent(*r.curveCurrent);
@@ -811,8 +811,8 @@ void CompressionPanel::showPreview(const PreviewResult& r)
     if (r.rowsAfter != r.rows || r.colsAfter != r.cols)
         parts << tr("shape %1×%2 → %3×%4").arg(r.rows).arg(r.cols).arg(r.rowsAfter).arg(r.colsAfter);
     QString text = parts.join(QStringLiteral(" · "));
-    if (!r.note.isEmpty())
-        text += QStringLiteral("<br><i>%1</i>").arg(r.note.toHtmlEscaped());
+    if (!r.note.empty())
+        text += QStringLiteral("<br><i>%1</i>").arg(QString::fromStdString(r.note).toHtmlEscaped());
     numbers_->setText(text);
     // Show the view that matters for this kind of step.
     tabs_->setCurrentWidget(r.action == StepAction::Factorize ? static_cast<QWidget*>(spectrum_)

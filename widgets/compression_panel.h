@@ -29,6 +29,10 @@ class QTabWidget;
 class QTextBrowser;
 class QTimer;
 
+namespace ll {
+struct PreviewResult;
+} // namespace ll
+
 namespace ll::gui {
 
 class MethodForm;
@@ -39,7 +43,6 @@ class JobRunner;
 class ModelDocument;
 class SparsityMaskView;
 class SpectrumPlot;
-struct PreviewResult;
 enum class PreviewChoice;
 
 class CompressionPanel : public QWidget {

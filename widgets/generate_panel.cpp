@@ -1,6 +1,6 @@
 #include "generate_panel.h"
 
-#include "engine_cache.h"
+#include "analysis/engine_cache.h"
 #include "format.h"
 #include "job_failure.h"
 #include "job_runner.h"

@@ -19,9 +19,12 @@ class QPlainTextEdit;
 class QPushButton;
 class QSpinBox;
 
+namespace ll {
+class EngineCache;
+} // namespace ll
+
 namespace ll::gui {
 
-class EngineCache;
 class JobRunner;
 class ModelDocument;
 

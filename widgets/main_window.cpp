@@ -8,7 +8,7 @@
 #include "export_dialog.h"
 #include "recipe_panel.h"
 #include "sensitivity_panel.h"
-#include "engine_cache.h"
+#include "analysis/engine_cache.h"
 #include "format.h"
 #include "generate_panel.h"
 #include "guided_tour.h"

@@ -14,6 +14,10 @@ class QDockWidget;
 class QLabel;
 class QMenu;
 
+namespace ll {
+class EngineCache;
+} // namespace ll
+
 namespace ll::gui {
 
 class ActivationView;
@@ -21,7 +25,6 @@ class ComparePanel;
 class CompressionPanel;
 class RecipePanel;
 class SensitivityPanel;
-class EngineCache;
 class GeneratePanel;
 class MemoryStatus;
 class ModelBrowser;

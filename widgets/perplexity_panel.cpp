@@ -1,6 +1,6 @@
 #include "perplexity_panel.h"
 
-#include "engine_cache.h"
+#include "analysis/engine_cache.h"
 #include "format.h"
 #include "job_estimate.h"
 #include "job_failure.h"

@@ -25,9 +25,12 @@ class QPushButton;
 class QSpinBox;
 class QTableWidget;
 
+namespace ll {
+class EngineCache;
+} // namespace ll
+
 namespace ll::gui {
 
-class EngineCache;
 class JobRunner;
 class ModelDocument;
 

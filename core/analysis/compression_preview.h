@@ -10,13 +10,11 @@
 #include "prune/sparsity_mask.h"
 #include "recipe/apply.h"
 
-#include <QString>
-
 #include <optional>
 #include <string>
 #include <vector>
 
-namespace ll::gui {
+namespace ll {
 
 struct PreviewResult {
     std::string tensor;                       // logical name
@@ -29,13 +27,13 @@ struct PreviewResult {
     StepAction action = StepAction::Quantize;
     // The error curve (weight error and, with calibration, output error).
     std::vector<ErrorCurvePoint> curve;
-    QString curveLabel;                       // "bits", "sparsity", "rank"
+    std::string curveLabel;                   // "bits", "sparsity", "rank"
     std::optional<double> curveCurrent;       // the chosen x
     // Low rank: singular values of W, descending, and the rank chosen.
     std::vector<double> singularValues;
     int64_t rank = 0;
     std::optional<NMPattern> nm;              // pruning to N:M
-    QString note;                             // e.g. "structured: every block is pruned to preview this one"
+    std::string note;                         // e.g. "structured: every block is pruned to preview this one"
     double seconds = 0.0;
 };
 
@@ -46,4 +44,4 @@ struct PreviewResult {
 PreviewResult computePreview(const CompressionState& state, const RecipeStep& step, const std::string& tensor,
                              const CalibrationText& calibration, Progress* progress);
 
-} // namespace ll::gui
+} // namespace ll

@@ -15,7 +15,7 @@ namespace ll {
 class Progress;
 }
 
-namespace ll::gui {
+namespace ll {
 
 class EngineCache {
 public:
@@ -36,4 +36,4 @@ private:
     std::shared_ptr<const Transformer> engine_;
 };
 
-} // namespace ll::gui
+} // namespace ll

@@ -1,8 +1,8 @@
-#include "engine_cache.h"
+#include "analysis/engine_cache.h"
 
 #include "util/progress.h"
 
-namespace ll::gui {
+namespace ll {
 
 bool EngineCache::isCurrent(const std::shared_ptr<const Model>& model) const
 {
@@ -50,4 +50,4 @@ std::shared_ptr<const Transformer> EngineCache::get(const std::shared_ptr<const 
     return built;
 }
 
-} // namespace ll::gui
+} // namespace ll

@@ -1,4 +1,4 @@
-#include "compression_preview.h"
+#include "analysis/compression_preview.h"
 
 #include "calib/calibration.h"
 #include "engine/transformer.h"
@@ -15,7 +15,7 @@
 
 #include <chrono>
 
-namespace ll::gui {
+namespace ll {
 
 namespace {
 
@@ -72,7 +72,7 @@ void fillCurve(PreviewResult& r, const RecipeStep& step, const MatrixRM& W, cons
             if (b >= bitsParam->min && b <= bitsParam->max)
                 bits.push_back(b);
         r.curve = quantErrorVsBits(W, c, bits, in, progress);
-        r.curveLabel = QStringLiteral("bits");
+        r.curveLabel = "bits";
         r.curveCurrent = c.grid.bits;
         return;
     }
@@ -89,7 +89,7 @@ void fillCurve(PreviewResult& r, const RecipeStep& step, const MatrixRM& W, cons
         if (!in.gram && o.unstructured.layer.method != PruneMethod::Magnitude)
             return;
         r.curve = errorVsSparsity(W, o.unstructured.layer, defaultSparsitySteps(), in, progress);
-        r.curveLabel = QStringLiteral("sparsity");
+        r.curveLabel = "sparsity";
         r.curveCurrent = o.unstructured.layer.nm ? 1.0 - static_cast<double>(o.unstructured.layer.nm->n) / o.unstructured.layer.nm->m
                                                  : o.unstructured.layer.sparsity;
         return;
@@ -113,7 +113,7 @@ void fillCurve(PreviewResult& r, const RecipeStep& step, const MatrixRM& W, cons
             ranks.push_back(std::max<int64_t>(1, full * i / 16));
         ranks.erase(std::unique(ranks.begin(), ranks.end()), ranks.end());
         r.curve = errorVsRank(W, c, ranks, in, progress);
-        r.curveLabel = QStringLiteral("rank");
+        r.curveLabel = "rank";
         r.curveCurrent = static_cast<double>(r.rank);
         return;
     }
@@ -149,7 +149,7 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
     RecipeStep one = step;
     const bool structured = step.action == StepAction::Prune && step.params.contains("structured");
     if (structured)
-        r.note = QStringLiteral("Structured pruning removes the same units in every block: the preview prunes the whole model.");
+        r.note = "Structured pruning removes the same units in every block: the preview prunes the whole model.";
     else
         one.layers = exactNamePattern(tensor);
     SubProgress applyPart(progress, 0.0, 0.6);
@@ -189,4 +189,4 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
     return r;
 }
 
-} // namespace ll::gui
+} // namespace ll
