@@ -277,6 +277,17 @@ QString ComparePanel::comparison() const
     return doc.toPlainText();
 }
 
+ScoringOptions ComparePanel::comparisonWindows(const Model& source, int64_t tokens, const QString& textName)
+{
+    ScoringOptions opt;
+    const int64_t maxCtx = source.config.maxPositions > 1 ? source.config.maxPositions : 256;
+    opt.context = std::min<int64_t>(256, maxCtx);
+    opt.maxWindows = kCompareWindows;
+    if (tokens < opt.context)
+        fail(ErrorCode::InvalidArgument, textName.toStdString(), "the text is shorter than one window");
+    return opt;
+}
+
 void ComparePanel::compareWithOriginal()
 {
     if (!document_->hasModel() || runner_->isRunning())
@@ -288,12 +299,7 @@ void ComparePanel::compareWithOriginal()
     runner_->start([this, state, text](JobContext& job) {
         try {
             const std::vector<int32_t> tokens = loadTokenizer(*state.source)->encode(loadText(text), true);
-            ScoringOptions opt;
-            const int64_t maxCtx = state.source->config.maxPositions > 1 ? state.source->config.maxPositions : 256;
-            opt.context = std::min<int64_t>(256, maxCtx);
-            opt.maxWindows = kCompareWindows;
-            if (static_cast<int64_t>(tokens.size()) < opt.context)
-                fail(ErrorCode::InvalidArgument, text.displayName().toStdString(), "the text is shorter than one window");
+            const ScoringOptions opt = comparisonWindows(*state.source, static_cast<int64_t>(tokens.size()), text.displayName());
             job.stage(0.0, 0.1, tr("building the engines"));
             const Transformer base(*state.source, &job);
             const auto current = state.makeEngine(&job);

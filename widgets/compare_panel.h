@@ -5,6 +5,9 @@
 // point (or double-clicking a row) replays that configuration's recipe.
 #include "recipe/recipe.h"
 
+#include "eval/scoring.h"
+#include "model/model.h"
+
 #include <QWidget>
 
 #include <cstdint>
@@ -58,6 +61,11 @@ public:
     // agreement, size, bits per weight, compression ratio, parameters and
     // FLOPs per token. In the background; the numbers land in comparison().
     static constexpr int kCompareWindows = 16;
+    // That protocol's windows for `source` on a text of `tokens` tokens: up to
+    // kCompareWindows windows of min(256, the model's positions) tokens. Throws
+    // InvalidArgument naming `textName` when the text is shorter than one window.
+    // Shared with the quick-compress dialog's quality check.
+    static ScoringOptions comparisonWindows(const Model& source, int64_t tokens, const QString& textName);
     void compareWithOriginal();
     bool isBusy() const;
     // Asks the running comparison to stop (the window's stopJobs on close).

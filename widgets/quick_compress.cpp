@@ -1,5 +1,6 @@
 #include "quick_compress.h"
 
+#include "compare_panel.h"
 #include "export_dialog.h"
 #include "format.h"
 #include "job_failure.h"
@@ -46,9 +47,6 @@ namespace ll::gui {
 
 namespace {
 
-// Windows of the quality check: Compare's protocol (16 windows of up to 256 tokens).
-constexpr int kCheckWindows = 16;
-constexpr int64_t kCheckContext = 256;
 
 // The rows offered: llama-quantize's presets (Q4_K_M first, as it recommends
 // it), then the single types at 8 and 16 bits.
@@ -178,7 +176,7 @@ QWidget* QuickCompressDialog::buildChoosePage()
     form->addRow(tr("File:"), pathLabel_);
     check_ = new QCheckBox(tr("Check quality on %1 (perplexity and KL against the original, %2 windows)")
                                .arg(text_.displayName())
-                               .arg(kCheckWindows),
+                               .arg(ComparePanel::kCompareWindows),
                            page);
     check_->setChecked(true);
     form->addRow(QString(), check_);
@@ -401,12 +399,8 @@ bool QuickCompressDialog::start()
                 job.stage(0.5, 0.05, tr("opening the file written"));
                 const std::shared_ptr<const Model> exported = openModel(path.toStdString());
                 const std::vector<int32_t> tokens = loadTokenizer(*state.source)->encode(loadText(text), true);
-                ScoringOptions so;
-                const int64_t maxCtx = state.source->config.maxPositions > 1 ? state.source->config.maxPositions : kCheckContext;
-                so.context = std::min<int64_t>(kCheckContext, maxCtx);
-                so.maxWindows = kCheckWindows;
-                if (static_cast<int64_t>(tokens.size()) < so.context)
-                    fail(ErrorCode::InvalidArgument, text.displayName().toStdString(), "the text is shorter than one window");
+                const ScoringOptions so = ComparePanel::comparisonWindows(*state.source, static_cast<int64_t>(tokens.size()),
+                                                                          text.displayName());
                 const Transformer base(*state.source, &job);
                 const Transformer after(*exported, &job);
                 job.stage(0.55, 0.45, tr("checking quality against the original"));
