@@ -329,10 +329,8 @@ void ExportDialog::buildUi()
 QList<DType> ExportDialog::ggufTypes()
 {
     QList<DType> out;
-    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q6_K, DType::Q5_K, DType::Q5_1, DType::Q5_0,
-                    DType::Q4_K, DType::Q4_1, DType::Q4_0, DType::Q3_K, DType::Q2_K})
-        if (canExportGgufType(t))
-            out << t;
+    for (DType t : ggufExportTypes())
+        out << t;
     return out;
 }
 

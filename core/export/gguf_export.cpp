@@ -9,6 +9,7 @@
 #include "util/error.h"
 #include "util/progress.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -258,6 +259,28 @@ std::vector<float> llama3RopeFreqFactors(int64_t ropeDims, double theta, const L
     return factors;
 }
 
+std::vector<DType> ggufExportTypes()
+{
+    std::vector<DType> out;
+    for (DType t : allDTypes())
+        if (canExportGgufType(t))
+            out.push_back(t);
+    const auto bits = [](DType t) {
+        const DTypeLayout l = dtypeLayout(t);
+        return 8.0 * static_cast<double>(l.blockBytes) / static_cast<double>(l.blockElems);
+    };
+    std::stable_sort(out.begin(), out.end(), [&](DType a, DType b) { return bits(a) > bits(b); });
+    return out;
+}
+
+std::string ggufExportTypeNames()
+{
+    std::string names;
+    for (DType t : ggufExportTypes())
+        names += (names.empty() ? "" : ", ") + std::string(dtypeName(t));
+    return names;
+}
+
 bool canExportGgufType(DType t)
 {
     if (t == DType::F32 || t == DType::F16 || t == DType::BF16)
@@ -323,9 +346,7 @@ GgufPlan planGguf(const Model& m, const std::string& path, const GgufExportOptio
 {
     if (!opt.preset && !canExportGgufType(opt.type))
         fail(ErrorCode::InvalidArgument, path,
-             "GGUF export writes F32, F16, BF16 and the block types LayerLab quantizes (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
-             "Q2_K .. Q6_K), not "
-                 + std::string(dtypeName(opt.type)));
+             "GGUF export writes " + ggufExportTypeNames() + ", not " + std::string(dtypeName(opt.type)));
     const ModelConfig& c = m.config;
     if (c.family != Family::Llama && c.family != Family::Mistral)
         fail(ErrorCode::UnsupportedArch, m.path,

@@ -63,6 +63,10 @@ ExportResult estimateGgufExport(const Model& m, const GgufExportOptions& options
 // The types a GGUF export accepts: F32, F16, BF16 and every block type quantizeGgml
 // writes (today Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K .. Q6_K).
 bool canExportGgufType(DType t);
+// Those types, most bits per weight first (F32, F16, BF16, Q8_0, ... Q2_K).
+std::vector<DType> ggufExportTypes();
+// Their names joined by ", " (for usage texts and errors).
+std::string ggufExportTypeNames();
 
 // The type a 2-D weight with rows of `rowLength` values gets when `requested` is asked:
 // `requested` when its blocks fit; else llama-quantize's fallback (Q4_K -> Q5_0,

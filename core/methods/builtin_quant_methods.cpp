@@ -553,17 +553,17 @@ const MethodSpec& specFp4()
 std::vector<std::string> ggmlTypeNames()
 {
     std::vector<std::string> names;
-    for (int t = static_cast<int>(DType::Q4_0); t < static_cast<int>(DType::Grid); ++t)
-        if (canQuantizeGgml(static_cast<DType>(t)))
-            names.emplace_back(dtypeName(static_cast<DType>(t)));
+    for (DType t : allDTypes())
+        if (canQuantizeGgml(t))
+            names.emplace_back(dtypeName(t));
     return names;
 }
 
 DType ggmlTypeNamed(const std::string& name)
 {
-    for (int t = static_cast<int>(DType::Q4_0); t < static_cast<int>(DType::Grid); ++t)
-        if (dtypeName(static_cast<DType>(t)) == name)
-            return static_cast<DType>(t);
+    for (DType t : allDTypes())
+        if (canQuantizeGgml(t) && dtypeName(t) == name)
+            return t;
     fail(ErrorCode::InvalidArgument, "", "unknown ggml type " + name);
 }
 

@@ -64,6 +64,17 @@ const DTypeRow* rowOf(DType t)
 }
 } // namespace
 
+const std::vector<DType>& allDTypes()
+{
+    static const std::vector<DType> all = [] {
+        std::vector<DType> v;
+        for (const auto& r : kRows)
+            v.push_back(r.type);
+        return v;
+    }();
+    return all;
+}
+
 std::string_view dtypeName(DType t)
 {
     const auto* r = rowOf(t);

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ll {
 
@@ -23,6 +24,9 @@ enum class DType : uint8_t {
 };
 
 std::string_view dtypeName(DType t);
+// Every type of the table, in its order (F32 first, Unknown last): the one list
+// other lists (types a GGUF export writes, ggml types LayerLab quantizes) filter.
+const std::vector<DType>& allDTypes();
 std::optional<DType> dtypeFromSafetensors(std::string_view name);
 std::optional<DType> dtypeFromGgml(uint32_t ggmlType);
 std::optional<uint32_t> ggmlTypeOf(DType t);
