@@ -47,6 +47,26 @@ namespace {
 constexpr double kReferencePpl = 5.374330864181695; // shared/reference/stories260K_compression.json
 constexpr int64_t kReferenceScored = 311610;
 
+// llama2.c's greedy generation of stories260K (../shared/reference): the
+// prompt, its ids, the first `count` new ids and the whole text.
+struct GreedyReference {
+    std::string prompt, text;
+    std::vector<int32_t> promptIds, next;
+};
+
+GreedyReference greedyReference(size_t count)
+{
+    const nlohmann::json j = nlohmann::json::parse(test::readFile(test::sharedPath("reference/stories260K_tokenizer.json")));
+    GreedyReference r;
+    r.prompt = j["prompt"].get<std::string>();
+    r.text = j["greedy_48_text"].get<std::string>();
+    r.promptIds = j["prompt_ids"].get<std::vector<int32_t>>();
+    const auto all = j["greedy_48_ids"].get<std::vector<int32_t>>();
+    r.next.assign(all.begin() + static_cast<std::ptrdiff_t>(r.promptIds.size()),
+                  all.begin() + static_cast<std::ptrdiff_t>(r.promptIds.size() + count));
+    return r;
+}
+
 std::string storiesPath()
 {
     return test::sharedPath("models/stories260K-hf");
@@ -327,13 +347,11 @@ void TestGuiEvaluate::greedyGenerationMatchesReference()
 {
     LL_REQUIRE_SHARED();
     QVERIFY(window_->openPath(QString::fromStdString(storiesPath())));
-    const nlohmann::json ref = nlohmann::json::parse(test::readFile(test::sharedPath("reference/stories260K_tokenizer.json")));
-    const auto promptIds = ref["prompt_ids"].get<std::vector<int32_t>>();
-    const auto all = ref["greedy_48_ids"].get<std::vector<int32_t>>();
-    const std::vector<int32_t> expected(all.begin() + static_cast<std::ptrdiff_t>(promptIds.size()),
-                                        all.begin() + static_cast<std::ptrdiff_t>(promptIds.size()) + 20);
+    const GreedyReference ref = greedyReference(20);
+    const std::vector<int32_t>& promptIds = ref.promptIds;
+    const std::vector<int32_t>& expected = ref.next;
     GeneratePanel* g = window_->generatePanel();
-    g->promptEdit()->setText(QString::fromStdString(ref["prompt"].get<std::string>()));
+    g->promptEdit()->setText(QString::fromStdString(ref.prompt));
     g->tokensBox()->setValue(20);
     g->temperatureBox()->setValue(0.0);
     g->seedBox()->setValue(0);
@@ -346,7 +364,7 @@ void TestGuiEvaluate::greedyGenerationMatchesReference()
     QCOMPARE(g->generatedIds(), expected);
     QCOMPARE(streamed.count(), 20); // one queued update per token
     const QString text = g->outputText();
-    const QString refText = QString::fromStdString(ref["greedy_48_text"].get<std::string>());
+    const QString refText = QString::fromStdString(ref.text);
     qInfo("generated: %s", qPrintable(text));
     QVERIFY(text.startsWith(QStringLiteral("Once upon a time")));
     const QString continuation = text.mid(QStringLiteral("Once upon a time").size());
@@ -401,15 +419,13 @@ void TestGuiEvaluate::generationBesideTheOriginal()
     const StepOutcome out = applyStep(doc->state(), rtn, {});
     doc->pushState(out.state, QStringLiteral("RTN 2b g32"), {});
 
-    const nlohmann::json ref = nlohmann::json::parse(test::readFile(test::sharedPath("reference/stories260K_tokenizer.json")));
-    const auto promptIds = ref["prompt_ids"].get<std::vector<int32_t>>();
-    const auto all = ref["greedy_48_ids"].get<std::vector<int32_t>>();
-    const std::vector<int32_t> expected(all.begin() + static_cast<std::ptrdiff_t>(promptIds.size()),
-                                        all.begin() + static_cast<std::ptrdiff_t>(promptIds.size()) + 20);
+    const GreedyReference ref = greedyReference(20);
+    const std::vector<int32_t>& promptIds = ref.promptIds;
+    const std::vector<int32_t>& expected = ref.next;
     GeneratePanel* g = window_->generatePanel();
     g->setBesideOriginal(true);
     QVERIFY(g->besideOriginal());
-    g->promptEdit()->setText(QString::fromStdString(ref["prompt"].get<std::string>()));
+    g->promptEdit()->setText(QString::fromStdString(ref.prompt));
     g->tokensBox()->setValue(20);
     for (const double temperature : {0.0, 0.9}) {
         g->temperatureBox()->setValue(temperature);
