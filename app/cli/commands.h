@@ -12,6 +12,7 @@ int cmdBench(const std::vector<std::string>& args);
 int cmdTokenize(const std::vector<std::string>& args);
 int cmdLogits(const std::vector<std::string>& args);
 int cmdPpl(const std::vector<std::string>& args);
+int cmdEval(const std::vector<std::string>& args);
 int cmdGenerate(const std::vector<std::string>& args);
 int cmdExport(const std::vector<std::string>& args);
 int cmdPrune(const std::vector<std::string>& args);

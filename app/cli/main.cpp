@@ -29,6 +29,12 @@ commands:
       perplexity ± its standard error on a text file (non-overlapping windows; llamacpp scores
       second halves); --windows (alias --max-windows) or --tokens: only the first windows of the text;
       progress with the time left on a terminal (--progress: also when stderr is not one)
+  eval MODEL --tasks NAME=FILE[,NAME=FILE|DEF.yaml...] [--shots K] [--limit N] [--seed S] [--recipe R.yaml [--calib FILE]]
+        [--no-bos] [--alone] [--per-item] [--json] [--formats]
+      task accuracy as lm-evaluation-harness scores it (acc, acc_norm, mc2, LAMBADA's perplexity ± stderr);
+      NAME: hellaswag, arc, mmlu, piqa, winogrande, boolq, truthfulqa_mc1, truthfulqa_mc2, lambada, mc
+      (--formats lists each one's fields), or a task definition .yaml (docs/evaluation.md); with --recipe,
+      the original and the compressed model side by side; the choices of an item share their prefix's pass
   generate MODEL --prompt TEXT [-n N] [--temp T] [--top-p P] [--seed S]
       continue a prompt (greedy unless --temp > 0)
   (logits, ppl, generate also take --threads N; default: every core)
@@ -104,6 +110,7 @@ int main(int argc, char** argv)
         {"tokenize", cmdTokenize},
         {"logits", cmdLogits},
         {"ppl", cmdPpl},
+        {"eval", cmdEval},
         {"generate", cmdGenerate},
         {"export", cmdExport},
         {"prune", cmdPrune},

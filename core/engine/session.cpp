@@ -26,17 +26,38 @@ void Session::reserve(int64_t positions)
     }
 }
 
-Eigen::VectorXf Session::append(std::span<const int32_t> ids)
+MatrixRM Session::hiddenOf(std::span<const int32_t> ids)
 {
     const int64_t n = static_cast<int64_t>(ids.size());
     if (n == 0)
-        fail(ErrorCode::InvalidArgument, "", "nothing to append to the session");
+        fail(ErrorCode::InvalidArgument, model_.source(), "nothing to append to the session");
     reserve(cache_.length + n);
     const Transformer::Segment segment{0, n, cache_.length};
-    const MatrixRM hidden = model_.runHidden(ids, std::span<const Transformer::Segment>(&segment, 1), &cache_);
+    return model_.runHidden(ids, std::span<const Transformer::Segment>(&segment, 1), &cache_);
+}
+
+Eigen::VectorXf Session::append(std::span<const int32_t> ids)
+{
+    const MatrixRM hidden = hiddenOf(ids);
     MatrixRM logits(1, model_.vocab());
     model_.applyHead(hidden.bottomRows(1), logits);
     return logits.row(0).transpose();
+}
+
+MatrixRM Session::appendAll(std::span<const int32_t> ids)
+{
+    const MatrixRM hidden = hiddenOf(ids);
+    MatrixRM logits(hidden.rows(), model_.vocab());
+    model_.applyHead(hidden, logits);
+    return logits;
+}
+
+void Session::truncate(int64_t positions)
+{
+    if (positions < 0 || positions > cache_.length)
+        fail(ErrorCode::OutOfRange, model_.source(),
+             "cannot keep " + std::to_string(positions) + " of the session's " + std::to_string(cache_.length) + " positions");
+    cache_.length = positions;
 }
 
 } // namespace ll

@@ -1,0 +1,215 @@
+#include "tasks/task_eval.h"
+
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/progress.h"
+#include "util/threads.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+
+namespace ll {
+
+namespace {
+
+// The harness's standardError of a mean: sample standard deviation (n - 1) / sqrt(n).
+MetricValue meanWithStderr(const std::string& name, const std::vector<double>& x)
+{
+    MetricValue m{name, 0, 0};
+    const double n = static_cast<double>(x.size());
+    if (x.empty())
+        return m;
+    for (const double v : x)
+        m.value += v;
+    m.value /= n;
+    if (x.size() > 1) {
+        double ss = 0;
+        for (const double v : x)
+            ss += (v - m.value) * (v - m.value);
+        m.standardError = std::sqrt(ss / (n - 1) / n);
+    }
+    return m;
+}
+
+int argmaxFirst(const std::vector<double>& v)
+{
+    return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin()); // first of equal maxima, as np.argmax
+}
+
+std::string itemWhere(const Task& task, int index) { return task.name + " item " + std::to_string(index + 1); }
+
+} // namespace
+
+const MetricValue* TaskResult::metric(const std::string& name) const
+{
+    for (const MetricValue& m : metrics)
+        if (m.name == name)
+            return &m;
+    return nullptr;
+}
+
+int64_t choiceLength(const std::string& choice)
+{
+    int64_t n = 0;
+    for (const char c : choice)
+        n += (static_cast<unsigned char>(c) & 0xC0) != 0x80; // count lead bytes, not continuation bytes
+    return n;
+}
+
+std::vector<LoglikelihoodRequest> itemRequests(const Task& task, int index, const Tokenizer& tokenizer, const TaskOptions& options)
+{
+    const TaskItem& item = task.items.at(static_cast<size_t>(index));
+    const std::string prefix = promptPrefix(task, index, options.shots, options.seed);
+    std::vector<LoglikelihoodRequest> requests;
+    for (int c = 0; c < item.choiceCount(); ++c) {
+        std::string context = prefix + item.contextOf(c);
+        std::string continuation = item.continuationOf(c);
+        // The harness's _encode_pair: spaces ending the context begin the continuation.
+        const size_t kept = context.find_last_not_of(' ') == std::string::npos ? 0 : context.find_last_not_of(' ') + 1;
+        continuation.insert(0, context, kept, std::string::npos);
+        context.resize(kept);
+        LoglikelihoodRequest r;
+        r.context = tokenizer.encode(context, options.addBos);
+        const std::vector<int32_t> whole = tokenizer.encode(context + continuation, options.addBos);
+        if (whole.size() <= r.context.size())
+            fail(ErrorCode::Malformed, task.source, itemWhere(task, index) + ": choice " + std::to_string(c + 1) + " is empty once tokenized");
+        r.continuation.assign(whole.begin() + static_cast<std::ptrdiff_t>(r.context.size()), whole.end());
+        if (r.context.empty()) { // the harness's prefix token for an empty context: BOS, else EOS (GPT-2's end of text)
+            const int32_t start = tokenizer.bosId() >= 0 ? tokenizer.bosId() : tokenizer.eosId();
+            if (start < 0)
+                fail(ErrorCode::Malformed, task.source, itemWhere(task, index) + ": the context is empty and the tokenizer has no BOS or EOS to start with");
+            r.context = {start};
+        }
+        requests.push_back(std::move(r));
+    }
+    return requests;
+}
+
+ItemResult itemScore(const Task& task, int index, const std::vector<LoglikelihoodResult>& choices)
+{
+    const TaskItem& item = task.items.at(static_cast<size_t>(index));
+    ItemResult r;
+    for (const LoglikelihoodResult& c : choices) {
+        r.logLikelihoods.push_back(c.logLikelihood);
+        r.greedy.push_back(c.greedy ? 1 : 0);
+    }
+    r.predicted = argmaxFirst(r.logLikelihoods);
+    std::vector<double> normed(r.logLikelihoods.size());
+    for (size_t i = 0; i < normed.size(); ++i)
+        normed[i] = r.logLikelihoods[i] / static_cast<double>(std::max<int64_t>(1, choiceLength(item.choices[i])));
+    r.predictedNorm = argmaxFirst(normed);
+    switch (task.metric) {
+    case TaskMetric::Choice:
+        r.score = r.predicted == item.gold ? 1 : 0;
+        break;
+    case TaskMetric::LastWord:
+        r.score = !r.greedy.empty() && r.greedy[0] ? 1 : 0;
+        break;
+    case TaskMetric::Mc2: {
+        // TruthfulQA MC2: p_i = exp(ll_i) over every choice, the true ones' share of it.
+        const double top = *std::max_element(r.logLikelihoods.begin(), r.logLikelihoods.end());
+        double all = 0, truth = 0;
+        for (size_t i = 0; i < r.logLikelihoods.size(); ++i) {
+            const double p = std::exp(r.logLikelihoods[i] - top);
+            all += p;
+            if (std::find(item.trueChoices.begin(), item.trueChoices.end(), static_cast<int>(i)) != item.trueChoices.end())
+                truth += p;
+        }
+        r.score = truth / all;
+        break;
+    }
+    }
+    return r;
+}
+
+std::vector<MetricValue> taskMetrics(const Task& task, const std::vector<ItemResult>& items)
+{
+    std::vector<double> score, norm, ll;
+    for (size_t i = 0; i < items.size(); ++i) {
+        score.push_back(items[i].score);
+        norm.push_back(items[i].predictedNorm == task.items[i].gold ? 1 : 0);
+        ll.push_back(items[i].logLikelihoods.empty() ? 0 : items[i].logLikelihoods[0]);
+    }
+    switch (task.metric) {
+    case TaskMetric::Choice: {
+        std::vector<MetricValue> m{meanWithStderr("acc", score)};
+        if (task.reportsAccNorm)
+            m.push_back(meanWithStderr("acc_norm", norm));
+        return m;
+    }
+    case TaskMetric::Mc2:
+        return {meanWithStderr("mc2", score)};
+    case TaskMetric::LastWord: {
+        // The harness's perplexity: exp(-mean log-likelihood of the last word).
+        MetricValue meanLl = meanWithStderr("ll", ll);
+        const double ppl = std::exp(-meanLl.value);
+        return {meanWithStderr("acc", score), MetricValue{"perplexity", ppl, ppl * meanLl.standardError}};
+    }
+    }
+    return {};
+}
+
+TaskResult evaluateTask(const Transformer& model, const Tokenizer& tokenizer, const Task& task, const TaskOptions& options,
+                        Progress* progress)
+{
+    const auto started = std::chrono::steady_clock::now();
+    const int64_t count = options.limit > 0 ? std::min<int64_t>(options.limit, static_cast<int64_t>(task.items.size()))
+                                            : static_cast<int64_t>(task.items.size());
+    const int64_t positions = model.config().maxPositions > 1 ? model.config().maxPositions : 2048;
+    const int64_t maxLength = options.maxLength > 0 ? std::min(options.maxLength, positions) : positions;
+
+    // Tokenizing is quick and the tokenizers keep caches: done here, on one thread.
+    std::vector<std::vector<LoglikelihoodRequest>> requests(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i)
+        requests[static_cast<size_t>(i)] = itemRequests(task, static_cast<int>(i), tokenizer, options);
+
+    TaskResult result;
+    result.task = task.name;
+    result.source = task.source;
+    result.shots = options.shots;
+    result.items = count;
+    result.perItem.resize(static_cast<size_t>(count));
+    std::vector<int64_t> run(static_cast<size_t>(count), 0);
+    std::atomic<int64_t> done{0};
+    std::mutex progressLock;
+    // Items are independent: one per thread, each with its own KV cache.
+    runParallel(count, [&](int64_t i) {
+        throwIfCancelled(progress);
+        const auto& reqs = requests[static_cast<size_t>(i)];
+        std::vector<LoglikelihoodResult> scored;
+        if (options.sharedPrefix) {
+            scored = scoreSharedPrefix(model, reqs, maxLength, &run[static_cast<size_t>(i)]);
+        } else {
+            for (const LoglikelihoodRequest& r : reqs) {
+                scored.push_back(scoreAlone(model, r, maxLength));
+                run[static_cast<size_t>(i)] += std::min<int64_t>(static_cast<int64_t>(r.context.size() + r.continuation.size()) - 1, maxLength);
+            }
+        }
+        result.perItem[static_cast<size_t>(i)] = itemScore(task, static_cast<int>(i), scored);
+        const int64_t finished = ++done;
+        if (progress) {
+            std::lock_guard lock(progressLock);
+            progress->report(static_cast<double>(finished) / static_cast<double>(count),
+                             task.name + ": item " + std::to_string(finished) + " of " + std::to_string(count));
+        }
+    });
+    Task scoredPart;
+    scoredPart.metric = task.metric;
+    scoredPart.reportsAccNorm = task.reportsAccNorm;
+    scoredPart.items.assign(task.items.begin(), task.items.begin() + count);
+    result.metrics = taskMetrics(scoredPart, result.perItem);
+    for (int64_t i = 0; i < count; ++i) {
+        result.positionsRun += run[static_cast<size_t>(i)];
+        for (const LoglikelihoodRequest& r : requests[static_cast<size_t>(i)])
+            result.positionsAlone += std::min<int64_t>(static_cast<int64_t>(r.context.size() + r.continuation.size()) - 1, maxLength);
+        if (task.metric != TaskMetric::LastWord)
+            result.chance += 1.0 / task.items[static_cast<size_t>(i)].choiceCount() / static_cast<double>(count);
+    }
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return result;
+}
+
+} // namespace ll

@@ -1,0 +1,427 @@
+// Log-likelihood tasks: each format read with the harness's prompts, the
+// per-choice log-likelihood against log-softmax computed here from
+// `layerlab-cli logits`, acc_norm, MC2 and LAMBADA's perplexity by hand,
+// WinoGrande's partial scoring, golden few-shot prompts, shared-prefix
+// batching against each choice alone, and stories260K above chance.
+#include "test_support.h"
+
+#include "engine/transformer.h"
+#include "model/model.h"
+#include "recipe/apply.h"
+#include "recipe/recipe.h"
+#include "tasks/task_definition.h"
+#include "tasks/task_eval.h"
+#include "tasks/task_formats.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+#include <QtTest>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+using namespace ll;
+
+namespace {
+
+// Sum of log-softmax from the CLI's logits vs the engine's KV-cache pass (both F32, summed in double).
+constexpr double kLoglikTolerance = 1e-5;
+// Shared prefix (cached keys, attention over the cache) vs a whole pass per choice.
+constexpr double kSharedPrefixTolerance = 1e-4;
+
+std::string taskFile(const std::string& name) { return std::string(LAYERLAB_SOURCE_DIR) + "/tests/data/tasks/" + name; }
+std::string stories() { return test::sharedPath("models/stories260K/stories260K.bin"); }
+
+// A safetensors file holding `input_ids` (I64), for `layerlab-cli logits --ids`.
+void writeIds(const std::string& path, const std::vector<int32_t>& ids)
+{
+    std::string header = nlohmann::json{{"input_ids", {{"dtype", "I64"}, {"shape", {ids.size()}}, {"data_offsets", {0, 8 * ids.size()}}}}}.dump();
+    header.append((8 - header.size() % 8) % 8, ' ');
+    std::string bytes(8, '\0');
+    const uint64_t n = header.size();
+    std::memcpy(bytes.data(), &n, 8);
+    bytes += header;
+    for (const int32_t id : ids) {
+        const int64_t v = id;
+        bytes.append(reinterpret_cast<const char*>(&v), 8);
+    }
+    test::writeFile(path, bytes);
+}
+
+// log P(continuation | context) from the CLI's logits of context + continuation[:-1], by hand in double.
+double loglikFromCli(const LoglikelihoodRequest& r)
+{
+    std::vector<int32_t> input = r.context;
+    input.insert(input.end(), r.continuation.begin(), r.continuation.end() - 1);
+    const std::string dir = test::scratchDir();
+    writeIds(dir + "/ids.safetensors", input);
+    const test::CliResult cli = test::runCli({"logits", stories(), "--ids", dir + "/ids.safetensors", "--out", dir + "/logits.safetensors"});
+    if (cli.exitCode != 0)
+        qFatal("layerlab-cli logits failed: %s", cli.err.c_str());
+    std::vector<int64_t> shape;
+    const std::vector<float> logits = test::referenceFloats(dir + "/logits.safetensors", "logits", &shape);
+    const int64_t vocab = shape.back();
+    double sum = 0;
+    for (size_t k = 0; k < r.continuation.size(); ++k) {
+        const float* row = logits.data() + (r.context.size() - 1 + k) * static_cast<size_t>(vocab);
+        double m = row[0], s = 0;
+        for (int64_t j = 1; j < vocab; ++j)
+            m = std::max(m, static_cast<double>(row[j]));
+        for (int64_t j = 0; j < vocab; ++j)
+            s += std::exp(static_cast<double>(row[j]) - m);
+        sum += row[r.continuation[k]] - m - std::log(s);
+    }
+    return sum;
+}
+
+Task handTask()
+{
+    Task t;
+    t.name = "hand";
+    t.source = "hand";
+    for (int i = 0; i < 4; ++i) {
+        TaskItem item;
+        item.contexts = {"Q" + std::to_string(i) + "?"};
+        item.choices = {"yes", "no"};
+        item.continuations = {" yes", " no"};
+        item.gold = i % 2;
+        t.items.push_back(item);
+    }
+    return t;
+}
+
+} // namespace
+
+class TestTasks : public QObject {
+    Q_OBJECT
+
+private slots:
+    void formatsReadWithTheHarnessPrompts()
+    {
+        // HellaSwag: ctx_a + " " + ctx_b.capitalize(), then the [title] / bracket cleaning.
+        QCOMPARE(hellaswagPreprocess("  How to ride [title] Get a bike. [step] Sit  down. "), std::string("How to ride. Get a bike. Sit down."));
+        QCOMPARE(pythonCapitalize("sHE went"), std::string("She went"));
+        const Task hs = loadTask("hellaswag", taskFile("hellaswag.jsonl"));
+        QCOMPARE(hs.items.size(), size_t{48});
+        QVERIFY(hs.reportsAccNorm);
+        const nlohmann::json first = nlohmann::json::parse(test::readFile(taskFile("hellaswag.jsonl")).substr(0, test::readFile(taskFile("hellaswag.jsonl")).find('\n')));
+        const std::string ctxB = first["ctx_b"];
+        QCOMPARE(hs.items[0].contexts[0], "Story: " + first["ctx_a"].get<std::string>() + " " + pythonCapitalize(ctxB));
+        QCOMPARE(hs.items[0].continuations[1], " " + first["endings"][1].get<std::string>());
+        QCOMPARE(hs.items[0].gold, std::stoi(first["label"].get<std::string>()));
+        // Item 4's ctx_a ends "[title] The end": the harness turns " [title]" into ". ".
+        QVERIFY(hs.items[3].contexts[0].find("[title]") == std::string::npos);
+        QVERIFY(hs.items[3].contexts[0].find(". The end ") != std::string::npos);
+
+        // ARC: "Question: ...\nAnswer:" and the answer key among letters or digits.
+        const Task arc = loadTask("arc_easy", taskFile("arc.jsonl"));
+        QVERIFY(arc.items[0].contexts[0].starts_with("Question: ") && arc.items[0].contexts[0].ends_with("How does the story end?\nAnswer:"));
+        const Task cloze = loadTask("mc", taskFile("story_cloze.jsonl"));
+        for (size_t i = 0; i < arc.items.size(); ++i)
+            QCOMPARE(arc.items[i].gold, cloze.items[i].gold); // item 0 has labels 1-4, item 1 A-D
+
+        // MMLU: the subject line, lettered options, answer letters; JSONL and the original CSV.
+        const Task mmlu = loadTask("mmlu", taskFile("mmlu.jsonl"));
+        QCOMPARE(mmlu.items[0].description, std::string("The following are multiple choice questions (with answers) about tiny stories.\n\n"));
+        QCOMPARE(mmlu.items[0].choices, (std::vector<std::string>{"A", "B", "C", "D"}));
+        QVERIFY(mmlu.items[0].contexts[0].find("\nA. " + cloze.items[0].choices[0] + "\nB. ") != std::string::npos);
+        QVERIFY(mmlu.items[0].contexts[0].ends_with("\nAnswer:"));
+        const Task csv = loadTask("mmlu", taskFile("story_endings_test.csv"));
+        QCOMPARE(csv.items.size(), size_t{48});
+        QCOMPARE(csv.items[5].group, std::string("story_endings"));
+        QVERIFY(csv.items[5].contexts[0].find("Which \"ending\", of these, fits?\nA. ") != std::string::npos); // quotes and commas in a field
+        QCOMPARE(csv.items[5].gold, cloze.items[5].gold);
+
+        // BoolQ: "passage\nQuestion: q?\nAnswer:" with no/yes, from `label` or a boolean `answer`.
+        const Task boolq = loadTask("boolq", taskFile("boolq.jsonl"));
+        QVERIFY(boolq.items[0].contexts[0].ends_with("?\nAnswer:"));
+        QCOMPARE(boolq.items[0].continuations, (std::vector<std::string>{" no", " yes"}));
+
+        // TruthfulQA: the six-question primer, then "\n\nQ: ...\nA:".
+        const Task mc1 = loadTask("truthfulqa_mc1", taskFile("truthfulqa.jsonl"));
+        QVERIFY(mc1.items[0].contexts[0].starts_with("Q: What is human life expectancy in the United States?\nA: Human life"));
+        QVERIFY(mc1.items[0].contexts[0].find("Barcelona, Spain.\n\nQ: ") != std::string::npos);
+        QVERIFY(mc1.items[0].contexts[0].ends_with("What happened at the end?\nA:"));
+        const Task mc2 = loadTask("truthfulqa_mc2", taskFile("truthfulqa.jsonl"));
+        QCOMPARE(mc2.metric, TaskMetric::Mc2);
+        QCOMPARE(mc2.items[0].trueChoices, (std::vector<int>{0, 1}));
+
+        // LAMBADA: everything before the last space, then " word" with no other delimiter.
+        const Task lambada = loadTask("lambada", taskFile("lambada.jsonl"));
+        const std::string text = nlohmann::json::parse(test::readFile(taskFile("lambada.jsonl")).substr(0, test::readFile(taskFile("lambada.jsonl")).find('\n')))["text"];
+        QCOMPARE(lambada.items[0].contexts[0] + lambada.items[0].continuations[0], text);
+        QCOMPARE(lambada.items[0].continuations[0], text.substr(text.rfind(' ')));
+    }
+
+    void winograndeScoresTheSharedSuffix()
+    {
+        // The harness's partial evaluation: option i completes the sentence's start
+        // (a context per option) and the rest of the sentence after "_" is scored.
+        const std::string dir = test::scratchDir();
+        test::writeFile(dir + "/w.jsonl", R"({"sentence": "Tom gave Lily the ball because _ was tired of it.", "option1": "Tom", "option2": "Lily", "answer": "1"})" "\n");
+        const Task w = loadTask("winogrande", dir + "/w.jsonl");
+        QCOMPARE(w.items[0].contexts, (std::vector<std::string>{"Tom gave Lily the ball because Tom", "Tom gave Lily the ball because Lily"}));
+        QCOMPARE(w.items[0].continuations, (std::vector<std::string>{" was tired of it."}));
+        QCOMPARE(w.items[0].gold, 0);
+        QCOMPARE(w.items[0].solvedExample(), std::string("Tom gave Lily the ball because Tom was tired of it."));
+
+        LL_REQUIRE_SHARED();
+        const auto model = openModel(stories());
+        const auto tok = loadTokenizer(*model);
+        const Task real = loadTask("winogrande", taskFile("winogrande.jsonl"));
+        TaskOptions opt;
+        for (int i = 0; i < 5; ++i) {
+            const auto req = itemRequests(real, i, *tok, opt);
+            QCOMPARE(req.size(), size_t{2});
+            QVERIFY(req[0].context != req[1].context);
+            QCOMPARE(req[0].continuation, req[1].continuation); // the same suffix tokens, scored after each option
+        }
+    }
+
+    void loglikelihoodEqualsLogSoftmaxOfCliLogits()
+    {
+        LL_REQUIRE_SHARED();
+        const auto model = openModel(stories());
+        const auto tok = loadTokenizer(*model);
+        const Transformer t(*model);
+        for (const auto& [format, file] : std::vector<std::pair<std::string, std::string>>{
+                 {"mc", "story_cloze.jsonl"}, {"winogrande", "winogrande.jsonl"}, {"lambada", "lambada.jsonl"}, {"arc", "arc.jsonl"}}) {
+            const Task task = loadTask(format, taskFile(file));
+            TaskOptions opt;
+            opt.limit = 2;
+            const TaskResult r = evaluateTask(t, *tok, task, opt);
+            for (int i = 0; i < 2; ++i) {
+                const auto req = itemRequests(task, i, *tok, opt);
+                QCOMPARE(req[0].context.front(), tok->bosId()); // as the model's tokenizer starts a text
+                for (size_t c = 0; c < req.size(); ++c) {
+                    const double expected = loglikFromCli(req[c]);
+                    const double got = r.perItem[static_cast<size_t>(i)].logLikelihoods[c];
+                    if (std::abs(got - expected) > kLoglikTolerance)
+                        QFAIL(qPrintable(QString("%1 item %2 choice %3: %4 vs %5 from the CLI's logits")
+                                             .arg(QString::fromStdString(format)).arg(i).arg(c).arg(got, 0, 'g', 10).arg(expected, 0, 'g', 10)));
+                }
+            }
+        }
+    }
+
+    void sharedPrefixEqualsEachChoiceAlone()
+    {
+        LL_REQUIRE_SHARED();
+        const auto model = openModel(stories());
+        const auto tok = loadTokenizer(*model);
+        const Transformer t(*model);
+        for (const auto& [format, file] : std::vector<std::pair<std::string, std::string>>{
+                 {"hellaswag", "hellaswag.jsonl"}, {"mmlu", "mmlu.jsonl"}, {"winogrande", "winogrande.jsonl"},
+                 {"truthfulqa_mc2", "truthfulqa.jsonl"}, {"piqa", "piqa.jsonl"}, {"boolq", "boolq.jsonl"}}) {
+            const Task task = loadTask(format, taskFile(file));
+            TaskOptions shared, alone;
+            shared.limit = alone.limit = 12;
+            // 1-shot, but TruthfulQA: its primer and one example pass stories260K's 512 positions,
+            // and requests cut from the left as the harness cuts them no longer share a prefix.
+            shared.shots = alone.shots = format == "truthfulqa_mc2" ? 0 : 1;
+            alone.sharedPrefix = false;
+            const TaskResult a = evaluateTask(t, *tok, task, shared), b = evaluateTask(t, *tok, task, alone);
+            double worst = 0;
+            for (size_t i = 0; i < a.perItem.size(); ++i)
+                for (size_t c = 0; c < a.perItem[i].logLikelihoods.size(); ++c)
+                    worst = std::max(worst, std::abs(a.perItem[i].logLikelihoods[c] - b.perItem[i].logLikelihoods[c]));
+            QVERIFY2(worst <= kSharedPrefixTolerance, qPrintable(QString::fromStdString(format) + ": " + QString::number(worst)));
+            QVERIFY(std::abs(a.metrics[0].value - b.metrics[0].value) < 1e-6); // mc2 is a probability mass; acc the same 0/1s
+            // The prefix runs once per item: a 4-choice item costs far less than four passes.
+            QVERIFY2(a.positionsRun * 10 < b.positionsRun * 7, qPrintable(QString::fromStdString(format)));
+            QCOMPARE(b.positionsRun, b.positionsAlone);
+        }
+    }
+
+    void accNormDividesByTheChoiceLength()
+    {
+        // The harness: acc_norm = argmax(ll_i / len(choice_i)), len in characters (bytes for ASCII).
+        Task t = handTask();
+        t.reportsAccNorm = true;
+        t.items[0].choices = {"a", "bbbb"};
+        t.items[0].gold = 1;
+        QCOMPARE(choiceLength("bbbb"), int64_t{4});
+        QCOMPARE(choiceLength("\xC3\xA9t\xC3\xA9"), int64_t{3}); // "été": three characters, five bytes
+        const ItemResult r = itemScore(t, 0, {{-2.0, false, 1}, {-4.0, false, 2}});
+        QCOMPARE(r.predicted, 0);     // -2 > -4
+        QCOMPARE(r.predictedNorm, 1); // -2/1 < -4/4
+        QCOMPARE(r.score, 0.0);
+
+        // On a real task: every item's acc_norm choice recomputed here.
+        LL_REQUIRE_SHARED();
+        const auto model = openModel(stories());
+        const auto tok = loadTokenizer(*model);
+        const Transformer tr(*model);
+        const Task hs = loadTask("hellaswag", taskFile("hellaswag.jsonl"));
+        const TaskResult res = evaluateTask(tr, *tok, hs, {});
+        double normHits = 0;
+        for (size_t i = 0; i < res.perItem.size(); ++i) {
+            int best = 0;
+            for (int c = 1; c < hs.items[i].choiceCount(); ++c)
+                if (res.perItem[i].logLikelihoods[static_cast<size_t>(c)] / static_cast<double>(hs.items[i].choices[static_cast<size_t>(c)].size())
+                    > res.perItem[i].logLikelihoods[static_cast<size_t>(best)] / static_cast<double>(hs.items[i].choices[static_cast<size_t>(best)].size()))
+                    best = c;
+            QCOMPARE(res.perItem[i].predictedNorm, best);
+            normHits += best == hs.items[i].gold;
+        }
+        QCOMPARE(res.metric("acc_norm")->value, normHits / static_cast<double>(res.perItem.size()));
+        const double p = res.metric("acc")->value;
+        QVERIFY(std::abs(res.metric("acc")->standardError - std::sqrt(p * (1 - p) / (48 - 1))) < 1e-12); // sample std / sqrt(n) of 0/1 scores
+    }
+
+    void mc2AndLambadaByHand()
+    {
+        Task t = handTask();
+        t.metric = TaskMetric::Mc2;
+        t.items[0].choices = {"x", "y", "z"};
+        t.items[0].trueChoices = {0, 2};
+        const ItemResult r = itemScore(t, 0, {{-1.0, false, 1}, {-2.0, false, 1}, {-3.0, false, 1}});
+        const double expected = (std::exp(-1.0) + std::exp(-3.0)) / (std::exp(-1.0) + std::exp(-2.0) + std::exp(-3.0));
+        QVERIFY(std::abs(r.score - expected) < 1e-12);
+
+        Task lw = handTask();
+        lw.metric = TaskMetric::LastWord;
+        lw.items.resize(2);
+        std::vector<ItemResult> items{itemScore(lw, 0, {{-1.5, true, 2}}), itemScore(lw, 1, {{-0.5, false, 1}})};
+        const std::vector<MetricValue> m = taskMetrics(lw, items);
+        QCOMPARE(m[0].name, std::string("acc"));
+        QCOMPARE(m[0].value, 0.5);
+        QCOMPARE(m[1].name, std::string("perplexity"));
+        QVERIFY(std::abs(m[1].value - std::exp(1.0)) < 1e-12); // exp(-mean(-1.5, -0.5))
+    }
+
+    void fewshotPromptsAreBuiltAsDocumented()
+    {
+        Task t = handTask();
+        // description + example + "\n\n" + example + "\n\n" + the item's own context.
+        const std::vector<int> drawn = fewshotExamples(t, 0, 2, 1234);
+        QCOMPARE(drawn.size(), size_t{2});
+        QVERIFY(drawn[0] != 0 && drawn[1] != 0 && drawn[0] != drawn[1]);
+        QCOMPARE(drawn, fewshotExamples(t, 0, 2, 1234)); // the seed fixes the draw
+        QCOMPARE(drawn, (std::vector<int>{2, 1}));        // golden: SplitMix64 seeded with 1234 and the item
+        QCOMPARE(promptPrefix(t, 0, 2, 1234), std::string("Q2? yes\n\nQ1? no\n\n"));
+        t.items[0].description = "Answer yes or no.\n\n";
+        QCOMPARE(promptPrefix(t, 0, 2, 1234), std::string("Answer yes or no.\n\nQ2? yes\n\nQ1? no\n\n"));
+        QCOMPARE(promptPrefix(t, 0, 0, 1234), std::string("Answer yes or no.\n\n"));
+        QVERIFY_THROWS_EXCEPTION(Error, fewshotExamples(t, 0, 4, 1234)); // three other items
+
+        // MMLU: examples from the item's own subject.
+        const Task mmlu = loadTask("mmlu", taskFile("mmlu.jsonl"));
+        for (int i = 0; i < 10; ++i)
+            for (const int e : fewshotExamples(mmlu, i, 5, 1234))
+                QCOMPARE(mmlu.items[static_cast<size_t>(e)].group, mmlu.items[static_cast<size_t>(i)].group);
+        // ARC 1-shot, golden: "Question: <example>\nAnswer: <its answer>\n\nQuestion: <item>\nAnswer:".
+        const Task arc = loadTask("arc", taskFile("arc.jsonl"));
+        const int e = fewshotExamples(arc, 0, 1, 1234)[0];
+        const TaskItem& ex = arc.items[static_cast<size_t>(e)];
+        QCOMPARE(promptPrefix(arc, 0, 1, 1234) + arc.items[0].contexts[0],
+                 ex.contexts[0] + " " + ex.choices[static_cast<size_t>(ex.gold)] + "\n\n" + arc.items[0].contexts[0]);
+    }
+
+    void taskDefinitionMatchesTheGenericFormat()
+    {
+        LL_REQUIRE_SHARED();
+        const std::string dir = test::scratchDir();
+        test::writeFile(dir + "/order.yaml", "layerlab_task: 1\nname: story_order\ndata: " + taskFile("story_order.jsonl")
+                                                 + "\nprompt: \"{{context}}\"\nchoices: \"{{choices}}\"\ntarget: \"{{label}}\"\nmetric: acc_norm\n");
+        const Task def = loadTask("", dir + "/order.yaml");
+        const Task mc = loadTask("mc", taskFile("story_order.jsonl"));
+        QCOMPARE(def.name, std::string("story_order"));
+        QCOMPARE(def.items.size(), mc.items.size());
+        for (size_t i = 0; i < def.items.size(); ++i) {
+            QCOMPARE(def.items[i].contexts, mc.items[i].contexts);
+            QCOMPARE(def.items[i].continuations, mc.items[i].continuations);
+            QCOMPARE(def.items[i].gold, mc.items[i].gold);
+        }
+        // Errors name the definition and the data line.
+        test::writeFile(dir + "/bad.yaml", "layerlab_task: 1\ndata: " + taskFile("story_order.jsonl") + "\nprompt: \"{{story}}\"\nchoices: \"{{choices}}\"\ntarget: 0\n");
+        try {
+            loadTask("", dir + "/bad.yaml");
+            QFAIL("a template naming a missing field was accepted");
+        } catch (const Error& e) {
+            QVERIFY2(std::string(e.what()).find("bad.yaml") != std::string::npos && std::string(e.what()).find("line 1") != std::string::npos
+                         && std::string(e.what()).find("\"story\"") != std::string::npos,
+                     e.what());
+        }
+    }
+
+    void badTaskFilesNameTheFileAndLine()
+    {
+        const std::string dir = test::scratchDir();
+        const auto expectError = [&](const std::string& format, const std::string& body, const std::string& words) {
+            test::writeFile(dir + "/t.jsonl", body);
+            try {
+                loadTask(format, dir + "/t.jsonl");
+                QFAIL(qPrintable(QString::fromStdString("accepted: " + body)));
+            } catch (const Error& e) {
+                const std::string m = e.what();
+                QVERIFY2(m.find("t.jsonl") != std::string::npos && m.find(words) != std::string::npos, m.c_str());
+            }
+        };
+        expectError("hellaswag", "{\"ctx\": \"a\", \"endings\": [\"b\"], \"label\": 0}\n{oops\n", "line 2 is not a JSON object");
+        expectError("arc", "{\"question\": \"q\", \"choices\": {\"text\": [\"a\"], \"label\": [\"A\"]}, \"answerKey\": \"E\"}\n", "answerKey \"E\"");
+        expectError("piqa", "{\"goal\": \"g\", \"sol1\": \"a\", \"label\": 0}\n", "line 1: no field \"sol2\"");
+        expectError("mc", "{\"context\": \"c\", \"choices\": [\"a\", \"b\"], \"label\": 7}\n", "there are 2 choices");
+        expectError("winogrande", "{\"sentence\": \"no blank\", \"option1\": \"a\", \"option2\": \"b\", \"answer\": \"1\"}\n", "no \"_\"");
+        expectError("truthfulqa_mc1", "{\"question\": \"q\", \"mc1_targets\": {\"choices\": [\"a\", \"b\"], \"labels\": [1, 1]}}\n", "true and false");
+        expectError("lambada", "\n\n", "no items");
+        expectError("nonsense", "{}\n", "unknown task format");
+        try {
+            loadTask("mc", dir); // a folder
+            QFAIL("a folder was read as a task file");
+        } catch (const Error& e) {
+            QVERIFY2(std::string(e.what()).find(dir) != std::string::npos, e.what());
+        }
+    }
+
+    void storiesAboveChanceAndWorseAfterRtn2()
+    {
+        // stories260K on the word-order story cloze (48 items, 4 choices, chance 0.25):
+        // measured 1.00 before and 0.77 after RTN 2-bit g32 (3-bit: 0.98).
+        LL_REQUIRE_SHARED();
+        std::shared_ptr<const Model> model = openModel(stories());
+        const auto tok = loadTokenizer(*model);
+        const Task task = loadTask("mc", taskFile("story_order.jsonl"));
+        const TaskResult before = evaluateTask(Transformer(*model), *tok, task, {});
+        QVERIFY2(before.metrics[0].value >= 0.9, qPrintable(QString::number(before.metrics[0].value)));
+        QCOMPARE(before.chance, 0.25);
+        const Recipe rtn2 = parseRecipe("layerlab_recipe: 1\nsteps:\n  - action: quantize\n    method: rtn\n    bits: 2\n    group: 32\n", true);
+        const CompressionState state = applyRecipe(model, rtn2).state;
+        const TaskResult after = evaluateTask(Transformer(*state.model), *tok, task, {});
+        QVERIFY2(after.metrics[0].value <= before.metrics[0].value - 0.1,
+                 qPrintable(QString("%1 -> %2").arg(before.metrics[0].value).arg(after.metrics[0].value)));
+        // Still a language model, above chance.
+        QVERIFY(after.metrics[0].value > 0.4);
+    }
+
+    void cliPrintsTheSameNumbers()
+    {
+        LL_REQUIRE_SHARED();
+        const test::CliResult r = test::runCli({"eval", stories(), "--tasks", "mc=" + taskFile("story_cloze.jsonl") + ",lambada=" + taskFile("lambada.jsonl"),
+                                                "--limit", "20", "--json"});
+        QVERIFY2(r.exitCode == 0, r.err.c_str());
+        const nlohmann::json j = nlohmann::json::parse(r.out);
+        std::shared_ptr<const Model> model = openModel(stories());
+        const auto tok = loadTokenizer(*model);
+        const Transformer t(*model);
+        TaskOptions opt;
+        opt.limit = 20;
+        const TaskResult mc = evaluateTask(t, *tok, loadTask("mc", taskFile("story_cloze.jsonl")), opt);
+        const TaskResult lw = evaluateTask(t, *tok, loadTask("lambada", taskFile("lambada.jsonl")), opt);
+        QCOMPARE(j["tasks"][0]["original"]["metrics"]["acc"]["value"].get<double>(), mc.metric("acc")->value);
+        QCOMPARE(j["tasks"][0]["original"]["metrics"]["acc_norm"]["value"].get<double>(), mc.metric("acc_norm")->value);
+        QCOMPARE(j["tasks"][1]["original"]["metrics"]["perplexity"]["value"].get<double>(), lw.metric("perplexity")->value);
+        QCOMPARE(j["tasks"][0]["items"].get<int>(), 20);
+
+        const test::CliResult bad = test::runCli({"eval", stories(), "--tasks", "arc=" + taskFile("story_cloze.jsonl")});
+        QCOMPARE(bad.exitCode, 2);
+        QVERIFY2(bad.err.find("story_cloze.jsonl: line 1") != std::string::npos, bad.err.c_str());
+        QCOMPARE(test::runCli({"eval", stories()}).exitCode, 64);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestTasks)
+#include "test_tasks.moc"
