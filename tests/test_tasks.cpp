@@ -156,6 +156,24 @@ private slots:
         QCOMPARE(lambada.items[0].continuations[0], text.substr(text.rfind(' ')));
     }
 
+    void formatsAreGuessedFromTheFirstLine()
+    {
+        const std::pair<const char*, TaskFormat> files[] = {
+            {"hellaswag.jsonl", TaskFormat::HellaSwag},   {"arc.jsonl", TaskFormat::Arc},
+            {"mmlu.jsonl", TaskFormat::Mmlu},             {"story_endings_test.csv", TaskFormat::Mmlu},
+            {"piqa.jsonl", TaskFormat::Piqa},             {"winogrande.jsonl", TaskFormat::WinoGrande},
+            {"boolq.jsonl", TaskFormat::BoolQ},           {"truthfulqa.jsonl", TaskFormat::TruthfulQaMc2},
+            {"lambada.jsonl", TaskFormat::Lambada},       {"story_cloze.jsonl", TaskFormat::MultipleChoice}};
+        for (const auto& [file, format] : files) {
+            const auto guessed = guessTaskFormat(taskFile(file));
+            QVERIFY2(guessed && *guessed == format, file);
+        }
+        // A file named without its format reads as the guessed one, named after the file.
+        const Task t = loadTask("", taskFile("piqa.jsonl"));
+        QCOMPARE(t.name, std::string("piqa"));
+        QCOMPARE(t.items.size(), size_t{48});
+    }
+
     void winograndeScoresTheSharedSuffix()
     {
         // The harness's partial evaluation: option i completes the sentence's start

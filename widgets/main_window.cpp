@@ -18,6 +18,7 @@
 #include "job_runner.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
+#include "task_panel.h"
 #include "quick_compress.h"
 #include "session.h"
 #include "tensor_inspector.h"
@@ -29,6 +30,7 @@
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
+#include <QTabWidget>
 #include <QVBoxLayout>
 #include <QDir>
 #include <QDockWidget>
@@ -126,21 +128,29 @@ MainWindow::MainWindow(QWidget* parent)
     addDockWidget(Qt::RightDockWidgetArea, inspectorDock_);
 
     // Evaluate (perplexity), Generate and Activations: tabs under the inspector.
-    auto wrap = [this](QWidget* panel) {
+    auto wrap = [this](std::initializer_list<QWidget*> panels) {
         auto* page = new QWidget(this);
         auto* l = new QVBoxLayout(page);
         l->setContentsMargins(8, 6, 8, 6);
-        l->addWidget(panel);
+        for (QWidget* panel : panels)
+            l->addWidget(panel);
         return scrollable(page);
     };
     perplexity_ = new PerplexityPanel(document_, engines_, this);
+    // Perplexity and task accuracy: two tabs of one dock that answers "what did compression cost me?".
+    tasks_ = new TaskPanel(document_, engines_, this);
+    evaluateTabs_ = new QTabWidget(this);
+    evaluateTabs_->setObjectName(QStringLiteral("evaluateTabs"));
+    evaluateTabs_->setDocumentMode(true);
+    evaluateTabs_->addTab(wrap({perplexity_}), tr("Perplexity"));
+    evaluateTabs_->addTab(wrap({tasks_}), tr("Tasks"));
     evaluateDock_ = new QDockWidget(tr("Evaluate"), this);
     evaluateDock_->setObjectName(QStringLiteral("evaluateDock"));
-    evaluateDock_->setWidget(wrap(perplexity_));
+    evaluateDock_->setWidget(evaluateTabs_);
     generate_ = new GeneratePanel(document_, engines_, this);
     generateDock_ = new QDockWidget(tr("Generate"), this);
     generateDock_->setObjectName(QStringLiteral("generateDock"));
-    generateDock_->setWidget(wrap(generate_));
+    generateDock_->setWidget(wrap({generate_}));
     activations_ = new ActivationView(document_, engines_, this);
     activations_->setEvaluationTextProvider([p = perplexity_] { return p->textSource(); });
     connect(perplexity_, &PerplexityPanel::textSourceChanged, activations_, &ActivationView::evaluationTextChanged);
@@ -388,6 +398,8 @@ bool MainWindow::raiseDock(const QString& name)
     QDockWidget* dock = dockNamed(name);
     if (!dock)
         return false;
+    if (name == QLatin1String("tasks") || name == QLatin1String("evaluate"))
+        evaluateTabs_->setCurrentIndex(name == QLatin1String("tasks") ? 1 : 0);
     dock->show();
     dock->raise();
     return true;
@@ -398,6 +410,7 @@ QDockWidget* MainWindow::dockNamed(const QString& name) const
     return name == QLatin1String("model")         ? treeDock_
            : name == QLatin1String("inspector")   ? inspectorDock_
            : name == QLatin1String("evaluate")    ? evaluateDock_
+           : name == QLatin1String("tasks")       ? evaluateDock_
            : name == QLatin1String("generate")    ? generateDock_
            : name == QLatin1String("activations") ? activationDock_
            : name == QLatin1String("compress")    ? compressDock_

@@ -12,6 +12,7 @@
 
 class QDockWidget;
 class QLabel;
+class QTabWidget;
 class QMenu;
 
 namespace ll {
@@ -30,6 +31,7 @@ class MemoryStatus;
 class ModelBrowser;
 class ModelDocument;
 class PerplexityPanel;
+class TaskPanel;
 class SessionManager;
 class TensorInspector;
 class ZoomController;
@@ -52,6 +54,7 @@ public:
     QDockWidget* generateDock() const { return generateDock_; }
     QDockWidget* activationDock() const { return activationDock_; }
     PerplexityPanel* perplexityPanel() const { return perplexity_; }
+    TaskPanel* taskPanel() const { return tasks_; }
     GeneratePanel* generatePanel() const { return generate_; }
     ActivationView* activationView() const { return activations_; }
     CompressionPanel* compressionPanel() const { return compression_; }
@@ -136,6 +139,8 @@ private:
     QDockWidget* treeDock_;
     QDockWidget* inspectorDock_;
     PerplexityPanel* perplexity_;
+    TaskPanel* tasks_;
+    QTabWidget* evaluateTabs_;
     GeneratePanel* generate_;
     ActivationView* activations_;
     QDockWidget* evaluateDock_;

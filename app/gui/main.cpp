@@ -3,11 +3,11 @@
 //            [--evaluate FILE|sample [--ctx N] [--windows N]] [--generate PROMPT [--tokens N]]
 //            [--activations [--outliers-by max|rms|contribution]] [--screenshot FILE.png]
 //            [--session FILE.layerlab] [--apply-recipe FILE] [--recover yes|no|ask] [--no-autosave]
-//            [--print-state] [--tour STEP] [--zoom PERCENT] [--present]
+//            [--print-state] [--tour STEP] [--zoom PERCENT] [--present] [--tasks NAME=FILE,... [--shots K] [--limit N]]
 // --print-state waits for every job, prints the state (recipe, weights
 // checksum) as JSON on stdout and exits. Without --recover, a session left by
 // a crashed run is offered in a message box (kept for later when unattended).
-// Without MODEL it opens the built-in demo model. --evaluate, --generate and
+// Without MODEL it opens the built-in demo model. --evaluate, --tasks, --generate and
 // --activations start those jobs as the buttons would. --screenshot renders
 // the main window once every job has finished, saves it and exits.
 #include "activation_view.h"
@@ -17,6 +17,7 @@
 #include "model_browser.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
+#include "task_panel.h"
 #include "guided_tour.h"
 #include "recipe_panel.h"
 #include "session.h"
@@ -193,6 +194,15 @@ int main(int argc, char** argv)
                                         QStringLiteral("PERCENT"));
     const QCommandLineOption presentOption(QStringLiteral("present"),
                                            QStringLiteral("Start in presentation mode (View › Presentation Mode)."));
+    const QCommandLineOption tasksOption(QStringLiteral("tasks"),
+                                         QStringLiteral("Add task files to Evaluate › Tasks and run them "
+                                                        "(NAME=FILE or FILE, comma-separated; NAME: hellaswag, arc, ...)."),
+                                         QStringLiteral("LIST"));
+    const QCommandLineOption shotsOption(QStringLiteral("shots"), QStringLiteral("Few-shot examples for --tasks."),
+                                         QStringLiteral("K"));
+    const QCommandLineOption limitOption(QStringLiteral("limit"), QStringLiteral("Items per task for --tasks."),
+                                         QStringLiteral("N"));
+    parser.addOptions({tasksOption, shotsOption, limitOption});
     parser.addOptions({selectOption, filterOption, screenshotOption, sizeOption, dockOption, evaluateOption, ctxOption,
                        windowsOption, generateOption, tokensOption, activationsOption, outliersByOption, sessionOption,
                        applyRecipeOption, recoverOption, noAutosaveOption, printStateOption, tourOption, zoomOption,
@@ -321,6 +331,33 @@ int main(int argc, char** argv)
             });
             p->run();
         }
+        if (parser.isSet(tasksOption)) {
+            ll::gui::TaskPanel* t = window.taskPanel();
+            for (const QString& spec : parser.value(tasksOption).split(QLatin1Char(','), Qt::SkipEmptyParts)) {
+                const int eq = static_cast<int>(spec.indexOf(QLatin1Char('=')));
+                if (!t->addTaskFile(eq < 0 ? spec : spec.mid(eq + 1), eq < 0 ? QString() : spec.left(eq))) {
+                    std::fprintf(stderr, "layerlab: %s\n", qPrintable(t->statusText()));
+                    failed = true;
+                }
+            }
+            // Only the tasks named here run (the panel remembers earlier ones, unticked).
+            for (int row = 0; row < static_cast<int>(t->tasks().size()); ++row) {
+                bool named = false;
+                for (const QString& spec : parser.value(tasksOption).split(QLatin1Char(',')))
+                    named = named || spec.endsWith(t->tasks()[static_cast<size_t>(row)].path);
+                t->setTaskEnabled(row, named);
+            }
+            t->shotsBox()->setValue(intValue(shotsOption, 0));
+            t->limitBox()->setValue(intValue(limitOption, 0));
+            QObject::connect(t, &ll::gui::TaskPanel::finished, &window, [t, &failed] {
+                if (t->state() == ll::gui::TaskPanel::State::Failed) {
+                    std::fprintf(stderr, "layerlab: tasks failed: %s\n", qPrintable(t->statusText()));
+                    failed = true;
+                }
+            });
+            t->run();
+            window.raiseDock(QStringLiteral("tasks"));
+        }
         if (parser.isSet(generateOption)) {
             ll::gui::GeneratePanel* g = window.generatePanel();
             g->promptEdit()->setText(parser.value(generateOption));
@@ -351,7 +388,7 @@ int main(int argc, char** argv)
         a->capture();
     }
     if (parser.isSet(dockOption) && !window.raiseDock(parser.value(dockOption))) {
-        std::fprintf(stderr, "layerlab: --dock expects model, inspector, evaluate, generate or activations\n");
+        std::fprintf(stderr, "layerlab: --dock expects model, inspector, evaluate, tasks, generate, activations, compress, recipe, history, compare or sensitivity\n");
         failed = true;
     }
 
@@ -363,7 +400,7 @@ int main(int argc, char** argv)
     if (parser.isSet(printStateOption)) {
         schedulePrintState(&window, recoveryOffered, recoverySummary, &recovered, &failed);
     } else if (unattended) {
-        const bool longJobs = parser.isSet(evaluateOption) || parser.isSet(activationsOption);
+        const bool longJobs = parser.isSet(evaluateOption) || parser.isSet(activationsOption) || parser.isSet(tasksOption);
         scheduleScreenshot(&window, parser.value(screenshotOption), &failed, longJobs ? 600000 : 60000);
     }
     return app.exec();

@@ -463,13 +463,56 @@ Task loadTaskFile(TaskFormat format, const std::string& path)
     return task;
 }
 
+std::optional<TaskFormat> guessTaskFormat(const std::string& path)
+{
+    const std::string ext = asciiLower(std::filesystem::path(path).extension().string());
+    if (ext == ".csv")
+        return TaskFormat::Mmlu;
+    if (ext == ".yaml" || ext == ".yml")
+        return std::nullopt;
+    const std::string text = readInputFile(path, kMaxTextFileBytes, "the task file");
+    size_t pos = text.find_first_not_of(" \t\r\n");
+    if (pos == std::string::npos)
+        return std::nullopt;
+    const nlohmann::json j = nlohmann::json::parse(std::string_view(text).substr(pos, text.find('\n', pos) - pos), nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return std::nullopt;
+    const auto has = [&](const char* k) { return j.contains(k); };
+    if (has("endings") || has("ctx_a"))
+        return TaskFormat::HellaSwag;
+    if (has("answerKey"))
+        return TaskFormat::Arc;
+    if (has("sol1"))
+        return TaskFormat::Piqa;
+    if (has("option1") && has("sentence"))
+        return TaskFormat::WinoGrande;
+    if (has("passage"))
+        return TaskFormat::BoolQ;
+    if (has("mc2_targets"))
+        return TaskFormat::TruthfulQaMc2;
+    if (has("mc1_targets"))
+        return TaskFormat::TruthfulQaMc1;
+    if (has("subject") && has("answer"))
+        return TaskFormat::Mmlu;
+    if (has("choices"))
+        return TaskFormat::MultipleChoice;
+    if (has("text"))
+        return TaskFormat::Lambada;
+    return std::nullopt;
+}
+
 Task loadTask(const std::string& name, const std::string& path)
 {
     if (name.empty()) {
         const std::string ext = asciiLower(std::filesystem::path(path).extension().string());
         if (ext == ".yaml" || ext == ".yml")
             return loadTaskDefinition(path);
-        fail(ErrorCode::InvalidArgument, path, "name the task's format (hellaswag=FILE, arc=FILE, ...) or give a task definition (.yaml)");
+        const auto guessed = guessTaskFormat(path);
+        if (!guessed)
+            fail(ErrorCode::InvalidArgument, path, "cannot tell the task's format from its first line: name it (hellaswag=FILE, arc=FILE, ...)");
+        Task t = loadTaskFile(*guessed, path);
+        t.name = std::filesystem::path(path).stem().string();
+        return t;
     }
     const auto format = taskFormatNamed(name);
     if (!format) {

@@ -45,8 +45,13 @@ Task loadTaskFile(TaskFormat format, const std::string& path);
 // choices, target, metric. docs/evaluation.md shows one.
 Task loadTaskDefinition(const std::string& path);
 
-// `name` is a format's name (then `path` is the data) or "" with a .yaml/.yml
-// path (a task definition).
+// The format a file looks like: its first item's fields (ctx_a/endings:
+// HellaSwag, answerKey: ARC, sol1: PIQA, ...), a .csv is MMLU. nullopt when
+// nothing fits (and for a task definition, which loadTask reads by its .yaml).
+std::optional<TaskFormat> guessTaskFormat(const std::string& path);
+
+// `name` is a format's name (then `path` is the data) or "": a .yaml/.yml path
+// is a task definition, any other file's format is guessed.
 Task loadTask(const std::string& name, const std::string& path);
 
 // The harness's HellaSwag cleaning (WikiHow's "[title]" and other bracketed
