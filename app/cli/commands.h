@@ -9,6 +9,7 @@ namespace ll::cli {
 
 int cmdInspect(const std::vector<std::string>& args);
 int cmdBench(const std::vector<std::string>& args);
+int cmdBenchModel(const std::vector<std::string>& args);
 int cmdTokenize(const std::vector<std::string>& args);
 int cmdLogits(const std::vector<std::string>& args);
 int cmdPpl(const std::vector<std::string>& args);

@@ -21,6 +21,10 @@ commands:
       list a model's tensors, or the statistics of one tensor
   bench open|stats [--size-gb G] [--dir DIR]
       measure model opening and statistics throughput
+  bench-model MODEL [--recipe R.yaml [--calib FILE]] [--prompt 512] [--decode 128] [--decode-after 128] [--repeats 3] [--json]
+      efficiency in one run: prefill (pp) and decode (tg, after a prompt) tokens/s as llama-bench measures them,
+      weights and bits per weight, compression ratio, KV cache per 1k tokens, FLOPs per token, peak RSS and
+      RssAnon; with --recipe the original and the compressed model alternating, a smaller but slower one flagged
   tokenize MODEL (--text FILE | --prompt TEXT) [--json] [--no-bos] [--pieces]
       token ids of a text with the model's own tokenizer (BOS added as the model does)
   logits MODEL --ids IDS.safetensors --out OUT.safetensors
@@ -107,6 +111,7 @@ int main(int argc, char** argv)
     const std::map<std::string, std::function<int(const std::vector<std::string>&)>> commands{
         {"inspect", cmdInspect},
         {"bench", cmdBench},
+        {"bench-model", cmdBenchModel},
         {"tokenize", cmdTokenize},
         {"logits", cmdLogits},
         {"ppl", cmdPpl},

@@ -1,0 +1,176 @@
+// layerlab-cli bench-model: the efficiency figures of a model (and, with a
+// recipe, of the compressed model beside it, runs alternating): prefill and
+// decode tokens/s as llama-bench measures them, weights, KV cache, FLOPs per
+// token, compression ratio, peak memory; flags a smaller model that decodes
+// more slowly.
+#include "args.h"
+#include "commands.h"
+#include "compress_common.h"
+
+#include "analysis/efficiency.h"
+#include "model/model.h"
+#include "recipe/apply.h"
+#include "recipe/recipe.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+namespace ll::cli {
+
+namespace {
+
+const char* kBenchModelUsage =
+    "usage: layerlab-cli bench-model MODEL [--recipe R.yaml [--calib FILE]] [--prompt 512] [--decode 128] [--decode-after 128]\n"
+    "         [--repeats 3] [--threads N] [--json]";
+
+nlohmann::json resultJson(const EfficiencyResult& r)
+{
+    return {{"prefill_tokens_per_second", {{"mean", r.prefill.mean}, {"sd", r.prefill.sd}, {"runs", r.prefill.runs}}},
+            {"decode_tokens_per_second", {{"mean", r.decode.mean}, {"sd", r.decode.sd}, {"runs", r.decode.runs}}},
+            {"parameters", r.parameters},
+            {"weight_bytes", r.weightBytes},
+            {"bits_per_weight", r.bitsPerWeight},
+            {"kv_bytes_per_1k_tokens", r.kvBytesPer1kTokens},
+            {"flops_per_token", r.flopsPerToken},
+            {"peak_rss_bytes", r.peakRssBytes},
+            {"peak_rss_anon_bytes", r.peakAnonBytes}};
+}
+
+// Runs of two measurements taken one repetition at a time, put together.
+void merge(EfficiencyResult& into, const EfficiencyResult& run)
+{
+    const auto add = [](Throughput& t, const Throughput& r) {
+        t.runs.insert(t.runs.end(), r.runs.begin(), r.runs.end());
+        double mean = 0, ss = 0;
+        for (const double v : t.runs)
+            mean += v / static_cast<double>(t.runs.size());
+        for (const double v : t.runs)
+            ss += (v - mean) * (v - mean);
+        t.mean = mean;
+        t.sd = t.runs.size() > 1 ? std::sqrt(ss / static_cast<double>(t.runs.size() - 1)) : 0;
+    };
+    Throughput prefill = into.prefill, decode = into.decode;
+    add(prefill, run.prefill);
+    add(decode, run.decode);
+    const uint64_t anon = std::max(into.peakAnonBytes, run.peakAnonBytes);
+    into = run;
+    into.prefill = prefill;
+    into.decode = decode;
+    into.peakAnonBytes = anon;
+}
+
+std::string mib(uint64_t bytes)
+{
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+    return b;
+}
+
+} // namespace
+
+int cmdBenchModel(const std::vector<std::string>& argv)
+{
+    const Args a(argv, {"recipe", "calib", "prompt", "decode", "decode-after", "repeats", "threads", "seed"}, {"json"});
+    if (a.positional().size() != 1)
+        throw UsageError(kBenchModelUsage);
+    const std::string modelPath = a.positionalAt(0, "MODEL");
+    setComputeThreads(static_cast<int>(a.intOr("threads", 0, 0, 1024)));
+    EfficiencyOptions opt;
+    opt.prefillTokens = a.intOr("prompt", 512, 0, 1 << 20);
+    opt.decodeTokens = a.intOr("decode", 128, 0, 1 << 20);
+    opt.decodeAfter = a.intOr("decode-after", 128, 0, 1 << 20);
+    opt.seed = static_cast<uint64_t>(a.intOr("seed", 1, 0, INT64_MAX));
+    const int repeats = static_cast<int>(a.intOr("repeats", 3, 1, 1000));
+
+    compress::CliProgress progress;
+    std::shared_ptr<const Model> source = openModel(modelPath);
+    std::optional<CompressionState> compressed;
+    std::string recipeFile;
+    if (const auto r = a.value("recipe")) {
+        recipeFile = *r;
+        Recipe recipe = loadRecipe(recipeFile);
+        if (const auto calib = a.value("calib"))
+            recipe.calibration.text = *calib;
+        try {
+            compressed = applyRecipe(source, recipe, &progress).state;
+        } catch (const Error& e) {
+            if (!e.file().empty())
+                throw;
+            fail(e.code(), recipeFile, e.problem());
+        }
+    }
+    const Transformer original(*source, &progress);
+    std::unique_ptr<Transformer> edited;
+    if (compressed) {
+        edited = std::make_unique<Transformer>(*compressed->model, &progress);
+        if (!compressed->activations.empty())
+            applyActivationQuantization(*edited, compressed->activations);
+    }
+    // One repetition of each model at a time, alternating: a noisy machine slows both alike.
+    EfficiencyResult a0, a1;
+    EfficiencyOptions once = opt;
+    once.repeats = 1;
+    for (int rep = 0; rep < repeats; ++rep) {
+        merge(a0, measureEfficiency(original, once, &progress));
+        if (edited)
+            merge(a1, measureEfficiency(*edited, once, &progress));
+    }
+    progress.clear();
+    // Smaller but slower: the seed's finding, flagged when the decode is more than one sd of each below.
+    const bool slower = edited && a1.weightBytes < a0.weightBytes && a1.decode.mean + a1.decode.sd < a0.decode.mean - a0.decode.sd;
+    const double ratio = edited && a1.weightBytes > 0 ? static_cast<double>(a0.weightBytes) / static_cast<double>(a1.weightBytes) : 1.0;
+
+    if (a.flag("json")) {
+        nlohmann::json j{{"model", modelPath},
+                         {"threads", computeThreads()},
+                         {"prompt", opt.prefillTokens},
+                         {"decode", opt.decodeTokens},
+                         {"decode_after", opt.decodeAfter},
+                         {"repeats", repeats},
+                         {"original", resultJson(a0)}};
+        if (edited) {
+            j["recipe"] = recipeFile;
+            j["compressed"] = resultJson(a1);
+            j["compression_ratio"] = ratio;
+            j["smaller_but_slower"] = slower;
+        }
+        std::cout << jsonText(j) << "\n";
+        return 0;
+    }
+    std::printf("%s, %d threads, %d runs each%s\n", oneLine(modelPath).c_str(), computeThreads(), repeats,
+                edited ? (", original and after " + oneLine(recipeFile) + " alternating").c_str() : "");
+    const auto row = [&](const char* label, const std::string& x, const std::string& y) {
+        std::printf("  %-26s %-24s %s\n", label, x.c_str(), edited ? y.c_str() : "");
+    };
+    const auto rate = [](const Throughput& t) {
+        char b[48];
+        std::snprintf(b, sizeof b, "%.2f ± %.2f", t.mean, t.sd);
+        return std::string(b);
+    };
+    const auto num = [](const char* fmt, double v) {
+        char b[48];
+        std::snprintf(b, sizeof b, fmt, v);
+        return std::string(b);
+    };
+    if (edited)
+        row("", "original", "compressed");
+    const std::string pp = "prefill pp" + std::to_string(opt.prefillTokens) + " tok/s";
+    const std::string tg = "decode tg" + std::to_string(opt.decodeTokens) + (opt.decodeAfter ? " @" + std::to_string(opt.decodeAfter) : "") + " tok/s";
+    row(pp.c_str(), rate(a0.prefill), rate(a1.prefill));
+    row(tg.c_str(), rate(a0.decode), rate(a1.decode));
+    row("weights", mib(a0.weightBytes) + num(" (%.2f b/w)", a0.bitsPerWeight), mib(a1.weightBytes) + num(" (%.2f b/w)", a1.bitsPerWeight));
+    row("compression vs F16", num("%.2fx", 16.0 / std::max(1e-9, a0.bitsPerWeight)), num("%.2fx", 16.0 / std::max(1e-9, a1.bitsPerWeight)));
+    if (edited)
+        row("compression vs original", "1.00x", num("%.2fx", ratio));
+    row("KV cache per 1k tokens", mib(a0.kvBytesPer1kTokens), mib(a1.kvBytesPer1kTokens));
+    row("GFLOP per token", num("%.3f", a0.flopsPerToken * 1e-9), num("%.3f", a1.flopsPerToken * 1e-9));
+    std::printf("  %-26s %s (the process, mapped model included); RssAnon %s\n", "peak RSS", mib(std::max(a0.peakRssBytes, a1.peakRssBytes)).c_str(),
+                mib(std::max(a0.peakAnonBytes, a1.peakAnonBytes)).c_str());
+    if (slower)
+        std::printf("  ! smaller (%.2fx) but decodes more slowly: %.2f against the original's %.2f tokens/s\n", ratio, a1.decode.mean, a0.decode.mean);
+    return 0;
+}
+
+} // namespace ll::cli

@@ -1,0 +1,130 @@
+#include "analysis/efficiency.h"
+
+#include "engine/session.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+namespace ll {
+
+namespace {
+
+uint64_t statusKilobytes(const char* key)
+{
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    uint64_t kb = 0;
+    const size_t n = std::strlen(key);
+    while (std::fgets(line, sizeof line, f))
+        if (std::strncmp(line, key, n) == 0 && line[n] == ':') {
+            kb = std::strtoull(line + n + 1, nullptr, 10);
+            break;
+        }
+    std::fclose(f);
+    return kb * 1024;
+}
+
+Throughput summarise(std::vector<double> runs)
+{
+    Throughput t;
+    t.runs = std::move(runs);
+    if (t.runs.empty())
+        return t;
+    for (const double r : t.runs)
+        t.mean += r / static_cast<double>(t.runs.size());
+    if (t.runs.size() > 1) {
+        double ss = 0;
+        for (const double r : t.runs)
+            ss += (r - t.mean) * (r - t.mean);
+        t.sd = std::sqrt(ss / static_cast<double>(t.runs.size() - 1));
+    }
+    return t;
+}
+
+// Arbitrary but fixed token ids (never 0, which is often a control token).
+std::vector<int32_t> tokenIds(int64_t n, int64_t vocab, uint64_t seed)
+{
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (auto& id : ids) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        id = static_cast<int32_t>(1 + x % static_cast<uint64_t>(std::max<int64_t>(1, vocab - 1)));
+    }
+    return ids;
+}
+
+double secondsSince(std::chrono::steady_clock::time_point t0)
+{
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+} // namespace
+
+uint64_t processPeakRss() { return statusKilobytes("VmHWM"); }
+uint64_t processRssAnon() { return statusKilobytes("RssAnon"); }
+
+EfficiencyResult measureEfficiency(const Transformer& model, const EfficiencyOptions& options, Progress* progress)
+{
+    const int64_t positions = model.config().maxPositions > 1 ? model.config().maxPositions : INT64_MAX;
+    if (options.prefillTokens > positions || options.decodeAfter + options.decodeTokens > positions)
+        fail(ErrorCode::InvalidArgument, model.source(),
+             "the runs need " + std::to_string(std::max(options.prefillTokens, options.decodeAfter + options.decodeTokens))
+                 + " positions, the model has " + std::to_string(positions));
+    EfficiencyResult r;
+    const int repeats = std::max(1, options.repeats);
+    const auto prompt = tokenIds(std::max(options.prefillTokens, options.decodeAfter), model.vocab(), options.seed);
+    const auto generated = tokenIds(options.decodeTokens, model.vocab(), options.seed + 1);
+    std::vector<double> prefill, decode;
+    const auto note = [&] { r.peakAnonBytes = std::max(r.peakAnonBytes, processRssAnon()); };
+    for (int rep = 0; rep < repeats; ++rep) {
+        // Alternating pp and tg runs, as llama-bench's repetitions do.
+        if (options.prefillTokens > 0) {
+            throwIfCancelled(progress);
+            if (progress)
+                progress->report(static_cast<double>(rep) / repeats, "prefill run " + std::to_string(rep + 1) + " of " + std::to_string(repeats));
+            Session session(model);
+            const auto t0 = std::chrono::steady_clock::now();
+            session.append(std::span<const int32_t>(prompt.data(), static_cast<size_t>(options.prefillTokens)));
+            prefill.push_back(static_cast<double>(options.prefillTokens) / secondsSince(t0));
+            note();
+        }
+        if (options.decodeTokens > 0) {
+            throwIfCancelled(progress);
+            if (progress)
+                progress->report((rep + 0.5) / repeats, "decode run " + std::to_string(rep + 1) + " of " + std::to_string(repeats));
+            Session session(model);
+            if (options.decodeAfter > 0)
+                session.append(std::span<const int32_t>(prompt.data(), static_cast<size_t>(options.decodeAfter)));
+            const auto t0 = std::chrono::steady_clock::now();
+            for (const int32_t id : generated)
+                session.appendToken(id);
+            decode.push_back(static_cast<double>(options.decodeTokens) / secondsSince(t0));
+            note();
+        }
+    }
+    r.prefill = summarise(prefill);
+    r.decode = summarise(decode);
+    const ModelConfig& c = model.config();
+    const TransformerWeights& w = model.weights();
+    // The embedding table once (a tied head is the same matrix), the head, every block linear.
+    r.parameters = w.embeddingTable().rows * w.embeddingTable().cols + (w.headTied ? 0 : w.head.parameterCount());
+    for (const BlockWeights& b : w.blocks)
+        for (const LinearWeights* lw : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down})
+            r.parameters += lw->parameterCount();
+    r.weightBytes = model.weightBytes();
+    r.bitsPerWeight = r.parameters > 0 ? 8.0 * static_cast<double>(r.weightBytes) / static_cast<double>(r.parameters) : 0;
+    r.kvBytesPer1kTokens = static_cast<uint64_t>(model.layers()) * 2 * static_cast<uint64_t>(c.kvHeads * c.headDim) * sizeof(float) * 1000;
+    // Transformer::flopsPerToken counts multiply-adds: two FLOPs each.
+    r.flopsPerToken = 2.0 * model.flopsPerToken(std::max<int64_t>(1, options.prefillTokens));
+    r.peakRssBytes = processPeakRss();
+    return r;
+}
+
+} // namespace ll

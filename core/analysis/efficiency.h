@@ -1,0 +1,48 @@
+#pragma once
+// The efficiency figures of a model state, measured in one run (issue 17's
+// "efficiency" dimension, the seed's finding that a smaller format can decode
+// more slowly): prefill and decode speed as llama-bench measures them (pp N:
+// a prompt of N tokens in one pass; tg N: N tokens one at a time through the
+// KV cache after an optional prompt), the weights as held, the KV cache per
+// 1,000 tokens, FLOPs per token and the process's peak memory.
+#include "engine/transformer.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace ll {
+
+class Progress;
+
+struct EfficiencyOptions {
+    int64_t prefillTokens = 512;   // pp: prompt tokens in one pass (0: skip)
+    int64_t decodeTokens = 128;    // tg: tokens decoded one at a time (0: skip)
+    int64_t decodeAfter = 128;     // prompt before decoding (0: from an empty context, llama-bench's tg)
+    int repeats = 3;               // runs of each; mean ± sd as llama-bench reports them
+    uint64_t seed = 1;             // the arbitrary token ids (llama-bench uses arbitrary ids too)
+};
+
+struct Throughput {
+    std::vector<double> runs;      // tokens/s of each run
+    double mean = 0, sd = 0;       // sd: sample standard deviation (0 for one run)
+};
+
+struct EfficiencyResult {
+    Throughput prefill, decode;
+    int64_t parameters = 0;        // of the linears, embedding and head as held (tied counted once)
+    uint64_t weightBytes = 0;      // as the engine holds them (Transformer::weightBytes)
+    double bitsPerWeight = 0;      // 8 * weightBytes / parameters
+    uint64_t kvBytesPer1kTokens = 0; // the engine's F32 cache: layers * 2 * kv heads * head dim * 4 * 1000
+    double flopsPerToken = 0;      // multiply-adds * 2 at the prefill's context
+    uint64_t peakRssBytes = 0;     // VmHWM (mapped model pages included)
+    uint64_t peakAnonBytes = 0;    // the largest RssAnon seen after a run (the process's own memory)
+};
+
+// Throws Cancelled between runs when progress asks.
+EfficiencyResult measureEfficiency(const Transformer& model, const EfficiencyOptions& options, Progress* progress = nullptr);
+
+// This process's memory from /proc/self/status (0 where unavailable).
+uint64_t processPeakRss();
+uint64_t processRssAnon();
+
+} // namespace ll
