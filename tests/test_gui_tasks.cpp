@@ -6,6 +6,7 @@
 
 #include "main_window.h"
 #include "model_document.h"
+#include "session.h"
 #include "task_panel.h"
 
 #include "recipe/apply.h"
@@ -135,6 +136,35 @@ private slots:
         // Undo: the current column is marked as measured on another state.
         window_->document()->undoStack()->undo();
         QVERIFY2(p->statusText().contains(QStringLiteral("earlier state")), qPrintable(p->statusText()));
+    }
+
+    void resultsComeBackWithTheSession()
+    {
+        LL_REQUIRE_SHARED();
+        TaskPanel* p = window_->taskPanel();
+        QVERIFY(p->shownResult());
+        const TaskOutcome saved = *p->shownResult();
+        const QString file = QString::fromStdString(test::scratchDir() + "/tasks.layerlab");
+        QVERIFY(window_->session()->save(file).isEmpty());
+        QVERIFY(window_->openPath(QString::fromStdString(stories()))); // another model load clears the panel
+        QVERIFY(!p->shownResult());
+        QVERIFY(window_->session()->open(file).isEmpty());
+        QElapsedTimer clock;
+        clock.start();
+        while (window_->session()->isRestoring() && clock.elapsed() < 30000)
+            QTest::qWait(20);
+        QVERIFY(p->shownResult());
+        const TaskOutcome& back = *p->shownResult();
+        QCOMPARE(back.original.size(), saved.original.size());
+        QCOMPARE(back.current.size(), saved.current.size());
+        for (size_t t = 0; t < saved.original.size(); ++t)
+            for (size_t m = 0; m < saved.original[t].metrics.size(); ++m) {
+                QCOMPARE(back.original[t].metrics[m].value, saved.original[t].metrics[m].value);
+                QCOMPARE(back.current[t].metrics[m].value, saved.current[t].metrics[m].value);
+                QCOMPARE(back.current[t].metrics[m].standardError, saved.current[t].metrics[m].standardError);
+            }
+        QCOMPARE(back.steps, saved.steps);
+        QCOMPARE(p->resultTable()->rowCount(), 3);
     }
 
     void badFilesAndCancel()

@@ -9,12 +9,14 @@
 #include "model/model.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"
+#include "stats/rank_correlation.h"
 #include "tasks/task_definition.h"
 #include "tasks/task_eval.h"
 #include "tasks/task_formats.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
+#include <QProcess>
 #include <QtTest>
 
 #include <nlohmann/json.hpp>
@@ -413,6 +415,96 @@ private slots:
                  qPrintable(QString("%1 -> %2").arg(before.metrics[0].value).arg(after.metrics[0].value)));
         // Still a language model, above chance.
         QVERIFY(after.metrics[0].value > 0.4);
+    }
+
+    void rankCorrelationsByHand()
+    {
+        // No ties: d = ±1 six times -> rho = 1 - 6 * 6 / (6 * 35) = 0.828571; 3 discordant pairs of 15 -> tau = 9/15.
+        const std::vector<double> x{1, 2, 3, 4, 5, 6}, y{2, 1, 4, 3, 6, 5};
+        const RankCorrelation rho = spearman(x, y), tau = kendallTau(x, y);
+        QVERIFY(std::abs(rho.value - (1.0 - 36.0 / 210.0)) < 1e-12);
+        QVERIFY(std::abs(tau.value - 0.6) < 1e-12);
+        // Fisher's z with Fieller et al.'s standard errors (1.06 / sqrt(n - 3), 0.437 / sqrt(n - 4)), z = 1.959964.
+        const double zr = std::atanh(rho.value), se = 1.06 / std::sqrt(3.0);
+        QVERIFY(std::abs(rho.low - std::tanh(zr - 1.959964 * se)) < 1e-5);
+        QVERIFY(std::abs(rho.high - std::tanh(zr + 1.959964 * se)) < 1e-5);
+        QVERIFY(std::abs(tau.low - std::tanh(std::atanh(0.6) - 1.959964 * 0.437 / std::sqrt(2.0))) < 1e-5);
+        // Ties: mean ranks for rho; tau-b leaves tied pairs out: 4 / sqrt((6 - 1)(6 - 1)).
+        const std::vector<double> a{1, 1, 2, 3}, b{1, 2, 2, 3};
+        QVERIFY(std::abs(spearman(a, b).value - 3.75 / 4.5) < 1e-12);
+        QVERIFY(std::abs(kendallTau(a, b).value - 0.8) < 1e-12);
+        QCOMPARE(kendallTau(a, b).low, -1.0); // n = 4: no interval
+        // Reversed order: -1; a constant series: 0.
+        QVERIFY(std::abs(spearman(x, std::vector<double>{6, 5, 4, 3, 2, 1}).value + 1) < 1e-12);
+        QCOMPARE(spearman(x, std::vector<double>(6, 0.5)).value, 0.0);
+    }
+
+    void perplexityAsProxyOverSixConfigurations()
+    {
+        // The original and five compressed configurations of stories260K: perplexity on a
+        // TinyStories text, word-order accuracy, and their rank correlations (CLI, JSON and the HDF5 report).
+        LL_REQUIRE_SHARED();
+        const std::string dir = test::scratchDir();
+        std::vector<std::string> recipes;
+        for (const std::string& step : {"action: quantize\n    method: rtn\n    bits: 8\n    group: 32",
+                                        "action: quantize\n    method: rtn\n    bits: 3\n    group: 32",
+                                        "action: quantize\n    method: rtn\n    bits: 2\n    group: 32",
+                                        "action: prune\n    method: magnitude\n    sparsity: 0.5",
+                                        "action: factorize\n    method: svd\n    rank_ratio: 0.5"}) {
+            recipes.push_back(dir + "/r" + std::to_string(recipes.size()) + ".yaml");
+            test::writeFile(recipes.back(), "layerlab_recipe: 1\nsteps:\n  - " + step + "\n");
+        }
+        std::string list;
+        for (const std::string& r : recipes)
+            list += (list.empty() ? "" : ",") + r;
+        const test::CliResult cli = test::runCli({"eval", stories(), "--tasks", "mc=" + taskFile("story_order.jsonl"), "--recipes", list,
+                                                  "--text", test::sharedPath("data/tinystories/eval.txt"), "--ctx", "256", "--windows", "8",
+                                                  "--report", dir + "/proxy.h5", "--json"});
+        QVERIFY2(cli.exitCode == 0, cli.err.c_str());
+        const nlohmann::json j = nlohmann::json::parse(cli.out);
+        const std::vector<double> ppl = j["ppl"], acc = j["metrics"]["mc"]["value"];
+        QCOMPARE(ppl.size(), size_t{6});
+        QCOMPARE(acc.size(), size_t{6});
+        // RTN 2-bit is worse than RTN 8-bit by both measures (measured: ppl 382 vs 4.54, acc 0.77 vs 1.00;
+        // RTN 8-bit's perplexity is within noise of the original's, 4.541 vs 4.547).
+        QVERIFY(ppl[3] > 10 * ppl[1] && acc[3] < acc[1]);
+        // Spearman by hand: Pearson's correlation of mean ranks.
+        const auto meanRanks = [](const std::vector<double>& v) {
+            std::vector<double> r(v.size());
+            for (size_t i = 0; i < v.size(); ++i) {
+                double below = 0, equal = 0;
+                for (const double w : v)
+                    below += w < v[i], equal += w == v[i];
+                r[i] = below + (equal + 1) / 2;
+            }
+            return r;
+        };
+        const std::vector<double> rp = meanRanks(ppl), ra = meanRanks(acc);
+        double sxy = 0, sxx = 0, syy = 0;
+        for (size_t i = 0; i < 6; ++i) {
+            sxy += (rp[i] - 3.5) * (ra[i] - 3.5);
+            sxx += (rp[i] - 3.5) * (rp[i] - 3.5);
+            syy += (ra[i] - 3.5) * (ra[i] - 3.5);
+        }
+        const nlohmann::json& c = j["correlation_with_ppl"]["mc"];
+        QCOMPARE(c["spearman"]["n"].get<int>(), 6);
+        QVERIFY(std::abs(c["spearman"]["value"].get<double>() - sxy / std::sqrt(sxx * syy)) < 1e-12);
+        QVERIFY(c["spearman"]["value"].get<double>() < -0.5); // higher perplexity, lower accuracy
+        QVERIFY(c["spearman"]["low"].get<double>() <= c["spearman"]["value"].get<double>());
+
+        // The report's /tasks group holds the same document.
+        QProcess py;
+        py.start(QStringLiteral("/usr/bin/python3"),
+                 {QStringLiteral("-c"), QStringLiteral("import h5py, sys; f = h5py.File(sys.argv[1], 'r'); print(f['tasks'].attrs['json']); "
+                                                       "print(list(f['tasks/ppl'][()]))"),
+                  QString::fromStdString(dir + "/proxy.h5")});
+        QVERIFY(py.waitForFinished(60000));
+        if (py.exitCode() != 0)
+            QSKIP("python3 with h5py is missing (apt-get install python3-h5py)");
+        const QStringList lines = QString::fromUtf8(py.readAllStandardOutput()).split(QLatin1Char('\n'));
+        const nlohmann::json stored = nlohmann::json::parse(lines[0].toStdString());
+        QCOMPARE(stored["ppl"], j["ppl"]);
+        QCOMPARE(stored["correlation_with_ppl"], j["correlation_with_ppl"]);
     }
 
     void cliPrintsTheSameNumbers()

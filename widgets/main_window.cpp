@@ -252,6 +252,12 @@ MainWindow::MainWindow(QWidget* parent)
     session_->setSectionProvider("sensitivity", [this]() -> nlohmann::json {
         return sensitivity_ && sensitivity_->result() ? sensitivity_->result()->toJson() : nlohmann::json();
     });
+    // ... and the task results (shown again as saved, marked when they belong to another state).
+    session_->setSectionProvider("tasks", [this]() -> nlohmann::json { return tasks_->sessionJson(); });
+    connect(session_, &SessionManager::sectionLoaded, this, [this](const QString& key, const QString& json) {
+        if (key == QLatin1String("tasks"))
+            tasks_->restoreSession(nlohmann::json::parse(json.toStdString(), nullptr, false));
+    });
     zoom_ = new ZoomController(this); // after every plot exists: a remembered zoom applies to them
     createActions();
     // The engine cache follows the document; the jobs of the old model keep their own engine until they end.

@@ -332,6 +332,52 @@ void TaskPanel::setState(State state, const QString& message)
 
 QString TaskPanel::statusText() const { return statusLabel_->text(); }
 
+nlohmann::json TaskPanel::sessionJson() const
+{
+    if (!shown_)
+        return nullptr;
+    nlohmann::json tasks = nlohmann::json::array(), original = nlohmann::json::array(), current = nlohmann::json::array();
+    for (const TaskEntry& e : tasks_)
+        tasks.push_back({{"path", e.path.toStdString()}, {"format", e.format.toStdString()}, {"enabled", e.enabled}});
+    for (const TaskResult& r : shown_->original)
+        original.push_back(taskResultToJson(r));
+    for (const TaskResult& r : shown_->current)
+        current.push_back(taskResultToJson(r));
+    Recipe measured;
+    measured.steps = shown_->steps;
+    return {{"tasks", tasks}, {"shots", shown_->shots}, {"limit", shown_->limit}, {"original", original},
+            {"current", current}, {"steps", measured.toJson()}};
+}
+
+bool TaskPanel::restoreSession(const nlohmann::json& j)
+{
+    try {
+        TaskOutcome o;
+        o.shots = j.value("shots", 0);
+        o.limit = j.value("limit", int64_t{0});
+        for (const auto& r : j.at("original"))
+            o.original.push_back(taskResultFromJson(r, "session"));
+        for (const auto& r : j.value("current", nlohmann::json::array()))
+            o.current.push_back(taskResultFromJson(r, "session"));
+        if (!o.current.empty() && o.current.size() != o.original.size())
+            return false;
+        o.steps = Recipe::fromJson(j.at("steps"), "session").steps;
+        for (const auto& t : j.value("tasks", nlohmann::json::array()))
+            if (t.is_object() && t.contains("path") && t["path"].is_string()) {
+                const QString path = QString::fromStdString(t["path"].get<std::string>());
+                const QString format = QString::fromStdString(t.value("format", std::string()));
+                if (std::none_of(tasks_.begin(), tasks_.end(), [&](const TaskEntry& e) { return e.path == path && e.format == format; }))
+                    tasks_.push_back({path, format, t.value("enabled", true)});
+            }
+        rebuildTaskTable();
+        showOutcome(o);
+        setState(State::Done, statusLabel_->text());
+        return true;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
 void TaskPanel::run()
 {
     const auto model = document_->model();

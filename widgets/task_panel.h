@@ -8,6 +8,8 @@
 #include "tasks/task_eval.h"
 #include "recipe/recipe.h"
 
+#include <nlohmann/json.hpp>
+
 #include <QString>
 #include <QWidget>
 
@@ -68,6 +70,12 @@ public:
     State state() const { return state_; }
     const std::optional<TaskOutcome>& shownResult() const { return shown_; }
     QString statusText() const;
+    // The results on screen and the task list, for session files ({"tasks": [{path, format}], "shots",
+    // "limit", "original": [...], "current": [...], "steps": recipe}); null when nothing was run.
+    nlohmann::json sessionJson() const;
+    // Shows results saved with a session (not re-run) and adds their task files to the list.
+    // False, nothing shown, for a malformed section.
+    bool restoreSession(const nlohmann::json& j);
 
     QTableWidget* taskTable() const { return taskTable_; }
     QTableWidget* resultTable() const { return results_; }

@@ -5,8 +5,11 @@
 #include "commands.h"
 #include "compress_common.h"
 
+#include "eval/perplexity.h"
 #include "model/model.h"
 #include "recipe/apply.h"
+#include "report/report_writer.h"
+#include "tasks/proxy.h"
 #include "recipe/recipe.h"
 #include "tasks/task_eval.h"
 #include "tasks/task_formats.h"
@@ -23,7 +26,9 @@ namespace {
 
 const char* kEvalUsage =
     "usage: layerlab-cli eval MODEL --tasks NAME=FILE[,NAME=FILE|DEF.yaml...] [--shots K] [--limit N] [--seed S]\n"
-    "         [--recipe R.yaml [--calib FILE]] [--no-bos] [--alone] [--per-item] [--threads N] [--json]";
+    "         [--recipe R.yaml [--calib FILE]] [--no-bos] [--alone] [--per-item] [--threads N] [--json]\n"
+    "       layerlab-cli eval MODEL --tasks ... --recipes R1.yaml,R2.yaml,... --text FILE [--ctx 256] [--windows N]\n"
+    "         [--report OUT.h5 [--force]] [--json]   (perplexity as a proxy: rank correlations over the configurations)";
 
 struct TaskSpec {
     std::string name, path;
@@ -55,31 +60,124 @@ std::string formatList()
     return s;
 }
 
-nlohmann::json resultJson(const TaskResult& r, bool perItem)
+
+std::vector<std::string> splitList(const std::string& list)
 {
-    nlohmann::json metrics = nlohmann::json::object();
-    for (const MetricValue& m : r.metrics)
-        metrics[m.name] = {{"value", m.value}, {"stderr", m.standardError}};
-    nlohmann::json j{{"metrics", metrics},
-                     {"positions_run", r.positionsRun},
-                     {"positions_alone", r.positionsAlone},
-                     {"seconds", r.seconds}};
-    if (perItem) {
-        nlohmann::json items = nlohmann::json::array();
-        for (const ItemResult& it : r.perItem)
-            items.push_back({{"loglikelihoods", it.logLikelihoods}, {"greedy", it.greedy}, {"predicted", it.predicted},
-                             {"predicted_norm", it.predictedNorm}, {"score", it.score}});
-        j["items"] = items;
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos <= list.size()) {
+        const size_t comma = list.find(',', pos);
+        std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        if (!item.empty())
+            out.push_back(std::move(item));
+        pos = comma == std::string::npos ? list.size() + 1 : comma + 1;
     }
-    return j;
+    return out;
+}
+
+std::string rankText(const RankCorrelation& r)
+{
+    char b[96];
+    std::snprintf(b, sizeof b, "%+.3f [%+.2f, %+.2f]", r.value, r.low, r.high);
+    return b;
+}
+
+// --recipes: the original and every recipe's model, each scored for perplexity
+// on --text and on every task; then how well perplexity ranks them as each task does.
+int proxyMode(const Args& a, const std::string& modelPath, const std::vector<Task>& tasks, const TaskOptions& opt)
+{
+    const auto textPath = a.value("text");
+    if (!textPath)
+        throw UsageError(std::string("--recipes needs --text FILE for the perplexity of each configuration\n") + kEvalUsage);
+    std::vector<std::pair<std::string, Recipe>> recipes;
+    for (const std::string& file : splitList(*a.value("recipes"))) {
+        Recipe r = loadRecipe(file);
+        if (const auto calib = a.value("calib"))
+            r.calibration.text = *calib;
+        recipes.emplace_back(file, std::move(r));
+    }
+    compress::CliProgress progress;
+    std::shared_ptr<const Model> source = openModel(modelPath);
+    const auto tokenizer = loadTokenizer(*source);
+    const std::vector<int32_t> text = tokenizeTextFile(*source, *textPath);
+    ScoringOptions scoring;
+    const int64_t maxCtx = source->config.maxPositions > 1 ? source->config.maxPositions : 512;
+    scoring.context = a.intOr("ctx", std::min<int64_t>(256, maxCtx), 2, 1 << 20);
+    scoring.maxWindows = a.intOr("windows", 0, 0, int64_t{1} << 40);
+    if (static_cast<int64_t>(text.size()) < scoring.context)
+        fail(ErrorCode::InvalidArgument, *textPath, "the text is " + std::to_string(text.size()) + " tokens long, shorter than one window of "
+                                                        + std::to_string(scoring.context));
+    std::vector<ProxyConfig> configs;
+    const auto score = [&](const std::string& name, const Model& model, const ActivationQuantization* activations) {
+        Transformer t(model, &progress);
+        if (activations && !activations->empty())
+            applyActivationQuantization(t, *activations);
+        ProxyConfig c;
+        c.name = name;
+        c.ppl = evaluatePerplexity(t, text, scoring, &progress).ppl;
+        for (const Task& task : tasks)
+            c.tasks.push_back(evaluateTask(t, *tokenizer, task, opt, &progress));
+        configs.push_back(std::move(c));
+    };
+    score("original", *source, nullptr);
+    for (const auto& [file, recipe] : recipes) {
+        StepOutcome out;
+        try {
+            out = applyRecipe(source, recipe, &progress);
+        } catch (const Error& e) {
+            if (!e.file().empty())
+                throw;
+            fail(e.code(), file, e.problem());
+        }
+        score(file, *out.state.model, &out.state.activations);
+    }
+    progress.clear();
+    const std::vector<ProxyCorrelation> corr = perplexityAsProxy(configs);
+    nlohmann::json j = proxyJson(configs, corr);
+    j["model"] = modelPath;
+    j["text"] = *textPath;
+    j["context"] = scoring.context;
+    j["shots"] = opt.shots;
+    if (const auto report = a.value("report")) {
+        ReportInputs in;
+        in.model = source.get();
+        in.tasks = j;
+        in.options.overwrite = a.flag("force");
+        writeReport(*report, in, &progress);
+        progress.clear();
+    }
+    if (a.flag("json")) {
+        std::cout << jsonText(j) << "\n";
+        return 0;
+    }
+    std::printf("%s: perplexity on %s (ctx %lld) and %d-shot tasks over %zu configurations\n", oneLine(modelPath).c_str(),
+                oneLine(*textPath).c_str(), static_cast<long long>(scoring.context), opt.shots, configs.size());
+    std::printf("  %-32s %10s", "configuration", "ppl");
+    for (const Task& t : tasks)
+        std::printf(" %14s", oneLine(t.name).substr(0, 14).c_str());
+    std::printf("\n");
+    for (const ProxyConfig& c : configs) {
+        std::printf("  %-32s %10.4f", oneLine(c.name).substr(0, 32).c_str(), c.ppl);
+        for (const TaskResult& r : c.tasks)
+            std::printf(" %14.4f", r.metrics[0].value);
+        std::printf("\n");
+    }
+    std::printf("rank correlation of perplexity with each task's metric (95 %% interval; negative: lower perplexity, better task):\n");
+    for (const ProxyCorrelation& p : corr)
+        std::printf("  %-16s %-8s Spearman %s   Kendall %s   (n = %d)\n", oneLine(p.task).c_str(), p.metric.c_str(),
+                    rankText(p.spearman).c_str(), rankText(p.kendall).c_str(), p.spearman.n);
+    if (const auto report = a.value("report"))
+        std::printf("report: %s (/tasks)\n", oneLine(*report).c_str());
+    return 0;
 }
 
 } // namespace
 
 int cmdEval(const std::vector<std::string>& argv)
 {
-    const Args a(argv, {"tasks", "shots", "limit", "seed", "recipe", "calib", "threads", "max-length"},
-                 {"json", "no-bos", "alone", "per-item", "formats"});
+    const Args a(argv, {"tasks", "shots", "limit", "seed", "recipe", "recipes", "calib", "threads", "max-length", "text", "ctx",
+                        "windows", "report"},
+                 {"json", "no-bos", "alone", "per-item", "formats", "force"});
     if (a.flag("formats")) {
         std::printf("task formats (one JSON object per line; MMLU also as question,A,B,C,D,answer CSV):\n%s", formatList().c_str());
         return 0;
@@ -101,6 +199,14 @@ int cmdEval(const std::vector<std::string>& argv)
     std::vector<Task> tasks;
     for (const TaskSpec& s : parseTaskList(*taskList))
         tasks.push_back(loadTask(s.name, s.path));
+
+    if (a.value("recipes")) {
+        if (a.value("recipe"))
+            throw UsageError("give --recipe (one model beside the original) or --recipes (a correlation over several), not both");
+        return proxyMode(a, modelPath, tasks, opt);
+    }
+    if (a.value("text") || a.value("report"))
+        throw UsageError(std::string("--text and --report go with --recipes\n") + kEvalUsage);
 
     compress::CliProgress progress;
     std::shared_ptr<const Model> source = openModel(modelPath);
@@ -145,9 +251,9 @@ int cmdEval(const std::vector<std::string>& argv)
         nlohmann::json list = nlohmann::json::array();
         for (size_t i = 0; i < tasks.size(); ++i) {
             nlohmann::json t{{"task", original[i].task}, {"source", original[i].source}, {"items", original[i].items},
-                             {"chance", original[i].chance}, {"original", resultJson(original[i], a.flag("per-item"))}};
+                             {"chance", original[i].chance}, {"original", taskResultToJson(original[i], a.flag("per-item"))}};
             if (compressed)
-                t["compressed"] = resultJson(edited[i], a.flag("per-item"));
+                t["compressed"] = taskResultToJson(edited[i], a.flag("per-item"));
             list.push_back(t);
         }
         j["tasks"] = list;

@@ -306,6 +306,11 @@ ReportResult writeReport(const std::string& path, const ReportInputs& in, Progre
             f.attr(g.get(), "json", in.evaluation->dump());
             writeJsonMembers(f, g.get(), *in.evaluation);
         }
+        if (in.tasks) {
+            const h5::Handle g = f.group(f.root(), "tasks");
+            f.attr(g.get(), "json", in.tasks->dump());
+            writeJsonMembers(f, g.get(), *in.tasks);
+        }
         if (in.recipe && !in.recipe->is_null()) {
             const h5::Handle d = f.stringDataset(f.root(), "recipe", in.recipe->dump());
             f.attr(d.get(), "format", "json");

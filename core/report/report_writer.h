@@ -55,6 +55,7 @@ struct ReportInputs {
     std::optional<nlohmann::json> evaluation;        // perplexity results (an object); nullopt: no /evaluation
     std::vector<ReportErrorCurve> errorCurves;
     std::vector<ReportSensitivityRow> sensitivity;   // empty: no /sensitivity
+    std::optional<nlohmann::json> tasks;             // task results over configurations (tasks/proxy.h's proxyJson); nullopt: no /tasks
     ReportOptions options;
 };
 

@@ -152,6 +152,49 @@ std::vector<MetricValue> taskMetrics(const Task& task, const std::vector<ItemRes
     return {};
 }
 
+nlohmann::json taskResultToJson(const TaskResult& r, bool perItem)
+{
+    nlohmann::json metrics = nlohmann::json::object();
+    for (const MetricValue& m : r.metrics)
+        metrics[m.name] = {{"value", m.value}, {"stderr", m.standardError}};
+    nlohmann::json j{{"task", r.task},        {"source", r.source},       {"shots", r.shots},
+                     {"items", r.items},      {"chance", r.chance},       {"metrics", metrics},
+                     {"positions_run", r.positionsRun}, {"positions_alone", r.positionsAlone}, {"seconds", r.seconds}};
+    if (perItem) {
+        nlohmann::json items = nlohmann::json::array();
+        for (const ItemResult& it : r.perItem)
+            items.push_back({{"loglikelihoods", it.logLikelihoods}, {"greedy", it.greedy}, {"predicted", it.predicted},
+                             {"predicted_norm", it.predictedNorm}, {"score", it.score}});
+        j["per_item"] = items;
+    }
+    return j;
+}
+
+TaskResult taskResultFromJson(const nlohmann::json& j, const std::string& origin)
+{
+    try {
+        TaskResult r;
+        r.task = j.at("task").get<std::string>();
+        r.source = j.value("source", std::string());
+        r.shots = j.value("shots", 0);
+        r.items = j.at("items").get<int64_t>();
+        r.chance = j.value("chance", 0.0);
+        r.positionsRun = j.value("positions_run", int64_t{0});
+        r.positionsAlone = j.value("positions_alone", int64_t{0});
+        r.seconds = j.value("seconds", 0.0);
+        // The main metric first, as evaluateTask orders them.
+        static const char* const order[] = {"acc", "mc2", "acc_norm", "perplexity"};
+        for (const char* name : order)
+            if (const auto m = j.at("metrics").find(name); m != j.at("metrics").end())
+                r.metrics.push_back({name, m->at("value").get<double>(), m->value("stderr", 0.0)});
+        if (r.metrics.empty() || r.items <= 0)
+            fail(ErrorCode::Malformed, origin, "a task result without metrics or items");
+        return r;
+    } catch (const nlohmann::json::exception& e) {
+        fail(ErrorCode::Malformed, origin, std::string("a task result is malformed: ") + e.what());
+    }
+}
+
 TaskResult evaluateTask(const Transformer& model, const Tokenizer& tokenizer, const Task& task, const TaskOptions& options,
                         Progress* progress)
 {

@@ -5,6 +5,8 @@
 #include "tasks/loglikelihood.h"
 #include "tasks/task.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -60,6 +62,12 @@ std::vector<LoglikelihoodRequest> itemRequests(const Task& task, int index, cons
 // Throws Cancelled between items when progress asks.
 TaskResult evaluateTask(const Transformer& model, const Tokenizer& tokenizer, const Task& task, const TaskOptions& options,
                         Progress* progress = nullptr);
+
+// A result as JSON ({"task", "source", "shots", "items", "chance", "metrics": {name: {value, stderr}},
+// "positions_run", "positions_alone", "seconds"}, with "per_item" when asked) and back (sessions, --json).
+// taskResultFromJson throws Malformed naming `origin` for a document that is not one.
+nlohmann::json taskResultToJson(const TaskResult& r, bool perItem = false);
+TaskResult taskResultFromJson(const nlohmann::json& j, const std::string& origin);
 
 // Metrics of a task from its items' results (exposed for tests with hand-made log-likelihoods).
 ItemResult itemScore(const Task& task, int index, const std::vector<LoglikelihoodResult>& choices);
