@@ -56,6 +56,12 @@ constexpr double kBf16LogitsRelTol = 1e-2;
 // 2.2 % of max |logit| on tiny-llama256's Q4_K_S, Q5_K_S, Q6_K and Q8_0 files
 // (random weights, 4 blocks). llama.cpp rounds x the same way for these types.
 constexpr double kInt8LogitsRelTol = 3e-2;
+// F16 weights decoded with x rounded to F16 (F16Products::HalfX): each product
+// off by at most 2^-11 of its size (the rounding of x), plus F32 sums.
+constexpr double kHalfProductsRelTol = 1.0 / 2048 + 1e-5;
+// ... and the logits after a whole model of such products (x rounded 8x more
+// finely than BF16's: within BF16's bound).
+constexpr double kHalfLogitsRelTol = kBf16LogitsRelTol;
 
 const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                            DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
@@ -126,6 +132,7 @@ struct LevelGuard {
         setKernelLevel(saved);
         setBf16Products(Bf16Products::Native);
         setQuantProducts(QuantProducts::Int8);
+        setF16Products(F16Products::HalfX);
         setComputeThreads(0);
     }
 };
@@ -388,6 +395,7 @@ private slots:
                     const auto restoreF32 = qScopeGuard([f32Before] { setF32Gemm(f32Before); });
                     setBf16Products(products);
                     setQuantProducts(QuantProducts::F32); // int8 products: int8DotsAgreeWithTheReference
+                    setF16Products(F16Products::F32);     // x in F16: halfProductsRoundTheActivations
                     setComputeThreads(threads);
                     // y has a leading dimension larger than n, as a slice of a wider activation.
                     const int64_t ldy = n + 8;
@@ -425,6 +433,47 @@ private slots:
         const double diff = test::maxAbsDiff(native, exact);
         QVERIFY(diff > 0.0);   // the BF16 kernel really ran
         QVERIFY(diff < 0.05);  // sums of 512 products of ~0.05: rounding of 2^-9
+    }
+
+    // F16 weights on the decoding path with x rounded to F16 (what llama.cpp
+    // computes): exact against the product of the rounded x, within 2^-11 of
+    // each product against the unrounded x, and the F32 path without rounding.
+    void halfProductsRoundTheActivations()
+    {
+        LevelGuard guard;
+        if (setKernelLevel(KernelLevel::Avx512) != KernelLevel::Avx512)
+            QSKIP("this CPU has no AVX-512");
+        const auto restore = qScopeGuard([] { setF16Products(F16Products::HalfX); });
+        const int64_t n = 70, k = 1000; // k not a multiple of 64 or 16: the tails
+        const StoredBytes s = storeAs(DType::F16, randomValues(n * k, 41, 0.05f), n, k);
+        const auto w = decodeWith(referenceRowKernels(DType::F16), s.matrix);
+        for (int64_t m : {int64_t{1}, int64_t{3}}) {
+            const auto x = randomValues(m * k, 42);
+            std::vector<float> xr(x.size());
+            for (size_t i = 0; i < x.size(); ++i)
+                xr[i] = fp16ToFloat(floatToFp16(x[i])); // round to nearest even, as vcvtps2ph
+            std::vector<float> half(static_cast<size_t>(m * n)), plain(static_cast<size_t>(m * n));
+            setF16Products(F16Products::HalfX);
+            matmulStored(x.data(), k, s.matrix, half.data(), n, m);
+            setF16Products(F16Products::F32);
+            matmulStored(x.data(), k, s.matrix, plain.data(), n, m);
+            double roundedOff = 0;
+            for (int64_t i = 0; i < m; ++i)
+                for (int64_t j = 0; j < n; ++j) {
+                    double ofRounded = 0, ofExact = 0, magnitude = 0;
+                    for (int64_t c = 0; c < k; ++c) {
+                        ofRounded += static_cast<double>(xr[i * k + c]) * w[j * k + c];
+                        ofExact += static_cast<double>(x[i * k + c]) * w[j * k + c];
+                        magnitude += std::fabs(static_cast<double>(x[i * k + c]) * w[j * k + c]);
+                    }
+                    const double h = half[i * n + j], p = plain[i * n + j];
+                    QVERIFY2(std::fabs(h - ofRounded) <= kMatmulRelTol * magnitude, qPrintable(QString("%1 vs %2").arg(h).arg(ofRounded)));
+                    QVERIFY(std::fabs(h - ofExact) <= kHalfProductsRelTol * magnitude);
+                    QVERIFY(std::fabs(p - ofExact) <= kMatmulRelTol * magnitude);
+                    roundedOff = std::max(roundedOff, std::fabs(h - p));
+                }
+            QVERIFY(roundedOff > 0); // the rounding path really ran
+        }
     }
 
     // Q8K quantization of x by hand: d = max|x| / 127, codes rounded to nearest,
@@ -548,6 +597,8 @@ private slots:
                     LevelGuard guard;
                     setBf16Products(products);
                     setQuantProducts(products == Bf16Products::Native ? QuantProducts::Int8 : QuantProducts::F32);
+                    setF16Products(products == Bf16Products::Native ? F16Products::HalfX : F16Products::F32);
+                    const auto restoreHalf = qScopeGuard([] { setF16Products(F16Products::HalfX); });
                     const std::span<const int32_t> part(ids.data(), static_cast<size_t>(rows));
                     const Eigen::MatrixXf a = stored.logits(part), b = converted.logits(part);
                     const double diff = (a - b).cwiseAbs().maxCoeff(), scale = b.cwiseAbs().maxCoeff();
@@ -556,7 +607,12 @@ private slots:
                     const bool int8Rounding = rows <= kMatmulRowsPath && quantProducts() == QuantProducts::Int8
                                               && stored.linear(0, Role::AttnQ).W.cols % kQ8Block == 0
                                               && int8DotKernel(stored.linear(0, Role::AttnQ).W.type) != nullptr;
-                    const double tol = bf16Rounding ? kBf16LogitsRelTol : int8Rounding ? kInt8LogitsRelTol : kLogitsRelTol;
+                    const bool halfRounding = std::string(q) == "F16" && rows <= kMatmulRowsPath && f16Products() == F16Products::HalfX
+                                              && kernelLevel() != KernelLevel::Portable;
+                    const double tol = bf16Rounding ? kBf16LogitsRelTol
+                                       : int8Rounding ? kInt8LogitsRelTol
+                                       : halfRounding ? kHalfLogitsRelTol
+                                                      : kLogitsRelTol;
                     if (int8Rounding)
                         qInfo("%s decoding with int8 products: max logit diff %.3g of %.3g", q, diff, scale);
                     QVERIFY2(diff <= tol * scale,

@@ -158,8 +158,10 @@ int cmdBenchModel(const std::vector<std::string>& argv)
         row("", "original", "compressed");
     const std::string pp = "prefill pp" + std::to_string(opt.prefillTokens) + " tok/s";
     const std::string tg = "decode tg" + std::to_string(opt.decodeTokens) + (opt.decodeAfter ? " @" + std::to_string(opt.decodeAfter) : "") + " tok/s";
-    row(pp.c_str(), rate(a0.prefill), rate(a1.prefill));
-    row(tg.c_str(), rate(a0.decode), rate(a1.decode));
+    if (opt.prefillTokens > 0)
+        row(pp.c_str(), rate(a0.prefill), rate(a1.prefill));
+    if (opt.decodeTokens > 0)
+        row(tg.c_str(), rate(a0.decode), rate(a1.decode));
     row("weights", mib(a0.weightBytes) + num(" (%.2f b/w)", a0.bitsPerWeight), mib(a1.weightBytes) + num(" (%.2f b/w)", a1.bitsPerWeight));
     row("compression vs F16", num("%.2fx", 16.0 / std::max(1e-9, a0.bitsPerWeight)), num("%.2fx", 16.0 / std::max(1e-9, a1.bitsPerWeight)));
     if (edited)

@@ -53,4 +53,15 @@ enum class QuantProducts { Int8, F32 };
 void setQuantProducts(QuantProducts p);
 QuantProducts quantProducts();
 
+// How the decoding path multiplies F16 weights on CPUs with AVX-512:
+//   HalfX  x rounded to F16 once per product, both converted to F32 in the dot
+//          (what llama.cpp computes for F16 weights: its vec_dot_type is F16);
+//          x takes half the L1 space beside the streamed weights: 1.3x the
+//          F32-x rate on rows of 8192, 1.2x on rows of 2048 (one thread).
+//   F32    x as it is.
+// LAYERLAB_F16DOT=f32 in the environment selects F32 at start-up.
+enum class F16Products { HalfX, F32 };
+void setF16Products(F16Products p);
+F16Products f16Products();
+
 } // namespace ll

@@ -470,6 +470,39 @@ RowKernels rowKernels(DType t)
     }
 }
 
+void floatsToHalf(const float* x, uint16_t* out, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (i < n) {
+        const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(out + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+}
+
+float dotF16HalfX(const uint8_t* w, const uint16_t* x, int64_t n)
+{
+    const auto* xb = reinterpret_cast<const uint8_t*>(x);
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    const auto ld = [](const uint8_t* p, int64_t j) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2 * j))); };
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_fmadd_ps(ld(w, i), ld(xb, i), s0);
+        s1 = _mm512_fmadd_ps(ld(w, i + 16), ld(xb, i + 16), s1);
+        s2 = _mm512_fmadd_ps(ld(w, i + 32), ld(xb, i + 32), s2);
+        s3 = _mm512_fmadd_ps(ld(w, i + 48), ld(xb, i + 48), s3);
+    }
+    for (; i + 16 <= n; i += 16)
+        s0 = _mm512_fmadd_ps(ld(w, i), ld(xb, i), s0);
+    if (i < n) {
+        const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+        s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w + 2 * i)), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, xb + 2 * i)), s1);
+    }
+    return sum4(s0, s1, s2, s3);
+}
+
 float dotF32(const float* a, const float* b, int64_t n)
 {
     return dotPlainF32(a, b, n);
@@ -482,6 +515,8 @@ float dotF32(const float* a, const float* b, int64_t n)
 namespace ll::avx512 {
 RowKernels rowKernels(DType) { return {}; }
 float dotF32(const float*, const float*, int64_t) { return 0.0f; }
+void floatsToHalf(const float*, uint16_t*, int64_t) {}
+float dotF16HalfX(const uint8_t*, const uint16_t*, int64_t) { return 0.0f; }
 } // namespace ll::avx512
 
 #endif
