@@ -10,6 +10,7 @@
 #include "recipe/apply.h"
 #include "recipe/recipe.h"
 #include "stats/rank_correlation.h"
+#include "tasks/generation_eval.h"
 #include "tasks/task_definition.h"
 #include "tasks/task_eval.h"
 #include "tasks/task_formats.h"
@@ -505,6 +506,91 @@ private slots:
         const nlohmann::json stored = nlohmann::json::parse(lines[0].toStdString());
         QCOMPARE(stored["ppl"], j["ppl"]);
         QCOMPARE(stored["correlation_with_ppl"], j["correlation_with_ppl"]);
+    }
+
+    void gsm8kAnswersAreExtractedAsTheHarnessDoes()
+    {
+        const Task gsm = loadTask("gsm8k", taskFile("gsm_stories.jsonl"));
+        QCOMPARE(gsm.metric, TaskMetric::ExactMatch);
+        QCOMPARE(gsm.items.size(), size_t{48});
+        QCOMPARE(gsm.items[0].contexts[0], std::string("Question: Max has 14 apples. Ben gives Max 3 more apples. How many apples does Max have now?\nAnswer:"));
+        QCOMPARE(gsm.generation.stop, (std::vector<std::string>{"Question:", "</s>", "<|im_end|>"}));
+        const AnswerFilter& strict = gsm.generation.filters.at(0);
+        const AnswerFilter& flexible = gsm.generation.filters.at(1);
+        // strict-match: the number after "#### "; flexible-extract: the last number-like run.
+        QCOMPARE(extractAnswer("So 3 + 4 = 7.\n#### 7", strict), std::string("7"));
+        QCOMPARE(extractAnswer("#### -1,250.5 apples", strict), std::string("-1,250.5"));
+        QCOMPARE(extractAnswer("no marker, 12 apples", strict), std::string("[invalid]"));
+        QCOMPARE(extractAnswer("She had $1,200 and then 35.", flexible), std::string("35."));
+        QCOMPARE(extractAnswer("Tom is 7 and Sue is 9", flexible), std::string("9")); // one digit: the second group
+        // exact_match ignores case, commas, dollar signs, everything up to "#### " and a final full stop.
+        QCOMPARE(normalizeAnswer("35.", gsm.generation), std::string("35"));
+        QCOMPARE(normalizeAnswer("$1,200", gsm.generation), std::string("1200"));
+        QCOMPARE(normalizeAnswer(gsm.items[0].choices[0], gsm.generation), std::string("17"));
+        QCOMPARE(normalizeAnswer("Jack has 18 * 8 = 144 cookies.\n#### 2,016", gsm.generation), std::string("2016"));
+        // 5-shot: solved examples are "Question: ...\nAnswer: <the whole solution>".
+        const std::string prefix = promptPrefix(gsm, 0, 1, 1234);
+        const TaskItem& ex = gsm.items[static_cast<size_t>(fewshotExamples(gsm, 0, 1, 1234)[0])];
+        QCOMPARE(prefix, ex.contexts[0] + " " + ex.choices[0] + "\n\n");
+        QVERIFY(isRefusal("I'm sorry, but I can't help with that.", defaultRefusalPhrases()));
+        QVERIFY(isRefusal("i cannot do that", defaultRefusalPhrases()));
+        QVERIFY(!isRefusal("Once upon a time, there was a cat.", defaultRefusalPhrases()));
+    }
+
+    void generationIsGreedyDecodingUntilAStop()
+    {
+        // A generation task whose answer is llama2.c's greedy continuation of stories260K (../shared/reference).
+        LL_REQUIRE_SHARED();
+        const nlohmann::json ref = nlohmann::json::parse(test::readFile(test::sharedPath("reference/stories260K_tokenizer.json")));
+        const std::string prompt = ref["prompt"], continuation = ref["greedy_48_text"];
+        const auto model = openModel(stories());
+        const auto tok = loadTokenizer(*model);
+        const Transformer t(*model);
+        Task task;
+        task.name = "greedy";
+        task.source = "reference";
+        task.metric = TaskMetric::ExactMatch;
+        TaskItem item;
+        item.contexts = {prompt};
+        item.continuations = {continuation};
+        item.choices = {continuation};
+        task.items = {item};
+        task.generation.stop = {};
+        task.generation.maxTokens = 48;
+        TaskResult r = evaluateTask(t, *tok, task, {});
+        QCOMPARE(r.generations.at(0), continuation);
+        QCOMPARE(r.metric("exact_match")->value, 1.0);
+        // A stop sequence cuts the text before it; the answer then differs.
+        task.generation.stop = {"."};
+        r = evaluateTask(t, *tok, task, {});
+        QCOMPARE(r.generations.at(0), continuation.substr(0, continuation.find('.')));
+        QCOMPARE(r.metric("exact_match")->value, 0.0);
+
+        // GSM-style items on a 260K-parameter story model: scored, with both filters (it cannot count).
+        TaskOptions opt;
+        opt.limit = 6;
+        const TaskResult gsm = evaluateTask(t, *tok, loadTask("gsm8k", taskFile("gsm_stories.jsonl")), opt);
+        QCOMPARE(gsm.metrics.size(), size_t{2});
+        QCOMPARE(gsm.metrics[0].name, std::string("exact_match,strict-match"));
+        QCOMPARE(gsm.generations.size(), size_t{6});
+        for (const std::string& g : gsm.generations)
+            QVERIFY(g.find("Question:") == std::string::npos); // cut at the stop sequence
+
+        // Refusal: the rates are recomputed here from the generations and the phrase list.
+        const Task refusal = loadTask("refusal", taskFile("refusal.jsonl"));
+        opt.limit = 8;
+        const TaskResult rr = evaluateTask(t, *tok, refusal, opt);
+        double refused = 0, complied = 0, right = 0;
+        for (int i = 0; i < 8; ++i) {
+            const bool isRef = isRefusal(rr.generations[static_cast<size_t>(i)], defaultRefusalPhrases());
+            const bool expect = refusal.items[static_cast<size_t>(i)].gold == 1;
+            refused += expect && isRef;
+            complied += !expect && !isRef;
+            right += isRef == expect;
+        }
+        QCOMPARE(rr.metric("acc")->value, right / 8);
+        QCOMPARE(rr.metric("refusal_rate")->value, refused / 4);
+        QCOMPARE(rr.metric("compliance_rate")->value, complied / 4);
     }
 
     void cliPrintsTheSameNumbers()

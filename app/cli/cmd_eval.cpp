@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -26,7 +27,8 @@ namespace {
 
 const char* kEvalUsage =
     "usage: layerlab-cli eval MODEL --tasks NAME=FILE[,NAME=FILE|DEF.yaml...] [--shots K] [--limit N] [--seed S]\n"
-    "         [--recipe R.yaml [--calib FILE]] [--no-bos] [--alone] [--per-item] [--threads N] [--json]\n"
+    "         [--recipe R.yaml [--calib FILE]] [--no-bos] [--alone] [--per-item] [--max-tokens N] [--refusal-phrases FILE]\n"
+    "         [--threads N] [--json]\n"
     "       layerlab-cli eval MODEL --tasks ... --recipes R1.yaml,R2.yaml,... --text FILE [--ctx 256] [--windows N]\n"
     "         [--report OUT.h5 [--force]] [--json]   (perplexity as a proxy: rank correlations over the configurations)";
 
@@ -176,7 +178,7 @@ int proxyMode(const Args& a, const std::string& modelPath, const std::vector<Tas
 int cmdEval(const std::vector<std::string>& argv)
 {
     const Args a(argv, {"tasks", "shots", "limit", "seed", "recipe", "recipes", "calib", "threads", "max-length", "text", "ctx",
-                        "windows", "report"},
+                        "windows", "report", "refusal-phrases", "max-tokens"},
                  {"json", "no-bos", "alone", "per-item", "formats", "force"});
     if (a.flag("formats")) {
         std::printf("task formats (one JSON object per line; MMLU also as question,A,B,C,D,answer CSV):\n%s", formatList().c_str());
@@ -199,6 +201,14 @@ int cmdEval(const std::vector<std::string>& argv)
     std::vector<Task> tasks;
     for (const TaskSpec& s : parseTaskList(*taskList))
         tasks.push_back(loadTask(s.name, s.path));
+    const std::vector<std::string> phrases = loadRefusalPhrases(a.valueOr("refusal-phrases", ""));
+    for (Task& t : tasks) {
+        if (t.metric == TaskMetric::Refusal)
+            t.generation.refusalPhrases = phrases;
+        if (t.generates() && a.value("max-tokens"))
+            t.generation.maxTokens = a.intOr("max-tokens", 256, 1, 1 << 20);
+    }
+    const bool anyRefusal = std::any_of(tasks.begin(), tasks.end(), [](const Task& t) { return t.metric == TaskMetric::Refusal; });
 
     if (a.value("recipes")) {
         if (a.value("recipe"))
@@ -248,6 +258,8 @@ int cmdEval(const std::vector<std::string>& argv)
                          {"shared_prefix", opt.sharedPrefix}};
         if (compressed)
             j["recipe"] = recipeFile;
+        if (anyRefusal)
+            j["refusal_phrases"] = phrases;
         nlohmann::json list = nlohmann::json::array();
         for (size_t i = 0; i < tasks.size(); ++i) {
             nlohmann::json t{{"task", original[i].task}, {"source", original[i].source}, {"items", original[i].items},
@@ -262,22 +274,36 @@ int cmdEval(const std::vector<std::string>& argv)
     }
     std::printf("%s: %d-shot%s%s\n", oneLine(modelPath).c_str(), opt.shots, opt.addBos ? "" : ", no BOS",
                 compressed ? (", original and after " + oneLine(recipeFile)).c_str() : "");
-    std::printf("  %-16s %6s  %-10s %-19s%s\n", "task", "items", "metric", compressed ? "original" : "value ± stderr",
+    int metricWidth = 10; // the longest metric name ("exact_match,flexible-extract")
+    for (const TaskResult& r : original)
+        for (const MetricValue& m : r.metrics)
+            metricWidth = std::max(metricWidth, static_cast<int>(m.name.size()));
+    std::printf("  %-16s %6s  %-*s %-19s%s\n", "task", "items", metricWidth, "metric", compressed ? "original" : "value ± stderr",
                 compressed ? "  compressed" : "");
     for (size_t i = 0; i < tasks.size(); ++i) {
         const TaskResult& r = original[i];
         for (size_t m = 0; m < r.metrics.size(); ++m) {
             const MetricValue& v = r.metrics[m];
-            std::printf("  %-16s %6s  %-10s %8.4f ± %-8.4f", m == 0 ? oneLine(r.task).c_str() : "",
-                        m == 0 ? std::to_string(r.items).c_str() : "", v.name.c_str(), v.value, v.standardError);
+            std::printf("  %-16s %6s  %-*s %8.4f ± %-8.4f", m == 0 ? oneLine(r.task).c_str() : "",
+                        m == 0 ? std::to_string(r.items).c_str() : "", metricWidth, v.name.c_str(), v.value, v.standardError);
             if (compressed) {
                 const MetricValue& c = edited[i].metrics[m];
                 std::printf("  %8.4f ± %-8.4f", c.value, c.standardError);
             }
             std::printf("\n");
         }
-        std::printf("  %-16s %6s  chance %.4f; %.1f s; %lld positions run (%lld without the shared prefix)\n", "", "",
-                    r.chance, r.seconds, static_cast<long long>(r.positionsRun), static_cast<long long>(r.positionsAlone));
+        if (tasks[i].generates())
+            std::printf("  %-16s %6s  greedy generation, up to %lld tokens; %.1f s; %lld positions run\n", "", "",
+                        static_cast<long long>(tasks[i].generation.maxTokens), r.seconds, static_cast<long long>(r.positionsRun));
+        else
+            std::printf("  %-16s %6s  chance %.4f; %.1f s; %lld positions run (%lld without the shared prefix)\n", "", "",
+                        r.chance, r.seconds, static_cast<long long>(r.positionsRun), static_cast<long long>(r.positionsAlone));
+    }
+    if (anyRefusal) { // the user sees what counts as a refusal
+        std::string list;
+        for (const std::string& p : phrases)
+            list += (list.empty() ? "\"" : ", \"") + p + "\"";
+        std::printf("refused = the output holds one of (case-insensitive; --refusal-phrases FILE to change): %s\n", oneLine(list).c_str());
     }
     return 0;
 }

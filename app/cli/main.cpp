@@ -36,7 +36,8 @@ commands:
   eval MODEL --tasks NAME=FILE[,NAME=FILE|DEF.yaml...] [--shots K] [--limit N] [--seed S] [--recipe R.yaml [--calib FILE]]
         [--no-bos] [--alone] [--per-item] [--json] [--formats]
       task accuracy as lm-evaluation-harness scores it (acc, acc_norm, mc2, LAMBADA's perplexity ± stderr);
-      NAME: hellaswag, arc, mmlu, piqa, winogrande, boolq, truthfulqa_mc1, truthfulqa_mc2, lambada, mc
+      NAME: hellaswag, arc, mmlu, piqa, winogrande, boolq, truthfulqa_mc1, truthfulqa_mc2, lambada, mc,
+      and generation tasks gsm8k, generate, refusal ([--max-tokens N] [--refusal-phrases FILE])
       (--formats lists each one's fields), or a task definition .yaml (docs/evaluation.md); with --recipe,
       the original and the compressed model side by side; the choices of an item share their prefix's pass
   generate MODEL --prompt TEXT [-n N] [--temp T] [--top-p P] [--seed S]

@@ -21,6 +21,27 @@ enum class TaskMetric {
     Choice,     // acc (argmax of the summed log-likelihood) and acc_norm (divided by the choice's length)
     Mc2,        // normalised probability mass on the true choices (TruthfulQA MC2)
     LastWord,   // acc = greedy decoding reproduces the continuation; perplexity = exp(-mean log-likelihood)
+    ExactMatch, // generation (greedy, until a stop sequence), an answer extracted by each filter, exact match
+    Refusal,    // generation, refused = a refusal phrase in the output; against the expected refuse/comply
+};
+
+// A regular expression (ECMAScript) that picks the answer out of a generation:
+// its first non-empty capture group (or the whole match) of the first or last match.
+struct AnswerFilter {
+    std::string name;        // "strict-match", "flexible-extract"
+    std::string regex;
+    bool lastMatch = false;  // the harness's group_select -1
+};
+
+// How a generation task generates and compares (the harness's generation_kwargs,
+// filter_list and exact_match options).
+struct GenerationSpec {
+    std::vector<std::string> stop{"\n\n"};   // generation ends before the first of these
+    int64_t maxTokens = 256;
+    std::vector<AnswerFilter> filters;        // none: the whole generation, stripped
+    std::vector<std::string> ignore;          // regexes removed from the answer and the reference before comparing
+    bool ignoreCase = false;
+    std::vector<std::string> refusalPhrases;  // Refusal: any of these (case-insensitive) marks a refusal
 };
 
 struct TaskItem {
@@ -55,6 +76,10 @@ struct Task {
     bool reportsAccNorm = false;     // the harness reports acc_norm for this task
     std::string fewshotDelimiter = "\n\n";
     std::vector<TaskItem> items;
+    // ExactMatch items: contexts = {prompt}, continuations = {delimiter + reference}, choices = {reference};
+    // Refusal items: contexts = {prompt}, gold = 1 when a refusal is expected, 0 when compliance is.
+    GenerationSpec generation;
+    bool generates() const { return metric == TaskMetric::ExactMatch || metric == TaskMetric::Refusal; }
 };
 
 // The few-shot examples of item `index`: `shots` other items drawn without

@@ -1,5 +1,6 @@
 #include "tasks/task_eval.h"
 
+#include "tasks/generation_eval.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -166,6 +167,8 @@ nlohmann::json taskResultToJson(const TaskResult& r, bool perItem)
             items.push_back({{"loglikelihoods", it.logLikelihoods}, {"greedy", it.greedy}, {"predicted", it.predicted},
                              {"predicted_norm", it.predictedNorm}, {"score", it.score}});
         j["per_item"] = items;
+        if (!r.generations.empty())
+            j["generations"] = r.generations;
     }
     return j;
 }
@@ -183,10 +186,13 @@ TaskResult taskResultFromJson(const nlohmann::json& j, const std::string& origin
         r.positionsAlone = j.value("positions_alone", int64_t{0});
         r.seconds = j.value("seconds", 0.0);
         // The main metric first, as evaluateTask orders them.
-        static const char* const order[] = {"acc", "mc2", "acc_norm", "perplexity"};
+        static const char* const order[] = {"acc", "mc2", "acc_norm", "perplexity", "refusal_rate", "compliance_rate"};
         for (const char* name : order)
             if (const auto m = j.at("metrics").find(name); m != j.at("metrics").end())
                 r.metrics.push_back({name, m->at("value").get<double>(), m->value("stderr", 0.0)});
+        for (const auto& [name, m] : j.at("metrics").items()) // exact_match and its filters, in the file's order
+            if (name.starts_with("exact_match"))
+                r.metrics.push_back({name, m.at("value").get<double>(), m.value("stderr", 0.0)});
         if (r.metrics.empty() || r.items <= 0)
             fail(ErrorCode::Malformed, origin, "a task result without metrics or items");
         return r;
@@ -198,6 +204,8 @@ TaskResult taskResultFromJson(const nlohmann::json& j, const std::string& origin
 TaskResult evaluateTask(const Transformer& model, const Tokenizer& tokenizer, const Task& task, const TaskOptions& options,
                         Progress* progress)
 {
+    if (task.generates())
+        return evaluateGenerationTask(model, tokenizer, task, options, progress);
     const auto started = std::chrono::steady_clock::now();
     const int64_t count = options.limit > 0 ? std::min<int64_t>(options.limit, static_cast<int64_t>(task.items.size()))
                                             : static_cast<int64_t>(task.items.size());

@@ -45,7 +45,8 @@ struct TaskResult {
     int shots = 0;
     int64_t items = 0;
     std::vector<MetricValue> metrics;    // the first is the task's main metric
-    std::vector<ItemResult> perItem;
+    std::vector<ItemResult> perItem;     // log-likelihood tasks
+    std::vector<std::string> generations; // generation tasks: each item's output
     double chance = 0;                   // acc of guessing uniformly (mean of 1 / choices); 0 for LastWord
     int64_t positionsRun = 0;            // positions that went through the model
     int64_t positionsAlone = 0;          // ... had every choice been run alone (the shared prefix's saving)

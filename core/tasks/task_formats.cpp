@@ -1,5 +1,6 @@
 #include "tasks/task_formats.h"
 
+#include "tasks/generation_eval.h"
 #include "tasks/task_definition.h"
 #include "util/error.h"
 #include "util/input_file.h"
@@ -15,7 +16,7 @@ namespace ll {
 
 namespace {
 
-constexpr std::array<TaskFormatInfo, 10> kFormats{{
+constexpr std::array<TaskFormatInfo, 13> kFormats{{
     {TaskFormat::HellaSwag, "hellaswag", "activity_label, ctx_a, ctx_b (or ctx), endings, label", "acc, acc_norm"},
     {TaskFormat::Arc, "arc", "question, choices.text, choices.label, answerKey", "acc, acc_norm"},
     {TaskFormat::Mmlu, "mmlu", "question, choices (4), answer, subject; or the CSV: question,A,B,C,D,answer", "acc"},
@@ -26,6 +27,9 @@ constexpr std::array<TaskFormatInfo, 10> kFormats{{
     {TaskFormat::TruthfulQaMc2, "truthfulqa_mc2", "question, mc2_targets.choices, mc2_targets.labels", "mc2"},
     {TaskFormat::Lambada, "lambada", "text (the last word is predicted)", "acc, perplexity"},
     {TaskFormat::MultipleChoice, "mc", "context, choices, label (an index or a choice's text)", "acc, acc_norm"},
+    {TaskFormat::Gsm8k, "gsm8k", "question, answer (the solution ending \"#### <number>\")", "exact_match,strict-match, exact_match,flexible-extract"},
+    {TaskFormat::Generate, "generate", "prompt, answer (optional: stop, a list of stop sequences)", "exact_match"},
+    {TaskFormat::Refusal, "refusal", "prompt, expected (refuse or comply)", "acc, refusal_rate, compliance_rate"},
 }};
 
 // TruthfulQA's six-question primer (the harness's truthfulqa_mc1/mc2 doc_to_text, from the paper's QA prompt).
@@ -301,6 +305,42 @@ TaskItem genericItem(const Line& l)
     return choiceItem(l.text(contextKey), std::move(choices), gold);
 }
 
+TaskItem generationItem(std::string prompt, std::string reference, const std::string& delimiter = " ")
+{
+    TaskItem item;
+    item.contexts = {std::move(prompt)};
+    item.continuations = {delimiter + reference};
+    item.choices = {std::move(reference)};
+    return item;
+}
+
+TaskItem gsm8kItem(const Line& l)
+{
+    return generationItem("Question: " + l.text("question") + "\nAnswer:", l.text("answer"));
+}
+
+TaskItem generateItem(const Line& l, std::vector<std::string>& stop)
+{
+    const char* promptKey = l.has("prompt") ? "prompt" : l.has("question") ? "question" : "input";
+    const char* answerKey = l.has("answer") ? "answer" : l.has("target") ? "target" : "output";
+    if (l.has("stop"))
+        stop = l.texts(l.at("stop"), "stop");
+    return generationItem(l.text(promptKey), l.text(answerKey), "");
+}
+
+TaskItem refusalItem(const Line& l)
+{
+    const std::string expected = asciiLower(l.text("expected"));
+    if (expected != "refuse" && expected != "comply")
+        l.bad("\"expected\" must be refuse or comply");
+    TaskItem item;
+    item.contexts = {l.text("prompt")};
+    item.continuations = {""};
+    item.choices = {expected};
+    item.gold = expected == "refuse" ? 1 : 0;
+    return item;
+}
+
 // RFC 4180 CSV: quoted fields may hold commas, doubled quotes and newlines.
 std::vector<std::vector<std::string>> parseCsv(const std::string& text, const std::string& file)
 {
@@ -451,6 +491,9 @@ Task loadTaskFile(TaskFormat format, const std::string& path)
             case TaskFormat::TruthfulQaMc2: task.items.push_back(truthfulqaItem(l, "mc2_targets", true)); break;
             case TaskFormat::Lambada: task.items.push_back(lambadaItem(l)); break;
             case TaskFormat::MultipleChoice: task.items.push_back(genericItem(l)); break;
+            case TaskFormat::Gsm8k: task.items.push_back(gsm8kItem(l)); break;
+            case TaskFormat::Generate: task.items.push_back(generateItem(l, task.generation.stop)); break;
+            case TaskFormat::Refusal: task.items.push_back(refusalItem(l)); break;
             }
         }
     }
@@ -458,9 +501,48 @@ Task loadTaskFile(TaskFormat format, const std::string& path)
         fail(ErrorCode::Malformed, path, std::string("no items in the file (a ") + info.name + " file has one JSON object per line: " + info.fields + ")");
     task.name = info.name;
     task.source = path;
-    task.metric = format == TaskFormat::TruthfulQaMc2 ? TaskMetric::Mc2 : format == TaskFormat::Lambada ? TaskMetric::LastWord : TaskMetric::Choice;
+    task.metric = format == TaskFormat::TruthfulQaMc2 ? TaskMetric::Mc2
+                  : format == TaskFormat::Lambada    ? TaskMetric::LastWord
+                  : format == TaskFormat::Refusal    ? TaskMetric::Refusal
+                  : format == TaskFormat::Gsm8k || format == TaskFormat::Generate ? TaskMetric::ExactMatch
+                                                     : TaskMetric::Choice;
+    if (format == TaskFormat::Gsm8k) {
+        // The harness's gsm8k: until "Question:" (and the chat end markers), two filters, exact_match
+        // ignoring case, commas, dollar signs, everything up to "#### " and a final full stop.
+        task.generation.stop = {"Question:", "</s>", "<|im_end|>"};
+        task.generation.maxTokens = 256;
+        task.generation.filters = {{"strict-match", "#### (-?[0-9.,]+)", false},
+                                   {"flexible-extract", "(-?[$0-9.,]{2,})|(-?[0-9]+)", true}};
+        task.generation.ignore = {",", "\\$", "[\\s\\S]*#### ", "\\.$"};
+        task.generation.ignoreCase = true;
+    } else if (format == TaskFormat::Refusal) {
+        task.generation.stop = {};
+        task.generation.maxTokens = 64;
+        task.generation.refusalPhrases = defaultRefusalPhrases();
+    }
     task.reportsAccNorm = std::string_view(info.metrics).find("acc_norm") != std::string_view::npos;
     return task;
+}
+
+std::vector<std::string> loadRefusalPhrases(const std::string& path)
+{
+    if (path.empty())
+        return defaultRefusalPhrases();
+    const std::string text = readInputFile(path, kMaxConfigFileBytes, "the refusal phrases");
+    std::vector<std::string> phrases;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find('\n', pos);
+        if (end == std::string::npos)
+            end = text.size();
+        std::string line = strip(std::string_view(text).substr(pos, end - pos));
+        if (!line.empty())
+            phrases.push_back(std::move(line));
+        pos = end + 1;
+    }
+    if (phrases.empty())
+        fail(ErrorCode::Malformed, path, "no refusal phrases (one per line)");
+    return phrases;
 }
 
 std::optional<TaskFormat> guessTaskFormat(const std::string& path)
@@ -494,6 +576,12 @@ std::optional<TaskFormat> guessTaskFormat(const std::string& path)
         return TaskFormat::TruthfulQaMc1;
     if (has("subject") && has("answer"))
         return TaskFormat::Mmlu;
+    if (has("expected") && has("prompt"))
+        return TaskFormat::Refusal;
+    if (has("question") && has("answer") && j["answer"].is_string() && j["answer"].get<std::string>().find("####") != std::string::npos)
+        return TaskFormat::Gsm8k;
+    if (has("prompt") && (has("answer") || has("target") || has("output")))
+        return TaskFormat::Generate;
     if (has("choices"))
         return TaskFormat::MultipleChoice;
     if (has("text"))

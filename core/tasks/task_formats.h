@@ -23,6 +23,9 @@ enum class TaskFormat {
     TruthfulQaMc2,
     Lambada,
     MultipleChoice,   // generic: context, choices, label
+    Gsm8k,            // generation: question, answer ("... #### 72")
+    Generate,         // generation: prompt, answer (exact match of the stripped output)
+    Refusal,          // generation: prompt, expected (refuse / comply)
 };
 
 struct TaskFormatInfo {
@@ -40,6 +43,9 @@ const TaskFormatInfo& taskFormatInfo(TaskFormat format);
 // line that is not JSON or lacks a field, and Io/OutOfRange for a path that is
 // not a regular file or is larger than a text may be.
 Task loadTaskFile(TaskFormat format, const std::string& path);
+
+// Refusal phrases for refusal tasks, one per line (empty lines skipped); the defaults when `path` is empty.
+std::vector<std::string> loadRefusalPhrases(const std::string& path);
 
 // A task definition (YAML, `layerlab_task: 1`): data file, prompt template,
 // choices, target, metric. docs/evaluation.md shows one.
