@@ -593,6 +593,43 @@ private slots:
         QCOMPARE(rr.metric("compliance_rate")->value, complied / 4);
     }
 
+    void accuracyAgainstSizeMarksTheParetoFront()
+    {
+        // stories260K as F32 and as llama.cpp's Q4_K_M: each model's accuracy, its bytes, and which
+        // models no smaller one beats (recomputed here).
+        LL_REQUIRE_SHARED();
+        const std::vector<std::string> models{stories(), test::sharedPath("models/stories260K-gguf/stories260K-Q4_K_M.gguf")};
+        const test::CliResult cli = test::runCli({"eval", models[0], models[1], "--tasks", "mc=" + taskFile("story_order.jsonl") + ",lambada="
+                                                  + taskFile("lambada.jsonl"), "--json"});
+        QVERIFY2(cli.exitCode == 0, cli.err.c_str());
+        const nlohmann::json j = nlohmann::json::parse(cli.out);
+        QCOMPARE(j["models"].size(), size_t{2});
+        std::vector<double> bytes, acc[2];
+        for (size_t i = 0; i < models.size(); ++i) {
+            const auto m = openModel(models[i]);
+            const auto tok = loadTokenizer(*m);
+            const Transformer t(*m);
+            const nlohmann::json& row = j["models"][i];
+            QCOMPARE(row["weight_bytes"].get<uint64_t>(), t.weightBytes());
+            bytes.push_back(static_cast<double>(t.weightBytes()));
+            int k = 0;
+            for (const auto& [format, file] : std::vector<std::pair<std::string, std::string>>{{"mc", "story_order.jsonl"}, {"lambada", "lambada.jsonl"}}) {
+                const TaskResult r = evaluateTask(t, *tok, loadTask(format, taskFile(file)), {});
+                QCOMPARE(row["tasks"][k]["metrics"]["acc"]["value"].get<double>(), r.metric("acc")->value);
+                acc[k].push_back(r.metric("acc")->value);
+                ++k;
+            }
+        }
+        QVERIFY(bytes[1] < bytes[0] / 3); // Q4_K_M against F32
+        for (int k = 0; k < 2; ++k)
+            for (size_t i = 0; i < 2; ++i) {
+                const size_t o = 1 - i;
+                const bool beaten = bytes[o] <= bytes[i] && acc[k][o] > acc[k][i];
+                QCOMPARE(j["models"][i]["pareto"][k].get<bool>(), !beaten);
+            }
+        QVERIFY(j["models"][1]["pareto"][0].get<bool>()); // the smallest model is always on the front
+    }
+
     void cliPrintsTheSameNumbers()
     {
         LL_REQUIRE_SHARED();

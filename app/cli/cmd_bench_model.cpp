@@ -113,6 +113,7 @@ int cmdBenchModel(const std::vector<std::string>& argv)
     EfficiencyOptions once = opt;
     once.repeats = 1;
     for (int rep = 0; rep < repeats; ++rep) {
+        once.warmup = rep == 0; // each model's first run warms its pages
         merge(a0, measureEfficiency(original, once, &progress));
         if (edited)
             merge(a1, measureEfficiency(*edited, once, &progress));

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <numeric>
 
 namespace ll::cli {
 
@@ -30,7 +31,8 @@ const char* kEvalUsage =
     "         [--recipe R.yaml [--calib FILE]] [--no-bos] [--alone] [--per-item] [--max-tokens N] [--refusal-phrases FILE]\n"
     "         [--threads N] [--json]\n"
     "       layerlab-cli eval MODEL --tasks ... --recipes R1.yaml,R2.yaml,... --text FILE [--ctx 256] [--windows N]\n"
-    "         [--report OUT.h5 [--force]] [--json]   (perplexity as a proxy: rank correlations over the configurations)";
+    "         [--report OUT.h5 [--force]] [--json]   (perplexity as a proxy: rank correlations over the configurations)\n"
+    "       layerlab-cli eval MODEL1 MODEL2 ... --tasks ... [--json]   (accuracy against size: several models, their Pareto front)";
 
 struct TaskSpec {
     std::string name, path;
@@ -173,6 +175,78 @@ int proxyMode(const Args& a, const std::string& modelPath, const std::vector<Tas
     return 0;
 }
 
+// Several MODELs: each scored on every task, beside its size as held, and for
+// each task the models no other model beats while being smaller (the Pareto
+// front of accuracy against bytes): the "is a quantized larger model better
+// than a smaller one at the same memory" question.
+int scalingMode(const Args& a, const std::vector<Task>& tasks, const TaskOptions& opt)
+{
+    struct Row {
+        std::string model;
+        int64_t parameters = 0;
+        uint64_t bytes = 0;
+        std::vector<TaskResult> results;
+    };
+    std::vector<Row> rows;
+    compress::CliProgress progress;
+    for (const std::string& path : a.positional()) {
+        const auto model = openModel(path);
+        const auto tokenizer = loadTokenizer(*model);
+        const Transformer t(*model, &progress);
+        Row r;
+        r.model = path;
+        r.parameters = model->parameterCount();
+        r.bytes = t.weightBytes();
+        for (const Task& task : tasks)
+            r.results.push_back(evaluateTask(t, *tokenizer, task, opt, &progress));
+        rows.push_back(std::move(r));
+    }
+    progress.clear();
+    // front[t][i]: no other model is at most as large and better on task t's main metric.
+    std::vector<std::vector<bool>> front(tasks.size(), std::vector<bool>(rows.size(), true));
+    for (size_t t = 0; t < tasks.size(); ++t)
+        for (size_t i = 0; i < rows.size(); ++i)
+            for (size_t j = 0; j < rows.size(); ++j) {
+                const double vi = rows[i].results[t].metrics[0].value, vj = rows[j].results[t].metrics[0].value;
+                const bool lowerBetter = rows[i].results[t].metrics[0].name == "perplexity";
+                const bool better = lowerBetter ? vj < vi : vj > vi;
+                if (j != i && rows[j].bytes <= rows[i].bytes && better)
+                    front[t][i] = false;
+            }
+    if (a.flag("json")) {
+        nlohmann::json list = nlohmann::json::array();
+        for (size_t i = 0; i < rows.size(); ++i) {
+            nlohmann::json results = nlohmann::json::array(), onFront = nlohmann::json::array();
+            for (size_t t = 0; t < tasks.size(); ++t) {
+                results.push_back(taskResultToJson(rows[i].results[t], a.flag("per-item")));
+                onFront.push_back(static_cast<bool>(front[t][i]));
+            }
+            list.push_back({{"model", rows[i].model}, {"parameters", rows[i].parameters}, {"weight_bytes", rows[i].bytes},
+                            {"tasks", results}, {"pareto", onFront}});
+        }
+        std::cout << jsonText({{"models", list}, {"shots", opt.shots}, {"seed", opt.seed}}) << "\n";
+        return 0;
+    }
+    std::printf("%zu models, %d-shot: each task's main metric against the weights' size (* on the front: no smaller model does better)\n",
+                rows.size(), opt.shots);
+    std::printf("  %-40s %12s %11s", "model", "parameters", "weights MiB");
+    for (const Task& t : tasks)
+        std::printf(" %16s", oneLine(t.name).substr(0, 16).c_str());
+    std::printf("\n");
+    std::vector<size_t> order(rows.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return rows[x].bytes < rows[y].bytes; });
+    for (const size_t i : order) {
+        std::printf("  %-40s %12lld %11.1f", oneLine(rows[i].model).substr(0, 40).c_str(), static_cast<long long>(rows[i].parameters),
+                    static_cast<double>(rows[i].bytes) / (1024.0 * 1024.0));
+        for (size_t t = 0; t < tasks.size(); ++t)
+            std::printf(" %8.4f±%.4f%s", rows[i].results[t].metrics[0].value, rows[i].results[t].metrics[0].standardError,
+                        front[t][i] ? "*" : " ");
+        std::printf("\n");
+    }
+    return 0;
+}
+
 } // namespace
 
 int cmdEval(const std::vector<std::string>& argv)
@@ -185,7 +259,7 @@ int cmdEval(const std::vector<std::string>& argv)
         return 0;
     }
     const auto taskList = a.value("tasks");
-    if (a.positional().size() != 1 || !taskList)
+    if (a.positional().empty() || !taskList)
         throw UsageError(std::string(kEvalUsage) + "\ntask formats:\n" + formatList());
     const std::string modelPath = a.positionalAt(0, "MODEL");
     setComputeThreads(static_cast<int>(a.intOr("threads", 0, 0, 1024)));
@@ -210,6 +284,11 @@ int cmdEval(const std::vector<std::string>& argv)
     }
     const bool anyRefusal = std::any_of(tasks.begin(), tasks.end(), [](const Task& t) { return t.metric == TaskMetric::Refusal; });
 
+    if (a.positional().size() > 1) {
+        if (a.value("recipe") || a.value("recipes"))
+            throw UsageError("several MODELs are compared as they are: --recipe and --recipes take one MODEL");
+        return scalingMode(a, tasks, opt);
+    }
     if (a.value("recipes")) {
         if (a.value("recipe"))
             throw UsageError("give --recipe (one model beside the original) or --recipes (a correlation over several), not both");

@@ -39,7 +39,9 @@ commands:
       NAME: hellaswag, arc, mmlu, piqa, winogrande, boolq, truthfulqa_mc1, truthfulqa_mc2, lambada, mc,
       and generation tasks gsm8k, generate, refusal ([--max-tokens N] [--refusal-phrases FILE])
       (--formats lists each one's fields), or a task definition .yaml (docs/evaluation.md); with --recipe,
-      the original and the compressed model side by side; the choices of an item share their prefix's pass
+      the original and the compressed model side by side; the choices of an item share their prefix's pass;
+      --recipes R1,R2,... --text FILE [--report OUT.h5]: perplexity as a proxy (Spearman, Kendall over the models);
+      several MODELs: accuracy against the weights' size, with each task's Pareto front
   generate MODEL --prompt TEXT [-n N] [--temp T] [--top-p P] [--seed S]
       continue a prompt (greedy unless --temp > 0)
   (logits, ppl, generate also take --threads N; default: every core)

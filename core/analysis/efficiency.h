@@ -20,6 +20,7 @@ struct EfficiencyOptions {
     int64_t decodeAfter = 128;     // prompt before decoding (0: from an empty context, llama-bench's tg)
     int repeats = 3;               // runs of each; mean ± sd as llama-bench reports them
     uint64_t seed = 1;             // the arbitrary token ids (llama-bench uses arbitrary ids too)
+    bool warmup = true;            // one untimed token first (llama-bench's warm-up run)
 };
 
 struct Throughput {

@@ -58,6 +58,7 @@ QuantProducts quantProducts();
 //          (what llama.cpp computes for F16 weights: its vec_dot_type is F16);
 //          x takes half the L1 space beside the streamed weights: 1.3x the
 //          F32-x rate on rows of 8192, 1.2x on rows of 2048 (one thread).
+//          Activations beyond F16's range (|x| > 65504) become infinite, as in llama.cpp.
 //   F32    x as it is.
 // LAYERLAB_F16DOT=f32 in the environment selects F32 at start-up.
 enum class F16Products { HalfX, F32 };
