@@ -624,7 +624,8 @@ private slots:
         for (int k = 0; k < 2; ++k)
             for (size_t i = 0; i < 2; ++i) {
                 const size_t o = 1 - i;
-                const bool beaten = bytes[o] <= bytes[i] && acc[k][o] > acc[k][i];
+                // Dominated: the other is no larger and no worse, and smaller or better.
+                const bool beaten = bytes[o] <= bytes[i] && acc[k][o] >= acc[k][i] && (bytes[o] < bytes[i] || acc[k][o] > acc[k][i]);
                 QCOMPARE(j["models"][i]["pareto"][k].get<bool>(), !beaten);
             }
         QVERIFY(j["models"][1]["pareto"][0].get<bool>()); // the smallest model is always on the front

@@ -202,15 +202,17 @@ int scalingMode(const Args& a, const std::vector<Task>& tasks, const TaskOptions
         rows.push_back(std::move(r));
     }
     progress.clear();
-    // front[t][i]: no other model is at most as large and better on task t's main metric.
+    // front[t][i]: no other model is at most as large and at least as good on task t's main metric (and smaller or better).
     std::vector<std::vector<bool>> front(tasks.size(), std::vector<bool>(rows.size(), true));
     for (size_t t = 0; t < tasks.size(); ++t)
         for (size_t i = 0; i < rows.size(); ++i)
             for (size_t j = 0; j < rows.size(); ++j) {
                 const double vi = rows[i].results[t].metrics[0].value, vj = rows[j].results[t].metrics[0].value;
                 const bool lowerBetter = rows[i].results[t].metrics[0].name == "perplexity";
+                // j dominates i: no larger and no worse, and smaller or better.
+                const bool noWorse = lowerBetter ? vj <= vi : vj >= vi;
                 const bool better = lowerBetter ? vj < vi : vj > vi;
-                if (j != i && rows[j].bytes <= rows[i].bytes && better)
+                if (j != i && rows[j].bytes <= rows[i].bytes && noWorse && (rows[j].bytes < rows[i].bytes || better))
                     front[t][i] = false;
             }
     if (a.flag("json")) {
@@ -227,7 +229,7 @@ int scalingMode(const Args& a, const std::vector<Task>& tasks, const TaskOptions
         std::cout << jsonText({{"models", list}, {"shots", opt.shots}, {"seed", opt.seed}}) << "\n";
         return 0;
     }
-    std::printf("%zu models, %d-shot: each task's main metric against the weights' size (* on the front: no smaller model does better)\n",
+    std::printf("%zu models, %d-shot: each task's main metric against the weights' size (* on the front: no model of at most its size does as well)\n",
                 rows.size(), opt.shots);
     std::printf("  %-40s %12s %11s", "model", "parameters", "weights MiB");
     for (const Task& t : tasks)
@@ -237,7 +239,8 @@ int scalingMode(const Args& a, const std::vector<Task>& tasks, const TaskOptions
     std::iota(order.begin(), order.end(), size_t{0});
     std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return rows[x].bytes < rows[y].bytes; });
     for (const size_t i : order) {
-        std::printf("  %-40s %12lld %11.1f", oneLine(rows[i].model).substr(0, 40).c_str(), static_cast<long long>(rows[i].parameters),
+        const std::string name = oneLine(rows[i].model);
+        std::printf("  %-40s %12lld %11.1f", (name.size() > 40 ? "..." + name.substr(name.size() - 37) : name).c_str(), static_cast<long long>(rows[i].parameters),
                     static_cast<double>(rows[i].bytes) / (1024.0 * 1024.0));
         for (size_t t = 0; t < tasks.size(); ++t)
             std::printf(" %8.4f±%.4f%s", rows[i].results[t].metrics[0].value, rows[i].results[t].metrics[0].standardError,
