@@ -5,11 +5,14 @@
 #include "test_support.h"
 
 #include "main_window.h"
+#include "compare_panel.h"
 #include "model_document.h"
+#include "perplexity_panel.h"
 #include "session.h"
 #include "task_panel.h"
 
 #include "recipe/apply.h"
+#include "stats/rank_correlation.h"
 
 #include <qcustomplot.h>
 
@@ -195,6 +198,56 @@ private slots:
         QVERIFY(p->state() == TaskPanel::State::Cancelled || p->state() == TaskPanel::State::Done);
         if (p->state() == TaskPanel::State::Cancelled)
             QCOMPARE(p->shownResult()->original[0].items, before.original[0].items);
+    }
+
+    void compareShowsTasksAgainstPerplexity()
+    {
+        // Three configurations (original, RTN 3-bit, RTN 2-bit), each with a perplexity (Evaluate) and task
+        // results (Tasks): the Compare dock plots the task metric against perplexity with the rank correlations.
+        LL_REQUIRE_SHARED();
+        QVERIFY(window_->openPath(QString::fromStdString(stories())));
+        PerplexityPanel* ppl = window_->perplexityPanel();
+        TaskPanel* tasks = window_->taskPanel();
+        ComparePanel* compare = window_->comparePanel();
+        ppl->useBuiltinText();
+        ppl->contextBox()->setValue(128);
+        ppl->setScoreCount(4, PerplexityPanel::CountUnit::Windows);
+        for (int row = 0; row < static_cast<int>(tasks->tasks().size()); ++row)
+            tasks->setTaskEnabled(row, tasks->tasks()[static_cast<size_t>(row)].path.endsWith(QStringLiteral("story_order.jsonl")));
+        tasks->limitBox()->setValue(24);
+        const auto measure = [&] {
+            ppl->run();
+            QElapsedTimer clock;
+            clock.start();
+            while (ppl->isRunning() && clock.elapsed() < 60000)
+                QTest::qWait(20);
+            QVERIFY(runToEnd(tasks, 60));
+            QCOMPARE(tasks->state(), TaskPanel::State::Done);
+        };
+        measure();
+        for (const int bits : {3, 2}) {
+            window_->document()->undoStack()->setIndex(0);
+            const Recipe r = parseRecipe("layerlab_recipe: 1\nsteps:\n  - action: quantize\n    method: rtn\n    bits: " + std::to_string(bits)
+                                             + "\n    group: 32\n",
+                                         true);
+            window_->document()->pushState(applyStep(window_->document()->state(), r.steps[0], CalibrationText{}).state,
+                                           QStringLiteral("RTN"), {});
+            measure();
+        }
+        QCOMPARE(compare->entries().size(), size_t{3});
+        std::vector<double> x, y;
+        for (const ComparePanel::Entry& e : compare->entries()) {
+            QCOMPARE(e.tasks.size(), size_t{1});
+            x.push_back(e.ppl);
+            y.push_back(e.tasks.begin()->second);
+        }
+        QVERIFY(y[2] < y[0]); // RTN 2-bit below the original on word order
+        QCustomPlot* plot = compare->proxyPlot();
+        QCOMPARE(plot->graphCount(), 1);
+        QCOMPARE(plot->graph(0)->data()->size(), 3);
+        const QString summary = compare->proxySummary();
+        QVERIFY2(summary.contains(QStringLiteral("Spearman %1").arg(spearman(x, y).value, 0, 'f', 2)), qPrintable(summary));
+        QVERIFY2(summary.contains(QStringLiteral("over 3 configurations")), qPrintable(summary));
     }
 
     void cleanupTestCase() { window_.reset(); }

@@ -650,6 +650,18 @@ private slots:
         QCOMPARE(j["tasks"][1]["original"]["metrics"]["perplexity"]["value"].get<double>(), lw.metric("perplexity")->value);
         QCOMPARE(j["tasks"][0]["items"].get<int>(), 20);
 
+        // --report: the same document in the HDF5 report's /tasks group (read back with h5py).
+        const std::string report = test::scratchDir() + "/tasks.h5";
+        const test::CliResult withReport = test::runCli({"eval", stories(), "--tasks", "mc=" + taskFile("story_cloze.jsonl"), "--limit", "10",
+                                                         "--report", report, "--json"});
+        QVERIFY2(withReport.exitCode == 0, withReport.err.c_str());
+        QProcess py;
+        py.start(QStringLiteral("/usr/bin/python3"), {QStringLiteral("-c"), QStringLiteral("import h5py, sys; print(h5py.File(sys.argv[1], 'r')['tasks'].attrs['json'])"),
+                                                      QString::fromStdString(report)});
+        QVERIFY(py.waitForFinished(60000));
+        if (py.exitCode() == 0) // python3-h5py present
+            QCOMPARE(nlohmann::json::parse(py.readAllStandardOutput().toStdString()), nlohmann::json::parse(withReport.out));
+
         const test::CliResult bad = test::runCli({"eval", stories(), "--tasks", "arc=" + taskFile("story_cloze.jsonl")});
         QCOMPARE(bad.exitCode, 2);
         QVERIFY2(bad.err.find("story_cloze.jsonl: line 1") != std::string::npos, bad.err.c_str());

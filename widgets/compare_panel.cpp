@@ -9,6 +9,8 @@
 #include "perplexity_panel.h"
 #include "recipe_panel.h"
 
+#include "stats/rank_correlation.h"
+
 #include "analysis/model_cost.h"
 #include "analysis/model_size.h"
 #include "engine/transformer.h"
@@ -26,6 +28,7 @@
 #include <QSplitter>
 #include <QTableWidget>
 #include <QTextDocument>
+#include <QTabWidget>
 #include <QVBoxLayout>
 
 #include <algorithm>
@@ -56,9 +59,9 @@ QString recipeLabel(const Recipe& r)
 ComparePanel::ComparePanel(ModelDocument* document, PerplexityPanel* perplexity, RecipePanel* recipes, QWidget* parent)
     : QWidget(parent), document_(document), perplexity_(perplexity), recipes_(recipes)
 {
-    table_ = new QTableWidget(0, 6, this);
+    table_ = new QTableWidget(0, 7, this);
     table_->setHorizontalHeaderLabels(
-        {tr("Configuration"), tr("Perplexity"), tr("Bits/w"), tr("Size"), tr("Parameters"), tr("Text")});
+        {tr("Configuration"), tr("Perplexity"), tr("Bits/w"), tr("Size"), tr("Parameters"), tr("Text"), tr("Tasks")});
     table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     table_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::Stretch);
     table_->verticalHeader()->hide();
@@ -75,6 +78,22 @@ ComparePanel::ComparePanel(ModelDocument* document, PerplexityPanel* perplexity,
     plot_->setMinimumWidth(340); // readable ticks beside a wide table
     plot_->xAxis->ticker()->setTickCount(4);
     connect(plot_, &QCustomPlot::mousePress, this, &ComparePanel::onPlotClick);
+
+    // Does perplexity rank the configurations as the tasks do? (issue 17: perplexity as a proxy)
+    proxyPlot_ = new QCustomPlot(this);
+    proxyPlot_->setObjectName(QStringLiteral("compareProxyPlot"));
+    proxyPlot_->xAxis->setLabel(tr("perplexity (log)"));
+    proxyPlot_->yAxis->setLabel(tr("task metric"));
+    proxyPlot_->xAxis->setScaleType(QCPAxis::stLogarithmic);
+    proxyPlot_->xAxis->setTicker(QSharedPointer<QCPAxisTickerLog>::create());
+    proxyPlot_->setMinimumHeight(160);
+    proxyPlot_->setMinimumWidth(300);
+    proxyPlot_->legend->setVisible(true);
+    proxyPlot_->setToolTip(tr("Each configuration that has a perplexity here and task results from Evaluate › Tasks"));
+    proxyLabel_ = new QLabel(this);
+    proxyLabel_->setObjectName(QStringLiteral("compareProxySummary"));
+    proxyLabel_->setWordWrap(true);
+    proxyLabel_->setTextInteractionFlags(Qt::TextSelectableByMouse);
 
     runner_ = new JobRunner(this);
     compareButton_ = new QPushButton(tr("Compare with the original"), this);
@@ -94,7 +113,13 @@ ComparePanel::ComparePanel(ModelDocument* document, PerplexityPanel* perplexity,
     top->addWidget(clearButton);
     auto* split = new QSplitter(Qt::Horizontal, this);
     split->addWidget(table_);
-    split->addWidget(plot_);
+    // The two scatters as tabs: the table keeps its width.
+    auto* plots = new QTabWidget(this);
+    plots->setObjectName(QStringLiteral("comparePlots"));
+    plots->setDocumentMode(true);
+    plots->addTab(plot_, tr("Size and perplexity"));
+    plots->addTab(proxyPlot_, tr("Tasks against perplexity"));
+    split->addWidget(plots);
     split->setStretchFactor(0, 1);
     split->setStretchFactor(1, 1);
     auto* layout = new QVBoxLayout(this);
@@ -102,6 +127,7 @@ ComparePanel::ComparePanel(ModelDocument* document, PerplexityPanel* perplexity,
     layout->addLayout(top);
     layout->addWidget(comparison_);
     layout->addWidget(split, 1);
+    layout->addWidget(proxyLabel_);
 
     // Only finished runs: a cancelled or failed one leaves an older result on screen.
     connect(perplexity_, &PerplexityPanel::finished, this, [this] {
@@ -162,6 +188,7 @@ void ComparePanel::restore(int index)
 void ComparePanel::clear()
 {
     entries_.clear();
+    taskResults_.clear();
     refresh();
 }
 
@@ -180,6 +207,7 @@ void ComparePanel::refresh()
                                 tr("ctx %1").arg(e.context)};
         for (int c = 0; c < cells.size(); ++c)
             table_->setItem(row, c, new QTableWidgetItem(cells[c]));
+        table_->setItem(row, 6, new QTableWidgetItem());
         table_->item(row, 0)->setToolTip(e.label);
         table_->item(row, 5)->setToolTip(e.text);
         xs << e.sizeMiB;
@@ -224,7 +252,96 @@ void ComparePanel::refresh()
         plot_->yAxis->setRangeLower(std::max(0.0, plot_->yAxis->range().lower));
     }
     plot_->replot();
+    refreshProxy();
     emit entriesChanged();
+}
+
+namespace {
+
+std::string recipeKey(const std::vector<RecipeStep>& steps)
+{
+    Recipe r;
+    r.steps = steps;
+    return r.toJson().value("steps", nlohmann::json::array()).dump();
+}
+
+QString rankText(const RankCorrelation& r)
+{
+    return QStringLiteral("%1 [%2, %3]").arg(r.value, 0, 'f', 2).arg(r.low, 0, 'f', 2).arg(r.high, 0, 'f', 2);
+}
+
+} // namespace
+
+void ComparePanel::addTaskResults(const std::vector<RecipeStep>& steps, const std::vector<TaskResult>& results)
+{
+    auto& metrics = taskResults_[recipeKey(steps)];
+    for (const TaskResult& r : results)
+        if (!r.metrics.empty())
+            metrics[r.task + " (" + r.metrics[0].name + ")"] = r.metrics[0].value;
+    refresh();
+}
+
+void ComparePanel::refreshProxy()
+{
+    for (Entry& e : entries_)
+        if (const auto it = taskResults_.find(recipeKey(e.recipe.steps)); it != taskResults_.end())
+            for (const auto& [task, value] : it->second)
+                e.tasks[task] = value;
+    for (size_t i = 0; i < entries_.size() && static_cast<int>(i) < table_->rowCount(); ++i) {
+        QStringList cells;
+        for (const auto& [task, value] : entries_[i].tasks)
+            cells << QStringLiteral("%1 %2").arg(QString::fromStdString(task)).arg(value, 0, 'f', 3);
+        if (QTableWidgetItem* item = table_->item(static_cast<int>(i), 6))
+            item->setText(cells.join(QStringLiteral("; ")));
+    }
+    std::map<std::string, std::pair<QVector<double>, QVector<double>>> series;
+    for (const Entry& e : entries_)
+        for (const auto& [task, value] : e.tasks)
+            if (e.ppl > 0) {
+                series[task].first << e.ppl;
+                series[task].second << value;
+            }
+    proxyPlot_->clearGraphs();
+    static const QColor colours[] = {QColor(0x1f, 0x77, 0xb4), QColor(0xd6, 0x27, 0x28), QColor(0x2c, 0xa0, 0x2c),
+                                     QColor(0x94, 0x67, 0xbd), QColor(0xff, 0x7f, 0x0e), QColor(0x8c, 0x56, 0x4b)};
+    QStringList lines;
+    int k = 0;
+    for (const auto& [task, xy] : series) {
+        QCPGraph* g = proxyPlot_->addGraph();
+        g->setLineStyle(QCPGraph::lsNone);
+        g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, colours[k++ % 6], 8));
+        g->setData(xy.first, xy.second);
+        g->setName(QString::fromStdString(task));
+        if (xy.first.size() >= 3) {
+            const std::vector<double> x(xy.first.begin(), xy.first.end()), y(xy.second.begin(), xy.second.end());
+            lines << tr("%1 against perplexity: Spearman %2, Kendall %3 over %n configurations (95 % intervals)", nullptr,
+                        static_cast<int>(x.size()))
+                         .arg(QString::fromStdString(task), rankText(spearman(x, y)), rankText(kendallTau(x, y)));
+        }
+    }
+    if (!series.empty()) {
+        double xl = 1e300, xh = 0, yh = 0;
+        for (const auto& [task, xy] : series) {
+            for (const double v : xy.first)
+                xl = std::min(xl, v), xh = std::max(xh, v);
+            for (const double v : xy.second)
+                yh = std::max(yh, v);
+        }
+        proxyPlot_->xAxis->setRange(xl / 1.5, xh * 1.5);
+        // Accuracies and rates live in [0, 1]; other metrics (LAMBADA's perplexity) get their own span.
+        proxyPlot_->yAxis->setRange(0, yh <= 1.0 ? 1.05 : yh * 1.1);
+    }
+    proxyPlot_->replot();
+    proxyLabel_->setText(series.empty() ? tr("Run Evaluate › Tasks on several configurations to see whether perplexity ranks them as "
+                                             "the tasks do.")
+                                        : lines.isEmpty() ? tr("Rank correlations from 3 configurations with both a perplexity and task results.")
+                                                          : lines.join(QLatin1Char('\n')));
+}
+
+QString ComparePanel::proxySummary() const
+{
+    const QString t = proxyLabel_->text();
+    return t.contains(QStringLiteral("Spearman")) ? t : QString();
 }
 
 int ComparePanel::pointAt(const QPoint& pos) const

@@ -7,6 +7,9 @@
 
 #include "eval/scoring.h"
 #include "model/model.h"
+#include "tasks/task_eval.h"
+
+#include <map>
 
 #include <QWidget>
 
@@ -38,6 +41,8 @@ public:
         int64_t parameters = 0;
         int64_t context = 0;
         QString text;
+        // Each task's main metric on this configuration (Evaluate › Tasks), when it was measured.
+        std::map<std::string, double> tasks;
     };
 
     ComparePanel(ModelDocument* document, PerplexityPanel* perplexity, RecipePanel* recipes, QWidget* parent = nullptr);
@@ -53,6 +58,15 @@ public:
     void setEntries(std::vector<Entry> entries);
     QTableWidget* table() const { return table_; }
     QCustomPlot* plot() const { return plot_; }
+
+    // Task results of a configuration (the Tasks tab's runs: the original's and the current state's),
+    // kept by recipe and shown against the perplexity of the entry with the same recipe.
+    void addTaskResults(const std::vector<RecipeStep>& steps, const std::vector<TaskResult>& results);
+    // Task metric against perplexity, one series per task, over the entries that have both.
+    QCustomPlot* proxyPlot() const { return proxyPlot_; }
+    // "story_order (acc): Spearman -0.88 [-0.99, -0.18], Kendall ... over 6 configurations", one line per task
+    // with at least 3 configurations; empty otherwise.
+    QString proxySummary() const;
     // The entry whose point is nearest to `pos` (plot pixels), -1 when none within reach.
     int pointAt(const QPoint& pos) const;
 
@@ -79,6 +93,7 @@ signals:
 
 private:
     void refresh();
+    void refreshProxy();
     void onPlotClick(QMouseEvent* event);
 
     ModelDocument* document_;
@@ -86,6 +101,10 @@ private:
     RecipePanel* recipes_;
     QTableWidget* table_;
     QCustomPlot* plot_;
+    QCustomPlot* proxyPlot_;
+    QLabel* proxyLabel_;
+    // Task metrics by recipe (its steps as JSON), also for configurations not yet in the table.
+    std::map<std::string, std::map<std::string, double>> taskResults_;
     JobRunner* runner_;
     QPushButton* compareButton_;
     QLabel* comparison_;

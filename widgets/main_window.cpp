@@ -207,6 +207,15 @@ MainWindow::MainWindow(QWidget* parent)
     compareDock_ = new QDockWidget(tr("Compare"), this);
     compareDock_->setObjectName(QStringLiteral("compareDock"));
     compareDock_->setWidget(scrollable(compare_));
+    // Task results land beside the perplexities of the same configurations.
+    connect(tasks_, &TaskPanel::finished, this, [this] {
+        if (tasks_->state() != TaskPanel::State::Done || !tasks_->shownResult())
+            return;
+        const TaskOutcome& o = *tasks_->shownResult();
+        compare_->addTaskResults({}, o.original);
+        if (!o.current.empty())
+            compare_->addTaskResults(o.steps, o.current);
+    });
     tabifyDockWidget(evaluateDock_, compareDock_);
     compressDock_->raise();
     // The tree's selection is what the compression panel applies to.

@@ -91,7 +91,8 @@ nlohmann::json compareJson(const ComparePanel* panel)
         for (const ComparePanel::Entry& e : panel->entries())
             out.push_back({{"label", e.label.toStdString()}, {"ppl", e.ppl}, {"ppl_stderr", e.pplStderr},
                            {"bits_per_weight", e.bitsPerWeight}, {"size_mib", e.sizeMiB}, {"parameters", e.parameters},
-                           {"text", e.text.toStdString()}, {"context", e.context}, {"recipe", e.recipe.toJson()}});
+                           {"text", e.text.toStdString()}, {"context", e.context}, {"recipe", e.recipe.toJson()},
+                           {"tasks", e.tasks}});
     return out;
 }
 
@@ -113,6 +114,10 @@ std::vector<ComparePanel::Entry> compareFromJson(const nlohmann::json& j)
             x.parameters = e.value("parameters", int64_t{0});
             x.text = QString::fromStdString(e.value("text", std::string()));
             x.context = e.value("context", int64_t{0});
+            if (const auto t = e.find("tasks"); t != e.end() && t->is_object())
+                for (const auto& [task, value] : t->items())
+                    if (value.is_number())
+                        x.tasks[task] = value.get<double>();
             out.push_back(std::move(x));
         } catch (const std::exception&) {
         }

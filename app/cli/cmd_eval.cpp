@@ -29,7 +29,7 @@ namespace {
 const char* kEvalUsage =
     "usage: layerlab-cli eval MODEL --tasks NAME=FILE[,NAME=FILE|DEF.yaml...] [--shots K] [--limit N] [--seed S]\n"
     "         [--recipe R.yaml [--calib FILE]] [--no-bos] [--alone] [--per-item] [--max-tokens N] [--refusal-phrases FILE]\n"
-    "         [--threads N] [--json]\n"
+    "         [--report OUT.h5 [--force]] [--threads N] [--json]\n"
     "       layerlab-cli eval MODEL --tasks ... --recipes R1.yaml,R2.yaml,... --text FILE [--ctx 256] [--windows N]\n"
     "         [--report OUT.h5 [--force]] [--json]   (perplexity as a proxy: rank correlations over the configurations)\n"
     "       layerlab-cli eval MODEL1 MODEL2 ... --tasks ... [--json]   (accuracy against size: several models, their Pareto front)";
@@ -297,8 +297,8 @@ int cmdEval(const std::vector<std::string>& argv)
             throw UsageError("give --recipe (one model beside the original) or --recipes (a correlation over several), not both");
         return proxyMode(a, modelPath, tasks, opt);
     }
-    if (a.value("text") || a.value("report"))
-        throw UsageError(std::string("--text and --report go with --recipes\n") + kEvalUsage);
+    if (a.value("text"))
+        throw UsageError(std::string("--text goes with --recipes\n") + kEvalUsage);
 
     compress::CliProgress progress;
     std::shared_ptr<const Model> source = openModel(modelPath);
@@ -335,22 +335,33 @@ int cmdEval(const std::vector<std::string>& argv)
     }
     progress.clear();
 
-    if (a.flag("json")) {
-        nlohmann::json j{{"model", modelPath}, {"shots", opt.shots}, {"seed", opt.seed}, {"bos", opt.addBos},
-                         {"shared_prefix", opt.sharedPrefix}};
+    nlohmann::json j{{"model", modelPath}, {"shots", opt.shots}, {"seed", opt.seed}, {"bos", opt.addBos},
+                     {"shared_prefix", opt.sharedPrefix}};
+    if (compressed)
+        j["recipe"] = recipeFile;
+    if (anyRefusal)
+        j["refusal_phrases"] = phrases;
+    nlohmann::json list = nlohmann::json::array();
+    for (size_t i = 0; i < tasks.size(); ++i) {
+        nlohmann::json t{{"task", original[i].task}, {"source", original[i].source}, {"items", original[i].items},
+                         {"chance", original[i].chance}, {"original", taskResultToJson(original[i], a.flag("per-item"))}};
         if (compressed)
-            j["recipe"] = recipeFile;
-        if (anyRefusal)
-            j["refusal_phrases"] = phrases;
-        nlohmann::json list = nlohmann::json::array();
-        for (size_t i = 0; i < tasks.size(); ++i) {
-            nlohmann::json t{{"task", original[i].task}, {"source", original[i].source}, {"items", original[i].items},
-                             {"chance", original[i].chance}, {"original", taskResultToJson(original[i], a.flag("per-item"))}};
-            if (compressed)
-                t["compressed"] = taskResultToJson(edited[i], a.flag("per-item"));
-            list.push_back(t);
-        }
-        j["tasks"] = list;
+            t["compressed"] = taskResultToJson(edited[i], a.flag("per-item"));
+        list.push_back(t);
+    }
+    j["tasks"] = list;
+    // The HDF5 report of the model evaluated last (the compressed one with --recipe), with the results under /tasks.
+    if (const auto report = a.value("report")) {
+        ReportInputs in;
+        in.model = compressed ? compressed->model.get() : source.get();
+        if (compressed)
+            in.recipe = compressed->recipe().toJson();
+        in.tasks = j;
+        in.options.overwrite = a.flag("force");
+        writeReport(*report, in, &progress);
+        progress.clear();
+    }
+    if (a.flag("json")) {
         std::cout << jsonText(j) << "\n";
         return 0;
     }

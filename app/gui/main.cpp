@@ -356,7 +356,8 @@ int main(int argc, char** argv)
                 }
             });
             t->run();
-            window.raiseDock(QStringLiteral("tasks"));
+            if (!parser.isSet(dockOption)) // --dock chooses what is shown
+                window.raiseDock(QStringLiteral("tasks"));
         }
         if (parser.isSet(generateOption)) {
             ll::gui::GeneratePanel* g = window.generatePanel();

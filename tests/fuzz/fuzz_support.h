@@ -22,19 +22,23 @@
 
 namespace ll::fuzz {
 
-// A folder of this process's own, removed at exit.
+// A folder of this process's own, removed at exit. The path lives on the heap
+// and is never destroyed: a static std::filesystem::path would be destroyed
+// before the atexit handler registered while constructing it runs (exit
+// handlers and static destructors run in reverse order of registration), and
+// the handler would read freed memory (ASan found it when a run ended by exit()).
 inline const std::filesystem::path& scratchDir()
 {
-    static const std::filesystem::path dir = [] {
+    static const std::filesystem::path* dir = [] {
         const char* tmp = std::getenv("TMPDIR");
-        std::filesystem::path d = std::filesystem::path(tmp && *tmp ? tmp : "/tmp")
-                                  / ("layerlab-fuzz-" + std::to_string(::getpid()));
-        std::filesystem::remove_all(d);
-        std::filesystem::create_directories(d);
+        auto* d = new std::filesystem::path(std::filesystem::path(tmp && *tmp ? tmp : "/tmp")
+                                            / ("layerlab-fuzz-" + std::to_string(::getpid())));
+        std::filesystem::remove_all(*d);
+        std::filesystem::create_directories(*d);
         std::atexit([] { std::error_code ec; std::filesystem::remove_all(scratchDir(), ec); });
         return d;
     }();
-    return dir;
+    return *dir;
 }
 
 inline std::string writeScratch(const std::string& name, const uint8_t* data, size_t size)
