@@ -42,14 +42,9 @@ nlohmann::json resultJson(const EfficiencyResult& r)
 void merge(EfficiencyResult& into, const EfficiencyResult& run)
 {
     const auto add = [](Throughput& t, const Throughput& r) {
-        t.runs.insert(t.runs.end(), r.runs.begin(), r.runs.end());
-        double mean = 0, ss = 0;
-        for (const double v : t.runs)
-            mean += v / static_cast<double>(t.runs.size());
-        for (const double v : t.runs)
-            ss += (v - mean) * (v - mean);
-        t.mean = mean;
-        t.sd = t.runs.size() > 1 ? std::sqrt(ss / static_cast<double>(t.runs.size() - 1)) : 0;
+        std::vector<double> runs = t.runs;
+        runs.insert(runs.end(), r.runs.begin(), r.runs.end());
+        t = summariseRuns(std::move(runs));
     };
     Throughput prefill = into.prefill, decode = into.decode;
     add(prefill, run.prefill);

@@ -31,7 +31,9 @@ uint64_t statusKilobytes(const char* key)
     return kb * 1024;
 }
 
-Throughput summarise(std::vector<double> runs)
+} // namespace
+
+Throughput summariseRuns(std::vector<double> runs)
 {
     Throughput t;
     t.runs = std::move(runs);
@@ -47,6 +49,8 @@ Throughput summarise(std::vector<double> runs)
     }
     return t;
 }
+
+namespace {
 
 // Arbitrary but fixed token ids (never 0, which is often a control token).
 std::vector<int32_t> tokenIds(int64_t n, int64_t vocab, uint64_t seed)
@@ -115,8 +119,8 @@ EfficiencyResult measureEfficiency(const Transformer& model, const EfficiencyOpt
             note();
         }
     }
-    r.prefill = summarise(prefill);
-    r.decode = summarise(decode);
+    r.prefill = summariseRuns(std::move(prefill));
+    r.decode = summariseRuns(std::move(decode));
     const ModelConfig& c = model.config();
     const TransformerWeights& w = model.weights();
     // The embedding table once (a tied head is the same matrix), the head, every block linear.

@@ -28,6 +28,9 @@ struct Throughput {
     double mean = 0, sd = 0;       // sd: sample standard deviation (0 for one run)
 };
 
+// Mean and sample standard deviation of runs' tokens/s.
+Throughput summariseRuns(std::vector<double> runs);
+
 struct EfficiencyResult {
     Throughput prefill, decode;
     int64_t parameters = 0;        // of the linears, embedding and head as held (tied counted once)

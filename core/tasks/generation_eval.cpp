@@ -34,22 +34,6 @@ std::regex compiled(const std::string& pattern, const std::string& origin)
     }
 }
 
-MetricValue meanOf(const std::string& name, const std::vector<double>& v)
-{
-    MetricValue m{name, 0, 0};
-    if (v.empty())
-        return m;
-    for (const double x : v)
-        m.value += x / static_cast<double>(v.size());
-    if (v.size() > 1) {
-        double ss = 0;
-        for (const double x : v)
-            ss += (x - m.value) * (x - m.value);
-        m.standardError = std::sqrt(ss / static_cast<double>(v.size() - 1) / static_cast<double>(v.size()));
-    }
-    return m;
-}
-
 } // namespace
 
 const std::vector<std::string>& defaultRefusalPhrases()
@@ -182,7 +166,7 @@ TaskResult evaluateGenerationTask(const Transformer& model, const Tokenizer& tok
                                    ? 1.0
                                    : 0.0);
             }
-            result.metrics.push_back(meanOf(f.name.empty() ? "exact_match" : "exact_match," + f.name, hits));
+            result.metrics.push_back(meanWithStderr(f.name.empty() ? "exact_match" : "exact_match," + f.name, hits));
         }
     } else {
         const std::vector<std::string>& phrases =
@@ -194,7 +178,7 @@ TaskResult evaluateGenerationTask(const Transformer& model, const Tokenizer& tok
             right.push_back(refused == expectRefusal ? 1.0 : 0.0);
             (expectRefusal ? refusedWhenAsked : compliedWhenAsked).push_back(expectRefusal ? refused : !refused);
         }
-        result.metrics = {meanOf("acc", right), meanOf("refusal_rate", refusedWhenAsked), meanOf("compliance_rate", compliedWhenAsked)};
+        result.metrics = {meanWithStderr("acc", right), meanWithStderr("refusal_rate", refusedWhenAsked), meanWithStderr("compliance_rate", compliedWhenAsked)};
     }
     for (const int64_t g : generated)
         result.positionsRun += g;

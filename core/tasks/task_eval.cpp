@@ -14,9 +14,7 @@
 
 namespace ll {
 
-namespace {
-
-// The harness's standardError of a mean: sample standard deviation (n - 1) / sqrt(n).
+// The harness's standard error of a mean: sample standard deviation (n - 1) / sqrt(n).
 MetricValue meanWithStderr(const std::string& name, const std::vector<double>& x)
 {
     MetricValue m{name, 0, 0};
@@ -34,6 +32,8 @@ MetricValue meanWithStderr(const std::string& name, const std::vector<double>& x
     }
     return m;
 }
+
+namespace {
 
 int argmaxFirst(const std::vector<double>& v)
 {

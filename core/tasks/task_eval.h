@@ -73,6 +73,8 @@ TaskResult taskResultFromJson(const nlohmann::json& j, const std::string& origin
 // Metrics of a task from its items' results (exposed for tests with hand-made log-likelihoods).
 ItemResult itemScore(const Task& task, int index, const std::vector<LoglikelihoodResult>& choices);
 std::vector<MetricValue> taskMetrics(const Task& task, const std::vector<ItemResult>& items);
+// The mean of per-item scores with the harness's standard error (sample std / sqrt(n)).
+MetricValue meanWithStderr(const std::string& name, const std::vector<double>& scores);
 // Length of a choice for acc_norm: Unicode code points, as Python's len() counts (bytes for ASCII).
 int64_t choiceLength(const std::string& choice);
 
