@@ -4,6 +4,9 @@
 // Sensitivity) offer exactly the parameters its schema declares.
 #include "test_support.h"
 
+#include "export/gguf_export.h"
+#include "export/gguf_presets.h"
+
 #include "compression_panel.h"
 #include "method_form.h"
 #include "model_document.h"
@@ -116,12 +119,17 @@ void TestGuiMethodRegistry::everyMethodIsInTheCliHelp()
 
 void TestGuiMethodRegistry::everyCommandHasHelp()
 {
-    for (const char* command : {"inspect", "bench", "tokenize", "logits", "ppl", "generate", "export", "prune",
+    for (const char* command : {"inspect", "bench", "bench-model", "tokenize", "logits", "ppl", "eval", "generate", "export", "prune",
                                 "factorize", "quantize", "apply", "sensitivity", "mixed", "clean", "session", "methods"}) {
         const test::CliResult r = test::runCli({command, "--help"});
         QVERIFY2(r.exitCode == 0, command);
         QVERIFY2(r.out.rfind(std::string("usage: layerlab-cli ") + command, 0) == 0, r.out.c_str());
     }
+    // export's GGUF choices come from core's tables (issue 14): every preset and every single type.
+    const test::CliResult help = test::runCli({"export", "--help"});
+    for (const GgufPresetInfo& p : ggufPresets())
+        QVERIFY2(help.out.find(std::string(p.name)) != std::string::npos, p.name);
+    QVERIFY2(help.out.find(ggufExportTypeNames()) != std::string::npos, help.out.c_str());
 }
 
 void TestGuiMethodRegistry::formsOfferExactlyTheSchema()

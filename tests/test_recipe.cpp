@@ -441,6 +441,12 @@ private slots:
         s.action = StepAction::Quantize;
         s.params = {{"method", "rtn"}, {"bits", 4}, {"group", 32}};
         QVERIFY(!s.usesCalibration());
+        // A parameter that reads calibration when set (the registry's needsWhenSet: LoRC's rank).
+        RecipeStep lorc = s;
+        lorc.params["lorc_rank"] = 4;
+        QVERIFY(lorc.usesCalibration());
+        lorc.params["lorc_rank"] = 0;
+        QVERIFY(!lorc.usesCalibration());
         const StepOutcome plain = applyStep(CompressionState::initial(stories()), s, c);
         const std::string q0 = "blocks.0.attn.q.weight";
         QVERIFY(!plain.state.layers.at(q0).outputError.has_value());

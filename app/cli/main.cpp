@@ -1,6 +1,8 @@
 // layerlab-cli: the headless front end of LayerLab.
 #include "args.h"
 #include "commands.h"
+#include "export/gguf_export.h"
+#include "export/gguf_presets.h"
 #include "methods/method_registry.h"
 
 #include "util/error.h"
@@ -50,8 +52,8 @@ commands:
       write the model as GGUF (llama family) or a Hugging Face folder, and/or an HDF5 report
       (statistics, histograms, sparsity masks, perplexity; docs/report-schema.md); never overwrites without --force
       --gguf-type: a llama-quantize preset, each tensor's type chosen as llama-quantize does (no imatrix):
-      Q4_K_M (recommended), Q4_K_S, Q5_K_M, Q5_K_S, Q6_K, Q8_0, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K, IQ4_NL;
-      or one type for every 2-D weight: F32, F16 (default), BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K;
+      {gguf-presets};
+      or one type for every 2-D weight: {gguf-types} (default F16);
       --gguf-pure: a preset's base type for every 2-D weight (llama-quantize --pure)
   prune MODEL --method M (--sparsity S | --nm 2:4) [--structured neurons|heads --ratio R]
         [--layers REGEX] [--calib FILE [--calib-ctx 256 --calib-windows 64]] [--eval FILE [--ctx 256]] [--out DIR | --gguf OUT.gguf] [--json]
@@ -84,10 +86,27 @@ MODEL is a Hugging Face folder, a .safetensors file, a .gguf file or a llama2.c 
 Exit codes: 0 success, 2 bad input (the message names the file), 64 usage error.
 )";
 
+// The usage text with the lists that come from core's tables filled in (the
+// GGUF presets and types), so that a new type or preset needs no edit here.
+std::string usage()
+{
+    std::string text = kUsage;
+    std::string presets;
+    for (const ll::GgufPresetInfo& p : ll::ggufPresets())
+        presets += (presets.empty() ? std::string() : ", ") + p.name + (p.preset == ll::GgufPreset::Q4_K_M ? " (recommended)" : "");
+    const auto fill = [&](const std::string& key, const std::string& value) {
+        if (const size_t at = text.find(key); at != std::string::npos)
+            text.replace(at, key.size(), value);
+    };
+    fill("{gguf-presets}", presets);
+    fill("{gguf-types}", ll::ggufExportTypeNames());
+    return text;
+}
+
 // The usage lines of one command: from "  NAME ..." to the next command's line.
 std::string commandUsage(const std::string& name)
 {
-    const std::string all = kUsage;
+    const std::string all = usage();
     std::string out;
     bool in = false;
     size_t pos = 0;
@@ -132,7 +151,7 @@ int main(int argc, char** argv)
         {"methods", cmdMethods},
     };
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-        std::fputs(kUsage, argc < 2 ? stderr : stdout);
+        std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);
         return argc < 2 ? 64 : 0;
     }
     const std::string name = argv[1];
@@ -142,7 +161,7 @@ int main(int argc, char** argv)
     }
     auto it = commands.find(name);
     if (it == commands.end()) {
-        std::fprintf(stderr, "layerlab-cli: unknown command '%s'\n\n%s", name.c_str(), kUsage);
+        std::fprintf(stderr, "layerlab-cli: unknown command '%s'\n\n%s", name.c_str(), usage().c_str());
         return 64;
     }
     const std::vector<std::string> rest(argv + 2, argv + argc);

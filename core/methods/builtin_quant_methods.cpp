@@ -75,7 +75,9 @@ ParamSpec realParam(const std::string& key, const std::string& label, const std:
 ParamSpec symParam() { return flagParam("sym", "symmetric", "symmetric grid (zero point in the middle)"); }
 ParamSpec lorcParam()
 {
-    return intParam("lorc-rank", "LoRC rank", "add a rank-R correction of the quantization error (0: off)", 0, 1 << 20, "0");
+    ParamSpec p = intParam("lorc-rank", "LoRC rank", "add a rank-R correction of the quantization error (0: off)", 0, 1 << 20, "0");
+    p.needsWhenSet = kNeedsGram; // fitted to the calibration inputs
+    return p;
 }
 
 std::vector<ParamSpec> gptqParams()

@@ -54,6 +54,9 @@ struct ParamSpec {
     std::string onlyWith;             // applies only when this key is given (ratio: structured)
     std::vector<std::string> notWith; // does not apply when one of these is given (sparsity: nm)
     bool advanced = false;            // shown after the main parameters
+    // What the step reads when this parameter is given and not 0 (LoRC's rank: the
+    // correction is fitted to the calibration inputs), on top of the method's `needs`.
+    unsigned needsWhenSet = 0;        // MethodNeeds bits
 };
 
 // Statistics of the layer's calibration inputs a method reads (LayerInputs).

@@ -57,9 +57,15 @@ bool RecipeStep::usesCalibration() const
     const MethodSpec* spec = findMethodSpec(action, method());
     if (!spec)
         return true;
+    if (spec->needs != kNeedsNothing)
+        return true;
+    // A parameter that reads calibration when it is set (LoRC's rank), from the registry.
     const JsonParams p(params);
-    // LoRC fits its correction to the calibration inputs.
-    return spec->needs != kNeedsNothing || p.intOr("lorc-rank", 0, 0, 1 << 30) > 0;
+    for (const ParamSpec& ps : spec->params)
+        if (ps.needsWhenSet != kNeedsNothing)
+            if (const auto v = p.value(ps.key); v && !v->empty() && *v != "0" && *v != "false")
+                return true;
+    return false;
 }
 
 void RecipeStep::validate() const
