@@ -16,6 +16,7 @@
 #include "recipe/recipe.h"
 #include "util/error.h"
 
+#include <QComboBox>
 #include <QtTest>
 
 #include <algorithm>
@@ -162,6 +163,13 @@ void TestGuiMethodRegistry::formsOfferExactlyTheSchema()
     compress.setMethod(QStringLiteral("nf4"));
     QVERIFY(!compress.currentStep().params.contains("group"));
     QCOMPARE(compress.currentStep().badge(), std::string("NF4"));
+    // A group off the preset list is labelled as the registry says ("groups of {}").
+    compress.setMethod(QStringLiteral("rtn"));
+    compressForm->setValue("group", 256);
+    auto* group = qobject_cast<QComboBox*>(compressForm->field("group"));
+    QVERIFY(group);
+    QCOMPARE(group->currentText(), QStringLiteral("groups of 256"));
+    QCOMPARE(compress.currentStep().params.value("group", 0), 256);
 }
 
 // Parameters that apply only with another: the ratio of structured pruning, the sparsity without an N:M pattern.

@@ -284,7 +284,8 @@ void MethodForm::setValue(const std::string& key, const nlohmann::json& value)
                                                       : QString();
         int index = box->findData(v, Qt::UserRole, Qt::MatchFixedString); // case-insensitive (e4m3)
         if (index < 0 && !v.isEmpty() && (p.type == ParamType::Int || p.type == ParamType::Text)) {
-            box->addItem(p.key == "group" ? tr("groups of %1").arg(v) : v, v); // a value off the list (group 256)
+            // A value off the list (group 256), labelled as its parameter says.
+            box->addItem(p.presetLabel.empty() ? v : QString::fromStdString(p.presetLabel).replace(QStringLiteral("{}"), v), v);
             index = box->count() - 1;
         }
         if (index >= 0)

@@ -44,6 +44,7 @@ ParamSpec groupParam(const std::string& fallback = "0")
     ParamSpec p{"group", ParamType::Int, "Groups", "input columns per scale (0: one scale per row)", 0, 1 << 20};
     p.defaultValue = fallback;
     p.presets = {{"0", "per row"}, {"32", "groups of 32"}, {"64", "groups of 64"}, {"128", "groups of 128"}};
+    p.presetLabel = "groups of {}";
     return p;
 }
 

@@ -50,6 +50,8 @@ struct ParamSpec {
     // Values the GUI offers in a list (value, label), e.g. group 0 "per row";
     // empty: a spin box, a check box, or the choices.
     std::vector<std::pair<std::string, std::string>> presets;
+    // The label of a value off that list ("groups of {}" for group 256); empty: the value itself.
+    std::string presetLabel;
     bool percent = false;             // a fraction the GUI shows as a percentage
     std::string onlyWith;             // applies only when this key is given (ratio: structured)
     std::vector<std::string> notWith; // does not apply when one of these is given (sparsity: nm)
