@@ -44,6 +44,20 @@ QString number(double v) { return std::abs(v) < 1000 ? QString::number(v, 'f', 4
 
 QString valueText(const MetricValue& m) { return QStringLiteral("%1 ± %2").arg(number(m.value), number(m.standardError)); }
 
+// A tick label that leaves room for the bars: at most 14 characters.
+QString shortLabel(const QString& s) { return s.size() <= 14 ? s : s.left(13) + QChar(0x2026); }
+
+// "exact_match,flexible-extract" -> "flexible-extract", "refusal_rate" -> "refusal", "acc_norm" -> "norm".
+QString shortMetric(const std::string& name)
+{
+    QString s = QString::fromStdString(name);
+    if (const qsizetype comma = s.indexOf(QLatin1Char(',')); comma >= 0)
+        s = s.mid(comma + 1);
+    s.remove(QStringLiteral("_rate"));
+    s.replace(QStringLiteral("acc_norm"), QStringLiteral("norm"));
+    return shortLabel(s);
+}
+
 // Perplexity is better lower; every other metric higher.
 bool lowerIsBetter(const std::string& metric) { return metric == "perplexity"; }
 
@@ -547,7 +561,7 @@ void TaskPanel::showOutcome(const TaskOutcome& outcome)
                 yc << outcome.current[t].metrics[m].value;
                 ec << outcome.current[t].metrics[m].standardError;
             }
-            ticker->addTick(pos, m == 0 ? QString::fromStdString(o.task) : QStringLiteral("(%1)").arg(QString::fromStdString(mo.name)));
+            ticker->addTick(pos, m == 0 ? shortLabel(QString::fromStdString(o.task)) : QStringLiteral("(%1)").arg(shortMetric(mo.name)));
             if (o.chance > 0) { // chance, as a dashed line across the task's bars
                 auto* chance = new QCPItemLine(plot_);
                 chance->start->setCoords(pos - 0.45, o.chance);
