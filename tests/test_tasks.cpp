@@ -85,9 +85,10 @@ Task handTask()
     Task t;
     t.name = "hand";
     t.source = "hand";
+    const char* const questions[] = {"Q0?", "Q1?", "Q2?", "Q3?"};
     for (int i = 0; i < 4; ++i) {
         TaskItem item;
-        item.contexts = {"Q" + std::to_string(i) + "?"};
+        item.contexts = {questions[i]};
         item.choices = {"yes", "no"};
         item.continuations = {" yes", " no"};
         item.gold = i % 2;
@@ -447,13 +448,13 @@ private slots:
         LL_REQUIRE_SHARED();
         const std::string dir = test::scratchDir();
         std::vector<std::string> recipes;
-        for (const std::string& step : {"action: quantize\n    method: rtn\n    bits: 8\n    group: 32",
+        for (const char* step : {"action: quantize\n    method: rtn\n    bits: 8\n    group: 32",
                                         "action: quantize\n    method: rtn\n    bits: 3\n    group: 32",
                                         "action: quantize\n    method: rtn\n    bits: 2\n    group: 32",
                                         "action: prune\n    method: magnitude\n    sparsity: 0.5",
                                         "action: factorize\n    method: svd\n    rank_ratio: 0.5"}) {
             recipes.push_back(dir + "/r" + std::to_string(recipes.size()) + ".yaml");
-            test::writeFile(recipes.back(), "layerlab_recipe: 1\nsteps:\n  - " + step + "\n");
+            test::writeFile(recipes.back(), std::string("layerlab_recipe: 1\nsteps:\n  - ") + step + "\n");
         }
         std::string list;
         for (const std::string& r : recipes)

@@ -4,6 +4,7 @@
 #include "args.h"
 #include "commands.h"
 #include "compress_common.h"
+#include "recipe_args.h"
 
 #include "model/model.h"
 #include "recipe/apply.h"
@@ -46,14 +47,7 @@ int cmdApply(const std::vector<std::string>& argv)
     compress::CliProgress progress;
     const auto started = std::chrono::steady_clock::now();
     std::shared_ptr<const Model> source = session ? openSessionModel(*session) : openModel(modelName);
-    StepOutcome r;
-    try {
-        r = applyRecipe(source, recipe, &progress);
-    } catch (const Error& e) {
-        if (!e.file().empty())
-            throw;
-        fail(e.code(), recipeFile, e.problem()); // "R.yaml: step 2 (GPTQ 4b g32): ..."
-    }
+    const StepOutcome r = applyRecipeNamingFile(source, recipe, recipeFile, &progress);
     const CompressionState& state = r.state;
 
     nlohmann::json j;

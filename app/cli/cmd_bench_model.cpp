@@ -6,6 +6,7 @@
 #include "args.h"
 #include "commands.h"
 #include "compress_common.h"
+#include "recipe_args.h"
 
 #include "analysis/efficiency.h"
 #include "model/model.h"
@@ -85,24 +86,10 @@ int cmdBenchModel(const std::vector<std::string>& argv)
     std::string recipeFile;
     if (const auto r = a.value("recipe")) {
         recipeFile = *r;
-        Recipe recipe = loadRecipe(recipeFile);
-        if (const auto calib = a.value("calib"))
-            recipe.calibration.text = *calib;
-        try {
-            compressed = applyRecipe(source, recipe, &progress).state;
-        } catch (const Error& e) {
-            if (!e.file().empty())
-                throw;
-            fail(e.code(), recipeFile, e.problem());
-        }
+        compressed = applyRecipeNamingFile(source, loadRecipeArg(a, recipeFile), recipeFile, &progress).state;
     }
     const Transformer original(*source, &progress);
-    std::unique_ptr<Transformer> edited;
-    if (compressed) {
-        edited = std::make_unique<Transformer>(*compressed->model, &progress);
-        if (!compressed->activations.empty())
-            applyActivationQuantization(*edited, compressed->activations);
-    }
+    const std::unique_ptr<Transformer> edited = compressed ? stateEngine(*compressed, &progress) : nullptr;
     // One repetition of each model at a time, alternating: a noisy machine slows both alike.
     EfficiencyResult a0, a1;
     EfficiencyOptions once = opt;

@@ -4,6 +4,7 @@
 #include "args.h"
 #include "commands.h"
 #include "compress_common.h"
+#include "recipe_args.h"
 
 #include "eval/perplexity.h"
 #include "model/model.h"
@@ -79,6 +80,22 @@ std::vector<std::string> splitList(const std::string& list)
     return out;
 }
 
+// --report OUT.h5 [--force]: the HDF5 report of `model` with `results` under /tasks (and `recipe` under /recipe).
+void writeReportIfAsked(const Args& a, const Model& model, std::optional<nlohmann::json> recipe, const nlohmann::json& results,
+                        compress::CliProgress& progress)
+{
+    const auto report = a.value("report");
+    if (!report)
+        return;
+    ReportInputs in;
+    in.model = &model;
+    in.recipe = std::move(recipe);
+    in.tasks = results;
+    in.options.overwrite = a.flag("force");
+    writeReport(*report, in, &progress);
+    progress.clear();
+}
+
 std::string rankText(const RankCorrelation& r)
 {
     char b[96];
@@ -94,12 +111,8 @@ int proxyMode(const Args& a, const std::string& modelPath, const std::vector<Tas
     if (!textPath)
         throw UsageError(std::string("--recipes needs --text FILE for the perplexity of each configuration\n") + kEvalUsage);
     std::vector<std::pair<std::string, Recipe>> recipes;
-    for (const std::string& file : splitList(*a.value("recipes"))) {
-        Recipe r = loadRecipe(file);
-        if (const auto calib = a.value("calib"))
-            r.calibration.text = *calib;
-        recipes.emplace_back(file, std::move(r));
-    }
+    for (const std::string& file : splitList(*a.value("recipes")))
+        recipes.emplace_back(file, loadRecipeArg(a, file));
     compress::CliProgress progress;
     std::shared_ptr<const Model> source = openModel(modelPath);
     const auto tokenizer = loadTokenizer(*source);
@@ -112,10 +125,7 @@ int proxyMode(const Args& a, const std::string& modelPath, const std::vector<Tas
         fail(ErrorCode::InvalidArgument, *textPath, "the text is " + std::to_string(text.size()) + " tokens long, shorter than one window of "
                                                         + std::to_string(scoring.context));
     std::vector<ProxyConfig> configs;
-    const auto score = [&](const std::string& name, const Model& model, const ActivationQuantization* activations) {
-        Transformer t(model, &progress);
-        if (activations && !activations->empty())
-            applyActivationQuantization(t, *activations);
+    const auto score = [&](const std::string& name, const Transformer& t) {
         ProxyConfig c;
         c.name = name;
         c.ppl = evaluatePerplexity(t, text, scoring, &progress).ppl;
@@ -123,17 +133,10 @@ int proxyMode(const Args& a, const std::string& modelPath, const std::vector<Tas
             c.tasks.push_back(evaluateTask(t, *tokenizer, task, opt, &progress));
         configs.push_back(std::move(c));
     };
-    score("original", *source, nullptr);
+    score("original", Transformer(*source, &progress));
     for (const auto& [file, recipe] : recipes) {
-        StepOutcome out;
-        try {
-            out = applyRecipe(source, recipe, &progress);
-        } catch (const Error& e) {
-            if (!e.file().empty())
-                throw;
-            fail(e.code(), file, e.problem());
-        }
-        score(file, *out.state.model, &out.state.activations);
+        const StepOutcome out = applyRecipeNamingFile(source, recipe, file, &progress);
+        score(file, *stateEngine(out.state, &progress));
     }
     progress.clear();
     const std::vector<ProxyCorrelation> corr = perplexityAsProxy(configs);
@@ -142,14 +145,7 @@ int proxyMode(const Args& a, const std::string& modelPath, const std::vector<Tas
     j["text"] = *textPath;
     j["context"] = scoring.context;
     j["shots"] = opt.shots;
-    if (const auto report = a.value("report")) {
-        ReportInputs in;
-        in.model = source.get();
-        in.tasks = j;
-        in.options.overwrite = a.flag("force");
-        writeReport(*report, in, &progress);
-        progress.clear();
-    }
+    writeReportIfAsked(a, *source, std::nullopt, j, progress);
     if (a.flag("json")) {
         std::cout << jsonText(j) << "\n";
         return 0;
@@ -307,16 +303,7 @@ int cmdEval(const std::vector<std::string>& argv)
     std::string recipeFile;
     if (const auto r = a.value("recipe")) {
         recipeFile = *r;
-        Recipe recipe = loadRecipe(recipeFile);
-        if (const auto calib = a.value("calib"))
-            recipe.calibration.text = *calib;
-        try {
-            compressed = applyRecipe(source, recipe, &progress).state;
-        } catch (const Error& e) {
-            if (!e.file().empty())
-                throw;
-            fail(e.code(), recipeFile, e.problem());
-        }
+        compressed = applyRecipeNamingFile(source, loadRecipeArg(a, recipeFile), recipeFile, &progress).state;
     }
 
     // The original, then (with a recipe) the compressed model, on every task.
@@ -327,11 +314,9 @@ int cmdEval(const std::vector<std::string>& argv)
             original.push_back(evaluateTask(t, *tokenizer, task, opt, &progress));
     }
     if (compressed) {
-        Transformer t(*compressed->model, &progress);
-        if (!compressed->activations.empty())
-            applyActivationQuantization(t, compressed->activations);
+        const auto t = stateEngine(*compressed, &progress);
         for (const Task& task : tasks)
-            edited.push_back(evaluateTask(t, *tokenizer, task, opt, &progress));
+            edited.push_back(evaluateTask(*t, *tokenizer, task, opt, &progress));
     }
     progress.clear();
 
@@ -351,16 +336,8 @@ int cmdEval(const std::vector<std::string>& argv)
     }
     j["tasks"] = list;
     // The HDF5 report of the model evaluated last (the compressed one with --recipe), with the results under /tasks.
-    if (const auto report = a.value("report")) {
-        ReportInputs in;
-        in.model = compressed ? compressed->model.get() : source.get();
-        if (compressed)
-            in.recipe = compressed->recipe().toJson();
-        in.tasks = j;
-        in.options.overwrite = a.flag("force");
-        writeReport(*report, in, &progress);
-        progress.clear();
-    }
+    writeReportIfAsked(a, compressed ? *compressed->model : *source,
+                       compressed ? std::optional<nlohmann::json>(compressed->recipe().toJson()) : std::nullopt, j, progress);
     if (a.flag("json")) {
         std::cout << jsonText(j) << "\n";
         return 0;

@@ -3,6 +3,7 @@
 // `layerlab-cli apply` and the GUI, so the weights are bit-identical).
 #include "args.h"
 #include "commands.h"
+#include "recipe_args.h"
 #include "terminal_progress.h"
 #include "export_report.h"
 #include "export_args.h"
@@ -121,18 +122,15 @@ int cmdExport(const std::vector<std::string>& args)
 
     // The recipe is read before the model is opened, so that a bad recipe fails fast.
     std::optional<Recipe> recipeIn;
-    if (const auto path = a.value("recipe")) {
-        recipeIn = loadRecipe(*path);
-        if (const auto calib = a.value("calib"))
-            recipeIn->calibration.text = *calib; // the recipe's own text may live elsewhere on this machine
-    }
+    if (const auto path = a.value("recipe"))
+        recipeIn = loadRecipeArg(a, *path);
     std::shared_ptr<const Model> model = openModel(modelPath);
     // With --recipe, everything below sees the compressed model; the report
     // records the recipe under /recipe, and its /layers describe the edited tensors.
     std::optional<nlohmann::json> recipe;
     std::optional<CompressionState> state;
     if (recipeIn) {
-        StepOutcome applied = applyRecipe(model, *recipeIn, &progress);
+        StepOutcome applied = applyRecipeNamingFile(model, *recipeIn, *a.value("recipe"), &progress);
         state = std::move(applied.state);
         model = state->model;
         recipe = recipeIn->toJson();

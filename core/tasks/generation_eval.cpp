@@ -6,13 +6,10 @@
 #include "util/error.h"
 #include "util/progress.h"
 #include "util/text.h"
-#include "util/threads.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <mutex>
 #include <regex>
 
 namespace ll {
@@ -118,8 +115,7 @@ TaskResult evaluateGenerationTask(const Transformer& model, const Tokenizer& tok
                                   const TaskOptions& options, Progress* progress)
 {
     const auto started = std::chrono::steady_clock::now();
-    const int64_t count = options.limit > 0 ? std::min<int64_t>(options.limit, static_cast<int64_t>(task.items.size()))
-                                            : static_cast<int64_t>(task.items.size());
+    const int64_t count = itemsToRun(task, options);
     const int shots = task.metric == TaskMetric::Refusal ? 0 : options.shots; // a refusal prompt is the user's, as written
     for (const AnswerFilter& f : task.generation.filters)
         compiled(f.regex, task.source); // a bad regex fails before anything runs
@@ -138,18 +134,9 @@ TaskResult evaluateGenerationTask(const Transformer& model, const Tokenizer& tok
     result.items = count;
     result.generations.resize(static_cast<size_t>(count));
     std::vector<int64_t> generated(static_cast<size_t>(count), 0);
-    std::atomic<int64_t> done{0};
-    std::mutex lock;
-    runParallel(count, [&](int64_t i) {
-        throwIfCancelled(progress);
+    forEachItem(task, count, progress, [&](int64_t i) {
         result.generations[static_cast<size_t>(i)] =
             generateUntil(model, tokenizer, prompts[static_cast<size_t>(i)], task.generation, &generated[static_cast<size_t>(i)]);
-        const int64_t finished = ++done;
-        if (progress) {
-            std::lock_guard guard(lock);
-            progress->report(static_cast<double>(finished) / static_cast<double>(count),
-                             task.name + ": item " + std::to_string(finished) + " of " + std::to_string(count));
-        }
     });
 
     if (task.metric == TaskMetric::ExactMatch) {

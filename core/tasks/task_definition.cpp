@@ -1,6 +1,7 @@
 #include "tasks/task_definition.h"
 
 #include "recipe/yaml_json.h"
+#include "tasks/task_formats.h"
 #include "util/error.h"
 #include "util/input_file.h"
 
@@ -114,20 +115,8 @@ Task loadTaskDefinition(const std::string& path)
         data = std::filesystem::path(path).parent_path() / data;
     task.source = data.string();
     const std::string lines = readInputFile(task.source, kMaxTextFileBytes, "the task's data");
-    int64_t number = 0;
-    for (size_t pos = 0; pos < lines.size();) {
-        size_t end = lines.find('\n', pos);
-        if (end == std::string::npos)
-            end = lines.size();
-        const std::string raw = lines.substr(pos, end - pos);
-        pos = end + 1;
-        ++number;
-        if (raw.find_first_not_of(" \t\r") == std::string::npos)
-            continue;
+    forEachJsonLine(lines, task.source, "", [&](const nlohmann::json& doc, int64_t number) {
         const std::string where = task.source + ": line " + std::to_string(number);
-        const nlohmann::json doc = nlohmann::json::parse(raw, nullptr, false);
-        if (doc.is_discarded() || !doc.is_object())
-            fail(ErrorCode::Malformed, task.source, "line " + std::to_string(number) + " is not a JSON object");
         try {
             std::vector<std::string> choices;
             if (def["choices"].is_array()) {
@@ -163,7 +152,7 @@ Task loadTaskDefinition(const std::string& path)
             // Errors from fillTemplate name "<data>: line N" as their file; keep one message that names both files.
             fail(ErrorCode::Malformed, path, e.file() + ": " + e.problem());
         }
-    }
+    });
     if (task.items.empty())
         fail(ErrorCode::Malformed, task.source, "no items in the task's data");
     if (task.metric == TaskMetric::Choice)

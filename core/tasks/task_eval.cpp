@@ -122,6 +122,9 @@ ItemResult itemScore(const Task& task, int index, const std::vector<Loglikelihoo
         r.score = truth / all;
         break;
     }
+    case TaskMetric::ExactMatch:
+    case TaskMetric::Refusal:
+        break; // generation tasks are scored by evaluateGenerationTask, not by log-likelihoods
     }
     return r;
 }
@@ -149,6 +152,9 @@ std::vector<MetricValue> taskMetrics(const Task& task, const std::vector<ItemRes
         const double ppl = std::exp(-meanLl.value);
         return {meanWithStderr("acc", score), MetricValue{"perplexity", ppl, ppl * meanLl.standardError}};
     }
+    case TaskMetric::ExactMatch:
+    case TaskMetric::Refusal:
+        break; // evaluateGenerationTask's metrics
     }
     return {};
 }
@@ -201,16 +207,41 @@ TaskResult taskResultFromJson(const nlohmann::json& j, const std::string& origin
     }
 }
 
+int64_t itemsToRun(const Task& task, const TaskOptions& options)
+{
+    const auto all = static_cast<int64_t>(task.items.size());
+    return options.limit > 0 ? std::min(options.limit, all) : all;
+}
+
+void forEachItem(const Task& task, int64_t count, Progress* progress, const std::function<void(int64_t)>& work)
+{
+    std::atomic<int64_t> done{0};
+    std::mutex progressLock;
+    runParallel(count, [&](int64_t i) {
+        throwIfCancelled(progress);
+        work(i);
+        const int64_t finished = ++done;
+        if (progress) {
+            std::lock_guard lock(progressLock);
+            progress->report(static_cast<double>(finished) / static_cast<double>(count),
+                             task.name + ": item " + std::to_string(finished) + " of " + std::to_string(count));
+        }
+    });
+}
+
 TaskResult evaluateTask(const Transformer& model, const Tokenizer& tokenizer, const Task& task, const TaskOptions& options,
                         Progress* progress)
 {
     if (task.generates())
         return evaluateGenerationTask(model, tokenizer, task, options, progress);
     const auto started = std::chrono::steady_clock::now();
-    const int64_t count = options.limit > 0 ? std::min<int64_t>(options.limit, static_cast<int64_t>(task.items.size()))
-                                            : static_cast<int64_t>(task.items.size());
+    const int64_t count = itemsToRun(task, options);
     const int64_t positions = model.config().maxPositions > 1 ? model.config().maxPositions : 2048;
     const int64_t maxLength = options.maxLength > 0 ? std::min(options.maxLength, positions) : positions;
+    // Positions a whole pass of one request holds (it is cut from the left to maxLength).
+    const auto passPositions = [maxLength](const LoglikelihoodRequest& r) {
+        return std::min<int64_t>(static_cast<int64_t>(r.context.size() + r.continuation.size()) - 1, maxLength);
+    };
 
     // Tokenizing is quick and the tokenizers keep caches: done here, on one thread.
     std::vector<std::vector<LoglikelihoodRequest>> requests(static_cast<size_t>(count));
@@ -224,11 +255,8 @@ TaskResult evaluateTask(const Transformer& model, const Tokenizer& tokenizer, co
     result.items = count;
     result.perItem.resize(static_cast<size_t>(count));
     std::vector<int64_t> run(static_cast<size_t>(count), 0);
-    std::atomic<int64_t> done{0};
-    std::mutex progressLock;
     // Items are independent: one per thread, each with its own KV cache.
-    runParallel(count, [&](int64_t i) {
-        throwIfCancelled(progress);
+    forEachItem(task, count, progress, [&](int64_t i) {
         const auto& reqs = requests[static_cast<size_t>(i)];
         std::vector<LoglikelihoodResult> scored;
         if (options.sharedPrefix) {
@@ -236,26 +264,16 @@ TaskResult evaluateTask(const Transformer& model, const Tokenizer& tokenizer, co
         } else {
             for (const LoglikelihoodRequest& r : reqs) {
                 scored.push_back(scoreAlone(model, r, maxLength));
-                run[static_cast<size_t>(i)] += std::min<int64_t>(static_cast<int64_t>(r.context.size() + r.continuation.size()) - 1, maxLength);
+                run[static_cast<size_t>(i)] += passPositions(r);
             }
         }
         result.perItem[static_cast<size_t>(i)] = itemScore(task, static_cast<int>(i), scored);
-        const int64_t finished = ++done;
-        if (progress) {
-            std::lock_guard lock(progressLock);
-            progress->report(static_cast<double>(finished) / static_cast<double>(count),
-                             task.name + ": item " + std::to_string(finished) + " of " + std::to_string(count));
-        }
     });
-    Task scoredPart;
-    scoredPart.metric = task.metric;
-    scoredPart.reportsAccNorm = task.reportsAccNorm;
-    scoredPart.items.assign(task.items.begin(), task.items.begin() + count);
-    result.metrics = taskMetrics(scoredPart, result.perItem);
+    result.metrics = taskMetrics(task, result.perItem); // the first `count` items: those perItem holds
     for (int64_t i = 0; i < count; ++i) {
         result.positionsRun += run[static_cast<size_t>(i)];
         for (const LoglikelihoodRequest& r : requests[static_cast<size_t>(i)])
-            result.positionsAlone += std::min<int64_t>(static_cast<int64_t>(r.context.size() + r.continuation.size()) - 1, maxLength);
+            result.positionsAlone += passPositions(r);
         if (task.metric != TaskMetric::LastWord)
             result.chance += 1.0 / task.items[static_cast<size_t>(i)].choiceCount() / static_cast<double>(count);
     }

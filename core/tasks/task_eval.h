@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,12 @@ struct TaskResult {
 
     const MetricValue* metric(const std::string& name) const;
 };
+
+// The items a run scores: the first options.limit of the task's (all when 0).
+int64_t itemsToRun(const Task& task, const TaskOptions& options);
+// Runs work(i) for items [0, count), one item per thread, cancellable between
+// items (throws Cancelled), reporting "task: item k of n" as they finish.
+void forEachItem(const Task& task, int64_t count, Progress* progress, const std::function<void(int64_t)>& work);
 
 // The requests of item `index`: one per choice, tokenized as the harness does
 // (trailing spaces of the context move to the continuation; the continuation's

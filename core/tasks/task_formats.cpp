@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
+#include <fstream>
 
 namespace ll {
 
@@ -465,20 +466,8 @@ Task loadTaskFile(TaskFormat format, const std::string& path)
     if (format == TaskFormat::Mmlu && asciiLower(std::filesystem::path(path).extension().string()) == ".csv") {
         task = mmluCsv(path, text);
     } else {
-        int64_t number = 0;
-        for (size_t pos = 0; pos < text.size();) {
-            size_t end = text.find('\n', pos);
-            if (end == std::string::npos)
-                end = text.size();
-            const std::string_view raw(text.data() + pos, end - pos);
-            pos = end + 1;
-            ++number;
-            if (strip(raw).empty())
-                continue;
-            nlohmann::json j = nlohmann::json::parse(raw, nullptr, false);
-            if (j.is_discarded() || !j.is_object())
-                fail(ErrorCode::Malformed, path, "line " + std::to_string(number) + " is not a JSON object (a " + info.name
-                                                     + " file has one item per line: " + info.fields + ")");
+        forEachJsonLine(text, path, std::string("a ") + info.name + " file has one item per line: " + info.fields,
+                        [&](const nlohmann::json& j, int64_t number) {
             const Line l(j, path, number);
             switch (format) {
             case TaskFormat::HellaSwag: task.items.push_back(hellaswagItem(l)); break;
@@ -495,7 +484,7 @@ Task loadTaskFile(TaskFormat format, const std::string& path)
             case TaskFormat::Generate: task.items.push_back(generateItem(l, task.generation.stop)); break;
             case TaskFormat::Refusal: task.items.push_back(refusalItem(l)); break;
             }
-        }
+        });
     }
     if (task.items.empty())
         fail(ErrorCode::Malformed, path, std::string("no items in the file (a ") + info.name + " file has one JSON object per line: " + info.fields + ")");
@@ -545,6 +534,27 @@ std::vector<std::string> loadRefusalPhrases(const std::string& path)
     return phrases;
 }
 
+void forEachJsonLine(const std::string& text, const std::string& path, const std::string& hint,
+                     const std::function<void(const nlohmann::json&, int64_t)>& fn)
+{
+    int64_t number = 0;
+    for (size_t pos = 0; pos < text.size();) {
+        size_t end = text.find('\n', pos);
+        if (end == std::string::npos)
+            end = text.size();
+        const std::string_view raw(text.data() + pos, end - pos);
+        pos = end + 1;
+        ++number;
+        if (strip(raw).empty())
+            continue;
+        const nlohmann::json j = nlohmann::json::parse(raw, nullptr, false);
+        if (j.is_discarded() || !j.is_object())
+            fail(ErrorCode::Malformed, path,
+                 "line " + std::to_string(number) + " is not a JSON object" + (hint.empty() ? "" : " (" + hint + ")"));
+        fn(j, number);
+    }
+}
+
 std::optional<TaskFormat> guessTaskFormat(const std::string& path)
 {
     const std::string ext = asciiLower(std::filesystem::path(path).extension().string());
@@ -552,11 +562,15 @@ std::optional<TaskFormat> guessTaskFormat(const std::string& path)
         return TaskFormat::Mmlu;
     if (ext == ".yaml" || ext == ".yml")
         return std::nullopt;
-    const std::string text = readInputFile(path, kMaxTextFileBytes, "the task file");
-    size_t pos = text.find_first_not_of(" \t\r\n");
-    if (pos == std::string::npos)
+    // Only the first line that is not blank is read: the whole file is read once, by loadTaskFile.
+    requireRegularFile(path, kMaxTextFileBytes, "the task file");
+    std::ifstream in(path, std::ios::binary);
+    std::string line;
+    while (std::getline(in, line) && strip(line).empty()) {
+    }
+    if (strip(line).empty())
         return std::nullopt;
-    const nlohmann::json j = nlohmann::json::parse(std::string_view(text).substr(pos, text.find('\n', pos) - pos), nullptr, false);
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object())
         return std::nullopt;
     const auto has = [&](const char* k) { return j.contains(k); };

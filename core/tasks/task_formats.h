@@ -5,6 +5,9 @@
 // format's fields, prompt and metrics, with the harness's task it follows.
 #include "tasks/task.h"
 
+#include <nlohmann/json.hpp>
+
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -50,6 +53,12 @@ std::vector<std::string> loadRefusalPhrases(const std::string& path);
 // A task definition (YAML, `layerlab_task: 1`): data file, prompt template,
 // choices, target, metric. docs/evaluation.md shows one.
 Task loadTaskDefinition(const std::string& path);
+
+// Calls fn(object, line number) for every line of a JSONL text that is not blank;
+// a line that is not a JSON object is Malformed naming `path` and the line
+// (`hint`, when not empty, follows in brackets: what a line should hold).
+void forEachJsonLine(const std::string& text, const std::string& path, const std::string& hint,
+                     const std::function<void(const nlohmann::json&, int64_t)>& fn);
 
 // The format a file looks like: its first item's fields (ctx_a/endings:
 // HellaSwag, answerKey: ARC, sol1: PIQA, ...), a .csv is MMLU. nullopt when
