@@ -136,6 +136,11 @@ private slots:
         expectMalformed("layerlab_recipe: 1\nsteps: [{action: quantize, method: rtn, bits: 12}]\n", true, "bits must be an integer in [2, 8]");
         expectMalformed("layerlab_recipe: 1\nsteps: [{action: prune, method: wanda}]\n", true, "sparsity");
         expectMalformed("layerlab_recipe: 1\nsteps: [{action: factorize, method: svd, rank_ratio: 1.5}]\n", true, "rank-ratio");
+        // A number given as true/false (the recipe fuzzer's crash: the value was read from an empty optional).
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: prune, method: wanda, sparsity: true}]\n", true,
+                        "sparsity must be a number in [0, 1], not true or false");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: quantize, method: rtn, bits: true}]\n", true,
+                        "bits must be an integer in [2, 8], not true or false");
         expectMalformed("layerlab_recipe: 1\nsteps: [{action: prune, method: magnitude, sparsity: 0.5, extra: [1, 2]}]\n", true,
                         "string, a number or true/false");
         expectMalformed("layerlab_recipe: 1\nsteps: [{action: quantize\n", true, "not valid YAML");

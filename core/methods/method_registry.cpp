@@ -80,6 +80,9 @@ std::string rangeText(const ParamSpec& p)
 // The given value of `p`, checked against its type and range, as stored text.
 std::string checkedValue(const ParamSpec& p, const ParamSource& given)
 {
+    // A number given as true/false (a recipe's `sparsity: true`) has no value to read.
+    if ((p.type == ParamType::Int || p.type == ParamType::Real) && !given.value(p.key))
+        bad(p.key + " must be " + rangeText(p) + ", not true or false");
     switch (p.type) {
     case ParamType::Flag: return given.flag(p.key) ? "true" : "false";
     case ParamType::Int:
