@@ -62,6 +62,7 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     actionBox_->addItem(tr("Quantize"), static_cast<int>(StepAction::Quantize));
     actionBox_->addItem(tr("Prune"), static_cast<int>(StepAction::Prune));
     actionBox_->addItem(tr("Low rank"), static_cast<int>(StepAction::Factorize));
+    actionBox_->addItem(tr("Rotate"), static_cast<int>(StepAction::Rotate));
     methodBox_ = new QComboBox(this);
 
     methodForm_ = new MethodForm(this);
@@ -302,6 +303,7 @@ void CompressionPanel::updateForm()
     // Only the views that say something about this action: the mask for pruning, the spectrum for low rank.
     tabs_->setTabVisible(tabs_->indexOf(mask_), action == StepAction::Prune);
     tabs_->setTabVisible(tabs_->indexOf(spectrum_), action == StepAction::Factorize);
+    tabs_->setTabVisible(tabs_->indexOf(curve_), action != StepAction::Rotate); // a rotation loses nothing to plot
     if (m) {
         const MethodTeaching& t = m->teaching;
         QString html = QStringLiteral("<h3>%1</h3><p>%2</p><p><b>%3</b> %4</p><p><b>%5</b> %6</p>")
@@ -320,10 +322,12 @@ void CompressionPanel::updateForm()
 
 void CompressionPanel::updateStructure()
 {
-    const bool structured = currentStep().params.contains("structured");
+    const bool structured = wholeModel(currentStep());
     targetBox_->setEnabled(!structured);
     patternEdit_->setEnabled(!structured);
-    outputErrorBox_->setVisible(methodForm_->method() && !currentStep().usesCalibration());
+    // A rotation changes no layer's function: it has no output error to measure.
+    outputErrorBox_->setVisible(methodForm_->method() && !currentStep().usesCalibration()
+                                && currentStep().action != StepAction::Rotate);
     updateTargetLabel();
 }
 
@@ -340,6 +344,12 @@ void CompressionPanel::updateTargetLabel()
     patternEdit_->setVisible(target == Target::Pattern);
     if (methodForm_->params().contains("structured")) {
         targetLabel_->setText(tr("Structured pruning removes the same share of units from every block."));
+        return;
+    }
+    if (static_cast<StepAction>(actionBox_->currentData().toInt()) == StepAction::Rotate) {
+        targetLabel_->setText(tr("A rotation changes every weight of the model: the norms fold into the linears, "
+                                 "the residual stream and the value heads are rotated. Apply it first."));
+        applyButton_->setEnabled(document_->model() && !applying_);
         return;
     }
     const std::vector<std::string> names = targetNames();
@@ -403,6 +413,11 @@ std::vector<std::string> CompressionPanel::targetNames() const
     return names;
 }
 
+bool CompressionPanel::wholeModel(const RecipeStep& step)
+{
+    return step.action == StepAction::Rotate || step.params.contains("structured");
+}
+
 std::string CompressionPanel::targetPattern() const
 {
     const auto target = static_cast<Target>(targetBox_->currentData().toInt());
@@ -419,7 +434,7 @@ RecipeStep CompressionPanel::currentStep() const
     s.action = static_cast<StepAction>(actionBox_->currentData().toInt());
     s.params = methodForm_->params();
     s.params["method"] = methodBox_->currentData().toString().toStdString();
-    if (s.params.contains("structured"))
+    if (wholeModel(s))
         return s; // every block: no pattern
     // Data-free methods measure their output error only when asked.
     if (outputErrorBox_->isChecked() && !s.usesCalibration())
@@ -674,7 +689,7 @@ void CompressionPanel::apply()
     debounce_->stop();
     const std::vector<std::string> names = targetNames();
     RecipeStep step = currentStep();
-    const bool structured = step.params.contains("structured");
+    const bool structured = wholeModel(step);
     if (names.empty() && !structured) {
         setStatus(tr("Nothing to apply to: select layers in the tree or give a pattern."), true);
         return;

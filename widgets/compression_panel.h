@@ -117,6 +117,8 @@ private:
     void setBusy(bool busy, const QString& what);
     void setStatus(const QString& text, bool error = false);
     std::string targetPattern() const;
+    // Steps that apply to every block at once (structured pruning, rotations): no target pattern.
+    static bool wholeModel(const RecipeStep& step);
 
     ModelDocument* document_;
     JobRunner* runner_;

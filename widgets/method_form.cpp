@@ -119,7 +119,7 @@ void MethodForm::configure(Row& row, const ParamSpec& p)
     } else if (auto* box = qobject_cast<QSpinBox*>(row.field)) {
         box->setRange(clampInt(p.min), clampInt(p.max));
         // 0 means off for the counts (LoRC rank, outlier columns); an optional number is off at its minimum.
-        box->setSpecialValueText(p.defaultValue == "0" || optional(p) ? tr("off") : QString());
+        box->setSpecialValueText((p.defaultValue == "0" && !p.zeroIsValue) || optional(p) ? tr("off") : QString());
         if (fresh)
             box->setValue(optional(p)              ? clampInt(p.min)
                           : startValue(p).empty() ? clampInt(std::max(p.min, std::min(p.max, 4.0)))

@@ -125,6 +125,8 @@ QString RecipePanel::targetSummary(const CompressionState& st, const RecipeStep&
 {
     if (s.params.contains("structured"))
         return tr("every block");
+    if (s.action == StepAction::Rotate)
+        return tr("the whole model");
     if (st.source) {
         try {
             for (const LogicalTensor* t : selectTargets(*st.source, s.layers))

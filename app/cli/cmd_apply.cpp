@@ -75,7 +75,9 @@ int cmdApply(const std::vector<std::string>& argv)
                 j["seconds"].get<double>());
     for (size_t i = 0; i < recipe.steps.size(); ++i)
         std::printf("  %zu. %-9s %-28s %s\n", i + 1, std::string(actionName(recipe.steps[i].action)).c_str(),
-                    recipe.steps[i].badge().c_str(), recipe.steps[i].layers.empty() ? "(every block linear)" : recipe.steps[i].layers.c_str());
+                    recipe.steps[i].badge().c_str(), recipe.steps[i].action == StepAction::Rotate ? "(the whole model)"
+                    : recipe.steps[i].layers.empty()                ? "(every block linear)"
+                                                                    : recipe.steps[i].layers.c_str());
     compress::printEvaluationAndExport(a, ppl, ctx, exported);
     return 0;
 }

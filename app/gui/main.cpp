@@ -11,6 +11,8 @@
 // --activations start those jobs as the buttons would. --screenshot renders
 // the main window once every job has finished, saves it and exits.
 #include "activation_view.h"
+#include "compression_panel.h"
+#include "methods/method_registry.h"
 #include "generate_panel.h"
 #include "main_window.h"
 #include "zoom.h"
@@ -203,6 +205,10 @@ int main(int argc, char** argv)
     const QCommandLineOption limitOption(QStringLiteral("limit"), QStringLiteral("Items per task for --tasks."),
                                          QStringLiteral("N"));
     parser.addOptions({tasksOption, shotsOption, limitOption});
+    const QCommandLineOption methodOption(QStringLiteral("method"),
+                                          QStringLiteral("Choose a method in the Compress dock: ACTION:ID (rotate:quarot, quantize:gptq)."),
+                                          QStringLiteral("action:id"));
+    parser.addOption(methodOption);
     parser.addOptions({selectOption, filterOption, screenshotOption, sizeOption, dockOption, evaluateOption, ctxOption,
                        windowsOption, generateOption, tokensOption, activationsOption, outliersByOption, sessionOption,
                        applyRecipeOption, recoverOption, noAutosaveOption, printStateOption, tourOption, zoomOption,
@@ -292,6 +298,20 @@ int main(int argc, char** argv)
             }
         }, Qt::SingleShotConnection);
         r->loadFrom(parser.value(applyRecipeOption));
+    }
+    if (parser.isSet(methodOption)) {
+        const QStringList parts = parser.value(methodOption).split(QLatin1Char(':'));
+        const ll::MethodSpec* spec = nullptr;
+        for (const ll::StepAction a : {ll::StepAction::Quantize, ll::StepAction::Prune, ll::StepAction::Factorize, ll::StepAction::Rotate})
+            if (parts.size() == 2 && parts[0].toStdString() == ll::actionName(a))
+                spec = ll::findMethodSpec(a, parts[1].toStdString());
+        if (!spec) {
+            std::fprintf(stderr, "layerlab: --method expects ACTION:ID of `layerlab-cli methods` (rotate:quarot, quantize:gptq)\n");
+            failed = true;
+        } else {
+            window.compressionPanel()->setAction(spec->action);
+            window.compressionPanel()->setMethod(QString::fromStdString(spec->id));
+        }
     }
     if (parser.isSet(selectOption) && !window.selectTensor(parser.value(selectOption))) {
         std::fprintf(stderr, "layerlab: %s\n", qPrintable(window.lastError()));

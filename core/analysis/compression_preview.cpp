@@ -9,11 +9,13 @@
 #include "util/progress.h"
 #include "quant/quant_method.h"
 #include "recipe/step_options.h"
+#include "stats/tensor_stats.h"
 #include "util/error.h"
 
 #include <Eigen/SVD>
 
 #include <chrono>
+#include <cstdio>
 
 namespace ll {
 
@@ -117,6 +119,7 @@ void fillCurve(PreviewResult& r, const RecipeStep& step, const MatrixRM& W, cons
         r.curveCurrent = static_cast<double>(r.rank);
         return;
     }
+    case StepAction::Rotate: return;
     }
 }
 
@@ -137,14 +140,39 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
     r.before.assign(W.data(), W.data() + W.size());
     // After an Apply on this layer, "before" is the source's weights, not the compressed ones the step now
     // stacks on (comparing a compressed tensor with a re-compressed copy shows almost nothing).
-    const bool edited = state.layers.count(tensor) && state.source && state.source != state.model;
-    const LogicalTensor* original = edited ? state.source->findLogical(tensor) : nullptr;
+    // After a rotation, the rotated weights (state.basis) are the ones compression starts from.
+    const std::shared_ptr<const Model> basis = state.basis ? state.basis : state.source;
+    const bool edited = state.layers.count(tensor) && basis && basis != state.model;
+    const LogicalTensor* original = edited ? basis->findLogical(tensor) : nullptr;
     if (original && original->shape == t->shape) {
-        const MatrixRM W0 = readMatrix(*state.source, *original);
+        const MatrixRM W0 = readMatrix(*basis, *original);
         r.before.assign(W0.data(), W0.data() + W0.size());
         r.beforeIsSource = true;
     }
 
+    if (step.action == StepAction::Rotate) {
+        // A rotation changes the whole model; this tensor's share of it, computed alone.
+        if (!state.steps.empty())
+            fail(ErrorCode::InvalidArgument, "", "rotate before every other step (undo the steps first)");
+        checkRotatable(*state.model);
+        const RotationOptions o = rotationOptionsFrom(JsonParams(step.params));
+        const MatrixRM Wa = rotatedTensor(*state.model, *t, modelRotations(state.model->config, o));
+        r.rowsAfter = Wa.rows();
+        r.colsAfter = Wa.cols();
+        r.after.assign(Wa.data(), Wa.data() + Wa.size());
+        r.badge = step.badge();
+        r.action = step.action;
+        r.record.shape = {Wa.rows(), Wa.cols()};
+        StatsOptions so;
+        so.bins = 1;
+        const auto kurtosis = [&](const std::vector<float>& v) { return computeStats(v, so).kurtosis; };
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "Kurtosis %.2f before, %.2f after (3 for a Gaussian): the rotation spreads outliers.",
+                      kurtosis(r.before), kurtosis(r.after));
+        r.note = buf;
+        r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        return r;
+    }
     // The step on this tensor alone; structured pruning has no per-layer form.
     RecipeStep one = step;
     const bool structured = step.action == StepAction::Prune && step.params.contains("structured");

@@ -205,6 +205,12 @@ LayerWork layerWork(const RecipeStep& step, double out, double in)
         w.workBytes = kFloat * (out * full + full * in + in * in);
         return w;
     }
+    case StepAction::Rotate:
+        // Rotated weights are held as F32; a fast Hadamard transform per row (n log n).
+        w.resultBytes = kFloat * weights;
+        w.flops = 2.0 * weights * std::log2(std::max(2.0, in));
+        w.workBytes = kFloat * weights; // the transposed copy of o and down
+        return w;
     }
     return w;
 }

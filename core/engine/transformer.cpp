@@ -174,6 +174,7 @@ Transformer::Transformer(const Model& model, Progress* progress) : config_(model
     w_.finalNorm = load.norm(-1, Role::FinalNorm, false);
     w_.head = load.linear(-1, Role::LmHead);
     validate(model.path);
+    setUpDownRotation(model.path);
 }
 
 Transformer::Transformer(const ModelConfig& config, TransformerWeights weights, const nlohmann::json& metadata)
@@ -181,6 +182,17 @@ Transformer::Transformer(const ModelConfig& config, TransformerWeights weights, 
 {
     arch_ = architectureOf(config_, metadata, "generated model");
     validate("generated model");
+    setUpDownRotation("generated model");
+}
+
+void Transformer::setUpDownRotation(const std::string& src)
+{
+    if (!config_.onlineDownRotation)
+        return;
+    for (const BlockWeights& b : w_.blocks)
+        if (b.down.inFeatures() != config_.intermediate)
+            fail(ErrorCode::Malformed, src, "down_proj's input is not the rotated width " + std::to_string(config_.intermediate));
+    downRotation_ = std::make_shared<RandomHadamard>(config_.intermediate, *config_.onlineDownRotation);
 }
 
 void Transformer::validate(const std::string& src) const
@@ -485,6 +497,8 @@ void Transformer::mlp(int layer, const ConstMatrixRef& h, LinearInputObserver* o
     } else {
         applyActivation(arch_.activation, up);
     }
+    if (downRotation_)
+        downRotation_->rotateRows(*act); // W_down holds W Qf (pipeline/rotate_model.h)
     if (observer)
         observer->linearInput(layer, Role::MlpDown, *act);
     if (inputTransform_)

@@ -9,6 +9,7 @@
 #include "engine/architecture.h"
 #include "engine/kernels.h"
 #include "engine/weights.h"
+#include "kernels/hadamard.h"
 #include "model/model.h"
 
 #include <Eigen/Core>
@@ -156,12 +157,14 @@ private:
     LinearWeights& linearSlot(int block, Role role);
     void untieIfHead(const LinearWeights& lw);
     void validate(const std::string& source) const;
+    void setUpDownRotation(const std::string& source);
 
     ModelConfig config_;
     std::string source_;
     Architecture arch_;
     TransformerWeights w_;
     LinearInputTransform inputTransform_;
+    std::shared_ptr<const RandomHadamard> downRotation_; // config_.onlineDownRotation
 };
 
 } // namespace ll

@@ -15,6 +15,14 @@ namespace ll {
 
 namespace fs = std::filesystem;
 
+void refuseUnexportable(const Model& m, const std::string& target)
+{
+    if (m.config.onlineDownRotation)
+        fail(ErrorCode::InvalidArgument, target,
+             "the model rotates down_proj's input at run time (QuaRot with online: true), which neither llama.cpp "
+             "nor transformers do; rotate without online to export");
+}
+
 std::vector<std::string> sourceFilesOf(const Model& m)
 {
     std::vector<std::string> files;

@@ -16,6 +16,10 @@ namespace ll {
 class Progress;
 
 // The files an opened model reads (never to be written), and the folder the user opened (HF folders).
+// Throws InvalidArgument (naming `target`) for a model no file format can
+// describe: QuaRot's online rotation of down_proj's input.
+void refuseUnexportable(const Model& m, const std::string& target);
+
 std::vector<std::string> sourceFilesOf(const Model& m);
 std::string sourceFolderOf(const Model& m);
 // The folder that holds the model's side files (config.json, tokenizer): the folder

@@ -326,6 +326,7 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
              "Hugging Face export writes f32, f16 or bf16, not " + std::string(dtypeName(opt.dtype)));
     if (m.config.family == Family::Unknown)
         fail(ErrorCode::UnsupportedArch, m.path, "the model's family is unknown (no config); it cannot be written as a Hugging Face folder");
+    refuseUnexportable(m, folder);
     refuseSourceOverlap(sourceFilesOf(m), sourceFolderOf(m), folder, true);
     throwIfCancelledWriting(opt.progress, folder);
 

@@ -3,6 +3,7 @@
 #include "prune/checks.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/random.h"
 
 #include <Eigen/QR>
 #include <Eigen/SVD>
@@ -15,38 +16,6 @@
 namespace ll {
 
 namespace {
-
-// splitmix64: a tiny generator whose output is fixed by its definition.
-class Gaussian {
-public:
-    explicit Gaussian(uint64_t seed) : state_(seed) {}
-    float next()
-    {
-        if (hasSpare_) {
-            hasSpare_ = false;
-            return spare_;
-        }
-        // Box-Muller on two uniforms in (0, 1].
-        const double u1 = uniform(), u2 = uniform();
-        const double r = std::sqrt(-2.0 * std::log(u1)), t = 2.0 * std::numbers::pi * u2;
-        spare_ = static_cast<float>(r * std::sin(t));
-        hasSpare_ = true;
-        return static_cast<float>(r * std::cos(t));
-    }
-
-private:
-    double uniform() { return (static_cast<double>(bits() >> 11) + 1.0) * 0x1.0p-53; }
-    uint64_t bits()
-    {
-        uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-    }
-    uint64_t state_;
-    float spare_ = 0.0f;
-    bool hasSpare_ = false;
-};
 
 // An orthonormal basis of Y's columns: the thin Q of its QR decomposition.
 Eigen::MatrixXf orth(const Eigen::MatrixXf& Y)

@@ -18,6 +18,8 @@ std::vector<const MethodSpec*> builtinQuantMethods();     // builtin_quant_metho
 std::vector<const MethodSpec*> builtinPruneMethods();     // builtin_sparse_methods.cpp
 std::vector<const MethodSpec*> builtinFactorizeMethods(); // builtin_sparse_methods.cpp
 const MethodSpec& hqqMethod();                            // quant/hqq.cpp
+const MethodSpec& zeroQuantMethod();                      // quant/zeroquant.cpp
+const MethodSpec& quarotMethod();                         // methods/rotation_methods.cpp
 
 namespace {
 
@@ -25,8 +27,10 @@ std::vector<const MethodSpec*> buildRegistry()
 {
     std::vector<const MethodSpec*> all = builtinQuantMethods();
     all.push_back(&hqqMethod());
+    all.push_back(&zeroQuantMethod());
     for (const auto& more : {builtinPruneMethods(), builtinFactorizeMethods()})
         all.insert(all.end(), more.begin(), more.end());
+    all.push_back(&quarotMethod());
     return all;
 }
 
@@ -113,6 +117,7 @@ std::string_view actionName(StepAction a)
     case StepAction::Quantize: return "quantize";
     case StepAction::Prune: return "prune";
     case StepAction::Factorize: return "factorize";
+    case StepAction::Rotate: return "rotate";
     }
     return "?";
 }
@@ -160,13 +165,14 @@ const MethodSpec& requireMethodSpec(StepAction action, const std::string& id)
 {
     if (const MethodSpec* m = findMethodSpec(action, id))
         return *m;
-    static const char* kWhat[] = {"quantization", "pruning", "factorization"};
+    static const char* kWhat[] = {"quantization", "pruning", "factorization", "rotation"};
     std::vector<std::string> ids;
     for (const MethodSpec* m : methodSpecsFor(action))
         ids.push_back(m->id);
     const std::string last = ids.back();
     ids.pop_back();
-    bad(std::string(kWhat[static_cast<int>(action)]) + " method must be " + joined(ids, ", ") + " or " + last
+    bad(std::string(kWhat[static_cast<int>(action)]) + " method must be "
+        + (ids.empty() ? last : joined(ids, ", ") + " or " + last)
         + (id.empty() ? std::string() : " (not '" + id + "')"));
 }
 
@@ -250,6 +256,7 @@ std::string methodBadge(const MethodSpec& spec, const ParamValues& v)
             return name + " energy " + percent(v.real("energy"));
         return name + " rank " + percent(v.contains("rank-ratio") ? v.real("rank-ratio") : 0.5);
     }
+    case StepAction::Rotate: return spec.name;
     }
     return spec.id;
 }

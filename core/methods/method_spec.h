@@ -20,8 +20,10 @@ struct QuantConfig;
 struct LayerInputs;
 struct QuantizedLayer;
 
-enum class StepAction { Quantize, Prune, Factorize };
-std::string_view actionName(StepAction a); // "quantize", "prune", "factorize"
+// Rotate: an orthogonal change of basis folded into the whole model (QuaRot);
+// it computes the same function and prepares the weights for the others.
+enum class StepAction { Quantize, Prune, Factorize, Rotate };
+std::string_view actionName(StepAction a); // "quantize", "prune", "factorize", "rotate"
 
 enum class ParamType {
     Int,    // an integer in [min, max]
@@ -56,6 +58,7 @@ struct ParamSpec {
     std::string onlyWith;             // applies only when this key is given (ratio: structured)
     std::vector<std::string> notWith; // does not apply when one of these is given (sparsity: nm)
     bool advanced = false;            // shown after the main parameters
+    bool zeroIsValue = false;         // an Int whose 0 is a value like any other (a seed), not "off"
     // What the step reads when this parameter is given and not 0 (LoRC's rank: the
     // correction is fitted to the calibration inputs), on top of the method's `needs`.
     unsigned needsWhenSet = 0;        // MethodNeeds bits

@@ -49,6 +49,11 @@ struct ModelConfig {
     bool attentionBias = false;       // qwen2 q/k/v, gpt2, opt
     int64_t bosId = -1, eosId = -1;
     bool synthetic = false;           // generated demo model, not a real checkpoint
+    // QuaRot's online rotation of down_proj's input (a rotate step with online:
+    // true): the engine multiplies that input by RandomHadamard(intermediate,
+    // seed) (kernels/hadamard.h) before down_proj. No file format can say
+    // this, so exports refuse such a model.
+    std::optional<uint64_t> onlineDownRotation;
 };
 
 // Where a tensor's bytes live: a mapped file (lazy) or an owned buffer (generated / edited data).

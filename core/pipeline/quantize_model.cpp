@@ -365,7 +365,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
 
         std::mutex activationMutex;
         SampleCapture samples;
-        if (simulatesActivations(c.method) && opt.activationSampleTokens > 0) {
+        if ((requireMethodSpec(StepAction::Quantize, c.method).needs & kNeedsSamples) && opt.activationSampleTokens > 0) {
             const int64_t ctx = opt.calibration.context;
             const int64_t w = std::max<int64_t>(1, std::min<int64_t>(opt.activationSampleTokens / ctx,
                                                                      static_cast<int64_t>(windows.size()) / ctx));
@@ -421,7 +421,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                         aq.inputRole = inputRole;
                         if (c.method == QuantMethod::SmoothQuant)
                             aq.smoothScale = qs.front().packed.inputScale;
-                        else
+                        else if (c.method == QuantMethod::Int8)
                             aq.fpColumns = activationOutlierColumns(in.maxAbs, c.int8Threshold, c.int8TopK);
                         std::lock_guard<std::mutex> lock(activationMutex);
                         r.activations.bits = c.actBits;
@@ -445,6 +445,19 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
         auto it = done.find(t);
         if (it != done.end())
             r.layers.push_back(std::move(it->second));
+    }
+    // Per-token activations that need no statistics (ZeroQuant) without calibration text.
+    if (simulatesActivations(c.method) && r.activations.inputs.empty()) {
+        std::set<std::pair<int, Role>> inputs;
+        for (const LogicalTensor* t : targets)
+            inputs.insert({t->block, inputRoleOf(t->role)});
+        for (const auto& [block, role] : inputs) {
+            ActivationQuantInput aq;
+            aq.block = block;
+            aq.inputRole = role;
+            r.activations.inputs.push_back(std::move(aq));
+        }
+        r.activations.bits = c.actBits;
     }
     r.seconds = secondsSince(t0);
     if (progress)

@@ -3,6 +3,7 @@
 #include "engine/transformer.h"
 #include "eval/sample_text.h"
 #include "model/tensor_data.h"
+#include "methods/method_registry.h"
 #include "pipeline/model_compression.h"
 #include "recipe/step_options.h"
 #include "tokenizer/tokenizer.h"
@@ -37,8 +38,9 @@ void refreshRecords(CompressionState& s, const std::vector<std::string>& touched
         const MatrixRM W = readMatrix(*s.model, *now);
         rec.sparsity = W.size() > 0 ? static_cast<double>((W.array() == 0.0f).count()) / static_cast<double>(W.size()) : 0.0;
         rec.weightError.reset();
-        if (const LogicalTensor* before = s.source->findLogical(name); before && before->shape == now->shape) {
-            const MatrixRM W0 = readMatrix(*s.source, *before);
+        const Model& basis = s.basis ? *s.basis : *s.source;
+        if (const LogicalTensor* before = basis.findLogical(name); before && before->shape == now->shape) {
+            const MatrixRM W0 = readMatrix(basis, *before);
             const double ref = W0.cast<double>().norm();
             const double diff = (W0 - W).cast<double>().norm();
             rec.weightError = ref > 0.0 ? diff / ref : (diff > 0.0 ? INFINITY : 0.0);
@@ -51,10 +53,9 @@ StepOutcome quantizeStep(const CompressionState& state, const RecipeStep& step, 
 {
     QuantizeModelOptions o = quantizeOptionsFrom(p);
     o.calibration = calib.options;
-    if (o.config.method == QuantMethod::SmoothQuant || o.config.method == QuantMethod::Int8)
-        if (!state.activations.empty())
-            fail(ErrorCode::InvalidArgument, "",
-                 "the activations are already quantized by an earlier W8A8 step; apply one SmoothQuant or LLM.int8 step");
+    if (requireMethodSpec(StepAction::Quantize, o.config.method).simulatesActivations && !state.activations.empty())
+        fail(ErrorCode::InvalidArgument, "",
+             "the activations are already quantized by an earlier step; apply one SmoothQuant, LLM.int8 or ZeroQuant step");
     ModelQuantizationResult r = quantizeModel(*state.model, o, calib.tokens, progress);
     StepOutcome out{state, r.toJson(false), {}};
     out.state.model = std::shared_ptr<const Model>(std::move(r.model));
@@ -102,8 +103,12 @@ StepOutcome pruneStep(const CompressionState& state, const RecipeStep& step, con
     case PruneStepOptions::Kind::Heads:
         if (!state.activations.empty())
             fail(ErrorCode::InvalidArgument, "",
-                 "structured pruning changes the shapes the W8A8 step calibrated; prune before SmoothQuant / LLM.int8");
+                 "structured pruning changes the shapes the activation quantization calibrated; prune before "
+                 "SmoothQuant / LLM.int8 / ZeroQuant");
         if (o.kind == PruneStepOptions::Kind::Neurons) {
+            if (state.model->config.onlineDownRotation)
+                fail(ErrorCode::InvalidArgument, "",
+                     "removing MLP neurons would break the online rotation of down_proj's input (rotate without online)");
             o.neurons.calibration = calib.options;
             return compressionStep(state, step, pruneMlpNeurons(*state.model, o.neurons, calib.tokens, progress), true);
         }
@@ -121,6 +126,28 @@ StepOutcome factorizeStep(const CompressionState& state, const RecipeStep& step,
     return compressionStep(state, step, factorizeModel(*state.model, o, calib.tokens, progress), false);
 }
 
+// A rotation re-folds every weight from the model in front of it, so it must
+// come first: after a quantization it would turn the packed codes back into
+// dense F32 rotated values.
+StepOutcome rotateStep(const CompressionState& state, const RecipeStep& step, const JsonParams& p, Progress* progress)
+{
+    const RotationOptions o = rotationOptionsFrom(p);
+    for (const RecipeStep& before : state.steps)
+        fail(ErrorCode::InvalidArgument, "",
+             "rotate before every other step (after " + before.badge()
+                 + ", rotating would undo its compressed weights, or rotate twice)");
+    ModelRotationResult r = rotateModel(*state.model, o, progress);
+    StepOutcome out{state, r.toJson(o), {}};
+    out.state.model = std::shared_ptr<const Model>(std::move(r.model));
+    out.state.basis = out.state.model;
+    const std::string badge = step.badge();
+    for (const RotatedTensor& t : r.tensors) {
+        out.state.layers[t.name].badges.push_back(badge);
+        out.touched.push_back(t.name);
+    }
+    return out;
+}
+
 } // namespace
 
 CompressionState CompressionState::initial(std::shared_ptr<const Model> source)
@@ -129,6 +156,7 @@ CompressionState CompressionState::initial(std::shared_ptr<const Model> source)
         fail(ErrorCode::InvalidArgument, "", "no model");
     CompressionState s;
     s.source = source;
+    s.basis = source;
     s.model = std::move(source);
     return s;
 }
@@ -261,6 +289,7 @@ StepOutcome applyStep(const CompressionState& state, const RecipeStep& step, con
     case StepAction::Quantize: out = quantizeStep(state, step, p, *calib, progress); break;
     case StepAction::Prune: out = pruneStep(state, step, p, *calib, progress); break;
     case StepAction::Factorize: out = factorizeStep(state, step, p, *calib, progress); break;
+    case StepAction::Rotate: out = rotateStep(state, step, p, progress); break;
     }
     out.state.steps.push_back(step);
     out.state.calibration = calibration.recipe;

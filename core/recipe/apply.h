@@ -41,6 +41,10 @@ struct LayerRecord {
 struct CompressionState {
     std::shared_ptr<const Model> source;
     std::shared_ptr<const Model> model;     // == source before the first step
+    // What weight errors are measured against: the source, or the rotated
+    // model after a rotate step (rotated weights differ from the source's
+    // without any loss).
+    std::shared_ptr<const Model> basis;
     ActivationQuantization activations;     // SmoothQuant / LLM.int8 inputs
     std::map<std::string, LayerRecord> layers; // by logical name; only touched tensors
     std::vector<RecipeStep> steps;          // applied so far

@@ -73,6 +73,7 @@ void RecipeStep::validate() const
     const JsonParams p(params);
     std::set<std::string> known = action == StepAction::Quantize ? quantizeKeys()
                                   : action == StepAction::Prune  ? pruneKeys()
+                                  : action == StepAction::Rotate ? rotateKeys()
                                                                  : factorizeKeys();
     known.insert("method");
     const auto unknown = p.unknownKeys(known);
@@ -95,6 +96,7 @@ void RecipeStep::validate() const
     case StepAction::Quantize: quantizeOptionsFrom(full); break;
     case StepAction::Prune: pruneOptionsFrom(full); break;
     case StepAction::Factorize: factorizeOptionsFrom(full); break;
+    case StepAction::Rotate: rotationOptionsFrom(full); break;
     }
 }
 
@@ -172,7 +174,7 @@ Recipe Recipe::fromJson(const nlohmann::json& j, const std::string& origin)
         RecipeStep step;
         const auto action = s.find("action");
         if (action == s.end() || !action->is_string())
-            bad(where + " has no 'action' (quantize, prune or factorize)");
+            bad(where + " has no 'action' (quantize, prune, factorize or rotate)");
         const std::string a = action->get<std::string>();
         if (a == "quantize")
             step.action = StepAction::Quantize;
@@ -180,8 +182,10 @@ Recipe Recipe::fromJson(const nlohmann::json& j, const std::string& origin)
             step.action = StepAction::Prune;
         else if (a == "factorize")
             step.action = StepAction::Factorize;
+        else if (a == "rotate")
+            step.action = StepAction::Rotate;
         else
-            bad(where + ": action must be quantize, prune or factorize (not '" + a + "')");
+            bad(where + ": action must be quantize, prune, factorize or rotate (not '" + a + "')");
         for (const auto& [key, v] : s.items()) {
             if (key == "action")
                 continue;

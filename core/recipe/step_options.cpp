@@ -50,6 +50,24 @@ const std::set<std::string>& factorizeKeys()
     return s;
 }
 
+const std::set<std::string>& rotateKeys()
+{
+    static const std::set<std::string> s = actionParamKeys(StepAction::Rotate);
+    return s;
+}
+
+RotationOptions rotationOptionsFrom(const ParamSource& p)
+{
+    const MethodSpec& spec = requireMethodSpec(StepAction::Rotate, p.valueOr("method", ""));
+    const ParamValues v = readMethodParams(spec, p);
+    if (p.has("layers"))
+        bad("a rotation applies to the whole model: it takes no layers");
+    RotationOptions o;
+    o.seed = static_cast<uint64_t>(v.integer("seed"));
+    o.onlineDown = v.flag("online");
+    return o;
+}
+
 CalibrationOptions calibrationOptionsFrom(const ParamSource& p)
 {
     CalibrationOptions c;

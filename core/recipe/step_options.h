@@ -7,6 +7,7 @@
 #include "methods/method_params.h"
 #include "pipeline/model_compression.h"
 #include "pipeline/quantize_model.h"
+#include "pipeline/rotate_model.h"
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +22,7 @@ namespace ll {
 const std::set<std::string>& quantizeKeys();
 const std::set<std::string>& pruneKeys();
 const std::set<std::string>& factorizeKeys();
+const std::set<std::string>& rotateKeys();
 
 // --method rtn|gptq|... and its parameters; "layers" and "stats" included.
 QuantizeModelOptions quantizeOptionsFrom(const ParamSource& p);
@@ -37,6 +39,8 @@ struct PruneStepOptions {
 PruneStepOptions pruneOptionsFrom(const ParamSource& p);
 
 ModelFactorizeOptions factorizeOptionsFrom(const ParamSource& p);
+
+RotationOptions rotationOptionsFrom(const ParamSource& p);
 
 // Calibration windows for every action: "calib-ctx" (256), "calib-windows" (64).
 CalibrationOptions calibrationOptionsFrom(const ParamSource& p);
