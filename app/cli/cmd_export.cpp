@@ -8,6 +8,7 @@
 #include "export_report.h"
 #include "export_args.h"
 
+#include "analysis/imatrix.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
 #include "model/model.h"
@@ -80,7 +81,7 @@ void printSummary(const ExportResult& r)
 
 int cmdExport(const std::vector<std::string>& args)
 {
-    std::set<std::string> valued{"gguf", "gguf-type", "hf", "dtype", "shard-mb", "recipe", "calib"};
+    std::set<std::string> valued{"gguf", "gguf-type", "hf", "dtype", "shard-mb", "recipe", "calib", "imatrix"};
     valued.insert(reportValuedOptions().begin(), reportValuedOptions().end()); // report, eval, ctx
     const Args a(args, valued, {"force", "json", "gguf-pure"});
     if (a.value("calib") && !a.value("recipe"))
@@ -97,8 +98,8 @@ int cmdExport(const std::vector<std::string>& args)
         throw UsageError("give --gguf OUT.gguf, --hf DIR or --report OUT.h5");
     if (gguf && (a.value("dtype") || a.value("shard-mb")))
         throw UsageError("--dtype and --shard-mb belong to --hf; GGUF takes --gguf-type");
-    if (hf && (a.value("gguf-type") || a.flag("gguf-pure")))
-        throw UsageError("--gguf-type and --gguf-pure belong to --gguf; the Hugging Face export takes --dtype");
+    if (hf && (a.value("gguf-type") || a.flag("gguf-pure") || a.value("imatrix")))
+        throw UsageError("--gguf-type, --gguf-pure and --imatrix belong to --gguf; the Hugging Face export takes --dtype");
     if (a.flag("gguf-pure") && !a.value("gguf-type"))
         throw UsageError("--gguf-pure needs --gguf-type PRESET (the preset's base type for every 2-D weight)");
 
@@ -146,6 +147,12 @@ int cmdExport(const std::vector<std::string>& args)
     if (gguf) {
         GgufExportOptions opt;
         setGgufType(opt, a.valueOr("gguf-type", "F16"), a.flag("gguf-pure"));
+        Imatrix imatrix;
+        if (const auto file = a.value("imatrix")) {
+            imatrix = loadImatrix(*file);
+            opt.imatrix = &imatrix;
+            opt.imatrixFile = *file;
+        }
         opt.overwrite = a.flag("force");
         opt.progress = &progress;
         result = exportGguf(*model, *a.value("gguf"), opt);

@@ -14,6 +14,7 @@ int cmdTokenize(const std::vector<std::string>& args);
 int cmdLogits(const std::vector<std::string>& args);
 int cmdPpl(const std::vector<std::string>& args);
 int cmdEval(const std::vector<std::string>& args);
+int cmdImatrix(const std::vector<std::string>& args);
 int cmdGenerate(const std::vector<std::string>& args);
 int cmdExport(const std::vector<std::string>& args);
 int cmdPrune(const std::vector<std::string>& args);

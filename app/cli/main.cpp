@@ -47,7 +47,7 @@ commands:
   generate MODEL --prompt TEXT [-n N] [--temp T] [--top-p P] [--seed S]
       continue a prompt (greedy unless --temp > 0)
   (logits, ppl, generate also take --threads N; default: every core)
-  export MODEL [--recipe R.yaml [--calib FILE]] (--gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|... [--gguf-pure]]
+  export MODEL [--recipe R.yaml [--calib FILE]] (--gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|... [--gguf-pure] [--imatrix F.dat]]
          | --hf DIR [--dtype f16|bf16|f32] [--shard-mb N]) [--report OUT.h5 [--eval FILE [--ctx N]]] [--force] [--json]
       write the model as GGUF (llama family) or a Hugging Face folder, and/or an HDF5 report
       (statistics, histograms, sparsity masks, perplexity; docs/report-schema.md); never overwrites without --force
@@ -55,6 +55,10 @@ commands:
       {gguf-presets};
       or one type for every 2-D weight: {gguf-types} (default F16);
       --gguf-pure: a preset's base type for every 2-D weight (llama-quantize --pure)
+      --imatrix: round each quantized tensor with llama.cpp's importance matrix (llama-quantize --imatrix)
+  imatrix MODEL --text FILE --out OUT.dat [--ctx 512] [--chunks N] [--force] [--json]
+      llama.cpp's importance matrix (mean x² of each block linear's input columns) in llama-imatrix's file
+      format, for `export --imatrix` or llama-quantize --imatrix
   prune MODEL --method M (--sparsity S | --nm 2:4) [--structured neurons|heads --ratio R]
         [--layers REGEX] [--calib FILE [--calib-ctx 256 --calib-windows 64]] [--eval FILE [--ctx 256]] [--out DIR | --gguf OUT.gguf] [--json]
       prune every linear inside the blocks (or remove MLP neurons); evaluate and export the result
@@ -138,6 +142,7 @@ int main(int argc, char** argv)
         {"logits", cmdLogits},
         {"ppl", cmdPpl},
         {"eval", cmdEval},
+        {"imatrix", cmdImatrix},
         {"generate", cmdGenerate},
         {"export", cmdExport},
         {"prune", cmdPrune},

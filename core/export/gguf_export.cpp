@@ -5,6 +5,8 @@
 #include "export/gguf_vocab.h"
 #include "export/gguf_writer.h"
 #include "export/tensor_stream.h"
+#include "analysis/imatrix.h"
+#include "model/naming.h"
 #include "quant/ggml_quantize.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -24,33 +26,12 @@ namespace {
 
 const std::string kArch = "llama";
 
-// llama.cpp's tensor names (LLM_TENSOR_NAMES for LLM_ARCH_LLAMA); empty for roles it has no name for.
-std::string ggufName(const LogicalTensor& t)
-{
-    const std::string suffix = t.isBias ? ".bias" : ".weight";
-    const std::string block = "blk." + std::to_string(t.block) + ".";
-    switch (t.role) {
-    case Role::Embedding: return t.isBias ? "" : "token_embd.weight";
-    case Role::FinalNorm: return "output_norm" + suffix;
-    case Role::LmHead: return "output" + suffix;
-    case Role::AttnNorm: return block + "attn_norm" + suffix;
-    case Role::MlpNorm: return block + "ffn_norm" + suffix;
-    case Role::AttnQ: return block + "attn_q" + suffix;
-    case Role::AttnK: return block + "attn_k" + suffix;
-    case Role::AttnV: return block + "attn_v" + suffix;
-    case Role::AttnO: return block + "attn_output" + suffix;
-    case Role::MlpGate: return block + "ffn_gate" + suffix;
-    case Role::MlpUp: return block + "ffn_up" + suffix;
-    case Role::MlpDown: return block + "ffn_down" + suffix;
-    default: return "";
-    }
-}
-
 struct Item {
     PlannedTensor tensor;
     DType type = DType::F32;
     std::string rule;                      // a preset's reason for this type (empty: its base type, or no preset)
     const LogicalTensor* source = nullptr; // null for tensors the export computes (rope_freqs.weight)
+    const float* importance = nullptr;     // the imatrix's entry for it (quantized types only)
     bool copied = false;                   // written as the stored bytes, no second rounding
 };
 
@@ -200,6 +181,31 @@ void copySourceKeys(GgufWriter& w, const Model& m, const std::string& prefix)
 
 // Every tensor's type: the requested one for each 2-D weight, or the preset's choice
 // per tensor; both with llama-quantize's fallback for rows that do not fill its blocks.
+// As llama-quantize: each quantized tensor the imatrix has an entry for is
+// rounded with it; an entry of the wrong length is an error (except for the
+// embedding, which llama.cpp skips with a warning).
+void useImatrix(std::vector<Item>& items, const Imatrix& imatrix, const std::string& file, ExportResult& result)
+{
+    int used = 0;
+    for (Item& it : items) {
+        if (!isQuantized(it.type))
+            continue;
+        const std::vector<float>* v = imatrix.find(it.tensor.name);
+        if (!v)
+            continue;
+        if (static_cast<int64_t>(v->size()) != it.tensor.rowLength()) {
+            if (it.tensor.name == "token_embd.weight")
+                continue;
+            fail(ErrorCode::InvalidArgument, file,
+                 "the imatrix has " + std::to_string(v->size()) + " values for " + it.tensor.name + ", whose rows have "
+                     + std::to_string(it.tensor.rowLength()) + ": it was computed for another model");
+        }
+        it.importance = v->data();
+        ++used;
+    }
+    result.notes.push_back("imatrix " + file + ": " + std::to_string(used) + " quantized tensors rounded with its importance");
+}
+
 void chooseTypes(std::vector<Item>& items, const GgufExportOptions& opt, const GgufPresetModel& model, ExportResult& result)
 {
     if (!opt.preset) {
@@ -372,7 +378,7 @@ GgufPlan planGguf(const Model& m, const std::string& path, const GgufExportOptio
     for (const LogicalTensor& t : m.tensors) {
         if (t.tied && keepTied)
             continue;
-        std::string name = ggufName(t);
+        std::string name = ggufNameOf(t);
         if (name.empty() && fromGguf && t.role == Role::Other)
             name = m.storedOf(t).name; // a tensor llama.cpp knows by this name (rope_freqs.weight ...)
         if (name.empty()) {
@@ -395,8 +401,11 @@ GgufPlan planGguf(const Model& m, const std::string& path, const GgufExportOptio
     const CurrentDims dims = currentDims(m);
     // What the file's hyper-parameters will say (llama-quantize reads them there).
     const GgufPresetModel presetModel{c.layers, uniformValue(dims.heads, c.heads, "attention head counts", m.path),
-                                      uniformValue(dims.kvHeads, c.kvHeads, "key/value head counts", m.path)};
+                                      uniformValue(dims.kvHeads, c.kvHeads, "key/value head counts", m.path),
+                                      opt.imatrix != nullptr};
     chooseTypes(items, opt, presetModel, result);
+    if (opt.imatrix)
+        useImatrix(items, *opt.imatrix, opt.imatrixFile, result);
     if (opt.preset)
         result.preset = ggufPresetInfo(*opt.preset).name;
     w.setString("general.architecture", kArch);
@@ -419,6 +428,14 @@ GgufPlan planGguf(const Model& m, const std::string& path, const GgufExportOptio
         quantized = quantized || isQuantized(it.type);
     if (quantized)
         w.setU32("general.quantization_version", 2); // GGML_QNT_VERSION
+    if (opt.imatrix) { // the keys llama-quantize --imatrix writes
+        w.setString("quantize.imatrix.file", opt.imatrixFile);
+        if (!opt.imatrix->dataset.empty())
+            w.setString("quantize.imatrix.dataset", opt.imatrix->dataset);
+        w.set("quantize.imatrix.entries_count", GgufType::I32, static_cast<int32_t>(opt.imatrix->entries.size()));
+        if (opt.imatrix->chunks > 0)
+            w.set("quantize.imatrix.chunks_count", GgufType::I32, opt.imatrix->chunks);
+    }
     writeTokenizerKeys(w, m, dims.vocab, result.notes);
     for (const auto& it : items)
         w.addTensor(it.tensor.name, it.tensor.shape, it.type);
@@ -441,6 +458,7 @@ ExportResult estimateGgufExport(const Model& m, const GgufExportOptions& opt)
 
 ExportResult exportGguf(const Model& m, const std::string& path, const GgufExportOptions& opt)
 {
+    refuseUnexportable(m, path);
     refuseSourceOverlap(sourceFilesOf(m), sourceFolderOf(m), path, false);
     throwIfCancelledWriting(opt.progress, path);
     GgufPlan plan = planGguf(m, path, opt);
@@ -462,7 +480,8 @@ ExportResult exportGguf(const Model& m, const std::string& path, const GgufExpor
         progress.startTensor("writing " + it.tensor.name + " (" + std::string(dtypeName(it.type)) + ")");
         StreamedTensor s;
         w.writeTensor(file.out(), i, [&](FileWriter& out) {
-            s = streamTensor(out, it.tensor, it.type, buffers, path, [&](int64_t done) { progress.band(done); });
+            s = streamTensor(out, it.tensor, it.type, buffers, path, [&](int64_t done) { progress.band(done); },
+                             it.importance);
         });
         it.copied = s.copied;
         if (s.overflow > 0)

@@ -22,6 +22,7 @@
 namespace ll {
 
 class Progress;
+struct Imatrix;
 
 struct GgufExportOptions {
     DType type = DType::F16;     // for 2-D weights, unless a preset is given
@@ -31,6 +32,11 @@ struct GgufExportOptions {
     Progress* progress = nullptr;
     std::string name;            // general.name; empty: the source's name
     size_t chunkBytes = 0;       // F32 bytes converted at once (0: kDefaultExportChunkBytes, export/tensor_stream.h)
+    // llama.cpp's importance matrix (analysis/imatrix.h): each quantized tensor it
+    // has an entry for is rounded with it, as llama-quantize --imatrix FILE does;
+    // imatrixFile is FILE as the user named it (the quantize.imatrix.* keys).
+    const Imatrix* imatrix = nullptr;
+    std::string imatrixFile;
 };
 
 // Llama 3.x rope scaling (transformers' rope_type "llama3").

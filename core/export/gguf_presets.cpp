@@ -87,6 +87,7 @@ struct Rules {
     DType base;
     int64_t layers, gqa;
     bool hasOutput, is70B;
+    bool imatrix = false; // llama.cpp's qs.has_imatrix
     int64_t attnV = 0, nAttnV = 0, ffnDown = 0;
 
     DType choose(const GgufPresetTensor& t, std::string& rule)
@@ -137,8 +138,8 @@ struct Rules {
             else if (preset == P::Q4_K_M) {
                 if (useMoreBits(i, n))
                     set(DType::Q6_K, "ffn_down in " + std::string(kMoreBits));
-            } else if (i < n / 8 && preset == P::IQ4_NL)
-                set(DType::Q5_K, "ffn_down of the first eighth of the blocks");
+            } else if (i < n / 8 && preset == P::IQ4_NL && !imatrix)
+                set(DType::Q5_K, "ffn_down of the first eighth of the blocks (no imatrix)");
             else if (preset == P::Q5_K_M && useMoreBits(i, n))
                 set(DType::Q6_K, "ffn_down in " + std::string(kMoreBits));
             else if (preset == P::Q4_K_S && i < n / 8)
@@ -230,7 +231,7 @@ std::vector<GgufTypeChoice> chooseGgufPresetTypes(GgufPreset preset, const GgufP
 {
     const GgufPresetInfo& info = ggufPresetInfo(preset);
     Rules rules{preset, info.base, model.layers, model.kvHeads > 0 ? model.heads / model.kvHeads : 0, false,
-                model.layers == 80 && model.heads != model.kvHeads};
+                model.layers == 80 && model.heads != model.kvHeads, model.imatrix};
     for (const auto& t : tensors) {
         if (contains(t.name, "attn_v.weight") || contains(t.name, "attn_qkv.weight") || contains(t.name, "attn_kv_b.weight"))
             ++rules.nAttnV;

@@ -44,6 +44,7 @@ struct GgufPresetModel {
     int64_t layers = 0;     // block_count
     int64_t heads = 0;      // attention.head_count
     int64_t kvHeads = 0;    // attention.head_count_kv
+    bool imatrix = false;   // quantized with an importance matrix (some rules differ)
 };
 
 // One tensor of the output file: llama.cpp's name and the row-major shape.

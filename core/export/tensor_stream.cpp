@@ -81,7 +81,7 @@ size_t rowBytesOf(DType type, int64_t cols, const PlannedTensor& t, const std::s
 // costly part (quantization, or floats without vector instructions); slices read
 // their own rows when rows of a stored tensor can be read concurrently.
 void convertBands(FileWriter& out, const PlannedTensor& t, DType type, StreamBuffers& buffers, const std::string& file,
-                  const std::function<void(int64_t)>& afterBand, StreamedTensor& result)
+                  const std::function<void(int64_t)>& afterBand, StreamedTensor& result, const float* importance)
 {
     constexpr int64_t kMinSliceValues = 1 << 15;
     const int64_t cols = t.rowLength(), rows = t.rows();
@@ -113,7 +113,10 @@ void convertBands(FileWriter& out, const PlannedTensor& t, DType type, StreamBuf
                 return;
             }
             try {
-                quantizeGgmlSerial(type, sv, (b - a) * cols, dst + a * outRow);
+                if (importance)
+                    quantizeGgmlRowsSerial(type, sv, b - a, cols, importance, dst + a * outRow);
+                else
+                    quantizeGgmlSerial(type, sv, (b - a) * cols, dst + a * outRow);
             } catch (const Error& e) {
                 fail(e.code(), file, "tensor '" + t.name + "': " + e.problem());
             }
@@ -197,7 +200,8 @@ void BandProgress::finishTensor(int64_t values)
 }
 
 StreamedTensor streamTensor(FileWriter& out, const PlannedTensor& t, DType type, StreamBuffers& buffers,
-                            const std::string& file, const std::function<void(int64_t)>& afterBand)
+                            const std::string& file, const std::function<void(int64_t)>& afterBand,
+                            const float* importance)
 {
     const int64_t cols = t.rowLength(), rows = t.rows();
     const size_t outRow = rowBytesOf(type, cols, t, file);
@@ -205,7 +209,7 @@ StreamedTensor streamTensor(FileWriter& out, const PlannedTensor& t, DType type,
     BandWriter& writer = buffers.writer();
     StreamedTensor result;
     try {
-        if (t.stored && t.stored->dtype == type && t.stored->data
+        if (!importance && t.stored && t.stored->dtype == type && t.stored->data
             && (t.stored->shape.empty() ? 1 : t.stored->shape.back()) == cols) {
             // Same type, whole rows: the stored bytes, straight from the mapping when in order.
             result.copied = true;
@@ -227,7 +231,7 @@ StreamedTensor streamTensor(FileWriter& out, const PlannedTensor& t, DType type,
                     afterBand((r0 + n) * cols);
             }
         } else if (rows > 0) {
-            convertBands(out, t, type, buffers, file, afterBand, result);
+            convertBands(out, t, type, buffers, file, afterBand, result, importance);
         }
         writer.flush();
         if (t.stored)

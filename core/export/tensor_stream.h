@@ -69,8 +69,11 @@ struct StreamedTensor {
 // when it returns (or throws). `afterBand(valuesDone)` runs after each band
 // (progress; it may throw to cancel). Errors of the encoding name `file` and the
 // tensor; a source that cannot be read names itself.
+// `importance` (rowLength values, an imatrix entry) weighs the rounding of
+// every row when the type is quantized (llama-quantize --imatrix).
 StreamedTensor streamTensor(FileWriter& out, const PlannedTensor& t, DType type, StreamBuffers& buffers,
-                            const std::string& file, const std::function<void(int64_t)>& afterBand = {});
+                            const std::string& file, const std::function<void(int64_t)>& afterBand = {},
+                            const float* importance = nullptr);
 
 // An export's progress counted in values: a report as each tensor starts and,
 // inside large tensors, about every percent; cancellation is checked before

@@ -295,6 +295,27 @@ void mapHfNames(Model& m)
     sortLogical(m);
 }
 
+std::string ggufNameOf(const LogicalTensor& t)
+{
+    const std::string suffix = t.isBias ? ".bias" : ".weight";
+    const std::string block = "blk." + std::to_string(t.block) + ".";
+    switch (t.role) {
+    case Role::Embedding: return t.isBias ? "" : "token_embd.weight";
+    case Role::FinalNorm: return "output_norm" + suffix;
+    case Role::LmHead: return "output" + suffix;
+    case Role::AttnNorm: return block + "attn_norm" + suffix;
+    case Role::MlpNorm: return block + "ffn_norm" + suffix;
+    case Role::AttnQ: return block + "attn_q" + suffix;
+    case Role::AttnK: return block + "attn_k" + suffix;
+    case Role::AttnV: return block + "attn_v" + suffix;
+    case Role::AttnO: return block + "attn_output" + suffix;
+    case Role::MlpGate: return block + "ffn_gate" + suffix;
+    case Role::MlpUp: return block + "ffn_up" + suffix;
+    case Role::MlpDown: return block + "ffn_down" + suffix;
+    default: return "";
+    }
+}
+
 void mapGgufNames(Model& m)
 {
     static const std::regex blockRe(R"(^blk\.(\d+)\.(.+)$)");

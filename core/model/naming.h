@@ -11,6 +11,10 @@ namespace ll {
 
 std::string logicalNameOf(Role role, int block, bool bias);
 
+// llama.cpp's name of a logical tensor (LLM_TENSOR_NAMES for LLM_ARCH_LLAMA:
+// "blk.3.attn_q.weight", "token_embd.weight"); empty for roles it has no name for.
+std::string ggufNameOf(const LogicalTensor& t);
+
 // Builds Model::tensors from Model::stored for Hugging Face names of every
 // supported family (fused GPT-2 c_attn, GPT-NeoX query_key_value, Phi-3
 // qkv_proj / gate_up_proj split into parts). Needs Model::config filled.

@@ -170,6 +170,15 @@ void quantizeGgmlSerial(DType t, const float* x, int64_t n, uint8_t* out)
     k.fast(x, out, n / k.blockElems);
 }
 
+void quantizeGgmlRowsSerial(DType t, const float* x, int64_t rows, int64_t cols, const float* importance, uint8_t* out)
+{
+    const Kernel& k = requireKernel(t, cols);
+    validate(x, rows * cols, importance, cols);
+    const int64_t rowBytes = cols / k.blockElems * k.blockBytes;
+    for (int64_t r = 0; r < rows; ++r)
+        k.weighted(x + r * cols, out + r * rowBytes, cols / k.blockElems, importance);
+}
+
 std::vector<uint8_t> quantizeGgml(DType t, const float* x, int64_t n, const float* importance)
 {
     if (importance) // one row: the weighting needs the whole row at once

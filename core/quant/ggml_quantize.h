@@ -26,6 +26,9 @@ std::vector<uint8_t> quantizeGgml(DType t, const float* x, int64_t n, const floa
 // type's bytes for n values): for callers that run their own threads (the
 // exporters' band workers), where an OpenMP team per call would spin between calls.
 void quantizeGgmlSerial(DType t, const float* x, int64_t n, uint8_t* out);
+// The same for `rows` rows of `cols` values each weighted by `importance`
+// (cols values, an imatrix entry), as quantizeGgmlRows does them.
+void quantizeGgmlRowsSerial(DType t, const float* x, int64_t rows, int64_t cols, const float* importance, uint8_t* out);
 
 // The serial scalar reference (llama.cpp's algorithms as written there).
 std::vector<uint8_t> quantizeGgmlRef(DType t, const float* x, int64_t n, const float* importance = nullptr);

@@ -243,6 +243,12 @@ def main():
         "tiny-tok.bin")
     copy(out, "llama2c_tokenizer", os.path.join(models, "stories260K/tok512.bin"))
 
+    # Importance matrices: the ones llama-imatrix and LayerLab wrote (tests/data/imatrix).
+    imatrices = os.path.join(ROOT, "tests", "data", "imatrix")
+    for f in sorted(os.listdir(imatrices)) if os.path.isdir(imatrices) else []:
+        if f.endswith(".dat"):
+            copy(out, "imatrix", os.path.join(imatrices, f))
+
     put(out, "tokenizer_json", json.dumps(byte_level_tokenizer()), "byte-level.json")
     copy(out, "tokenizer_json", os.path.join(models, "stories260K-hf/tokenizer.json"))
 

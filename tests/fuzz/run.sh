@@ -19,7 +19,7 @@ SECONDS_EACH=${1:?usage: tests/fuzz/run.sh SECONDS [TARGET...]}
 shift
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(safetensors gguf llama2c llama2c_tokenizer tokenizer_json hf_config hf_index recipe session)
+    TARGETS=(safetensors gguf llama2c llama2c_tokenizer tokenizer_json hf_config hf_index recipe session imatrix)
 fi
 
 # clang, libFuzzer and libomp besides what every build needs (Debian 12).
