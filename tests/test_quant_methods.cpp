@@ -11,6 +11,8 @@
 #include "quant/int8_outlier.h"
 #include "quant/layer_error.h"
 #include "quant/lorc.h"
+#include "quant/eora.h"
+#include "lowrank/activation_aware.h"
 #include "quant/outlier_aware.h"
 #include "quant/quant_method.h"
 #include "quant/quantized_layer.h"
@@ -97,6 +99,7 @@ private slots:
     void int8KeepsOutlierColumns();
     void owqAndSpqr();
     void lorcErrorFallsWithRank();
+    void eoraIsTheOutputOptimalCorrection();
     void bcqErrorFallsWithBits();
     void bitsByHand();
     void dispatcherEveryMethod();
@@ -308,6 +311,56 @@ void TestQuantMethods::lorcErrorFallsWithRank()
     // Full rank: the error is gone.
     QVERIFY(lorcCorrect(W, base, 24, c.in).error.weightError < 1e-5);
     QCOMPARE(lorcCorrect(W, base, 0, c.in).error.weightError, base.error.weightError);
+}
+
+// EoRA's definition: the rank-r correction of E = W - W^ that is best for the
+// outputs, ||(E - B A) X^T||. Checked against an independent route to the same
+// optimum (SVD-LLM's Cholesky whitening of E, lowrank/activation_aware.h), and
+// against LoRC (best for the weights), which it must never lose to in output
+// error; on inputs with outlier channels it wins clearly.
+void TestQuantMethods::eoraIsTheOutputOptimalCorrection()
+{
+    const MatrixRM W = randomMatrix(24, 40, 14);
+    const Calib c = calibFrom(outlierInputs(200, 40, 15));
+    QuantConfig q;
+    q.grid = {3, false, 0};
+    const QuantizedLayer base = quantizeLayer(W, q, c.in);
+    const MatrixRM E = W - base.weights;
+    for (int64_t r : {1, 2, 4, 8}) {
+        const QuantizedLayer lorc = lorcCorrect(W, base, r, c.in);
+        const QuantizedLayer eora = eoraCorrect(W, base, r, c.in);
+        const double eLorc = explicitOutputError(W, lorc.weights, c.X), eEora = explicitOutputError(W, eora.weights, c.X);
+        const MatrixRM whitened = whitenedSvd(E, c.gram, r).product();
+        const double eWhitened = explicitOutputError(W, base.weights + whitened, c.X);
+        qInfo("rank %lld: output error base %.5f, LoRC %.5f, EoRA %.5f (whitened SVD of E: %.5f)", static_cast<long long>(r),
+              explicitOutputError(W, base.weights, c.X), eLorc, eEora, eWhitened);
+        QVERIFY(eEora <= eLorc * (1.0 + 1e-5));
+        QVERIFY(std::fabs(eEora - eWhitened) <= 1e-4 * eWhitened + 1e-7);
+        QCOMPARE(eora.bits.lowRank, lorc.bits.lowRank);
+        QCOMPARE(eora.factorA.cols(), Eigen::Index(r));
+        QVERIFY(((eora.factorA * eora.factorB) - (eora.weights - base.weights)).cwiseAbs().maxCoeff() <= 1e-5f);
+        if (r == 4)
+            QVERIFY(eEora < 0.9 * eLorc);
+    }
+    QVERIFY(explicitOutputError(W, eoraCorrect(W, base, 24, c.in).weights, c.X) < 1e-4);
+    QCOMPARE(eoraCorrect(W, base, 0, c.in).weights, base.weights);
+    try {
+        eoraCorrect(W, base, 2, LayerInputs{});
+        QFAIL("EoRA without calibration inputs");
+    } catch (const Error& e) {
+        QVERIFY2(std::string(e.what()).find("calibration") != std::string::npos, e.what());
+    }
+    // Through the registry: eora-rank on any method, not with lorc-rank, reads calibration.
+    const QuantizeModelOptions o = quantizeOptionsFrom(JsonParams({{"method", "rtn"}, {"bits", 3}, {"eora-rank", 4}}));
+    QCOMPARE(o.config.eoraRank, int64_t(4));
+    QCOMPARE(o.config.label(), std::string("rtn w3 asym row + eora r4"));
+    QVERIFY(explicitOutputError(W, quantizeLayer(W, o.config, c.in).weights, c.X) < explicitOutputError(W, base.weights, c.X));
+    try {
+        quantizeOptionsFrom(JsonParams({{"method", "rtn"}, {"bits", 3}, {"eora-rank", 4}, {"lorc-rank", 4}}));
+        QFAIL("EoRA and LoRC together");
+    } catch (const Error& e) {
+        QVERIFY2(std::string(e.what()).find("does not apply with") != std::string::npos, e.what());
+    }
 }
 
 void TestQuantMethods::bcqErrorFallsWithBits()

@@ -73,8 +73,9 @@ public:
     }
     std::vector<float> floats(int32_t n, const char* what)
     {
-        std::vector<float> v(static_cast<size_t>(n));
+        // The bytes first: a count the file cannot hold allocates nothing.
         const auto b = f_.bytes(pos_, 4ull * static_cast<uint64_t>(n), what);
+        std::vector<float> v(static_cast<size_t>(n));
         std::memcpy(v.data(), b.data(), b.size());
         pos_ += b.size();
         return v;

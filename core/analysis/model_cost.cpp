@@ -160,7 +160,7 @@ LayerWork layerWork(const RecipeStep& step, double out, double in)
         double bits = c.grid.bits + 40.0 / group;
         if (const MethodSpec* spec = findMethodSpec(StepAction::Quantize, c.method); spec && spec->bitsPerWeight)
             bits = spec->bitsPerWeight(c, in);
-        if (c.lorcRank > 0) // LoRC keeps the layer in F32 (the weights add a low-rank product)
+        if (c.lorcRank > 0 || c.eoraRank > 0) // LoRC / EoRA keep the layer in F32 (the weights add a low-rank product)
             bits = 32.0;
         w.resultBytes = weights * bits / 8.0;
         const std::string& m = c.method;
@@ -182,7 +182,7 @@ LayerWork layerWork(const RecipeStep& step, double out, double in)
         } else {
             w.flops = 20.0 * weights; // a scale and a rounding per weight (iterative methods: a few of them)
         }
-        if (c.lorcRank > 0)
+        if (c.lorcRank > 0 || c.eoraRank > 0)
             w.flops += 4.0 * out * in * std::min(out, in);
         return w;
     }

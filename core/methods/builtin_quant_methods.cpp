@@ -77,7 +77,19 @@ ParamSpec symParam() { return flagParam("sym", "symmetric", "symmetric grid (zer
 ParamSpec lorcParam()
 {
     ParamSpec p = intParam("lorc-rank", "LoRC rank", "add a rank-R correction of the quantization error (0: off)", 0, 1 << 20, "0");
-    p.needsWhenSet = kNeedsGram; // fitted to the calibration inputs
+    p.needsWhenSet = kNeedsGram; // its output error is measured on the calibration inputs
+    p.notWith = {"eora-rank"};
+    return p;
+}
+
+// EoRA (quant/eora.h): the correction fitted to the inputs' eigenspace.
+ParamSpec eoraParam()
+{
+    ParamSpec p = intParam("eora-rank", "EoRA rank",
+                           "add a rank-R correction of the error fitted in the inputs' eigenspace (needs calibration; 0: off)",
+                           0, 1 << 20, "0", true);
+    p.needsWhenSet = kNeedsGram;
+    p.notWith = {"lorc-rank"};
     return p;
 }
 
@@ -88,7 +100,7 @@ std::vector<ParamSpec> gptqParams()
             flagParam("static-groups", "static groups", "fix the groups' grids before the updates (needs a group)", true),
             intParam("blocksize", "Block size", "columns updated together", 1, 1 << 20, "128", true),
             realParam("damp", "Dampening", "added to the Hessian's diagonal, as a fraction of its mean", 0, 1e9, "0.01", true),
-            lorcParam()};
+            lorcParam(), eoraParam()};
 }
 
 void configureGptq(const ParamValues& p, QuantConfig& c)
@@ -167,7 +179,7 @@ const MethodSpec& specRtn()
         "w&#770; = scale · (round(w / scale + zero) − zero); the scale spans the group's min–max.",
         "you want a fast baseline. 8 and 6 bits are nearly lossless; below 4 bits the error grows quickly and "
         "calibrated methods (GPTQ, AWQ) win.");
-    m.params = {bitsParam(2, 8), groupParam(), symParam(), lorcParam()};
+    m.params = {bitsParam(2, 8), groupParam(), symParam(), lorcParam(), eoraParam()};
     m.quantize = runRtn;
     return m;
     }();
@@ -223,7 +235,7 @@ const MethodSpec& specAwq()
         "4-bit with groups on models whose activations have a few strong channels.",
         "Lin et al., 2023, AWQ (arXiv:2306.00978)");
     m.params = {bitsParam(2, 8), groupParam(), symParam(),
-                flagParam("no-clip", "no clipping search", "skip the per-group clipping search", true), lorcParam()};
+                flagParam("no-clip", "no clipping search", "skip the per-group clipping search", true), lorcParam(), eoraParam()};
     m.needs = kNeedsGram | kNeedsMeanAbs;
     m.quantize = runAwq;
     m.configure = [](const ParamValues& p, QuantConfig& c) { c.awqClip = !p.flag("no-clip"); };
@@ -256,7 +268,7 @@ const MethodSpec& specSmoothQuant()
         "Xiao et al., 2022, SmoothQuant (arXiv:2211.10438)");
     m.params = {bitsParam(8, 8, "8"),
                 realParam("alpha", "α", "migration strength: 0 keeps the activations, 1 moves it all", 0, 1, "0.5"),
-                lorcParam()};
+                lorcParam(), eoraParam()};
     m.needs = kNeedsMaxAbs | kNeedsSamples;
     m.simulatesActivations = true;
     m.quantize = runSmoothQuant;
@@ -298,7 +310,7 @@ const MethodSpec& specInt8()
                           "6", true),
                 intParam("topk", "Top K", "keep the K columns with the largest |x| instead (0: use the threshold)", 0,
                          1 << 20, "0", true),
-                lorcParam()};
+                lorcParam(), eoraParam()};
     m.needs = kNeedsMaxAbs | kNeedsSamples;
     m.simulatesActivations = true;
     m.quantize = runInt8;
@@ -412,7 +424,7 @@ const MethodSpec& specBcq()
         "w&#770; = Σ<sub>i</sub> α<sub>i</sub> b<sub>i</sub>, b<sub>i</sub> ∈ {−1, +1}, fitted by alternating "
         "least squares.",
         "studying non-uniform grids that run as table lookups.", "Park et al., 2022, LUT-GEMM (arXiv:2206.09557)");
-    m.params = {bitsParam(1, 8), groupParam(), lorcParam()};
+    m.params = {bitsParam(1, 8), groupParam(), lorcParam(), eoraParam()};
     m.quantize = runBcq;
     m.label = [](const QuantConfig& c) {
         return c.method + " b" + std::to_string(c.grid.bits)
@@ -450,7 +462,7 @@ const MethodSpec& specNf4()
         "block of 64 weights; the scales themselves are quantized to 8 bits (double quantization).",
         "w&#770; = absmax · level[argmin |w / absmax − level|].",
         "weights look Gaussian and you want 4 bits without calibration.", "Dettmers et al., 2023, QLoRA (arXiv:2305.14314)");
-    m.params = {bitsParam(4, 4, "4"), lorcParam()};
+    m.params = {bitsParam(4, 4, "4"), lorcParam(), eoraParam()};
     // Recipes written before the registry carried the GUI's group, which NF4 never used (blocks of 64).
     m.ignoredKeys = {"group"};
     m.quantize = runNf4;
@@ -490,7 +502,7 @@ const MethodSpec& specFp8()
     ParamSpec type{"type", ParamType::Choice, "Format", "E4M3: more precision; E5M2: more range"};
     type.choices = {"E4M3", "E5M2"};
     type.defaultValue = "E4M3";
-    m.params = {bitsParam(8, 8, "8"), type, lorcParam()};
+    m.params = {bitsParam(8, 8, "8"), type, lorcParam(), eoraParam()};
     m.quantize = runFp8;
     m.configure = [](const ParamValues& p, QuantConfig& c) {
         c.fp8Format = p.text("type") == "E4M3" ? Fp8Format::E4M3 : Fp8Format::E5M2;
@@ -536,7 +548,7 @@ const MethodSpec& specFp4()
                           "levels 0, 0.5, 1, 1.5, 2, 3, 4, 6 (and negatives), times the group's scale.",
                           "comparing float and integer 4-bit grids; outliers hurt less than on an integer grid.",
                           "Wu et al., 2023, ZeroQuant-FP (arXiv:2307.09782)");
-    m.params = {bitsParam(4, 4, "4"), groupParam("32"), lorcParam()};
+    m.params = {bitsParam(4, 4, "4"), groupParam("32"), lorcParam(), eoraParam()};
     m.quantize = runFp4;
     m.label = [](const QuantConfig& c) {
         return c.method + (c.grid.groupSize > 0 ? " g" + std::to_string(c.grid.groupSize) : std::string(" row"));

@@ -242,6 +242,8 @@ std::string methodBadge(const MethodSpec& spec, const ParamValues& v)
             b += " act-order";
         if (v.contains("lorc-rank") && v.integer("lorc-rank") > 0)
             b += " +LoRC " + v.text("lorc-rank");
+        if (v.contains("eora-rank") && v.integer("eora-rank") > 0)
+            b += " +EoRA " + v.text("eora-rank");
         return b;
     }
     case StepAction::Prune:

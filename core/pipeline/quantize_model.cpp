@@ -133,8 +133,7 @@ std::vector<QuantizedLayer> quantizeGroup(const std::vector<Target>& group, Role
                 q.bits.inputScales = 16.0 * static_cast<double>(t.W.cols());
                 refreshBits(q);
             }
-            if (c.lorcRank > 0)
-                q = lorcCorrect(t.W, std::move(q), c.lorcRank, in);
+            q = lowRankCorrect(t.W, std::move(q), c, in);
             out.push_back(std::move(q));
         }
         return out;
@@ -150,8 +149,7 @@ std::vector<QuantizedLayer> quantizeGroup(const std::vector<Target>& group, Role
         o.foldable = inputRole == Role::AttnQ || inputRole == Role::MlpUp;
         for (const Target& t : group) {
             QuantizedLayer q = smoothQuantLayer(t.W, in, o, &s);
-            if (c.lorcRank > 0)
-                q = lorcCorrect(t.W, std::move(q), c.lorcRank, in);
+            q = lowRankCorrect(t.W, std::move(q), c, in);
             out.push_back(std::move(q));
         }
         return out;

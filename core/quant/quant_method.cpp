@@ -1,6 +1,7 @@
 #include "quant/quant_method.h"
 
 #include "methods/method_registry.h"
+#include "quant/eora.h"
 #include "quant/lorc.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -36,16 +37,28 @@ std::string QuantConfig::label() const
         s += " " + grid.label();
     if (lorcRank > 0)
         s += " + lorc r" + std::to_string(lorcRank);
+    if (eoraRank > 0)
+        s += " + eora r" + std::to_string(eoraRank);
     return s;
 }
 
 QuantizedLayer quantizeLayer(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
     throwIfCancelled(progress);
-    if (c.lorcRank <= 0)
+    if (c.lorcRank <= 0 && c.eoraRank <= 0)
         return runMethod(W, c, in, progress);
     SubProgress base(progress, 0.0, 0.8), svd(progress, 0.8, 1.0);
-    return lorcCorrect(W, runMethod(W, c, in, &base), c.lorcRank, in, &svd);
+    return lowRankCorrect(W, runMethod(W, c, in, &base), c, in, &svd);
+}
+
+QuantizedLayer lowRankCorrect(const MatrixRM& W, QuantizedLayer q, const QuantConfig& c, const LayerInputs& in,
+                              Progress* progress)
+{
+    if (c.eoraRank > 0)
+        return eoraCorrect(W, std::move(q), c.eoraRank, in, progress);
+    if (c.lorcRank > 0)
+        return lorcCorrect(W, std::move(q), c.lorcRank, in, progress);
+    return q;
 }
 
 std::vector<int> defaultBitSteps() { return {2, 3, 4, 5, 6, 7, 8}; }

@@ -69,6 +69,7 @@ struct QuantConfig {
     bool ggmlImportance = true;       // weight the k-quant scale search by diag(X^T X) when a Gram matrix is given
     // LoRC on top of any method
     int64_t lorcRank = 0;
+    int64_t eoraRank = 0;             // EoRA instead (quant/eora.h; needs gram)
 
     std::string label() const;        // "gptq w4 asym g32 act-order", "awq w4 asym g32", "bcq b3 row"
 };
@@ -78,6 +79,10 @@ struct QuantConfig {
 // Cancellable where the method is (GPTQ between blocks, AWQ between grid points).
 QuantizedLayer quantizeLayer(const MatrixRM& W, const QuantConfig& config, const LayerInputs& inputs = {},
                              Progress* progress = nullptr);
+
+// The config's low-rank correction of q's error (LoRC or EoRA), or q unchanged.
+QuantizedLayer lowRankCorrect(const MatrixRM& W, QuantizedLayer q, const QuantConfig& config, const LayerInputs& inputs,
+                              Progress* progress = nullptr);
 
 // Error curves for one layer and one method: x = the bits or the group size
 // (0 = per row), one point per value, bytesAfter / paramsAfter as the layer's.

@@ -105,6 +105,8 @@ QuantizeModelOptions quantizeOptionsFrom(const ParamSource& p)
         c.grid.symmetric = v.flag("sym");
     if (v.contains("lorc-rank"))
         c.lorcRank = v.integer("lorc-rank");
+    if (v.contains("eora-rank"))
+        c.eoraRank = v.integer("eora-rank");
     if (spec.configure)
         spec.configure(v, c);
     o.layers = p.valueOr("layers", "");
