@@ -19,18 +19,6 @@ using namespace ll;
 
 namespace {
 
-// Gaussian weights with a few large outliers (as LLM weights have).
-MatrixRM heavyTailed(Eigen::Index rows, Eigen::Index cols, unsigned seed)
-{
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> n(0.0f, 0.02f);
-    std::uniform_real_distribution<float> u(0.0f, 1.0f);
-    MatrixRM W(rows, cols);
-    for (Eigen::Index i = 0; i < W.size(); ++i)
-        W.data()[i] = n(rng) * (u(rng) < 0.01f ? 12.0f : 1.0f);
-    return W;
-}
-
 double lpError(const MatrixRM& a, const MatrixRM& b, double p)
 {
     double s = 0.0;
@@ -108,7 +96,7 @@ void TestHqq::zeroUpdateByHand()
 // dequantizes from its packed codes exactly.
 void TestHqq::lowersTheLpError()
 {
-    const MatrixRM W = heavyTailed(64, 256, 7);
+    const MatrixRM W = test::heavyTailed(64, 256, 7);
     for (const int bits : {3, 4}) {
         HqqOptions o;
         o.bits = bits;
@@ -138,7 +126,7 @@ void TestHqq::throughTheRegistry()
     QVERIFY(!spec->needsCalibration());
     const QuantizeModelOptions o = quantizeOptionsFrom(JsonParams({{"method", "hqq"}, {"bits", 3}, {"group", 32}}));
     QCOMPARE(o.config.label(), std::string("hqq w3 g32"));
-    const MatrixRM W = heavyTailed(16, 64, 3);
+    const MatrixRM W = test::heavyTailed(16, 64, 3);
     const QuantizedLayer l = quantizeLayer(W, o.config);
     QCOMPARE(l.bitsPerWeight, 3.0 + 32.0 / 32.0); // FP16 scale and zero per group of 32
     QCOMPARE((dequantizePacked(l.packed, 16, 64) - l.weights).cwiseAbs().maxCoeff(), 0.0f);

@@ -96,18 +96,6 @@ CompressionState applied(const std::vector<nlohmann::json>& steps)
     return s;
 }
 
-// Gaussian weights with a few large outliers (as LLM weights have).
-MatrixRM heavyTailed(Eigen::Index rows, Eigen::Index cols, unsigned seed)
-{
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> n(0.0f, 0.02f);
-    std::uniform_real_distribution<float> u(0.0f, 1.0f);
-    MatrixRM W(rows, cols);
-    for (Eigen::Index i = 0; i < W.size(); ++i)
-        W.data()[i] = n(rng) * (u(rng) < 0.01f ? 12.0f : 1.0f);
-    return W;
-}
-
 } // namespace
 
 class TestRotation : public QObject {
@@ -210,7 +198,7 @@ void TestRotation::rotatedModelComputesTheSameFunction()
 // back in the original basis, is smaller than RTN's on W itself.
 void TestRotation::rotationSpreadsWeightOutliers()
 {
-    const MatrixRM W = heavyTailed(64, 256, 11);
+    const MatrixRM W = test::heavyTailed(64, 256, 11);
     const RandomHadamard q(256, 0);
     for (const int bits : {4, 3}) {
         const QuantGrid grid{bits, false, 0};

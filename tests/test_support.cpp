@@ -14,6 +14,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <random>
 #include <sstream>
 
 namespace ll::test {
@@ -101,6 +102,17 @@ std::string readFile(const std::string& path)
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
+}
+
+MatrixRM heavyTailed(Eigen::Index rows, Eigen::Index cols, unsigned seed)
+{
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> n(0.0f, 0.02f);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    MatrixRM W(rows, cols);
+    for (Eigen::Index i = 0; i < W.size(); ++i)
+        W.data()[i] = n(rng) * (u(rng) < 0.01f ? 12.0f : 1.0f);
+    return W;
 }
 
 double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b)

@@ -2,6 +2,7 @@
 // Helpers shared by the test programs: where the shared data lives, reading
 // reference tensors, running the CLI, writing scratch files.
 #include "model/model.h"
+#include "model/tensor_data.h"
 #include "util/progress.h"
 
 #include <QString>
@@ -51,6 +52,9 @@ private:
     int left_;
     bool cancel_ = false;
 };
+
+// Gaussian weights (std 0.02) with 1 % of them 12x larger, as LLM weights have; fixed by the seed.
+MatrixRM heavyTailed(Eigen::Index rows, Eigen::Index cols, unsigned seed);
 
 // max |a - b| over two equally long arrays (inf if sizes differ).
 double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);

@@ -134,6 +134,10 @@ TaskPanel::TaskPanel(ModelDocument* document, std::shared_ptr<EngineCache> engin
     plot_->setObjectName(QStringLiteral("taskPlot"));
     plot_->setMinimumSize(220, 180);
     plot_->yAxis->setLabel(tr("accuracy ± s.e."));
+    // Before the first run: the axes the results will have (not QCustomPlot's default 0-5), no task names yet.
+    plot_->yAxis->setRange(0, 1.05);
+    plot_->xAxis->setRange(-0.7, 0.7);
+    plot_->xAxis->setTicks(false);
     // The legend in a row of its own under the bars, so it never hides one.
     plot_->legend->setVisible(true);
     plot_->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
@@ -589,6 +593,7 @@ void TaskPanel::showOutcome(const TaskOutcome& outcome)
     if (beside)
         addBars(yc, ec, 0.2, QColor(60, 120, 200), tr("current"));
     plot_->xAxis->setTicker(ticker);
+    plot_->xAxis->setTicks(true);
     plot_->xAxis->setTickLabelRotation(x.size() > 3 ? -35 : 0); // several tasks' names side by side
     plot_->xAxis->setRange(-0.7, std::max(0.7, static_cast<double>(x.size()) - 0.3));
     plot_->yAxis->setRange(0, 1.05);

@@ -1,6 +1,7 @@
 #include "quant/eora.h"
 
 #include "lowrank/svd.h"
+#include "quant/lorc.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -14,11 +15,7 @@ namespace ll {
 
 QuantizedLayer eoraCorrect(const MatrixRM& W, QuantizedLayer base, int64_t rank, const LayerInputs& in, Progress* progress)
 {
-    if (base.weights.rows() != W.rows() || base.weights.cols() != W.cols())
-        fail(ErrorCode::InvalidArgument, "", "EoRA: the quantized layer does not match the weight matrix");
-    if (rank < 0 || rank > std::min(W.rows(), W.cols()))
-        fail(ErrorCode::InvalidArgument, "", "the EoRA rank must lie in 0.." + std::to_string(std::min(W.rows(), W.cols()))
-                                                 + ", not " + std::to_string(rank));
+    checkLowRankCorrection(W, base, rank, "EoRA");
     if (rank == 0)
         return base;
     if (!in.gram || in.gram->rows() != W.cols())
@@ -37,15 +34,8 @@ QuantizedLayer eoraCorrect(const MatrixRM& W, QuantizedLayer base, int64_t rank,
     const Eigen::MatrixXd E = (W - base.weights).cast<double>();
     const MatrixRM projected = (E * Q * root.asDiagonal()).cast<float>();
     LowRankFactors f = truncatedSvd(projected, rank, progress);
-    const MatrixRM B = (f.B.cast<double>() * root.cwiseInverse().asDiagonal() * Q.transpose()).cast<float>();
-    MatrixRM What = base.weights + f.A * B;
-    base.factorA = std::move(f.A);
-    base.factorB = B;
-    base.bits.lowRank = 16.0 * static_cast<double>(rank) * static_cast<double>(W.rows() + W.cols());
-    base.method += " + eora r" + std::to_string(rank);
-    base.info["eora_rank"] = static_cast<double>(rank);
-    finishQuantizedLayer(base, W, std::move(What), in);
-    return base;
+    MatrixRM B = (f.B.cast<double>() * root.cwiseInverse().asDiagonal() * Q.transpose()).cast<float>();
+    return withLowRankCorrection(W, std::move(base), std::move(f.A), std::move(B), "eora", in);
 }
 
 } // namespace ll

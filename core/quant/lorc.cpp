@@ -8,23 +8,34 @@
 
 namespace ll {
 
-QuantizedLayer lorcCorrect(const MatrixRM& W, QuantizedLayer base, int64_t rank, const LayerInputs& in, Progress* progress)
+void checkLowRankCorrection(const MatrixRM& W, const QuantizedLayer& base, int64_t rank, const char* method)
 {
     if (base.weights.rows() != W.rows() || base.weights.cols() != W.cols())
-        fail(ErrorCode::InvalidArgument, "", "LoRC: the quantized layer does not match the weight matrix");
+        fail(ErrorCode::InvalidArgument, "", std::string(method) + ": the quantized layer does not match the weight matrix");
     if (rank < 0 || rank > std::min(W.rows(), W.cols()))
-        fail(ErrorCode::InvalidArgument, "", "the LoRC rank must lie in 0.." + std::to_string(std::min(W.rows(), W.cols()))
-                                                 + ", not " + std::to_string(rank));
+        fail(ErrorCode::InvalidArgument, "", "the " + std::string(method) + " rank must lie in 0.."
+                                                 + std::to_string(std::min(W.rows(), W.cols())) + ", not " + std::to_string(rank));
+}
+
+QuantizedLayer lorcCorrect(const MatrixRM& W, QuantizedLayer base, int64_t rank, const LayerInputs& in, Progress* progress)
+{
+    checkLowRankCorrection(W, base, rank, "LoRC");
     if (rank == 0)
         return base;
-    const MatrixRM E = W - base.weights;
-    LowRankFactors f = truncatedSvd(E, rank, progress);
-    MatrixRM What = base.weights + f.A * f.B;
-    base.factorA = std::move(f.A);
-    base.factorB = std::move(f.B);
+    LowRankFactors f = truncatedSvd(W - base.weights, rank, progress);
+    return withLowRankCorrection(W, std::move(base), std::move(f.A), std::move(f.B), "lorc", in);
+}
+
+QuantizedLayer withLowRankCorrection(const MatrixRM& W, QuantizedLayer base, MatrixRM A, MatrixRM B, const char* name,
+                                     const LayerInputs& in)
+{
+    const int64_t rank = A.cols();
+    MatrixRM What = base.weights + A * B;
+    base.factorA = std::move(A);
+    base.factorB = std::move(B);
     base.bits.lowRank = 16.0 * static_cast<double>(rank) * static_cast<double>(W.rows() + W.cols());
-    base.method += " + lorc r" + std::to_string(rank);
-    base.info["lorc_rank"] = static_cast<double>(rank);
+    base.method += std::string(" + ") + name + " r" + std::to_string(rank);
+    base.info[std::string(name) + "_rank"] = static_cast<double>(rank);
     finishQuantizedLayer(base, W, std::move(What), in);
     return base;
 }

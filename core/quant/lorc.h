@@ -13,6 +13,15 @@ namespace ll {
 
 class Progress;
 
+// What LoRC and EoRA both require: `base` has W's shape and 0 <= rank <=
+// min(out, in); InvalidArgument naming `method` otherwise.
+void checkLowRankCorrection(const MatrixRM& W, const QuantizedLayer& base, int64_t rank, const char* method);
+
+// base with W^ + A B (A (out, r), B (r, in)) as its weights: the factors kept,
+// counted at 16 bits, "+ <name> r<r>" in its label, its error recomputed.
+QuantizedLayer withLowRankCorrection(const MatrixRM& W, QuantizedLayer base, MatrixRM A, MatrixRM B, const char* name,
+                                     const LayerInputs& inputs);
+
 // `base` is any method's result for W; returns it with the correction added,
 // the factors in factorA / factorB and the error report recomputed.
 // rank 0 returns base unchanged. Throws InvalidArgument for a rank above min(out, in).

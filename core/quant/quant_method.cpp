@@ -34,11 +34,12 @@ std::string QuantConfig::label() const
     if (spec && spec->label)
         s = spec->label(*this);
     else if (spec && spec->takes("bits"))
-        s += " " + grid.label();
+        s.append(" ").append(grid.label());
+    // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string.
     if (lorcRank > 0)
-        s += " + lorc r" + std::to_string(lorcRank);
+        s.append(" + lorc r").append(std::to_string(lorcRank));
     if (eoraRank > 0)
-        s += " + eora r" + std::to_string(eoraRank);
+        s.append(" + eora r").append(std::to_string(eoraRank));
     return s;
 }
 
