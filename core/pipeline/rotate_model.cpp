@@ -102,9 +102,11 @@ void checkRotatable(const Model& model)
     }
 }
 
-MatrixRM rotatedTensor(const Model& model, const LogicalTensor& t, const ModelRotations& q)
+namespace {
+
+// W (t's values as read) rotated as rotateModel leaves it.
+MatrixRM rotateValues(const Model& model, const LogicalTensor& t, MatrixRM W, const ModelRotations& q)
 {
-    MatrixRM W = readMatrix(model, t);
     const int64_t hidden = model.config.hidden;
     if (t.role == Role::AttnNorm || t.role == Role::MlpNorm || t.role == Role::FinalNorm) {
         W.setOnes();
@@ -148,6 +150,13 @@ MatrixRM rotatedTensor(const Model& model, const LogicalTensor& t, const ModelRo
     return W;
 }
 
+} // namespace
+
+MatrixRM rotatedTensor(const Model& model, const LogicalTensor& t, const ModelRotations& q)
+{
+    return rotateValues(model, t, readMatrix(model, t), q);
+}
+
 ModelRotationResult rotateModel(const Model& source, const RotationOptions& options, Progress* progress)
 {
     const auto t0 = std::chrono::steady_clock::now();
@@ -171,8 +180,8 @@ ModelRotationResult rotateModel(const Model& source, const RotationOptions& opti
     for (size_t i = 0; i < todo.size(); ++i) {
         throwIfCancelled(progress);
         const LogicalTensor& t = *todo[i];
-        const MatrixRM before = readMatrix(source, t);
-        MatrixRM after = rotatedTensor(source, t, r.rotations);
+        const MatrixRM before = readMatrix(source, t); // decoded once: the kurtosis and the rotation read it
+        MatrixRM after = rotateValues(source, t, before, r.rotations);
         RotatedTensor rec{t.logicalName, 0.0, 0.0};
         if (!t.isBias && before.rows() > 1) {
             rec.kurtosisBefore = kurtosisOf(before);

@@ -132,9 +132,9 @@ StepOutcome factorizeStep(const CompressionState& state, const RecipeStep& step,
 StepOutcome rotateStep(const CompressionState& state, const RecipeStep& step, const JsonParams& p, Progress* progress)
 {
     const RotationOptions o = rotationOptionsFrom(p);
-    for (const RecipeStep& before : state.steps)
+    if (!state.steps.empty())
         fail(ErrorCode::InvalidArgument, "",
-             "rotate before every other step (after " + before.badge()
+             "rotate before every other step (after " + state.steps.front().badge()
                  + ", rotating would undo its compressed weights, or rotate twice)");
     ModelRotationResult r = rotateModel(*state.model, o, progress);
     StepOutcome out{state, r.toJson(o), {}};
