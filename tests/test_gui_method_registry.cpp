@@ -152,9 +152,9 @@ void TestGuiMethodRegistry::formsOfferExactlyTheSchema()
         if (m->action == StepAction::Factorize)
             QVERIFY(step.params.contains("rank-ratio"));
         step.validate();
-        if (m->action == StepAction::Rotate) {
-            QVERIFY(step.layers.empty()); // the whole model: no target pattern
-            continue; // a rotation is not a per-layer choice: Sensitivity does not offer it
+        if (m->action == StepAction::Rotate || m->action == StepAction::KvCache) {
+            QVERIFY(step.layers.empty()); // the whole model (every block's cache): no target pattern
+            continue; // not a per-layer choice: Sensitivity does not offer it
         }
 
         sensitivity.setMethod(QString::fromStdString(m->id), 3, 32, 0.5);

@@ -43,7 +43,6 @@ DType typeNamed(const std::string& name)
 }
 
 std::string storiesGguf() { return test::sharedPath("models/stories260K-gguf/stories260K-f32.gguf"); }
-std::string tinyGguf() { return test::sharedPath("models/gguf-quants/tiny-llama256-F16.gguf"); }
 
 ImatrixOptions optionsOf(const nlohmann::json& j)
 {

@@ -129,7 +129,7 @@ private slots:
         expectMalformed("steps: []\n", true, "layerlab_recipe");
         expectMalformed("layerlab_recipe: 2\nsteps: []\n", true, "version 2");
         expectMalformed("layerlab_recipe: 1\nsteps: [{method: rtn, bits: 4}]\n", true, "step 1 has no 'action'");
-        expectMalformed("layerlab_recipe: 1\nsteps: [{action: squash}]\n", true, "quantize, prune, factorize or rotate");
+        expectMalformed("layerlab_recipe: 1\nsteps: [{action: squash}]\n", true, "quantize, prune, factorize, rotate or kv-cache");
         expectMalformed("layerlab_recipe: 1\nsteps: [{action: quantize, method: rtn, bitz: 4}]\n", true, "no parameter 'bitz'");
         expectMalformed("layerlab_recipe: 1\nsteps:\n - {action: quantize, method: rtn, bits: 4}\n - {action: quantize, method: rtn, bits: 12}\n",
                         true, "step 2");

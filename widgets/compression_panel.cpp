@@ -63,6 +63,7 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     actionBox_->addItem(tr("Prune"), static_cast<int>(StepAction::Prune));
     actionBox_->addItem(tr("Low rank"), static_cast<int>(StepAction::Factorize));
     actionBox_->addItem(tr("Rotate"), static_cast<int>(StepAction::Rotate));
+    actionBox_->addItem(tr("KV cache"), static_cast<int>(StepAction::KvCache));
     methodBox_ = new QComboBox(this);
 
     methodForm_ = new MethodForm(this);
@@ -327,7 +328,7 @@ void CompressionPanel::updateStructure()
     patternEdit_->setEnabled(!structured);
     // A rotation changes no layer's function: it has no output error to measure.
     outputErrorBox_->setVisible(methodForm_->method() && !currentStep().usesCalibration()
-                                && currentStep().action != StepAction::Rotate);
+                                && currentStep().action != StepAction::Rotate && currentStep().action != StepAction::KvCache);
     updateTargetLabel();
 }
 
@@ -349,6 +350,12 @@ void CompressionPanel::updateTargetLabel()
     if (static_cast<StepAction>(actionBox_->currentData().toInt()) == StepAction::Rotate) {
         targetLabel_->setText(tr("A rotation changes every weight of the model: the norms fold into the linears, "
                                  "the residual stream and the value heads are rotated. Apply it first."));
+        applyButton_->setEnabled(document_->model() && !applying_);
+        return;
+    }
+    if (static_cast<StepAction>(actionBox_->currentData().toInt()) == StepAction::KvCache) {
+        targetLabel_->setText(tr("Every block's key/value cache, at run time: evaluation and generation read it "
+                                 "quantized; the weights do not change. The preview shows the selected layer's block."));
         applyButton_->setEnabled(document_->model() && !applying_);
         return;
     }
@@ -415,7 +422,7 @@ std::vector<std::string> CompressionPanel::targetNames() const
 
 bool CompressionPanel::wholeModel(const RecipeStep& step)
 {
-    return step.action == StepAction::Rotate || step.params.contains("structured");
+    return step.action == StepAction::Rotate || step.action == StepAction::KvCache || step.params.contains("structured");
 }
 
 std::string CompressionPanel::targetPattern() const
@@ -803,6 +810,7 @@ void CompressionPanel::showPreview(const PreviewResult& r)
     curve_->clearCurves();
     if (!r.curve.empty()) {
         curve_->setXLabel(QString::fromStdString(r.curveLabel));
+        curve_->setSeriesNames(QString::fromStdString(r.curveSeries.first), QString::fromStdString(r.curveSeries.second));
         curve_->addCurve(QString(), r.curve);
         if (r.curveCurrent)
             curve_->setCurrent(*r.curveCurrent);
@@ -812,7 +820,7 @@ void CompressionPanel::showPreview(const PreviewResult& r)
                                                             QString::fromStdString(r.tensor).toHtmlEscaped());
     if (r.record.bitsPerWeight)
         parts << tr("%1 bits/weight").arg(*r.record.bitsPerWeight, 0, 'f', 3);
-    if (r.record.weightError)
+    if (r.record.weightError && r.action != StepAction::KvCache) // the KV preview's note gives its errors
         parts << tr("weight error %1").arg(*r.record.weightError, 0, 'f', 4);
     if (r.record.outputError)
         parts << tr("output error %1").arg(*r.record.outputError, 0, 'f', 4);

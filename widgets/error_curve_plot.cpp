@@ -112,6 +112,12 @@ void ErrorCurvePlot::setLogY(bool on)
     rescale();
 }
 
+void ErrorCurvePlot::setSeriesNames(const QString& first, const QString& second)
+{
+    firstSeries_ = first == QLatin1String("weight error") ? QString() : first;
+    secondSeries_ = second == QLatin1String("output error") ? QString() : second;
+}
+
 int ErrorCurvePlot::addCurve(const QString& name, const std::vector<ErrorCurvePoint>& points)
 {
     Curve c;
@@ -122,13 +128,13 @@ int ErrorCurvePlot::addCurve(const QString& name, const std::vector<ErrorCurvePo
     const QString prefix = name.isEmpty() ? QString() : name + QStringLiteral(" ");
 
     c.weight = new QCPGraph(xAxis, yAxis);
-    c.weight->setName(prefix + tr("weight error"));
+    c.weight->setName(prefix + (firstSeries_.isEmpty() ? tr("weight error") : firstSeries_));
     c.weight->setPen(QPen(color, 1.8));
     c.weight->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, color, 6));
     const bool hasOutput = std::any_of(c.points.begin(), c.points.end(), [](const auto& p) { return p.outputError.has_value(); });
     if (hasOutput) {
         c.output = new QCPGraph(xAxis, yAxis);
-        c.output->setName(prefix + tr("output error"));
+        c.output->setName(prefix + (secondSeries_.isEmpty() ? tr("output error") : secondSeries_));
         c.output->setPen(QPen(color, 1.8, Qt::DashLine));
         c.output->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssSquare, QPen(color, 1.5), Qt::white, 6));
     }

@@ -27,6 +27,8 @@ public:
     // Adds a method's curve (points in any x order) and returns its index.
     // An empty name gives the legend entries "weight error" / "output error".
     int addCurve(const QString& name, const std::vector<ErrorCurvePoint>& points);
+    // What the two series of the curves added next are called (the KV preview: "key error", "value error").
+    void setSeriesNames(const QString& first, const QString& second);
     void clearCurves();
     int curveCount() const { return static_cast<int>(curves_.size()); }
 
@@ -57,6 +59,7 @@ private:
         QCPGraph* weightMark = nullptr;
         QCPGraph* outputMark = nullptr;
     };
+    QString firstSeries_, secondSeries_; // empty: "weight error", "output error"
     void rescale();
     void rebuildCurrent();
     void setScale(QCPAxis* axis, bool log);

@@ -127,6 +127,7 @@ struct ExportDialog::Plan {
     std::optional<Recipe> recipe;
     std::function<void(Output, const Progress&)> hook;
     bool w8a8 = false;       // activations quantized at run time: not part of any file
+    QString kvCache;         // the KV cache's run-time quantization (empty: none), likewise
 };
 
 // Filled by the worker; read on the GUI thread once the job's thread is done.
@@ -620,7 +621,9 @@ bool ExportDialog::startExport()
     if (!r.steps.empty())
         plan.recipe = r; // also recorded in the report
     plan.hook = beforeOutput_;
-    plan.w8a8 = !document_->state().activations.empty();
+    plan.w8a8 = document_->state().activations.quantizesInputs();
+    if (document_->state().activations.kv.active())
+        plan.kvCache = QString::fromStdString(document_->state().activations.kv.label());
     // Before anything is written: will it fit?
     const JobCheck check = checkJob(estimateExport(*model));
     if (!check.ok)
@@ -640,6 +643,10 @@ bool ExportDialog::startExport()
         if (plan.w8a8)
             out.notes << ExportDialog::tr("The model quantizes activations at run time (W8A8, SmoothQuant or "
                                           "LLM.int8); the exported files hold the weights only.");
+        if (!plan.kvCache.isEmpty())
+            out.notes << ExportDialog::tr("The model quantizes its KV cache at run time (%1); the exported files hold "
+                                          "the weights only (llama.cpp sets its own with --cache-type-k / "
+                                          "--cache-type-v).").arg(plan.kvCache);
         double total = 0.0, base = 0.0;
         for (int i = 0; i < kOutputs; ++i)
             total += plan.on[i] ? kWeight[i] : 0.0;

@@ -19,7 +19,9 @@ PreviewPlan planPreview(const CompressionState& state, const RecipeStep& step, c
     const LogicalTensor* t = model.findLogical(tensor);
     const bool calibrated = step.usesCalibration();
     const bool outputError = JsonParams(step.params).flag("output-error");
-    plan.calibrationPass = t && (calibrated || outputError) && !model.config.synthetic;
+    // The KV preview runs the calibration text's first positions through the model.
+    const bool kvCache = step.action == StepAction::KvCache;
+    plan.calibrationPass = t && (calibrated || outputError || kvCache) && !model.config.synthetic;
     plan.fullWindows = estimatedCalibrationWindows(calibration);
     const int threads = computeThreadCount();
     if (!t)

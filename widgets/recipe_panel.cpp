@@ -127,6 +127,8 @@ QString RecipePanel::targetSummary(const CompressionState& st, const RecipeStep&
         return tr("every block");
     if (s.action == StepAction::Rotate)
         return tr("the whole model");
+    if (s.action == StepAction::KvCache)
+        return tr("every block's KV cache");
     if (st.source) {
         try {
             for (const LogicalTensor* t : selectTargets(*st.source, s.layers))

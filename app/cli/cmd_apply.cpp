@@ -76,8 +76,15 @@ int cmdApply(const std::vector<std::string>& argv)
     for (size_t i = 0; i < recipe.steps.size(); ++i)
         std::printf("  %zu. %-9s %-28s %s\n", i + 1, std::string(actionName(recipe.steps[i].action)).c_str(),
                     recipe.steps[i].badge().c_str(), recipe.steps[i].action == StepAction::Rotate ? "(the whole model)"
+                    : recipe.steps[i].action == StepAction::KvCache ? "(every block's KV cache)"
                     : recipe.steps[i].layers.empty()                ? "(every block linear)"
                                                                     : recipe.steps[i].layers.c_str());
+    if (const KvCacheQuantization& kv = state.activations.kv; kv.active()) {
+        constexpr int64_t kAt = 4096;
+        const double bytes = kvCacheBytes(state.model->config, kv, kAt), f16 = kvCacheBytes(state.model->config, {}, kAt);
+        std::printf("  KV cache (%s) at %lld positions: %.2f MiB, F16 %.2f MiB (%.2fx smaller)\n", kv.label().c_str(),
+                    static_cast<long long>(kAt), bytes / 1048576.0, f16 / 1048576.0, f16 / bytes);
+    }
     compress::printEvaluationAndExport(a, ppl, ctx, exported);
     return 0;
 }

@@ -140,8 +140,12 @@ int cmdExport(const std::vector<std::string>& args)
             std::printf("applied %zu step(s) of %s: %.4f bits per weight over the block linears, %lld parameters\n",
                         recipeIn->steps.size(), a.value("recipe")->c_str(), state->linearBitsPerWeight(),
                         static_cast<long long>(model->parameterCount()));
-        if (!state->activations.empty() && !a.flag("json"))
+        if (state->activations.quantizesInputs() && !a.flag("json"))
             std::printf("  note: the recipe quantizes activations at run time (W8A8); the files hold the weights only\n");
+        if (state->activations.kv.active() && !a.flag("json"))
+            std::printf("  note: the recipe quantizes the KV cache at run time (%s); the files hold the weights only "
+                        "(llama.cpp sets its own with --cache-type-k / --cache-type-v)\n",
+                        state->activations.kv.label().c_str());
     }
     ExportResult result;
     if (gguf) {

@@ -18,7 +18,7 @@ int cmdMethods(const std::vector<std::string>& argv)
         std::fputs(methodMarkdownTable().c_str(), stdout);
         return 0;
     }
-    for (const StepAction action : {StepAction::Quantize, StepAction::Prune, StepAction::Factorize, StepAction::Rotate})
+    for (const StepAction action : {StepAction::Quantize, StepAction::Prune, StepAction::Factorize, StepAction::Rotate, StepAction::KvCache})
         std::printf("%s %s", std::string(actionName(action)).c_str(), methodHelp(action).c_str());
     return 0;
 }

@@ -302,7 +302,7 @@ int main(int argc, char** argv)
     if (parser.isSet(methodOption)) {
         const QStringList parts = parser.value(methodOption).split(QLatin1Char(':'));
         const ll::MethodSpec* spec = nullptr;
-        for (const ll::StepAction a : {ll::StepAction::Quantize, ll::StepAction::Prune, ll::StepAction::Factorize, ll::StepAction::Rotate})
+        for (const ll::StepAction a : {ll::StepAction::Quantize, ll::StepAction::Prune, ll::StepAction::Factorize, ll::StepAction::Rotate, ll::StepAction::KvCache})
             if (parts.size() == 2 && parts[0].toStdString() == ll::actionName(a))
                 spec = ll::findMethodSpec(a, parts[1].toStdString());
         if (!spec) {

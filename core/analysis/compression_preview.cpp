@@ -1,5 +1,7 @@
 #include "analysis/compression_preview.h"
 
+#include "analysis/kv_preview.h"
+
 #include "calib/calibration.h"
 #include "engine/transformer.h"
 #include "lowrank/lowrank_layer.h"
@@ -119,7 +121,8 @@ void fillCurve(PreviewResult& r, const RecipeStep& step, const MatrixRM& W, cons
         r.curveCurrent = static_cast<double>(r.rank);
         return;
     }
-    case StepAction::Rotate: return;
+    case StepAction::Rotate:
+    case StepAction::KvCache: return;
     }
 }
 
@@ -132,6 +135,11 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
     const LogicalTensor* t = state.model->findLogical(tensor);
     if (!t || !isLinear(t->role) || t->isBias || t->block < 0)
         fail(ErrorCode::InvalidArgument, "", tensor + " is not a linear weight inside a block: select a q, k, v, o, gate, up or down weight to preview");
+    if (step.action == StepAction::KvCache) {
+        PreviewResult r = previewKvCache(state, step, *t, calibration, progress);
+        r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        return r;
+    }
     PreviewResult r;
     r.tensor = tensor;
     const MatrixRM W = readMatrix(*state.model, *t);

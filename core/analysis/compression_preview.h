@@ -12,6 +12,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ll {
@@ -28,6 +29,8 @@ struct PreviewResult {
     // The error curve (weight error and, with calibration, output error).
     std::vector<ErrorCurvePoint> curve;
     std::string curveLabel;                   // "bits", "sparsity", "rank"
+    // The curve's two series (ErrorCurvePoint's weightError, outputError).
+    std::pair<std::string, std::string> curveSeries{"weight error", "output error"};
     std::optional<double> curveCurrent;       // the chosen x
     // Low rank: singular values of W, descending, and the rank chosen.
     std::vector<double> singularValues;

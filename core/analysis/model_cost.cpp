@@ -211,6 +211,8 @@ LayerWork layerWork(const RecipeStep& step, double out, double in)
         w.flops = 2.0 * weights * std::log2(std::max(2.0, in));
         w.workBytes = kFloat * weights; // the transposed copy of o and down
         return w;
+    case StepAction::KvCache:
+        return w; // no weights change
     }
     return w;
 }

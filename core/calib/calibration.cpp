@@ -136,7 +136,8 @@ void InputStats::releaseGram()
 
 uint64_t InputStats::bytes() const
 {
-    return static_cast<uint64_t>(gramLower.size()) * 8 + static_cast<uint64_t>(features()) * 20;
+    return static_cast<uint64_t>(gramLower.size()) * 8 + static_cast<uint64_t>(features()) * 20
+           + static_cast<uint64_t>(asymmetry.size()) * 4;
 }
 
 uint64_t blockStatsBytes(const Transformer& model, int block, bool gram)
@@ -288,6 +289,52 @@ int64_t windowsPerBatch(const CalibrationOptions& o, int64_t count)
 
 } // namespace
 
+namespace {
+
+// GPTAQ's cross term, one window at a time (a window runs as one group, so the
+// engine reports its inputs in order on this thread): the full-precision
+// stream's run records each input, the current stream's run adds
+// (x̃ − x)ᵀ x for the same rows and passes x on to the statistics collector.
+class AsymmetryObserver : public LinearInputObserver {
+public:
+    explicit AsymmetryObserver(LinearInputObserver* collector) : collector_(collector) {}
+    bool recording = true; // the full-precision run; false: the current model's
+    void linearInput(int block, Role role, const ConstMatrixRef& x) override
+    {
+        const size_t i = slot(role);
+        if (recording) {
+            fp_[i] = x;
+            return;
+        }
+        collector_->linearInput(block, role, x);
+        if (fp_[i].rows() != x.rows() || fp_[i].cols() != x.cols())
+            fail(ErrorCode::InvalidArgument, "", "GPTAQ: the full-precision and current inputs of block "
+                                                     + std::to_string(block) + " do not match");
+        Eigen::MatrixXf& acc = sums_[i];
+        if (acc.size() == 0)
+            acc = Eigen::MatrixXf::Zero(x.cols(), x.cols());
+        fp_[i] -= x;
+        acc.noalias() += fp_[i].transpose() * x;
+    }
+    // Moves the sums into the statistics of the same inputs.
+    void moveInto(std::vector<InputStats>& stats)
+    {
+        for (InputStats& s : stats)
+            s.asymmetry = std::move(sums_[slot(s.role)]);
+    }
+
+private:
+    static size_t slot(Role r)
+    {
+        return r == Role::AttnQ ? 0 : r == Role::AttnO ? 1 : r == Role::MlpUp ? 2 : 3;
+    }
+    LinearInputObserver* collector_;
+    MatrixRM fp_[4];
+    Eigen::MatrixXf sums_[4];
+};
+
+} // namespace
+
 void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std::span<const int> blocks,
                        const BlockStatsOptions& options,
                        const std::function<void(int, std::vector<InputStats>&, Progress*)>& onBlock, Progress* progress)
@@ -305,6 +352,7 @@ void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std
     const int64_t perBatch = windowsPerBatch(options.calibration, count);
     const int64_t rows = count * ctx, width = model.config().hidden;
     const bool sequential = options.mode == CalibrationMode::Sequential;
+    const bool asymmetric = sequential && options.asymmetric;
 
     // Progress: each block run over the windows is a unit (a sequential block
     // runs twice: for its statistics, then compressed for the next block),
@@ -341,6 +389,12 @@ void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std
             X.middleRows(r0, n) = model.embedWindows(windows.subspan(static_cast<size_t>(r0), static_cast<size_t>(n)), ctx);
         }, "embedding");
     });
+    // GPTAQ: the same windows through the blocks before onBlock changed them.
+    SpillBuffer fpBuffer(asymmetric ? static_cast<size_t>(rows * width) * sizeof(float) : 0,
+                         options.activationBudgetBytes, "full-precision calibration activations");
+    Eigen::Map<MatrixRM> Xfp(asymmetric ? fpBuffer.data() : nullptr, asymmetric ? rows : 0, width);
+    if (asymmetric)
+        Xfp = X;
     int next = 0;
     const auto advance = [&](int block, LinearInputObserver* observer) {
         timed(observer ? times.statistics : times.forward, [&] {
@@ -349,12 +403,34 @@ void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std
         });
         next = block + 1;
     };
+    // Blocks nobody compresses are the same in both streams.
+    const auto advanceBoth = [&](int block) {
+        advance(block, nullptr);
+        if (asymmetric)
+            forBatches([&](int64_t r0, int64_t n) { model.runBlocks(Xfp.middleRows(r0, n), ctx, block, block, nullptr); },
+                       "full-precision block " + std::to_string(block + 1));
+    };
     MatrixRM copy; // sequential: a batch run for its statistics only
     for (const int block : blocks) {
         while (next < block)
-            advance(next, nullptr);
+            advanceBoth(next);
         InputStatsCollector collector(block, block, ctx, options.gram, model.layers(), progress);
-        if (sequential)
+        AsymmetryObserver asymmetry(&collector);
+        if (asymmetric)
+            timed(times.statistics, [&] {
+                // Window by window: the full-precision stream moves on through the block as it
+                // still is, then the current stream's copy runs it with the statistics.
+                forBatches([&](int64_t r0, int64_t n) {
+                    for (int64_t w = r0; w < r0 + n; w += ctx) {
+                        asymmetry.recording = true;
+                        model.runBlocks(Xfp.middleRows(w, ctx), ctx, block, block, &asymmetry);
+                        asymmetry.recording = false;
+                        copy = X.middleRows(w, ctx);
+                        model.runBlocks(copy, ctx, block, block, &asymmetry);
+                    }
+                }, "statistics of block " + std::to_string(block + 1));
+            });
+        else if (sequential)
             timed(times.statistics, [&] {
                 forBatches([&](int64_t r0, int64_t n) {
                     copy = X.middleRows(r0, n);
@@ -364,6 +440,8 @@ void forEachBlockStats(Transformer& model, std::span<const int32_t> windows, std
         else
             advance(block, &collector); // one-shot: the outputs of the unchanged block are the next input
         std::vector<InputStats> stats = collector.take();
+        if (asymmetric)
+            asymmetry.moveInto(stats);
         copy = MatrixRM(); // the last statistics batch, not kept while the method runs
         {
             SubProgress sub(progress, done / total, (done + 1.0) / total);

@@ -78,6 +78,9 @@ struct InputStats {
     Eigen::VectorXd sumAbs;       // (in,) sum over tokens of |x_j|
     Eigen::VectorXd sumSquares;   // (in,) sum over tokens of x_j^2
     Eigen::VectorXf maxAbs;       // (in,) max over tokens of |x_j|
+    // GPTAQ's Σ_t (x̃_t − x_t)ᵀ x_t (in, in): x̃ the full-precision model's input,
+    // x this one's (BlockStatsOptions::asymmetric); empty otherwise.
+    Eigen::MatrixXf asymmetry;
 
     int64_t features() const { return sumAbs.size(); }
     Eigen::VectorXf meanAbs() const;   // sumAbs / tokens (ASVD)
@@ -145,6 +148,11 @@ struct BlockStatsOptions {
     // memory up to this size, else in a temporary file (util/spill_buffer.h).
     uint64_t activationBudgetBytes = uint64_t{2} << 30;
     BlockStatsTimes* times = nullptr; // filled in when given
+    // Sequential only: also run the windows through the blocks as they were
+    // before onBlock replaced them (a second stream of hidden states) and give
+    // each input's InputStats::asymmetry (GPTAQ). Costs one more block run per
+    // block, the second stream's memory and an (in, in) matrix per input.
+    bool asymmetric = false;
 };
 
 // For each block of `blocks` (ascending, unique), in order: gathers the

@@ -28,6 +28,8 @@ public:
     void truncate(int64_t positions);
 
     int64_t length() const { return cache_.length; }
+    // Keys and values cached so far (full precision, after rotary), per layer.
+    const KvCache& cache() const { return cache_; }
     void clear() { cache_.length = 0; }
 
 private:

@@ -403,6 +403,36 @@ void Transformer::embed(std::span<const int32_t> ids, std::span<const int64_t> p
     }
 }
 
+void Transformer::setKvQuantization(const KvCacheQuantization& q)
+{
+    if (q.active())
+        q.validate(config_.headDim, source_);
+    kvQuant_ = q;
+}
+
+// Every key and value the queries of this pass read, quantized as the cache
+// would hold them (each (segment, kv head) on its own rows and columns).
+void Transformer::quantizeKeysAndValues(const MatrixRM& keys, const MatrixRM& values, std::span<const Segment> segments,
+                                        bool cached, Scratch& scratch) const
+{
+    const int64_t hd = config_.headDim, kvHeads = config_.kvHeads;
+    scratch.kq.resize(keys.rows(), keys.cols());
+    scratch.vq.resize(values.rows(), values.cols());
+    const int64_t tasks = static_cast<int64_t>(segments.size()) * kvHeads;
+    parallelFor(tasks, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+            const Segment& s = segments[static_cast<size_t>(t / kvHeads)];
+            const int64_t head = t % kvHeads;
+            const int64_t row0 = cached ? 0 : s.row0, n = s.pos0 + s.rows;
+            const int64_t offset = row0 * keys.cols() + head * hd;
+            quantizeCachedKeys(kvQuant_, {keys.data() + offset, keys.cols()}, n, hd, scratch.kq.data() + offset,
+                               keys.cols());
+            quantizeCachedValues(kvQuant_, {values.data() + offset, values.cols()}, n, hd, scratch.vq.data() + offset,
+                                 values.cols());
+        }
+    });
+}
+
 void Transformer::attention(int layer, const ConstMatrixRef& h, std::span<const int64_t> positions,
                             std::span<const Segment> segments, KvCache* cache, const RotaryTable* rotary,
                             LinearInputObserver* observer, Scratch& scratch, MatrixRef out) const
@@ -449,6 +479,9 @@ void Transformer::attention(int layer, const ConstMatrixRef& h, std::span<const 
     att.resize(n, heads * hd);
     const int64_t group = heads / kvHeads;
     const int64_t tasks = static_cast<int64_t>(segments.size()) * heads;
+    const bool quantizedKv = kvQuant_.active();
+    if (quantizedKv)
+        quantizeKeysAndValues(*keys, *values, segments, cache != nullptr, scratch);
     // Decoding one token is too little work per head to share out.
     const bool worthThreads = tasks > 1 && n * (n + (cache ? cache->length : 0)) * config_.headDim * heads >= (int64_t{1} << 20);
     const int threads = worthThreads && !inParallelRegion()
@@ -459,6 +492,14 @@ void Transformer::attention(int layer, const ConstMatrixRef& h, std::span<const 
         const int64_t head = t % heads, kvHead = head / group;
         // Without a cache a window's keys are its own rows; with one they start at row 0.
         const int64_t keyRow0 = cache ? 0 : s.row0;
+        if (quantizedKv) {
+            const auto at = [&](const MatrixRM& m) { return HeadView{m.data() + keyRow0 * m.cols() + kvHead * hd, m.cols()}; };
+            attendOneHeadQuantizedKv(kvQuant_, {q.data() + s.row0 * q.cols() + head * hd, q.cols()}, at(*keys),
+                                     at(scratch.kq), at(*values), at(scratch.vq),
+                                     att.data() + s.row0 * att.cols() + head * hd, att.cols(), s.rows, s.pos0, hd,
+                                     scale, arch_.slidingWindow);
+            continue;
+        }
         attendOneHead({q.data() + s.row0 * q.cols() + head * hd, q.cols()},
                       {keys->data() + keyRow0 * keys->cols() + kvHead * hd, keys->cols()},
                       {values->data() + keyRow0 * values->cols() + kvHead * hd, values->cols()},

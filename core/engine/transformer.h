@@ -8,6 +8,7 @@
 // threads at once; replacing weights is not (do it between evaluations).
 #include "engine/architecture.h"
 #include "engine/kernels.h"
+#include "engine/kv_quant.h"
 #include "engine/weights.h"
 #include "kernels/hadamard.h"
 #include "model/model.h"
@@ -114,6 +115,12 @@ public:
     // linear. Like setLinearWeight: between evaluations, not during one.
     void setLinearInputTransform(LinearInputTransform f) { inputTransform_ = std::move(f); }
     const LinearInputTransform& linearInputTransform() const { return inputTransform_; }
+    // Simulates a quantized KV cache in every attention (engine/kv_quant.h), with
+    // or without a Session's cache; an inactive one turns it off. Between
+    // evaluations, like setLinearWeight. Throws InvalidArgument for settings that
+    // do not fit the heads.
+    void setKvQuantization(const KvCacheQuantization& q);
+    const KvCacheQuantization& kvQuantization() const { return kvQuant_; }
     // Divides the output of the norm before the linears reading `inputRole`
     // (AttnQ: attention's norm, MlpUp: the MLP's) by s per channel (folding a
     // smoothing scale into it). False, unchanged, where no norm feeds that input alone
@@ -133,6 +140,7 @@ private:
         MatrixRM q, k, v, att, up, gate;
         MatrixRM in; // a transformed copy of a linear input (setLinearInputTransform)
         MatrixRM h, branch; // the normed input and a branch's output
+        MatrixRM kq, vq;    // quantized copies of the keys and values read (setKvQuantization)
     };
     // Where the rows of a forward pass sit: positions, windows, rotary angles.
     struct Layout {
@@ -153,6 +161,8 @@ private:
     void attention(int layer, const ConstMatrixRef& h, std::span<const int64_t> positions,
                    std::span<const Segment> segments, KvCache* cache, const RotaryTable* rotary,
                    LinearInputObserver* observer, Scratch& s, MatrixRef out) const;
+    void quantizeKeysAndValues(const MatrixRM& keys, const MatrixRM& values, std::span<const Segment> segments,
+                               bool cached, Scratch& scratch) const;
     void mlp(int layer, const ConstMatrixRef& h, LinearInputObserver* observer, Scratch& s, MatrixRef out) const;
     LinearWeights& linearSlot(int block, Role role);
     void untieIfHead(const LinearWeights& lw);
@@ -164,6 +174,7 @@ private:
     Architecture arch_;
     TransformerWeights w_;
     LinearInputTransform inputTransform_;
+    KvCacheQuantization kvQuant_;
     std::shared_ptr<const RandomHadamard> downRotation_; // config_.onlineDownRotation
 };
 

@@ -216,6 +216,45 @@ const MethodSpec& specGptq()
     return spec;
 }
 
+// GPTAQ: GPTQ's sweep against the full-precision model's outputs. Without the
+// asymmetry term (one-shot statistics: both streams are the same) it is GPTQ.
+QuantizedLayer runGptaq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
+{
+    GptqOptions o = gptqOptions(c);
+    o.asymmetry = in.asymmetry;
+    o.alpha = c.params.contains("alpha") ? c.params.real("alpha") : 0.25;
+    QuantizedLayer out = gptqLayer(W, in, o, progress);
+    out.method = "gptaq" + out.method.substr(4); // "gptq w4 ..." -> "gptaq w4 ..."
+    return out;
+}
+
+const MethodSpec& specGptaq()
+{
+    static const MethodSpec spec = [] {
+    MethodSpec m;
+    m.id = "gptaq";
+    m.name = "GPTAQ (asymmetric GPTQ)";
+    m.teaching = teaching(
+        "GPTQ whose target is the full-precision model's output, not the output of this layer's own (already "
+        "perturbed) inputs: the error the quantized earlier layers left in the inputs is compensated too. The "
+        "calibration text runs through the model twice, once as it was.",
+        "minimise ‖W&#770; X − W X&#771;‖², X&#771; the full-precision model's inputs: after rounding column j, the rest "
+        "moves by −err · U[j, :] (GPTQ) plus w<sub>j</sub> · P[j, :], P = α · triu(ΔXᵀX Uᵀ) U, H⁻¹ = UᵀU.",
+        "you quantize to 2–3 bits, where the errors of earlier layers pile up; at 4 bits it is close to GPTQ. "
+        "α (0.25) damps the correction.",
+        "Li et al., 2025, GPTAQ / GPTQv2 (arXiv:2504.02692)");
+    m.params = gptqParams();
+    m.params.insert(m.params.begin() + 3, realParam("alpha", "α", "share of the asymmetry correction applied", 0, 1, "0.25", true));
+    m.needs = kNeedsGram | kNeedsAsymmetry;
+    m.sequentialByDefault = true;
+    m.quantize = runGptaq;
+    m.configure = configureGptq;
+    m.label = gptqLabel;
+    return m;
+    }();
+    return spec;
+}
+
 QuantizedLayer runAwq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
     return awqQuantize(W, in, awqOptions(c), nullptr, progress);
@@ -653,7 +692,7 @@ const MethodSpec& specGgml()
 
 std::vector<const MethodSpec*> builtinQuantMethods()
 {
-    return {&specRtn(), &specGptq(), &specAwq(), &specSmoothQuant(), &specInt8(), &specOwq(), &specSpqr(), &specBcq(), &specNf4(), &specFp8(), &specFp4(), &specGgml()};
+    return {&specRtn(), &specGptq(), &specGptaq(), &specAwq(), &specSmoothQuant(), &specInt8(), &specOwq(), &specSpqr(), &specBcq(), &specNf4(), &specFp8(), &specFp4(), &specGgml()};
 }
 
 } // namespace ll

@@ -20,6 +20,8 @@ std::vector<const MethodSpec*> builtinFactorizeMethods(); // builtin_sparse_meth
 const MethodSpec& hqqMethod();                            // quant/hqq.cpp
 const MethodSpec& zeroQuantMethod();                      // quant/zeroquant.cpp
 const MethodSpec& quarotMethod();                         // methods/rotation_methods.cpp
+const MethodSpec& kiviMethod();                           // methods/kv_cache_methods.cpp
+const MethodSpec& llmQatKvMethod();                       // methods/kv_cache_methods.cpp
 
 namespace {
 
@@ -31,6 +33,8 @@ std::vector<const MethodSpec*> buildRegistry()
     for (const auto& more : {builtinPruneMethods(), builtinFactorizeMethods()})
         all.insert(all.end(), more.begin(), more.end());
     all.push_back(&quarotMethod());
+    all.push_back(&kiviMethod());
+    all.push_back(&llmQatKvMethod());
     return all;
 }
 
@@ -118,6 +122,7 @@ std::string_view actionName(StepAction a)
     case StepAction::Prune: return "prune";
     case StepAction::Factorize: return "factorize";
     case StepAction::Rotate: return "rotate";
+    case StepAction::KvCache: return "kv-cache";
     }
     return "?";
 }
@@ -165,7 +170,7 @@ const MethodSpec& requireMethodSpec(StepAction action, const std::string& id)
 {
     if (const MethodSpec* m = findMethodSpec(action, id))
         return *m;
-    static const char* kWhat[] = {"quantization", "pruning", "factorization", "rotation"};
+    static const char* kWhat[] = {"quantization", "pruning", "factorization", "rotation", "KV-cache quantization"};
     std::vector<std::string> ids;
     for (const MethodSpec* m : methodSpecsFor(action))
         ids.push_back(m->id);
@@ -259,6 +264,12 @@ std::string methodBadge(const MethodSpec& spec, const ParamValues& v)
         return name + " rank " + percent(v.contains("rank-ratio") ? v.real("rank-ratio") : 0.5);
     }
     case StepAction::Rotate: return spec.name;
+    case StepAction::KvCache: {
+        const std::string k = v.text("bits"), val = v.contains("value-bits") ? v.text("value-bits") : k;
+        if (spec.id == "kivi")
+            return "KIVI K" + k + "V" + val + " g" + v.text("group") + " r" + v.text("residual");
+        return "KV" + (k == val ? k : k + "/" + val) + " per token";
+    }
     }
     return spec.id;
 }

@@ -22,8 +22,9 @@ struct QuantizedLayer;
 
 // Rotate: an orthogonal change of basis folded into the whole model (QuaRot);
 // it computes the same function and prepares the weights for the others.
-enum class StepAction { Quantize, Prune, Factorize, Rotate };
-std::string_view actionName(StepAction a); // "quantize", "prune", "factorize", "rotate"
+// KvCache: run-time quantization of the attention's key/value cache (KIVI); no weight changes.
+enum class StepAction { Quantize, Prune, Factorize, Rotate, KvCache };
+std::string_view actionName(StepAction a); // "quantize", "prune", "factorize", "rotate", "kv-cache"
 
 enum class ParamType {
     Int,    // an integer in [min, max]
@@ -71,6 +72,7 @@ enum MethodNeeds : unsigned {
     kNeedsMeanAbs = 1u << 1,  // mean |x_j|
     kNeedsMaxAbs = 1u << 2,   // max |x_j|
     kNeedsSamples = 1u << 3,  // the captured input rows
+    kNeedsAsymmetry = 1u << 4, // Σ (x̃ − x)ᵀ x against the full-precision model's inputs (GPTAQ; sequential)
 };
 
 struct MethodTeaching {

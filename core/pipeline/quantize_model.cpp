@@ -192,7 +192,8 @@ std::vector<Role> readersOf(const Transformer& t, int block, Role inputRole)
 
 void applyActivationQuantization(Transformer& t, const ActivationQuantization& a)
 {
-    if (a.empty()) {
+    t.setKvQuantization(a.kv);
+    if (!a.quantizesInputs()) {
         t.setLinearInputTransform({});
         return;
     }
@@ -379,6 +380,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
         bo.mode = mode;
         bo.gram = true;
         bo.times = &r.times;
+        bo.asymmetric = (requireMethodSpec(StepAction::Quantize, c.method).needs & kNeedsAsymmetry) != 0;
         SubProgress passes(progress, 0.05, 1.0);
         forEachBlockStats(
             model, windows, blocks, bo,
@@ -408,6 +410,8 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                     in.meanAbs = st->meanAbs();
                     in.maxAbs = st->maxAbs;
                     in.samples = samples.get(block, inputRole);
+                    if (st->asymmetry.size() > 0)
+                        in.asymmetry = &st->asymmetry;
                     SubProgress sub(blockProgress, static_cast<double>(gi) / 4.0, static_cast<double>(gi + 1) / 4.0);
                     const auto l0 = Clock::now();
                     std::vector<QuantizedLayer> qs = namingLayer(group.front().tensor->logicalName, [&] {

@@ -24,6 +24,7 @@
 // SmoothQuant's o / down; AWQ's o when v has fewer rows than o has inputs
 // (grouped-query attention) and down without a gate (ungated MLPs).
 #include "calib/calibration.h"
+#include "engine/kv_quant.h"
 #include "model/model.h"
 #include "pipeline/model_compression.h"
 #include "quant/quant_method.h"
@@ -75,10 +76,14 @@ struct ActivationQuantInput {
     Eigen::VectorXf smoothScale;       // SmoothQuant's s (empty: none)
     std::vector<int32_t> fpColumns;    // LLM.int8's outlier columns, kept in float
 };
+// What the forward pass quantizes at run time besides the weights: the linears'
+// inputs (W8A8 / W4A4) and the KV cache (kv-cache steps).
 struct ActivationQuantization {
     int bits = 0;                      // 0: weight-only (every other method)
     std::vector<ActivationQuantInput> inputs;
-    bool empty() const { return bits == 0 || inputs.empty(); }
+    KvCacheQuantization kv;            // inactive unless a kv-cache step ran
+    bool quantizesInputs() const { return bits != 0 && !inputs.empty(); }
+    bool empty() const { return !quantizesInputs() && !kv.active(); }
 };
 
 // Makes `t` (built from ModelQuantizationResult::model) compute the W8A8
@@ -88,7 +93,7 @@ struct ActivationQuantization {
 // (Transformer::scaleNormOutput); for AttnO / MlpDown (and post-norm models) the
 // input hook multiplies by 1/s explicitly. Then every listed input is quantized
 // per token (symmetric absmax, `bits`), LLM.int8's outlier columns excepted.
-// Replaces t's input transform. Call once per Transformer.
+// Replaces t's input transform and KV-cache quantization. Call once per Transformer.
 void applyActivationQuantization(Transformer& t, const ActivationQuantization& a);
 
 struct ModelQuantizationResult {

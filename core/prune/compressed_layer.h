@@ -31,6 +31,7 @@ struct LayerInputs {
     Eigen::VectorXf meanAbs;               // (in,) mean |x_j| (AWQ, ASVD)
     Eigen::VectorXf maxAbs;                // (in,) max |x_j| (SmoothQuant, LLM.int8's outlier columns)
     const MatrixRM* samples = nullptr;     // (tokens, in) captured inputs (W8A8 activation simulation)
+    const Eigen::MatrixXf* asymmetry = nullptr; // (in, in) Σ (x̃ − x)ᵀ x, x̃ the full-precision model's input (GPTAQ)
 };
 
 struct CompressedLayer {

@@ -319,8 +319,92 @@ double sweepRows(Plan& p, const GptqOptions& o, int64_t r0, int64_t R, ColMatrix
 
 } // namespace
 
+namespace {
+
+// GPTAQ's P (sweep order): alpha · (strictly upper part of A Uᵀ) · U, A = ΔXᵀX permuted.
+Eigen::MatrixXf asymmetryTransfer(const Plan& p, const Eigen::MatrixXf& dXXt, double alpha)
+{
+    if (dXXt.rows() != p.cols || dXXt.cols() != p.cols)
+        fail(ErrorCode::InvalidArgument, "", "the GPTAQ asymmetry matrix is " + std::to_string(dXXt.rows()) + " x "
+                                                 + std::to_string(dXXt.cols()) + " for " + std::to_string(p.cols) + " inputs");
+    Eigen::MatrixXd A(p.cols, p.cols);
+    for (int64_t b = 0; b < p.cols; ++b)
+        for (int64_t a = 0; a < p.cols; ++a) {
+            const int32_t ra = p.order[static_cast<size_t>(a)], rb = p.order[static_cast<size_t>(b)];
+            // Dead inputs were zeroed in W; their asymmetry column goes too (as the reference does).
+            A(a, b) = p.dead[static_cast<size_t>(rb)] ? 0.0 : static_cast<double>(dXXt(ra, rb));
+        }
+    const Eigen::MatrixXd U = p.U.cast<double>();
+    Eigen::MatrixXd M = A * U.transpose();
+    M.triangularView<Eigen::Lower>().setZero();
+    return (alpha * (M * U.triangularView<Eigen::Upper>())).cast<float>();
+}
+
+// GPTQ's right-looking sweep (the reference's lazy batches) over rows
+// [r0, r0 + R) with GPTAQ's second update: column k's error moves by U[k, :]
+// as in GPTQ, its value before rounding by P[k, :]. A block's later columns
+// take both from every column of the block at once. Groups are refit from the
+// block's current values (blocks hold whole groups).
+double sweepAsymmetric(Plan& p, const GptqOptions& o, const Eigen::MatrixXf& P, int64_t r0, int64_t R, ColMatrix& Q,
+                       std::vector<uint8_t>& codesP, ColMatrix& lossP, Progress* progress, bool report)
+{
+    const int64_t cols = p.cols, B = sweepBlockColumns(p, o);
+    ColMatrix Wr = p.Wp.middleRows(r0, R);
+    ColMatrix err(R, B), before(R, B);
+    double loss = 0.0;
+    for (int64_t i1 = 0; i1 < cols; i1 += B) {
+        throwIfCancelled(progress);
+        const int64_t i2 = std::min(i1 + B, cols), nb = i2 - i1;
+        for (int64_t k = i1; k < i2; ++k) {
+            if (p.refit && k % p.groupCols == 0)
+                refitGroup(p, Wr, k, k, std::min(p.groupCols, cols - k), k / p.groupCols, r0, R);
+            before.col(k - i1) = Wr.col(k);
+            loss += quantizeColumn(p, k, p.U(k, k), r0, R, Wr.col(k).data(), Q.col(k).data() + r0,
+                                   codesP.data() + k * p.rows + r0, lossP.col(k).data() + r0);
+            err.col(k - i1) = Wr.col(k); // quantizeColumn left (w - q) / d there
+            if (k + 1 < i2) {
+                const int64_t n = i2 - k - 1;
+                Wr.middleCols(k + 1, n).noalias() -= err.col(k - i1) * p.U.row(k).segment(k + 1, n);
+                Wr.middleCols(k + 1, n).noalias() += before.col(k - i1) * P.row(k).segment(k + 1, n);
+            }
+        }
+        if (i2 < cols) {
+            Wr.rightCols(cols - i2).noalias() -= err.leftCols(nb) * p.U.block(i1, i2, nb, cols - i2);
+            Wr.rightCols(cols - i2).noalias() += before.leftCols(nb) * P.block(i1, i2, nb, cols - i2);
+        }
+        if (report && progress)
+            progress->report(static_cast<double>(i2) / static_cast<double>(cols), "GPTAQ");
+    }
+    return loss;
+}
+
+GptqResult gptaqQuantize(const MatrixRM& W, const Eigen::MatrixXf& H, const GptqOptions& o, Progress* progress)
+{
+    Plan p = makePlan(W, H, o, true);
+    const Eigen::MatrixXf P = asymmetryTransfer(p, *o.asymmetry, o.alpha);
+    const int64_t rows = p.rows, cols = p.cols;
+    ColMatrix Q(rows, cols), lossP(rows, cols);
+    std::vector<uint8_t> codesP(static_cast<size_t>(rows * cols), 0);
+    const int64_t parts = std::clamp<int64_t>(rows / 64, 1, 2 * computeThreads());
+    std::vector<double> losses(static_cast<size_t>(parts), 0.0);
+    const std::thread::id caller = std::this_thread::get_id();
+    runParallel(parts, [&](int64_t part) {
+        const int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
+        losses[static_cast<size_t>(part)] =
+            sweepAsymmetric(p, o, P, r0, r1 - r0, Q, codesP, lossP, progress, std::this_thread::get_id() == caller);
+    });
+    double loss = 0.0;
+    for (double l : losses)
+        loss += l;
+    return finish(p, o, Q, codesP, lossP, loss);
+}
+
+} // namespace
+
 GptqResult gptqQuantize(const MatrixRM& W, const Eigen::MatrixXf& H, const GptqOptions& o, Progress* progress)
 {
+    if (o.asymmetry)
+        return gptaqQuantize(W, H, o, progress);
     Plan p = makePlan(W, H, o, false);
     const int64_t rows = p.rows, cols = p.cols;
     ColMatrix Q(rows, cols), lossP(rows, cols);
@@ -346,7 +430,8 @@ GptqResult gptqQuantizeRef(const MatrixRM& W, const Eigen::MatrixXf& H, const Gp
     const int64_t rows = p.rows, cols = p.cols;
     ColMatrix Q(rows, cols), lossP(rows, cols);
     std::vector<uint8_t> codesP(static_cast<size_t>(rows * cols), 0);
-    std::vector<float> w(static_cast<size_t>(rows));
+    std::vector<float> w(static_cast<size_t>(rows)), before(static_cast<size_t>(rows));
+    const Eigen::MatrixXf P = o.asymmetry ? asymmetryTransfer(p, *o.asymmetry, o.alpha) : Eigen::MatrixXf();
     double loss = 0.0;
     for (int64_t i1 = 0; i1 < cols; i1 += o.blockSize) {
         const int64_t i2 = std::min<int64_t>(i1 + o.blockSize, cols);
@@ -354,12 +439,15 @@ GptqResult gptqQuantizeRef(const MatrixRM& W, const Eigen::MatrixXf& H, const Gp
             if (p.refit && k % p.groupCols == 0)
                 refitGroup(p, p.Wp, k, k, std::min(p.groupCols, cols - k), k / p.groupCols, 0, rows);
             for (int64_t r = 0; r < rows; ++r)
-                w[static_cast<size_t>(r)] = p.Wp(r, k);
+                before[static_cast<size_t>(r)] = w[static_cast<size_t>(r)] = p.Wp(r, k);
             loss += quantizeColumn(p, k, p.U(k, k), 0, rows, w.data(), Q.col(k).data(), codesP.data() + k * rows,
                                    lossP.col(k).data());
             for (int64_t c = k + 1; c < cols; ++c)
-                for (int64_t r = 0; r < rows; ++r)
+                for (int64_t r = 0; r < rows; ++r) {
                     p.Wp(r, c) -= w[static_cast<size_t>(r)] * p.U(k, c);
+                    if (o.asymmetry) // GPTAQ: the value before rounding moves by P
+                        p.Wp(r, c) += before[static_cast<size_t>(r)] * P(k, c);
+                }
         }
     }
     return finish(p, o, Q, codesP, lossP, loss);

@@ -50,6 +50,14 @@ struct GptqOptions {
     // the weight unquantized; lastColumns: processed after every other column.
     const std::vector<char>* keep = nullptr;
     std::vector<int32_t> lastColumns;
+    // GPTAQ (Li et al., 2025, arXiv:2504.02692): ΔXᵀX = Σ_t (x̃_t − x_t)ᵀ x_t over the
+    // calibration tokens, (in, in), summed like H (x̃: the full-precision model's
+    // input to this layer, x: the input through the already quantized layers).
+    // The sweep then also targets the full-precision outputs: with U the upper
+    // factor of H⁻¹ and P = alpha · triu₁(ΔXᵀX Uᵀ) U, each column's value before
+    // rounding, times P's row, moves onto the later columns. Null: plain GPTQ.
+    const Eigen::MatrixXf* asymmetry = nullptr;
+    double alpha = 0.25;
 };
 
 struct GptqResult {

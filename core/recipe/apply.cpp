@@ -53,14 +53,16 @@ StepOutcome quantizeStep(const CompressionState& state, const RecipeStep& step, 
 {
     QuantizeModelOptions o = quantizeOptionsFrom(p);
     o.calibration = calib.options;
-    if (requireMethodSpec(StepAction::Quantize, o.config.method).simulatesActivations && !state.activations.empty())
+    if (requireMethodSpec(StepAction::Quantize, o.config.method).simulatesActivations && state.activations.quantizesInputs())
         fail(ErrorCode::InvalidArgument, "",
              "the activations are already quantized by an earlier step; apply one SmoothQuant, LLM.int8 or ZeroQuant step");
     ModelQuantizationResult r = quantizeModel(*state.model, o, calib.tokens, progress);
     StepOutcome out{state, r.toJson(false), {}};
     out.state.model = std::shared_ptr<const Model>(std::move(r.model));
-    if (!r.activations.empty())
-        out.state.activations = r.activations;
+    if (r.activations.quantizesInputs()) {
+        out.state.activations.bits = r.activations.bits;
+        out.state.activations.inputs = r.activations.inputs; // the KV cache's quantization stays
+    }
     const std::string badge = step.badge();
     for (const QuantizedLinear& l : r.layers) {
         LayerRecord& rec = out.state.layers[l.name];
@@ -101,7 +103,7 @@ StepOutcome pruneStep(const CompressionState& state, const RecipeStep& step, con
         return compressionStep(state, step, pruneModel(*state.model, o.unstructured, calib.tokens, progress), false);
     case PruneStepOptions::Kind::Neurons:
     case PruneStepOptions::Kind::Heads:
-        if (!state.activations.empty())
+        if (state.activations.quantizesInputs())
             fail(ErrorCode::InvalidArgument, "",
                  "structured pruning changes the shapes the activation quantization calibrated; prune before "
                  "SmoothQuant / LLM.int8 / ZeroQuant");
@@ -145,6 +147,24 @@ StepOutcome rotateStep(const CompressionState& state, const RecipeStep& step, co
         out.state.layers[t.name].badges.push_back(badge);
         out.touched.push_back(t.name);
     }
+    return out;
+}
+
+// The model is not touched: every engine built from the state simulates the
+// cache (makeEngine, EngineCache). One per recipe, like activation steps.
+StepOutcome kvCacheStep(const CompressionState& state, const JsonParams& p)
+{
+    const KvCacheQuantization q = kvCacheOptionsFrom(p);
+    if (state.activations.kv.active())
+        fail(ErrorCode::InvalidArgument, "",
+             "the KV cache is already quantized by an earlier step (" + state.activations.kv.label() + "); apply one kv-cache step");
+    q.validate(state.model->config.headDim, state.model->path);
+    StepOutcome out{state, nlohmann::json::object(), {}};
+    out.state.activations.kv = q;
+    const int64_t at = 4096;
+    out.summary = {{"method", q.label()},
+                   {"kv_bytes_4k", kvCacheBytes(state.model->config, q, at)},
+                   {"kv_bytes_4k_f16", kvCacheBytes(state.model->config, {}, at)}};
     return out;
 }
 
@@ -204,7 +224,9 @@ nlohmann::json CompressionState::toJson() const
     j["bits_per_weight"] = linearBitsPerWeight();
     j["parameters"] = model->parameterCount();
     j["parameters_before"] = source->parameterCount();
-    j["w8a8"] = !activations.empty();
+    j["w8a8"] = activations.quantizesInputs();
+    if (activations.kv.active())
+        j["kv_cache"] = activations.kv.label();
     nlohmann::json layersJson = nlohmann::json::object();
     for (const auto& [name, rec] : layers) {
         nlohmann::json l;
@@ -290,6 +312,7 @@ StepOutcome applyStep(const CompressionState& state, const RecipeStep& step, con
     case StepAction::Prune: out = pruneStep(state, step, p, *calib, progress); break;
     case StepAction::Factorize: out = factorizeStep(state, step, p, *calib, progress); break;
     case StepAction::Rotate: out = rotateStep(state, step, p, progress); break;
+    case StepAction::KvCache: out = kvCacheStep(state, p); break;
     }
     out.state.steps.push_back(step);
     out.state.calibration = calibration.recipe;

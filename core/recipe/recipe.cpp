@@ -74,6 +74,7 @@ void RecipeStep::validate() const
     std::set<std::string> known = action == StepAction::Quantize ? quantizeKeys()
                                   : action == StepAction::Prune  ? pruneKeys()
                                   : action == StepAction::Rotate ? rotateKeys()
+                                  : action == StepAction::KvCache ? kvCacheKeys()
                                                                  : factorizeKeys();
     known.insert("method");
     const auto unknown = p.unknownKeys(known);
@@ -97,6 +98,7 @@ void RecipeStep::validate() const
     case StepAction::Prune: pruneOptionsFrom(full); break;
     case StepAction::Factorize: factorizeOptionsFrom(full); break;
     case StepAction::Rotate: rotationOptionsFrom(full); break;
+    case StepAction::KvCache: kvCacheOptionsFrom(full); break;
     }
 }
 
@@ -174,7 +176,7 @@ Recipe Recipe::fromJson(const nlohmann::json& j, const std::string& origin)
         RecipeStep step;
         const auto action = s.find("action");
         if (action == s.end() || !action->is_string())
-            bad(where + " has no 'action' (quantize, prune, factorize or rotate)");
+            bad(where + " has no 'action' (quantize, prune, factorize, rotate or kv-cache)");
         const std::string a = action->get<std::string>();
         if (a == "quantize")
             step.action = StepAction::Quantize;
@@ -184,8 +186,10 @@ Recipe Recipe::fromJson(const nlohmann::json& j, const std::string& origin)
             step.action = StepAction::Factorize;
         else if (a == "rotate")
             step.action = StepAction::Rotate;
+        else if (a == "kv-cache")
+            step.action = StepAction::KvCache;
         else
-            bad(where + ": action must be quantize, prune, factorize or rotate (not '" + a + "')");
+            bad(where + ": action must be quantize, prune, factorize, rotate or kv-cache (not '" + a + "')");
         for (const auto& [key, v] : s.items()) {
             if (key == "action")
                 continue;

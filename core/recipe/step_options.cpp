@@ -68,6 +68,36 @@ RotationOptions rotationOptionsFrom(const ParamSource& p)
     return o;
 }
 
+const std::set<std::string>& kvCacheKeys()
+{
+    static const std::set<std::string> s = actionParamKeys(StepAction::KvCache);
+    return s;
+}
+
+KvCacheQuantization kvCacheOptionsFrom(const ParamSource& p)
+{
+    const MethodSpec& spec = requireMethodSpec(StepAction::KvCache, p.valueOr("method", ""));
+    const ParamValues v = readMethodParams(spec, p);
+    if (p.has("layers"))
+        bad("a KV-cache quantization applies to every block's cache: it takes no layers");
+    KvCacheQuantization q;
+    q.method = spec.id;
+    q.keyBits = static_cast<int>(v.integer("bits"));
+    q.valueBits = v.contains("value-bits") ? static_cast<int>(v.integer("value-bits")) : q.keyBits;
+    if (spec.id == "kivi") {
+        q.group = v.integer("group");
+        q.residual = v.integer("residual");
+        if (q.residual % q.group != 0)
+            bad("residual (" + std::to_string(q.residual) + ") must be a multiple of group (" + std::to_string(q.group) + ")");
+    } else {
+        q.keysPerChannel = false;
+        q.symmetric = true;
+        q.group = 0;     // the whole head
+        q.residual = 0;  // every position quantized
+    }
+    return q;
+}
+
 CalibrationOptions calibrationOptionsFrom(const ParamSource& p)
 {
     CalibrationOptions c;

@@ -23,6 +23,7 @@ const std::set<std::string>& quantizeKeys();
 const std::set<std::string>& pruneKeys();
 const std::set<std::string>& factorizeKeys();
 const std::set<std::string>& rotateKeys();
+const std::set<std::string>& kvCacheKeys();
 
 // --method rtn|gptq|... and its parameters; "layers" and "stats" included.
 QuantizeModelOptions quantizeOptionsFrom(const ParamSource& p);
@@ -41,6 +42,9 @@ PruneStepOptions pruneOptionsFrom(const ParamSource& p);
 ModelFactorizeOptions factorizeOptionsFrom(const ParamSource& p);
 
 RotationOptions rotationOptionsFrom(const ParamSource& p);
+
+// --method kivi|llm-qat and its parameters (no layers: the cache of every block).
+KvCacheQuantization kvCacheOptionsFrom(const ParamSource& p);
 
 // Calibration windows for every action: "calib-ctx" (256), "calib-windows" (64).
 CalibrationOptions calibrationOptionsFrom(const ParamSource& p);

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The KV-cache table of docs/methods.md: stories260K under the reference
+# protocol (eval.txt, windows of 256, every block linear), the cache quantized
+# by KIVI and by per-token MinMax (LLM-QAT), alone and after W4A4 weights and
+# activations with and without a QuaRot rotation. One run each.
+#   bench/kv_table.sh [build/release/app/layerlab-cli] [../shared]
+set -euo pipefail
+cli=${1:-build/release/app/layerlab-cli}
+shared=${2:-../shared}
+model=$shared/models/stories260K-hf
+eval=$shared/data/tinystories/eval.txt
+calib=$shared/data/tinystories/calib.txt
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ppl() { # recipe steps (YAML lines) -> perplexity
+    if [ -z "$1" ]; then
+        "$cli" ppl "$model" --text "$eval" --ctx 256 --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["ppl"])'
+        return
+    fi
+    printf 'layerlab_recipe: 1\ncalibration: {text: %s, windows: 64, context: 256}\nsteps:\n%s' "$calib" "$1" > "$tmp/r.yaml"
+    "$cli" apply "$tmp/r.yaml" "$model" --eval "$eval" --ctx 256 --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["ppl"])'
+}
+
+echo "| KV cache | alone (F32 weights) | W4A4 ZeroQuant g32 | QuaRot + W4A4 | QuaRot (online) + W4A4 |"
+echo "| --- | --- | --- | --- | --- |"
+w4a4="  - {action: quantize, method: zeroquant, bits: 4, group: 32, act_bits: 4}"
+for kv in "" \
+    "{action: kv-cache, method: kivi, bits: 8, group: 32, residual: 32}" \
+    "{action: kv-cache, method: kivi, bits: 4, group: 32, residual: 128}" \
+    "{action: kv-cache, method: kivi, bits: 4, group: 32, residual: 32}" \
+    "{action: kv-cache, method: kivi, bits: 2, group: 32, residual: 128}" \
+    "{action: kv-cache, method: kivi, bits: 2, group: 32, residual: 32}" \
+    "{action: kv-cache, method: llm-qat, bits: 8}" \
+    "{action: kv-cache, method: llm-qat, bits: 4}"; do
+    line=""
+    [ -n "$kv" ] && line="  - $kv"$'\n'
+    name=${kv:-"F32 (none)"}
+    row="| $name | $(ppl "$line")"
+    row+=" | $(ppl "$w4a4"$'\n'"$line")"
+    row+=" | $(ppl "  - {action: rotate, method: quarot}"$'\n'"$w4a4"$'\n'"$line")"
+    row+=" | $(ppl "  - {action: rotate, method: quarot, online: true}"$'\n'"$w4a4"$'\n'"$line") |"
+    echo "$row"
+done
