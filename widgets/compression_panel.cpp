@@ -1,6 +1,7 @@
 #include "compression_panel.h"
 
 #include "analysis/compression_preview.h"
+#include "block_influence_plot.h"
 #include "error_curve_plot.h"
 #include "format.h"
 #include "histogram_plot.h"
@@ -189,10 +190,12 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     mask_ = new SparsityMaskView(tabs_);
     spectrum_ = new SpectrumPlot(tabs_);
     curve_ = new ErrorCurvePlot(tabs_);
+    influence_ = new BlockInfluencePlot(tabs_);
     tabs_->addTab(histogram_, tr("Histogram"));
     tabs_->addTab(mask_, tr("Mask"));
     tabs_->addTab(spectrum_, tr("Spectrum"));
     tabs_->addTab(curve_, tr("Error curve"));
+    tabs_->addTab(influence_, tr("Block influence"));
     layOutControlsBesideResults(this, scroll, header, tabs_, 420, 600);
 
     // The user choosing a method or a parameter asks for a preview (opening a model does not).
@@ -302,9 +305,11 @@ void CompressionPanel::updateForm()
     const MethodSpec* m = findMethodSpec(action, methodBox_->currentData().toString().toStdString());
     methodForm_->setMethod(m);
     // Only the views that say something about this action: the mask for pruning, the spectrum for low rank.
-    tabs_->setTabVisible(tabs_->indexOf(mask_), action == StepAction::Prune);
+    const bool blocks = action == StepAction::Prune && m && m->id == "shortgpt"; // whole blocks: no mask, no curve
+    tabs_->setTabVisible(tabs_->indexOf(mask_), action == StepAction::Prune && !blocks);
+    tabs_->setTabVisible(tabs_->indexOf(influence_), blocks);
     tabs_->setTabVisible(tabs_->indexOf(spectrum_), action == StepAction::Factorize);
-    tabs_->setTabVisible(tabs_->indexOf(curve_), action != StepAction::Rotate); // a rotation loses nothing to plot
+    tabs_->setTabVisible(tabs_->indexOf(curve_), action != StepAction::Rotate && !blocks); // a rotation loses nothing to plot
     if (m) {
         const MethodTeaching& t = m->teaching;
         QString html = QStringLiteral("<h3>%1</h3><p>%2</p><p><b>%3</b> %4</p><p><b>%5</b> %6</p>")
@@ -343,6 +348,12 @@ void CompressionPanel::updateTargetLabel()
 {
     const auto target = static_cast<Target>(targetBox_->currentData().toInt());
     patternEdit_->setVisible(target == Target::Pattern);
+    if (methodForm_->method() && methodForm_->method()->id == "shortgpt") {
+        targetLabel_->setText(tr("ShortGPT removes the whole blocks that change their input least on the calibration "
+                                 "text; later blocks move up."));
+        applyButton_->setEnabled(document_->model() && !applying_);
+        return;
+    }
     if (methodForm_->params().contains("structured")) {
         targetLabel_->setText(tr("Structured pruning removes the same share of units from every block."));
         return;
@@ -422,7 +433,8 @@ std::vector<std::string> CompressionPanel::targetNames() const
 
 bool CompressionPanel::wholeModel(const RecipeStep& step)
 {
-    return step.action == StepAction::Rotate || step.action == StepAction::KvCache || step.params.contains("structured");
+    return step.action == StepAction::Rotate || step.action == StepAction::KvCache || step.params.contains("structured")
+           || (step.action == StepAction::Prune && step.method() == "shortgpt");
 }
 
 std::string CompressionPanel::targetPattern() const
@@ -790,6 +802,7 @@ void CompressionPanel::clearPreview(const QString& why)
     mask_->clear();
     spectrum_->clearPlot();
     curve_->clearCurves();
+    influence_->clearPlot();
     numbers_->setText(why);
 }
 
@@ -807,6 +820,10 @@ void CompressionPanel::showPreview(const PreviewResult& r)
         spectrum_->showSpectrum(std::span<const double>(r.singularValues), r.rank);
     else
         spectrum_->clearPlot();
+    if (!r.blockInfluence.empty())
+        influence_->showInfluence(r.blockInfluence, r.removedBlocks);
+    else
+        influence_->clearPlot();
     curve_->clearCurves();
     if (!r.curve.empty()) {
         curve_->setXLabel(QString::fromStdString(r.curveLabel));
@@ -831,14 +848,15 @@ void CompressionPanel::showPreview(const PreviewResult& r)
                      .arg(r.rank)
                      .arg(r.rows * r.cols)
                      .arg(r.rank * (r.rows + r.cols));
-    if (r.rowsAfter != r.rows || r.colsAfter != r.cols)
+    if ((r.rowsAfter != r.rows || r.colsAfter != r.cols) && r.blockInfluence.empty())
         parts << tr("shape %1×%2 → %3×%4").arg(r.rows).arg(r.cols).arg(r.rowsAfter).arg(r.colsAfter);
     QString text = parts.join(QStringLiteral(" · "));
     if (!r.note.empty())
         text += QStringLiteral("<br><i>%1</i>").arg(QString::fromStdString(r.note).toHtmlEscaped());
     numbers_->setText(text);
     // Show the view that matters for this kind of step.
-    tabs_->setCurrentWidget(r.action == StepAction::Factorize ? static_cast<QWidget*>(spectrum_)
+    tabs_->setCurrentWidget(!r.blockInfluence.empty()           ? static_cast<QWidget*>(influence_)
+                            : r.action == StepAction::Factorize ? static_cast<QWidget*>(spectrum_)
                             : r.action == StepAction::Prune    ? static_cast<QWidget*>(mask_)
                                                                : static_cast<QWidget*>(histogram_));
     setStatus(tr("Preview ready (%1 s). Apply to change the model.").arg(r.seconds, 0, 'f', 2));

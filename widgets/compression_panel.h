@@ -43,6 +43,7 @@ class JobRunner;
 class ModelDocument;
 class SparsityMaskView;
 class SpectrumPlot;
+class BlockInfluencePlot;
 enum class PreviewChoice;
 
 class CompressionPanel : public QWidget {
@@ -159,6 +160,7 @@ private:
     HistogramPlot* histogram_;
     SparsityMaskView* mask_;
     SpectrumPlot* spectrum_;
+    BlockInfluencePlot* influence_;
     ErrorCurvePlot* curve_;
     QString statusText_;
 };

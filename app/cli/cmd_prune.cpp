@@ -8,6 +8,7 @@
 
 #include "model/model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
@@ -50,6 +51,24 @@ int cmdPrune(const std::vector<std::string>& argv)
     case PruneStepOptions::Kind::Unstructured: r = pruneModel(*model, o.unstructured, calib, &progress); break;
     case PruneStepOptions::Kind::Neurons: r = pruneMlpNeurons(*model, o.neurons, calib, &progress); break;
     case PruneStepOptions::Kind::Heads: r = pruneAttentionHeads(*model, o.heads, calib, &progress); break;
+    case PruneStepOptions::Kind::Blocks: {
+        BlockRemovalResult b = removeBlocksByInfluence(*model, o.blocks, calib, &progress);
+        if (!a.flag("json")) {
+            progress.clear();
+            std::printf("block influence (1 - mean cos of each block's input and output):\n");
+            for (size_t i = 0; i < b.influence.size(); ++i)
+                std::printf("  block %-3zu %.5f%s\n", i, b.influence[i],
+                            std::binary_search(b.removed.begin(), b.removed.end(), static_cast<int>(i)) ? "  removed" : "");
+        }
+        r.method = "shortgpt -" + std::to_string(b.removed.size()) + " blocks";
+        r.statsMode = "one-shot";
+        r.calibrationTokens = b.calibrationTokens;
+        r.parametersBefore = model->parameterCount();
+        r.storedParameters = r.parametersAfter = b.model->parameterCount();
+        r.seconds = b.seconds;
+        r.model = std::move(b.model);
+        break;
+    }
     }
     return compress::finish(a, r, progress, started);
 }

@@ -181,6 +181,31 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
         r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         return r;
     }
+    if (step.action == StepAction::Prune && step.method() == "shortgpt") {
+        // Whole blocks: the influence of each on the calibration text, and which go.
+        PruneStepOptions o = pruneOptionsFrom(JsonParams(step.params));
+        o.blocks.calibration = calibration.options;
+        const BlockRemovalResult removal = removeBlocksByInfluence(*state.model, o.blocks, calibration.tokens, progress);
+        r.blockInfluence = removal.influence;
+        r.removedBlocks = removal.removed;
+        const bool gone = std::binary_search(removal.removed.begin(), removal.removed.end(), t->block);
+        if (!gone)
+            r.after = r.before;
+        r.rowsAfter = gone ? 0 : r.rows;
+        r.colsAfter = gone ? 0 : r.cols;
+        r.badge = step.badge();
+        r.action = step.action;
+        std::string list;
+        for (int b : removal.removed)
+            list += (list.empty() ? "" : ", ") + std::to_string(b);
+        const bool many = removal.removed.size() > 1;
+        r.note = (many ? "Blocks " : "Block ") + list + (many ? " change their input least and are" : " changes its input least and is")
+                 + " removed: " + std::to_string(state.model->parameterCount())
+                 + " -> " + std::to_string(removal.model->parameterCount()) + " parameters. "
+                 + (gone ? "This tensor's block goes." : "This tensor's block stays (later blocks move up).");
+        r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        return r;
+    }
     // The step on this tensor alone; structured pruning has no per-layer form.
     RecipeStep one = step;
     const bool structured = step.action == StepAction::Prune && step.params.contains("structured");

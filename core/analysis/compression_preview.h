@@ -36,6 +36,9 @@ struct PreviewResult {
     std::vector<double> singularValues;
     int64_t rank = 0;
     std::optional<NMPattern> nm;              // pruning to N:M
+    // ShortGPT: every block's influence and the blocks the step removes (ascending).
+    std::vector<double> blockInfluence;
+    std::vector<int> removedBlocks;
     std::string note;                         // e.g. "structured: every block is pruned to preview this one"
     double seconds = 0.0;
 };

@@ -224,6 +224,10 @@ void applyDims(json& cfg, const Model& m, const CurrentDims& d, std::vector<std:
     updateDim(cfg, k.kvHeads, kv, c.kvHeads, notes);
     updateDim(cfg, k.hidden, d.hidden, c.hidden, notes);
     updateDim(cfg, "vocab_size", d.vocab, c.vocab, notes);
+    // Blocks removed (ShortGPT): the source's config still counts them.
+    const char* layersKey = c.family == Family::Gpt2 ? "n_layer" : "num_hidden_layers";
+    if (cfg.contains(layersKey) && cfg[layersKey].is_number_integer())
+        updateDim(cfg, layersKey, c.layers, cfg[layersKey].get<int64_t>(), notes);
     if (!k.headSizeFromHidden && heads * c.headDim != d.hidden && (!cfg.contains("head_dim") || cfg["head_dim"].is_null())) {
         cfg["head_dim"] = c.headDim; // no longer hidden / heads
         notes.push_back("config.json: head_dim " + std::to_string(c.headDim) + " written explicitly");
@@ -389,7 +393,7 @@ ExportResult exportHf(const Model& m, const std::string& folder, const HfExportO
         const std::string name = shards.size() == 1 ? "model.safetensors" : shardName(k, shards.size());
         for (const auto& t : shards[k]) {
             weightMap[t.name] = name;
-            result.tensors.push_back({t.name, t.shape, std::string(dtypeName(t.dtype)), name, t.nbytes()});
+            result.tensors.push_back({t.name, t.shape, std::string(dtypeName(t.dtype)), name, t.nbytes(), {}});
         }
         FileWriter w(dir.partialFile(name), finalDir + "/" + name);
         writeSafetensors(w, std::move(shards[k]), {{"format", "pt"}},

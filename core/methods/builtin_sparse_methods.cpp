@@ -104,6 +104,32 @@ const MethodSpec& specWanda()
     return spec;
 }
 
+const MethodSpec& specShortGpt()
+{
+    static const MethodSpec spec = [] {
+        MethodSpec m;
+        m.action = StepAction::Prune;
+        m.id = "shortgpt";
+        m.name = "ShortGPT (remove whole blocks)";
+        m.teaching = teaching("Removes whole transformer blocks: the ones whose output hidden states are most like "
+                              "their input, measured on the calibration text. The model gets shallower; later "
+                              "blocks move up, and exports describe the shorter model.",
+                              "Block Influence BI<sub>i</sub> = 1 − mean<sub>t</sub> cos(x<sub>i,t</sub>, "
+                              "x<sub>i+1,t</sub>) over the tokens t, x<sub>i</sub> block i's input; the blocks with "
+                              "the lowest BI go.",
+                              "you need a smaller, faster model and can afford some quality: each block removed saves "
+                              "1/L of the compute and weights. The last block and the first rarely go.",
+                              "Men et al., 2024, ShortGPT (arXiv:2403.03853)");
+        ParamSpec blocks{"blocks", ParamType::Int, "Blocks", "how many blocks to remove", 1, 4096};
+        blocks.defaultValue = "1";
+        m.params = {blocks};
+        m.needs = kNeedsHiddenStates;
+        m.badge = [](const ParamValues& v) { return "ShortGPT −" + v.text("blocks") + (v.integer("blocks") == 1 ? " block" : " blocks"); };
+        return m;
+    }();
+    return spec;
+}
+
 const MethodSpec& specSparseGpt()
 {
     static const MethodSpec spec = [] {
@@ -182,7 +208,7 @@ const MethodSpec& specSvdLlm()
 
 } // namespace
 
-std::vector<const MethodSpec*> builtinPruneMethods() { return {&specMagnitude(), &specWanda(), &specSparseGpt()}; }
+std::vector<const MethodSpec*> builtinPruneMethods() { return {&specMagnitude(), &specWanda(), &specSparseGpt(), &specShortGpt()}; }
 
 std::vector<const MethodSpec*> builtinFactorizeMethods() { return {&specSvd(), &specAsvd(), &specSvdLlm()}; }
 

@@ -73,6 +73,7 @@ enum MethodNeeds : unsigned {
     kNeedsMaxAbs = 1u << 2,   // max |x_j|
     kNeedsSamples = 1u << 3,  // the captured input rows
     kNeedsAsymmetry = 1u << 4, // Σ (x̃ − x)ᵀ x against the full-precision model's inputs (GPTAQ; sequential)
+    kNeedsHiddenStates = 1u << 5, // the hidden states between blocks (ShortGPT's block influence)
 };
 
 struct MethodTeaching {

@@ -152,6 +152,15 @@ PruneStepOptions pruneOptionsFrom(const ParamSource& p)
     const std::string& method = spec.id;
     PruneStepOptions o;
     const CalibrationOptions calibration = calibrationOptionsFrom(p);
+    if (method == "shortgpt") {
+        if (p.value("layers"))
+            bad("ShortGPT removes whole blocks chosen by their influence: it takes blocks N (not layers)");
+        o.kind = PruneStepOptions::Kind::Blocks;
+        o.blocks.blocks = v.integer("blocks");
+        o.blocks.calibration = calibration;
+        o.needsCalibration = true;
+        return o;
+    }
     if (v.contains("structured")) {
         const std::string& unit = v.text("structured");
         const bool heads = unit == "heads";

@@ -7,6 +7,7 @@
 #include "methods/method_params.h"
 #include "pipeline/model_compression.h"
 #include "pipeline/quantize_model.h"
+#include "pipeline/remove_blocks.h"
 #include "pipeline/rotate_model.h"
 
 #include <nlohmann/json.hpp>
@@ -31,10 +32,11 @@ QuantizeModelOptions quantizeOptionsFrom(const ParamSource& p);
 // Pruning is unstructured / N:M (pruneModel) or structured (pruneMlpNeurons,
 // pruneAttentionHeads), chosen by "structured".
 struct PruneStepOptions {
-    enum class Kind { Unstructured, Neurons, Heads } kind = Kind::Unstructured;
+    enum class Kind { Unstructured, Neurons, Heads, Blocks } kind = Kind::Unstructured;
     ModelPruneOptions unstructured;
     StructuredMlpOptions neurons;
     StructuredAttentionOptions heads;
+    BlockRemovalOptions blocks;       // ShortGPT
     bool needsCalibration = false;
 };
 PruneStepOptions pruneOptionsFrom(const ParamSource& p);
