@@ -19,6 +19,7 @@ std::vector<const MethodSpec*> builtinPruneMethods();     // builtin_sparse_meth
 std::vector<const MethodSpec*> builtinFactorizeMethods(); // builtin_sparse_methods.cpp
 const MethodSpec& hqqMethod();                            // quant/hqq.cpp
 const MethodSpec& zeroQuantMethod();                      // quant/zeroquant.cpp
+const MethodSpec& oliveMethod();                          // quant/olive.cpp
 const MethodSpec& quarotMethod();                         // methods/rotation_methods.cpp
 const MethodSpec& kiviMethod();                           // methods/kv_cache_methods.cpp
 const MethodSpec& llmQatKvMethod();                       // methods/kv_cache_methods.cpp
@@ -30,6 +31,7 @@ std::vector<const MethodSpec*> buildRegistry()
     std::vector<const MethodSpec*> all = builtinQuantMethods();
     all.push_back(&hqqMethod());
     all.push_back(&zeroQuantMethod());
+    all.push_back(&oliveMethod());
     for (const auto& more : {builtinPruneMethods(), builtinFactorizeMethods()})
         all.insert(all.end(), more.begin(), more.end());
     all.push_back(&quarotMethod());
