@@ -306,10 +306,11 @@ void CompressionPanel::updateForm()
     methodForm_->setMethod(m);
     // Only the views that say something about this action: the mask for pruning, the spectrum for low rank.
     const bool blocks = action == StepAction::Prune && m && m->id == "shortgpt"; // whole blocks: no mask, no curve
-    tabs_->setTabVisible(tabs_->indexOf(mask_), action == StepAction::Prune && !blocks);
+    const bool slicing = action == StepAction::Prune && m && m->id == "slicegpt"; // the PCA spectrum instead
+    tabs_->setTabVisible(tabs_->indexOf(mask_), action == StepAction::Prune && !blocks && !slicing);
     tabs_->setTabVisible(tabs_->indexOf(influence_), blocks);
-    tabs_->setTabVisible(tabs_->indexOf(spectrum_), action == StepAction::Factorize);
-    tabs_->setTabVisible(tabs_->indexOf(curve_), action != StepAction::Rotate && !blocks); // a rotation loses nothing to plot
+    tabs_->setTabVisible(tabs_->indexOf(spectrum_), action == StepAction::Factorize || slicing);
+    tabs_->setTabVisible(tabs_->indexOf(curve_), action != StepAction::Rotate && !blocks && !slicing); // a rotation loses nothing to plot
     if (m) {
         const MethodTeaching& t = m->teaching;
         QString html = QStringLiteral("<h3>%1</h3><p>%2</p><p><b>%3</b> %4</p><p><b>%5</b> %6</p>")
@@ -348,6 +349,12 @@ void CompressionPanel::updateTargetLabel()
 {
     const auto target = static_cast<Target>(targetBox_->currentData().toInt());
     patternEdit_->setVisible(target == Target::Pattern);
+    if (methodForm_->method() && methodForm_->method()->id == "slicegpt") {
+        targetLabel_->setText(tr("SliceGPT rotates the whole residual stream onto its principal directions and "
+                                 "deletes the least used ones: every matrix and the embedding get narrower."));
+        applyButton_->setEnabled(document_->model() && !applying_);
+        return;
+    }
     if (methodForm_->method() && methodForm_->method()->id == "shortgpt") {
         targetLabel_->setText(tr("ShortGPT removes the whole blocks that change their input least on the calibration "
                                  "text; later blocks move up."));
@@ -434,7 +441,7 @@ std::vector<std::string> CompressionPanel::targetNames() const
 bool CompressionPanel::wholeModel(const RecipeStep& step)
 {
     return step.action == StepAction::Rotate || step.action == StepAction::KvCache || step.params.contains("structured")
-           || (step.action == StepAction::Prune && step.method() == "shortgpt");
+           || (step.action == StepAction::Prune && (step.method() == "shortgpt" || step.method() == "slicegpt"));
 }
 
 std::string CompressionPanel::targetPattern() const
@@ -843,7 +850,7 @@ void CompressionPanel::showPreview(const PreviewResult& r)
         parts << tr("output error %1").arg(*r.record.outputError, 0, 'f', 4);
     if (r.record.sparsity > 0.0)
         parts << tr("%1 % zeros").arg(100.0 * r.record.sparsity, 0, 'f', 1);
-    if (r.rank > 0)
+    if (r.rank > 0 && r.action == StepAction::Factorize) // SliceGPT's rank is the hidden size kept (its note says so)
         parts << tr("rank %1 (%2 → %3 parameters)")
                      .arg(r.rank)
                      .arg(r.rows * r.cols)
@@ -856,7 +863,7 @@ void CompressionPanel::showPreview(const PreviewResult& r)
     numbers_->setText(text);
     // Show the view that matters for this kind of step.
     tabs_->setCurrentWidget(!r.blockInfluence.empty()           ? static_cast<QWidget*>(influence_)
-                            : r.action == StepAction::Factorize ? static_cast<QWidget*>(spectrum_)
+                            : r.action == StepAction::Factorize || !r.singularValues.empty() ? static_cast<QWidget*>(spectrum_)
                             : r.action == StepAction::Prune    ? static_cast<QWidget*>(mask_)
                                                                : static_cast<QWidget*>(histogram_));
     setStatus(tr("Preview ready (%1 s). Apply to change the model.").arg(r.seconds, 0, 'f', 2));

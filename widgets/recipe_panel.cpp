@@ -127,6 +127,8 @@ QString RecipePanel::targetSummary(const CompressionState& st, const RecipeStep&
         return tr("every block");
     if (s.action == StepAction::Prune && s.method() == "shortgpt")
         return tr("whole blocks");
+    if (s.action == StepAction::Prune && s.method() == "slicegpt")
+        return tr("the hidden size");
     if (s.action == StepAction::Rotate)
         return tr("the whole model");
     if (s.action == StepAction::KvCache)

@@ -51,6 +51,18 @@ int cmdPrune(const std::vector<std::string>& argv)
     case PruneStepOptions::Kind::Unstructured: r = pruneModel(*model, o.unstructured, calib, &progress); break;
     case PruneStepOptions::Kind::Neurons: r = pruneMlpNeurons(*model, o.neurons, calib, &progress); break;
     case PruneStepOptions::Kind::Heads: r = pruneAttentionHeads(*model, o.heads, calib, &progress); break;
+    case PruneStepOptions::Kind::Hidden: {
+        SliceResult s = sliceModel(*model, o.slice, calib, &progress);
+        r.method = "slicegpt hidden " + std::to_string(s.hiddenBefore) + " -> " + std::to_string(s.hiddenAfter) + " ("
+                   + std::to_string(static_cast<int>(std::lround(100.0 * s.keptEnergy))) + " % of the variance kept)";
+        r.statsMode = "one-shot";
+        r.calibrationTokens = s.calibrationTokens;
+        r.parametersBefore = model->parameterCount();
+        r.storedParameters = r.parametersAfter = s.model->parameterCount();
+        r.seconds = s.seconds;
+        r.model = std::move(s.model);
+        break;
+    }
     case PruneStepOptions::Kind::Blocks: {
         BlockRemovalResult b = removeBlocksByInfluence(*model, o.blocks, calib, &progress);
         if (!a.flag("json")) {

@@ -181,6 +181,29 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
         r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         return r;
     }
+    if (step.action == StepAction::Prune && step.method() == "slicegpt") {
+        // The PCA spectrum of the hidden states with the kept directions marked, and this tensor sliced.
+        PruneStepOptions o = pruneOptionsFrom(JsonParams(step.params));
+        o.slice.calibration = calibration.options;
+        const SliceResult s = sliceModel(*state.model, o.slice, calibration.tokens, progress);
+        for (double e : s.eigenvalues)
+            r.singularValues.push_back(std::sqrt(e)); // the plot's energy Σσ² is then the variance kept
+        r.rank = s.hiddenAfter;
+        const LogicalTensor* after = s.model->findLogical(tensor);
+        const MatrixRM Wa = readMatrix(*s.model, *after);
+        r.rowsAfter = Wa.rows();
+        r.colsAfter = Wa.cols();
+        r.after.assign(Wa.data(), Wa.data() + Wa.size());
+        r.badge = step.badge();
+        r.action = step.action;
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "Hidden size %lld -> %lld, keeping %.1f %% of the hidden states' variance: %lld -> %lld parameters.",
+                      static_cast<long long>(s.hiddenBefore), static_cast<long long>(s.hiddenAfter), 100.0 * s.keptEnergy,
+                      static_cast<long long>(state.model->parameterCount()), static_cast<long long>(s.model->parameterCount()));
+        r.note = buf;
+        r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        return r;
+    }
     if (step.action == StepAction::Prune && step.method() == "shortgpt") {
         // Whole blocks: the influence of each on the calibration text, and which go.
         PruneStepOptions o = pruneOptionsFrom(JsonParams(step.params));

@@ -196,6 +196,8 @@ void requireUniform(bool uniform, const std::vector<int64_t>& perBlock, const ch
 // Sets `key` to the current value when it differs from what the source config said, and says so.
 void updateDim(json& cfg, const char* key, int64_t now, int64_t before, std::vector<std::string>& notes)
 {
+    if (key && cfg.contains(key) && cfg[key].is_number_integer())
+        before = cfg[key].get<int64_t>(); // what the carried config says (the model's own config may have moved on)
     if (!key || now == before)
         return;
     cfg[key] = now;

@@ -3,6 +3,8 @@
 // core/pipeline, which read the options step_options.cpp builds.
 #include "methods/method_registry.h"
 
+#include <cmath>
+
 namespace ll {
 
 namespace {
@@ -130,6 +132,34 @@ const MethodSpec& specShortGpt()
     return spec;
 }
 
+const MethodSpec& specSliceGpt()
+{
+    static const MethodSpec spec = [] {
+        MethodSpec m;
+        m.action = StepAction::Prune;
+        m.id = "slicegpt";
+        m.name = "SliceGPT (smaller hidden size)";
+        m.teaching = teaching("Rotates the residual stream onto its principal directions on the calibration text, "
+                              "then deletes the least used ones: every matrix loses rows or columns, the embedding "
+                              "gets narrower, and the model exports with a smaller hidden size.",
+                              "Q = eigenvectors of Σ x̂ᵀx̂ (normalised hidden states); keep Q<sub>k</sub>: E ← E Q<sub>k</sub>, "
+                              "readers W ← W diag(g) Q<sub>k</sub>, writers W ← Q<sub>k</sub>ᵀ W, k = (1 − slicing)·d.",
+                              "you want fewer parameters in every matrix with a model that any tool still loads; "
+                              "10–25 % slicing costs little on large models.",
+                              "Ashkboos et al., 2024, SliceGPT (arXiv:2401.15024)");
+        ParamSpec slicing{"slicing", ParamType::Real, "Slicing", "share of the hidden dimensions removed", 0, 0.95};
+        slicing.percent = true;
+        slicing.defaultValue = "0.25";
+        m.params = {slicing};
+        m.needs = kNeedsHiddenStates;
+        m.badge = [](const ParamValues& v) {
+            return "SliceGPT " + std::to_string(static_cast<int>(std::lround(100.0 * v.real("slicing")))) + " %";
+        };
+        return m;
+    }();
+    return spec;
+}
+
 const MethodSpec& specSparseGpt()
 {
     static const MethodSpec spec = [] {
@@ -208,7 +238,7 @@ const MethodSpec& specSvdLlm()
 
 } // namespace
 
-std::vector<const MethodSpec*> builtinPruneMethods() { return {&specMagnitude(), &specWanda(), &specSparseGpt(), &specShortGpt()}; }
+std::vector<const MethodSpec*> builtinPruneMethods() { return {&specMagnitude(), &specWanda(), &specSparseGpt(), &specShortGpt(), &specSliceGpt()}; }
 
 std::vector<const MethodSpec*> builtinFactorizeMethods() { return {&specSvd(), &specAsvd(), &specSvdLlm()}; }
 

@@ -118,6 +118,33 @@ StepOutcome blockRemovalStep(const CompressionState& state, const RecipeStep& st
     return out;
 }
 
+// SliceGPT re-projects every weight from the model in front of it: after a
+// quantization it would turn the codes back into dense values.
+StepOutcome sliceStep(const CompressionState& state, const RecipeStep& step, SliceOptions o, const CalibrationText& calib,
+                      Progress* progress)
+{
+    for (const RecipeStep& before : state.steps)
+        if (before.action == StepAction::Quantize)
+            fail(ErrorCode::InvalidArgument, "", "slice before quantizing (after " + before.badge()
+                                                     + ", slicing would turn its codes back into dense weights)");
+    if (state.model->config.onlineDownRotation)
+        fail(ErrorCode::InvalidArgument, "", "slicing would break the online rotation of down_proj's input (rotate without online)");
+    o.calibration = calib.options;
+    SliceResult r = sliceModel(*state.model, o, calib.tokens, progress);
+    StepOutcome out{state, r.toJson(), {}};
+    out.state.model = std::shared_ptr<const Model>(std::move(r.model));
+    out.state.basis = out.state.model; // every weight changed shape: errors are measured from here on
+    const std::string badge = step.badge();
+    for (const std::string& name : r.tensors) {
+        LayerRecord& rec = out.state.layers[name];
+        rec.badges.push_back(badge);
+        rec.bitsPerWeight.reset();
+        rec.outputError.reset();
+        out.touched.push_back(name);
+    }
+    return out;
+}
+
 StepOutcome pruneStep(const CompressionState& state, const RecipeStep& step, const JsonParams& p,
                       const CalibrationText& calib, Progress* progress)
 {
@@ -143,6 +170,8 @@ StepOutcome pruneStep(const CompressionState& state, const RecipeStep& step, con
         return compressionStep(state, step, pruneAttentionHeads(*state.model, o.heads, calib.tokens, progress), true);
     case PruneStepOptions::Kind::Blocks:
         return blockRemovalStep(state, step, o.blocks, calib, progress);
+    case PruneStepOptions::Kind::Hidden:
+        return sliceStep(state, step, o.slice, calib, progress);
     }
     return {state, {}, {}};
 }

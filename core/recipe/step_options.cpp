@@ -152,6 +152,15 @@ PruneStepOptions pruneOptionsFrom(const ParamSource& p)
     const std::string& method = spec.id;
     PruneStepOptions o;
     const CalibrationOptions calibration = calibrationOptionsFrom(p);
+    if (method == "slicegpt") {
+        if (p.value("layers"))
+            bad("SliceGPT slices the hidden size of the whole model: it takes slicing S (not layers)");
+        o.kind = PruneStepOptions::Kind::Hidden;
+        o.slice.slicing = v.real("slicing");
+        o.slice.calibration = calibration;
+        o.needsCalibration = true;
+        return o;
+    }
     if (method == "shortgpt") {
         if (p.value("layers"))
             bad("ShortGPT removes whole blocks chosen by their influence: it takes blocks N (not layers)");
