@@ -5,22 +5,7 @@
 # activations with and without a QuaRot rotation. One run each.
 #   bench/kv_table.sh [build/release/app/layerlab-cli] [../shared]
 set -euo pipefail
-cli=${1:-build/release/app/layerlab-cli}
-shared=${2:-../shared}
-model=$shared/models/stories260K-hf
-eval=$shared/data/tinystories/eval.txt
-calib=$shared/data/tinystories/calib.txt
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-ppl() { # recipe steps (YAML lines) -> perplexity
-    if [ -z "$1" ]; then
-        "$cli" ppl "$model" --text "$eval" --ctx 256 --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["ppl"])'
-        return
-    fi
-    printf 'layerlab_recipe: 1\ncalibration: {text: %s, windows: 64, context: 256}\nsteps:\n%s' "$calib" "$1" > "$tmp/r.yaml"
-    "$cli" apply "$tmp/r.yaml" "$model" --eval "$eval" --ctx 256 --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["ppl"])'
-}
+source "$(dirname "$0")/recipe_ppl.sh" "${1:-}" "${2:-}"
 
 echo "| KV cache | alone (F32 weights) | W4A4 ZeroQuant g32 | QuaRot + W4A4 | QuaRot (online) + W4A4 |"
 echo "| --- | --- | --- | --- | --- |"

@@ -4,18 +4,7 @@
 # setting with and without a QuaRot rotation (seeds 0-3), one run each.
 #   bench/rotation_table.sh [build/release/app/layerlab-cli] [../shared]
 set -euo pipefail
-cli=${1:-build/release/app/layerlab-cli}
-shared=${2:-../shared}
-model=$shared/models/stories260K-hf
-eval=$shared/data/tinystories/eval.txt
-calib=$shared/data/tinystories/calib.txt
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-ppl() { # recipe steps (YAML lines) -> perplexity
-    printf 'layerlab_recipe: 1\ncalibration: {text: %s, windows: 64, context: 256}\nsteps:\n%s' "$calib" "$1" > "$tmp/r.yaml"
-    "$cli" apply "$tmp/r.yaml" "$model" --eval "$eval" --ctx 256 --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["ppl"])'
-}
+source "$(dirname "$0")/recipe_ppl.sh" "${1:-}" "${2:-}"
 
 declare -a names=("W4A16 RTN row" "W4A16 RTN g32" "W4A16 GPTQ g32" "W4A8 ZeroQuant g32" "W4A4 ZeroQuant g32")
 declare -a steps=(

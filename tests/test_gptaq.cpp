@@ -27,16 +27,6 @@ namespace {
 constexpr float kFastVsRefMaxDiff = 1e-4f;
 constexpr double kFastVsRefCodeAgreement = 0.999;
 
-MatrixRM gaussian(Eigen::Index rows, Eigen::Index cols, unsigned seed, float scale = 1.0f)
-{
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> n(0.0f, scale);
-    MatrixRM X(rows, cols);
-    for (Eigen::Index i = 0; i < X.size(); ++i)
-        X.data()[i] = n(rng);
-    return X;
-}
-
 // Inputs X (tokens, in) as a quantized model sees them and X~ as the
 // full-precision one does: correlated channels, X~ = X + a systematic shift.
 struct Inputs {
@@ -46,10 +36,10 @@ struct Inputs {
 Inputs inputs(Eigen::Index tokens, Eigen::Index in, unsigned seed)
 {
     Inputs r;
-    MatrixRM mix = gaussian(in, in, seed + 1, 0.3f);
+    MatrixRM mix = test::gaussian(in, in, seed + 1, 0.3f);
     mix.diagonal().array() += 1.0f;
-    r.X = gaussian(tokens, in, seed) * mix;
-    r.Xfp = r.X + r.X * gaussian(in, in, seed + 2, 0.05f) + gaussian(tokens, in, seed + 3, 0.05f);
+    r.X = test::gaussian(tokens, in, seed) * mix;
+    r.Xfp = r.X + r.X * test::gaussian(in, in, seed + 2, 0.05f) + test::gaussian(tokens, in, seed + 3, 0.05f);
     r.H = (r.X.transpose() * r.X).eval();
     r.dXXt = ((r.Xfp - r.X).transpose() * r.X).eval();
     return r;
@@ -74,7 +64,7 @@ private slots:
 
 void TestGptaq::withoutAsymmetryItIsGptq()
 {
-    const MatrixRM W = gaussian(48, 64, 1);
+    const MatrixRM W = test::gaussian(48, 64, 1);
     const Inputs in = inputs(512, 64, 2);
     const Eigen::MatrixXf zero = Eigen::MatrixXf::Zero(64, 64);
     GptqOptions o;
@@ -90,7 +80,7 @@ void TestGptaq::withoutAsymmetryItIsGptq()
 
 void TestGptaq::fastMatchesReference()
 {
-    const MatrixRM W = gaussian(130, 96, 3);
+    const MatrixRM W = test::gaussian(130, 96, 3);
     const Inputs in = inputs(600, 96, 4);
     for (const bool actOrder : {false, true})
         for (const int group : {0, 32}) {
@@ -117,7 +107,7 @@ void TestGptaq::fastMatchesReference()
 // GPTQ's as alpha goes to 0.
 void TestGptaq::lowersTheAsymmetricObjective()
 {
-    const MatrixRM W = gaussian(64, 128, 5);
+    const MatrixRM W = test::gaussian(64, 128, 5);
     const Inputs in = inputs(1024, 128, 6);
     GptqOptions o;
     o.grid = {4, false, 32};

@@ -38,16 +38,6 @@ constexpr float kExactWindowTol = 5e-5f;
 // Windows of 256 tokens of eval.txt for the perplexity comparisons (of 1222).
 constexpr int64_t kWindows = 64;
 
-MatrixRM gaussian(int64_t rows, int64_t cols, unsigned seed)
-{
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> n(0.0f, 1.0f);
-    MatrixRM X(rows, cols);
-    for (Eigen::Index i = 0; i < X.size(); ++i)
-        X.data()[i] = n(rng);
-    return X;
-}
-
 std::shared_ptr<const Model> stories()
 {
     static const std::shared_ptr<const Model> m = openModel(test::sharedPath("models/stories260K-hf"));
@@ -144,7 +134,7 @@ void TestKvCache::groupQuantizersByHand()
 // magnitude 100 does not widen the small channels' ranges; per token it does.
 void TestKvCache::keysPerChannelKeepOutlierChannels()
 {
-    MatrixRM K = gaussian(64, 8, 3) * 0.1f;
+    MatrixRM K = test::gaussian(64, 8, 3) * 0.1f;
     K.col(2).array() += 100.0f;
     MatrixRM byChannel(64, 8), byToken(64, 8);
     quantizeCachedKeys(kivi(2, 32, 32), {K.data(), 8}, 64, 8, byChannel.data(), 8);
@@ -191,7 +181,7 @@ void TestKvCache::attentionEqualsKiviCacheSimulation()
 {
     const int64_t hd = 16, n = 70, G = 4, R = 8;
     const KvCacheQuantization q = kivi(2, G, R);
-    const MatrixRM Q = gaussian(n, hd, 1), K = gaussian(n, hd, 2), V = gaussian(n, hd, 3);
+    const MatrixRM Q = test::gaussian(n, hd, 1), K = test::gaussian(n, hd, 2), V = test::gaussian(n, hd, 3);
     const float scale = 1.0f / 4.0f;
     MatrixRM cacheK(n, hd), cacheV(n, hd); // what the cache holds at each position's slot
     int64_t keysQuantized = 0, valuesQuantized = 0;
@@ -243,7 +233,7 @@ void TestKvCache::fastAttentionMatchesReference()
                           {8, 77, 0, 0, perToken(4)},       {128, 65, 5, 0, perToken(2)}};
     for (const Case& c : cases) {
         const int64_t keys = c.pos0 + c.n;
-        const MatrixRM Q = gaussian(c.n, c.hd, 7), K = gaussian(keys, c.hd, 8), V = gaussian(keys, c.hd, 9);
+        const MatrixRM Q = test::gaussian(c.n, c.hd, 7), K = test::gaussian(keys, c.hd, 8), V = test::gaussian(keys, c.hd, 9);
         MatrixRM kq(keys, c.hd), vq(keys, c.hd), fast(c.n, c.hd), ref(c.n, c.hd);
         quantizeCachedKeys(c.q, {K.data(), c.hd}, keys, c.hd, kq.data(), c.hd);
         quantizeCachedValues(c.q, {V.data(), c.hd}, keys, c.hd, vq.data(), c.hd);

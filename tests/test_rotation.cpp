@@ -37,16 +37,6 @@ constexpr float kRotationLogitTol = 1e-4f;
 // Windows of 256 tokens of eval.txt the perplexity comparisons use (of 1222).
 constexpr int64_t kWindows = 64;
 
-MatrixRM randomRows(int64_t rows, int64_t cols, unsigned seed)
-{
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> n(0.0f, 1.0f);
-    MatrixRM X(rows, cols);
-    for (Eigen::Index i = 0; i < X.size(); ++i)
-        X.data()[i] = n(rng);
-    return X;
-}
-
 std::shared_ptr<const Model> stories()
 {
     static const std::shared_ptr<const Model> m = openModel(test::sharedPath("models/stories260K-hf"));
@@ -131,7 +121,7 @@ void TestRotation::hadamardIsOrthogonalAndFast()
         const RandomHadamard q(n, 42);
         const MatrixRM Q = q.denseReference();
         const float orth = (Q * Q.transpose() - MatrixRM::Identity(n, n)).cwiseAbs().maxCoeff();
-        const MatrixRM X = randomRows(5, n, static_cast<unsigned>(n));
+        const MatrixRM X = test::gaussian(5, n, static_cast<unsigned>(n));
         MatrixRM Y = X;
         q.rotateRows(Y);
         const float fast = (Y - X * Q).cwiseAbs().maxCoeff();
@@ -218,7 +208,7 @@ void TestRotation::rotationSpreadsWeightOutliers()
 // (then Qᵀ) loses far less than A4 of X.
 void TestRotation::rotationSpreadsActivationOutliers()
 {
-    MatrixRM X = randomRows(32, 128, 5);
+    MatrixRM X = test::gaussian(32, 128, 5);
     for (const int channel : {3, 77})
         X.col(channel) *= 30.0f; // outlier channels
     const RandomHadamard q(128, 0);

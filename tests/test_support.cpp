@@ -115,6 +115,16 @@ MatrixRM heavyTailed(Eigen::Index rows, Eigen::Index cols, unsigned seed)
     return W;
 }
 
+MatrixRM gaussian(Eigen::Index rows, Eigen::Index cols, unsigned seed, float scale)
+{
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> n(0.0f, scale);
+    MatrixRM X(rows, cols);
+    for (Eigen::Index i = 0; i < X.size(); ++i)
+        X.data()[i] = n(rng);
+    return X;
+}
+
 double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b)
 {
     if (a.size() != b.size())

@@ -55,6 +55,8 @@ private:
 
 // Gaussian weights (std 0.02) with 1 % of them 12x larger, as LLM weights have; fixed by the seed.
 MatrixRM heavyTailed(Eigen::Index rows, Eigen::Index cols, unsigned seed);
+// Independent normal entries N(0, scale²) (std::mt19937 and std::normal_distribution), fixed by the seed.
+MatrixRM gaussian(Eigen::Index rows, Eigen::Index cols, unsigned seed, float scale = 1.0f);
 
 // max |a - b| over two equally long arrays (inf if sizes differ).
 double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
