@@ -10,11 +10,14 @@
 #include "export_dialog.h"
 #include "model_document.h"
 
+#include "analysis/imatrix.h"
 #include "export/atomic_file.h"
+#include "export/gguf_export.h"
 #include "export/export_common.h"
 #include "model/tensor_data.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"
+#include "tokenizer/tokenizer.h"
 
 #include <QDir>
 #include <QFile>
@@ -115,6 +118,7 @@ private slots:
     void dialogRemembersChoices();
     void dialogWritesPreset();
     void dialogSuggestsTheModelsSize();
+    void dialogUsesImatrix();
     void cancelMidwayLeavesNothing();
     void closingWhileExportingCancels();
     void existingOutputKeptWhenRefused();
@@ -316,6 +320,58 @@ void TestGuiExport::dialogWritesPreset()
     QCOMPARE(d->ggufPreset(), std::optional<GgufPreset>(GgufPreset::Q8_0));
     d->setGgufType(DType::Q5_1);
     QVERIFY(!d->ggufPreset().has_value());
+}
+
+// An importance matrix chosen in the dialog rounds the GGUF as the API (and
+// llama-quantize, tests/test_imatrix.cpp) does with it: the same bytes; a file
+// that is not one is refused with its name.
+void TestGuiExport::dialogUsesImatrix()
+{
+    LL_REQUIRE_SHARED();
+    const QString dir = QString::fromStdString(test::scratchDir());
+    const std::vector<int32_t> tokens = tokenizeTextFile(*source_, test::sharedPath("data/tinystories/calib.txt"));
+    ImatrixOptions io;
+    io.context = 128;
+    io.chunks = 8;
+    const Imatrix im = computeImatrix(*state_.model, tokens, io, "calib.txt");
+    const std::string imPath = dir.toStdString() + "/m.dat";
+    saveImatrix(im, imPath);
+    auto d = makeDialog(dir);
+    d->setOutputEnabled(Out::HuggingFace, false);
+    d->setOutputEnabled(Out::Report, false);
+    d->setOutputEnabled(Out::Recipe, false);
+    d->setGgufPreset(GgufPreset::Q4_K_M);
+    d->setImatrixFile(QString::fromStdString(imPath));
+    QSignalSpy spy(d.get(), &ExportDialog::exportFinished);
+    QVERIFY(d->startExport());
+    QVERIFY(waitFinished(spy));
+    QVERIFY2(spy.at(0).at(0).toBool(), qPrintable(spy.at(0).at(1).toString()));
+    GgufExportOptions o;
+    o.preset = GgufPreset::Q4_K_M;
+    o.type = DType::Q4_K;
+    o.imatrix = &im;
+    o.imatrixFile = imPath;
+    const std::string direct = dir.toStdString() + "/direct.gguf";
+    exportGguf(*state_.model, direct, o);
+    QVERIFY(test::readFile(d->outputPath(Out::Gguf).toStdString()) == test::readFile(direct));
+    o.imatrix = nullptr;
+    o.imatrixFile.clear();
+    exportGguf(*state_.model, dir.toStdString() + "/plain.gguf", o);
+    QVERIFY(test::readFile(dir.toStdString() + "/plain.gguf") != test::readFile(direct)); // the matrix changed the rounding
+    // Not an importance matrix: the export fails and says which file.
+    const std::string bad = dir.toStdString() + "/bad.dat";
+    test::writeFile(bad, "not an imatrix");
+    QDir().mkpath(dir + QStringLiteral("/2"));
+    auto d2 = makeDialog(dir + QStringLiteral("/2"));
+    d2->setOutputEnabled(Out::HuggingFace, false);
+    d2->setOutputEnabled(Out::Report, false);
+    d2->setOutputEnabled(Out::Recipe, false);
+    d2->setImatrixFile(QString::fromStdString(bad));
+    QSignalSpy spy2(d2.get(), &ExportDialog::exportFinished);
+    QVERIFY(d2->startExport());
+    QVERIFY(waitFinished(spy2));
+    QVERIFY(!spy2.at(0).at(0).toBool());
+    QVERIFY2(spy2.at(0).at(1).toString().contains(QStringLiteral("bad.dat")), qPrintable(spy2.at(0).at(1).toString()));
 }
 
 // One click after a 4-bit quantization gives a 4-bit GGUF: without a type

@@ -7,6 +7,7 @@
 #include "model_document.h"
 #include "panel_util.h"
 
+#include "analysis/imatrix.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
 #include "report/report_writer.h"
@@ -126,6 +127,7 @@ struct ExportDialog::Plan {
     DType hfDtype = DType::F32;
     std::optional<Recipe> recipe;
     std::function<void(Output, const Progress&)> hook;
+    QString imatrix;         // the importance matrix file for the GGUF (empty: none)
     bool w8a8 = false;       // activations quantized at run time: not part of any file
     QString kvCache;         // the KV cache's run-time quantization (empty: none), likewise
 };
@@ -264,6 +266,24 @@ void ExportDialog::buildUi()
     ggufHint_->setWordWrap(true);
     ggufHint_->hide();
     grid->addWidget(ggufHint_, kOutputs, 1, 1, 3);
+    // llama-quantize --imatrix: the k-quants weigh each column's rounding by it.
+    imatrixEdit_ = new QLineEdit(outputs);
+    imatrixEdit_->setObjectName(QStringLiteral("imatrixFile"));
+    imatrixEdit_->setPlaceholderText(tr("none (a .dat from llama-imatrix or layerlab-cli imatrix)"));
+    imatrixEdit_->setToolTip(tr("llama.cpp's importance matrix: the GGUF's quantized tensors are rounded with it, "
+                                "byte for byte as llama-quantize --imatrix does."));
+    auto* imatrixBrowse = new QPushButton(tr("…"), outputs);
+    imatrixBrowse->setMaximumWidth(32);
+    imatrixBrowse->setToolTip(tr("Choose an importance matrix file"));
+    connect(imatrixBrowse, &QPushButton::clicked, this, [this] {
+        const QString f = QFileDialog::getOpenFileName(this, tr("Importance matrix"), imatrixEdit_->text(),
+                                                       tr("Importance matrices (*.dat);;All files (*)"));
+        if (!f.isEmpty())
+            imatrixEdit_->setText(f);
+    });
+    grid->addWidget(new QLabel(tr("Importance matrix"), outputs), kOutputs + 1, 0);
+    grid->addWidget(imatrixEdit_, kOutputs + 1, 1);
+    grid->addWidget(imatrixBrowse, kOutputs + 1, 2);
 
     progress_ = new QProgressBar(this);
     progress_->setObjectName(QStringLiteral("exportProgress"));
@@ -485,6 +505,16 @@ void ExportDialog::setGgufType(DType t)
             i = ggufTypeBox_->findData(kPresetData + static_cast<int>(*p));
     ggufTypeBox_->setCurrentIndex(i >= 0 ? i : ggufTypeBox_->findData(kPresetData + static_cast<int>(GgufPreset::Q8_0)));
 }
+void ExportDialog::setImatrixFile(const QString& path)
+{
+    imatrixEdit_->setText(path);
+}
+
+QString ExportDialog::imatrixFile() const
+{
+    return imatrixEdit_->text().trimmed();
+}
+
 DType ExportDialog::ggufType() const
 {
     const int data = ggufTypeBox_->currentData().toInt();
@@ -616,6 +646,7 @@ bool ExportDialog::startExport()
     }
     plan.ggufType = ggufType();
     plan.ggufPreset = ggufPreset();
+    plan.imatrix = imatrixFile();
     plan.hfDtype = hfDtype();
     const Recipe r = recipe();
     if (!r.steps.empty())
@@ -667,6 +698,12 @@ bool ExportDialog::startExport()
                     GgufExportOptions opt;
                     opt.type = plan.ggufType;
                     opt.preset = plan.ggufPreset;
+                    Imatrix imatrix;
+                    if (!plan.imatrix.isEmpty()) {
+                        imatrix = loadImatrix(nativePath(plan.imatrix));
+                        opt.imatrix = &imatrix;
+                        opt.imatrixFile = plan.imatrix.toStdString();
+                    }
                     opt.overwrite = plan.existed[i];
                     opt.progress = &job;
                     const ExportResult r = exportGguf(*plan.model, path, opt);

@@ -75,6 +75,10 @@ public:
     DType ggufType() const;
     // llama-quantize's presets (Q4_K_M, ...) are listed first; nullopt when one type was chosen.
     void setGgufPreset(GgufPreset p);
+    // llama.cpp's importance matrix for the GGUF's quantized tensors (llama-imatrix's
+    // .dat or `layerlab-cli imatrix`); empty: none.
+    void setImatrixFile(const QString& path);
+    QString imatrixFile() const;
     std::optional<GgufPreset> ggufPreset() const;
     void setHfDtype(DType t);    // F32, F16 or BF16
     DType hfDtype() const;
@@ -147,6 +151,7 @@ private:
     QLineEdit* folderEdit_ = nullptr;
     QLineEdit* baseEdit_ = nullptr;
     QComboBox* ggufTypeBox_ = nullptr;
+    QLineEdit* imatrixEdit_ = nullptr;
     QComboBox* hfDtypeBox_ = nullptr;
     QLabel* ggufHint_ = nullptr;
     QPushButton* openFolderButton_ = nullptr;
