@@ -865,6 +865,7 @@ void CompressionPanel::showPreview(const PreviewResult& r)
     tabs_->setCurrentWidget(!r.blockInfluence.empty()           ? static_cast<QWidget*>(influence_)
                             : r.action == StepAction::Factorize || !r.singularValues.empty() ? static_cast<QWidget*>(spectrum_)
                             : r.action == StepAction::Prune    ? static_cast<QWidget*>(mask_)
+                            : r.action == StepAction::KvCache  ? static_cast<QWidget*>(curve_) // KV error against bits
                                                                : static_cast<QWidget*>(histogram_));
     setStatus(tr("Preview ready (%1 s). Apply to change the model.").arg(r.seconds, 0, 'f', 2));
     emit previewReady();

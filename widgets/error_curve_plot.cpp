@@ -287,9 +287,10 @@ void ErrorCurvePlot::rebuildCurrent()
         if (!std::isnan(o) && (!logY_ || o > 0))
             c.outputMark->addData(*current_, o);
         QString line = c.name.isEmpty() ? QString() : c.name + QStringLiteral(": ");
-        line += tr("weight %1").arg(text(w));
+        // "weight 0.15, output 0.25", or the series' own names ("key error 0.15, value error 0.25").
+        line += (firstSeries_.isEmpty() ? tr("weight %1") : firstSeries_ + QStringLiteral(" %1")).arg(text(w));
         if (c.output)
-            line += tr(", output %1").arg(text(o));
+            line += (secondSeries_.isEmpty() ? tr(", output %1") : QStringLiteral(", ") + secondSeries_ + QStringLiteral(" %1")).arg(text(o));
         lines << line;
     }
     if (!show)

@@ -272,10 +272,10 @@ void ExportDialog::buildUi()
     imatrixEdit_->setPlaceholderText(tr("none (a .dat from llama-imatrix or layerlab-cli imatrix)"));
     imatrixEdit_->setToolTip(tr("llama.cpp's importance matrix: the GGUF's quantized tensors are rounded with it, "
                                 "byte for byte as llama-quantize --imatrix does."));
-    auto* imatrixBrowse = new QPushButton(tr("…"), outputs);
-    imatrixBrowse->setMaximumWidth(32);
-    imatrixBrowse->setToolTip(tr("Choose an importance matrix file"));
-    connect(imatrixBrowse, &QPushButton::clicked, this, [this] {
+    imatrixBrowse_ = new QPushButton(tr("…"), outputs);
+    imatrixBrowse_->setMaximumWidth(32);
+    imatrixBrowse_->setToolTip(tr("Choose an importance matrix file"));
+    connect(imatrixBrowse_, &QPushButton::clicked, this, [this] {
         const QString f = QFileDialog::getOpenFileName(this, tr("Importance matrix"), imatrixEdit_->text(),
                                                        tr("Importance matrices (*.dat);;All files (*)"));
         if (!f.isEmpty())
@@ -283,7 +283,7 @@ void ExportDialog::buildUi()
     });
     grid->addWidget(new QLabel(tr("Importance matrix"), outputs), kOutputs + 1, 0);
     grid->addWidget(imatrixEdit_, kOutputs + 1, 1);
-    grid->addWidget(imatrixBrowse, kOutputs + 1, 2);
+    grid->addWidget(imatrixBrowse_, kOutputs + 1, 2);
 
     progress_ = new QProgressBar(this);
     progress_->setObjectName(QStringLiteral("exportProgress"));
@@ -830,6 +830,8 @@ void ExportDialog::updateEnabled()
         r.browse->setEnabled(r.path->isEnabled());
     }
     ggufTypeBox_->setEnabled(!running && row(Output::Gguf).check->isChecked());
+    imatrixEdit_->setEnabled(ggufTypeBox_->isEnabled());
+    imatrixBrowse_->setEnabled(ggufTypeBox_->isEnabled());
     hfDtypeBox_->setEnabled(!running && row(Output::HuggingFace).check->isChecked());
     folderEdit_->setEnabled(!running);
     baseEdit_->setEnabled(!running);

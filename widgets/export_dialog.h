@@ -152,6 +152,7 @@ private:
     QLineEdit* baseEdit_ = nullptr;
     QComboBox* ggufTypeBox_ = nullptr;
     QLineEdit* imatrixEdit_ = nullptr;
+    QPushButton* imatrixBrowse_ = nullptr;
     QComboBox* hfDtypeBox_ = nullptr;
     QLabel* ggufHint_ = nullptr;
     QPushButton* openFolderButton_ = nullptr;
