@@ -22,6 +22,22 @@ const char* kPruneUsage =
     "         [--stats auto|sequential|one-shot] [--blocksize 128] [--damp 0.01]\n"
     "         [--eval FILE [--ctx 256]] [--out DIR [--dtype f32|f16|bf16] | --gguf OUT.gguf [--gguf-type Q4_K_M|Q8_0|F16|...]] [--force] [--threads N] [--json]";
 
+// A step that rebuilds the whole model (SliceGPT, ShortGPT) as the result the
+// other prunes print: no per-layer rows, the parameters before and after.
+ModelCompressionResult wholeModelResult(std::string method, const Model& source, std::unique_ptr<Model> model,
+                                        int64_t calibrationTokens, double seconds)
+{
+    ModelCompressionResult r;
+    r.method = std::move(method);
+    r.statsMode = "one-shot";
+    r.calibrationTokens = calibrationTokens;
+    r.parametersBefore = source.parameterCount();
+    r.storedParameters = r.parametersAfter = model->parameterCount();
+    r.seconds = seconds;
+    r.model = std::move(model);
+    return r;
+}
+
 } // namespace
 
 int cmdPrune(const std::vector<std::string>& argv)
@@ -53,14 +69,10 @@ int cmdPrune(const std::vector<std::string>& argv)
     case PruneStepOptions::Kind::Heads: r = pruneAttentionHeads(*model, o.heads, calib, &progress); break;
     case PruneStepOptions::Kind::Hidden: {
         SliceResult s = sliceModel(*model, o.slice, calib, &progress);
-        r.method = "slicegpt hidden " + std::to_string(s.hiddenBefore) + " -> " + std::to_string(s.hiddenAfter) + " ("
-                   + std::to_string(static_cast<int>(std::lround(100.0 * s.keptEnergy))) + " % of the variance kept)";
-        r.statsMode = "one-shot";
-        r.calibrationTokens = s.calibrationTokens;
-        r.parametersBefore = model->parameterCount();
-        r.storedParameters = r.parametersAfter = s.model->parameterCount();
-        r.seconds = s.seconds;
-        r.model = std::move(s.model);
+        r = wholeModelResult("slicegpt hidden " + std::to_string(s.hiddenBefore) + " -> " + std::to_string(s.hiddenAfter)
+                                 + " (" + std::to_string(static_cast<int>(std::lround(100.0 * s.keptEnergy)))
+                                 + " % of the variance kept)",
+                             *model, std::move(s.model), s.calibrationTokens, s.seconds);
         break;
     }
     case PruneStepOptions::Kind::Blocks: {
@@ -72,13 +84,8 @@ int cmdPrune(const std::vector<std::string>& argv)
                 std::printf("  block %-3zu %.5f%s\n", i, b.influence[i],
                             std::binary_search(b.removed.begin(), b.removed.end(), static_cast<int>(i)) ? "  removed" : "");
         }
-        r.method = "shortgpt -" + std::to_string(b.removed.size()) + " blocks";
-        r.statsMode = "one-shot";
-        r.calibrationTokens = b.calibrationTokens;
-        r.parametersBefore = model->parameterCount();
-        r.storedParameters = r.parametersAfter = b.model->parameterCount();
-        r.seconds = b.seconds;
-        r.model = std::move(b.model);
+        r = wholeModelResult("shortgpt -" + std::to_string(b.removed.size()) + " blocks", *model, std::move(b.model),
+                             b.calibrationTokens, b.seconds);
         break;
     }
     }

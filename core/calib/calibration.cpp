@@ -324,10 +324,7 @@ public:
     }
 
 private:
-    static size_t slot(Role r)
-    {
-        return r == Role::AttnQ ? 0 : r == Role::AttnO ? 1 : r == Role::MlpUp ? 2 : 3;
-    }
+    static size_t slot(Role r) { return static_cast<size_t>(inputIndex(r)); } // the engine reports only these four
     LinearInputObserver* collector_;
     MatrixRM fp_[4];
     Eigen::MatrixXf sums_[4];

@@ -15,9 +15,7 @@ namespace {
 using Packet = Eigen::internal::packet_traits<float>::type;
 constexpr int64_t kLanes = sizeof(Packet) / sizeof(float);
 constexpr float kMasked = -std::numeric_limits<float>::infinity();
-// Score rows are padded to 16 floats (a multiple of every SIMD width) and
-// aligned, so the softmax runs in whole vectors.
-constexpr int64_t kPad = 16;
+constexpr int64_t kPad = kScoreRowPad;
 static_assert(kPad % kLanes == 0);
 
 int64_t roundUp(int64_t x, int64_t to)
@@ -40,9 +38,8 @@ float expInPlaceAndSum(float* x, int64_t n, float m, float scale)
     return predux(acc);
 }
 
-// Softmax numerators of one score row over keys [lo, hi) (row-relative);
-// entries outside become 0. The row is aligned and holds whole vectors
-// around [lo, hi). Returns the denominator.
+} // namespace
+
 float softmaxNumerators(float* row, int64_t lo, int64_t hi, float scale)
 {
     using namespace Eigen::internal;
@@ -59,6 +56,8 @@ float softmaxNumerators(float* row, int64_t lo, int64_t hi, float scale)
     std::fill(row + hi, row + end, 0.0f);
     return sum;
 }
+
+namespace {
 
 // Head sizes up to 16: one query at a time against transposed keys/values, the
 // head dimension unrolled into registers and the keys along the SIMD lanes.

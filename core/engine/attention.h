@@ -17,4 +17,11 @@ struct HeadView {
 void attendOneHead(HeadView q, HeadView k, HeadView v, float* out, int64_t outStride, int64_t n, int64_t pos0,
                    int64_t headDim, float scale, int64_t slidingWindow);
 
+// Score rows of the blocked kernels are padded to kScoreRowPad floats and start
+// Eigen-aligned, so the softmax runs in whole vectors.
+constexpr int64_t kScoreRowPad = 16;
+// Softmax numerators exp((s - max) * scale) of one such score row over keys
+// [lo, hi); entries outside become 0. Returns the denominator.
+float softmaxNumerators(float* row, int64_t lo, int64_t hi, float scale);
+
 } // namespace ll

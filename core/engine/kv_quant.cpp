@@ -145,14 +145,13 @@ void attendOneHeadQuantizedKv(const KvCacheQuantization& kvq, HeadView q, HeadVi
                               float scale, int64_t slidingWindow)
 {
     // Blocks of 64 queries as in attendBlocked: scores against both key
-    // versions, each query picks its own mix, then the probabilities split by
-    // which values they weigh.
-    constexpr int64_t kBlock = 64;
-    // Eigen-aligned buffers and rows padded to 16 floats: Eigen's vectorized
-    // exp and sums peel unaligned heads, so a row's address must not depend on
-    // where the heap put the buffer (or the result would change from run to run).
-    constexpr int64_t kPad = 16;
+    // versions, each query picks its own mix, then the unnormalised
+    // probabilities split by which values they weigh. Eigen-aligned buffers and
+    // padded rows (softmaxNumerators' contract): a row's address must not depend
+    // on where the heap put the buffer, or the vectorised sums would change.
+    constexpr int64_t kBlock = 64, kPad = kScoreRowPad;
     thread_local Eigen::VectorXf scoresFull, scoresQuant, probQuant, part;
+    float rowSum[kBlock];
     for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
         const int64_t rows = std::min(kBlock, n - r0);
         const int64_t kEnd = pos0 + r0 + rows;
@@ -179,9 +178,7 @@ void attendOneHeadQuantizedKv(const KvCacheQuantization& kvq, HeadView q, HeadVi
             float* row = s + i * ld;
             float* rowQ = pq + i * ld;
             std::copy(sq + i * ld, sq + i * ld + keyQ, row);
-            Eigen::Map<Eigen::ArrayXf> live(row + lo, hi - lo);
-            live = ((live - live.maxCoeff()) * scale).exp();
-            live /= live.sum();
+            rowSum[i] = softmaxNumerators(row, lo, hi, scale);
             std::fill(row, row + lo, 0.0f);
             std::fill(row + hi, row + ld, 0.0f);
             // Probabilities of the quantized values in rowQ, of the full ones in row.
@@ -194,7 +191,7 @@ void attendOneHeadQuantizedKv(const KvCacheQuantization& kvq, HeadView q, HeadVi
         gemmAB(pq, ld, vq.data + kBegin * vq.stride, vq.stride, part.data(), headDim, rows, headDim, len);
         for (int64_t i = 0; i < rows; ++i)
             for (int64_t d = 0; d < headDim; ++d)
-                o[i * outStride + d] += part[i * headDim + d];
+                o[i * outStride + d] = (o[i * outStride + d] + part[i * headDim + d]) / rowSum[i];
     }
 }
 

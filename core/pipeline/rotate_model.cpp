@@ -20,13 +20,14 @@ const LogicalTensor& requireTensor(const Model& m, int block, Role role)
     const LogicalTensor* t = m.find(block, role);
     if (!t)
         fail(ErrorCode::Malformed, m.path,
-             std::string("cannot rotate: no ") + std::string(roleName(role))
+             std::string("cannot fold the norms: no ") + std::string(roleName(role))
                  + (block >= 0 ? " in block " + std::to_string(block) : std::string()));
     return *t;
 }
 
-// The RMSNorm weight that scales this linear's input (empty: none).
-Eigen::RowVectorXf normBefore(const Model& m, const LogicalTensor& t)
+} // namespace
+
+Eigen::RowVectorXf normWeightBefore(const Model& m, const LogicalTensor& t)
 {
     Role norm = Role::Other;
     switch (t.role) {
@@ -38,6 +39,8 @@ Eigen::RowVectorXf normBefore(const Model& m, const LogicalTensor& t)
     const MatrixRM g = readMatrix(m, requireTensor(m, norm == Role::FinalNorm ? -1 : t.block, norm));
     return g.row(0);
 }
+
+namespace {
 
 // Rows of W (out, in) in consecutive slices of `width` columns: each slice x ← x Q.
 void rotateColumnSlices(MatrixRM& W, const RandomHadamard& q)
@@ -120,7 +123,7 @@ MatrixRM rotateValues(const Model& model, const LogicalTensor& t, MatrixRM W, co
             q.residual->rotateRows(W);
         return W;
     }
-    if (const Eigen::RowVectorXf g = normBefore(model, t); g.size() > 0) {
+    if (const Eigen::RowVectorXf g = normWeightBefore(model, t); g.size() > 0) {
         if (g.size() != W.cols())
             fail(ErrorCode::Malformed, model.path, "cannot rotate " + t.logicalName + ": its norm does not fit its input");
         W.array().rowwise() *= g.array();

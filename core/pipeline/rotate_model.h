@@ -70,6 +70,11 @@ struct ModelRotationResult {
 
 ModelRotationResult rotateModel(const Model& source, const RotationOptions& options, Progress* progress = nullptr);
 
+// The RMSNorm weight that scales linear t's input (q, k, v: the attention norm;
+// gate, up: the MLP norm; the head: the final norm), as a row; empty for the
+// others. Throws Malformed when the norm is missing. (SliceGPT folds it too.)
+Eigen::RowVectorXf normWeightBefore(const Model& m, const LogicalTensor& t);
+
 // One logical tensor as rotateModel leaves it (the GUI's preview: the
 // histogram and kurtosis before and after). Norms become ones.
 MatrixRM rotatedTensor(const Model& model, const LogicalTensor& t, const ModelRotations& rotations);

@@ -27,14 +27,6 @@ void addNormalisedCovariance(const MatrixRM& x, Eigen::MatrixXd& C)
     C.noalias() += (n.transpose() * n).cast<double>();
 }
 
-Eigen::RowVectorXf normWeight(const Model& m, int block, Role role)
-{
-    const LogicalTensor* t = m.find(block, role);
-    if (!t)
-        fail(ErrorCode::Malformed, m.path, "cannot slice: no " + std::string(roleName(role)));
-    return readMatrix(m, *t).row(0);
-}
-
 } // namespace
 
 nlohmann::json SliceResult::toJson() const
@@ -116,10 +108,8 @@ SliceResult sliceModel(const Model& source, const SliceOptions& o, std::span<con
         case Role::AttnQ: case Role::AttnK: case Role::AttnV: case Role::MlpGate: case Role::MlpUp: case Role::LmHead: {
             if (t.isBias)
                 continue; // an output bias: outputs are not in the residual stream
-            const Role norm = t.role == Role::LmHead ? Role::FinalNorm
-                              : (t.role == Role::MlpGate || t.role == Role::MlpUp) ? Role::MlpNorm : Role::AttnNorm;
             MatrixRM X = readMatrix(source, t);
-            X.array().rowwise() *= normWeight(source, t.role == Role::LmHead ? -1 : t.block, norm).array();
+            X.array().rowwise() *= normWeightBefore(source, t).array();
             W = X * Qk; // reads the sliced stream
             shape = {W.rows(), k};
             break;

@@ -378,10 +378,12 @@ double sweepAsymmetric(Plan& p, const GptqOptions& o, const Eigen::MatrixXf& P, 
     return loss;
 }
 
-GptqResult gptaqQuantize(const MatrixRM& W, const Eigen::MatrixXf& H, const GptqOptions& o, Progress* progress)
+// Rows never interact: sweep(r0, R, Q, codes, losses, report) runs on slices
+// of rows, two per thread (for balance on a busy machine), none under 64 rows.
+// Progress is reported from the caller's thread only.
+template <class Sweep>
+GptqResult sweepInRowSlices(const Plan& p, const GptqOptions& o, Sweep&& sweep)
 {
-    Plan p = makePlan(W, H, o, true);
-    const Eigen::MatrixXf P = asymmetryTransfer(p, *o.asymmetry, o.alpha);
     const int64_t rows = p.rows, cols = p.cols;
     ColMatrix Q(rows, cols), lossP(rows, cols);
     std::vector<uint8_t> codesP(static_cast<size_t>(rows * cols), 0);
@@ -390,8 +392,7 @@ GptqResult gptaqQuantize(const MatrixRM& W, const Eigen::MatrixXf& H, const Gptq
     const std::thread::id caller = std::this_thread::get_id();
     runParallel(parts, [&](int64_t part) {
         const int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
-        losses[static_cast<size_t>(part)] =
-            sweepAsymmetric(p, o, P, r0, r1 - r0, Q, codesP, lossP, progress, std::this_thread::get_id() == caller);
+        losses[static_cast<size_t>(part)] = sweep(r0, r1 - r0, Q, codesP, lossP, std::this_thread::get_id() == caller);
     });
     double loss = 0.0;
     for (double l : losses)
@@ -403,25 +404,17 @@ GptqResult gptaqQuantize(const MatrixRM& W, const Eigen::MatrixXf& H, const Gptq
 
 GptqResult gptqQuantize(const MatrixRM& W, const Eigen::MatrixXf& H, const GptqOptions& o, Progress* progress)
 {
-    if (o.asymmetry)
-        return gptaqQuantize(W, H, o, progress);
+    if (o.asymmetry) { // GPTAQ: the right-looking sweep on the reference's factor U
+        Plan p = makePlan(W, H, o, true);
+        const Eigen::MatrixXf P = asymmetryTransfer(p, *o.asymmetry, o.alpha);
+        return sweepInRowSlices(p, o, [&](int64_t r0, int64_t R, ColMatrix& Q, std::vector<uint8_t>& codes, ColMatrix& losses, bool report) {
+            return sweepAsymmetric(p, o, P, r0, R, Q, codes, losses, progress, report);
+        });
+    }
     Plan p = makePlan(W, H, o, false);
-    const int64_t rows = p.rows, cols = p.cols;
-    ColMatrix Q(rows, cols), lossP(rows, cols);
-    std::vector<uint8_t> codesP(static_cast<size_t>(rows * cols), 0);
-    // Two slices per thread (for balance on a busy machine), none under 64 rows.
-    const int64_t parts = std::clamp<int64_t>(rows / 64, 1, 2 * computeThreads());
-    std::vector<double> losses(static_cast<size_t>(parts), 0.0);
-    const std::thread::id caller = std::this_thread::get_id(); // Progress is reported from the caller's thread only
-    runParallel(parts, [&](int64_t part) {
-        const int64_t r0 = rows * part / parts, r1 = rows * (part + 1) / parts;
-        losses[static_cast<size_t>(part)] =
-            sweepRows(p, o, r0, r1 - r0, Q, codesP, lossP, progress, std::this_thread::get_id() == caller);
+    return sweepInRowSlices(p, o, [&](int64_t r0, int64_t R, ColMatrix& Q, std::vector<uint8_t>& codes, ColMatrix& losses, bool report) {
+        return sweepRows(p, o, r0, R, Q, codes, losses, progress, report);
     });
-    double loss = 0.0;
-    for (double l : losses)
-        loss += l;
-    return finish(p, o, Q, codesP, lossP, loss);
 }
 
 GptqResult gptqQuantizeRef(const MatrixRM& W, const Eigen::MatrixXf& H, const GptqOptions& o)

@@ -95,8 +95,9 @@ StepOutcome compressionStep(const CompressionState& state, const RecipeStep& ste
 
 // ShortGPT: whole blocks go and later ones move up, so every record and the
 // basis of the weight errors follow the new numbering.
-StepOutcome blockRemovalStep(const CompressionState& state, const RecipeStep& step, BlockRemovalOptions o,
-                             const CalibrationText& calib, Progress* progress)
+// No tensor that remains changed, so no record gets a badge: the recipe lists the step.
+StepOutcome blockRemovalStep(const CompressionState& state, BlockRemovalOptions o, const CalibrationText& calib,
+                             Progress* progress)
 {
     if (state.activations.quantizesInputs())
         fail(ErrorCode::InvalidArgument, "",
@@ -105,16 +106,15 @@ StepOutcome blockRemovalStep(const CompressionState& state, const RecipeStep& st
     o.calibration = calib.options;
     BlockRemovalResult r = removeBlocksByInfluence(*state.model, o, calib.tokens, progress);
     StepOutcome out{state, r.toJson(), {}};
-    if (state.basis && state.basis != state.model)
-        out.state.basis = std::shared_ptr<const Model>(removeBlocks(*state.basis, r.removed));
     out.state.model = std::shared_ptr<const Model>(std::move(r.model));
-    if (!state.basis || state.basis == state.model)
-        out.state.basis = out.state.model;
+    // The weight errors' basis loses the same blocks (it is the model itself before any edit).
+    out.state.basis = state.basis && state.basis != state.model
+                          ? std::shared_ptr<const Model>(removeBlocks(*state.basis, r.removed))
+                          : out.state.model;
     out.state.layers.clear();
     for (const auto& [name, rec] : state.layers)
         if (const std::string now = renamedAfterRemoval(name, r.removed); !now.empty())
             out.state.layers[now] = rec;
-    (void)step; // no tensor that remains was changed: no badge; the recipe lists the step
     return out;
 }
 
@@ -169,7 +169,7 @@ StepOutcome pruneStep(const CompressionState& state, const RecipeStep& step, con
         o.heads.calibration = calib.options;
         return compressionStep(state, step, pruneAttentionHeads(*state.model, o.heads, calib.tokens, progress), true);
     case PruneStepOptions::Kind::Blocks:
-        return blockRemovalStep(state, step, o.blocks, calib, progress);
+        return blockRemovalStep(state, o.blocks, calib, progress);
     case PruneStepOptions::Kind::Hidden:
         return sliceStep(state, step, o.slice, calib, progress);
     }
