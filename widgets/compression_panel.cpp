@@ -310,7 +310,9 @@ void CompressionPanel::updateForm()
     tabs_->setTabVisible(tabs_->indexOf(mask_), action == StepAction::Prune && !blocks && !slicing);
     tabs_->setTabVisible(tabs_->indexOf(influence_), blocks);
     tabs_->setTabVisible(tabs_->indexOf(spectrum_), action == StepAction::Factorize || slicing);
-    tabs_->setTabVisible(tabs_->indexOf(curve_), action != StepAction::Rotate && !blocks && !slicing); // a rotation loses nothing to plot
+    // A rotation loses nothing to plot; whole-model pruning has no per-layer curve.
+    const bool wholeModel = m && !m->wholeModelScope.empty();
+    tabs_->setTabVisible(tabs_->indexOf(curve_), action != StepAction::Rotate && !wholeModel);
     if (m) {
         const MethodTeaching& t = m->teaching;
         QString html = QStringLiteral("<h3>%1</h3><p>%2</p><p><b>%3</b> %4</p><p><b>%5</b> %6</p>")
@@ -440,8 +442,9 @@ std::vector<std::string> CompressionPanel::targetNames() const
 
 bool CompressionPanel::wholeModel(const RecipeStep& step)
 {
+    const MethodSpec* m = findMethodSpec(step.action, step.method());
     return step.action == StepAction::Rotate || step.action == StepAction::KvCache || step.params.contains("structured")
-           || (step.action == StepAction::Prune && (step.method() == "shortgpt" || step.method() == "slicegpt"));
+           || (m && !m->wholeModelScope.empty());
 }
 
 std::string CompressionPanel::targetPattern() const
@@ -821,7 +824,10 @@ void CompressionPanel::showPreview(const PreviewResult& r)
     histogram_->showStats(computeStats(r.before, so));
     // After an Apply on this layer, "before" is the original weights: the label says so.
     histogram_->showOverlayValues(r.after, tr("after"), r.beforeIsSource ? tr("original") : tr("before"));
-    mask_->setWeights(r.after, r.rowsAfter, r.colsAfter);
+    if (!r.removedAsZeros.empty()) // structured: which rows / columns go
+        mask_->setWeights(r.removedAsZeros, r.rows, r.cols);
+    else
+        mask_->setWeights(r.after, r.rowsAfter, r.colsAfter);
     mask_->setPattern(r.nm);
     if (!r.singularValues.empty())
         spectrum_->showSpectrum(std::span<const double>(r.singularValues), r.rank);

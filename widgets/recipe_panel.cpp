@@ -5,6 +5,8 @@
 #include "panel_util.h"
 #include "recipe_replay.h"
 
+#include "methods/method_registry.h"
+
 #include "pipeline/model_compression.h"
 #include "recipe/apply.h"
 #include "util/error.h"
@@ -125,10 +127,8 @@ QString RecipePanel::targetSummary(const CompressionState& st, const RecipeStep&
 {
     if (s.params.contains("structured"))
         return tr("every block");
-    if (s.action == StepAction::Prune && s.method() == "shortgpt")
-        return tr("whole blocks");
-    if (s.action == StepAction::Prune && s.method() == "slicegpt")
-        return tr("the hidden size");
+    if (const MethodSpec* m = findMethodSpec(s.action, s.method()); m && !m->wholeModelScope.empty())
+        return QString::fromStdString(m->wholeModelScope);
     if (s.action == StepAction::Rotate)
         return tr("the whole model");
     if (s.action == StepAction::KvCache)

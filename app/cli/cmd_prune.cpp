@@ -1,7 +1,7 @@
 // layerlab-cli prune: magnitude / Wanda / SparseGPT pruning of a whole model
-// (unstructured or N:M), or removal of MLP neurons or attention heads (whole KV
-// groups); optional evaluation and
-// Hugging Face export of the result.
+// (unstructured or N:M), removal of MLP neurons or attention heads (whole KV
+// groups; FLAP), of whole blocks (ShortGPT) or hidden dimensions (SliceGPT);
+// optional evaluation and export of the result.
 #include "args.h"
 #include "commands.h"
 #include "compress_common.h"
@@ -55,7 +55,8 @@ int cmdPrune(const std::vector<std::string>& argv)
         throw UsageError("unexpected argument '" + a.positional()[1] + "'\n" + kPruneUsage);
     const PruneStepOptions o = parseOptions([&] { return pruneOptionsFrom(ArgsParams(a)); }, kPruneUsage);
     if (o.needsCalibration && !a.value("calib"))
-        throw UsageError(a.valueOr("method", "") + (o.kind == PruneStepOptions::Kind::Unstructured ? "" : " --structured")
+        throw UsageError(a.valueOr("method", "")
+                         + (o.kind == PruneStepOptions::Kind::Neurons || o.kind == PruneStepOptions::Kind::Heads ? " --structured" : "")
                          + " needs calibration text: --calib FILE");
     setComputeThreads(static_cast<int>(a.intOr("threads", 0, 0, 1024)));
     compress::CliProgress progress;
@@ -75,6 +76,7 @@ int cmdPrune(const std::vector<std::string>& argv)
                              *model, std::move(s.model), s.calibrationTokens, s.seconds);
         break;
     }
+    case PruneStepOptions::Kind::Flap: r = std::move(flapPrune(*model, o.flap, calib, &progress).compression); break;
     case PruneStepOptions::Kind::Blocks: {
         BlockRemovalResult b = removeBlocksByInfluence(*model, o.blocks, calib, &progress);
         if (!a.flag("json")) {

@@ -23,6 +23,34 @@ namespace ll {
 
 namespace {
 
+// `before` (rows, cols) with the rows (or columns) that structured pruning
+// removed set to zero: the kept ones are `after`'s, in their original order,
+// found as a subsequence. Empty when both dimensions changed or none did.
+std::vector<float> removedAsZeros(const std::vector<float>& before, int64_t rows, int64_t cols,
+                                  const std::vector<float>& after, int64_t rowsAfter, int64_t colsAfter)
+{
+    const bool byRow = colsAfter == cols && rowsAfter < rows, byCol = rowsAfter == rows && colsAfter < cols;
+    if (!byRow && !byCol)
+        return {};
+    const int64_t units = byRow ? rows : cols, kept = byRow ? rowsAfter : colsAfter, len = byRow ? cols : rows;
+    const auto at = [](const std::vector<float>& m, int64_t stride, bool row, int64_t unit, int64_t i) {
+        return row ? m[static_cast<size_t>(unit * stride + i)] : m[static_cast<size_t>(i * stride + unit)];
+    };
+    std::vector<float> out(before.size(), 0.0f);
+    int64_t next = 0; // the next kept unit of `after` to find
+    for (int64_t u = 0; u < units && next < kept; ++u) {
+        bool same = true;
+        for (int64_t i = 0; i < len && same; ++i)
+            same = at(before, cols, byRow, u, i) == at(after, colsAfter, byRow, next, i);
+        if (!same)
+            continue;
+        for (int64_t i = 0; i < len; ++i)
+            (byRow ? out[static_cast<size_t>(u * cols + i)] : out[static_cast<size_t>(i * cols + u)]) = at(before, cols, byRow, u, i);
+        ++next;
+    }
+    return next == kept ? out : std::vector<float>{};
+}
+
 // The layer's calibration statistics from the state's model (one-shot, its block only).
 std::optional<InputStats> layerStats(const CompressionState& state, const LogicalTensor& t, const CalibrationText& calib,
                                      Progress* progress)
@@ -231,7 +259,9 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
     }
     // The step on this tensor alone; structured pruning has no per-layer form.
     RecipeStep one = step;
-    const bool structured = step.action == StepAction::Prune && step.params.contains("structured");
+    const MethodSpec* spec = findMethodSpec(step.action, step.method());
+    const bool structured = step.action == StepAction::Prune
+                            && (step.params.contains("structured") || (spec && !spec->wholeModelScope.empty()));
     if (structured)
         r.note = "Structured pruning removes the same units in every block: the preview prunes the whole model.";
     else
@@ -243,8 +273,19 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
     r.rowsAfter = Wa.rows();
     r.colsAfter = Wa.cols();
     r.after.assign(Wa.data(), Wa.data() + Wa.size());
+    if (structured)
+        r.removedAsZeros = removedAsZeros(r.before, r.rows, r.cols, r.after, r.rowsAfter, r.colsAfter);
     if (const auto it = out.state.layers.find(tensor); it != out.state.layers.end())
         r.record = it->second;
+    if (const auto f = out.summary.find("flap"); f != out.summary.end()) {
+        const auto& g = (*f)["kv_groups"];
+        const auto& n = (*f)["neurons"];
+        r.note = "FLAP removes " + std::to_string(g[0].get<int64_t>() - g[1].get<int64_t>()) + " of " + g[0].dump()
+                 + " KV groups and " + std::to_string(n[0].get<int64_t>() - n[1].get<int64_t>()) + " of " + n[0].dump()
+                 + " neurons in every block, the ones whose o_proj / down_proj inputs fluctuate least: "
+                 + std::to_string(state.model->parameterCount()) + " -> " + std::to_string(out.state.model->parameterCount())
+                 + " parameters.";
+    }
     r.badge = step.badge();
     r.action = step.action;
     r.rank = r.record.rank;

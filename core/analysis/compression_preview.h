@@ -22,6 +22,9 @@ struct PreviewResult {
     int64_t rows = 0, cols = 0;               // before
     int64_t rowsAfter = 0, colsAfter = 0;     // after (smaller for structured pruning)
     std::vector<float> before, after;         // row-major
+    // Structured pruning (rows or columns removed): the weights in the shape
+    // before, the removed rows / columns as zeros, for the mask view; else empty.
+    std::vector<float> removedAsZeros;
     bool beforeIsSource = false;              // `before` is the source model's tensor (the layer was edited since)
     LayerRecord record;                       // what Apply would record for this tensor
     std::string badge;

@@ -105,9 +105,9 @@ std::string hfLlamaName(const LogicalTensor& t)
     case Role::AttnK: return block + "self_attn.k_proj" + suffix;
     case Role::AttnV: return block + "self_attn.v_proj" + suffix;
     case Role::AttnO: return block + "self_attn.o_proj" + suffix;
-    case Role::MlpGate: return t.isBias ? "" : block + "mlp.gate_proj.weight";
-    case Role::MlpUp: return t.isBias ? "" : block + "mlp.up_proj.weight";
-    case Role::MlpDown: return t.isBias ? "" : block + "mlp.down_proj.weight";
+    case Role::MlpGate: return block + "mlp.gate_proj" + suffix; // biases: mlp_bias
+    case Role::MlpUp: return block + "mlp.up_proj" + suffix;
+    case Role::MlpDown: return block + "mlp.down_proj" + suffix;
     default: return "";
     }
 }
@@ -285,7 +285,7 @@ json synthesizedConfig(const Model& m, const CurrentDims& d, bool tied, DType dt
         {"eos_token_id", c.eosId >= 0 ? json(c.eosId) : json()},
         {"hidden_act", "silu"},
         {"attention_bias", c.attentionBias},
-        {"mlp_bias", false},
+        {"mlp_bias", m.find(0, Role::MlpDown, true) != nullptr},
         {"initializer_range", 0.02},
         {"use_cache", true},
     };

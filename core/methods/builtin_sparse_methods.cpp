@@ -126,6 +126,7 @@ const MethodSpec& specShortGpt()
         blocks.defaultValue = "1";
         m.params = {blocks};
         m.needs = kNeedsHiddenStates;
+        m.wholeModelScope = "whole blocks";
         m.badge = [](const ParamValues& v) { return "ShortGPT −" + v.text("blocks") + (v.integer("blocks") == 1 ? " block" : " blocks"); };
         return m;
     }();
@@ -152,8 +153,49 @@ const MethodSpec& specSliceGpt()
         slicing.defaultValue = "0.25";
         m.params = {slicing};
         m.needs = kNeedsHiddenStates;
+        m.wholeModelScope = "the hidden size";
         m.badge = [](const ParamValues& v) {
             return "SliceGPT " + std::to_string(static_cast<int>(std::lround(100.0 * v.real("slicing")))) + " %";
+        };
+        return m;
+    }();
+    return spec;
+}
+
+const MethodSpec& specFlap()
+{
+    static const MethodSpec spec = [] {
+        MethodSpec m;
+        m.action = StepAction::Prune;
+        m.id = "flap";
+        m.name = "FLAP (heads and neurons, bias compensated)";
+        m.teaching = teaching("Removes whole attention KV groups and MLP neurons whose inputs to o_proj and down_proj "
+                              "barely change from token to token, and moves their average contribution into a bias: "
+                              "no retraining, and the model keeps a plain layout that transformers and llama.cpp load.",
+                              "score<sub>j</sub> = Var<sub>t</sub>(x<sub>j</sub>) · ‖W[:, j]‖² of the output projection's "
+                              "input channel j (a head: the sum over its channels); the lowest go, and "
+                              "b ← b + Σ<sub>removed</sub> W[:, j] · mean<sub>t</sub>(x<sub>j</sub>). Adaptive: each "
+                              "block's scores standardized, one threshold over both modules decides how many heads and "
+                              "neurons go.",
+                              "you want a smaller, faster dense model than unstructured sparsity gives; 10–20 % costs "
+                              "less than magnitude or Wanda-style structured pruning.",
+                              "An et al., 2024, FLAP (arXiv:2312.11983)");
+        ParamSpec ratio{"ratio", ParamType::Real, "Remove share", "share of the attention and MLP weights removed", 0, 0.95};
+        ratio.percent = true;
+        ratio.defaultValue = "0.2";
+        ParamSpec structure{"structure", ParamType::Choice, "Structure",
+                            "adaptive: the standardized scores decide the split between heads and neurons; uniform: "
+                            "the same share of each"};
+        structure.choices = {"adaptive", "uniform"};
+        structure.defaultValue = "adaptive";
+        structure.advanced = true;
+        ParamSpec noBias{"no-bias", ParamType::Flag, "No bias compensation", "remove without moving the means into biases"};
+        noBias.advanced = true;
+        m.params = {ratio, structure, noBias};
+        m.needs = kNeedsHiddenStates;
+        m.wholeModelScope = "heads and neurons of every block";
+        m.badge = [](const ParamValues& v) {
+            return "FLAP " + std::to_string(static_cast<int>(std::lround(100.0 * v.real("ratio")))) + " %";
         };
         return m;
     }();
@@ -238,7 +280,7 @@ const MethodSpec& specSvdLlm()
 
 } // namespace
 
-std::vector<const MethodSpec*> builtinPruneMethods() { return {&specMagnitude(), &specWanda(), &specSparseGpt(), &specShortGpt(), &specSliceGpt()}; }
+std::vector<const MethodSpec*> builtinPruneMethods() { return {&specMagnitude(), &specWanda(), &specSparseGpt(), &specShortGpt(), &specSliceGpt(), &specFlap()}; }
 
 std::vector<const MethodSpec*> builtinFactorizeMethods() { return {&specSvd(), &specAsvd(), &specSvdLlm()}; }
 

@@ -94,6 +94,9 @@ struct MethodSpec {
     bool simulatesActivations = false; // W8A8: evaluation quantizes the activations as well
     bool sequentialByDefault = false; // statistics "auto": measured again after each block (the GPTQ family)
     std::vector<std::string> ignoredKeys; // older recipes wrote these; accepted and ignored (nf4's group)
+    // Non-empty: the step rebuilds the whole model and takes no layer pattern;
+    // what it acts on, as the recipe list says it ("whole blocks", "the hidden size").
+    std::string wholeModelScope;
 
     // Quantization. `configure` fills QuantConfig's typed fields of a built-in
     // method from its checked parameters; a new method reads QuantConfig::params.

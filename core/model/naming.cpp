@@ -102,9 +102,10 @@ const std::vector<NameRule>& blockRules(Family f)
         {"self_attn.v_proj.weight", Role::AttnV, false}, {"self_attn.v_proj.bias", Role::AttnV, true},
         {"self_attn.o_proj.weight", Role::AttnO, false}, {"self_attn.o_proj.bias", Role::AttnO, true},
         {"post_attention_layernorm.weight", Role::MlpNorm, false},
-        {"mlp.gate_proj.weight", Role::MlpGate, false},
-        {"mlp.up_proj.weight", Role::MlpUp, false},
-        {"mlp.down_proj.weight", Role::MlpDown, false},
+        // Biases of the MLP: transformers' mlp_bias (FLAP's compensation writes them).
+        {"mlp.gate_proj.weight", Role::MlpGate, false}, {"mlp.gate_proj.bias", Role::MlpGate, true},
+        {"mlp.up_proj.weight", Role::MlpUp, false}, {"mlp.up_proj.bias", Role::MlpUp, true},
+        {"mlp.down_proj.weight", Role::MlpDown, false}, {"mlp.down_proj.bias", Role::MlpDown, true},
         {"self_attn.o_proj.weight", Role::AttnO, false},
     };
     static const std::vector<NameRule> phi3{
@@ -326,7 +327,7 @@ void mapGgufNames(Model& m)
         {"attn_v.weight", Role::AttnV, false}, {"attn_v.bias", Role::AttnV, true},
         {"attn_output.weight", Role::AttnO, false}, {"attn_output.bias", Role::AttnO, true},
         {"ffn_norm.weight", Role::MlpNorm, false}, {"ffn_norm.bias", Role::MlpNorm, true},
-        {"ffn_gate.weight", Role::MlpGate, false},
+        {"ffn_gate.weight", Role::MlpGate, false}, {"ffn_gate.bias", Role::MlpGate, true},
         {"ffn_up.weight", Role::MlpUp, false}, {"ffn_up.bias", Role::MlpUp, true},
         {"ffn_down.weight", Role::MlpDown, false}, {"ffn_down.bias", Role::MlpDown, true},
         {"post_attention_norm.weight", Role::PostAttnNorm, false},

@@ -1,4 +1,5 @@
 #include "pipeline/model_compression.h"
+#include "pipeline/sliced_layers.h"
 
 #include "quant/packed_storage.h"
 
@@ -123,8 +124,8 @@ LayerOutcome outcomeOf(const LogicalTensor& t, const CompressedLayer& c, double 
     return o;
 }
 
-// Dense new values of `name`: in its current type when they all fit it
-// exactly (weights pruned from an F16 / BF16 model), else F32.
+} // namespace
+
 void storeDense(Model& m, const std::string& name, const MatrixRM& W)
 {
     const LogicalTensor* t = m.findLogical(name);
@@ -142,9 +143,6 @@ void storeDense(Model& m, const std::string& name, const MatrixRM& W)
 }
 
 
-// Structured pruning of one matrix of block b: W lost the rows (or columns)
-// whose isKept is 0 and became slicedW. Its outcome (errors measured with
-// those rows / columns as zeros) joins r, and r's model takes slicedW.
 void recordSlicedLayer(ModelCompressionResult& r, const LogicalTensor& t, int64_t b, const MatrixRM& W,
                        const MatrixRM& slicedW, bool rows, const std::vector<char>& isKept, const LayerInputs& in)
 {
@@ -174,6 +172,8 @@ void recordSlicedLayer(ModelCompressionResult& r, const LogicalTensor& t, int64_
     r.layers.push_back(std::move(o));
     storeDense(*r.model, t.logicalName, slicedW);
 }
+
+namespace {
 
 void finishCounts(ModelCompressionResult& r, const Model& source)
 {

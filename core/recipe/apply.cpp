@@ -145,6 +145,27 @@ StepOutcome sliceStep(const CompressionState& state, const RecipeStep& step, Sli
     return out;
 }
 
+// FLAP slices heads and neurons out of every block and adds biases: after a
+// quantization it would turn the codes back into dense weights.
+StepOutcome flapStep(const CompressionState& state, const RecipeStep& step, FlapOptions o, const CalibrationText& calib,
+                     Progress* progress)
+{
+    for (const RecipeStep& before : state.steps)
+        if (before.action == StepAction::Quantize)
+            fail(ErrorCode::InvalidArgument, "", "prune with FLAP before quantizing (after " + before.badge()
+                                                     + ", it would turn the codes back into dense weights)");
+    if (state.activations.quantizesInputs())
+        fail(ErrorCode::InvalidArgument, "",
+             "structured pruning changes the shapes the activation quantization calibrated; prune before "
+             "SmoothQuant / LLM.int8 / ZeroQuant");
+    o.calibration = calib.options;
+    FlapResult r = flapPrune(*state.model, o, calib.tokens, progress);
+    nlohmann::json summary = r.toJson();
+    StepOutcome out = compressionStep(state, step, std::move(r.compression), true);
+    out.summary = std::move(summary);
+    return out;
+}
+
 StepOutcome pruneStep(const CompressionState& state, const RecipeStep& step, const JsonParams& p,
                       const CalibrationText& calib, Progress* progress)
 {
@@ -172,6 +193,8 @@ StepOutcome pruneStep(const CompressionState& state, const RecipeStep& step, con
         return blockRemovalStep(state, o.blocks, calib, progress);
     case PruneStepOptions::Kind::Hidden:
         return sliceStep(state, step, o.slice, calib, progress);
+    case PruneStepOptions::Kind::Flap:
+        return flapStep(state, step, o.flap, calib, progress);
     }
     return {state, {}, {}};
 }

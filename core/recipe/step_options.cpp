@@ -161,6 +161,17 @@ PruneStepOptions pruneOptionsFrom(const ParamSource& p)
         o.needsCalibration = true;
         return o;
     }
+    if (method == "flap") {
+        if (p.value("layers"))
+            bad("FLAP removes the same heads and neurons count from every block: it takes ratio R (not layers)");
+        o.kind = PruneStepOptions::Kind::Flap;
+        o.flap.ratio = v.real("ratio");
+        o.flap.structure = v.text("structure") == "uniform" ? FlapOptions::Structure::Uniform : FlapOptions::Structure::Adaptive;
+        o.flap.compensate = !v.flag("no-bias");
+        o.flap.calibration = calibration;
+        o.needsCalibration = true;
+        return o;
+    }
     if (method == "shortgpt") {
         if (p.value("layers"))
             bad("ShortGPT removes whole blocks chosen by their influence: it takes blocks N (not layers)");

@@ -9,6 +9,7 @@
 #include "pipeline/quantize_model.h"
 #include "pipeline/remove_blocks.h"
 #include "pipeline/rotate_model.h"
+#include "pipeline/flap_model.h"
 #include "pipeline/slice_model.h"
 
 #include <nlohmann/json.hpp>
@@ -33,12 +34,13 @@ QuantizeModelOptions quantizeOptionsFrom(const ParamSource& p);
 // Pruning is unstructured / N:M (pruneModel) or structured (pruneMlpNeurons,
 // pruneAttentionHeads), chosen by "structured".
 struct PruneStepOptions {
-    enum class Kind { Unstructured, Neurons, Heads, Blocks, Hidden } kind = Kind::Unstructured;
+    enum class Kind { Unstructured, Neurons, Heads, Blocks, Hidden, Flap } kind = Kind::Unstructured;
     ModelPruneOptions unstructured;
     StructuredMlpOptions neurons;
     StructuredAttentionOptions heads;
     BlockRemovalOptions blocks;       // ShortGPT
     SliceOptions slice;               // SliceGPT
+    FlapOptions flap;                 // FLAP
     bool needsCalibration = false;
 };
 PruneStepOptions pruneOptionsFrom(const ParamSource& p);
