@@ -235,11 +235,17 @@ void TestFlap::exportsAndReloads()
     exportGguf(m, dir + "/f.gguf", go);
     const std::shared_ptr<const Model> g = openModel(dir + "/f.gguf");
     QVERIFY(g->findByStoredName("blk.0.attn_output.bias") && g->findByStoredName("blk.0.ffn_down.bias"));
+    QVERIFY(!g->findByStoredName("blk.0.attn_q.bias")); // zeros: left out (llama.cpp expects n_embd values there)
     diff = (Transformer(*g).logits(ids) - want).cwiseAbs().maxCoeff();
     QVERIFY2(diff < kReloadTol, std::to_string(diff).c_str());
-    // And the Hugging Face export of the GGUF (llama names written by LayerLab).
+    // And the Hugging Face export of the GGUF (llama names written by LayerLab):
+    // the zero q, k, v, gate and up biases are back for transformers' config.
     exportHf(*g, dir + "/hf2");
-    diff = (Transformer(*openModel(dir + "/hf2")).logits(ids) - want).cwiseAbs().maxCoeff();
+    const nlohmann::json cfg2 = nlohmann::json::parse(test::readFile(dir + "/hf2/config.json"));
+    QVERIFY(cfg2["attention_bias"].get<bool>() && cfg2["mlp_bias"].get<bool>());
+    const std::shared_ptr<const Model> hf2 = openModel(dir + "/hf2");
+    QVERIFY(hf2->findLogical("blocks.3.attn.q.bias") && hf2->findLogical("blocks.3.mlp.gate.bias"));
+    diff = (Transformer(*hf2).logits(ids) - want).cwiseAbs().maxCoeff();
     QVERIFY2(diff < kReloadTol, std::to_string(diff).c_str());
 }
 

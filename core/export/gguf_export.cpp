@@ -7,6 +7,7 @@
 #include "export/tensor_stream.h"
 #include "analysis/imatrix.h"
 #include "model/naming.h"
+#include "model/tensor_data.h"
 #include "quant/ggml_quantize.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -375,9 +376,20 @@ GgufPlan planGguf(const Model& m, const std::string& path, const GgufExportOptio
         result.notes.push_back("the LM head is tied to the embedding: output.weight is left out and llama.cpp uses token_embd.weight");
 
     std::vector<std::string> skipped;
+    int64_t zeroBiases = 0;
     for (const LogicalTensor& t : m.tensors) {
         if (t.tied && keepTied)
             continue;
+        // An all-zero bias computes as none, and llama.cpp takes a q bias to be
+        // n_embd long, which it is not after heads were pruned (FLAP's zero q,
+        // k, v, gate and up biases are there for transformers' configs).
+        if (t.isBias && t.shape.size() == 1) {
+            const std::vector<float> v = readLogical(m, t);
+            if (std::all_of(v.begin(), v.end(), [](float x) { return x == 0.0f; })) {
+                ++zeroBiases;
+                continue;
+            }
+        }
         std::string name = ggufNameOf(t);
         if (name.empty() && fromGguf && t.role == Role::Other)
             name = m.storedOf(t).name; // a tensor llama.cpp knows by this name (rope_freqs.weight ...)
@@ -391,6 +403,8 @@ GgufPlan planGguf(const Model& m, const std::string& path, const GgufExportOptio
         it.tensor = logicalAsIs(m, t, name, rotary ? permute : RotaryPermute::None, c.headDim);
         items.push_back(std::move(it));
     }
+    if (zeroBiases > 0)
+        result.notes.push_back(std::to_string(zeroBiases) + " all-zero bias tensors left out (llama.cpp reads a missing bias as zero)");
     if (!skipped.empty()) {
         std::string list;
         for (const auto& s : skipped)

@@ -11,7 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <initializer_list>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -125,6 +127,45 @@ void refuseRopeScaling(const Model& m)
              "holds rope_freqs.weight (Llama 3 rope scaling), which LayerLab does not turn back into a Hugging Face config yet");
 }
 
+bool hasBias(const Model& m, std::initializer_list<Role> roles)
+{
+    for (const LogicalTensor& t : m.tensors)
+        if (t.isBias && std::find(roles.begin(), roles.end(), t.role) != roles.end())
+            return true;
+    return false;
+}
+
+// transformers' LlamaConfig has one switch for the q, k, v and o biases
+// (attention_bias) and one for gate, up and down (mlp_bias): where a model
+// has some of them (FLAP's o and down biases, read back from a GGUF that left
+// out the zero ones), the others are written as zeros.
+void addMissingZeroBiases(const Model& m, Plan& p, std::vector<std::string>& notes)
+{
+    int64_t added = 0;
+    for (const auto& group : {std::vector<Role>{Role::AttnQ, Role::AttnK, Role::AttnV, Role::AttnO},
+                              std::vector<Role>{Role::MlpGate, Role::MlpUp, Role::MlpDown}}) {
+        for (int b = 0; b < m.config.layers; ++b) {
+            bool any = false;
+            for (Role r : group)
+                any = any || m.find(b, r, true);
+            if (!any)
+                continue;
+            for (Role r : group) {
+                const LogicalTensor* w = m.find(b, r);
+                if (m.find(b, r, true) || !w || w->shape.empty())
+                    continue;
+                LogicalTensor bias = *w;
+                bias.isBias = true;
+                p.tensors.push_back(computedTensor(hfLlamaName(bias), std::vector<float>(static_cast<size_t>(w->shape[0]), 0.0f)));
+                ++added;
+            }
+        }
+    }
+    if (added > 0)
+        notes.push_back(std::to_string(added) + " zero bias tensors written: transformers' attention_bias / mlp_bias give "
+                                                "every projection of the attention / MLP a bias");
+}
+
 Plan planLlamaNames(const Model& m, std::vector<std::string>& notes)
 {
     const ModelConfig& c = m.config;
@@ -152,6 +193,8 @@ Plan planLlamaNames(const Model& m, std::vector<std::string>& notes)
     }
     if (const LogicalTensor* head = headToWriteSeparately(m, &p.tied, notes))
         p.tensors.push_back(logicalAsIs(m, *head, "lm_head.weight"));
+    if (c.family == Family::Llama)
+        addMissingZeroBiases(m, p, notes);
     if (!skipped.empty()) {
         std::string list;
         for (const auto& s : skipped)
@@ -284,8 +327,8 @@ json synthesizedConfig(const Model& m, const CurrentDims& d, bool tied, DType dt
         {"bos_token_id", c.bosId >= 0 ? json(c.bosId) : json()},
         {"eos_token_id", c.eosId >= 0 ? json(c.eosId) : json()},
         {"hidden_act", "silu"},
-        {"attention_bias", c.attentionBias},
-        {"mlp_bias", m.find(0, Role::MlpDown, true) != nullptr},
+        {"attention_bias", c.attentionBias || hasBias(m, {Role::AttnQ, Role::AttnK, Role::AttnV, Role::AttnO})},
+        {"mlp_bias", hasBias(m, {Role::MlpGate, Role::MlpUp, Role::MlpDown})},
         {"initializer_range", 0.02},
         {"use_cache", true},
     };
