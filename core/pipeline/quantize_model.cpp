@@ -8,6 +8,7 @@
 #include "quant/awq.h"
 #include "quant/int8_outlier.h"
 #include "quant/lorc.h"
+#include "quant/os_plus.h"
 #include "quant/smoothquant.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -154,6 +155,26 @@ std::vector<QuantizedLayer> quantizeGroup(const std::vector<Target>& group, Role
         }
         return out;
     }
+    if (c.method == "os-plus") {
+        // One shift and scale for every linear reading the input (q, k, v share theirs).
+        if (!in.samples)
+            fail(ErrorCode::InvalidArgument, "", "Outlier Suppression+ needs calibration samples of " + group.front().tensor->logicalName);
+        const OsPlusParams p = osPlusParams(*in.samples, ws, c.actBits, 20, !c.params.flag("no-shift"));
+        SmoothQuantOptions o;
+        o.actBits = c.actBits;
+        o.foldable = inputRole == Role::AttnQ || inputRole == Role::MlpUp;
+        for (const Target& t : group) {
+            QuantizedLayer q = smoothQuantLayer(t.W, in, o, &p.scale);
+            q.packed.inputShift = p.shift;
+            q.packed.inputRange = p.range;
+            q.method = c.label();
+            q.info.erase("alpha");
+            q.info["threshold"] = p.threshold;
+            q.info["range"] = p.range;
+            out.push_back(std::move(q));
+        }
+        return out;
+    }
     for (const Target& t : group)
         out.push_back(quantizeLayer(t.W, c, in, progress));
     return out;
@@ -200,6 +221,8 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
     struct Runtime {
         bool active = false;
         Eigen::VectorXf inputScale;   // 1/s where it does not fold (empty: none)
+        Eigen::VectorXf shift;        // OS+: z / s, in the scaled input's units (empty: none)
+        float range = 0.0f;           // OS+: the static range of the shifted input (0: per token)
         std::vector<char> skip;       // fp columns (empty: none)
     };
     auto table = std::make_shared<std::vector<Runtime>>(static_cast<size_t>(t.layers()) * 4);
@@ -219,6 +242,12 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
             if (!t.scaleNormOutput(in.block, in.inputRole, in.smoothScale))
                 rt.inputScale = in.smoothScale.cwiseInverse();
         }
+        if (in.staticRange > 0.0f) {
+            if (in.shift.size() != width || in.smoothScale.size() != width)
+                fail(ErrorCode::InvalidArgument, "", "OS+ shift does not fit block " + std::to_string(in.block));
+            rt.shift = in.shift.cwiseQuotient(in.smoothScale);
+            rt.range = in.staticRange;
+        }
         if (!in.fpColumns.empty()) {
             rt.skip.assign(static_cast<size_t>(width), 0);
             for (int32_t c : in.fpColumns)
@@ -235,6 +264,12 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
         if (i >= table->size() || !(*table)[i].active)
             return;
         const Runtime& rt = (*table)[i];
+        if (rt.range > 0.0f) { // OS+: the centred input on one static grid, the shift added back exactly
+            if (rt.inputScale.size() > 0)
+                x.array().rowwise() *= rt.inputScale.transpose().array();
+            quantizeShiftedRows(x, rt.shift, rt.range, bits);
+            return;
+        }
         quantizeActivationRows(x, bits, rt.skip.empty() ? nullptr : &rt.skip,
                                rt.inputScale.size() > 0 ? &rt.inputScale : nullptr);
     });
@@ -421,8 +456,11 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                         ActivationQuantInput aq;
                         aq.block = block;
                         aq.inputRole = inputRole;
-                        if (c.method == QuantMethod::SmoothQuant)
+                        if (c.method == QuantMethod::SmoothQuant || c.method == "os-plus") {
                             aq.smoothScale = qs.front().packed.inputScale;
+                            aq.shift = qs.front().packed.inputShift;
+                            aq.staticRange = qs.front().packed.inputRange;
+                        }
                         else if (c.method == QuantMethod::Int8)
                             aq.fpColumns = activationOutlierColumns(in.maxAbs, c.int8Threshold, c.int8TopK);
                         std::lock_guard<std::mutex> lock(activationMutex);

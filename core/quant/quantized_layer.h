@@ -61,6 +61,8 @@ struct PackedQuant {
     int64_t bcqGroupCols = 0;             // Bcq: columns per group
     Eigen::VectorXf inputScale;           // (in,) AWQ / SmoothQuant scale s; empty: none
     bool inputScaleFolded = true;         // folded into the preceding norm / linear: no storage
+    Eigen::VectorXf inputShift;           // (in,) Outlier Suppression+'s shift z (the input is x − z); empty: none
+    float inputRange = 0.0f;              // OS+'s static range of (x − z) / s, per tensor; 0: none
     std::vector<int32_t> denseColumns;    // input columns kept at 16 bits (LLM.int8, OWQ)
     MatrixRM denseValues;                 // (rows, denseColumns.size())
     SparseWeights outliers;               // single weights kept at 16 bits (SpQR)
