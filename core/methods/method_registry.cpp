@@ -21,6 +21,7 @@ const MethodSpec& hqqMethod();                            // quant/hqq.cpp
 const MethodSpec& zeroQuantMethod();                      // quant/zeroquant.cpp
 const MethodSpec& oliveMethod();                          // quant/olive.cpp
 const MethodSpec& osPlusMethod();                         // quant/os_plus.cpp
+const MethodSpec& rptqMethod();                           // quant/rptq.cpp
 const MethodSpec& quarotMethod();                         // methods/rotation_methods.cpp
 const MethodSpec& kiviMethod();                           // methods/kv_cache_methods.cpp
 const MethodSpec& llmQatKvMethod();                       // methods/kv_cache_methods.cpp
@@ -34,6 +35,7 @@ std::vector<const MethodSpec*> buildRegistry()
     all.push_back(&zeroQuantMethod());
     all.push_back(&oliveMethod());
     all.push_back(&osPlusMethod());
+    all.push_back(&rptqMethod());
     for (const auto& more : {builtinPruneMethods(), builtinFactorizeMethods()})
         all.insert(all.end(), more.begin(), more.end());
     all.push_back(&quarotMethod());

@@ -9,6 +9,7 @@
 #include "quant/int8_outlier.h"
 #include "quant/lorc.h"
 #include "quant/os_plus.h"
+#include "quant/rptq.h"
 #include "quant/smoothquant.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -223,6 +224,7 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
         Eigen::VectorXf inputScale;   // 1/s where it does not fold (empty: none)
         Eigen::VectorXf shift;        // OS+: z / s, in the scaled input's units (empty: none)
         float range = 0.0f;           // OS+: the static range of the shifted input (0: per token)
+        Eigen::VectorXf low, step;    // RPTQ: each channel's cluster range (empty: none)
         std::vector<char> skip;       // fp columns (empty: none)
     };
     auto table = std::make_shared<std::vector<Runtime>>(static_cast<size_t>(t.layers()) * 4);
@@ -248,6 +250,12 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
             rt.shift = in.shift.cwiseQuotient(in.smoothScale);
             rt.range = in.staticRange;
         }
+        if (in.channelStep.size() > 0) {
+            if (in.channelStep.size() != width || in.channelLow.size() != width)
+                fail(ErrorCode::InvalidArgument, "", "RPTQ ranges do not fit block " + std::to_string(in.block));
+            rt.low = in.channelLow;
+            rt.step = in.channelStep;
+        }
         if (!in.fpColumns.empty()) {
             rt.skip.assign(static_cast<size_t>(width), 0);
             for (int32_t c : in.fpColumns)
@@ -264,6 +272,10 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
         if (i >= table->size() || !(*table)[i].active)
             return;
         const Runtime& rt = (*table)[i];
+        if (rt.step.size() > 0) { // RPTQ: each channel on its cluster's static range
+            quantizeClusteredRows(x, rt.low, rt.step, bits);
+            return;
+        }
         if (rt.range > 0.0f) { // OS+: the centred input on one static grid, the shift added back exactly
             if (rt.inputScale.size() > 0)
                 x.array().rowwise() *= rt.inputScale.transpose().array();
@@ -461,7 +473,11 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                             aq.shift = qs.front().packed.inputShift;
                             aq.staticRange = qs.front().packed.inputRange;
                         }
-                        else if (c.method == QuantMethod::Int8)
+                        else if (c.method == "rptq") {
+                            const RptqClusters k = rptqClusters(*in.samples, static_cast<int>(c.params.integer("clusters")), c.actBits);
+                            aq.channelLow = k.low;
+                            aq.channelStep = k.step;
+                        } else if (c.method == QuantMethod::Int8)
                             aq.fpColumns = activationOutlierColumns(in.maxAbs, c.int8Threshold, c.int8TopK);
                         std::lock_guard<std::mutex> lock(activationMutex);
                         r.activations.bits = c.actBits;

@@ -1,0 +1,115 @@
+// RPTQ (quant/rptq, quantize method rptq): the clusters of a hand-made input
+// by their ranges; one cluster is a per-tensor asymmetric grid and one
+// cluster per channel a per-channel one, both by hand; more clusters lose
+// less; on stories260K the clustered ranges beat one range per tensor at W8A4.
+#include "test_support.h"
+
+#include "engine/transformer.h"
+#include "eval/perplexity.h"
+#include "quant/rptq.h"
+#include "recipe/apply.h"
+#include "recipe/recipe.h"
+#include "util/error.h"
+
+#include <QtTest>
+
+#include <set>
+
+using namespace ll;
+
+namespace {
+
+constexpr float kHandTol = 1e-6f;
+
+std::shared_ptr<const Model> stories()
+{
+    static const std::shared_ptr<const Model> m = openModel(test::sharedPath("models/stories260K-hf"));
+    return m;
+}
+
+double recipePerplexity(const std::string& step)
+{
+    const Recipe r = parseRecipe("layerlab_recipe: 1\ncalibration: {text: " + test::sharedPath("data/tinystories/calib.txt")
+                                     + ", windows: 16, context: 256}\nsteps:\n  - " + step + "\n",
+                                 true, "r.yaml");
+    const StepOutcome out = applyRecipe(stories(), r);
+    static const std::vector<int32_t> eval = tokenizeTextFile(*stories(), test::sharedPath("data/tinystories/eval.txt"));
+    ScoringOptions so;
+    so.maxWindows = 64;
+    return evaluatePerplexity(*out.state.makeEngine(), eval, so).ppl;
+}
+
+double clusteredError(const MatrixRM& X, int clusters, int bits)
+{
+    const RptqClusters k = rptqClusters(X, clusters, bits);
+    MatrixRM Q = X;
+    quantizeClusteredRows(Q, k.low, k.step, bits);
+    return (Q - X).norm() / X.norm();
+}
+
+} // namespace
+
+class TestRptq : public QObject {
+    Q_OBJECT
+private slots:
+    void clustersFollowTheRanges();
+    void oneClusterAndOnePerChannelByHand();
+    void moreClustersLoseLess();
+    void stories260K();
+};
+
+// Channels 0, 1 in [0, 1] and [0, 1.1]; 2, 3 in [−50, 50] and [−48, 52].
+void TestRptq::clustersFollowTheRanges()
+{
+    MatrixRM X(2, 4);
+    X << 0, 0, -50, -48, 1, 1.1f, 50, 52;
+    const RptqClusters k = rptqClusters(X, 2, 8);
+    QCOMPARE(k.clusters, 2);
+    QCOMPARE(k.cluster[0], k.cluster[1]);
+    QCOMPARE(k.cluster[2], k.cluster[3]);
+    QVERIFY(k.cluster[0] != k.cluster[2]);
+    // Each cluster's range is the union of its channels' ranges: [0, 1.1] and [−50, 52].
+    QVERIFY(std::fabs(k.low[0]) < kHandTol && std::fabs(k.step[1] - 1.1f / 255) < kHandTol);
+    QVERIFY(std::fabs(k.low[3] + 50) < kHandTol && std::fabs(k.step[2] - 102.0f / 255) < 1e-5f);
+}
+
+void TestRptq::oneClusterAndOnePerChannelByHand()
+{
+    // One cluster, 2 bits: range [−1, 2], Δ = 1: −0.4 → 0, 0.6 → 1, 1.4 → 1, 2 → 2.
+    MatrixRM X(2, 2);
+    X << -1, 0.6f, 1.4f, 2;
+    RptqClusters k = rptqClusters(X, 1, 2);
+    MatrixRM Q = X;
+    Q(0, 0) = -0.4f;
+    quantizeClusteredRows(Q, k.low, k.step, 2);
+    QCOMPARE(Q, (MatrixRM(2, 2) << 0, 1, 1, 2).finished());
+    // One cluster per channel: channel 0 on [−1, 1.4] (Δ 0.8), channel 1 on [0.6, 2] (Δ 0.4667).
+    k = rptqClusters(X, 2, 2);
+    QVERIFY(std::fabs(k.step[0] - 0.8f) < kHandTol && std::fabs(k.step[1] - 1.4f / 3) < kHandTol);
+    Q = X;
+    quantizeClusteredRows(Q, k.low, k.step, 2);
+    QVERIFY((Q - X).cwiseAbs().maxCoeff() < kHandTol); // each channel's ends are on its grid
+}
+
+void TestRptq::moreClustersLoseLess()
+{
+    MatrixRM X = test::gaussian(256, 32, 21);
+    for (Eigen::Index j = 0; j < 32; ++j)
+        X.col(j) *= 1.0f + static_cast<float>(j % 8) * static_cast<float>(j % 8); // ranges from 1 to 50
+    const double one = clusteredError(X, 1, 4), eight = clusteredError(X, 8, 4), all = clusteredError(X, 32, 4);
+    qInfo("4-bit relative error: %.4f one range, %.4f 8 clusters, %.4f one per channel", one, eight, all);
+    QVERIFY(eight < 0.5 * one);
+    QVERIFY(all <= eight);
+}
+
+void TestRptq::stories260K()
+{
+    LL_REQUIRE_SHARED();
+    const double k1 = recipePerplexity("{action: quantize, method: rptq, act-bits: 4, clusters: 1}");
+    const double k8 = recipePerplexity("{action: quantize, method: rptq, act-bits: 4, clusters: 8}");
+    qInfo("stories260K W8A4, 64 windows: one range per tensor %.4f, 8 clusters %.4f", k1, k8);
+    QVERIFY(k8 < k1);
+}
+
+QTEST_GUILESS_MAIN(TestRptq)
+#include "test_rptq.moc"
