@@ -8,10 +8,8 @@
 
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
+#include "pipeline/model_compression.h"
 #include "quant/os_plus.h"
-#include "recipe/apply.h"
-#include "recipe/recipe.h"
-#include "util/error.h"
 
 #include <QtTest>
 
@@ -27,18 +25,6 @@ std::shared_ptr<const Model> stories()
 {
     static const std::shared_ptr<const Model> m = openModel(test::sharedPath("models/stories260K-hf"));
     return m;
-}
-
-double recipePerplexity(const std::string& step)
-{
-    const Recipe r = parseRecipe("layerlab_recipe: 1\ncalibration: {text: " + test::sharedPath("data/tinystories/calib.txt")
-                                     + ", windows: 16, context: 256}\nsteps:\n  - " + step + "\n",
-                                 true, "r.yaml");
-    const StepOutcome out = applyRecipe(stories(), r);
-    static const std::vector<int32_t> eval = tokenizeTextFile(*stories(), test::sharedPath("data/tinystories/eval.txt"));
-    ScoringOptions so;
-    so.maxWindows = 64;
-    return evaluatePerplexity(*out.state.makeEngine(), eval, so).ppl;
 }
 
 } // namespace
@@ -127,9 +113,9 @@ void TestOsPlus::stories260K()
     ScoringOptions so;
     so.maxWindows = 64;
     const double f32 = evaluatePerplexity(Transformer(*stories()), eval, so).ppl;
-    const double a8 = recipePerplexity("{action: quantize, method: os-plus, act-bits: 8}");
-    const double a4 = recipePerplexity("{action: quantize, method: os-plus, act-bits: 4}");
-    const double a4plain = recipePerplexity("{action: quantize, method: os-plus, act-bits: 4, no-shift: true}");
+    const double a8 = test::stories260KStepPerplexity("{action: quantize, method: os-plus, act-bits: 8}");
+    const double a4 = test::stories260KStepPerplexity("{action: quantize, method: os-plus, act-bits: 4}");
+    const double a4plain = test::stories260KStepPerplexity("{action: quantize, method: os-plus, act-bits: 4, no-shift: true}");
     qInfo("stories260K, 64 windows: F32 %.4f, OS+ W8A8 %.4f, W8A4 %.4f, W8A4 without the shift %.4f", f32, a8, a4, a4plain);
     QVERIFY(a8 < 1.05 * f32);
     QVERIFY(a4 < a4plain);

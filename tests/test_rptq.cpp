@@ -4,40 +4,15 @@
 // less; on stories260K the clustered ranges beat one range per tensor at W8A4.
 #include "test_support.h"
 
-#include "engine/transformer.h"
-#include "eval/perplexity.h"
 #include "quant/rptq.h"
-#include "recipe/apply.h"
-#include "recipe/recipe.h"
-#include "util/error.h"
 
 #include <QtTest>
-
-#include <set>
 
 using namespace ll;
 
 namespace {
 
 constexpr float kHandTol = 1e-6f;
-
-std::shared_ptr<const Model> stories()
-{
-    static const std::shared_ptr<const Model> m = openModel(test::sharedPath("models/stories260K-hf"));
-    return m;
-}
-
-double recipePerplexity(const std::string& step)
-{
-    const Recipe r = parseRecipe("layerlab_recipe: 1\ncalibration: {text: " + test::sharedPath("data/tinystories/calib.txt")
-                                     + ", windows: 16, context: 256}\nsteps:\n  - " + step + "\n",
-                                 true, "r.yaml");
-    const StepOutcome out = applyRecipe(stories(), r);
-    static const std::vector<int32_t> eval = tokenizeTextFile(*stories(), test::sharedPath("data/tinystories/eval.txt"));
-    ScoringOptions so;
-    so.maxWindows = 64;
-    return evaluatePerplexity(*out.state.makeEngine(), eval, so).ppl;
-}
 
 double clusteredError(const MatrixRM& X, int clusters, int bits)
 {
@@ -105,8 +80,8 @@ void TestRptq::moreClustersLoseLess()
 void TestRptq::stories260K()
 {
     LL_REQUIRE_SHARED();
-    const double k1 = recipePerplexity("{action: quantize, method: rptq, act-bits: 4, clusters: 1}");
-    const double k8 = recipePerplexity("{action: quantize, method: rptq, act-bits: 4, clusters: 8}");
+    const double k1 = test::stories260KStepPerplexity("{action: quantize, method: rptq, act-bits: 4, clusters: 1}");
+    const double k8 = test::stories260KStepPerplexity("{action: quantize, method: rptq, act-bits: 4, clusters: 8}");
     qInfo("stories260K W8A4, 64 windows: one range per tensor %.4f, 8 clusters %.4f", k1, k8);
     QVERIFY(k8 < k1);
 }

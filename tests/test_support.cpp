@@ -1,6 +1,10 @@
 #include "test_support.h"
 
+#include "eval/perplexity.h"
 #include "formats/safetensors.h"
+#include "pipeline/model_compression.h"
+#include "recipe/apply.h"
+#include "recipe/recipe.h"
 #include "model/tensor_data.h"
 #include "util/error.h"
 
@@ -136,6 +140,19 @@ double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b)
             m = std::isnan(d) ? std::numeric_limits<double>::infinity() : d;
     }
     return m;
+}
+
+double stories260KStepPerplexity(const std::string& step, int64_t calibWindows)
+{
+    static const std::shared_ptr<const Model> model = openModel(sharedPath("models/stories260K-hf"));
+    static const std::vector<int32_t> eval = tokenizeTextFile(*model, sharedPath("data/tinystories/eval.txt"));
+    const Recipe r = parseRecipe("layerlab_recipe: 1\ncalibration: {text: " + sharedPath("data/tinystories/calib.txt")
+                                     + ", windows: " + std::to_string(calibWindows) + ", context: 256}\nsteps:\n  - " + step + "\n",
+                                 true, "r.yaml");
+    const StepOutcome out = applyRecipe(model, r);
+    ScoringOptions so;
+    so.maxWindows = 64;
+    return evaluatePerplexity(*out.state.makeEngine(), eval, so).ppl;
 }
 
 } // namespace ll::test

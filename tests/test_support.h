@@ -61,6 +61,12 @@ MatrixRM gaussian(Eigen::Index rows, Eigen::Index cols, unsigned seed, float sca
 // max |a - b| over two equally long arrays (inf if sizes differ).
 double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
 
+// stories260K-hf after a recipe of one step (a YAML flow map, e.g. "{action:
+// quantize, method: rptq}") calibrated on `calibWindows` windows of 256 of
+// calib.txt, its perplexity on the first 64 windows of 256 of eval.txt with
+// the state's engine (activation quantization included).
+double stories260KStepPerplexity(const std::string& step, int64_t calibWindows = 16);
+
 } // namespace ll::test
 
 // QSKIP when ../shared is missing (the tests that need it say so).

@@ -55,7 +55,7 @@ StepOutcome quantizeStep(const CompressionState& state, const RecipeStep& step, 
     o.calibration = calib.options;
     if (requireMethodSpec(StepAction::Quantize, o.config.method).simulatesActivations && state.activations.quantizesInputs())
         fail(ErrorCode::InvalidArgument, "",
-             "the activations are already quantized by an earlier step; apply one SmoothQuant, LLM.int8 or ZeroQuant step");
+             "the activations are already quantized by an earlier step; apply one SmoothQuant, LLM.int8, ZeroQuant, OS+ or RPTQ step");
     ModelQuantizationResult r = quantizeModel(*state.model, o, calib.tokens, progress);
     StepOutcome out{state, r.toJson(false), {}};
     out.state.model = std::shared_ptr<const Model>(std::move(r.model));
@@ -93,16 +93,31 @@ StepOutcome compressionStep(const CompressionState& state, const RecipeStep& ste
     return out;
 }
 
+// Steps that rebuild weights from dense values (SliceGPT, FLAP): after a
+// quantization they would turn its codes back into dense weights.
+void refuseAfterQuantization(const CompressionState& state, const std::string& doThis)
+{
+    for (const RecipeStep& before : state.steps)
+        if (before.action == StepAction::Quantize)
+            fail(ErrorCode::InvalidArgument, "", doThis + " before quantizing (after " + before.badge()
+                                                     + ", it would turn the codes back into dense weights)");
+}
+
+// Steps that change the shapes or numbering the activation quantization calibrated.
+void refuseAfterActivationQuantization(const CompressionState& state, const std::string& why, const std::string& doThis)
+{
+    if (state.activations.quantizesInputs())
+        fail(ErrorCode::InvalidArgument, "", why + "; " + doThis + " before SmoothQuant / LLM.int8 / ZeroQuant / OS+ / RPTQ");
+}
+
 // ShortGPT: whole blocks go and later ones move up, so every record and the
 // basis of the weight errors follow the new numbering.
 // No tensor that remains changed, so no record gets a badge: the recipe lists the step.
 StepOutcome blockRemovalStep(const CompressionState& state, BlockRemovalOptions o, const CalibrationText& calib,
                              Progress* progress)
 {
-    if (state.activations.quantizesInputs())
-        fail(ErrorCode::InvalidArgument, "",
-             "removing blocks renumbers the ones the activation quantization calibrated; remove blocks before "
-             "SmoothQuant / LLM.int8 / ZeroQuant");
+    refuseAfterActivationQuantization(state, "removing blocks renumbers the ones the activation quantization calibrated",
+                                      "remove blocks");
     o.calibration = calib.options;
     BlockRemovalResult r = removeBlocksByInfluence(*state.model, o, calib.tokens, progress);
     StepOutcome out{state, r.toJson(), {}};
@@ -118,15 +133,11 @@ StepOutcome blockRemovalStep(const CompressionState& state, BlockRemovalOptions 
     return out;
 }
 
-// SliceGPT re-projects every weight from the model in front of it: after a
-// quantization it would turn the codes back into dense values.
+// SliceGPT re-projects every weight from the model in front of it.
 StepOutcome sliceStep(const CompressionState& state, const RecipeStep& step, SliceOptions o, const CalibrationText& calib,
                       Progress* progress)
 {
-    for (const RecipeStep& before : state.steps)
-        if (before.action == StepAction::Quantize)
-            fail(ErrorCode::InvalidArgument, "", "slice before quantizing (after " + before.badge()
-                                                     + ", slicing would turn its codes back into dense weights)");
+    refuseAfterQuantization(state, "slice");
     if (state.model->config.onlineDownRotation)
         fail(ErrorCode::InvalidArgument, "", "slicing would break the online rotation of down_proj's input (rotate without online)");
     o.calibration = calib.options;
@@ -145,19 +156,13 @@ StepOutcome sliceStep(const CompressionState& state, const RecipeStep& step, Sli
     return out;
 }
 
-// FLAP slices heads and neurons out of every block and adds biases: after a
-// quantization it would turn the codes back into dense weights.
+// FLAP slices heads and neurons out of every block and adds biases.
 StepOutcome flapStep(const CompressionState& state, const RecipeStep& step, FlapOptions o, const CalibrationText& calib,
                      Progress* progress)
 {
-    for (const RecipeStep& before : state.steps)
-        if (before.action == StepAction::Quantize)
-            fail(ErrorCode::InvalidArgument, "", "prune with FLAP before quantizing (after " + before.badge()
-                                                     + ", it would turn the codes back into dense weights)");
-    if (state.activations.quantizesInputs())
-        fail(ErrorCode::InvalidArgument, "",
-             "structured pruning changes the shapes the activation quantization calibrated; prune before "
-             "SmoothQuant / LLM.int8 / ZeroQuant");
+    refuseAfterQuantization(state, "prune with FLAP");
+    refuseAfterActivationQuantization(state, "structured pruning changes the shapes the activation quantization calibrated",
+                                      "prune");
     o.calibration = calib.options;
     FlapResult r = flapPrune(*state.model, o, calib.tokens, progress);
     nlohmann::json summary = r.toJson();
@@ -176,10 +181,8 @@ StepOutcome pruneStep(const CompressionState& state, const RecipeStep& step, con
         return compressionStep(state, step, pruneModel(*state.model, o.unstructured, calib.tokens, progress), false);
     case PruneStepOptions::Kind::Neurons:
     case PruneStepOptions::Kind::Heads:
-        if (state.activations.quantizesInputs())
-            fail(ErrorCode::InvalidArgument, "",
-                 "structured pruning changes the shapes the activation quantization calibrated; prune before "
-                 "SmoothQuant / LLM.int8 / ZeroQuant");
+        refuseAfterActivationQuantization(
+            state, "structured pruning changes the shapes the activation quantization calibrated", "prune");
         if (o.kind == PruneStepOptions::Kind::Neurons) {
             if (state.model->config.onlineDownRotation)
                 fail(ErrorCode::InvalidArgument, "",
