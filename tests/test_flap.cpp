@@ -19,6 +19,8 @@
 
 #include <QtTest>
 
+#include <mutex>
+
 using namespace ll;
 
 namespace {
@@ -70,6 +72,7 @@ public:
     {
         if (block != 0 || role != Role::AttnO)
             return;
+        std::lock_guard<std::mutex> lock(mutex); // called from several threads
         if (sum.size() == 0)
             sum = Eigen::VectorXd::Zero(x.cols());
         sum += x.cast<double>().colwise().sum().transpose(); // the engine may hand the windows over in batches
@@ -78,6 +81,7 @@ public:
     Eigen::VectorXd mean() const { return sum / static_cast<double>(rows); }
     Eigen::VectorXd sum;
     int64_t rows = 0;
+    std::mutex mutex;
 };
 
 Eigen::VectorXd meanOInput(const Model& m, const FlapOptions& o)

@@ -11,12 +11,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <mutex>
 
 namespace ll {
 
 namespace {
 
-// Σx and Σx² of o_proj's (module 0) and down_proj's (module 1) inputs, per block.
+// Σx and Σx² of o_proj's (module 0) and down_proj's (module 1) inputs, per
+// block. The engine calls observers from several threads at once.
 class MomentObserver : public LinearInputObserver {
 public:
     explicit MomentObserver(int64_t layers) : sums_(2 * layers), squares_(2 * layers), rows_(2 * layers, 0) {}
@@ -25,6 +27,7 @@ public:
     {
         if (role != Role::AttnO && role != Role::MlpDown)
             return;
+        std::lock_guard<std::mutex> lock(mutex_);
         const size_t i = slot(block, role == Role::AttnO ? 0 : 1);
         if (sums_[i].size() == 0) {
             sums_[i] = Eigen::VectorXd::Zero(x.cols());
@@ -50,6 +53,7 @@ public:
 
 private:
     static size_t slot(int block, int module) { return static_cast<size_t>(2 * block + module); }
+    std::mutex mutex_;
     std::vector<Eigen::VectorXd> sums_, squares_;
     std::vector<int64_t> rows_;
 };
