@@ -36,12 +36,6 @@ constexpr float kReloadTol = 5e-5f;
 // Two computations of the same model (biases zeroed vs never added).
 constexpr float kSameModelTol = 1e-5f;
 
-std::shared_ptr<const Model> stories()
-{
-    static const std::shared_ptr<const Model> m = openModel(test::sharedPath("models/stories260K-hf"));
-    return m;
-}
-
 FlapOptions options(double ratio)
 {
     FlapOptions o;
@@ -49,20 +43,6 @@ FlapOptions options(double ratio)
     o.calibration.context = 64;
     o.calibration.windows = 8;
     return o;
-}
-
-const std::vector<int32_t>& calib()
-{
-    static const std::vector<int32_t> ids = tokenizeTextFile(*stories(), test::sharedPath("data/tinystories/calib.txt"));
-    return ids;
-}
-
-std::vector<int32_t> probe(const Model& m, int64_t n)
-{
-    std::vector<int32_t> ids;
-    for (int64_t i = 0; i < n; ++i)
-        ids.push_back(static_cast<int32_t>((i * 37 + 11) % m.config.vocab));
-    return ids;
 }
 
 // The mean of block 0's o_proj input over the calibration windows, by the test's own sums.
@@ -87,7 +67,7 @@ public:
 Eigen::VectorXd meanOInput(const Model& m, const FlapOptions& o)
 {
     const Transformer t(m);
-    const std::vector<int32_t> windows = calibrationWindows(calib(), o.calibration);
+    const std::vector<int32_t> windows = calibrationWindows(test::stories260KCalib(), o.calibration);
     MatrixRM x = t.embedWindows(windows, o.calibration.context);
     MeanOfOInput obs;
     t.runBlocks(x, o.calibration.context, 0, 0, &obs);
@@ -162,11 +142,11 @@ void TestFlap::standardizedAndThreshold()
 void TestFlap::ratioZeroIsExact()
 {
     LL_REQUIRE_SHARED();
-    const FlapResult r = flapPrune(*stories(), options(0.0), calib());
+    const FlapResult r = flapPrune(*test::stories260K(), options(0.0), test::stories260KCalib());
     QCOMPARE(r.groupsRemoved, int64_t(0));
     QCOMPARE(r.neuronsRemoved, int64_t(0));
-    const std::vector<int32_t> ids = probe(*stories(), 48);
-    const float diff = (Transformer(*r.compression.model).logits(ids) - Transformer(*stories()).logits(ids)).cwiseAbs().maxCoeff();
+    const std::vector<int32_t> ids = test::probeIds(test::stories260K()->config.vocab, 48);
+    const float diff = (Transformer(*r.compression.model).logits(ids) - Transformer(*test::stories260K()).logits(ids)).cwiseAbs().maxCoeff();
     QVERIFY2(diff < kSameModelTol, std::to_string(diff).c_str());
 }
 
@@ -177,10 +157,10 @@ void TestFlap::compensationKeepsTheMeanOutput()
 {
     LL_REQUIRE_SHARED();
     const FlapOptions o = options(0.3);
-    const FlapResult r = flapPrune(*stories(), o, calib());
+    const FlapResult r = flapPrune(*test::stories260K(), o, test::stories260KCalib());
     QVERIFY(r.groupsRemoved >= 1);
     const Model& m = *r.compression.model;
-    const Eigen::VectorXd want = readMatrix(*stories(), *stories()->find(0, Role::AttnO)).cast<double>() * meanOInput(*stories(), o);
+    const Eigen::VectorXd want = readMatrix(*test::stories260K(), *test::stories260K()->find(0, Role::AttnO)).cast<double>() * meanOInput(*test::stories260K(), o);
     const Eigen::VectorXd got = readMatrix(m, *m.find(0, Role::AttnO)).cast<double>() * meanOInput(m, o)
                                 + readMatrix(m, *m.find(0, Role::AttnO, true)).row(0).transpose().cast<double>();
     const Eigen::VectorXd uncompensated = readMatrix(m, *m.find(0, Role::AttnO)).cast<double>() * meanOInput(m, o);
@@ -198,14 +178,14 @@ void TestFlap::biasesAreWhatTheEngineAdds()
     LL_REQUIRE_SHARED();
     FlapOptions plain = options(0.2);
     plain.compensate = false;
-    const FlapResult with = flapPrune(*stories(), options(0.2), calib());
-    const FlapResult without = flapPrune(*stories(), plain, calib());
+    const FlapResult with = flapPrune(*test::stories260K(), options(0.2), test::stories260KCalib());
+    const FlapResult without = flapPrune(*test::stories260K(), plain, test::stories260KCalib());
     QVERIFY(!without.compression.model->find(0, Role::AttnO, true));
     Model zeroed = *with.compression.model;
     for (const LogicalTensor& t : with.compression.model->tensors)
         if (t.isBias)
             replaceTensor(zeroed, t.logicalName, std::vector<float>(static_cast<size_t>(t.shape[0]), 0.0f), t.shape);
-    const std::vector<int32_t> ids = probe(*stories(), 48);
+    const std::vector<int32_t> ids = test::probeIds(test::stories260K()->config.vocab, 48);
     const Eigen::MatrixXf a = Transformer(zeroed).logits(ids), b = Transformer(*without.compression.model).logits(ids);
     const Eigen::MatrixXf c = Transformer(*with.compression.model).logits(ids);
     QVERIFY2((a - b).cwiseAbs().maxCoeff() < kSameModelTol, std::to_string((a - b).cwiseAbs().maxCoeff()).c_str());
@@ -216,12 +196,12 @@ void TestFlap::exportsAndReloads()
 {
     LL_REQUIRE_SHARED();
     const std::string dir = test::scratchDir();
-    const FlapResult r = flapPrune(*stories(), options(0.3), calib());
+    const FlapResult r = flapPrune(*test::stories260K(), options(0.3), test::stories260KCalib());
     const Model& m = *r.compression.model;
     const int64_t groups = r.groupsBefore - r.groupsRemoved, neurons = r.neuronsBefore - r.neuronsRemoved;
     QCOMPARE(m.findLogical("blocks.0.mlp.down.weight")->shape, (std::vector<int64_t>{64, neurons}));
     QCOMPARE(m.findLogical("blocks.0.attn.k.weight")->shape, (std::vector<int64_t>{groups * 8, 64}));
-    const std::vector<int32_t> ids = probe(m, 48);
+    const std::vector<int32_t> ids = test::probeIds(m.config.vocab, 48);
     const Eigen::MatrixXf want = Transformer(m).logits(ids);
     exportHf(m, dir + "/hf");
     const nlohmann::json cfg = nlohmann::json::parse(test::readFile(dir + "/hf/config.json"));
@@ -258,11 +238,11 @@ void TestFlap::exportsAndReloads()
 void TestFlap::previewShowsTheRemovedUnits()
 {
     LL_REQUIRE_SHARED();
-    const CompressionState s0 = CompressionState::initial(stories());
+    const CompressionState s0 = CompressionState::initial(test::stories260K());
     const RecipeStep step =
         parseRecipe(nlohmann::json{{"layerlab_recipe", 1}, {"steps", {{{"action", "prune"}, {"method", "flap"}, {"ratio", 0.2}}}}}.dump(), false)
             .steps.front();
-    CalibrationText calib = loadCalibration(*stories(), RecipeCalibration{});
+    CalibrationText calib = loadCalibration(*test::stories260K(), RecipeCalibration{});
     calib.options.windows = 8;
     const PreviewResult p = computePreview(s0, step, "blocks.1.mlp.down.weight", calib, nullptr);
     QCOMPARE(p.rowsAfter, int64_t(64));
@@ -287,19 +267,19 @@ void TestFlap::refusals()
 {
     LL_REQUIRE_SHARED();
     try {
-        flapPrune(*openModel(test::sharedPath("models/tiny-gpt2")), options(0.2), probe(*stories(), 512));
+        flapPrune(*openModel(test::sharedPath("models/tiny-gpt2")), options(0.2), test::probeIds(test::stories260K()->config.vocab, 512));
         QFAIL("GPT-2 pruned by FLAP");
     } catch (const Error& e) {
         QCOMPARE(e.code(), ErrorCode::UnsupportedArch);
     }
     try {
-        flapPrune(*stories(), options(0.2), {});
+        flapPrune(*test::stories260K(), options(0.2), {});
         QFAIL("FLAP without calibration text");
     } catch (const Error& e) {
         QCOMPARE(e.code(), ErrorCode::InvalidArgument);
     }
     try {
-        flapPrune(*stories(), options(0.95), calib());
+        flapPrune(*test::stories260K(), options(0.95), test::stories260KCalib());
         QFAIL("a block left without attention");
     } catch (const Error& e) {
         QVERIFY2(std::string(e.what()).find("lower ratio") != std::string::npos, e.what());
@@ -309,7 +289,7 @@ void TestFlap::refusals()
                                          + ", windows: 4, context: 64}\nsteps:\n  - {action: quantize, method: rtn, bits: 4}\n"
                                            "  - {action: prune, method: flap, ratio: 0.2}\n",
                                      true, "r.yaml");
-        applyRecipe(stories(), r);
+        applyRecipe(test::stories260K(), r);
         QFAIL("FLAP after quantizing");
     } catch (const Error& e) {
         QVERIFY2(std::string(e.what()).find("before quantizing") != std::string::npos, e.what());

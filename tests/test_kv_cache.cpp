@@ -38,18 +38,6 @@ constexpr float kExactWindowTol = 5e-5f;
 // Windows of 256 tokens of eval.txt for the perplexity comparisons (of 1222).
 constexpr int64_t kWindows = 64;
 
-std::shared_ptr<const Model> stories()
-{
-    static const std::shared_ptr<const Model> m = openModel(test::sharedPath("models/stories260K-hf"));
-    return m;
-}
-
-const std::vector<int32_t>& evalTokens()
-{
-    static const std::vector<int32_t> t = tokenizeTextFile(*stories(), test::sharedPath("data/tinystories/eval.txt"));
-    return t;
-}
-
 KvCacheQuantization kivi(int bits, int64_t group, int64_t residual)
 {
     KvCacheQuantization q;
@@ -74,16 +62,11 @@ KvCacheQuantization perToken(int bits)
 
 double perplexity(const KvCacheQuantization& q)
 {
-    Transformer t(*stories());
+    Transformer t(*test::stories260K());
     t.setKvQuantization(q);
     ScoringOptions so;
     so.maxWindows = kWindows;
-    return evaluatePerplexity(t, evalTokens(), so).ppl;
-}
-
-RecipeStep stepOf(const nlohmann::json& step)
-{
-    return parseRecipe(nlohmann::json{{"layerlab_recipe", 1}, {"steps", {step}}}.dump(), false).steps.front();
+    return evaluatePerplexity(t, test::stories260KEval(), so).ppl;
 }
 
 } // namespace
@@ -250,9 +233,9 @@ void TestKvCache::fastAttentionMatchesReference()
 void TestKvCache::decodingEqualsBatch()
 {
     LL_REQUIRE_SHARED();
-    Transformer t(*stories());
+    Transformer t(*test::stories260K());
     t.setKvQuantization(kivi(2, 8, 16));
-    std::vector<int32_t> ids(evalTokens().begin(), evalTokens().begin() + 60);
+    std::vector<int32_t> ids(test::stories260KEval().begin(), test::stories260KEval().begin() + 60);
     const Eigen::MatrixXf batch = t.logits(ids);
     Session s(t);
     s.append(std::span<const int32_t>(ids.data(), 10)); // a prompt, then one token at a time
@@ -264,7 +247,7 @@ void TestKvCache::decodingEqualsBatch()
     qInfo("KIVI K2V2 g8 r16 on stories260K: Session decoding vs one pass, max |logit difference| %.2e", diff);
     QVERIFY(diff < kDecodeTol);
     // The quantization matters at all: the batch differs from the plain model's.
-    const Eigen::MatrixXf plain = Transformer(*stories()).logits(ids);
+    const Eigen::MatrixXf plain = Transformer(*test::stories260K()).logits(ids);
     QVERIFY((plain - batch).cwiseAbs().maxCoeff() > 0.05f);
 }
 
@@ -272,11 +255,11 @@ void TestKvCache::decodingEqualsBatch()
 void TestKvCache::fullPrecisionWindowIsExact()
 {
     LL_REQUIRE_SHARED();
-    Transformer t(*stories());
+    Transformer t(*test::stories260K());
     const int64_t R = 32;
     t.setKvQuantization(kivi(2, 8, R));
-    std::vector<int32_t> ids(evalTokens().begin(), evalTokens().begin() + 96);
-    const Eigen::MatrixXf q = t.logits(ids), plain = Transformer(*stories()).logits(ids);
+    std::vector<int32_t> ids(test::stories260KEval().begin(), test::stories260KEval().begin() + 96);
+    const Eigen::MatrixXf q = t.logits(ids), plain = Transformer(*test::stories260K()).logits(ids);
     const float inside = (q.topRows(R) - plain.topRows(R)).cwiseAbs().maxCoeff();
     const float after = (q.bottomRows(ids.size() - R) - plain.bottomRows(ids.size() - R)).cwiseAbs().maxCoeff();
     qInfo("first %lld positions: max |logit difference| %.2e; after: %.2e", static_cast<long long>(R), inside, after);
@@ -325,8 +308,8 @@ void TestKvCache::cacheBytesByHand()
 void TestKvCache::stepAndPreview()
 {
     LL_REQUIRE_SHARED();
-    const CompressionState s0 = CompressionState::initial(stories());
-    const RecipeStep step = stepOf({{"action", "kv-cache"}, {"method", "kivi"}, {"bits", 2}, {"group", 8}, {"residual", 16}});
+    const CompressionState s0 = CompressionState::initial(test::stories260K());
+    const RecipeStep step = test::recipeStep({{"action", "kv-cache"}, {"method", "kivi"}, {"bits", 2}, {"group", 8}, {"residual", 16}});
     QCOMPARE(step.badge(), std::string("KIVI K2V2 g8 r16"));
     const StepOutcome out = applyStep(s0, step, CalibrationText{});
     QVERIFY(out.state.model == s0.model); // no weight changes
@@ -335,12 +318,12 @@ void TestKvCache::stepAndPreview()
     QVERIFY(!out.state.activations.quantizesInputs());
     QCOMPARE(out.state.toJson()["kv_cache"].get<std::string>(), std::string("KIVI K2V2 g8 r16"));
     // The engine built from the state simulates it.
-    std::vector<int32_t> ids(evalTokens().begin(), evalTokens().begin() + 64);
-    Transformer direct(*stories());
+    std::vector<int32_t> ids(test::stories260KEval().begin(), test::stories260KEval().begin() + 64);
+    Transformer direct(*test::stories260K());
     direct.setKvQuantization(kivi(2, 8, 16));
     QVERIFY(out.state.makeEngine()->logits(ids) == direct.logits(ids));
     // The preview: block 1's keys, errors falling with bits, the cache's size.
-    CalibrationText calib = loadCalibration(*stories(), RecipeCalibration{});
+    CalibrationText calib = loadCalibration(*test::stories260K(), RecipeCalibration{});
     const PreviewResult p = computePreview(s0, step, "blocks.1.attn.k.weight", calib, nullptr);
     QCOMPARE(p.curveLabel, std::string("bits"));
     QCOMPARE(p.curveSeries.first, std::string("key error"));
@@ -400,9 +383,9 @@ void TestKvCache::refusals()
     LL_REQUIRE_SHARED();
     const auto refused = [](const nlohmann::json& j, const std::string& words) {
         try {
-            CompressionState s = CompressionState::initial(stories());
-            s = applyStep(s, stepOf(j), CalibrationText{}).state;
-            s = applyStep(s, stepOf(j), CalibrationText{}).state; // twice
+            CompressionState s = CompressionState::initial(test::stories260K());
+            s = applyStep(s, test::recipeStep(j), CalibrationText{}).state;
+            s = applyStep(s, test::recipeStep(j), CalibrationText{}).state; // twice
             QFAIL(("accepted: " + j.dump()).c_str());
         } catch (const Error& e) {
             QVERIFY2(std::string(e.what()).find(words) != std::string::npos, e.what());

@@ -37,52 +37,27 @@ constexpr float kRotationLogitTol = 1e-4f;
 // Windows of 256 tokens of eval.txt the perplexity comparisons use (of 1222).
 constexpr int64_t kWindows = 64;
 
-std::shared_ptr<const Model> stories()
-{
-    static const std::shared_ptr<const Model> m = openModel(test::sharedPath("models/stories260K-hf"));
-    return m;
-}
-
-const std::vector<int32_t>& evalTokens()
-{
-    static const std::vector<int32_t> t = tokenizeTextFile(*stories(), test::sharedPath("data/tinystories/eval.txt"));
-    return t;
-}
-
-std::vector<int32_t> probeTokens(const Model& m, int64_t n)
-{
-    std::vector<int32_t> ids;
-    for (int64_t i = 0; i < n; ++i)
-        ids.push_back(static_cast<int32_t>((i * 37 + 11) % m.config.vocab));
-    return ids;
-}
-
 float maxLogitDiff(const Model& a, const Model& b, int64_t tokens = 48)
 {
-    const std::vector<int32_t> ids = probeTokens(a, tokens);
+    const std::vector<int32_t> ids = test::probeIds(a.config.vocab, tokens);
     const Eigen::MatrixXf la = Transformer(a).logits(ids), lb = Transformer(b).logits(ids);
     return (la - lb).cwiseAbs().maxCoeff();
 }
 
 // A step as a recipe file gives it (parsed and validated).
-RecipeStep stepOf(const nlohmann::json& step)
-{
-    return parseRecipe(nlohmann::json{{"layerlab_recipe", 1}, {"steps", {step}}}.dump(), false).steps.front();
-}
-
 double perplexityOf(const CompressionState& s)
 {
     ScoringOptions so;
     so.maxWindows = kWindows;
-    return evaluatePerplexity(*s.makeEngine(), evalTokens(), so).ppl;
+    return evaluatePerplexity(*s.makeEngine(), test::stories260KEval(), so).ppl;
 }
 
 CompressionState applied(const std::vector<nlohmann::json>& steps)
 {
-    CompressionState s = CompressionState::initial(stories());
+    CompressionState s = CompressionState::initial(test::stories260K());
     const CalibrationText none;
     for (const nlohmann::json& j : steps)
-        s = applyStep(s, stepOf(j), none).state;
+        s = applyStep(s, test::recipeStep(j), none).state;
     return s;
 }
 
@@ -155,7 +130,7 @@ void TestRotation::rotatedModelComputesTheSameFunction()
 {
     LL_REQUIRE_SHARED();
     const std::shared_ptr<const Model> tiny = openModel(test::sharedPath("models/tiny-llama")); // GQA, untied head, FFN 176 = 11·16
-    for (const Model* m : std::initializer_list<const Model*>{stories().get(), tiny.get()}) {
+    for (const Model* m : std::initializer_list<const Model*>{test::stories260K().get(), tiny.get()}) {
         for (const bool online : {false, true}) {
             RotationOptions o;
             o.seed = 3;
@@ -249,7 +224,7 @@ void TestRotation::zeroQuantIsRtnSymWithTokenActivations()
             QCOMPARE((readMatrix(*zq.model, t) - readMatrix(*rtn.model, *rtn.model->findLogical(t.logicalName))).cwiseAbs().maxCoeff(), 0.0f);
     // Every linear input of every block is quantized per token at 6 bits.
     QCOMPARE(zq.activations.bits, 6);
-    QCOMPARE(static_cast<int64_t>(zq.activations.inputs.size()), 4 * stories()->config.layers);
+    QCOMPARE(static_cast<int64_t>(zq.activations.inputs.size()), 4 * test::stories260K()->config.layers);
     QVERIFY(rtn.activations.empty());
     QCOMPARE(zq.steps.front().badge(), std::string("ZeroQuant W4A6 g32"));
     // A8 costs almost nothing over the weights alone; A4 costs more than A8.
@@ -280,16 +255,16 @@ void TestRotation::recipeWithRotationReplaysBitIdentically()
                              "  - {action: quantize, method: gptq, bits: 4, group: 32}\n"
                              "  - {action: quantize, method: zeroquant, bits: 8, group: 0, act-bits: 8, layers: 'blocks\\.0\\..*'}\n";
     const Recipe recipe = parseRecipe(yaml, true, "mixed.yaml");
-    const StepOutcome a = applyRecipe(stories(), recipe);
+    const StepOutcome a = applyRecipe(test::stories260K(), recipe);
     const Recipe again = parseRecipe(recipeToYaml(a.state.recipe()), true, "again.yaml");
-    const StepOutcome b = applyRecipe(stories(), again);
+    const StepOutcome b = applyRecipe(test::stories260K(), again);
     QCOMPARE(b.state.steps.size(), size_t(3));
     for (const LogicalTensor& t : a.state.model->tensors) {
         const std::vector<float> x = readLogical(*a.state.model, t);
         const std::vector<float> y = readLogical(*b.state.model, *b.state.model->findLogical(t.logicalName));
         QVERIFY2(x == y, t.logicalName.c_str());
     }
-    const std::vector<int32_t> ids = probeTokens(*stories(), 32);
+    const std::vector<int32_t> ids = test::probeIds(test::stories260K()->config.vocab, 32);
     QVERIFY(a.state.makeEngine()->logits(ids) == b.state.makeEngine()->logits(ids));
     QCOMPARE(a.state.model->config.onlineDownRotation, b.state.model->config.onlineDownRotation);
     QCOMPARE(a.state.activations.bits, 8);
@@ -305,7 +280,7 @@ void TestRotation::exportedRotationReloads()
     LL_REQUIRE_SHARED();
     const std::string dir = test::scratchDir();
     const std::shared_ptr<const Model> tiny = openModel(test::sharedPath("models/tiny-llama"));
-    for (const Model* m : std::initializer_list<const Model*>{stories().get(), tiny.get()}) {
+    for (const Model* m : std::initializer_list<const Model*>{test::stories260K().get(), tiny.get()}) {
         const ModelRotationResult r = rotateModel(*m, {});
         const std::string hf = dir + "/" + std::to_string(m->config.layers) + "-" + std::to_string(m->config.heads) + "-hf";
         exportHf(*r.model, hf);
@@ -321,7 +296,7 @@ void TestRotation::exportedRotationReloads()
     }
     RotationOptions online;
     online.onlineDown = true;
-    const ModelRotationResult r = rotateModel(*stories(), online);
+    const ModelRotationResult r = rotateModel(*test::stories260K(), online);
     try {
         exportHf(*r.model, dir + "/online-hf");
         QFAIL("the online rotation was exported");
@@ -378,13 +353,13 @@ void TestRotation::rotationHelpsRtnOnWeightsWithOutliers()
 {
     LL_REQUIRE_SHARED();
     const std::shared_ptr<const Model> tiny = openModel(test::sharedPath("models/tiny-llama"));
-    const std::vector<int32_t> ids = probeTokens(*tiny, 96);
+    const std::vector<int32_t> ids = test::probeIds(tiny->config.vocab, 96);
     const Eigen::MatrixXf ref = Transformer(*tiny).logits(ids);
     const CalibrationText none;
     const auto logitError = [&](const std::vector<nlohmann::json>& steps) {
         CompressionState s = CompressionState::initial(tiny);
         for (const nlohmann::json& j : steps)
-            s = applyStep(s, stepOf(j), none).state;
+            s = applyStep(s, test::recipeStep(j), none).state;
         return (s.makeEngine()->logits(ids) - ref).norm() / ref.norm();
     };
     for (const int group : {0, 32}) {

@@ -35,15 +35,9 @@ constexpr float kLogitTol = 1e-5f;
 constexpr float kReloadTol = 5e-5f;
 constexpr int64_t kCtx = 64;
 
-std::shared_ptr<const Model> stories()
-{
-    static const std::shared_ptr<const Model> m = openModel(test::sharedPath("models/stories260K-hf"));
-    return m;
-}
-
 std::vector<int32_t> calibWindows(int64_t windows)
 {
-    const std::vector<int32_t> t = tokenizeTextFile(*stories(), test::sharedPath("data/tinystories/calib.txt"));
+    const std::vector<int32_t>& t = test::stories260KCalib();
     return std::vector<int32_t>(t.begin(), t.begin() + windows * kCtx);
 }
 
@@ -51,7 +45,7 @@ std::vector<int32_t> calibWindows(int64_t windows)
 // positive factor (the final RMSNorm with its weight set to ones): cosines are unchanged.
 MatrixRM scaledHiddenAfter(int blocks, std::span<const int32_t> ids)
 {
-    Model base = *stories();
+    Model base = *test::stories260K();
     const std::string norm = base.find(-1, Role::FinalNorm)->logicalName;
     replaceTensor(base, norm, std::vector<float>(static_cast<size_t>(base.config.hidden), 1.0f), {base.config.hidden});
     const Transformer full(base);
@@ -78,19 +72,6 @@ Eigen::MatrixXf skipping(const Model& m, int block, std::span<const int32_t> ids
     return logits;
 }
 
-std::vector<int32_t> probe(int64_t n)
-{
-    std::vector<int32_t> ids;
-    for (int64_t i = 0; i < n; ++i)
-        ids.push_back(static_cast<int32_t>((i * 37 + 11) % stories()->config.vocab));
-    return ids;
-}
-
-RecipeStep stepOf(const nlohmann::json& step)
-{
-    return parseRecipe(nlohmann::json{{"layerlab_recipe", 1}, {"steps", {step}}}.dump(), false).steps.front();
-}
-
 } // namespace
 
 class TestShortGpt : public QObject {
@@ -109,9 +90,9 @@ void TestShortGpt::influenceIsOneMinusCosine()
 {
     LL_REQUIRE_SHARED();
     const std::vector<int32_t> ids = calibWindows(4);
-    const std::vector<double> bi = blockInfluence(Transformer(*stories()), ids, kCtx);
-    QCOMPARE(static_cast<int64_t>(bi.size()), stories()->config.layers);
-    for (int b = 0; b < stories()->config.layers; ++b) {
+    const std::vector<double> bi = blockInfluence(Transformer(*test::stories260K()), ids, kCtx);
+    QCOMPARE(static_cast<int64_t>(bi.size()), test::stories260K()->config.layers);
+    for (int b = 0; b < test::stories260K()->config.layers; ++b) {
         const MatrixRM in = scaledHiddenAfter(b, ids), out = scaledHiddenAfter(b + 1, ids);
         double sum = 0.0;
         for (int64_t r = 0; r < in.rows(); ++r)
@@ -126,11 +107,11 @@ void TestShortGpt::influenceIsOneMinusCosine()
 void TestShortGpt::removedBlockIsSkipped()
 {
     LL_REQUIRE_SHARED();
-    const std::vector<int32_t> ids = probe(48);
-    for (int k = 0; k < stories()->config.layers; ++k) {
-        const std::unique_ptr<Model> shorter = removeBlocks(*stories(), {k});
-        QCOMPARE(shorter->config.layers, stories()->config.layers - 1);
-        const float diff = (Transformer(*shorter).logits(ids) - skipping(*stories(), k, ids)).cwiseAbs().maxCoeff();
+    const std::vector<int32_t> ids = test::probeIds(test::stories260K()->config.vocab, 48);
+    for (int k = 0; k < test::stories260K()->config.layers; ++k) {
+        const std::unique_ptr<Model> shorter = removeBlocks(*test::stories260K(), {k});
+        QCOMPARE(shorter->config.layers, test::stories260K()->config.layers - 1);
+        const float diff = (Transformer(*shorter).logits(ids) - skipping(*test::stories260K(), k, ids)).cwiseAbs().maxCoeff();
         QVERIFY2(diff < kLogitTol, std::to_string(diff).c_str());
         // Names moved up; nothing of the removed block is left, stored tensors included.
         QVERIFY(!shorter->findLogical("blocks.4.attn.q.weight"));
@@ -147,8 +128,8 @@ void TestShortGpt::exportsReload()
 {
     LL_REQUIRE_SHARED();
     const std::string dir = test::scratchDir();
-    const std::unique_ptr<Model> shorter = removeBlocks(*stories(), {1, 3});
-    const std::vector<int32_t> ids = probe(48);
+    const std::unique_ptr<Model> shorter = removeBlocks(*test::stories260K(), {1, 3});
+    const std::vector<int32_t> ids = test::probeIds(test::stories260K()->config.vocab, 48);
     const Eigen::MatrixXf want = Transformer(*shorter).logits(ids);
     exportHf(*shorter, dir + "/hf");
     const std::shared_ptr<const Model> hf = openModel(dir + "/hf");
@@ -170,7 +151,7 @@ void TestShortGpt::llama2cAndGguf()
 {
     LL_REQUIRE_SHARED();
     const std::string dir = test::scratchDir();
-    const std::vector<int32_t> ids = probe(32);
+    const std::vector<int32_t> ids = test::probeIds(test::stories260K()->config.vocab, 32);
     for (const std::string& path : {test::sharedPath("models/stories260K/stories260K.bin"),
                                     test::sharedPath("models/stories260K-gguf/stories260K-f32.gguf")}) {
         const std::shared_ptr<const Model> m = openModel(path);
@@ -194,11 +175,11 @@ void TestShortGpt::recordsFollowTheRenumbering()
                              "steps:\n"
                              "  - {action: quantize, method: rtn, bits: 4, group: 32}\n"
                              "  - {action: prune, method: shortgpt, blocks: 2}\n";
-    const StepOutcome a = applyRecipe(stories(), parseRecipe(yaml, true, "short.yaml"));
+    const StepOutcome a = applyRecipe(test::stories260K(), parseRecipe(yaml, true, "short.yaml"));
     const std::vector<int> removed = a.summary.back()["removed"].get<std::vector<int>>();
     QCOMPARE(removed.size(), size_t(2));
     QCOMPARE(a.state.model->config.layers, int64_t(3));
-    const StepOutcome rtnOnly = applyRecipe(stories(), parseRecipe(yaml.substr(0, yaml.rfind("  - {action: prune")), true, "r.yaml"));
+    const StepOutcome rtnOnly = applyRecipe(test::stories260K(), parseRecipe(yaml.substr(0, yaml.rfind("  - {action: prune")), true, "r.yaml"));
     for (int b = 0; b < 5; ++b) {
         const std::string name = "blocks." + std::to_string(b) + ".mlp.down.weight";
         const std::string now = renamedAfterRemoval(name, removed);
@@ -212,21 +193,21 @@ void TestShortGpt::recordsFollowTheRenumbering()
     }
     QCOMPARE(a.state.layers.count("blocks.3.mlp.down.weight"), size_t(0));
     // Replays bit-identically through its own YAML.
-    const StepOutcome b = applyRecipe(stories(), parseRecipe(recipeToYaml(a.state.recipe()), true, "again.yaml"));
-    const std::vector<int32_t> ids = probe(32);
+    const StepOutcome b = applyRecipe(test::stories260K(), parseRecipe(recipeToYaml(a.state.recipe()), true, "again.yaml"));
+    const std::vector<int32_t> ids = test::probeIds(test::stories260K()->config.vocab, 32);
     QVERIFY(a.state.makeEngine()->logits(ids) == b.state.makeEngine()->logits(ids));
 }
 
 void TestShortGpt::perplexityByRemovedBlock()
 {
     LL_REQUIRE_SHARED();
-    const std::vector<int32_t> eval = tokenizeTextFile(*stories(), test::sharedPath("data/tinystories/eval.txt"));
+    const std::vector<int32_t>& eval = test::stories260KEval();
     ScoringOptions so;
     so.maxWindows = 64;
-    const std::vector<double> bi = blockInfluence(Transformer(*stories()), calibWindows(64), kCtx);
+    const std::vector<double> bi = blockInfluence(Transformer(*test::stories260K()), calibWindows(64), kCtx);
     std::vector<double> ppl;
     for (int k = 0; k < 5; ++k)
-        ppl.push_back(evaluatePerplexity(Transformer(*removeBlocks(*stories(), {k})), eval, so).ppl);
+        ppl.push_back(evaluatePerplexity(Transformer(*removeBlocks(*test::stories260K(), {k})), eval, so).ppl);
     const int chosen = static_cast<int>(std::min_element(bi.begin(), bi.end()) - bi.begin());
     qInfo("stories260K without one block (64 windows): %.3f %.3f %.3f %.3f %.3f; BI %.4f %.4f %.4f %.4f %.4f picks %d",
           ppl[0], ppl[1], ppl[2], ppl[3], ppl[4], bi[0], bi[1], bi[2], bi[3], bi[4], chosen);
@@ -242,10 +223,10 @@ void TestShortGpt::refusals()
     LL_REQUIRE_SHARED();
     const auto refused = [](const std::vector<nlohmann::json>& steps, const std::string& words) {
         try {
-            CompressionState s = CompressionState::initial(stories());
-            const CalibrationText calib = loadCalibration(*stories(), RecipeCalibration{});
+            CompressionState s = CompressionState::initial(test::stories260K());
+            const CalibrationText calib = loadCalibration(*test::stories260K(), RecipeCalibration{});
             for (const nlohmann::json& j : steps)
-                s = applyStep(s, stepOf(j), calib).state;
+                s = applyStep(s, test::recipeStep(j), calib).state;
             QFAIL(("accepted: " + steps.back().dump()).c_str());
         } catch (const Error& e) {
             QVERIFY2(std::string(e.what()).find(words) != std::string::npos, e.what());
@@ -256,7 +237,7 @@ void TestShortGpt::refusals()
     refused({{{"action", "quantize"}, {"method", "zeroquant"}, {"act-bits", 8}}, {{"action", "prune"}, {"method", "shortgpt"}}},
             "remove blocks before");
     try {
-        removeBlocks(*stories(), {0, 1, 2, 3, 4});
+        removeBlocks(*test::stories260K(), {0, 1, 2, 3, 4});
         QFAIL("removed every block");
     } catch (const Error& e) {
         QVERIFY2(std::string(e.what()).find("leaves no model") != std::string::npos, e.what());

@@ -28,12 +28,6 @@ constexpr float kReloadTol = 5e-5f;
 // The eigenvalues' sum against the trace, relative (double sums of float rows).
 constexpr double kTraceRelTol = 1e-6;
 
-std::shared_ptr<const Model> stories()
-{
-    static const std::shared_ptr<const Model> m = openModel(test::sharedPath("models/stories260K-hf"));
-    return m;
-}
-
 SliceOptions options(double slicing)
 {
     SliceOptions o;
@@ -41,19 +35,6 @@ SliceOptions options(double slicing)
     o.calibration.context = 64;
     o.calibration.windows = 8;
     return o;
-}
-
-std::vector<int32_t> calib(const Model& m)
-{
-    return tokenizeTextFile(m, test::sharedPath("data/tinystories/calib.txt"));
-}
-
-std::vector<int32_t> probe(const Model& m, int64_t n)
-{
-    std::vector<int32_t> ids;
-    for (int64_t i = 0; i < n; ++i)
-        ids.push_back(static_cast<int32_t>((i * 37 + 11) % m.config.vocab));
-    return ids;
 }
 
 } // namespace
@@ -72,12 +53,12 @@ void TestSliceGpt::slicingZeroIsExact()
 {
     LL_REQUIRE_SHARED();
     const std::shared_ptr<const Model> tiny = openModel(test::sharedPath("models/tiny-llama"));
-    for (const Model* m : {stories().get(), tiny.get()}) {
-        const std::vector<int32_t> tokens = m == stories().get() ? calib(*m) : probe(*m, 512);
+    for (const Model* m : {test::stories260K().get(), tiny.get()}) {
+        const std::vector<int32_t> tokens = m == test::stories260K().get() ? test::stories260KCalib() : test::probeIds(m->config.vocab, 512);
         const SliceResult r = sliceModel(*m, options(0.0), tokens);
         QCOMPARE(r.hiddenAfter, m->config.hidden);
         QCOMPARE(r.keptEnergy, 1.0);
-        const std::vector<int32_t> ids = probe(*m, 48);
+        const std::vector<int32_t> ids = test::probeIds(m->config.vocab, 48);
         const float diff = (Transformer(*r.model).logits(ids) - Transformer(*m).logits(ids)).cwiseAbs().maxCoeff();
         qInfo("%s at slicing 0: max |logit difference| %.2e", m->path.c_str(), diff);
         QVERIFY(diff < kRotationLogitTol);
@@ -89,8 +70,8 @@ void TestSliceGpt::slicingZeroIsExact()
 void TestSliceGpt::spectrumSumsToTheTrace()
 {
     LL_REQUIRE_SHARED();
-    const SliceResult r = sliceModel(*stories(), options(0.25), calib(*stories()));
-    const double rows = 8.0 * 64.0 * static_cast<double>(stories()->config.layers + 1);
+    const SliceResult r = sliceModel(*test::stories260K(), options(0.25), test::stories260KCalib());
+    const double rows = 8.0 * 64.0 * static_cast<double>(test::stories260K()->config.layers + 1);
     double sum = 0.0;
     for (size_t i = 0; i < r.eigenvalues.size(); ++i) {
         sum += r.eigenvalues[i];
@@ -109,14 +90,14 @@ void TestSliceGpt::slicedModelExportsAndReloads()
 {
     LL_REQUIRE_SHARED();
     const std::string dir = test::scratchDir();
-    const SliceResult r = sliceModel(*stories(), options(0.25), calib(*stories()));
+    const SliceResult r = sliceModel(*test::stories260K(), options(0.25), test::stories260KCalib());
     const Model& m = *r.model;
     QCOMPARE(m.config.hidden, int64_t(48));
     QCOMPARE(m.findLogical("embed.weight")->shape, (std::vector<int64_t>{512, 48}));
     QCOMPARE(m.findLogical("blocks.0.attn.q.weight")->shape, (std::vector<int64_t>{64, 48}));
     QCOMPARE(m.findLogical("blocks.0.attn.o.weight")->shape, (std::vector<int64_t>{48, 64}));
     QCOMPARE(m.findLogical("blocks.0.mlp.down.weight")->shape, (std::vector<int64_t>{48, 172}));
-    const std::vector<int32_t> ids = probe(m, 48);
+    const std::vector<int32_t> ids = test::probeIds(m.config.vocab, 48);
     const Eigen::MatrixXf want = Transformer(m).logits(ids);
     exportHf(m, dir + "/hf");
     const nlohmann::json cfg = nlohmann::json::parse(test::readFile(dir + "/hf/config.json"));
@@ -137,12 +118,12 @@ void TestSliceGpt::slicedModelExportsAndReloads()
 void TestSliceGpt::perplexityGrowsWithSlicing()
 {
     LL_REQUIRE_SHARED();
-    const std::vector<int32_t> eval = tokenizeTextFile(*stories(), test::sharedPath("data/tinystories/eval.txt"));
+    const std::vector<int32_t>& eval = test::stories260KEval();
     ScoringOptions so;
     so.maxWindows = 64;
     double last = 0.0;
     for (const double s : {0.0, 0.125, 0.25}) {
-        const SliceResult r = sliceModel(*stories(), options(s), calib(*stories()));
+        const SliceResult r = sliceModel(*test::stories260K(), options(s), test::stories260KCalib());
         const double ppl = evaluatePerplexity(Transformer(*r.model), eval, so).ppl;
         qInfo("stories260K slicing %.3f (hidden %lld, %.1f %% of the variance): perplexity %.4f on 64 windows", s,
               static_cast<long long>(r.hiddenAfter), 100.0 * r.keptEnergy, ppl);
@@ -155,7 +136,7 @@ void TestSliceGpt::refusals()
 {
     LL_REQUIRE_SHARED();
     try {
-        sliceModel(*openModel(test::sharedPath("models/tiny-gpt2")), options(0.25), probe(*stories(), 512));
+        sliceModel(*openModel(test::sharedPath("models/tiny-gpt2")), options(0.25), test::probeIds(test::stories260K()->config.vocab, 512));
         QFAIL("GPT-2 sliced");
     } catch (const Error& e) {
         QCOMPARE(e.code(), ErrorCode::UnsupportedArch);
@@ -165,13 +146,13 @@ void TestSliceGpt::refusals()
                                          + ", windows: 4, context: 64}\nsteps:\n  - {action: quantize, method: rtn, bits: 4}\n"
                                            "  - {action: prune, method: slicegpt, slicing: 0.25}\n",
                                      true, "r.yaml");
-        applyRecipe(stories(), r);
+        applyRecipe(test::stories260K(), r);
         QFAIL("sliced after quantizing");
     } catch (const Error& e) {
         QVERIFY2(std::string(e.what()).find("slice before quantizing") != std::string::npos, e.what());
     }
     try {
-        sliceModel(*stories(), options(1.0), calib(*stories()));
+        sliceModel(*test::stories260K(), options(1.0), test::stories260KCalib());
         QFAIL("slicing 1 accepted");
     } catch (const Error& e) {
         QCOMPARE(e.code(), ErrorCode::InvalidArgument);

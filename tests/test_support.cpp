@@ -142,10 +142,41 @@ double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b)
     return m;
 }
 
+std::shared_ptr<const Model> stories260K()
+{
+    static const std::shared_ptr<const Model> m = openModel(sharedPath("models/stories260K-hf"));
+    return m;
+}
+
+const std::vector<int32_t>& stories260KCalib()
+{
+    static const std::vector<int32_t> ids = tokenizeTextFile(*stories260K(), sharedPath("data/tinystories/calib.txt"));
+    return ids;
+}
+
+const std::vector<int32_t>& stories260KEval()
+{
+    static const std::vector<int32_t> ids = tokenizeTextFile(*stories260K(), sharedPath("data/tinystories/eval.txt"));
+    return ids;
+}
+
+std::vector<int32_t> probeIds(int64_t vocab, int64_t n)
+{
+    std::vector<int32_t> ids;
+    for (int64_t i = 0; i < n; ++i)
+        ids.push_back(static_cast<int32_t>((i * 37 + 11) % vocab));
+    return ids;
+}
+
+RecipeStep recipeStep(const nlohmann::json& step)
+{
+    return parseRecipe(nlohmann::json{{"layerlab_recipe", 1}, {"steps", {step}}}.dump(), false).steps.front();
+}
+
 double stories260KStepPerplexity(const std::string& step, int64_t calibWindows)
 {
-    static const std::shared_ptr<const Model> model = openModel(sharedPath("models/stories260K-hf"));
-    static const std::vector<int32_t> eval = tokenizeTextFile(*model, sharedPath("data/tinystories/eval.txt"));
+    const std::shared_ptr<const Model> model = stories260K();
+    const std::vector<int32_t>& eval = stories260KEval();
     const Recipe r = parseRecipe("layerlab_recipe: 1\ncalibration: {text: " + sharedPath("data/tinystories/calib.txt")
                                      + ", windows: " + std::to_string(calibWindows) + ", context: 256}\nsteps:\n  - " + step + "\n",
                                  true, "r.yaml");

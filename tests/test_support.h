@@ -7,9 +7,16 @@
 
 #include <QString>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace ll {
+struct RecipeStep;
+}
 
 namespace ll::test {
 
@@ -60,6 +67,16 @@ MatrixRM gaussian(Eigen::Index rows, Eigen::Index cols, unsigned seed, float sca
 
 // max |a - b| over two equally long arrays (inf if sizes differ).
 double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& b);
+
+// stories260K-hf, opened once per test program.
+std::shared_ptr<const Model> stories260K();
+// TinyStories' calib.txt and eval.txt as stories260K's tokens (tokenized once each).
+const std::vector<int32_t>& stories260KCalib();
+const std::vector<int32_t>& stories260KEval();
+// n token ids spread over a vocabulary, (37 i + 11) mod vocab: a probe of the logits that needs no text.
+std::vector<int32_t> probeIds(int64_t vocab, int64_t n);
+// One step as a recipe file gives it: parsed and validated ({"action": .., "method": .., ...}).
+RecipeStep recipeStep(const nlohmann::json& step);
 
 // stories260K-hf after a recipe of one step (a YAML flow map, e.g. "{action:
 // quantize, method: rptq}") calibrated on `calibWindows` windows of 256 of

@@ -292,6 +292,23 @@ QuantizedLayer runSmoothQuant(const MatrixRM& W, const QuantConfig& c, const Lay
     return smoothQuantLayer(W, in, o);
 }
 
+// One scale for every linear reading the input: it folds into the norm before q, k and v.
+std::vector<QuantizedLayer> smoothQuantGroup(std::span<const MatrixRM* const> ws, const QuantConfig& c,
+                                             const LayerInputs& in, Progress*)
+{
+    if (in.maxAbs.size() == 0)
+        fail(ErrorCode::InvalidArgument, "", "SmoothQuant needs calibration statistics of the layer's inputs");
+    const Eigen::VectorXf s = smoothQuantScales(in.maxAbs, ws, c.smoothAlpha);
+    SmoothQuantOptions o;
+    o.alpha = c.smoothAlpha;
+    o.foldable = c.smoothFoldable;
+    o.actBits = c.actBits;
+    std::vector<QuantizedLayer> out;
+    for (const MatrixRM* W : ws)
+        out.push_back(smoothQuantLayer(*W, in, o, &s));
+    return out;
+}
+
 const MethodSpec& specSmoothQuant()
 {
     static const MethodSpec spec = [] {
@@ -311,6 +328,7 @@ const MethodSpec& specSmoothQuant()
     m.needs = kNeedsMaxAbs | kNeedsSamples;
     m.simulatesActivations = true;
     m.quantize = runSmoothQuant;
+    m.quantizeGroup = smoothQuantGroup;
     m.configure = [](const ParamValues& p, QuantConfig& c) { c.smoothAlpha = p.real("alpha"); };
     m.label = [](const QuantConfig& c) {
         std::ostringstream s;

@@ -8,6 +8,7 @@
 #include "methods/method_params.h"
 #include "model/tensor_data.h"
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -101,6 +102,13 @@ struct MethodSpec {
     // Quantization. `configure` fills QuantConfig's typed fields of a built-in
     // method from its checked parameters; a new method reads QuantConfig::params.
     QuantizedLayer (*quantize)(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* p) = nullptr;
+    // Methods whose transform belongs to the input, not to one linear (SmoothQuant's
+    // and OS+'s scale folded into the norm before q, k and v must be the same for
+    // the three; RPTQ's clusters describe the input): quantizes every linear that
+    // reads `in` together, one result per weight in order. c.smoothFoldable says
+    // whether an input scale folds into the op before. Null: `quantize` per linear.
+    std::vector<QuantizedLayer> (*quantizeGroup)(std::span<const MatrixRM* const> ws, const QuantConfig& c,
+                                                 const LayerInputs& in, Progress* p) = nullptr;
     void (*configure)(const ParamValues& p, QuantConfig& c) = nullptr;
     std::string (*label)(const QuantConfig& c) = nullptr;     // results: "gptq w4 asym g32"; default "<id> <grid>"
     std::string (*badge)(const ParamValues& p) = nullptr;     // the tree: "GPTQ 4b g32"; default per action

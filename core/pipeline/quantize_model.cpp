@@ -140,40 +140,13 @@ std::vector<QuantizedLayer> quantizeGroup(const std::vector<Target>& group, Role
         }
         return out;
     }
-    if (c.method == QuantMethod::SmoothQuant) {
-        if (in.maxAbs.size() == 0)
-            fail(ErrorCode::InvalidArgument, "", "SmoothQuant needs calibration statistics of " + group.front().tensor->logicalName);
-        const Eigen::VectorXf s = smoothQuantScales(in.maxAbs, ws, c.smoothAlpha);
-        SmoothQuantOptions o;
-        o.alpha = c.smoothAlpha;
-        o.actBits = c.actBits;
-        // SmoothQuant folds into the norms only; o and down keep an explicit scale.
-        o.foldable = inputRole == Role::AttnQ || inputRole == Role::MlpUp;
-        for (const Target& t : group) {
-            QuantizedLayer q = smoothQuantLayer(t.W, in, o, &s);
-            q = lowRankCorrect(t.W, std::move(q), c, in);
-            out.push_back(std::move(q));
-        }
-        return out;
-    }
-    if (c.method == "os-plus") {
-        // One shift and scale for every linear reading the input (q, k, v share theirs).
-        if (!in.samples)
-            fail(ErrorCode::InvalidArgument, "", "Outlier Suppression+ needs calibration samples of " + group.front().tensor->logicalName);
-        const OsPlusParams p = osPlusParams(*in.samples, ws, c.actBits, 20, !c.params.flag("no-shift"));
-        SmoothQuantOptions o;
-        o.actBits = c.actBits;
-        o.foldable = inputRole == Role::AttnQ || inputRole == Role::MlpUp;
-        for (const Target& t : group) {
-            QuantizedLayer q = smoothQuantLayer(t.W, in, o, &p.scale);
-            q.packed.inputShift = p.shift;
-            q.packed.inputRange = p.range;
-            q.method = c.label();
-            q.info.erase("alpha");
-            q.info["threshold"] = p.threshold;
-            q.info["range"] = p.range;
-            out.push_back(std::move(q));
-        }
+    if (const MethodSpec& spec = requireMethodSpec(StepAction::Quantize, c.method); spec.quantizeGroup) {
+        // A scale of the input folds into the norms only (SmoothQuant, OS+); o and down keep an explicit one.
+        QuantConfig gc = c;
+        gc.smoothFoldable = inputRole == Role::AttnQ || inputRole == Role::MlpUp;
+        out = spec.quantizeGroup(ws, gc, in, progress);
+        for (size_t i = 0; i < out.size(); ++i)
+            out[i] = lowRankCorrect(group[i].W, std::move(out[i]), c, in);
         return out;
     }
     for (const Target& t : group)
@@ -468,16 +441,15 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                         ActivationQuantInput aq;
                         aq.block = block;
                         aq.inputRole = inputRole;
-                        if (c.method == QuantMethod::SmoothQuant || c.method == "os-plus") {
-                            aq.smoothScale = qs.front().packed.inputScale;
-                            aq.shift = qs.front().packed.inputShift;
-                            aq.staticRange = qs.front().packed.inputRange;
-                        }
-                        else if (c.method == "rptq") {
-                            const RptqClusters k = rptqClusters(*in.samples, static_cast<int>(c.params.integer("clusters")), c.actBits);
-                            aq.channelLow = k.low;
-                            aq.channelStep = k.step;
-                        } else if (c.method == QuantMethod::Int8)
+                        // What the group's method decided for the input (SmoothQuant's and OS+'s scale,
+                        // shift and range, RPTQ's channel grid); LLM.int8 keeps outlier columns in float.
+                        const PackedQuant& p = qs.front().packed;
+                        aq.smoothScale = p.inputScale;
+                        aq.shift = p.inputShift;
+                        aq.staticRange = p.inputRange;
+                        aq.channelLow = p.inputLow;
+                        aq.channelStep = p.inputStep;
+                        if (c.method == QuantMethod::Int8)
                             aq.fpColumns = activationOutlierColumns(in.maxAbs, c.int8Threshold, c.int8TopK);
                         std::lock_guard<std::mutex> lock(activationMutex);
                         r.activations.bits = c.actBits;

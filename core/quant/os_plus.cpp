@@ -162,24 +162,37 @@ void quantizeShiftedRows(Eigen::Ref<MatrixRM> U, const Eigen::VectorXf& scaledSh
 
 namespace {
 
-QuantizedLayer runOsPlus(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress*)
+// One shift, scale and range for every linear reading the input (q, k, v share theirs).
+std::vector<QuantizedLayer> osPlusGroup(std::span<const MatrixRM* const> ws, const QuantConfig& c, const LayerInputs& in,
+                                        Progress*)
 {
     if (!in.samples)
         fail(ErrorCode::InvalidArgument, "", "Outlier Suppression+ needs calibration samples of the layer's inputs");
-    const MatrixRM* ws[] = {&W};
     const OsPlusParams p = osPlusParams(*in.samples, ws, c.actBits, 20, !c.params.flag("no-shift"));
     SmoothQuantOptions o;
     o.foldable = c.smoothFoldable;
     o.actBits = c.actBits;
-    QuantizedLayer q = smoothQuantLayer(W, in, o, &p.scale);
-    q.packed.inputShift = p.shift;
-    q.method = "os+ w8a" + std::to_string(c.actBits);
-    q.info.erase("alpha");
-    q.info["threshold"] = p.threshold;
-    q.info["range"] = p.range;
-    // The output error of the W8A8 product with the shift on the searched samples (smoothQuantLayer's has no shift).
-    q.info["w8a8_output_error"] = p.outputNorm2 > 0.0 ? std::sqrt(p.loss / p.outputNorm2) : 0.0;
-    return q;
+    std::vector<QuantizedLayer> out;
+    for (const MatrixRM* W : ws) {
+        QuantizedLayer q = smoothQuantLayer(*W, in, o, &p.scale);
+        q.packed.inputShift = p.shift;
+        q.packed.inputRange = p.range;
+        q.method = c.label();
+        q.info.erase("alpha");
+        q.info["threshold"] = p.threshold;
+        q.info["range"] = p.range;
+        // The relative output error of the W8A8 products with the shift on the searched samples, over
+        // the group's linears together (smoothQuantLayer's has no shift).
+        q.info["w8a8_output_error"] = p.outputNorm2 > 0.0 ? std::sqrt(p.loss / p.outputNorm2) : 0.0;
+        out.push_back(std::move(q));
+    }
+    return out;
+}
+
+QuantizedLayer runOsPlus(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
+{
+    const MatrixRM* ws[] = {&W};
+    return std::move(osPlusGroup(ws, c, in, progress).front());
 }
 
 } // namespace
@@ -210,6 +223,7 @@ const MethodSpec& osPlusMethod()
         m.needs = kNeedsSamples;
         m.simulatesActivations = true;
         m.quantize = runOsPlus;
+        m.quantizeGroup = osPlusGroup;
         m.configure = [](const ParamValues& p, QuantConfig& c) { c.actBits = static_cast<int>(p.integer("act-bits")); };
         m.label = [](const QuantConfig& c) {
             return "os+ w8a" + std::to_string(c.actBits) + (c.params.flag("no-shift") ? " no-shift" : "");

@@ -63,6 +63,7 @@ struct PackedQuant {
     bool inputScaleFolded = true;         // folded into the preceding norm / linear: no storage
     Eigen::VectorXf inputShift;           // (in,) Outlier Suppression+'s shift z (the input is x − z); empty: none
     float inputRange = 0.0f;              // OS+'s static range of (x − z) / s, per tensor; 0: none
+    Eigen::VectorXf inputLow, inputStep;  // (in,) RPTQ's static grid of each input channel: its cluster's lo and Δ; empty: none
     std::vector<int32_t> denseColumns;    // input columns kept at 16 bits (LLM.int8, OWQ)
     MatrixRM denseValues;                 // (rows, denseColumns.size())
     SparseWeights outliers;               // single weights kept at 16 bits (SpQR)

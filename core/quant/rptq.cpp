@@ -107,26 +107,40 @@ void quantizeClusteredRows(Eigen::Ref<MatrixRM> X, const Eigen::VectorXf& low, c
 
 namespace {
 
-QuantizedLayer runRptq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress*)
+// The clusters describe the input: found once for every linear that reads it.
+std::vector<QuantizedLayer> rptqGroup(std::span<const MatrixRM* const> ws, const QuantConfig& c, const LayerInputs& in,
+                                      Progress*)
 {
     if (!in.samples)
         fail(ErrorCode::InvalidArgument, "", "RPTQ needs calibration samples of the layer's inputs");
     const RptqClusters r = rptqClusters(*in.samples, static_cast<int>(c.params.integer("clusters")), c.actBits);
-    const Eigen::VectorXf ones = Eigen::VectorXf::Ones(W.cols());
-    SmoothQuantOptions o;
-    o.actBits = c.actBits;
-    QuantizedLayer q = smoothQuantLayer(W, in, o, &ones); // int8 weights per row, no smoothing
-    q.packed.inputScale.resize(0);
-    q.method = "rptq w8a" + std::to_string(c.actBits) + " k" + std::to_string(r.clusters);
-    q.info.erase("alpha");
-    q.info["clusters"] = r.clusters;
-    // The product with the clustered activations on the samples.
     MatrixRM Xq = *in.samples;
     quantizeClusteredRows(Xq, r.low, r.step, c.actBits);
-    const MatrixRM Y = *in.samples * W.transpose();
-    const double y2 = Y.cast<double>().squaredNorm();
-    q.info["w8a8_output_error"] = y2 > 0.0 ? std::sqrt((Xq * q.weights.transpose() - Y).cast<double>().squaredNorm() / y2) : 0.0;
-    return q;
+    SmoothQuantOptions o;
+    o.actBits = c.actBits;
+    std::vector<QuantizedLayer> out;
+    for (const MatrixRM* W : ws) {
+        const Eigen::VectorXf ones = Eigen::VectorXf::Ones(W->cols());
+        QuantizedLayer q = smoothQuantLayer(*W, in, o, &ones); // int8 weights per row, no smoothing
+        q.packed.inputScale.resize(0);
+        q.packed.inputLow = r.low;
+        q.packed.inputStep = r.step;
+        q.method = c.label();
+        q.info.erase("alpha");
+        q.info["clusters"] = r.clusters;
+        // The product with the clustered activations on the samples.
+        const MatrixRM Y = *in.samples * W->transpose();
+        const double y2 = Y.cast<double>().squaredNorm();
+        q.info["w8a8_output_error"] = y2 > 0.0 ? std::sqrt((Xq * q.weights.transpose() - Y).cast<double>().squaredNorm() / y2) : 0.0;
+        out.push_back(std::move(q));
+    }
+    return out;
+}
+
+QuantizedLayer runRptq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
+{
+    const MatrixRM* ws[] = {&W};
+    return std::move(rptqGroup(ws, c, in, progress).front());
 }
 
 } // namespace
@@ -158,6 +172,7 @@ const MethodSpec& rptqMethod()
         m.needs = kNeedsSamples;
         m.simulatesActivations = true;
         m.quantize = runRptq;
+        m.quantizeGroup = rptqGroup;
         m.configure = [](const ParamValues& p, QuantConfig& c) { c.actBits = static_cast<int>(p.integer("act-bits")); };
         m.label = [](const QuantConfig& c) {
             return "rptq w8a" + std::to_string(c.actBits) + " k" + c.params.text("clusters");
