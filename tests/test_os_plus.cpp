@@ -75,6 +75,11 @@ void TestOsPlus::lossEqualsTheReference()
         const float range1 = ((X.rowwise() - p.shift.transpose())).cwiseAbs().maxCoeff();
         QVERIFY(p.loss <= osPlusLossRef(X, ws, p.shift, ones, range1, 6) * (1 + kLossRelTol));
     }
+    // W4: the weights on a 4-bit grid per row, in the search and in the reference alike.
+    const OsPlusParams p4 = osPlusParams(X, ws, 6, 20, true, 4);
+    const double ref4 = osPlusLossRef(X, ws, p4.shift, p4.scale, p4.range, 6, 4);
+    QVERIFY2(std::fabs(p4.loss - ref4) <= kLossRelTol * ref4, (std::to_string(p4.loss) + " vs " + std::to_string(ref4)).c_str());
+    QVERIFY(p4.loss > osPlusParams(X, ws, 6, 20, true, 8).loss);
 }
 
 // 3 bits: levels ±3, range 1.5: step 0.5.

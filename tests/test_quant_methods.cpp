@@ -92,6 +92,7 @@ class TestQuantMethods : public QObject {
     Q_OBJECT
 
 private slots:
+    void symmetricRowsByHand();
     void awqScaleSearchBeatsRtn();
     void awqClipNeverWorse();
     void awqPackedAndJoint();
@@ -181,13 +182,30 @@ void TestQuantMethods::awqPackedAndJoint()
     QVERIFY(std::fabs(joint.scales.maxCoeff() * joint.scales.minCoeff() - 1.0f) < 1e-4f);
 }
 
+// 4 bits: levels ±7, scale absmax / 7. Row [1, −0.6, 0.3, 0]: codes 7, −4
+// (−4.2), 2 (2.1), 0; stored with zero 8: 15, 4, 10, 8.
+void TestQuantMethods::symmetricRowsByHand()
+{
+    MatrixRM W(1, 4);
+    W << 1.0f, -0.6f, 0.3f, 0.0f;
+    const IntRows q = intRowAbsmax(W, 4);
+    QCOMPARE(q.codes, (std::vector<int8_t>{7, -4, 2, 0}));
+    QCOMPARE(q.scales(0), 1.0f / 7.0f);
+    PackedQuant p;
+    packIntRows(q, p);
+    QCOMPARE(p.bits, 4);
+    QCOMPARE(p.codes, (std::vector<uint8_t>{15, 4, 10, 8}));
+    QVERIFY((dequantizePacked(p, 1, 4) - q.dequantized).cwiseAbs().maxCoeff() <= 1e-7f);
+    QVERIFY_THROWS_EXCEPTION(Error, intRowAbsmax(W, 9));
+}
+
 // With outlier input channels, smoothing (alpha 0.5) lowers the W8A8 output
 // error against plain W8A8; the weight side alone stays exact up to int8.
 void TestQuantMethods::smoothQuantMigratesOutliers()
 {
     const MatrixRM W = randomMatrix(64, 64, 8, 0.05f);
     const Calib c = calibFrom(outlierInputs(512, 64, 9, {1, 30, 50}));
-    const Int8Rows plain = int8RowAbsmax(W);
+    const IntRows plain = intRowAbsmax(W);
     const double ePlain = w8a8OutputError(W, plain.dequantized, nullptr, c.X, 8);
     SmoothQuantOptions o;
     const QuantizedLayer sq = smoothQuantLayer(W, c.in, o);

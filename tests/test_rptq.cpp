@@ -4,9 +4,16 @@
 // less; on stories260K the clustered ranges beat one range per tensor at W8A4.
 #include "test_support.h"
 
+#include "methods/method_registry.h"
+#include "quant/int8_outlier.h"
+#include "quant/quant_method.h"
+#include "quant/quantized_layer.h"
 #include "quant/rptq.h"
+#include "recipe/step_options.h"
 
 #include <QtTest>
+
+#include <set>
 
 using namespace ll;
 
@@ -30,6 +37,7 @@ private slots:
     void clustersFollowTheRanges();
     void oneClusterAndOnePerChannelByHand();
     void moreClustersLoseLess();
+    void groupSharesTheClustersW4();
     void stories260K();
 };
 
@@ -75,6 +83,33 @@ void TestRptq::moreClustersLoseLess()
     qInfo("4-bit relative error: %.4f one range, %.4f 8 clusters, %.4f one per channel", one, eight, all);
     QVERIFY(eight < 0.5 * one);
     QVERIFY(all <= eight);
+}
+
+// The step's group hook (q, k, v read one input): one clustering, the same
+// input grid for every reader, equal to rptqClusters on the samples; 4-bit
+// weights symmetric per row (at most 15 levels a row).
+void TestRptq::groupSharesTheClustersW4()
+{
+    const MatrixRM X = test::gaussian(128, 16, 31);
+    const MatrixRM W1 = test::gaussian(8, 16, 32), W2 = test::gaussian(5, 16, 33);
+    const QuantConfig c =
+        quantizeOptionsFrom(JsonParams({{"method", "rptq"}, {"bits", 4}, {"act-bits", 8}, {"clusters", 4}})).config;
+    LayerInputs in;
+    in.samples = &X;
+    const MatrixRM* const ws[] = {&W1, &W2};
+    const std::vector<QuantizedLayer> qs = requireMethodSpec(StepAction::Quantize, "rptq").quantizeGroup(std::span<const MatrixRM* const>(ws), c, in, nullptr);
+    QCOMPARE(qs.size(), size_t(2));
+    const RptqClusters k = rptqClusters(X, 4, 8);
+    for (size_t i = 0; i < 2; ++i) {
+        QCOMPARE(qs[i].packed.inputLow, k.low);
+        QCOMPARE(qs[i].packed.inputStep, k.step);
+        QCOMPARE(qs[i].packed.bits, 4);
+        QCOMPARE(qs[i].weights, intRowAbsmax(*ws[i], 4).dequantized);
+        for (Eigen::Index r = 0; r < qs[i].weights.rows(); ++r) {
+            const std::set<float> levels(qs[i].weights.row(r).data(), qs[i].weights.row(r).data() + 16);
+            QVERIFY(levels.size() <= 15);
+        }
+    }
 }
 
 void TestRptq::stories260K()

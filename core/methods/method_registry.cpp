@@ -141,6 +141,18 @@ const ParamSpec* MethodSpec::param(const std::string& key) const
     return nullptr;
 }
 
+unsigned MethodSpec::needsFor(const ParamValues& v) const
+{
+    unsigned n = needs;
+    for (const ParamSpec& p : params)
+        if (p.needsWhenSet != kNeedsNothing && v.contains(p.key)) {
+            const std::string& t = v.text(p.key);
+            if (!t.empty() && t != "0" && t != "false")
+                n |= p.needsWhenSet;
+        }
+    return n;
+}
+
 const std::vector<const MethodSpec*>& methodRegistry()
 {
     static const std::vector<const MethodSpec*> registry = buildRegistry();

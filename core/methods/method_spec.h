@@ -118,6 +118,9 @@ struct MethodSpec {
     bool takes(const std::string& key) const { return param(key) != nullptr; }
     // Cannot run without calibration statistics.
     bool needsCalibration() const { return needs != kNeedsNothing && !needsOptional; }
+    // What a step with these parameters reads: `needs`, plus the needsWhenSet of
+    // every parameter given and not 0 / false (LoRC's rank, OliVe's act-bits).
+    unsigned needsFor(const ParamValues& v) const;
 };
 
 } // namespace ll

@@ -8,6 +8,7 @@
 #include "quant/awq.h"
 #include "quant/int8_outlier.h"
 #include "quant/lorc.h"
+#include "quant/olive.h"
 #include "quant/os_plus.h"
 #include "quant/rptq.h"
 #include "quant/smoothquant.h"
@@ -31,8 +32,6 @@ double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>
 std::vector<float> toVector(const MatrixRM& m) { return {m.data(), m.data() + m.size()}; }
 
 bool sequentialByDefault(const std::string& m) { return requireMethodSpec(StepAction::Quantize, m).sequentialByDefault; }
-
-bool simulatesActivations(const std::string& m) { return requireMethodSpec(StepAction::Quantize, m).simulatesActivations; }
 
 // Captures the rows of every block input it sees (thread-safe).
 class SampleCapture : public LinearInputObserver {
@@ -199,6 +198,7 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
         float range = 0.0f;           // OS+: the static range of the shifted input (0: per token)
         Eigen::VectorXf low, step;    // RPTQ: each channel's cluster range (empty: none)
         std::vector<char> skip;       // fp columns (empty: none)
+        float pairScale = 0.0f;       // OliVe: outlier-victim pairs on this scale (0: none)
     };
     auto table = std::make_shared<std::vector<Runtime>>(static_cast<size_t>(t.layers()) * 4);
     for (const ActivationQuantInput& in : a.inputs) {
@@ -229,6 +229,7 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
             rt.low = in.channelLow;
             rt.step = in.channelStep;
         }
+        rt.pairScale = in.pairScale;
         if (!in.fpColumns.empty()) {
             rt.skip.assign(static_cast<size_t>(width), 0);
             for (int32_t c : in.fpColumns)
@@ -245,6 +246,10 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
         if (i >= table->size() || !(*table)[i].active)
             return;
         const Runtime& rt = (*table)[i];
+        if (rt.pairScale > 0.0f) { // OliVe: each row's adjacent pairs, outliers taking their victims' codes
+            oliveQuantizeRows(x, rt.pairScale, bits);
+            return;
+        }
         if (rt.step.size() > 0) { // RPTQ: each channel on its cluster's static range
             quantizeClusteredRows(x, rt.low, rt.step, bits);
             return;
@@ -384,7 +389,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
 
         std::mutex activationMutex;
         SampleCapture samples;
-        if ((requireMethodSpec(StepAction::Quantize, c.method).needs & kNeedsSamples) && opt.activationSampleTokens > 0) {
+        if ((requireMethodSpec(StepAction::Quantize, c.method).needsFor(c.params) & kNeedsSamples) && opt.activationSampleTokens > 0) {
             const int64_t ctx = opt.calibration.context;
             const int64_t w = std::max<int64_t>(1, std::min<int64_t>(opt.activationSampleTokens / ctx,
                                                                      static_cast<int64_t>(windows.size()) / ctx));
@@ -437,7 +442,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                     std::vector<QuantizedLayer> qs = namingLayer(group.front().tensor->logicalName, [&] {
                         return quantizeGroup(group, inputRole, scaleFoldable(model, block, inputRole), in, opt, &sub);
                     });
-                    if (simulatesActivations(c.method)) {
+                    if (c.simulatesActivations()) {
                         ActivationQuantInput aq;
                         aq.block = block;
                         aq.inputRole = inputRole;
@@ -449,6 +454,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                         aq.staticRange = p.inputRange;
                         aq.channelLow = p.inputLow;
                         aq.channelStep = p.inputStep;
+                        aq.pairScale = p.inputPairScale;
                         if (c.method == QuantMethod::Int8)
                             aq.fpColumns = activationOutlierColumns(in.maxAbs, c.int8Threshold, c.int8TopK);
                         std::lock_guard<std::mutex> lock(activationMutex);
@@ -475,7 +481,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
             r.layers.push_back(std::move(it->second));
     }
     // Per-token activations that need no statistics (ZeroQuant) without calibration text.
-    if (simulatesActivations(c.method) && r.activations.inputs.empty()) {
+    if (c.simulatesActivations() && r.activations.inputs.empty()) {
         std::set<std::pair<int, Role>> inputs;
         for (const LogicalTensor* t : targets)
             inputs.insert({t->block, inputRoleOf(t->role)});

@@ -77,6 +77,7 @@ struct ActivationQuantInput {
     Eigen::VectorXf shift;             // OS+'s z: x − z is quantized, z added back exactly (empty: none)
     float staticRange = 0.0f;          // OS+: one static range for the (shifted, scaled) input; 0: per token
     Eigen::VectorXf channelLow, channelStep; // RPTQ: each channel's cluster range, lo and Δ (empty: none)
+    float pairScale = 0.0f;            // OliVe: outlier-victim pairs on one static scale per tensor; 0: none
     std::vector<int32_t> fpColumns;    // LLM.int8's outlier columns, kept in float
 };
 // What the forward pass quantizes at run time besides the weights: the linears'

@@ -10,19 +10,23 @@
 
 namespace ll {
 
-Int8Rows int8RowAbsmax(const MatrixRM& W)
+IntRows intRowAbsmax(const MatrixRM& W, int bits)
 {
     requireFinite(W, "the weight matrix");
-    Int8Rows r;
+    if (bits < 2 || bits > 8)
+        fail(ErrorCode::InvalidArgument, "", "weight bits per row must be 2..8, not " + std::to_string(bits));
+    const float levels = static_cast<float>((1 << (bits - 1)) - 1);
+    IntRows r;
+    r.bits = bits;
     r.dequantized.resize(W.rows(), W.cols());
     r.codes.resize(static_cast<size_t>(W.size()));
     r.scales.resize(W.rows());
     for (Eigen::Index i = 0; i < W.rows(); ++i) {
         const float absmax = W.row(i).cwiseAbs().maxCoeff();
-        const float s = absmax > 0.0f ? absmax / 127.0f : 1.0f;
+        const float s = absmax > 0.0f ? absmax / levels : 1.0f;
         r.scales(i) = s;
         for (Eigen::Index c = 0; c < W.cols(); ++c) {
-            const float q = std::clamp(std::nearbyint(W(i, c) / s), -127.0f, 127.0f);
+            const float q = std::clamp(std::nearbyint(W(i, c) / s), -levels, levels);
             r.codes[static_cast<size_t>(i * W.cols() + c)] = static_cast<int8_t>(q);
             r.dequantized(i, c) = q * s;
         }
@@ -30,21 +34,22 @@ Int8Rows int8RowAbsmax(const MatrixRM& W)
     return r;
 }
 
-void packInt8Rows(const Int8Rows& q, PackedQuant& packed)
+void packIntRows(const IntRows& q, PackedQuant& packed)
 {
     const int64_t rows = q.dequantized.rows(), cols = q.dequantized.cols();
+    const int zero = 1 << (q.bits - 1);
     packed.format = PackedQuant::Format::IntGrid;
-    packed.bits = 8;
+    packed.bits = q.bits;
     packed.codes.resize(q.codes.size());
     for (size_t i = 0; i < q.codes.size(); ++i)
-        packed.codes[i] = static_cast<uint8_t>(q.codes[i] + 128); // symmetric int8 stored with zero 128
+        packed.codes[i] = static_cast<uint8_t>(q.codes[i] + zero); // symmetric codes stored with zero 2^(b-1)
     GridParams& g = packed.grid;
-    g.grid = {8, true, 0};
+    g.grid = {q.bits, true, 0};
     g.rows = rows;
     g.cols = cols;
     g.groupCols = std::max<int64_t>(cols, 1);
     g.scales = q.scales;
-    g.zeros = Eigen::MatrixXf::Constant(rows, 1, 128.0f);
+    g.zeros = Eigen::MatrixXf::Constant(rows, 1, static_cast<float>(zero));
 }
 
 MatrixRM quantizeActivationsPerToken(const MatrixRM& X, int bits, const std::vector<int32_t>& skipColumns)
@@ -146,11 +151,11 @@ QuantizedLayer int8OutlierQuantize(const MatrixRM& W, const LayerInputs& in, con
     MatrixRM Wrest = W;
     for (int32_t c : outl)
         Wrest.col(c).setZero(); // the int8 part: outlier columns do not widen the rows' absmax
-    Int8Rows q = int8RowAbsmax(Wrest);
+    IntRows q = intRowAbsmax(Wrest);
 
     QuantizedLayer out;
     out.method = outl.empty() ? std::string("int8") : "int8 + " + std::to_string(outl.size()) + " fp16 columns";
-    packInt8Rows(q, out.packed);
+    packIntRows(q, out.packed);
     out.packed.denseColumns = outl;
     out.packed.denseValues.resize(W.rows(), static_cast<Eigen::Index>(outl.size()));
     MatrixRM What = q.dequantized;

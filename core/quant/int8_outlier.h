@@ -23,15 +23,17 @@
 
 namespace ll {
 
-// Symmetric absmax int8 per output row (LLM.int8 vector-wise, SmoothQuant's W8).
-struct Int8Rows {
+// Symmetric absmax per output row at `bits` (2..8) bits: LLM.int8's vector-wise
+// int8, SmoothQuant's W8, OS+'s and RPTQ's W4..W8.
+struct IntRows {
+    int bits = 8;
     MatrixRM dequantized;          // scale_r * q
-    std::vector<int8_t> codes;     // rows * cols in [-127, 127]
-    Eigen::VectorXf scales;        // (rows,) absmax / 127 (1 for an all-zero row)
+    std::vector<int8_t> codes;     // rows * cols in [-(2^(b-1) - 1), 2^(b-1) - 1]
+    Eigen::VectorXf scales;        // (rows,) absmax / (2^(b-1) - 1) (1 for an all-zero row)
 };
-Int8Rows int8RowAbsmax(const MatrixRM& W);
-// Stores q as an 8-bit symmetric IntGrid (one scale per row, zero 128) in `packed`.
-void packInt8Rows(const Int8Rows& q, PackedQuant& packed);
+IntRows intRowAbsmax(const MatrixRM& W, int bits = 8);
+// Stores q as a `bits`-bit symmetric IntGrid (one scale per row, zero 2^(b-1)) in `packed`.
+void packIntRows(const IntRows& q, PackedQuant& packed);
 
 // Per-token (row) symmetric absmax quantization of activations X (tokens, in)
 // to `bits` bits (levels +-(2^(b-1) - 1)); columns listed in `skipColumns`

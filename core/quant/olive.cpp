@@ -2,6 +2,7 @@
 #include "quant/olive.h"
 
 #include "methods/method_registry.h"
+#include "quant/canonical_rows.h"
 #include "quant/quant_method.h"
 #include "quant/quantized_layer.h"
 #include "util/error.h"
@@ -15,6 +16,7 @@ namespace ll {
 namespace {
 
 constexpr float kOutlierEdge = 32.0f; // the normal grid stays below, the abfloat grid above
+constexpr Eigen::Index kScaleSearchRows = 256; // calibration rows an activation scale is searched on
 
 void checkBits(int bits)
 {
@@ -106,6 +108,27 @@ double encodeRow(const Grids& g, int bits, const float* x, int64_t n, float scal
     return err;
 }
 
+// The reference's scale search: α = xmax · pct % for pct = 50, 52, ..., 148, where
+// xmax = max |mean ± 3σ| of the values; the scale maps α to the normal grid's edge.
+template <class Error>
+float searchScale(const Grids& g, double mean, double sd, Error errorAt)
+{
+    const double xmax = std::max(std::fabs(mean + 3.0 * sd), std::fabs(mean - 3.0 * sd));
+    float bestScale = 1.0f;
+    double bestErr = std::numeric_limits<double>::infinity();
+    if (!(xmax > 0.0))
+        return bestScale;
+    for (int pct = 50; pct < 150; pct += 2) {
+        const float scale = static_cast<float>(xmax * pct / 100.0) / g.maxNormal;
+        const double err = errorAt(scale);
+        if (err < bestErr) {
+            bestErr = err;
+            bestScale = scale;
+        }
+    }
+    return bestScale;
+}
+
 } // namespace
 
 std::vector<float> oliveNormalMagnitudes(int bits)
@@ -179,27 +202,53 @@ OliveResult oliveQuantize(const MatrixRM& W, int bits)
         const float* x = W.row(row).data();
         const double mean = W.row(row).cast<double>().mean();
         const double sd = cols > 1 ? std::sqrt((W.row(row).cast<double>().array() - mean).square().sum() / static_cast<double>(cols - 1)) : 0.0;
-        const double xmax = std::max(std::fabs(mean + 3.0 * sd), std::fabs(mean - 3.0 * sd));
-        float bestScale = 1.0f;
-        double bestErr = std::numeric_limits<double>::infinity();
+        const float bestScale = searchScale(g, mean, sd, [&](float scale) {
+            int64_t no = 0, nv = 0;
+            return encodeRow(g, bits, x, cols, scale, codes.data(), values.data(), &no, &nv);
+        });
         int64_t o = 0, v = 0;
-        if (xmax > 0.0) {
-            for (int pct = 50; pct < 150; pct += 2) { // the reference's search: alpha = xmax · pct %
-                const float scale = static_cast<float>(xmax * pct / 100.0) / g.maxNormal;
-                int64_t no = 0, nv = 0;
-                const double err = encodeRow(g, bits, x, cols, scale, codes.data(), values.data(), &no, &nv);
-                if (err < bestErr) {
-                    bestErr = err;
-                    bestScale = scale;
-                }
-            }
-        }
         encodeRow(g, bits, x, cols, bestScale, r.codes.data() + row * cols, r.dequantized.row(row).data(), &o, &v);
         r.scales[static_cast<size_t>(row)] = bestScale;
         r.outliers += o;
         r.victims += v;
     }
     return r;
+}
+
+float oliveTensorScale(const MatrixRM& Xall, int bits)
+{
+    checkBits(bits);
+    if (Xall.rows() == 0 || !Xall.allFinite())
+        fail(ErrorCode::InvalidArgument, "", "OliVe needs finite calibration samples of the input");
+    const Grids g = gridsFor(bits);
+    const MatrixRM X = canonicalRows(Xall, kScaleSearchRows);
+    const double n = static_cast<double>(X.size());
+    const double mean = X.cast<double>().sum() / n;
+    const double sd = n > 1 ? std::sqrt((X.cast<double>().array() - mean).square().sum() / (n - 1.0)) : 0.0;
+    std::vector<uint8_t> codes(static_cast<size_t>(X.cols()));
+    std::vector<float> values(static_cast<size_t>(X.cols()));
+    return searchScale(g, mean, sd, [&](float scale) {
+        double err = 0.0;
+        int64_t no = 0, nv = 0;
+        for (Eigen::Index t = 0; t < X.rows(); ++t)
+            err += encodeRow(g, bits, X.row(t).data(), X.cols(), scale, codes.data(), values.data(), &no, &nv);
+        return err;
+    });
+}
+
+void oliveQuantizeRows(Eigen::Ref<MatrixRM> X, float scale, int bits)
+{
+    const Grids g = gridsFor(bits);
+    if (!(scale > 0.0f))
+        fail(ErrorCode::InvalidArgument, "", "OliVe's activation scale must be positive");
+    std::vector<uint8_t> codes(static_cast<size_t>(X.cols()));
+    std::vector<float> values(static_cast<size_t>(X.cols()));
+    int64_t no = 0, nv = 0;
+    for (Eigen::Index t = 0; t < X.rows(); ++t) {
+        float* x = X.data() + t * X.outerStride();
+        encodeRow(g, bits, x, X.cols(), scale, codes.data(), values.data(), &no, &nv);
+        std::copy(values.begin(), values.end(), x);
+    }
 }
 
 namespace {
@@ -221,6 +270,39 @@ QuantizedLayer runOlive(const MatrixRM& W, const QuantConfig& c, const LayerInpu
     return out;
 }
 
+// With act-bits: one activation scale per input, shared by the linears that read it.
+std::vector<QuantizedLayer> oliveGroup(std::span<const MatrixRM* const> ws, const QuantConfig& c, const LayerInputs& in,
+                                       Progress* progress)
+{
+    float pairScale = 0.0f;
+    MatrixRM Xq;
+    if (c.actBits > 0) {
+        if (c.actBits < 3)
+            fail(ErrorCode::InvalidArgument, "", "OliVe takes 3 to 8 activation bits (0: weights only), not "
+                                                     + std::to_string(c.actBits));
+        if (!in.samples)
+            fail(ErrorCode::InvalidArgument, "", "OliVe's activation quantization needs calibration samples of the layer's inputs");
+        pairScale = oliveTensorScale(*in.samples, c.actBits);
+        Xq = *in.samples;
+        oliveQuantizeRows(Xq, pairScale, c.actBits);
+    }
+    std::vector<QuantizedLayer> out;
+    for (const MatrixRM* W : ws) {
+        QuantizedLayer q = runOlive(*W, c, in, progress);
+        if (pairScale > 0.0f) {
+            q.method = c.label();
+            q.packed.inputPairScale = pairScale;
+            q.info["activation_scale"] = pairScale;
+            // The product of the quantized weights and activations on the samples against the exact one.
+            const MatrixRM Y = *in.samples * W->transpose();
+            const double y2 = Y.cast<double>().squaredNorm();
+            q.info["w8a8_output_error"] = y2 > 0.0 ? std::sqrt((Xq * q.weights.transpose() - Y).cast<double>().squaredNorm() / y2) : 0.0;
+        }
+        out.push_back(std::move(q));
+    }
+    return out;
+}
+
 } // namespace
 
 const MethodSpec& oliveMethod()
@@ -232,18 +314,32 @@ const MethodSpec& oliveMethod()
         m.teaching = {"Every weight keeps its b bits, but an outlier may take its neighbour's: in each adjacent pair, "
                       "an outlier is stored in a small float format that starts where the integer grid stops, and "
                       "its partner (the victim) becomes 0, its slot marking the pair. Outliers keep their range "
-                      "without a side list of exceptions, so the layout stays aligned for hardware.",
+                      "without a side list of exceptions, so the layout stays aligned for hardware. With activation bits, "
+                      "every linear input goes through the same pairs at run time, on one static scale per input "
+                      "found on the calibration text (the paper's W4A4 and W8A8).",
                       "normal: w&#770; = s · c · 32 / 2<sup>B</sup>, |c| ≤ 2<sup>B</sup> − 1; outlier: w&#770; = ± s · "
                       "2<sup>e</sup>(1 + j / 2<sup>m</sup>), e = 5..8; its pair partner → 0. s per row by the least "
                       "squared error.",
-                      "weights with a few large values that RTN's range would waste codes on; at 4 bits.",
+                      "weights or activations with a few large values that a uniform range would waste codes on; at 4 "
+                      "bits.",
                       "Guo et al., 2023, OliVe (arXiv:2304.07493)"};
         ParamSpec bits{"bits", ParamType::Int, "Bits", "bits per weight (outliers and victims included)", 3, 8};
         bits.defaultValue = "4";
-        m.params = {bits};
+        ParamSpec act{"act-bits", ParamType::Int, "Activation bits",
+                      "bits per activation, pairs on one static scale per input (0: weights only)", 0, 8};
+        act.defaultValue = "0";
+        act.needsWhenSet = kNeedsSamples;
+        m.params = {bits, act};
+        m.simulatesActivations = true; // when act-bits is set
         m.quantize = runOlive;
-        m.label = [](const QuantConfig& c) { return "olive w" + std::to_string(c.grid.bits); };
-        m.badge = [](const ParamValues& v) { return "OliVe " + v.text("bits") + "b"; };
+        m.quantizeGroup = oliveGroup;
+        m.configure = [](const ParamValues& p, QuantConfig& c) { c.actBits = static_cast<int>(p.integer("act-bits")); };
+        m.label = [](const QuantConfig& c) {
+            return "olive w" + std::to_string(c.grid.bits) + (c.actBits > 0 ? "a" + std::to_string(c.actBits) : "");
+        };
+        m.badge = [](const ParamValues& v) {
+            return v.integer("act-bits") > 0 ? "OliVe W" + v.text("bits") + "A" + v.text("act-bits") : "OliVe " + v.text("bits") + "b";
+        };
         m.bitsPerWeight = [](const QuantConfig& c, double) { return static_cast<double>(c.grid.bits); };
         return m;
     }();

@@ -34,6 +34,13 @@ OliveResult oliveQuantize(const MatrixRM& W, int bits);
 std::vector<float> oliveNormalMagnitudes(int bits);   // 0, 32/2^B, ..., (2^B − 1) · 32/2^B
 std::vector<float> oliveOutlierMagnitudes(int bits);  // abfloat, all > 32
 
+// Activations (the paper's W4A4 / W8A8): one static scale per tensor, found on
+// the calibration rows X (tokens, in) as a row's scale is, over 50–148 % of
+// max |mean ± 3σ| of all of X for the least total squared error.
+float oliveTensorScale(const MatrixRM& X, int bits);
+// Every row of X through the pairs on the fixed `scale`, in place (the engine's input hook).
+void oliveQuantizeRows(Eigen::Ref<MatrixRM> X, float scale, int bits);
+
 // Decodes one row of codes (pairs as encoded) to values in scale units.
 // Throws Malformed for a pair that is not decodable (two identifiers, an
 // identifier beside a normal code, an unused outlier code).

@@ -3,6 +3,7 @@
 
 #include "methods/method_registry.h"
 #include "prune/checks.h"
+#include "quant/canonical_rows.h"
 #include "quant/int8_outlier.h"
 #include "quant/quant_method.h"
 #include "quant/smoothquant.h"
@@ -34,17 +35,17 @@ void checkInputs(const MatrixRM& X, std::span<const MatrixRM* const> Ws)
         fail(ErrorCode::InvalidArgument, "", "the calibration samples hold NaN or Inf");
 }
 
-// ‖Q8(W diag s) Q_R((X − z) ⊘ s)ᵀ − W (X − z)ᵀ‖² summed over Ws (the shift's W z is
+// ‖Q_b(W diag s) Q_R((X − z) ⊘ s)ᵀ − W (X − z)ᵀ‖² summed over Ws (the shift's W z is
 // exact), R the samples' range of (X − z) ⊘ s, returned in `range`.
 double lossAt(const MatrixRM& centred, std::span<const MatrixRM* const> Ws, const Eigen::VectorXf& scale, int actBits,
-              float& range)
+              int weightBits, float& range)
 {
     MatrixRM U = centred * scale.cwiseInverse().asDiagonal();
     range = U.cwiseAbs().maxCoeff();
     quantizeStatic(U, range, actBits);
     double loss = 0.0;
     for (const MatrixRM* W : Ws) {
-        const MatrixRM Wq = int8RowAbsmax(*W * scale.asDiagonal()).dequantized;
+        const MatrixRM Wq = intRowAbsmax(*W * scale.asDiagonal(), weightBits).dequantized;
         const MatrixRM E = U * Wq.transpose() - centred * W->transpose();
         // A plain loop: Eigen's vectorised sum starts where the heap put E, and
         // the search compares losses that can tie to the last bits.
@@ -67,23 +68,13 @@ void quantizeStatic(Eigen::Ref<MatrixRM> U, float range, int bits)
 }
 
 OsPlusParams osPlusParams(const MatrixRM& Xall, std::span<const MatrixRM* const> Ws, int actBits, int gridPoints,
-                          bool shift)
+                          bool shift, int weightBits)
 {
     checkInputs(Xall, Ws);
     if (gridPoints < 1)
         fail(ErrorCode::InvalidArgument, "", "the threshold search needs at least one grid point");
-    // The engine hands captured rows over from several threads, in any order:
-    // the search reads the first kSearchTokens of them in a canonical order, so
-    // that it is a function of the samples, not of the threads' timing.
-    std::vector<Eigen::Index> order(static_cast<size_t>(Xall.rows()));
-    std::iota(order.begin(), order.end(), Eigen::Index{0});
-    std::sort(order.begin(), order.end(), [&](Eigen::Index a, Eigen::Index b) {
-        return std::lexicographical_compare(Xall.row(a).data(), Xall.row(a).data() + Xall.cols(), Xall.row(b).data(),
-                                            Xall.row(b).data() + Xall.cols());
-    });
-    MatrixRM X(std::min(Xall.rows(), kSearchTokens), Xall.cols());
-    for (Eigen::Index i = 0; i < X.rows(); ++i)
-        X.row(i) = Xall.row(order[static_cast<size_t>(i)]);
+    // The search reads kSearchTokens rows picked by their values, not by the threads' timing.
+    const MatrixRM X = canonicalRows(Xall, kSearchTokens);
     OsPlusParams p;
     const Eigen::VectorXf hi = Xall.colwise().maxCoeff().transpose(), lo = Xall.colwise().minCoeff().transpose();
     p.shift = shift ? Eigen::VectorXf((hi + lo) / 2.0f) : Eigen::VectorXf::Zero(X.cols());
@@ -97,7 +88,7 @@ OsPlusParams osPlusParams(const MatrixRM& Xall, std::span<const MatrixRM* const>
             break;
         const Eigen::VectorXf s = (half / static_cast<float>(t)).cwiseMax(1.0f);
         float range = 0.0f;
-        const double loss = lossAt(centred, Ws, s, actBits, range);
+        const double loss = lossAt(centred, Ws, s, actBits, weightBits, range);
         if (loss < p.loss) {
             p.loss = loss;
             p.threshold = t;
@@ -107,7 +98,7 @@ OsPlusParams osPlusParams(const MatrixRM& Xall, std::span<const MatrixRM* const>
     }
     if (p.scale.size() == 0) { // every channel constant: only the shift
         p.scale = Eigen::VectorXf::Ones(X.cols());
-        p.loss = lossAt(centred, Ws, p.scale, actBits, p.range);
+        p.loss = lossAt(centred, Ws, p.scale, actBits, weightBits, p.range);
     }
     for (const MatrixRM* W : Ws) {
         const MatrixRM Y = X * W->transpose();
@@ -120,7 +111,7 @@ OsPlusParams osPlusParams(const MatrixRM& Xall, std::span<const MatrixRM* const>
 }
 
 double osPlusLossRef(const MatrixRM& X, std::span<const MatrixRM* const> Ws, const Eigen::VectorXf& shift,
-                     const Eigen::VectorXf& scale, float range, int actBits)
+                     const Eigen::VectorXf& scale, float range, int actBits, int weightBits)
 {
     checkInputs(X, Ws);
     const double levels = static_cast<double>((1 << (actBits - 1)) - 1), step = static_cast<double>(range) / levels;
@@ -137,7 +128,7 @@ double osPlusLossRef(const MatrixRM& X, std::span<const MatrixRM* const> Ws, con
         for (Eigen::Index i = 0; i < W->rows(); ++i)
             for (Eigen::Index j = 0; j < W->cols(); ++j)
                 Ws_(i, j) = (*W)(i, j) * scale[j];
-        const MatrixRM Wq = int8RowAbsmax(Ws_).dequantized;
+        const MatrixRM Wq = intRowAbsmax(Ws_, weightBits).dequantized;
         for (Eigen::Index t = 0; t < X.rows(); ++t)
             for (Eigen::Index i = 0; i < W->rows(); ++i) {
                 double got = 0.0, want = 0.0;
@@ -168,10 +159,11 @@ std::vector<QuantizedLayer> osPlusGroup(std::span<const MatrixRM* const> ws, con
 {
     if (!in.samples)
         fail(ErrorCode::InvalidArgument, "", "Outlier Suppression+ needs calibration samples of the layer's inputs");
-    const OsPlusParams p = osPlusParams(*in.samples, ws, c.actBits, 20, !c.params.flag("no-shift"));
+    const OsPlusParams p = osPlusParams(*in.samples, ws, c.actBits, 20, !c.params.flag("no-shift"), c.grid.bits);
     SmoothQuantOptions o;
     o.foldable = c.smoothFoldable;
     o.actBits = c.actBits;
+    o.weightBits = c.grid.bits;
     std::vector<QuantizedLayer> out;
     for (const MatrixRM* W : ws) {
         QuantizedLayer q = smoothQuantLayer(*W, in, o, &p.scale);
@@ -202,7 +194,7 @@ const MethodSpec& osPlusMethod()
     static const MethodSpec spec = [] {
         MethodSpec m;
         m.id = "os-plus";
-        m.name = "Outlier Suppression+ (W8A8, shift and scale)";
+        m.name = "Outlier Suppression+ (W8A8 / W4A8, shift and scale)";
         m.teaching = {"Centres every input channel of a linear with a shift and shrinks its outlier channels with a "
                       "scale that moves into the weights, so that activations quantized with one static range per "
                       "tensor (8 bits or fewer) lose less; the shift's effect returns exactly as a bias W z.",
@@ -212,7 +204,7 @@ const MethodSpec& osPlusMethod()
                       "activations with asymmetric outlier channels (OPT, BLOOM, LLaMA's down_proj inputs) and "
                       "SmoothQuant still loses accuracy, at 8 bits or below.",
                       "Wei et al., 2023, Outlier Suppression+ (arXiv:2304.09145)"};
-        ParamSpec bits{"bits", ParamType::Int, "Bits", "bits per weight (int8 per output row)", 8, 8};
+        ParamSpec bits{"bits", ParamType::Int, "Bits", "bits per weight, symmetric per output row", 4, 8};
         bits.defaultValue = "8";
         ParamSpec act{"act-bits", ParamType::Int, "Activation bits", "bits per activation, one scale per token", 2, 16};
         act.defaultValue = "8";
@@ -226,10 +218,10 @@ const MethodSpec& osPlusMethod()
         m.quantizeGroup = osPlusGroup;
         m.configure = [](const ParamValues& p, QuantConfig& c) { c.actBits = static_cast<int>(p.integer("act-bits")); };
         m.label = [](const QuantConfig& c) {
-            return "os+ w8a" + std::to_string(c.actBits) + (c.params.flag("no-shift") ? " no-shift" : "");
+            return "os+ w" + std::to_string(c.grid.bits) + "a" + std::to_string(c.actBits) + (c.params.flag("no-shift") ? " no-shift" : "");
         };
-        m.badge = [](const ParamValues& v) { return "OS+ W8A" + v.text("act-bits") + (v.flag("no-shift") ? " no shift" : ""); };
-        m.bitsPerWeight = [](const QuantConfig&, double cols) { return 8.0 + 32.0 / cols; };
+        m.badge = [](const ParamValues& v) { return "OS+ W" + v.text("bits") + "A" + v.text("act-bits") + (v.flag("no-shift") ? " no shift" : ""); };
+        m.bitsPerWeight = [](const QuantConfig& c, double cols) { return c.grid.bits + 32.0 / cols; };
         return m;
     }();
     return spec;

@@ -39,16 +39,17 @@ struct OsPlusParams {
 // Searches t over `gridPoints` fractions k / gridPoints (k = 1..gridPoints) of
 // the largest half-range, on X (tokens, in) — 256 of its rows, the first in
 // lexicographic order (captured rows arrive in any order) — for the
-// linears Ws (out, in) that read it, weights int8 per row, activations per
+// linears Ws (out, in) that read it, weights symmetric per row at weightBits, activations per
 // tensor with `actBits` over the range the samples give. shift = false: z = 0
 // (the ablation).
 OsPlusParams osPlusParams(const MatrixRM& X, std::span<const MatrixRM* const> Ws, int actBits, int gridPoints = 20,
-                          bool shift = true);
+                          bool shift = true, int weightBits = 8);
 
-// Σ_W ‖Q8(W diag s) Q_R((X − z) ⊘ s)ᵀ + W z − W Xᵀ‖² (the search's loss), by loops in double;
+// Σ_W ‖Q_b(W diag s) Q_R((X − z) ⊘ s)ᵀ + W z − W Xᵀ‖² (the search's loss), by loops in double;
+// Q_b: symmetric per row at weightBits;
 // Q_R rounds to the symmetric grid of `bits` over [−R, R].
 double osPlusLossRef(const MatrixRM& X, std::span<const MatrixRM* const> Ws, const Eigen::VectorXf& shift,
-                     const Eigen::VectorXf& scale, float range, int actBits);
+                     const Eigen::VectorXf& scale, float range, int actBits, int weightBits = 8);
 
 // Q_R in place: clamp(round(u / Δ)) Δ with Δ = R / (2^(bits−1) − 1).
 void quantizeStatic(Eigen::Ref<MatrixRM> U, float range, int bits);

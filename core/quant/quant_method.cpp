@@ -27,6 +27,11 @@ QuantizedLayer runMethod(const MatrixRM& W, const QuantConfig& c, const LayerInp
 
 } // namespace
 
+bool QuantConfig::simulatesActivations() const
+{
+    return actBits > 0 && requireMethodSpec(StepAction::Quantize, method).simulatesActivations;
+}
+
 std::string QuantConfig::label() const
 {
     const MethodSpec* spec = findMethodSpec(StepAction::Quantize, method);

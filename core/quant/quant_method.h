@@ -72,6 +72,9 @@ struct QuantConfig {
     int64_t eoraRank = 0;             // EoRA instead (quant/eora.h; needs gram)
 
     std::string label() const;        // "gptq w4 asym g32 act-order", "awq w4 asym g32", "bcq b3 row"
+    // Evaluation quantizes the linears' inputs as well (W8A8, W4A4): the method
+    // simulates activations and actBits is set (OliVe's act-bits 0: weights only).
+    bool simulatesActivations() const;
 };
 
 // W: (out, in). Runs the registry entry of config.method. Throws

@@ -64,6 +64,7 @@ struct PackedQuant {
     Eigen::VectorXf inputShift;           // (in,) Outlier Suppression+'s shift z (the input is x − z); empty: none
     float inputRange = 0.0f;              // OS+'s static range of (x − z) / s, per tensor; 0: none
     Eigen::VectorXf inputLow, inputStep;  // (in,) RPTQ's static grid of each input channel: its cluster's lo and Δ; empty: none
+    float inputPairScale = 0.0f;          // OliVe's static scale of the input's outlier-victim pairs, per tensor; 0: none
     std::vector<int32_t> denseColumns;    // input columns kept at 16 bits (LLM.int8, OWQ)
     MatrixRM denseValues;                 // (rows, denseColumns.size())
     SparseWeights outliers;               // single weights kept at 16 bits (SpQR)

@@ -118,10 +118,11 @@ std::vector<QuantizedLayer> rptqGroup(std::span<const MatrixRM* const> ws, const
     quantizeClusteredRows(Xq, r.low, r.step, c.actBits);
     SmoothQuantOptions o;
     o.actBits = c.actBits;
+    o.weightBits = c.grid.bits;
     std::vector<QuantizedLayer> out;
     for (const MatrixRM* W : ws) {
         const Eigen::VectorXf ones = Eigen::VectorXf::Ones(W->cols());
-        QuantizedLayer q = smoothQuantLayer(*W, in, o, &ones); // int8 weights per row, no smoothing
+        QuantizedLayer q = smoothQuantLayer(*W, in, o, &ones); // symmetric weights per row, no smoothing
         q.packed.inputScale.resize(0);
         q.packed.inputLow = r.low;
         q.packed.inputStep = r.step;
@@ -150,7 +151,7 @@ const MethodSpec& rptqMethod()
     static const MethodSpec spec = [] {
         MethodSpec m;
         m.id = "rptq";
-        m.name = "RPTQ (W8A8, clustered activation ranges)";
+        m.name = "RPTQ (W8A8 / W4A8, clustered activation ranges)";
         m.teaching = {"Groups the channels of every linear input into clusters of similar range on the calibration "
                       "text and quantizes each cluster with its own static range, so that a few wide channels no "
                       "longer waste the codes of all the others; the paper reorders the channels so each cluster "
@@ -162,7 +163,7 @@ const MethodSpec& rptqMethod()
                       "static (calibrated) activation quantization at 8 bits or fewer, where one range per tensor "
                       "loses too much; more clusters approach per-channel ranges.",
                       "Yuan et al., 2023, RPTQ (arXiv:2304.01089)"};
-        ParamSpec bits{"bits", ParamType::Int, "Bits", "bits per weight (int8 per output row)", 8, 8};
+        ParamSpec bits{"bits", ParamType::Int, "Bits", "bits per weight, symmetric per output row", 4, 8};
         bits.defaultValue = "8";
         ParamSpec act{"act-bits", ParamType::Int, "Activation bits", "bits per activation, static range per cluster", 2, 16};
         act.defaultValue = "8";
@@ -175,10 +176,10 @@ const MethodSpec& rptqMethod()
         m.quantizeGroup = rptqGroup;
         m.configure = [](const ParamValues& p, QuantConfig& c) { c.actBits = static_cast<int>(p.integer("act-bits")); };
         m.label = [](const QuantConfig& c) {
-            return "rptq w8a" + std::to_string(c.actBits) + " k" + c.params.text("clusters");
+            return "rptq w" + std::to_string(c.grid.bits) + "a" + std::to_string(c.actBits) + " k" + c.params.text("clusters");
         };
-        m.badge = [](const ParamValues& v) { return "RPTQ W8A" + v.text("act-bits") + " k" + v.text("clusters"); };
-        m.bitsPerWeight = [](const QuantConfig&, double cols) { return 8.0 + 16.0 / cols; };
+        m.badge = [](const ParamValues& v) { return "RPTQ W" + v.text("bits") + "A" + v.text("act-bits") + " k" + v.text("clusters"); };
+        m.bitsPerWeight = [](const QuantConfig& c, double cols) { return c.grid.bits + 16.0 / cols; };
         return m;
     }();
     return spec;

@@ -11,7 +11,7 @@
 // (the permutation folds into the norm and the weights that read the input),
 // which lets an int kernel treat a cluster as one block; numerically that is
 // the same per-cluster quantization, which is what LayerLab simulates. Weights
-// are int8 per output row.
+// are symmetric per output row, 4 to 8 bits (the paper pairs W4 with GPTQ).
 #include "model/tensor_data.h"
 
 #include <Eigen/Core>

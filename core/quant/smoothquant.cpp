@@ -52,16 +52,16 @@ QuantizedLayer smoothQuantLayer(const MatrixRM& W, const LayerInputs& in, const 
     if ((s.array() <= 0.0f).any())
         fail(ErrorCode::InvalidArgument, "", "SmoothQuant scales must be positive");
     const MatrixRM Ws = W * s.asDiagonal();
-    Int8Rows q = int8RowAbsmax(Ws);
+    IntRows q = intRowAbsmax(Ws, o.weightBits);
 
     QuantizedLayer out;
     std::ostringstream name;
-    name << "smoothquant a" << o.alpha << " w8";
+    name << "smoothquant a" << o.alpha << " w" << o.weightBits;
     out.method = name.str();
-    packInt8Rows(q, out.packed);
+    packIntRows(q, out.packed);
     out.packed.inputScale = s;
     out.packed.inputScaleFolded = o.foldable;
-    out.bits.codes = 8.0 * static_cast<double>(W.size());
+    out.bits.codes = o.weightBits * static_cast<double>(W.size());
     out.bits.scales = 16.0 * static_cast<double>(W.rows());
     if (!o.foldable)
         out.bits.inputScales = 16.0 * static_cast<double>(W.cols());

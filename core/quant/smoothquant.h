@@ -29,6 +29,7 @@ struct SmoothQuantOptions {
     double alpha = 0.5;        // migration strength
     bool foldable = true;      // s folds into a preceding norm (q,k,v, gate,up); false: explicit input scale
     int actBits = 8;           // the simulation's activation bits (with inputs.samples)
+    int weightBits = 8;        // symmetric per output row (OS+ and RPTQ take 4..8)
 };
 
 // s from max |x| (in,) and the linears sharing the input.

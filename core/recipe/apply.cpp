@@ -53,9 +53,10 @@ StepOutcome quantizeStep(const CompressionState& state, const RecipeStep& step, 
 {
     QuantizeModelOptions o = quantizeOptionsFrom(p);
     o.calibration = calib.options;
-    if (requireMethodSpec(StepAction::Quantize, o.config.method).simulatesActivations && state.activations.quantizesInputs())
+    if (o.config.simulatesActivations() && state.activations.quantizesInputs())
         fail(ErrorCode::InvalidArgument, "",
-             "the activations are already quantized by an earlier step; apply one SmoothQuant, LLM.int8, ZeroQuant, OS+ or RPTQ step");
+             "the activations are already quantized by an earlier step; apply one step that quantizes activations "
+             "(SmoothQuant, LLM.int8, ZeroQuant, OS+, RPTQ, OliVe with act-bits)");
     ModelQuantizationResult r = quantizeModel(*state.model, o, calib.tokens, progress);
     StepOutcome out{state, r.toJson(false), {}};
     out.state.model = std::shared_ptr<const Model>(std::move(r.model));
