@@ -12,6 +12,8 @@
 #include "export/gguf_presets.h"
 #include "model/naming.h"
 #include "pipeline/model_compression.h"
+#include "recipe/apply.h"
+#include "recipe/recipe.h"
 #include "util/error.h"
 
 #include <QCryptographicHash>
@@ -77,6 +79,7 @@ private slots:
     void readsLlamaImatrixFiles();
     void matchesLlamaImatrix();
     void exportsByteIdenticalToLlamaQuantize();
+    void recipeStepMatchesLlamaQuantize();
     void imatrixLowersTheDamage();
     void refusesBadFiles();
 };
@@ -192,6 +195,63 @@ void TestImatrix::exportsByteIdenticalToLlamaQuantize()
         const auto back = openModel(out);
         QCOMPARE(back->metadata.value("quantize.imatrix.file", std::string()), o.imatrixFile);
         QCOMPARE(back->metadata.value("quantize.imatrix.entries_count", 0), static_cast<int>(imatrix.entries.size()));
+    }
+}
+
+// A quantize step `{method: ggml, type: T, imatrix: FILE}` rounds every block
+// linear as llama-quantize --imatrix does: after the step, tiny-llama256's
+// block linears hold the bytes of llama-quantize --pure T with the same file
+// (references.json), with no calibration text. The CLI's quantize takes the
+// same parameter; a file of another model is refused, naming the file.
+void TestImatrix::recipeStepMatchesLlamaQuantize()
+{
+    LL_REQUIRE_SHARED();
+    int steps = 0;
+    const nlohmann::json refs = references();
+    for (const nlohmann::json& q : refs.at("quantized")) {
+        if (!q.value("pure", false))
+            continue;
+        const std::shared_ptr<const Model> model = openModel(test::sharedPath(q.at("model").get<std::string>()));
+        const std::string file = dataPath(q.at("imatrix").get<std::string>());
+        const std::string type = q.at("type").get<std::string>();
+        const RecipeStep step =
+            test::recipeStep({{"action", "quantize"}, {"method", "ggml"}, {"type", type}, {"imatrix", file}});
+        const StepOutcome out = applyStep(CompressionState::initial(model), step, CalibrationText{});
+        int compared = 0;
+        const Model& edited = *out.state.model;
+        for (const LogicalTensor& l : edited.tensors) {
+            if (l.block < 0 || l.shape.size() != 2) // the block linears (norms are vectors)
+                continue;
+            QVERIFY2(l.replacedBy >= 0, l.logicalName.c_str());
+            const TensorRef& t = edited.stored[static_cast<size_t>(l.replacedBy)];
+            const std::string name = ggufNameOf(l);
+            QVERIFY2(std::string(dtypeName(t.dtype)) == type, (name + " is " + std::string(dtypeName(t.dtype))).c_str());
+            const std::string sha = QCryptographicHash::hash(QByteArrayView(t.data, static_cast<qsizetype>(t.nbytes)),
+                                                             QCryptographicHash::Sha256).toHex().toStdString();
+            QVERIFY2(sha == q.at("tensors").at(name).get<std::string>(), (type + " " + name).c_str());
+            ++compared;
+        }
+        qInfo("%s %s with the imatrix step: %d block linears byte-identical to llama-quantize --pure", q.at("model").get<std::string>().c_str(),
+              type.c_str(), compared);
+        QCOMPARE(compared, 7 * model->config.layers);
+        ++steps;
+    }
+    QVERIFY(steps > 0);
+
+    const std::string tiny = test::sharedPath("models/gguf-quants/tiny-llama256-F16.gguf");
+    const test::CliResult cli = test::runCli({"quantize", tiny, "--method", "ggml", "--type", "Q4_1", "--imatrix",
+                                             dataPath("tiny-llama256.imatrix.dat"), "--json"});
+    QVERIFY2(cli.exitCode == 0, cli.err.c_str());
+    QCOMPARE(nlohmann::json::parse(cli.out).at("stats_mode").get<std::string>(), std::string("imatrix"));
+
+    const std::string other = dataPath("stories260K.imatrix.dat");
+    try {
+        applyStep(CompressionState::initial(openModel(tiny)),
+                  test::recipeStep({{"action", "quantize"}, {"method", "ggml"}, {"type", "Q4_1"}, {"imatrix", other}}),
+                  CalibrationText{});
+        QFAIL("an imatrix of another model was used");
+    } catch (const Error& e) {
+        QVERIFY2(std::string(e.what()).find(other) != std::string::npos, e.what());
     }
 }
 

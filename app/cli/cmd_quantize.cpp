@@ -7,6 +7,7 @@
 #include "compress_common.h"
 
 #include "model/model.h"
+#include "analysis/imatrix.h"
 #include "pipeline/quantize_model.h"
 
 #include <chrono>
@@ -40,13 +41,14 @@ int cmdQuantize(const std::vector<std::string>& argv)
     const std::string modelPath = a.positionalAt(0, "MODEL");
     if (a.positional().size() > 1)
         throw UsageError("unexpected argument '" + a.positional()[1] + "'\n" + kQuantizeUsage);
-    const QuantizeModelOptions opt = parseOptions([&] { return quantizeOptionsFrom(ArgsParams(a)); }, kQuantizeUsage);
+    QuantizeModelOptions opt = parseOptions([&] { return quantizeOptionsFrom(ArgsParams(a)); }, kQuantizeUsage);
     setComputeThreads(static_cast<int>(a.intOr("threads", 0, 0, 1024)));
 
     compress::CliProgress progress;
     const auto started = std::chrono::steady_clock::now();
     const auto source = openModel(modelPath);
-    const std::vector<int32_t> calib = compress::calibrationTokens(*source, a);
+    useImatrixParam(*source, opt);
+    const std::vector<int32_t> calib = opt.importance.empty() ? compress::calibrationTokens(*source, a) : std::vector<int32_t>{};
     ModelQuantizationResult r = quantizeModel(*source, opt, calib, &progress);
 
     nlohmann::json j = r.toJson(a.flag("histograms"));

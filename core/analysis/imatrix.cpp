@@ -211,6 +211,29 @@ Imatrix loadImatrix(const std::string& path)
     return m;
 }
 
+void useImatrixParam(const Model& model, QuantizeModelOptions& options)
+{
+    const ParamValues& v = options.config.params;
+    if (!v.contains("imatrix") || v.text("imatrix").empty())
+        return;
+    const std::string path = v.text("imatrix");
+    const Imatrix m = loadImatrix(path);
+    for (const LogicalTensor& t : model.tensors) {
+        if (!isBlockLinear(t))
+            continue;
+        const std::string name = ggufNameOf(t);
+        const std::vector<float>* e = m.find(name);
+        if (!e)
+            continue;
+        if (static_cast<int64_t>(e->size()) != t.shape[1])
+            fail(ErrorCode::InvalidArgument, path, "the imatrix has " + std::to_string(e->size()) + " values for " + name
+                                                       + ", whose rows have " + std::to_string(t.shape[1]));
+        options.importance[t.logicalName] = *e;
+    }
+    if (options.importance.empty())
+        fail(ErrorCode::InvalidArgument, path, "the imatrix has no entry for any block linear of " + model.path);
+}
+
 std::vector<std::string> imatrixGaps(const Imatrix& m, const Model& model)
 {
     std::vector<std::string> gaps;

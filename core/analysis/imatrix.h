@@ -12,6 +12,7 @@
 //                 int32 ncall, int32 nval, float32 values[nval] = mean(x_j²) · ncall }
 //   int32 chunks, int32 dataset length, dataset (the text's file name)   — optional trailer
 #include "model/model.h"
+#include "pipeline/quantize_model.h"
 
 #include <cstdint>
 #include <map>
@@ -57,5 +58,12 @@ Imatrix loadImatrix(const std::string& path);
 // The block linears of `model` the imatrix has no entry of the right length
 // for, by GGUF name (llama-quantize quantizes those without one).
 std::vector<std::string> imatrixGaps(const Imatrix& imatrix, const Model& model);
+
+// A quantize step's `imatrix` parameter (ggml method): the file's entries put
+// into options.importance by logical name, for every block linear it has one
+// for (the others are quantized without, as llama-quantize does). Nothing
+// when the parameter is absent or empty. An entry whose length does not fit
+// its tensor is an error naming the file.
+void useImatrixParam(const Model& model, QuantizeModelOptions& options);
 
 } // namespace ll

@@ -662,7 +662,12 @@ QuantizedLayer runGgml(const MatrixRM& W, const QuantConfig& c, const LayerInput
         return q;
     }
     std::vector<float> importance;
-    if (c.ggmlImportance && in.gram) {
+    if (in.importance) {
+        if (in.importance->size() != static_cast<size_t>(W.cols()))
+            fail(ErrorCode::InvalidArgument, "", "the imatrix has " + std::to_string(in.importance->size())
+                                                     + " values for a tensor whose rows have " + std::to_string(W.cols()));
+        importance = *in.importance;
+    } else if (c.ggmlImportance && in.gram) {
         importance.resize(static_cast<size_t>(W.cols()));
         for (Eigen::Index j = 0; j < W.cols(); ++j)
             importance[static_cast<size_t>(j)] = std::max(0.0f, (*in.gram)(j, j));
@@ -689,7 +694,12 @@ const MethodSpec& specGgml()
     ParamSpec type{"type", ParamType::Choice, "Type", "the block type every target layer gets"};
     type.choices = ggmlTypeNames();
     type.defaultValue = "Q4_K";
-    m.params = {type};
+    ParamSpec imatrix{"imatrix", ParamType::Text, "imatrix file",
+                      "llama.cpp's importance matrix (llama-imatrix or layerlab-cli imatrix): each tensor rounded "
+                      "with its entry, as llama-quantize --imatrix, instead of the calibration text's"};
+    imatrix.defaultValue = "";
+    imatrix.advanced = true;
+    m.params = {type, imatrix};
     // Calibration, when given, weights the k-quants' scale search by diag(XᵀX), as llama.cpp's imatrix.
     m.needs = kNeedsGram;
     m.needsOptional = true;

@@ -364,15 +364,20 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
         done[&t] = std::move(l);
     };
 
+    if (!opt.importance.empty())
+        calibrationTokens = {}; // the file's importance replaces the calibration statistics
     if (calibrationTokens.empty()) {
-        r.statsMode = "none";
+        r.statsMode = opt.importance.empty() ? "none" : "imatrix";
         for (size_t i = 0; i < targets.size(); ++i) {
             throwIfCancelled(progress);
             const auto l0 = Clock::now();
             SubProgress sub(progress, static_cast<double>(i) / static_cast<double>(targets.size()),
                             static_cast<double>(i + 1) / static_cast<double>(targets.size()));
             const MatrixRM W = readMatrix(source, *targets[i]);
-            record(*targets[i], namingLayer(targets[i]->logicalName, [&] { return quantizeLayer(W, c, {}, &sub); }),
+            LayerInputs in;
+            if (const auto it = opt.importance.find(targets[i]->logicalName); it != opt.importance.end())
+                in.importance = &it->second;
+            record(*targets[i], namingLayer(targets[i]->logicalName, [&] { return quantizeLayer(W, c, in, &sub); }),
                    secondsSince(l0));
         }
     } else {

@@ -32,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -57,6 +58,10 @@ struct QuantizeModelOptions {
     // (QuantizedLinear::layer.weights / packed.codes); otherwise they are freed
     // once the model holds the stored form.
     bool keepLayerWeights = false;
+    // llama.cpp's importance matrix by logical tensor name (analysis/imatrix's
+    // useImatrixParam reads the step's `imatrix` file into it): ggml methods
+    // round with it, and the step then reads no calibration text.
+    std::map<std::string, std::vector<float>> importance;
 };
 
 struct QuantizedLinear {

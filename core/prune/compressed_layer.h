@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ll {
 
@@ -32,6 +33,9 @@ struct LayerInputs {
     Eigen::VectorXf maxAbs;                // (in,) max |x_j| (SmoothQuant, LLM.int8's outlier columns)
     const MatrixRM* samples = nullptr;     // (tokens, in) captured inputs (W8A8 activation simulation)
     const Eigen::MatrixXf* asymmetry = nullptr; // (in, in) Σ (x̃ − x)ᵀ x, x̃ the full-precision model's input (GPTAQ)
+    // (in,) llama.cpp's imatrix entry of this linear (mean x_j² from a file):
+    // ggml methods weigh their rounding by it instead of diag(XᵀX), as llama-quantize --imatrix.
+    const std::vector<float>* importance = nullptr;
 };
 
 struct CompressedLayer {

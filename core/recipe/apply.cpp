@@ -1,5 +1,7 @@
 #include "recipe/apply.h"
 
+#include "analysis/imatrix.h"
+
 #include "engine/transformer.h"
 #include "eval/sample_text.h"
 #include "model/tensor_data.h"
@@ -53,6 +55,7 @@ StepOutcome quantizeStep(const CompressionState& state, const RecipeStep& step, 
 {
     QuantizeModelOptions o = quantizeOptionsFrom(p);
     o.calibration = calib.options;
+    useImatrixParam(*state.model, o);
     if (o.config.simulatesActivations() && state.activations.quantizesInputs())
         fail(ErrorCode::InvalidArgument, "",
              "the activations are already quantized by an earlier step; apply one step that quantizes activations "
