@@ -7,6 +7,7 @@
 // online rotation no file format can hold).
 #include "test_support.h"
 
+#include "analysis/compression_preview.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "export/gguf_export.h"
@@ -36,6 +37,8 @@ constexpr float kHadamardTol = 1e-5f;
 constexpr float kRotationLogitTol = 1e-4f;
 // Windows of 256 tokens of eval.txt the perplexity comparisons use (of 1222).
 constexpr int64_t kWindows = 64;
+// The preview's kurtosis (tensor_stats, float values summed in double) against the definition here.
+constexpr double kKurtosisRelTol = 1e-4;
 
 float maxLogitDiff(const Model& a, const Model& b, int64_t tokens = 48)
 {
@@ -70,6 +73,7 @@ private slots:
     void seedFixesTheRotation();
     void rotatedModelComputesTheSameFunction();
     void rotationSpreadsWeightOutliers();
+    void previewKurtosisByBlock();
     void rotationSpreadsActivationOutliers();
     void rotationHelps4BitActivations();
     void zeroQuantIsRtnSymWithTokenActivations();
@@ -176,6 +180,43 @@ void TestRotation::rotationSpreadsWeightOutliers()
         qInfo("RTN w%d per row on heavy-tailed weights: |W - W^| %.5f, rotated %.5f", bits, plain, withRotation);
         QVERIFY(withRotation < 0.8 * plain);
     }
+}
+
+// Kurtosis E[(w − μ)⁴] / Var(w)², in double.
+static double kurtosisByDefinition(const MatrixRM& W)
+{
+    const Eigen::ArrayXd w = Eigen::Map<const Eigen::ArrayXf>(W.data(), W.size()).cast<double>();
+    const Eigen::ArrayXd d = w - w.mean();
+    const double m2 = d.square().mean();
+    return d.pow(4).mean() / (m2 * m2);
+}
+
+// The rotate step's preview plots the kurtosis of the selected linear in every
+// block before and after: one point per block, equal to the definition on the
+// model and on the model the step actually produces.
+void TestRotation::previewKurtosisByBlock()
+{
+    LL_REQUIRE_SHARED();
+    const nlohmann::json j = {{"action", "rotate"}, {"method", "quarot"}, {"seed", 3}};
+    const CompressionState s0 = CompressionState::initial(test::stories260K());
+    const PreviewResult p = computePreview(s0, test::recipeStep(j), "blocks.0.mlp.down.weight", CalibrationText{}, nullptr);
+    const Model& before = *test::stories260K();
+    const CompressionState rotated = applyStep(s0, test::recipeStep(j), CalibrationText{}).state;
+    QCOMPARE(static_cast<int>(p.curve.size()), before.config.layers);
+    double meanBefore = 0, meanAfter = 0;
+    for (int b = 0; b < before.config.layers; ++b) {
+        const ErrorCurvePoint& q = p.curve[static_cast<size_t>(b)];
+        QCOMPARE(q.x, static_cast<double>(b));
+        const double k0 = kurtosisByDefinition(readMatrix(before, *before.find(b, Role::MlpDown)));
+        const double k1 = kurtosisByDefinition(readMatrix(*rotated.model, *rotated.model->find(b, Role::MlpDown)));
+        QVERIFY2(std::fabs(q.weightError - k0) <= kKurtosisRelTol * k0, (std::to_string(q.weightError) + " vs " + std::to_string(k0)).c_str());
+        QVERIFY(q.outputError && std::fabs(*q.outputError - k1) <= kKurtosisRelTol * k1);
+        meanBefore += k0 / before.config.layers;
+        meanAfter += k1 / before.config.layers;
+    }
+    qInfo("stories260K down_proj kurtosis, mean over the blocks: %.2f before, %.2f after the rotation", meanBefore, meanAfter);
+    QVERIFY(meanAfter < meanBefore);
+    QCOMPARE(p.curveLabel, std::string("block"));
 }
 
 // Why rotations help 4-bit activations: a token's step is set by its largest

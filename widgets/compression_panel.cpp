@@ -310,9 +310,10 @@ void CompressionPanel::updateForm()
     tabs_->setTabVisible(tabs_->indexOf(mask_), action == StepAction::Prune && !blocks && !slicing);
     tabs_->setTabVisible(tabs_->indexOf(influence_), blocks);
     tabs_->setTabVisible(tabs_->indexOf(spectrum_), action == StepAction::Factorize || slicing);
-    // A rotation loses nothing to plot; whole-model pruning has no per-layer curve.
+    // Whole-model pruning has no per-layer curve.
     const bool wholeModel = m && !m->wholeModelScope.empty();
-    tabs_->setTabVisible(tabs_->indexOf(curve_), action != StepAction::Rotate && !wholeModel);
+    tabs_->setTabVisible(tabs_->indexOf(curve_), !wholeModel);
+    tabs_->setTabText(tabs_->indexOf(curve_), action == StepAction::Rotate ? tr("Kurtosis by block") : tr("Error curve"));
     if (m) {
         const MethodTeaching& t = m->teaching;
         QString html = QStringLiteral("<h3>%1</h3><p>%2</p><p><b>%3</b> %4</p><p><b>%5</b> %6</p>")
@@ -840,6 +841,9 @@ void CompressionPanel::showPreview(const PreviewResult& r)
     curve_->clearCurves();
     if (!r.curve.empty()) {
         curve_->setXLabel(QString::fromStdString(r.curveLabel));
+        curve_->setYLabel(QString::fromStdString(r.curveYLabel));
+        if (r.action == StepAction::Rotate)
+            curve_->setTitle(tr("Kurtosis of this linear in every block, before and after"));
         curve_->setSeriesNames(QString::fromStdString(r.curveSeries.first), QString::fromStdString(r.curveSeries.second));
         curve_->addCurve(QString(), r.curve);
         if (r.curveCurrent)

@@ -89,6 +89,18 @@ void ErrorCurvePlot::setScale(QCPAxis* axis, bool log)
     axis->setNumberPrecision(3);
 }
 
+void ErrorCurvePlot::setTitle(const QString& title)
+{
+    title_->setText(title);
+    replot();
+}
+
+void ErrorCurvePlot::setYLabel(const QString& label)
+{
+    yAxis->setLabel(label);
+    replot();
+}
+
 void ErrorCurvePlot::setXLabel(const QString& label)
 {
     xLabel_ = label;

@@ -19,6 +19,9 @@ public:
 
     // "bits", "group size", "sparsity", "rank": the x axis label.
     void setXLabel(const QString& label);
+    void setYLabel(const QString& label); // "relative error" unless told
+    void setTitle(const QString& title);  // after setXLabel, which writes "Error vs <x>"
+
     void setLogX(bool on);
     void setLogY(bool on); // on by default: errors span decades
     bool logX() const { return logX_; }

@@ -29,9 +29,11 @@
 #include <QComboBox>
 #include <QLineEdit>
 #include <QSpinBox>
+#include <QTabWidget>
 
 #include <QApplication>
 
+#include <memory>
 #include <string_view>
 #include <QCommandLineParser>
 #include <QElapsedTimer>
@@ -209,6 +211,11 @@ int main(int argc, char** argv)
                                           QStringLiteral("Choose a method in the Compress dock: ACTION:ID (rotate:quarot, quantize:gptq)."),
                                           QStringLiteral("action:id"));
     parser.addOption(methodOption);
+    const QCommandLineOption previewTabOption(QStringLiteral("preview-tab"),
+                                              QStringLiteral("Show a tab of the Compress preview by the start of its title "
+                                                             "(histogram, mask, error, kurtosis, spectrum)."),
+                                              QStringLiteral("title"));
+    parser.addOption(previewTabOption);
     parser.addOptions({selectOption, filterOption, screenshotOption, sizeOption, dockOption, evaluateOption, ctxOption,
                        windowsOption, generateOption, tokensOption, activationsOption, outliersByOption, sessionOption,
                        applyRecipeOption, recoverOption, noAutosaveOption, printStateOption, tourOption, zoomOption,
@@ -316,6 +323,22 @@ int main(int argc, char** argv)
     if (parser.isSet(selectOption) && !window.selectTensor(parser.value(selectOption))) {
         std::fprintf(stderr, "layerlab: %s\n", qPrintable(window.lastError()));
         failed = true;
+    }
+    if (parser.isSet(previewTabOption)) {
+        // Once the preview is in (it picks its own tab when it arrives).
+        const QString title = parser.value(previewTabOption);
+        auto* panel = window.compressionPanel();
+        auto connection = std::make_shared<QMetaObject::Connection>();
+        *connection = QObject::connect(panel, &ll::gui::CompressionPanel::previewReady, panel, [panel, title, connection] {
+            QObject::disconnect(*connection);
+            QTabWidget* tabs = panel->previewTabs();
+            for (int i = 0; i < tabs->count(); ++i)
+                if (tabs->isTabVisible(i) && tabs->tabText(i).startsWith(title, Qt::CaseInsensitive)) {
+                    tabs->setCurrentIndex(i);
+                    return;
+                }
+            std::fprintf(stderr, "layerlab: no preview tab titled %s for this method\n", qPrintable(title));
+        });
     }
 
     if (parser.isSet(filterOption))

@@ -192,7 +192,8 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
             fail(ErrorCode::InvalidArgument, "", "rotate before every other step (undo the steps first)");
         checkRotatable(*state.model);
         const RotationOptions o = rotationOptionsFrom(JsonParams(step.params));
-        const MatrixRM Wa = rotatedTensor(*state.model, *t, modelRotations(state.model->config, o));
+        const ModelRotations rotations = modelRotations(state.model->config, o);
+        const MatrixRM Wa = rotatedTensor(*state.model, *t, rotations);
         r.rowsAfter = Wa.rows();
         r.colsAfter = Wa.cols();
         r.after.assign(Wa.data(), Wa.data() + Wa.size());
@@ -201,11 +202,31 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
         r.record.shape = {Wa.rows(), Wa.cols()};
         StatsOptions so;
         so.bins = 1;
-        const auto kurtosis = [&](const std::vector<float>& v) { return computeStats(v, so).kurtosis; };
+        const auto kurtosis = [&](std::span<const float> v) { return computeStats(v, so).kurtosis; };
+        const auto kurtosisOf = [&](const MatrixRM& m) { return kurtosis({m.data(), static_cast<size_t>(m.size())}); };
         char buf[160];
         std::snprintf(buf, sizeof buf, "Kurtosis %.2f before, %.2f after (3 for a Gaussian): the rotation spreads outliers.",
                       kurtosis(r.before), kurtosis(r.after));
         r.note = buf;
+        // The same linear of every block before and after: where the outliers were, and that none remain.
+        const int layers = state.model->config.layers;
+        for (int b = 0; b < layers; ++b) {
+            throwIfCancelled(progress);
+            const LogicalTensor* tb = state.model->find(b, t->role);
+            if (!tb || tb->shape.size() != 2)
+                continue;
+            ErrorCurvePoint p;
+            p.x = b;
+            p.weightError = kurtosisOf(readMatrix(*state.model, *tb));
+            p.outputError = kurtosisOf(rotatedTensor(*state.model, *tb, rotations));
+            r.curve.push_back(p);
+            if (progress)
+                progress->report(static_cast<double>(b + 1) / layers, "kurtosis of block " + std::to_string(b + 1));
+        }
+        r.curveLabel = "block";
+        r.curveSeries = {"kurtosis before", "kurtosis after"};
+        r.curveYLabel = "kurtosis (3 for a Gaussian)";
+        r.curveCurrent = t->block;
         r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         return r;
     }

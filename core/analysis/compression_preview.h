@@ -34,6 +34,7 @@ struct PreviewResult {
     std::string curveLabel;                   // "bits", "sparsity", "rank"
     // The curve's two series (ErrorCurvePoint's weightError, outputError).
     std::pair<std::string, std::string> curveSeries{"weight error", "output error"};
+    std::string curveYLabel = "relative error";
     std::optional<double> curveCurrent;       // the chosen x
     // Low rank: singular values of W, descending, and the rank chosen.
     std::vector<double> singularValues;
