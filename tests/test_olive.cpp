@@ -209,6 +209,11 @@ void TestOlive::stories260KWeightsAndActivations()
     qInfo("stories260K, 64 windows: OliVe W8A8 %.4f, W4A4 %.4f; ZeroQuant W4A4 per row %.4f", w8a8, w4a4, zq);
     QVERIFY(w8a8 < 5.3743 * 1.02);
     QVERIFY(w4a4 < zq);
+    // Without calibration text there is no activation grid: refused, not silently per token.
+    const test::CliResult cli = test::runCli({"quantize", test::sharedPath("models/stories260K-hf"), "--method", "olive",
+                                             "--act-bits", "4"});
+    QCOMPARE(cli.exitCode, 2);
+    QVERIFY2(cli.err.find("calibration text") != std::string::npos, cli.err.c_str());
 }
 
 QTEST_GUILESS_MAIN(TestOlive)

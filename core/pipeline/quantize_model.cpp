@@ -331,9 +331,14 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
 {
     const auto t0 = Clock::now();
     const QuantConfig& c = opt.config;
-    if (requireMethodSpec(StepAction::Quantize, c.method).needsCalibration() && calibrationTokens.empty())
+    const MethodSpec& spec = requireMethodSpec(StepAction::Quantize, c.method);
+    if (spec.needsCalibration() && calibrationTokens.empty())
         fail(ErrorCode::InvalidArgument, source.path,
              c.method + " needs calibration text (the statistics of each layer's inputs)");
+    // A static activation grid (OliVe's act-bits) is measured on captured inputs: no text, no grid.
+    if ((spec.needsFor(c.params) & kNeedsSamples) && calibrationTokens.empty() && opt.importance.empty())
+        fail(ErrorCode::InvalidArgument, source.path,
+             c.label() + " needs calibration text (its activation grid is measured on the layers' inputs)");
     const std::vector<const LogicalTensor*> targets = selectTargets(source, opt.layers);
     ModelQuantizationResult r;
     r.model = std::make_unique<Model>(source);
