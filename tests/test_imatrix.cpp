@@ -187,7 +187,8 @@ void TestImatrix::exportsByteIdenticalToLlamaQuantize()
             same += ours.at(tensor) == sha.get<std::string>();
             QVERIFY2(ours.at(tensor) == sha.get<std::string>(), (type + " " + tensor).c_str());
         }
-        for (const TensorRef& t : openModel(out)->stored)
+        const auto written = openModel(out); // held: a range over a temporary's member would dangle
+        for (const TensorRef& t : written->stored)
             quantized += isQuantized(t.dtype);
         qInfo("%s %s with %s: %d of %zu tensors byte-identical to llama-quantize (%d quantized)", q.at("model").get<std::string>().c_str(),
               type.c_str(), o.imatrixFile.c_str(), same, q.at("tensors").size(), quantized);
