@@ -204,9 +204,10 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
         so.bins = 1;
         const auto kurtosis = [&](std::span<const float> v) { return computeStats(v, so).kurtosis; };
         const auto kurtosisOf = [&](const MatrixRM& m) { return kurtosis({m.data(), static_cast<size_t>(m.size())}); };
+        const double kBefore = kurtosis(r.before), kAfter = kurtosis(r.after);
         char buf[160];
         std::snprintf(buf, sizeof buf, "Kurtosis %.2f before, %.2f after (3 for a Gaussian): the rotation spreads outliers.",
-                      kurtosis(r.before), kurtosis(r.after));
+                      kBefore, kAfter);
         r.note = buf;
         // The same linear of every block before and after: where the outliers were, and that none remain.
         const int layers = state.model->config.layers;
@@ -217,8 +218,8 @@ PreviewResult computePreview(const CompressionState& state, const RecipeStep& st
                 continue;
             ErrorCurvePoint p;
             p.x = b;
-            p.weightError = kurtosisOf(readMatrix(*state.model, *tb));
-            p.outputError = kurtosisOf(rotatedTensor(*state.model, *tb, rotations));
+            p.weightError = tb == t ? kBefore : kurtosisOf(readMatrix(*state.model, *tb)); // the selected one is done
+            p.outputError = tb == t ? kAfter : kurtosisOf(rotatedTensor(*state.model, *tb, rotations));
             r.curve.push_back(p);
             if (progress)
                 progress->report(static_cast<double>(b + 1) / layers, "kurtosis of block " + std::to_string(b + 1));

@@ -107,6 +107,7 @@ struct MethodSpec {
     // the three; RPTQ's clusters describe the input): quantizes every linear that
     // reads `in` together, one result per weight in order. c.smoothFoldable says
     // whether an input scale folds into the op before. Null: `quantize` per linear.
+    // A method with only this hook runs one linear alone as a group of one.
     std::vector<QuantizedLayer> (*quantizeGroup)(std::span<const MatrixRM* const> ws, const QuantConfig& c,
                                                  const LayerInputs& in, Progress* p) = nullptr;
     void (*configure)(const ParamValues& p, QuantConfig& c) = nullptr;

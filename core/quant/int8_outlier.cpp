@@ -115,7 +115,11 @@ double w8a8OutputError(const MatrixRM& W, const MatrixRM& Wq, const Eigen::Vecto
             fail(ErrorCode::InvalidArgument, "", "the input scale has the wrong length");
         Xs = X * inputScale->cwiseInverse().asDiagonal();
     }
-    const MatrixRM Xq = quantizeActivationsPerToken(Xs, actBits, fpColumns);
+    return quantizedProductError(X, quantizeActivationsPerToken(Xs, actBits, fpColumns), W, Wq);
+}
+
+double quantizedProductError(const MatrixRM& X, const MatrixRM& Xq, const MatrixRM& W, const MatrixRM& Wq)
+{
     const Eigen::MatrixXd Y = (X.cast<double>() * W.cast<double>().transpose());
     const Eigen::MatrixXd Yq = (Xq.cast<double>() * Wq.cast<double>().transpose());
     const double den = Y.norm();

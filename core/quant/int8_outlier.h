@@ -53,6 +53,9 @@ void quantizeActivationRows(Eigen::Ref<MatrixRM> X, int bits, const std::vector<
 // inputScale is set) and Q_tok quantizes per token except `fpColumns`.
 double w8a8OutputError(const MatrixRM& W, const MatrixRM& Wq, const Eigen::VectorXf* inputScale, const MatrixRM& X,
                        int actBits, const std::vector<int32_t>& fpColumns = {});
+// ‖Xq Wqᵀ − X Wᵀ‖ / ‖X Wᵀ‖ in double (0 when X Wᵀ is 0): the output error of a
+// product with quantized activations Xq and weights Wq, whatever grids made them.
+double quantizedProductError(const MatrixRM& X, const MatrixRM& Xq, const MatrixRM& W, const MatrixRM& Wq);
 
 struct Int8OutlierOptions {
     double threshold = 6.0;        // max |x_j| at or above it: a 16-bit column

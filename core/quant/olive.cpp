@@ -3,6 +3,7 @@
 
 #include "methods/method_registry.h"
 #include "quant/canonical_rows.h"
+#include "quant/int8_outlier.h"
 #include "quant/quant_method.h"
 #include "quant/quantized_layer.h"
 #include "util/error.h"
@@ -294,9 +295,7 @@ std::vector<QuantizedLayer> oliveGroup(std::span<const MatrixRM* const> ws, cons
             q.packed.inputPairScale = pairScale;
             q.info["activation_scale"] = pairScale;
             // The product of the quantized weights and activations on the samples against the exact one.
-            const MatrixRM Y = *in.samples * W->transpose();
-            const double y2 = Y.cast<double>().squaredNorm();
-            q.info["w8a8_output_error"] = y2 > 0.0 ? std::sqrt((Xq * q.weights.transpose() - Y).cast<double>().squaredNorm() / y2) : 0.0;
+            q.info["w8a8_output_error"] = quantizedProductError(*in.samples, Xq, *W, q.weights);
         }
         out.push_back(std::move(q));
     }

@@ -181,12 +181,6 @@ std::vector<QuantizedLayer> osPlusGroup(std::span<const MatrixRM* const> ws, con
     return out;
 }
 
-QuantizedLayer runOsPlus(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
-{
-    const MatrixRM* ws[] = {&W};
-    return std::move(osPlusGroup(ws, c, in, progress).front());
-}
-
 } // namespace
 
 const MethodSpec& osPlusMethod()
@@ -214,7 +208,6 @@ const MethodSpec& osPlusMethod()
         m.params = {bits, act, noShift};
         m.needs = kNeedsSamples;
         m.simulatesActivations = true;
-        m.quantize = runOsPlus;
         m.quantizeGroup = osPlusGroup;
         m.configure = [](const ParamValues& p, QuantConfig& c) { c.actBits = static_cast<int>(p.integer("act-bits")); };
         m.label = [](const QuantConfig& c) {

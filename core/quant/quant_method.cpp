@@ -12,17 +12,16 @@ namespace ll {
 
 namespace {
 
-const MethodSpec& specOf(const QuantConfig& c)
-{
-    const MethodSpec& spec = requireMethodSpec(StepAction::Quantize, c.method);
-    if (!spec.quantize)
-        fail(ErrorCode::InvalidArgument, "", "quantization method " + c.method + " has no run function");
-    return spec;
-}
-
 QuantizedLayer runMethod(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
-    return specOf(c).quantize(W, c, in, progress);
+    const MethodSpec& spec = requireMethodSpec(StepAction::Quantize, c.method);
+    if (spec.quantize)
+        return spec.quantize(W, c, in, progress);
+    if (spec.quantizeGroup) { // one linear alone: a group of one
+        const MatrixRM* const ws[] = {&W};
+        return std::move(spec.quantizeGroup(std::span<const MatrixRM* const>(ws), c, in, progress).front());
+    }
+    fail(ErrorCode::InvalidArgument, "", "quantization method " + c.method + " has no run function");
 }
 
 } // namespace

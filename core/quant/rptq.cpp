@@ -130,18 +130,10 @@ std::vector<QuantizedLayer> rptqGroup(std::span<const MatrixRM* const> ws, const
         q.info.erase("alpha");
         q.info["clusters"] = r.clusters;
         // The product with the clustered activations on the samples.
-        const MatrixRM Y = *in.samples * W->transpose();
-        const double y2 = Y.cast<double>().squaredNorm();
-        q.info["w8a8_output_error"] = y2 > 0.0 ? std::sqrt((Xq * q.weights.transpose() - Y).cast<double>().squaredNorm() / y2) : 0.0;
+        q.info["w8a8_output_error"] = quantizedProductError(*in.samples, Xq, *W, q.weights);
         out.push_back(std::move(q));
     }
     return out;
-}
-
-QuantizedLayer runRptq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
-{
-    const MatrixRM* ws[] = {&W};
-    return std::move(rptqGroup(ws, c, in, progress).front());
 }
 
 } // namespace
@@ -172,7 +164,6 @@ const MethodSpec& rptqMethod()
         m.params = {bits, act, clusters};
         m.needs = kNeedsSamples;
         m.simulatesActivations = true;
-        m.quantize = runRptq;
         m.quantizeGroup = rptqGroup;
         m.configure = [](const ParamValues& p, QuantConfig& c) { c.actBits = static_cast<int>(p.integer("act-bits")); };
         m.label = [](const QuantConfig& c) {
