@@ -563,6 +563,85 @@ private slots:
         QVERIFY(fastChecked >= 16);
     }
 
+    // Integer dots of packed grid rows (int8_dot.h): at every bit width, with
+    // groups of 32, 64, 96, 256 and a whole row, with and without AWQ's column
+    // scales: the reference within its bound of the float product of the
+    // decoded row and x, the VNNI kernel within float rounding of the reference.
+    // Layouts the kernel cannot take (act-order, codebook, groups of 20) have none.
+    void gridInt8DotsAgreeWithTheReference()
+    {
+        std::mt19937 rng(29);
+        const int64_t cols = 768;
+        LevelGuard guard;
+        setKernelLevel(KernelLevel::Avx512);
+        int fastChecked = 0;
+        for (int bits = 1; bits <= 8; ++bits)
+            for (int64_t group : {int64_t{32}, int64_t{64}, int64_t{96}, int64_t{256}, cols})
+                for (bool columnScales : {false, true}) {
+                    GridLayout L;
+                    L.bits = bits;
+                    L.cols = cols;
+                    L.groupCols = group;
+                    L.groups = cols / group;
+                    if (columnScales)
+                        for (int64_t c = 0; c < cols; ++c)
+                            L.columnScale.push_back(0.5f + static_cast<float>(rng() % 1000) / 997.0f);
+                    L.validate();
+                    QVERIFY(gridHasInt8Dot(L));
+                    std::vector<float> scales(static_cast<size_t>(L.groups));
+                    std::vector<uint8_t> zeros(static_cast<size_t>(L.groups)), codes(static_cast<size_t>(cols));
+                    for (float& s : scales)
+                        s = static_cast<float>(rng() % 10000 + 1) * 1e-5f;
+                    for (uint8_t& z : zeros)
+                        z = static_cast<uint8_t>(rng() % (1u << bits));
+                    for (uint8_t& c : codes)
+                        c = static_cast<uint8_t>(rng() % (1u << bits));
+                    std::vector<uint8_t> row(L.rowBytes());
+                    encodeGridRow(L, scales.data(), zeros.data(), codes.data(), row.data());
+                    auto x = randomValues(cols, static_cast<uint32_t>(bits * 7 + group));
+                    x[300] = 6.0f; // an outlier
+                    std::vector<BlockQ8K> xq(static_cast<size_t>(cols / kQ8Block));
+                    gridInt8Input(L, x.data(), xq.data());
+                    std::vector<float> w(static_cast<size_t>(cols));
+                    decodeGridRow(L, row.data(), w.data()); // column scales included
+                    GridLayout plain = L;
+                    plain.columnScale.clear();
+                    std::vector<float> wPlain(static_cast<size_t>(cols));
+                    decodeGridRow(plain, row.data(), wPlain.data());
+                    double exact = 0, magnitude = 0;
+                    for (int64_t i = 0; i < cols; ++i) {
+                        exact += static_cast<double>(w[i]) * x[i];
+                        magnitude += std::fabs(static_cast<double>(w[i]) * x[i]);
+                    }
+                    const QString what = QStringLiteral("w%1 g%2%3").arg(bits).arg(group).arg(columnScales ? " column scales" : "");
+                    const double ref = referenceGridInt8Dot(L, row.data(), xq.data());
+                    const double bound = int8DotErrorBound(wPlain.data(), xq.data(), cols);
+                    QVERIFY2(std::fabs(ref - exact) <= bound + 1e-6 * magnitude, qPrintable(what));
+                    QVERIFY2(bound < 0.1 * magnitude, qPrintable(what)); // the bound says something
+                    if (const GridInt8DotFn fast = gridInt8DotKernel(L)) {
+                        const double got = fast(L, row.data(), xq.data());
+                        QVERIFY2(std::fabs(got - ref) <= kDotRelTol * magnitude,
+                                 qPrintable(what + QString(": %1, reference %2").arg(got).arg(ref)));
+                        ++fastChecked;
+                    }
+                }
+        GridLayout odd;
+        odd.bits = 4;
+        odd.cols = 256;
+        odd.groupCols = 32;
+        odd.groups = 8;
+        QVERIFY(gridHasInt8Dot(odd));
+        GridLayout actOrder = odd, book = odd, twenty = odd;
+        actOrder.groupIndex.assign(256, 0);
+        book.codebook.assign(16, 0.5f);
+        twenty.groupCols = 20;
+        twenty.groups = 13;
+        QVERIFY(!gridHasInt8Dot(actOrder) && !gridHasInt8Dot(book) && !gridHasInt8Dot(twenty));
+        if (!hostCpu().avx512vnni)
+            QSKIP("this CPU has no AVX-512 VNNI: the references were checked, the fast kernels do not run here");
+        QCOMPARE(fastChecked, 80);
+    }
+
     void badLayoutsAreRefused()
     {
         std::vector<uint8_t> bytes(1024);

@@ -4,6 +4,8 @@
 #include "test_support.h"
 
 #include "engine/transformer.h"
+#include "kernels/cpu_features.h"
+#include "kernels/int8_dot.h"
 #include "kernels/matmul.h"
 #include "model/model.h"
 #include "model/packed_grid.h"
@@ -256,13 +258,28 @@ private slots:
         const MatrixRM What = q.weights;
         const TensorRef t = *takePackedTensor(q);
         const StoredMatrix S = StoredMatrix::view(t.dtype, t.data, 80, 256, t.keepAlive, t.grid);
-        for (int64_t m : {int64_t{1}, int64_t{3}, int64_t{40}}) {
-            const MatrixRM x = randomMatrix(m, 256, 13, 1.0f);
-            MatrixRM y(m, 80);
-            matmulStored(x.data(), 256, S, y.data(), 80, m);
-            const MatrixRM expected = (x.cast<double>() * What.cast<double>().transpose()).cast<float>();
-            QVERIFY((y - expected).cwiseAbs().maxCoeff() <= 1e-5f * expected.cwiseAbs().maxCoeff());
-        }
+        const auto restore = qScopeGuard([] { setQuantProducts(QuantProducts::Int8); });
+        for (QuantProducts products : {QuantProducts::F32, QuantProducts::Int8})
+            for (int64_t m : {int64_t{1}, int64_t{3}, int64_t{40}}) {
+                setQuantProducts(products);
+                const MatrixRM x = randomMatrix(m, 256, 13, 1.0f);
+                MatrixRM y(m, 80);
+                matmulStored(x.data(), 256, S, y.data(), 80, m);
+                const MatrixRM expected = (x.cast<double>() * What.cast<double>().transpose()).cast<float>();
+                const float tol = 1e-5f * expected.cwiseAbs().maxCoeff();
+                // Decoding rows with VNNI: x rounded to 8 bits (int8_dot.h), each
+                // product within its bound; otherwise the float product.
+                const bool int8 = m <= kMatmulRowsPath && gridInt8DotKernel(*t.grid) != nullptr;
+                for (int64_t i = 0; i < m; ++i) {
+                    std::vector<BlockQ8K> xq(1);
+                    gridInt8Input(*t.grid, x.row(i).data(), xq.data());
+                    for (int64_t j = 0; j < 80; ++j) {
+                        const double bound = int8 ? int8DotErrorBound(What.row(j).data(), xq.data(), 256) : 0.0;
+                        QVERIFY2(std::fabs(y(i, j) - expected(i, j)) <= bound + tol,
+                                 qPrintable(QString("%1 rows, %2").arg(m).arg(int8 ? "int8" : "f32")));
+                    }
+                }
+            }
     }
 
     // A quantized model holds its layers packed, computes with them, and its
@@ -305,6 +322,48 @@ private slots:
         QCOMPARE(lean.layers.front().layer.weights.size(), Eigen::Index{0});
         QCOMPARE(lean.layers.front().rows, r.layers.front().rows);
         QCOMPARE(lean.bitsPerWeight(), r.bitsPerWeight());
+    }
+
+    // Decoding one token from packed grids takes the integer dots (int8_dot.h)
+    // where the CPU has VNNI: tiny-llama256's block linears (rows of 256 and
+    // 512 values) quantized to 3, 4 and 8 bits, g32 and per row, give the
+    // logits of the same model with the grids decoded to F32, within the
+    // rounding of x to 8 bits (test_kernels' kInt8LogitsRelTol); 11 rows (the
+    // GEMM path) within float rounding.
+    void decodingFromGridsMatchesTheirValues()
+    {
+        LL_REQUIRE_SHARED();
+        const auto source = openModel(test::sharedPath("models/gguf-quants/tiny-llama256-f32.gguf"));
+        const std::vector<int32_t> ids{1, 17, 200, 3, 99, 250, 0, 42, 7, 7, 120};
+        int int8Products = 0;
+        for (auto [bits, group] : std::vector<std::pair<int, int>>{{4, 32}, {3, 0}, {8, 64}}) {
+            QuantizeModelOptions o;
+            o.config = gridConfig(QuantMethod::Rtn, bits, false, group);
+            o.keepLayerWeights = true;
+            const ModelQuantizationResult r = quantizeModel(*source, o);
+            Transformer packed(*r.model);
+            QCOMPARE(packed.linear(0, Role::MlpDown).W.type, DType::Grid);
+            Model dense = *r.model;
+            for (const QuantizedLinear& l : r.layers)
+                replaceTensor(dense, l.name, std::vector<float>(l.layer.weights.data(), l.layer.weights.data() + l.layer.weights.size()),
+                              {l.rows, l.cols});
+            Transformer f32(dense);
+            const bool int8 = gridInt8DotKernel(*packed.linear(0, Role::MlpDown).W.grid) != nullptr;
+            int8Products += int8 ? 1 : 0;
+            for (int64_t rows : {int64_t{1}, int64_t{11}}) {
+                const std::span<const int32_t> part(ids.data(), static_cast<size_t>(rows));
+                const Eigen::MatrixXf a = packed.logits(part), b = f32.logits(part);
+                const double diff = (a - b).cwiseAbs().maxCoeff(), scale = b.cwiseAbs().maxCoeff();
+                const double tol = rows <= kMatmulRowsPath && int8 ? 3e-2 : 1e-5;
+                if (rows <= kMatmulRowsPath && int8)
+                    qInfo("w%d g%d decoding with int8 products: max logit diff %.3g of %.3g", bits, group, diff, scale);
+                QVERIFY2(diff <= tol * scale, qPrintable(QString("w%1 g%2, %3 rows: max diff %4 of %5")
+                                                             .arg(bits).arg(group).arg(rows).arg(diff).arg(scale)));
+            }
+        }
+        if (!hostCpu().avx512vnni)
+            QSKIP("no AVX-512 VNNI here: decoding took the float path, checked within float rounding");
+        QCOMPARE(int8Products, 3);
     }
 
     // Past the edit budget, edited tensors live in a temporary file mapping:

@@ -7,14 +7,22 @@
 // time (8 codes of b bits are exactly b bytes) and then scaling each group's
 // run of columns in a loop the compiler vectorises, instead of looking up the
 // group, its scale and a straddling code for every value.
-// Internal to kernels/: include only from those two files.
+// Internal to kernels/: include only from those two files and from
+// int8_dot_avx512.cpp (the grids' integer dots spread odd widths with spreadOctet).
 #include "model/packed_grid.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#if defined(__BMI2__)
+#include <immintrin.h>
+#endif
 
+// An unnamed namespace: each including file keeps its own copy, compiled with
+// its own flags. (Inline functions with external linkage would be merged by the
+// linker into one copy, possibly the AVX-512 one on the portable path.)
 namespace ll::grid_impl {
+namespace {
 
 // The code of column c (bits at bit offset c * bits, possibly across two bytes).
 inline unsigned codeAt(const uint8_t* codes, int64_t c, int bits)
@@ -24,6 +32,57 @@ inline unsigned codeAt(const uint8_t* codes, int64_t c, int bits)
     if (bit % 8 + static_cast<size_t>(bits) > 8)
         v |= static_cast<unsigned>(codes[bit / 8 + 1]) << (8 - bit % 8);
     return v & ((1u << bits) - 1u);
+}
+
+// Octets of 8 codes of Bits bits (Bits bytes each, little-endian) into 8 bytes
+// each. With BMI2 (every AVX-512 CPU), PDEP spreads an octet in one
+// instruction: 6x the rate of shifting the codes out one by one.
+// Bytes [0, N) at p, little-endian, from loads of 4, 2 and 1 bytes. (A copy of
+// N bytes into a zeroed 8-byte word goes through the stack, and the 8-byte read
+// then waits for the narrower writes: a store-forwarding stall per octet.)
+template <int N>
+inline uint64_t loadLE(const uint8_t* p)
+{
+    uint64_t v = 0;
+    int at = 0;
+    if constexpr (N >= 4) {
+        uint32_t w;
+        std::memcpy(&w, p, 4);
+        v = w;
+        at = 4;
+    }
+    if constexpr (N % 4 >= 2) {
+        uint16_t h;
+        std::memcpy(&h, p + at, 2);
+        v |= static_cast<uint64_t>(h) << (8 * at);
+        at += 2;
+    }
+    if constexpr (N % 2 == 1)
+        v |= static_cast<uint64_t>(p[at]) << (8 * at);
+    return v;
+}
+
+template <int Bits>
+inline uint64_t spreadOctet(const uint8_t* p)
+{
+    const uint64_t v = loadLE<Bits>(p);
+#if defined(__BMI2__)
+    return _pdep_u64(v, ((uint64_t{1} << Bits) - 1) * 0x0101010101010101ull);
+#else
+    uint64_t out = 0;
+    for (int k = 0; k < 8; ++k)
+        out |= ((v >> (k * Bits)) & ((uint64_t{1} << Bits) - 1)) << (8 * k);
+    return out;
+#endif
+}
+
+template <int Bits>
+inline void unpackOctets(const uint8_t* p, int64_t octets, uint8_t* o)
+{
+    for (int64_t j = 0; j < octets; ++j) {
+        const uint64_t spread = spreadOctet<Bits>(p + j * Bits);
+        std::memcpy(o + 8 * j, &spread, 8);
+    }
 }
 
 // The codes of columns [c0, c0 + n) into out (n bytes).
@@ -50,15 +109,11 @@ inline void unpackCodes(const uint8_t* codes, int bits, int64_t c0, int64_t n, u
             for (int k = 0; k < 4; ++k)
                 o[4 * j + k] = (p[j] >> (2 * k)) & 3u;
         break;
-    default: {
-        const uint64_t mask = (uint64_t{1} << bits) - 1;
-        for (int64_t j = 0; j < octets; ++j) {
-            uint64_t v = 0;
-            std::memcpy(&v, p + j * bits, static_cast<size_t>(bits)); // little-endian, as the codes are packed
-            for (int k = 0; k < 8; ++k)
-                o[8 * j + k] = static_cast<uint8_t>((v >> (k * bits)) & mask);
-        }
-    }
+    case 1: unpackOctets<1>(p, octets, o); break;
+    case 3: unpackOctets<3>(p, octets, o); break;
+    case 5: unpackOctets<5>(p, octets, o); break;
+    case 6: unpackOctets<6>(p, octets, o); break;
+    default: unpackOctets<7>(p, octets, o); break;
     }
     for (i += octets * 8; i < n; ++i)
         out[i] = static_cast<uint8_t>(codeAt(codes, c0 + i, bits));
@@ -109,4 +164,5 @@ inline void decodeColumns(const GridLayout& L, const uint8_t* row, int64_t c0, i
     }
 }
 
+} // namespace
 } // namespace ll::grid_impl

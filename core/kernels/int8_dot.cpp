@@ -4,6 +4,7 @@
 #include "kernels/int8_dot_avx512.h"
 #include "kernels/matmul.h"
 #include "kernels/row_kernels.h"
+#include "model/packed_grid.h"
 #include "util/error.h"
 
 #include <algorithm>
@@ -75,6 +76,47 @@ double int8DotErrorBound(const float* w, const BlockQ8K* x, int64_t n)
         bound += 0.5 * static_cast<double>(x[b].d) * l1;
     }
     return bound;
+}
+
+bool gridHasInt8Dot(const GridLayout& layout)
+{
+    return layout.codebook.empty() && layout.groupIndex.empty() && layout.groupCols > 0 && layout.groupCols % 32 == 0
+           && layout.cols > 0 && layout.cols % kQ8Block == 0 && layout.bits >= 1 && layout.bits <= 8;
+}
+
+GridInt8DotFn gridInt8DotKernel(const GridLayout& layout)
+{
+    if (kernelLevel() == KernelLevel::Portable || !hostCpu().avx512vnni || quantProducts() != QuantProducts::Int8
+        || !gridHasInt8Dot(layout))
+        return nullptr;
+    return avx512::gridInt8Dot(layout);
+}
+
+float referenceGridInt8Dot(const GridLayout& layout, const uint8_t* row, const BlockQ8K* x)
+{
+    GridLayout plain = layout;
+    plain.columnScale.clear();
+    std::vector<float> values(static_cast<size_t>(layout.cols));
+    decodeGridRow(plain, row, values.data());
+    double sum = 0.0;
+    for (int64_t i = 0; i < layout.cols; ++i) {
+        const BlockQ8K& b = x[i / kQ8Block];
+        sum += static_cast<double>(values[static_cast<size_t>(i)]) * static_cast<double>(b.d) * b.qs[i % kQ8Block];
+    }
+    return static_cast<float>(sum);
+}
+
+void gridInt8Input(const GridLayout& layout, const float* x, BlockQ8K* out)
+{
+    if (layout.columnScale.empty()) {
+        quantizeRowQ8K(x, out, layout.cols);
+        return;
+    }
+    thread_local std::vector<float> scaled;
+    scaled.resize(static_cast<size_t>(layout.cols));
+    for (int64_t i = 0; i < layout.cols; ++i)
+        scaled[static_cast<size_t>(i)] = x[i] * layout.columnScale[static_cast<size_t>(i)];
+    quantizeRowQ8K(scaled.data(), out, layout.cols);
 }
 
 } // namespace ll

@@ -12,6 +12,7 @@
 // (matmul.h). Every kernel has a scalar reference: the reference-decoded weights
 // dotted in double with the dequantized x (tests/test_kernels.cpp).
 #include "model/dtype.h"
+#include "model/packed_grid.h"
 
 #include <cstdint>
 
@@ -47,5 +48,25 @@ float referenceInt8Dot(DType t, const uint8_t* w, const BlockQ8K* x, int64_t n);
 // A bound on |dot(w, x) - dot(w, dequantized Q8K of x)|: x is off by at most
 // d/2 per value, so the sum is off by at most sum over blocks of d/2 * sum |w_i|.
 double int8DotErrorBound(const float* w, const BlockQ8K* x, int64_t n);
+
+// Packed grid rows (model/packed_grid.h: an applied RTN, GPTQ, AWQ or HQQ
+// layer) with an integer grid whose groups are runs of a multiple of 32
+// columns: no act-order group index, no codebook, cols a multiple of 256. Each
+// run of 32 columns lies in one group g and one Q8K block b, so
+//   dot = sum over runs  scale_g d_b (sum code * qs - zero_g sum qs),
+// the codes multiplied as unsigned bytes by VPDPBUSD, the zero point taken off
+// with the block's 16-value sums. AWQ's column scales multiply x before it is
+// quantized (gridInt8Input), as the float path multiplies the decoded weights.
+using GridInt8DotFn = float (*)(const GridLayout& layout, const uint8_t* row, const BlockQ8K* x);
+// True when the layout has a kernel (whether or not this CPU can run it).
+bool gridHasInt8Dot(const GridLayout& layout);
+// The fast kernel for the layout, or nullptr (as int8DotKernel).
+GridInt8DotFn gridInt8DotKernel(const GridLayout& layout);
+// The scalar reference: the row decoded by the reference decoder without its
+// column scales, dotted in double with d * qs.
+float referenceGridInt8Dot(const GridLayout& layout, const uint8_t* row, const BlockQ8K* x);
+// x (layout.cols values) times the layout's column scales, if any, as Q8K
+// blocks into out (layout.cols / 256 blocks).
+void gridInt8Input(const GridLayout& layout, const float* x, BlockQ8K* out);
 
 } // namespace ll

@@ -12,12 +12,14 @@
 #include "kernels/int8_dot_avx512.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) \
-    && defined(__AVX512VNNI__) && defined(__F16C__)
+    && defined(__AVX512VNNI__) && defined(__F16C__) && defined(__BMI2__)
 
 #include "formats/ggml_blocks.h"
+#include "kernels/grid_decode_impl.h"
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 
@@ -188,7 +190,144 @@ float dotQ8_0(const uint8_t* w, const BlockQ8K* x, int64_t n)
     return _mm512_reduce_add_ps(acc);
 }
 
+// 64 codes of a packed grid row from column c (a multiple of 64), one byte
+// each in column order. 4 bits: byte i holds columns 2i (low nibble) and 2i+1;
+// widened to 16-bit lanes, each lane's two bytes are those two columns. 2 bits:
+// widened to 32-bit lanes, the same for four columns. 8 bits: as stored.
+template <int Bits>
+inline __m512i gridCodes(const uint8_t* codes, int64_t c)
+{
+    if constexpr (Bits == 4) {
+        const __m512i w = _mm512_cvtepu8_epi16(load256(codes + c / 2));
+        return _mm512_or_si512(_mm512_and_si512(w, _mm512_set1_epi16(0x000F)),
+                               _mm512_and_si512(_mm512_slli_epi16(w, 4), _mm512_set1_epi16(0x0F00)));
+    } else if constexpr (Bits == 2) {
+        const __m512i w = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + c / 4)));
+        const __m512i c01 = _mm512_or_si512(_mm512_and_si512(w, _mm512_set1_epi32(0x3)),
+                                            _mm512_and_si512(_mm512_slli_epi32(w, 6), _mm512_set1_epi32(0x300)));
+        const __m512i c23 = _mm512_or_si512(_mm512_and_si512(_mm512_slli_epi32(w, 12), _mm512_set1_epi32(0x30000)),
+                                            _mm512_and_si512(_mm512_slli_epi32(w, 18), _mm512_set1_epi32(0x3000000)));
+        return _mm512_or_si512(c01, c23);
+    } else if constexpr (Bits == 8) {
+        return load512(codes + c);
+    } else {
+        // Odd widths: 8 codes are Bits bytes, spread to one a byte by PDEP
+        // (grid_decode_impl.h) and moved into the vector through registers.
+        const uint8_t* p = codes + c / 8 * Bits;
+        const auto pair = [p](int j) {
+            return _mm_insert_epi64(_mm_cvtsi64_si128(static_cast<long long>(grid_impl::spreadOctet<Bits>(p + j * Bits))),
+                                    static_cast<long long>(grid_impl::spreadOctet<Bits>(p + (j + 1) * Bits)), 1);
+        };
+        const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(pair(0)), pair(2), 1);
+        const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(pair(4)), pair(6), 1);
+        return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    }
+}
+
+// A packed grid row (int8_dot.h, gridHasInt8Dot) whose groups either divide
+// 256 or are made of whole Q8K blocks: the 8 runs of 32 columns of every block
+// then belong to groups g0 + idx[r] with the same idx for every block. Per
+// block, the runs' scales (times x's d) and zeros come in one masked load each;
+// per 64 columns, one VPDPBUSD of the codes with x's bytes, whose lanes 0-7
+// hold run 2k and lanes 8-15 run 2k + 1, scaled by those runs' scales. The
+// zero points' share, zero scale d sum qs, comes from the 16-value sums.
+template <int Bits>
+float gridDotBlocks(const GridLayout& L, const uint8_t* row, const BlockQ8K* x)
+{
+    const auto* scales = reinterpret_cast<const float*>(row); // unaligned: only loadu
+    const uint8_t* zeros = row + static_cast<size_t>(L.groups) * 4;
+    const uint8_t* codes = zeros + L.groups;
+    const int gc = static_cast<int>(std::min<int64_t>(L.groupCols, kQ8Block));
+    const __m256i idx = _mm256_setr_epi32(0, 32 / gc, 64 / gc, 96 / gc, 128 / gc, 160 / gc, 192 / gc, 224 / gc);
+    const auto touched = static_cast<__mmask8>((1u << (224 / gc + 1)) - 1u);
+    const __m256i ones = _mm256_set1_epi16(1);
+    // With groups of 32, the scales and zeros ahead of the codes (10 of a row's
+    // 42 lines) are read too sparsely for the hardware prefetcher: waiting for
+    // them took 1.7x the time. Each block asks for those of 8 blocks ahead
+    // (past the row's end: harmless, a prefetch never faults). Larger groups
+    // gained nothing from it.
+    const int64_t groupsPerBlock = L.groupCols <= kQ8Block ? kQ8Block / L.groupCols : 0;
+    const int64_t blocksPerGroup = L.groupCols <= kQ8Block ? 1 : L.groupCols / kQ8Block;
+    __m512 acc = _mm512_setzero_ps();
+    __m256 zeroAcc = _mm256_setzero_ps();
+    int64_t g0 = 0, inGroup = 0;
+    for (int64_t c0 = 0; c0 < L.cols; c0 += kQ8Block, ++x) {
+        if (groupsPerBlock >= 8) {
+            _mm_prefetch(reinterpret_cast<const char*>(scales + g0 + 8 * groupsPerBlock), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(zeros + g0 + 8 * groupsPerBlock), _MM_HINT_T0);
+        }
+        const __m256 s = _mm256_mul_ps(_mm256_permutexvar_ps(idx, _mm256_maskz_loadu_ps(touched, scales + g0)), _mm256_set1_ps(x->d));
+        const __m256i z = _mm256_permutexvar_epi32(idx, _mm256_cvtepu8_epi32(_mm_maskz_loadu_epi8(touched, zeros + g0)));
+        const __m256i runSums = _mm256_madd_epi16(load256(x->bsums), ones); // sum of qs over each run of 32
+        zeroAcc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(z, runSums)), s, zeroAcc);
+        const __m512 s512 = _mm512_castps256_ps512(s);
+        for (int k = 0; k < 4; ++k) {
+            const __m512i p = dot4(gridCodes<Bits>(codes, c0 + 64 * k), load512(x->qs + 64 * k));
+            const __m512 runScale = _mm512_permutexvar_ps(
+                _mm512_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k, 2 * k,
+                                  2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1),
+                s512);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), runScale, acc);
+        }
+        g0 += groupsPerBlock;
+        if (groupsPerBlock == 0 && ++inGroup == blocksPerGroup) {
+            inGroup = 0;
+            ++g0;
+        }
+    }
+    return _mm512_reduce_add_ps(acc) - reduce256(zeroAcc);
+}
+
+// Any other multiple of 32 (groups of 96, 160, ...): per 64 columns, the two
+// runs' groups and scales looked up one by one.
+template <int Bits>
+float gridDotAnyGroups(const GridLayout& L, const uint8_t* row, const BlockQ8K* x)
+{
+    const uint8_t* zeros = row + static_cast<size_t>(L.groups) * 4;
+    const uint8_t* codes = zeros + L.groups;
+    const int64_t gc = L.groupCols;
+    __m512 acc = _mm512_setzero_ps();
+    float zeroTerm = 0.0f;
+    for (int64_t c = 0; c < L.cols; c += 64) {
+        const BlockQ8K& xb = x[c / kQ8Block];
+        const int64_t q = c % kQ8Block;
+        const int64_t g0 = c / gc, g1 = (c + 32) / gc;
+        float s0, s1;
+        std::memcpy(&s0, row + g0 * 4, 4);
+        std::memcpy(&s1, row + g1 * 4, 4);
+        s0 *= xb.d;
+        s1 *= xb.d;
+        const __m512i p = dot4(gridCodes<Bits>(codes, c), load512(xb.qs + q));
+        const __m512 scale = _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc);
+        const int16_t* bs = xb.bsums + q / 16;
+        zeroTerm += s0 * static_cast<float>(zeros[g0] * (bs[0] + bs[1])) + s1 * static_cast<float>(zeros[g1] * (bs[2] + bs[3]));
+    }
+    return _mm512_reduce_add_ps(acc) - zeroTerm;
+}
+
+template <int Bits>
+GridInt8DotFn gridKernel(bool blockAligned)
+{
+    return blockAligned ? gridDotBlocks<Bits> : gridDotAnyGroups<Bits>;
+}
+
 } // namespace
+
+GridInt8DotFn gridInt8Dot(const GridLayout& layout)
+{
+    const bool blockAligned = kQ8Block % layout.groupCols == 0 || layout.groupCols % kQ8Block == 0;
+    switch (layout.bits) {
+    case 1: return gridKernel<1>(blockAligned);
+    case 2: return gridKernel<2>(blockAligned);
+    case 3: return gridKernel<3>(blockAligned);
+    case 4: return gridKernel<4>(blockAligned);
+    case 5: return gridKernel<5>(blockAligned);
+    case 6: return gridKernel<6>(blockAligned);
+    case 7: return gridKernel<7>(blockAligned);
+    default: return gridKernel<8>(blockAligned);
+    }
+}
 
 Int8DotFn int8Dot(DType t)
 {
@@ -207,6 +346,7 @@ Int8DotFn int8Dot(DType t)
 
 namespace ll::avx512 {
 Int8DotFn int8Dot(DType) { return nullptr; }
+GridInt8DotFn gridInt8Dot(const GridLayout&) { return nullptr; }
 } // namespace ll::avx512
 
 #endif

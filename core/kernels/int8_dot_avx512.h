@@ -8,5 +8,7 @@ namespace ll::avx512 {
 
 // nullptr where there is no kernel for the type.
 Int8DotFn int8Dot(DType t);
+// The kernel for a packed grid (a layout that gridHasInt8Dot accepts).
+GridInt8DotFn gridInt8Dot(const GridLayout& layout);
 
 } // namespace ll::avx512

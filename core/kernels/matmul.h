@@ -3,7 +3,8 @@
 //
 //   decoding (a few rows of x): every weight row is read once and dotted with
 //     the rows of x: by integer dot products with x quantized to 8 bits
-//     (int8_dot.h) for Q4_K, Q5_K, Q6_K and Q8_0 on CPUs with VNNI, otherwise
+//     (int8_dot.h) for Q4_K, Q5_K, Q6_K, Q8_0 and LayerLab's integer grids
+//     (groups of a multiple of 32 columns) on CPUs with VNNI, otherwise
 //     by the fused dequantize-and-dot kernels of row_kernels.h;
 //   prefill (many rows): the weights are decoded panel by panel into a
 //     buffer of a few MB that stays in cache, and multiplied by x with the F32
@@ -43,8 +44,8 @@ enum class F32Gemm { Eigen, Tiles };
 void setF32Gemm(F32Gemm g);
 F32Gemm f32Gemm();
 
-// How the decoding path multiplies Q4_K, Q5_K, Q6_K and Q8_0 weights on CPUs
-// with AVX-512 VNNI:
+// How the decoding path multiplies Q4_K, Q5_K, Q6_K, Q8_0 and integer grid
+// weights on CPUs with AVX-512 VNNI:
 //   Int8  x quantized to 8 bits per 256 values, integer dot products (what
 //         llama.cpp computes for these types); about 3x the F32 rate.
 //   F32   the weights decoded to F32 and dotted with x as it is.
