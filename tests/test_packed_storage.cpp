@@ -15,6 +15,8 @@
 #include "quant/packed_storage.h"
 #include "quant/quant_method.h"
 #include "pipeline/quantize_model.h"
+#include "prune/prune_layer.h"
+#include "pipeline/rotate_model.h"
 #include "util/error.h"
 #include "util/half.h"
 #include "util/spill_buffer.h"
@@ -394,6 +396,38 @@ private slots:
     }
 
     // Pruning keeps a half-precision model's weights in its own type.
+    // Values a method changed (SparseGPT's updates, a rotation) are kept in the
+    // checkpoint's F16, rounded to nearest, as the reference code casts back to
+    // the model's dtype: the edited model is no larger than the source, and the
+    // weight error reported is that of the stored values.
+    void changedHalfPrecisionWeightsStayHalf()
+    {
+        LL_REQUIRE_SHARED();
+        const auto source = openModel(test::sharedPath("models/tiny-llama-fp16-sharded"));
+        ModelPruneOptions o;
+        o.layer.method = PruneMethod::SparseGpt;
+        o.layer.sparsity = 0.5;
+        o.calibration.windows = 4;
+        o.calibration.context = 32;
+        const std::vector<int32_t> tokens = test::probeIds(static_cast<int>(source->config.vocab), 4 * 32);
+        const ModelCompressionResult r = pruneModel(*source, o, tokens);
+        QVERIFY(!r.layers.empty());
+        for (const LayerOutcome& l : r.layers) {
+            const LogicalTensor* t = r.model->findLogical(l.name);
+            const TensorRef& stored = r.model->stored.at(static_cast<size_t>(t->replacedBy));
+            QCOMPARE(stored.dtype, DType::F16);
+            QCOMPARE(stored.nbytes, static_cast<uint64_t>(t->elements()) * 2); // as in the source, not F32's 4
+            const MatrixRM W0 = readMatrix(*source, *source->findLogical(l.name)), W = readMatrix(*r.model, *t);
+            const double error = (W0 - W).norm() / W0.norm();
+            QVERIFY2(std::fabs(l.weightError - error) <= 1e-6 * error, qPrintable(QString::fromStdString(l.name)));
+            QVERIFY(std::abs(static_cast<double>((W.array() == 0.0f).count()) / static_cast<double>(W.size()) - 0.5) < 0.02);
+        }
+
+        const ModelRotationResult rotated = rotateModel(*source, {});
+        const LogicalTensor* q = rotated.model->findLogical("blocks.0.attn.q.weight");
+        QCOMPARE(rotated.model->stored.at(static_cast<size_t>(q->replacedBy)).dtype, DType::F16);
+    }
+
     void prunedHalfPrecisionWeightsStayHalf()
     {
         LL_REQUIRE_SHARED();

@@ -1,5 +1,6 @@
 #include "pipeline/model_compression.h"
 #include "pipeline/sliced_layers.h"
+#include "pipeline/store_values.h"
 
 #include "quant/packed_storage.h"
 
@@ -38,10 +39,6 @@ bool isBlockLinearWeight(const LogicalTensor& t)
     return t.block >= 0 && !t.isBias && isLinear(t.role) && t.shape.size() == 2;
 }
 
-std::vector<float> toVector(const MatrixRM& m)
-{
-    return {m.data(), m.data() + m.size()};
-}
 
 std::string percent(double fraction)
 {
@@ -126,23 +123,6 @@ LayerOutcome outcomeOf(const LogicalTensor& t, const CompressedLayer& c, double 
 
 } // namespace
 
-void storeDense(Model& m, const std::string& name, const MatrixRM& W)
-{
-    const LogicalTensor* t = m.findLogical(name);
-    DType type = DType::F32;
-    if (t && t->replacedBy >= 0)
-        type = m.stored.at(static_cast<size_t>(t->replacedBy)).dtype;
-    else if (t && !t->factored())
-        type = m.storedOf(*t).dtype;
-    if (type == DType::F16 || type == DType::BF16)
-        if (std::optional<TensorRef> narrow = narrowExactly(W, type)) {
-            replaceTensorStored(m, name, std::move(*narrow));
-            return;
-        }
-    replaceTensor(m, name, toVector(W), {W.rows(), W.cols()});
-}
-
-
 void recordSlicedLayer(ModelCompressionResult& r, const LogicalTensor& t, int64_t b, const MatrixRM& W,
                        const MatrixRM& slicedW, bool rows, const std::vector<char>& isKept, const LayerInputs& in)
 {
@@ -203,8 +183,18 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
     r.model = std::make_unique<Model>(source);
     std::map<const LogicalTensor*, LayerOutcome> outcomes;
 
-    const auto apply = [&](const LogicalTensor& t, const CompressedLayer& c, double seconds) {
+    // Dense results are kept in the tensor's type (store_values.h): rounded to
+    // it here, so that the weight error and the engine see what is stored. (The
+    // output error stays the method's, measured before the rounding: measuring
+    // it again costs out * in^2, and BF16's rounding moves it by about 0.2 %.)
+    const auto apply = [&](const LogicalTensor& t, const MatrixRM& W, CompressedLayer& c, double seconds) {
         const bool factored = storesFactors(spec, c);
+        const DType type = denseEditType(*r.model, t.logicalName);
+        if (!factored && type != DType::F32 && roundToType(c.weights, type)) {
+            const LayerErrorReport rounded = layerErrorReport(W, c.weights);
+            c.error.weightError = rounded.weightError;
+            c.error.errorStats = rounded.errorStats;
+        }
         outcomes[&t] = outcomeOf(t, c, seconds, spec.storeFactors && !factored);
         if (factored)
             replaceTensorFactored(*r.model, t.logicalName, c.factorA, c.factorB);
@@ -221,7 +211,8 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
             const MatrixRM W = readMatrix(source, t);
             SubProgress sub(progress, static_cast<double>(i) / static_cast<double>(targets.size()),
                             static_cast<double>(i + 1) / static_cast<double>(targets.size()));
-            apply(t, compress(t, W, {}, &sub), secondsSince(l0));
+            CompressedLayer c = compress(t, W, {}, &sub);
+            apply(t, W, c, secondsSince(l0));
         }
     } else {
         r.statsMode = calibrationModeName(spec.mode);
@@ -255,9 +246,9 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
                                            "no calibration statistics reached " + t.logicalName);
                                   SubProgress sub(blockProgress, static_cast<double>(i) / static_cast<double>(mine.size()),
                                                   static_cast<double>(i + 1) / static_cast<double>(mine.size()));
-                                  const LinearWeights& lw = model.linear(block, t.role);
-                                  CompressedLayer c = compress(t, lw.dense(), in, &sub);
-                                  apply(t, c, secondsSince(l0));
+                                  const MatrixRM W = model.linear(block, t.role).dense();
+                                  CompressedLayer c = compress(t, W, in, &sub);
+                                  apply(t, W, c, secondsSince(l0));
                                   done.emplace_back(&t, std::move(c));
                               }
                               // Only now: every linear of the block saw the block's unpruned inputs.

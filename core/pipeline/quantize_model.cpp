@@ -1,5 +1,7 @@
 #include "pipeline/quantize_model.h"
 
+#include "pipeline/store_values.h"
+
 #include "methods/method_registry.h"
 
 #include "quant/packed_storage.h"
@@ -28,8 +30,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-std::vector<float> toVector(const MatrixRM& m) { return {m.data(), m.data() + m.size()}; }
 
 bool sequentialByDefault(const std::string& m) { return requireMethodSpec(StepAction::Quantize, m).sequentialByDefault; }
 
@@ -354,8 +354,8 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
         l.cols = q.weights.cols();
         if (std::optional<TensorRef> packed = takePackedTensor(q))
             replaceTensorStored(*r.model, t.logicalName, std::move(*packed));
-        else
-            replaceTensor(*r.model, t.logicalName, toVector(q.weights), {q.weights.rows(), q.weights.cols()});
+        else // LoRC, BCQ, outlier columns: dense, in the tensor's type (store_values.h)
+            storeDense(*r.model, t.logicalName, q.weights);
         if (!opt.keepLayerWeights) {
             q.weights = MatrixRM();
             q.packed.codes = {};

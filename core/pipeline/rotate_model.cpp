@@ -1,6 +1,7 @@
 #include "pipeline/rotate_model.h"
 
 #include "engine/architecture.h"
+#include "pipeline/store_values.h"
 #include "stats/tensor_stats.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -190,8 +191,10 @@ ModelRotationResult rotateModel(const Model& source, const RotationOptions& opti
             rec.kurtosisBefore = kurtosisOf(before);
             rec.kurtosisAfter = kurtosisOf(after);
         }
-        std::vector<float> values(after.data(), after.data() + after.size());
-        replaceTensor(*r.model, t.logicalName, std::move(values), t.shape);
+        if (t.shape.size() == 2)
+            storeDense(*r.model, t.logicalName, after); // a BF16 model stays BF16, as QuaRot casts back to the dtype
+        else
+            replaceTensor(*r.model, t.logicalName, std::vector<float>(after.data(), after.data() + after.size()), t.shape);
         r.tensors.push_back(std::move(rec));
         if (progress)
             progress->report(static_cast<double>(i + 1) / static_cast<double>(todo.size()),

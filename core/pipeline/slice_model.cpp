@@ -1,6 +1,7 @@
 #include "pipeline/slice_model.h"
 
 #include "engine/transformer.h"
+#include "pipeline/store_values.h"
 #include "pipeline/rotate_model.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -125,7 +126,10 @@ SliceResult sliceModel(const Model& source, const SliceOptions& o, std::span<con
             break;
         default: continue;
         }
-        replaceTensor(*r.model, t.logicalName, std::vector<float>(W.data(), W.data() + W.size()), shape);
+        if (shape.size() == 2)
+            storeDense(*r.model, t.logicalName, W); // in the model's type (store_values.h)
+        else
+            replaceTensor(*r.model, t.logicalName, std::vector<float>(W.data(), W.data() + W.size()), shape);
         r.tensors.push_back(t.logicalName);
     }
     r.model->config.hidden = k;

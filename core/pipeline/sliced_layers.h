@@ -2,15 +2,12 @@
 // Pieces the structured drivers share (neurons, heads: model_compression.cpp;
 // FLAP: flap_model.cpp).
 #include "pipeline/model_compression.h"
+#include "pipeline/store_values.h"
 
 #include <string>
 #include <vector>
 
 namespace ll {
-
-// Dense new values of `name`: in its current type when they all fit it
-// exactly (weights pruned from an F16 / BF16 model), else F32.
-void storeDense(Model& m, const std::string& name, const MatrixRM& W);
 
 // Structured pruning of one matrix of block b: W lost the rows (or columns)
 // whose isKept is 0 and became slicedW. Its outcome (errors measured with

@@ -1,0 +1,62 @@
+#include "pipeline/store_values.h"
+
+#include "quant/packed_storage.h"
+#include "util/half.h"
+
+#include <cmath>
+#include <optional>
+#include <vector>
+
+namespace ll {
+
+DType denseEditType(const Model& m, const std::string& name)
+{
+    const LogicalTensor* t = m.findLogical(name);
+    if (!t || t->factored())
+        return DType::F32;
+    const DType type = t->replacedBy >= 0 ? m.stored.at(static_cast<size_t>(t->replacedBy)).dtype : m.storedOf(*t).dtype;
+    if (type == DType::F16 || type == DType::BF16)
+        return type;
+    // An edit of a ggml-quantized tensor: F16 holds more than the file did.
+    // (A LayerLab Grid is an earlier edit of this session: its values came from
+    // the checkpoint's own type, unknown here, so they stay F32.)
+    if (type != DType::F32 && type != DType::Grid && dtypeLayout(type).blockElems > 1)
+        return DType::F16;
+    return DType::F32;
+}
+
+bool roundToType(MatrixRM& W, DType type)
+{
+    if (type != DType::F16 && type != DType::BF16)
+        return type == DType::F32;
+    float* v = W.data();
+    const Eigen::Index n = W.size();
+    for (Eigen::Index i = 0; i < n; ++i) {
+        const float r = type == DType::F16 ? fp16ToFloat(floatToFp16(v[i])) : bf16ToFloat(floatToBf16(v[i]));
+        if (std::isinf(r) && std::isfinite(v[i]))
+            return false; // overflow: leave W as it was (checked before anything is written)
+    }
+    for (Eigen::Index i = 0; i < n; ++i)
+        v[i] = type == DType::F16 ? fp16ToFloat(floatToFp16(v[i])) : bf16ToFloat(floatToBf16(v[i]));
+    return true;
+}
+
+void storeDense(Model& m, const std::string& name, const MatrixRM& W)
+{
+    const DType type = denseEditType(m, name);
+    if (type == DType::F16 || type == DType::BF16) {
+        std::optional<TensorRef> narrow = narrowExactly(W, type);
+        if (!narrow) {
+            MatrixRM rounded = W;
+            if (roundToType(rounded, type))
+                narrow = narrowExactly(rounded, type);
+        }
+        if (narrow) {
+            replaceTensorStored(m, name, std::move(*narrow));
+            return;
+        }
+    }
+    replaceTensor(m, name, std::vector<float>(W.data(), W.data() + W.size()), {W.rows(), W.cols()});
+}
+
+} // namespace ll
