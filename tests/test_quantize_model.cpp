@@ -365,6 +365,19 @@ void TestQuantizeModel::w8a8Perplexity()
         const ModelQuantizationResult r = quantizeModel(model(), o, calibTokens());
         QCOMPARE(r.activations.bits, 8);
         QCOMPARE(r.activations.inputs.size(), size_t(5 * 4));
+        // LLM.int8's outlier columns (|x_j| above 6 on the calibration inputs) stay in
+        // float on the input as their weights do; the other methods keep none.
+        size_t fpColumns = 0;
+        for (const ActivationQuantInput& in : r.activations.inputs)
+            fpColumns += in.fpColumns.size();
+        QCOMPARE(fpColumns > 0, method == QuantMethod::Int8);
+        if (method == QuantMethod::Int8) {
+            int64_t outlierColumns = 0;
+            for (const QuantizedLinear& l : r.layers)
+                outlierColumns += static_cast<int64_t>(l.layer.info.at("outlier_columns"));
+            qInfo("LLM.int8: %zu outlier input columns over the 20 inputs, %lld over the 35 linears", fpColumns,
+                  static_cast<long long>(outlierColumns));
+        }
         Transformer weightOnly(*r.model);
         Transformer t(*r.model);
         applyActivationQuantization(t, r.activations);

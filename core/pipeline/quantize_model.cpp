@@ -457,7 +457,8 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                         aq.block = block;
                         aq.inputRole = inputRole;
                         // What the group's method decided for the input (SmoothQuant's and OS+'s scale,
-                        // shift and range, RPTQ's channel grid); LLM.int8 keeps outlier columns in float.
+                        // shift and range, RPTQ's channel grid, OliVe's pair scale); input columns whose
+                        // weights stay at 16 bits stay in float on the input too (LLM.int8's outliers).
                         const PackedQuant& p = qs.front().packed;
                         aq.smoothScale = p.inputScale;
                         aq.shift = p.inputShift;
@@ -465,8 +466,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                         aq.channelLow = p.inputLow;
                         aq.channelStep = p.inputStep;
                         aq.pairScale = p.inputPairScale;
-                        if (c.method == QuantMethod::Int8)
-                            aq.fpColumns = activationOutlierColumns(in.maxAbs, c.int8Threshold, c.int8TopK);
+                        aq.fpColumns = p.denseColumns;
                         std::lock_guard<std::mutex> lock(activationMutex);
                         r.activations.bits = c.actBits;
                         r.activations.inputs.push_back(std::move(aq));
