@@ -53,6 +53,16 @@ MatrixRM decodeAll(const TensorRef& t)
     return Eigen::Map<const MatrixRM>(v.data(), t.shape[0], t.shape[1]);
 }
 
+// The quantized model with every quantized layer as its F32 values (keepLayerWeights).
+Model denseTwin(const ModelQuantizationResult& r)
+{
+    Model dense = *r.model;
+    for (const QuantizedLinear& l : r.layers)
+        replaceTensor(dense, l.name, std::vector<float>(l.layer.weights.data(), l.layer.weights.data() + l.layer.weights.size()),
+                      {l.rows, l.cols});
+    return dense;
+}
+
 QuantConfig gridConfig(std::string_view m, int bits, bool sym, int group)
 {
     QuantConfig c;
@@ -310,10 +320,7 @@ private slots:
         // The engine reads the packed bytes in place; logits match the same model stored as F32.
         Transformer packed(*r.model);
         QCOMPARE(packed.linear(0, Role::AttnQ).W.type, DType::Grid);
-        Model dense = *r.model;
-        for (const QuantizedLinear& l : r.layers)
-            replaceTensor(dense, l.name, std::vector<float>(l.layer.weights.data(), l.layer.weights.data() + l.layer.weights.size()),
-                          {l.rows, l.cols});
+        const Model dense = denseTwin(r);
         Transformer f32(dense);
         const std::vector<int32_t> ids{1, 400, 20, 33, 7, 250, 3, 99};
         const Eigen::MatrixXf a = packed.logits(ids), b = f32.logits(ids);
@@ -345,10 +352,7 @@ private slots:
             const ModelQuantizationResult r = quantizeModel(*source, o);
             Transformer packed(*r.model);
             QCOMPARE(packed.linear(0, Role::MlpDown).W.type, DType::Grid);
-            Model dense = *r.model;
-            for (const QuantizedLinear& l : r.layers)
-                replaceTensor(dense, l.name, std::vector<float>(l.layer.weights.data(), l.layer.weights.data() + l.layer.weights.size()),
-                              {l.rows, l.cols});
+            const Model dense = denseTwin(r);
             Transformer f32(dense);
             const bool int8 = gridInt8DotKernel(*packed.linear(0, Role::MlpDown).W.grid) != nullptr;
             int8Products += int8 ? 1 : 0;
