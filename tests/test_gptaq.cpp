@@ -194,12 +194,14 @@ void TestGptaq::storiesPerplexity()
         so.maxWindows = 64;
         return evaluatePerplexity(*applyRecipe(model, r).state.makeEngine(), eval, so).ppl;
     };
-    for (const int bits : {3, 2}) {
+    for (const int bits : {4, 3}) {
         const double gptq = ppl("gptq", bits), gptaq = ppl("gptaq", bits);
         qInfo("stories260K w%d g32, 64 windows: GPTQ %.4f, GPTAQ %.4f", bits, gptq, gptaq);
         // Not a claim that GPTAQ wins here (docs/methods.md: on this model it does not at
         // every setting): a guard that the second stream and the P updates stay sane.
-        QVERIFY(std::fabs(gptaq / gptq - 1.0) < 0.15);
+        // (Not at 2 bits: there perplexity is above 100 and the two builds' float
+        // rounding alone moved GPTAQ's from 128 to 135.)
+        QVERIFY(std::fabs(gptaq / gptq - 1.0) < 0.05);
     }
 }
 
