@@ -34,9 +34,6 @@ inline unsigned codeAt(const uint8_t* codes, int64_t c, int bits)
     return v & ((1u << bits) - 1u);
 }
 
-// Octets of 8 codes of Bits bits (Bits bytes each, little-endian) into 8 bytes
-// each. With BMI2 (every AVX-512 CPU), PDEP spreads an octet in one
-// instruction: 6x the rate of shifting the codes out one by one.
 // Bytes [0, N) at p, little-endian, from loads of 4, 2 and 1 bytes. (A copy of
 // N bytes into a zeroed 8-byte word goes through the stack, and the 8-byte read
 // then waits for the narrower writes: a store-forwarding stall per octet.)
@@ -62,6 +59,9 @@ inline uint64_t loadLE(const uint8_t* p)
     return v;
 }
 
+// An octet of 8 codes of Bits bits (Bits bytes, little-endian) spread to one
+// code a byte. With BMI2 (every AVX-512 CPU), PDEP does it in one
+// instruction: 6x the rate of shifting the codes out one by one.
 template <int Bits>
 inline uint64_t spreadOctet(const uint8_t* p)
 {

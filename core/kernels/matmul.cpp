@@ -60,24 +60,18 @@ std::atomic<int>& quantSlot()
 
 // Q8K blocks of m rows of x, in the calling thread's buffer (reused like
 // scratch()); made once per product, before its columns are split over threads.
-const BlockQ8K* quantizedRows(const float* x, int64_t ldx, int64_t m, int64_t cols)
+// For a packed grid, x times its column scales (gridInt8Input).
+const BlockQ8K* quantizedRows(const float* x, int64_t ldx, int64_t m, int64_t cols, const GridLayout* grid)
 {
     thread_local std::vector<BlockQ8K> buf;
     const int64_t blocks = cols / kQ8Block;
     buf.resize(static_cast<size_t>(m * blocks));
-    for (int64_t i = 0; i < m; ++i)
-        quantizeRowQ8K(x + i * ldx, buf.data() + i * blocks, cols);
-    return buf.data();
-}
-
-// The same for a packed grid's integer dots: x times the grid's column scales (gridInt8Input).
-const BlockQ8K* gridQuantizedRows(const GridLayout& grid, const float* x, int64_t ldx, int64_t m)
-{
-    thread_local std::vector<BlockQ8K> buf;
-    const int64_t blocks = grid.cols / kQ8Block;
-    buf.resize(static_cast<size_t>(m * blocks));
-    for (int64_t i = 0; i < m; ++i)
-        gridInt8Input(grid, x + i * ldx, buf.data() + i * blocks);
+    for (int64_t i = 0; i < m; ++i) {
+        if (grid)
+            gridInt8Input(*grid, x + i * ldx, buf.data() + i * blocks);
+        else
+            quantizeRowQ8K(x + i * ldx, buf.data() + i * blocks, cols);
+    }
     return buf.data();
 }
 
@@ -136,21 +130,15 @@ void rowsPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int6
 }
 
 // Output columns [c0, c1) of the decoding path with integer products: xq holds
-// the m rows of x as Q8K blocks (quantizedRows).
-void int8RowsPath(Int8DotFn dot, const BlockQ8K* xq, const StoredMatrix& W, float* y, int64_t ldy, int64_t m, int64_t c0, int64_t c1)
+// the m rows of x as Q8K blocks (quantizedRows); dot(row, xq row) is a ggml
+// type's or a packed grid's kernel.
+template <class RowDot>
+void int8RowsPath(const RowDot& dot, const BlockQ8K* xq, const StoredMatrix& W, float* y, int64_t ldy, int64_t m, int64_t c0, int64_t c1)
 {
     const int64_t blocks = W.cols / kQ8Block;
     for (int64_t j = c0; j < c1; ++j)
         for (int64_t i = 0; i < m; ++i)
-            y[i * ldy + j] = dot(W.row(j), xq + i * blocks, W.cols);
-}
-
-void gridInt8RowsPath(GridInt8DotFn dot, const BlockQ8K* xq, const StoredMatrix& W, float* y, int64_t ldy, int64_t m, int64_t c0, int64_t c1)
-{
-    const int64_t blocks = W.cols / kQ8Block;
-    for (int64_t j = c0; j < c1; ++j)
-        for (int64_t i = 0; i < m; ++i)
-            y[i * ldy + j] = dot(*W.grid, W.row(j), xq + i * blocks);
+            y[i * ldy + j] = dot(W.row(j), xq + i * blocks);
 }
 
 // Output columns [c0, c1) of the GEMM path: decoded panels of `panel` weight rows.
@@ -246,14 +234,14 @@ void matmulStored(const float* x, int64_t ldx, const StoredMatrix& W, float* y, 
     const int64_t parts = work >= minWork && !inParallelRegion() ? std::min<int64_t>(computeThreads(), n / 16) : 1;
     const Int8DotFn int8 = rows && k % kQ8Block == 0 ? int8DotKernel(W.type) : nullptr;
     const GridInt8DotFn gridInt8 = rows && W.type == DType::Grid ? gridInt8DotKernel(*W.grid) : nullptr;
-    const BlockQ8K* xq = int8 ? quantizedRows(x, ldx, m, k) : gridInt8 ? gridQuantizedRows(*W.grid, x, ldx, m) : nullptr;
+    const BlockQ8K* xq = int8 || gridInt8 ? quantizedRows(x, ldx, m, k, gridInt8 ? W.grid.get() : nullptr) : nullptr;
     const bool half = rows && W.type == DType::F16 && f16Products() == F16Products::HalfX && kernelLevel() != KernelLevel::Portable;
     const uint16_t* xh = half ? halfRows(x, ldx, m, k) : nullptr;
     const auto columns = [&](int64_t c0, int64_t c1) {
         if (int8)
-            int8RowsPath(int8, xq, W, y, ldy, m, c0, c1);
+            int8RowsPath([&](const uint8_t* w, const BlockQ8K* q) { return int8(w, q, k); }, xq, W, y, ldy, m, c0, c1);
         else if (gridInt8)
-            gridInt8RowsPath(gridInt8, xq, W, y, ldy, m, c0, c1);
+            int8RowsPath([&](const uint8_t* w, const BlockQ8K* q) { return gridInt8(*W.grid, w, q); }, xq, W, y, ldy, m, c0, c1);
         else if (half)
             halfRowsPath(xh, W, y, ldy, m, c0, c1);
         else if (rows)

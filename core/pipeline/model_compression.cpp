@@ -39,7 +39,6 @@ bool isBlockLinearWeight(const LogicalTensor& t)
     return t.block >= 0 && !t.isBias && isLinear(t.role) && t.shape.size() == 2;
 }
 
-
 std::string percent(double fraction)
 {
     std::ostringstream s;

@@ -43,18 +43,9 @@ bool roundToType(MatrixRM& W, DType type)
 
 void storeDense(Model& m, const std::string& name, const MatrixRM& W)
 {
-    const DType type = denseEditType(m, name);
-    if (type == DType::F16 || type == DType::BF16) {
-        std::optional<TensorRef> narrow = narrowExactly(W, type);
-        if (!narrow) {
-            MatrixRM rounded = W;
-            if (roundToType(rounded, type))
-                narrow = narrowExactly(rounded, type);
-        }
-        if (narrow) {
-            replaceTensorStored(m, name, std::move(*narrow));
-            return;
-        }
+    if (std::optional<TensorRef> narrow = narrowRounded(W, denseEditType(m, name))) {
+        replaceTensorStored(m, name, std::move(*narrow));
+        return;
     }
     replaceTensor(m, name, std::vector<float>(W.data(), W.data() + W.size()), {W.rows(), W.cols()});
 }

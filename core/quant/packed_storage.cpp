@@ -127,7 +127,12 @@ std::optional<TensorRef> takePackedTensor(QuantizedLayer& layer)
     return packDense(layer.packed, layer.weights);
 }
 
-std::optional<TensorRef> narrowExactly(const MatrixRM& values, DType type)
+namespace {
+
+// values in `type` (F16 or BF16), each rounded to nearest; nullopt when `exact`
+// and a value changes (bit for bit: -0 stays -0), or when a finite value
+// overflows the type.
+std::optional<TensorRef> narrow(const MatrixRM& values, DType type, bool exact)
 {
     if (type != DType::F16 && type != DType::BF16)
         return std::nullopt;
@@ -137,11 +142,23 @@ std::optional<TensorRef> narrowExactly(const MatrixRM& values, DType type)
     for (int64_t i = 0; i < n; ++i) {
         const uint16_t h = type == DType::F16 ? floatToFp16(v[i]) : floatToBf16(v[i]);
         const float back = type == DType::F16 ? fp16ToFloat(h) : bf16ToFloat(h);
-        if (std::memcmp(&back, &v[i], 4) != 0) // bit for bit: -0 stays -0
+        if (exact ? std::memcmp(&back, &v[i], 4) != 0 : std::isinf(back) && std::isfinite(v[i]))
             return std::nullopt;
         std::memcpy(bytes->data() + 2 * i, &h, 2);
     }
     return tensorOf(type, std::move(bytes), values.rows(), values.cols());
+}
+
+} // namespace
+
+std::optional<TensorRef> narrowExactly(const MatrixRM& values, DType type)
+{
+    return narrow(values, type, true);
+}
+
+std::optional<TensorRef> narrowRounded(const MatrixRM& values, DType type)
+{
+    return narrow(values, type, false);
 }
 
 } // namespace ll

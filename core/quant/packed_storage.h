@@ -30,5 +30,8 @@ std::optional<TensorRef> takePackedTensor(QuantizedLayer& layer);
 // is exactly representable there, e.g. weights pruned from a BF16 checkpoint;
 // nullopt otherwise.
 std::optional<TensorRef> narrowExactly(const MatrixRM& values, DType type);
+// The same rounded to nearest (what a cast to the model's dtype gives);
+// nullopt when a finite value overflows the type.
+std::optional<TensorRef> narrowRounded(const MatrixRM& values, DType type);
 
 } // namespace ll
