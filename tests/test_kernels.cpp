@@ -67,6 +67,23 @@ const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, D
                            DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
                            DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
 
+// One packed grid row of layout L with random scales, zero points (0 with a
+// codebook) and codes.
+std::vector<uint8_t> randomGridRow(const GridLayout& L, std::mt19937& rng)
+{
+    std::vector<float> scales(static_cast<size_t>(L.groups));
+    std::vector<uint8_t> zeros(static_cast<size_t>(L.groups)), codes(static_cast<size_t>(L.cols));
+    for (float& s : scales)
+        s = static_cast<float>(rng() % 10000 + 1) * 1e-5f;
+    for (uint8_t& z : zeros)
+        z = L.codebook.empty() ? static_cast<uint8_t>(rng() % (1u << L.bits)) : 0;
+    for (uint8_t& c : codes)
+        c = static_cast<uint8_t>(rng() % (1u << L.bits));
+    std::vector<uint8_t> row(L.rowBytes());
+    encodeGridRow(L, scales.data(), zeros.data(), codes.data(), row.data());
+    return row;
+}
+
 std::vector<float> randomValues(int64_t n, uint32_t seed, float scale = 1.0f)
 {
     std::mt19937 gen(seed);
@@ -286,16 +303,7 @@ private slots:
                             for (int v = 0; v < (1 << bits); ++v)
                                 L.codebook.push_back(static_cast<float>(static_cast<int>(rng() % 2001) - 1000) / 1000.0f);
                         L.validate();
-                        std::vector<float> scales(static_cast<size_t>(L.groups));
-                        std::vector<uint8_t> zeros(static_cast<size_t>(L.groups)), codes(static_cast<size_t>(cols));
-                        for (float& s : scales)
-                            s = static_cast<float>(rng() % 10000 + 1) * 1e-5f;
-                        for (uint8_t& z : zeros)
-                            z = L.codebook.empty() ? static_cast<uint8_t>(rng() % (1u << bits)) : 0;
-                        for (uint8_t& c : codes)
-                            c = static_cast<uint8_t>(rng() % (1u << bits));
-                        std::vector<uint8_t> row(L.rowBytes());
-                        encodeGridRow(L, scales.data(), zeros.data(), codes.data(), row.data());
+                        const std::vector<uint8_t> row = randomGridRow(L, rng);
                         const QString what = QStringLiteral("w%1 cols %2 variant %3 at %4")
                                                  .arg(bits)
                                                  .arg(cols)
@@ -588,16 +596,7 @@ private slots:
                             L.columnScale.push_back(0.5f + static_cast<float>(rng() % 1000) / 997.0f);
                     L.validate();
                     QVERIFY(gridHasInt8Dot(L));
-                    std::vector<float> scales(static_cast<size_t>(L.groups));
-                    std::vector<uint8_t> zeros(static_cast<size_t>(L.groups)), codes(static_cast<size_t>(cols));
-                    for (float& s : scales)
-                        s = static_cast<float>(rng() % 10000 + 1) * 1e-5f;
-                    for (uint8_t& z : zeros)
-                        z = static_cast<uint8_t>(rng() % (1u << bits));
-                    for (uint8_t& c : codes)
-                        c = static_cast<uint8_t>(rng() % (1u << bits));
-                    std::vector<uint8_t> row(L.rowBytes());
-                    encodeGridRow(L, scales.data(), zeros.data(), codes.data(), row.data());
+                    const std::vector<uint8_t> row = randomGridRow(L, rng);
                     auto x = randomValues(cols, static_cast<uint32_t>(bits * 7 + group));
                     x[300] = 6.0f; // an outlier
                     std::vector<BlockQ8K> xq(static_cast<size_t>(cols / kQ8Block));
