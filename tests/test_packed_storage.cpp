@@ -4,6 +4,7 @@
 #include "test_support.h"
 
 #include "engine/transformer.h"
+#include "export/gguf_export.h"
 #include "kernels/cpu_features.h"
 #include "kernels/int8_dot.h"
 #include "kernels/matmul.h"
@@ -21,6 +22,7 @@
 #include "util/half.h"
 #include "util/spill_buffer.h"
 
+#include <QTemporaryDir>
 #include <QtTest>
 
 #include <cmath>
@@ -238,14 +240,119 @@ private slots:
         // NF4's blocks of 64 run over the flattened matrix: rows of 96 split them.
         QuantizedLayer nf4 = quantizeLayer(randomMatrix(16, 96, 10), gridConfig(QuantMethod::Nf4, 4, false, 0));
         QVERIFY(!takePackedTensor(nf4).has_value());
-        QuantConfig lorc = gridConfig(QuantMethod::Rtn, 3, false, 0);
-        lorc.lorcRank = 2;
-        const MatrixRM X = randomMatrix(128, 64, 11, 1.0f);
-        const Eigen::MatrixXf gram = (X.transpose() * X).eval();
-        LayerInputs in;
-        in.gram = &gram;
-        QuantizedLayer q = quantizeLayer(W, lorc, in);
-        QVERIFY(!takePackedTensor(q).has_value());
+        // A correction on BCQ: the base has no packed form, so neither has the sum.
+        QuantConfig bcqLorc = gridConfig(QuantMethod::Bcq, 3, false, 0);
+        bcqLorc.lorcRank = 2;
+        QuantizedLayer corrected = quantizeLayer(W, bcqLorc);
+        QCOMPARE(corrected.factorA.cols(), Eigen::Index(2));
+        QVERIFY(!takePackedTensor(corrected).has_value());
+    }
+
+    // LoRC / EoRA keep the base's codes and the correction's F16 factors:
+    // the codes' values plus A B are the layer's weights, bit for bit.
+    void correctedLayersPackTheirBase()
+    {
+        const MatrixRM W = randomMatrix(24, 64, 10);
+        QuantConfig lorc = gridConfig(QuantMethod::Rtn, 3, false, 32);
+        lorc.lorcRank = 4;
+        QuantizedLayer q = quantizeLayer(W, lorc);
+        QCOMPARE(q.factorA.cols(), Eigen::Index(4));
+        // The factors are F16 values, as the 16 bits they are counted at.
+        const TensorRef a = factorTensor(q.factorA), b = factorTensor(q.factorB);
+        QCOMPARE(a.dtype, DType::F16);
+        QCOMPARE(b.dtype, DType::F16);
+        QVERIFY(bitIdentical(decodeAll(a), q.factorA));
+        const std::optional<TensorRef> base = takePackedTensor(q);
+        QVERIFY(base.has_value());
+        QCOMPARE(base->dtype, DType::Grid);
+        QVERIFY(bitIdentical(plusLowRank(decodeAll(*base), decodeAll(a), decodeAll(b)), q.weights));
+        // The base alone is not the layer: the correction changes the values.
+        QVERIFY((decodeAll(*base) - q.weights).cwiseAbs().maxCoeff() > 1e-4f);
+        // Codes that do not give the weights are refused.
+        QuantizedLayer bad = quantizeLayer(W, lorc);
+        bad.factorB(0, 0) += 0.5f;
+        QVERIFY(!takePackedTensor(bad).has_value());
+    }
+
+    // A LoRC model holds grids plus F16 factors, runs W x + A (B x), reads,
+    // exports and replaces like any other.
+    void correctedModelHoldsCodesAndFactors()
+    {
+        LL_REQUIRE_SHARED();
+        const auto source = openModel(test::sharedPath("models/stories260K/stories260K.bin"));
+        QuantizeModelOptions o;
+        o.config = gridConfig(QuantMethod::Rtn, 3, false, 32);
+        o.config.lorcRank = 8;
+        o.keepLayerWeights = true;
+        const ModelQuantizationResult r = quantizeModel(*source, o);
+        QCOMPARE(r.layers.size(), size_t{35});
+        uint64_t bytes = 0;
+        int64_t weights = 0;
+        for (const QuantizedLinear& l : r.layers) {
+            const LogicalTensor* t = r.model->findLogical(l.name);
+            QVERIFY(t->corrected());
+            const TensorRef& base = r.model->stored.at(static_cast<size_t>(t->replacedBy));
+            const TensorRef& a = r.model->stored.at(static_cast<size_t>(t->factorA));
+            const TensorRef& b = r.model->stored.at(static_cast<size_t>(t->factorB));
+            QCOMPARE(base.dtype, DType::Grid);
+            QCOMPARE(a.dtype, DType::F16);
+            QCOMPARE(a.shape, (std::vector<int64_t>{l.rows, 8}));
+            QCOMPARE(b.shape, (std::vector<int64_t>{8, l.cols}));
+            QVERIFY(bitIdentical(readMatrix(*r.model, *t), l.layer.weights));
+            bytes += base.nbytes + a.nbytes + b.nbytes;
+            weights += t->elements();
+        }
+        // 3-bit codes + 40 bits per 32, plus 16 x 8 (out + in) bits per out x in:
+        // 4 bits a weight more on a 64 x 64 matrix (8 on 32 x 64). What the
+        // state held before, the sum in F32, was 32.
+        const double bitsPerWeight = 8.0 * static_cast<double>(bytes) / static_cast<double>(weights);
+        qInfo("RTN w3 g32 + LoRC r8 on stories260K: %.2f bits a weight as stored", bitsPerWeight);
+        QVERIFY2(bitsPerWeight < 12.0, qPrintable(QString::number(bitsPerWeight)));
+        QCOMPARE(r.model->parameterCount(), source->parameterCount() + [&] {
+            int64_t n = 0;
+            for (const QuantizedLinear& l : r.layers)
+                n += 8 * (l.rows + l.cols);
+            return n;
+        }());
+
+        // The engine keeps both forms and adds the correction's product.
+        Transformer packed(*r.model);
+        QVERIFY(packed.linear(0, Role::AttnQ).corrected());
+        QCOMPARE(packed.linear(0, Role::AttnQ).W.type, DType::Grid);
+        QCOMPARE(packed.linear(0, Role::AttnQ).A.type, DType::F16);
+        const Model dense = denseTwin(r);
+        Transformer f32(dense);
+        const std::vector<int32_t> ids{1, 400, 20, 33, 7, 250, 3, 99};
+        const Eigen::MatrixXf got = packed.logits(ids), want = f32.logits(ids);
+        const float scale = want.cwiseAbs().maxCoeff();
+        QVERIFY((got - want).cwiseAbs().maxCoeff() <= 1e-5f * scale);
+        // Without its correction the model is another one (the check above can fail).
+        Model baseOnly = *r.model;
+        for (const QuantizedLinear& l : r.layers) {
+            LogicalTensor& t = const_cast<LogicalTensor&>(*baseOnly.findLogical(l.name));
+            t.factorA = t.factorB = -1;
+        }
+        QVERIFY((Transformer(baseOnly).logits(ids) - want).cwiseAbs().maxCoeff() > 1e-3f * scale);
+
+        // Exported, the tensor is its value (W^ + A B): F32 GGUF reloads bit for bit.
+        QTemporaryDir dir;
+        const std::string out = (dir.path() + "/lorc.gguf").toStdString();
+        GgufExportOptions eo;
+        eo.type = DType::F32;
+        exportGguf(*r.model, out, eo);
+        const auto back = openModel(out);
+        for (const QuantizedLinear& l : r.layers)
+            QVERIFY(bitIdentical(readMatrix(*back, *back->findLogical(l.name)), l.layer.weights));
+
+        // New dense values drop the correction.
+        Model edited = *r.model;
+        const QuantizedLinear& first = r.layers.front();
+        replaceTensor(edited, first.name, std::vector<float>(static_cast<size_t>(first.rows * first.cols), 0.5f),
+                      {first.rows, first.cols});
+        const LogicalTensor* t = edited.findLogical(first.name);
+        QVERIFY(!t->hasFactors());
+        QCOMPARE(readMatrix(edited, *t)(0, 0), 0.5f);
+        QCOMPARE(Transformer(edited).linear(first.block, first.role).rank(), int64_t{0});
     }
 
     void narrowExactlyOnlyWhenLossless()

@@ -326,8 +326,11 @@ void TestQuantMethods::lorcErrorFallsWithRank()
         QCOMPARE(l.factorA.cols(), Eigen::Index(r));
         QVERIFY((dequantizePacked(l.packed, 24, 40, &l.factorA, &l.factorB) - l.weights).cwiseAbs().maxCoeff() <= 1e-5f);
     }
-    // Full rank: the error is gone.
-    QVERIFY(lorcCorrect(W, base, 24, c.in).error.weightError < 1e-5);
+    // Full rank: the error is gone, but for the factors' rounding to F16
+    // (2^-11 relative to each factor's values, E being a fifth of W at 3 bits).
+    const double fullRank = lorcCorrect(W, base, 24, c.in).error.weightError;
+    qInfo("LoRC full rank: weight error %.3g (base %.3g)", fullRank, base.error.weightError);
+    QVERIFY(fullRank < 2e-3 * base.error.weightError);
     QCOMPARE(lorcCorrect(W, base, 0, c.in).error.weightError, base.error.weightError);
 }
 

@@ -34,8 +34,9 @@ double matrixFlops(const Model& m)
             continue;
         // A factored layer multiplies by B then A: k (out + in); elements() is out * in.
         const int64_t dense = t.shape[0] * t.shape[1];
-        const int64_t rank = t.factored() ? m.stored.at(static_cast<size_t>(t.factorA)).shape.at(1) : 0;
-        macs += static_cast<double>(t.factored() ? rank * (t.shape[0] + t.shape[1]) : dense);
+        // A corrected one does both.
+        const int64_t rank = t.hasFactors() ? m.stored.at(static_cast<size_t>(t.factorA)).shape.at(1) : 0;
+        macs += static_cast<double>((t.factored() ? 0 : dense) + rank * (t.shape[0] + t.shape[1]));
     }
     return 2.0 * macs;
 }
@@ -281,9 +282,8 @@ double blockFlopsPerToken(const Model& model, int block, int64_t context)
     for (const LogicalTensor& t : model.tensors) {
         if (t.block != block || t.isBias || t.shape.size() != 2 || !isLinear(t.role))
             continue;
-        macs += t.factored() ? static_cast<double>(model.stored.at(static_cast<size_t>(t.factorA)).shape.at(1))
-                                   * static_cast<double>(t.shape[0] + t.shape[1])
-                             : static_cast<double>(t.shape[0] * t.shape[1]);
+        const int64_t rank = t.hasFactors() ? model.stored.at(static_cast<size_t>(t.factorA)).shape.at(1) : 0;
+        macs += static_cast<double>((t.factored() ? 0 : t.shape[0] * t.shape[1]) + rank * (t.shape[0] + t.shape[1]));
     }
     const ModelConfig& c = model.config;
     // q·k and p·v over context / 2 positions of history on average.

@@ -35,6 +35,14 @@ TensorSize tensorSize(const CompressionState& state, const LogicalTensor& t)
     }
     s.parameters = t.elements();
     const TensorRef& ref = t.replacedBy >= 0 ? m.stored.at(static_cast<size_t>(t.replacedBy)) : m.storedOf(t);
+    if (t.corrected()) { // the base as stored, plus its correction's factors
+        const TensorRef& a = m.stored.at(static_cast<size_t>(t.factorA));
+        const TensorRef& b = m.stored.at(static_cast<size_t>(t.factorB));
+        s.bytes = ref.nbytes + a.nbytes + b.nbytes;
+        s.parameters += a.elements() + b.elements();
+        s.type = typeOf(ref) + " + r" + std::to_string(a.shape.at(1)) + " " + typeOf(a);
+        return s;
+    }
     const auto rec = state.layers.find(t.logicalName);
     if (ref.dtype == DType::F32 && t.edited() && rec != state.layers.end() && rec->second.bitsPerWeight) {
         s.bytes = static_cast<uint64_t>(std::llround(*rec->second.bitsPerWeight * static_cast<double>(t.elements()) / 8.0));

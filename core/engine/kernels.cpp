@@ -20,19 +20,24 @@ int64_t rowGrain(int64_t cols)
 
 void applyLinear(const LinearWeights& lw, const ConstMatrixRef& x, MatrixRef y)
 {
-    if (lw.factored()) {
-        if (lw.rank() == 0) {
-            y.setZero();
-        } else {
-            // x (n, in) @ B^T (in, k) -> t (n, k);  t @ A^T (k, out) -> y (n, out).
-            // One buffer per thread, reused: a fresh one per layer costs page faults.
-            thread_local MatrixRM t;
-            t.resize(x.rows(), lw.rank());
-            matmulStored(x.data(), x.outerStride(), lw.B, t.data(), t.outerStride(), x.rows());
-            matmulStored(t.data(), t.outerStride(), lw.A, y.data(), y.outerStride(), x.rows());
-        }
-    } else {
+    if (!lw.W.empty())
         matmulStored(x.data(), x.outerStride(), lw.W, y.data(), y.outerStride(), x.rows());
+    else
+        y.setZero();
+    if (lw.rank() > 0) {
+        // x (n, in) @ B^T (in, k) -> t (n, k);  t @ A^T (k, out) -> y (n, out), or
+        // added to x @ W^T for a corrected layer. One buffer per thread, reused:
+        // a fresh one per layer costs page faults.
+        thread_local MatrixRM t, u;
+        t.resize(x.rows(), lw.rank());
+        matmulStored(x.data(), x.outerStride(), lw.B, t.data(), t.outerStride(), x.rows());
+        if (lw.factored()) {
+            matmulStored(t.data(), t.outerStride(), lw.A, y.data(), y.outerStride(), x.rows());
+        } else {
+            u.resize(x.rows(), lw.outFeatures());
+            matmulStored(t.data(), t.outerStride(), lw.A, u.data(), u.outerStride(), x.rows());
+            y += u;
+        }
     }
     if (lw.hasBias())
         y.rowwise() += lw.b.transpose();

@@ -70,7 +70,8 @@ public:
         if (!t)
             fail(ErrorCode::Malformed, m_.path, "the model has no tensor " + logicalName(block, role, false));
         step(*t);
-        return loadLinearWeights(m_, *t).W;
+        LinearWeights lw = loadLinearWeights(m_, *t);
+        return lw.hasFactors() ? StoredMatrix::fromMatrix(lw.dense()) : std::move(lw.W); // a lookup reads rows of W
     }
 
     NormWeights norm(int block, Role role, bool required = true)
@@ -121,7 +122,7 @@ void expectShape(const std::string& src, const std::string& what, int64_t rows, 
 void expectLinear(const std::string& src, const std::string& what, const LinearWeights& lw, int64_t out, int64_t in)
 {
     expectShape(src, what, lw.outFeatures(), lw.inFeatures(), out, in);
-    if (lw.factored() && (lw.B.rows != lw.rank() || !lw.W.empty()))
+    if (lw.hasFactors() && (lw.B.rows != lw.rank() || lw.A.rows != out || lw.B.cols != in))
         fail(ErrorCode::Malformed, src, what + " has factors A (" + std::to_string(lw.A.rows) + " x " + std::to_string(lw.A.cols)
                                             + ") and B (" + std::to_string(lw.B.rows) + " x " + std::to_string(lw.B.cols)
                                             + ") that do not chain");
@@ -312,10 +313,19 @@ void Transformer::setLinearFactors(int block, Role role, StoredMatrix A, StoredM
 
 void Transformer::setLinear(int block, Role role, LinearWeights weights)
 {
-    if (weights.factored())
+    if (weights.factored()) {
         setLinearFactors(block, role, std::move(weights.A), std::move(weights.B));
-    else
+    } else {
+        const bool corrected = weights.corrected();
         setLinearWeight(block, role, std::move(weights.W));
+        if (corrected) {
+            LinearWeights& lw = linearSlot(block, role);
+            if (weights.A.rows != lw.outFeatures() || weights.B.cols != lw.inFeatures() || weights.A.cols != weights.B.rows)
+                fail(ErrorCode::InvalidArgument, "", "the correction of " + std::string(roleName(role)) + " does not fit the layer");
+            lw.A = std::move(weights.A);
+            lw.B = std::move(weights.B);
+        }
+    }
 }
 
 void Transformer::untieIfHead(const LinearWeights& lw)

@@ -20,10 +20,18 @@ bool viewable(const TensorRef& ref)
 
 } // namespace
 
+MatrixRM LinearWeights::dense() const
+{
+    if (!hasFactors())
+        return W.toMatrix();
+    const MatrixRM a = A.toMatrix(), b = B.toMatrix();
+    return W.empty() ? MatrixRM(a * b) : plusLowRank(W.toMatrix(), a, b);
+}
+
 LinearWeights loadLinearWeights(const Model& m, const LogicalTensor& t)
 {
     LinearWeights lw;
-    if (t.factored()) {
+    if (t.hasFactors()) {
         const TensorRef& a = m.stored.at(static_cast<size_t>(t.factorA));
         const TensorRef& b = m.stored.at(static_cast<size_t>(t.factorB));
         if (a.shape.size() != 2 || b.shape.size() != 2 || a.shape[1] != b.shape[0] || t.shape.size() != 2
@@ -37,7 +45,8 @@ LinearWeights loadLinearWeights(const Model& m, const LogicalTensor& t)
         };
         lw.A = factor(a);
         lw.B = factor(b);
-        return lw;
+        if (t.factored())
+            return lw;
     }
     const int64_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
     const int64_t cols = t.shape.empty() ? 1 : t.shape.back();

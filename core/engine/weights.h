@@ -17,23 +17,27 @@ namespace ll {
 // A low-rank layer holds its factors instead of W (W empty):
 //   y = (x @ B^T) @ A^T + b,  A (out, k), B (k, in),
 // k (out + in) multiply-adds per row instead of out * in.
+// A corrected layer (LoRC, EoRA) holds both, its quantized W and the factors
+// of a correction: y = x @ W^T + (x @ B^T) @ A^T + b.
 struct LinearWeights {
     StoredMatrix W;
-    StoredMatrix A, B;   // factored: W = A B; both empty for a dense layer
+    StoredMatrix A, B;   // the factors; both empty for a dense layer
     Eigen::VectorXf b;
 
-    bool factored() const { return A.rows != 0; }
-    bool empty() const { return W.empty() && !factored(); }
+    bool hasFactors() const { return A.rows != 0; }
+    bool factored() const { return hasFactors() && W.empty(); }   // W = A B
+    bool corrected() const { return hasFactors() && !W.empty(); } // W + A B
+    bool empty() const { return W.empty() && !hasFactors(); }
     bool hasBias() const { return b.size() != 0; }
-    int64_t outFeatures() const { return factored() ? A.rows : W.rows; }
-    int64_t inFeatures() const { return factored() ? B.cols : W.cols; }
-    int64_t rank() const { return factored() ? A.cols : 0; }
-    // Values held (W's, or A's and B's): the multiply-adds per input row.
-    int64_t parameterCount() const { return factored() ? A.elements() + B.elements() : W.elements(); }
+    int64_t outFeatures() const { return W.empty() ? A.rows : W.rows; }
+    int64_t inFeatures() const { return W.empty() ? B.cols : W.cols; }
+    int64_t rank() const { return hasFactors() ? A.cols : 0; }
+    // Values held (W's, A's and B's): the multiply-adds per input row.
+    int64_t parameterCount() const { return W.elements() + A.elements() + B.elements(); }
     // Bytes of the matrices as held (stored type).
-    uint64_t bytes() const { return factored() ? A.bytes() + B.bytes() : W.bytes(); }
-    // The matrix the layer applies, (out, in), as F32: W decoded, or the product A B.
-    MatrixRM dense() const { return factored() ? MatrixRM(A.toMatrix() * B.toMatrix()) : W.toMatrix(); }
+    uint64_t bytes() const { return W.bytes() + A.bytes() + B.bytes(); }
+    // The matrix the layer applies, (out, in), as F32: W decoded, plus the product A B.
+    MatrixRM dense() const;
 };
 
 // Scale w (and shift b for LayerNorm; empty for RMSNorm).

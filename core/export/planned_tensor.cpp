@@ -219,6 +219,10 @@ RowPlan logicalRows(const Model& m, const LogicalTensor& t)
     if (t.factored())
         return factoredRows(m, t);
     RowPlan p;
+    if (t.corrected()) { // W^ + A B, one tensor at a time (the checkpoint formats have no correction)
+        p.open = wholeReader([&m, &t] { return readLogical(m, t); }, t.shape, t.logicalName);
+        return p;
+    }
     if (t.replacedBy >= 0) { // edited values are stored in the logical layout already
         const TensorRef& ref = m.stored.at(static_cast<size_t>(t.replacedBy));
         if (readableByRows(ref) && ref.elements() == t.elements()

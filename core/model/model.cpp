@@ -105,8 +105,9 @@ int64_t Model::parameterCount() const
 {
     int64_t n = 0;
     for (const auto& t : tensors)
-        n += t.factored() ? stored.at(static_cast<size_t>(t.factorA)).elements() + stored.at(static_cast<size_t>(t.factorB)).elements()
-                          : t.elements();
+        n += (t.factored() ? 0 : t.elements())
+             + (t.hasFactors() ? stored.at(static_cast<size_t>(t.factorA)).elements() + stored.at(static_cast<size_t>(t.factorB)).elements()
+                               : 0);
     return n;
 }
 
@@ -114,7 +115,7 @@ int64_t Model::uniqueParameterCount() const
 {
     int64_t n = parameterCount();
     for (const auto& t : tensors)
-        if (t.tied && !t.factored())
+        if (t.tied && !t.hasFactors())
             n -= t.elements();
     return n;
 }
@@ -233,6 +234,36 @@ void releaseStored(Model& m, int64_t slot)
     m.stored.at(static_cast<size_t>(slot)) = std::move(unused);
 }
 
+// Dense values replace the factors: a factored tensor's A slot will take
+// them; a corrected one frees both factors (its base slot takes them).
+void dropFactors(Model& m, LogicalTensor& t)
+{
+    if (!t.hasFactors())
+        return;
+    if (t.replacedBy < 0)
+        t.replacedBy = t.factorA;
+    else
+        releaseStored(m, t.factorA);
+    releaseStored(m, t.factorB);
+    t.factorA = t.factorB = -1;
+}
+
+// `ref` checked and marked as LayerLab's values for `name`.
+TensorRef editedRef(const Model& m, const std::string& name, TensorRef ref)
+{
+    for (int64_t d : ref.shape)
+        if (d < 0)
+            fail(ErrorCode::InvalidArgument, m.path, "negative dimension for '" + name + "'");
+    if (!ref.data && ref.elements() > 0)
+        fail(ErrorCode::InvalidArgument, m.path, "replacement for '" + name + "' has no data");
+    ref.name = name + " (edited)";
+    ref.sourceFile = "(in memory)";
+    ref.edited = true;
+    if (ref.dtypeLabel.empty())
+        ref.dtypeLabel = std::string(dtypeName(ref.dtype));
+    return ref;
+}
+
 } // namespace
 
 void replaceTensor(Model& m, const std::string& logicalName, std::vector<float> values, std::vector<int64_t> shape)
@@ -240,11 +271,7 @@ void replaceTensor(Model& m, const std::string& logicalName, std::vector<float> 
     LogicalTensor& target = mutableLogical(m, logicalName);
     TensorRef ref = ownedF32(m, logicalName, std::move(values), shape);
     ref.name = logicalName + " (edited)";
-    if (target.factored()) { // dense again: A's slot takes the values
-        target.replacedBy = target.factorA;
-        releaseStored(m, target.factorB);
-        target.factorA = target.factorB = -1;
-    }
+    dropFactors(m, target);
     target.replacedBy = putStored(m, target.replacedBy, std::move(ref));
     target.shape = std::move(shape);
 }
@@ -252,21 +279,8 @@ void replaceTensor(Model& m, const std::string& logicalName, std::vector<float> 
 void replaceTensorStored(Model& m, const std::string& logicalName, TensorRef ref)
 {
     LogicalTensor& target = mutableLogical(m, logicalName);
-    for (int64_t d : ref.shape)
-        if (d < 0)
-            fail(ErrorCode::InvalidArgument, m.path, "negative dimension for '" + logicalName + "'");
-    if (!ref.data && ref.elements() > 0)
-        fail(ErrorCode::InvalidArgument, m.path, "replacement for '" + logicalName + "' has no data");
-    ref.name = logicalName + " (edited)";
-    ref.sourceFile = "(in memory)";
-    ref.edited = true;
-    if (ref.dtypeLabel.empty())
-        ref.dtypeLabel = std::string(dtypeName(ref.dtype));
-    if (target.factored()) {
-        target.replacedBy = target.factorA;
-        releaseStored(m, target.factorB);
-        target.factorA = target.factorB = -1;
-    }
+    ref = editedRef(m, logicalName, std::move(ref));
+    dropFactors(m, target);
     std::vector<int64_t> shape = ref.shape;
     target.replacedBy = putStored(m, target.replacedBy, std::move(ref));
     target.shape = std::move(shape);
@@ -281,11 +295,32 @@ void replaceTensorFactored(Model& m, const std::string& logicalName, std::vector
     TensorRef refA = ownedF32(m, logicalName + " (factor A)", std::move(a), {out, rank});
     TensorRef refB = ownedF32(m, logicalName + " (factor B)", std::move(b), {rank, in});
     // A reuses the slot of earlier edited values, if any.
-    const int64_t slotA = target.factored() ? target.factorA : target.replacedBy;
+    const int64_t slotA = target.hasFactors() ? target.factorA : target.replacedBy;
+    if (target.corrected())
+        releaseStored(m, target.replacedBy);
     target.factorA = putStored(m, slotA, std::move(refA));
     target.factorB = putStored(m, target.factorB, std::move(refB));
     target.replacedBy = -1;
     target.shape = {out, in};
+}
+
+void replaceTensorCorrected(Model& m, const std::string& logicalName, TensorRef base, TensorRef a, TensorRef b)
+{
+    LogicalTensor& target = mutableLogical(m, logicalName);
+    if (target.shape.size() != 2 || base.shape.size() != 2 || a.shape.size() != 2 || b.shape.size() != 2
+        || a.shape[0] != base.shape[0] || b.shape[1] != base.shape[1] || a.shape[1] != b.shape[0])
+        fail(ErrorCode::InvalidArgument, m.path, "the correction of '" + logicalName + "' does not fit its values");
+    a = editedRef(m, logicalName, std::move(a));
+    b = editedRef(m, logicalName, std::move(b));
+    a.name = logicalName + " (correction A)";
+    b.name = logicalName + " (correction B)";
+    // Earlier factors' slots are freed by replaceTensorStored (a factored
+    // tensor's A becomes the base's): the new factors take them.
+    const int64_t slotA = target.corrected() ? target.factorA : -1;
+    const int64_t slotB = target.hasFactors() ? target.factorB : -1;
+    replaceTensorStored(m, logicalName, std::move(base));
+    target.factorA = putStored(m, slotA, std::move(a));
+    target.factorB = putStored(m, slotB, std::move(b));
 }
 
 std::unique_ptr<Model> openModel(const std::string& path)

@@ -106,14 +106,17 @@ struct LogicalTensor {
     // above keep describing where the tensor lives in the source file, so that
     // exporters can rebuild fused or transposed layouts.
     int64_t replacedBy = -1;
-    // Low-rank factors (replaceTensorFactored): indices into Model::stored of F32
-    // tensors A (out, k) and B (k, in) whose product A B replaces the values
-    // (-1: not factored; replacedBy is then -1). readLogical returns A B.
+    // Low-rank factors: indices into Model::stored of tensors A (out, k) and
+    // B (k, in) (-1: none). Alone (replaceTensorFactored, replacedBy -1) their
+    // product A B is the value; beside replacedBy (replaceTensorCorrected: LoRC,
+    // EoRA) it corrects the replaced values, W^ + A B. readLogical returns the value.
     int64_t factorA = -1;
     int64_t factorB = -1;
 
     int64_t elements() const;
-    bool factored() const { return factorA >= 0; }
+    bool hasFactors() const { return factorA >= 0; }
+    bool factored() const { return factorA >= 0 && replacedBy < 0; }  // the value is A B
+    bool corrected() const { return factorA >= 0 && replacedBy >= 0; } // the value is replaced + A B
     // The values are LayerLab's, not the file's (replaced or factored).
     bool edited() const { return replacedBy >= 0 || factorA >= 0; }
     // Row of the (transposed if needed) stored matrix that holds logical row r.
@@ -175,6 +178,13 @@ void replaceTensorStored(Model& m, const std::string& logicalName, TensorRef sto
 // the same with MatrixRM factors.)
 void replaceTensorFactored(Model& m, const std::string& logicalName, std::vector<float> a, std::vector<float> b,
                            int64_t out, int64_t rank, int64_t in);
+
+// Replaces a 2-D logical tensor's values by base + A B: a quantized layer and
+// a low-rank correction of its error (LoRC, EoRA), each kept in its own form.
+// base (out, in), a (out, k) and b (k, in) are tensors in any type the engine
+// reads, as replaceTensorStored takes them; the engine computes W x + A (B x).
+// replaceTensor / replaceTensorStored on a corrected tensor drop the factors.
+void replaceTensorCorrected(Model& m, const std::string& logicalName, TensorRef base, TensorRef a, TensorRef b);
 
 // Opens any supported checkpoint: a folder (HF), .safetensors, .gguf, llama2.c .bin.
 std::unique_ptr<Model> openModel(const std::string& path);

@@ -105,7 +105,15 @@ std::vector<float> readLogical(const Model& m, const LogicalTensor& t, Progress*
     if (readFactors(m, t, A, B)) {
         throwIfCancelled(progress);
         std::vector<float> out(static_cast<size_t>(A.rows() * B.cols()));
-        Eigen::Map<MatrixRM>(out.data(), A.rows(), B.cols()).noalias() = A * B; // (out, k) @ (k, in) -> (out, in)
+        Eigen::Map<MatrixRM> W(out.data(), A.rows(), B.cols());
+        if (t.corrected()) {
+            const std::vector<float> base = decodeStored(m.stored.at(static_cast<size_t>(t.replacedBy)), progress);
+            if (static_cast<int64_t>(base.size()) != W.size())
+                fail(ErrorCode::Malformed, m.path, "tensor '" + t.logicalName + "' has an inconsistent shape");
+            W = plusLowRank(Eigen::Map<const MatrixRM>(base.data(), W.rows(), W.cols()), A, B);
+        } else {
+            W.noalias() = A * B; // (out, k) @ (k, in) -> (out, in)
+        }
         return out;
     }
     if (t.replacedBy >= 0) // edited values are stored in the logical layout already
@@ -149,7 +157,7 @@ namespace ll {
 
 bool readFactors(const Model& m, const LogicalTensor& t, MatrixRM& A, MatrixRM& B)
 {
-    if (!t.factored())
+    if (!t.hasFactors())
         return false;
     const TensorRef& a = m.stored.at(static_cast<size_t>(t.factorA));
     const TensorRef& b = m.stored.at(static_cast<size_t>(t.factorB));
@@ -162,6 +170,14 @@ bool readFactors(const Model& m, const LogicalTensor& t, MatrixRM& A, MatrixRM& 
     A = Eigen::Map<const MatrixRM>(av.data(), a.shape[0], a.shape[1]);
     B = Eigen::Map<const MatrixRM>(bv.data(), b.shape[0], b.shape[1]);
     return true;
+}
+
+MatrixRM plusLowRank(const MatrixRM& W, const MatrixRM& A, const MatrixRM& B)
+{
+    MatrixRM out = W;
+    if (A.cols() > 0)
+        out.noalias() += A * B;
+    return out;
 }
 
 void replaceTensorFactored(Model& m, const std::string& logicalName, const MatrixRM& A, const MatrixRM& B)

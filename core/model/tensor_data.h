@@ -23,14 +23,20 @@ std::vector<float> decodeStored(const TensorRef& t, Progress* progress = nullptr
 void decodeRange(const TensorRef& t, int64_t first, int64_t count, float* out);
 
 // The logical tensor's values, row-major in its logical shape (part selected,
-// Conv1D transposed; a factored tensor's dense product A B).
+// Conv1D transposed; a factored tensor's dense product A B, a corrected
+// one's W^ + A B).
 std::vector<float> readLogical(const Model& m, const LogicalTensor& t, Progress* progress = nullptr);
 
 // A 1-D or 2-D logical tensor as a row-major matrix (1-D tensors become one row).
 MatrixRM readMatrix(const Model& m, const LogicalTensor& t);
 
-// A factored tensor's factors A (out, k) and B (k, in); false (A, B untouched) when t is not factored.
+// The factors A (out, k) and B (k, in) of a factored or corrected tensor;
+// false (A, B untouched) when t has none.
 bool readFactors(const Model& m, const LogicalTensor& t, MatrixRM& A, MatrixRM& B);
+
+// W + A B, a corrected tensor's value: the one function that LoRC / EoRA,
+// readLogical and the packing check compute it with, so that they agree bit for bit.
+MatrixRM plusLowRank(const MatrixRM& W, const MatrixRM& A, const MatrixRM& B);
 
 // replaceTensorFactored (model.h) with the factors as matrices: W = A (out, k) B (k, in).
 void replaceTensorFactored(Model& m, const std::string& logicalName, const MatrixRM& A, const MatrixRM& B);

@@ -352,14 +352,20 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
         QuantizedLinear l;
         l.rows = q.weights.rows();
         l.cols = q.weights.cols();
-        if (std::optional<TensorRef> packed = takePackedTensor(q))
-            replaceTensorStored(*r.model, t.logicalName, std::move(*packed));
-        else // LoRC, BCQ, outlier columns: dense, in the tensor's type (store_values.h)
+        if (std::optional<TensorRef> packed = takePackedTensor(q)) {
+            if (q.factorA.size() > 0) // LoRC, EoRA: the packed base and the correction's factors
+                replaceTensorCorrected(*r.model, t.logicalName, std::move(*packed), factorTensor(q.factorA),
+                                       factorTensor(q.factorB));
+            else
+                replaceTensorStored(*r.model, t.logicalName, std::move(*packed));
+        } else { // BCQ, outlier columns: dense, in the tensor's type (store_values.h)
             storeDense(*r.model, t.logicalName, q.weights);
+        }
         if (!opt.keepLayerWeights) {
             q.weights = MatrixRM();
             q.packed.codes = {};
             q.packed.denseValues = MatrixRM();
+            q.factorA = q.factorB = MatrixRM();
         }
         l.name = t.logicalName;
         l.block = t.block;

@@ -2,11 +2,27 @@
 
 #include "lowrank/svd.h"
 #include "util/error.h"
+#include "util/half.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 namespace ll {
+
+namespace {
+
+// Each value rounded to the nearest F16 (ones beyond its range stay as they are).
+void roundToHalf(MatrixRM& M)
+{
+    for (Eigen::Index i = 0; i < M.size(); ++i) {
+        const float r = fp16ToFloat(floatToFp16(M.data()[i]));
+        if (std::isfinite(r))
+            M.data()[i] = r;
+    }
+}
+
+} // namespace
 
 void checkLowRankCorrection(const MatrixRM& W, const QuantizedLayer& base, int64_t rank, const char* method)
 {
@@ -30,7 +46,10 @@ QuantizedLayer withLowRankCorrection(const MatrixRM& W, QuantizedLayer base, Mat
                                      const LayerInputs& in)
 {
     const int64_t rank = A.cols();
-    MatrixRM What = base.weights + A * B;
+    // The factors are counted, and stored, at 16 bits: their values are F16's.
+    roundToHalf(A);
+    roundToHalf(B);
+    MatrixRM What = plusLowRank(base.weights, A, B);
     base.factorA = std::move(A);
     base.factorB = std::move(B);
     base.bits.lowRank = 16.0 * static_cast<double>(rank) * static_cast<double>(W.rows() + W.cols());

@@ -2,8 +2,10 @@
 // LoRC (low-rank compensation, ZeroQuant-V2, Yao et al. 2023): the
 // quantization error E = W - W^ approximated by its best rank-r factors
 // (truncated SVD, core/lowrank/svd.h, singular values split as square roots
-// into A and B), W^' = W^ + A B. The factors are counted at 16 bits:
-// r (out + in) * 16 bits on top of the base method's.
+// into A and B), W^' = W^ + A B. The factors are rounded to F16, as the
+// paper keeps them, and counted so: r (out + in) * 16 bits on top of the base
+// method's. The edited model keeps the base's packed codes and the F16 factors
+// (replaceTensorCorrected), not their sum.
 #include "model/tensor_data.h"
 #include "quant/quantized_layer.h"
 
@@ -17,8 +19,8 @@ class Progress;
 // min(out, in); InvalidArgument naming `method` otherwise.
 void checkLowRankCorrection(const MatrixRM& W, const QuantizedLayer& base, int64_t rank, const char* method);
 
-// base with W^ + A B (A (out, r), B (r, in)) as its weights: the factors kept,
-// counted at 16 bits, "+ <name> r<r>" in its label, its error recomputed.
+// base with W^ + A B (A (out, r), B (r, in)) as its weights: the factors
+// rounded to F16 and kept, "+ <name> r<r>" in its label, its error recomputed.
 QuantizedLayer withLowRankCorrection(const MatrixRM& W, QuantizedLayer base, MatrixRM A, MatrixRM B, const char* name,
                                      const LayerInputs& inputs);
 

@@ -2,6 +2,7 @@
 
 #include "kernels/row_kernels.h"
 #include "kernels/stored_matrix.h"
+#include "model/tensor_data.h"
 #include "util/half.h"
 #include "util/spill_buffer.h"
 
@@ -29,10 +30,10 @@ bool sameBits(const float* a, const float* b, int64_t n)
     return std::memcmp(a, b, static_cast<size_t>(n) * sizeof(float)) == 0;
 }
 
-// The integer grid of `p` as a packed Grid, when it has no parts a Grid cannot hold.
-std::optional<TensorRef> packGrid(const PackedQuant& p, const MatrixRM& W)
+// The integer grid of `p` as a packed Grid (rows, cols), when it has no parts
+// a Grid cannot hold and, if `W` is given, each row decodes to W's exactly.
+std::optional<TensorRef> packGrid(const PackedQuant& p, int64_t rows, int64_t cols, const MatrixRM* W)
 {
-    const int64_t rows = W.rows(), cols = W.cols();
     // An integer grid, or dense codes into a codebook (NF4, FP8, FP4).
     const bool codebook = p.format == PackedQuant::Format::Dense && !p.codebook.empty();
     if ((p.format != PackedQuant::Format::IntGrid && !codebook) || !p.denseColumns.empty() || p.outliers.size() != 0
@@ -78,8 +79,10 @@ std::optional<TensorRef> packGrid(const PackedQuant& p, const MatrixRM& W)
         }
         uint8_t* row = bytes->data() + static_cast<size_t>(r) * rowBytes;
         encodeGridRow(*layout, scales.data(), zeros.data(), p.codes.data() + r * cols, row);
+        if (!W)
+            continue;
         decodeGridRow(*layout, row, decoded.data());
-        if (!sameBits(decoded.data(), W.data() + r * cols, cols))
+        if (!sameBits(decoded.data(), W->data() + r * cols, cols))
             return std::nullopt;
     }
     TensorRef t = tensorOf(DType::Grid, std::move(bytes), rows, cols);
@@ -89,10 +92,10 @@ std::optional<TensorRef> packGrid(const PackedQuant& p, const MatrixRM& W)
     return t;
 }
 
-// Codes stored in a type the engine reads (ggml blocks, F16), when they decode to W.
-std::optional<TensorRef> packDense(PackedQuant& p, const MatrixRM& W)
+// Codes stored in a type the engine reads (ggml blocks, F16), when they
+// decode to W's values (not checked without W).
+std::optional<TensorRef> packDense(const PackedQuant& p, int64_t rows, int64_t cols, const MatrixRM* W)
 {
-    const int64_t rows = W.rows(), cols = W.cols();
     if (p.format != PackedQuant::Format::Dense || !hasRowKernels(p.storedType) || rows == 0)
         return std::nullopt;
     const size_t rowBytes = storedRowBytes(p.storedType, cols);
@@ -100,31 +103,55 @@ std::optional<TensorRef> packDense(PackedQuant& p, const MatrixRM& W)
         return std::nullopt;
     const RowDecodeFn decode = referenceRowKernels(p.storedType).decode;
     std::vector<float> decoded(static_cast<size_t>(cols));
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = 0; W && r < rows; ++r) {
         decode(p.codes.data() + static_cast<size_t>(r) * rowBytes, decoded.data(), cols);
-        if (!sameBits(decoded.data(), W.data() + r * cols, cols))
+        if (!sameBits(decoded.data(), W->data() + r * cols, cols))
             return std::nullopt;
     }
     auto bytes = makeEditBuffer(p.codes.size());
     std::memcpy(bytes->data(), p.codes.data(), p.codes.size());
-    p.codes = {};
     return tensorOf(p.storedType, std::move(bytes), rows, cols);
+}
+
+// A corrected layer's weights are its codes' values plus A B: checked as a
+// whole, with the function readLogical computes them with.
+bool decodesWithCorrection(const TensorRef& base, const QuantizedLayer& layer)
+{
+    const std::vector<float> values = decodeStored(base);
+    const MatrixRM sum = plusLowRank(Eigen::Map<const MatrixRM>(values.data(), layer.weights.rows(), layer.weights.cols()),
+                                     layer.factorA, layer.factorB);
+    return sameBits(sum.data(), layer.weights.data(), sum.size());
 }
 
 } // namespace
 
 std::optional<TensorRef> takePackedTensor(QuantizedLayer& layer)
 {
-    if (layer.factorA.size() > 0)
-        return std::nullopt; // LoRC: the weights add a low-rank product
-    if (auto t = packGrid(layer.packed, layer.weights)) {
-        if (!layer.packed.codebook.empty()) // "nf4", "fp8 e4m3", "fp4 e2m1 g32"
-            t->dtypeLabel = layer.method;
-        layer.packed.codes.clear();
-        layer.packed.codes.shrink_to_fit();
-        return t;
+    const int64_t rows = layer.weights.rows(), cols = layer.weights.cols();
+    const bool corrected = layer.factorA.size() > 0 || layer.factorB.size() > 0;
+    const MatrixRM* rowCheck = corrected ? nullptr : &layer.weights;
+    std::optional<TensorRef> t = packGrid(layer.packed, rows, cols, rowCheck);
+    if (t && !layer.packed.codebook.empty()) // "nf4", "fp8 e4m3", "fp4 e2m1 g32"
+        t->dtypeLabel = layer.method.substr(0, layer.method.find(" + "));
+    if (!t)
+        t = packDense(layer.packed, rows, cols, rowCheck);
+    if (!t || (corrected && !decodesWithCorrection(*t, layer)))
+        return std::nullopt;
+    layer.packed.codes.clear();
+    layer.packed.codes.shrink_to_fit();
+    return t;
+}
+
+TensorRef factorTensor(const MatrixRM& factor)
+{
+    std::optional<TensorRef> t = narrowExactly(factor, DType::F16);
+    if (!t) {
+        auto bytes = makeEditBuffer(static_cast<size_t>(factor.size()) * sizeof(float));
+        if (factor.size() > 0)
+            std::memcpy(bytes->data(), factor.data(), bytes->size());
+        t = tensorOf(DType::F32, std::move(bytes), factor.rows(), factor.cols());
     }
-    return packDense(layer.packed, layer.weights);
+    return std::move(*t);
 }
 
 namespace {

@@ -13,8 +13,9 @@
 //   ggml methods: the type's blocks as llama.cpp stores them (or F16).
 //
 // Only when the stored form decodes to exactly the layer's weights, bit for
-// bit (checked here on every row): other forms (BCQ, outlier columns, LoRC,
-// NF4 blocks that straddle rows) are kept as F32 values by the caller.
+// bit (checked here on every row): other forms (BCQ, outlier columns, NF4
+// blocks that straddle rows) are kept as dense values by the caller. A LoRC /
+// EoRA layer keeps its base's packed codes and its F16 factors.
 #include "model/model.h"
 #include "quant/quantized_layer.h"
 
@@ -23,8 +24,14 @@
 namespace ll {
 
 // Moves the codes out of `layer` into a TensorRef of shape (rows, cols) when
-// they are an exact stored form of layer.weights; nullopt (layer untouched) otherwise.
+// they are an exact stored form of layer.weights, or, for a layer with a
+// low-rank correction (LoRC, EoRA: factorA, factorB), when their values plus
+// A B are; nullopt (layer untouched) otherwise.
 std::optional<TensorRef> takePackedTensor(QuantizedLayer& layer);
+
+// A correction's factor as stored beside its base (replaceTensorCorrected):
+// F16 when every value is one (LoRC and EoRA round them so), F32 otherwise.
+TensorRef factorTensor(const MatrixRM& factor);
 
 // The values of `values` (rows, cols) in `type` (F16 or BF16) when every one
 // is exactly representable there, e.g. weights pruned from a BF16 checkpoint;

@@ -263,7 +263,8 @@ ReportResult writeReport(const std::string& path, const ReportInputs& in, Progre
             f.attr(g.get(), "tied", static_cast<int64_t>(t.tied));
             f.attr(g.get(), "edited", static_cast<int64_t>(edited));
             f.attr(g.get(), "factored", static_cast<int64_t>(t.factored()));
-            if (t.factored())
+            f.attr(g.get(), "corrected", static_cast<int64_t>(t.corrected()));
+            if (t.hasFactors())
                 f.attr(g.get(), "rank", m.stored.at(static_cast<size_t>(t.factorA)).shape.at(1));
             f.attr(g.get(), "dtype", ref.dtype == DType::Unknown ? ref.dtypeLabel : std::string(dtypeName(ref.dtype)));
             f.attr(g.get(), "shape", t.shape);
