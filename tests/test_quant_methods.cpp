@@ -13,6 +13,7 @@
 #include "quant/lorc.h"
 #include "quant/eora.h"
 #include "lowrank/activation_aware.h"
+#include "lowrank/svd.h"
 #include "quant/outlier_aware.h"
 #include "quant/quant_method.h"
 #include "quant/quantized_layer.h"
@@ -22,6 +23,7 @@
 #include "recipe/step_options.h"
 #include "util/progress.h"
 
+#include <QElapsedTimer>
 #include <QtTest>
 
 #include <algorithm>
@@ -96,6 +98,8 @@ private slots:
     void awqScaleSearchBeatsRtn();
     void awqClipNeverWorse();
     void awqPackedAndJoint();
+    void awqGroupThroughTheRegistry();
+    void correctionSketchOnLargeLayers();
     void smoothQuantMigratesOutliers();
     void int8KeepsOutlierColumns();
     void owqAndSpqr();
@@ -180,6 +184,89 @@ void TestQuantMethods::awqPackedAndJoint()
     QCOMPARE(q.bitsPerWeight, 4.0 + 20.0 / 32.0);
     // The normalised scales: sqrt(max * min) = 1.
     QVERIFY(std::fabs(joint.scales.maxCoeff() * joint.scales.minCoeff() - 1.0f) < 1e-4f);
+}
+
+// AWQ's registry entry quantizes the linears that share an input as
+// llm-awq does: one scale search for q, k, v together, no clip search for q
+// and k, the scale kept (16 bits per input channel) where it cannot fold;
+// per-linear-scales and clip-qk turn each off. Each result is awqQuantize's
+// for the same options, bit for bit.
+void TestQuantMethods::awqGroupThroughTheRegistry()
+{
+    const MatrixRM Wq = randomMatrix(32, 64, 5), Wk = randomMatrix(16, 64, 6);
+    MatrixRM Wv = randomMatrix(16, 64, 8);
+    Wv.col(3) *= 30.0f; // v's weights are large where the inputs are: its own best scale differs
+    const Calib c = calibFrom(outlierInputs(256, 64, 7));
+    const MethodSpec& spec = requireMethodSpec(StepAction::Quantize, "awq");
+    QVERIFY(spec.quantizeGroup != nullptr);
+    LinearGroup g;
+    g.weights = {&Wq, &Wk, &Wv};
+    g.roles = {Role::AttnQ, Role::AttnK, Role::AttnV};
+    const auto config = [](const nlohmann::json& extra) {
+        nlohmann::json p = {{"method", "awq"}, {"bits", 4}, {"group", 32}};
+        p.update(extra);
+        return quantizeOptionsFrom(JsonParams(p)).config;
+    };
+    const QuantConfig c0 = config(nlohmann::json::object());
+    AwqOptions o = awqOptions(c0);
+    const AwqScaleSearch joint = awqSearchScale(g.weights, c.gram, c.in.meanAbs, o);
+    const std::vector<QuantizedLayer> qs = spec.quantizeGroup(g, c0, c.in, nullptr);
+    QCOMPARE(qs.size(), size_t(3));
+    for (size_t i = 0; i < 3; ++i) {
+        AwqOptions lo = o;
+        lo.clip = i == 2; // v only
+        const QuantizedLayer want = awqQuantize(*g.weights[i], c.in, lo, &joint.scales);
+        QCOMPARE(qs[i].weights, want.weights);
+        QCOMPARE(qs[i].packed.inputScale, joint.scales);
+        QCOMPARE(qs[i].info.at("alpha"), joint.alpha);
+        QCOMPARE(qs[i].bits.inputScales, 0.0);
+    }
+    // clip-qk clips q too; per-linear-scales gives q its own scale.
+    const std::vector<QuantizedLayer> clipped = spec.quantizeGroup(g, config({{"clip-qk", true}}), c.in, nullptr);
+    QCOMPARE(clipped[0].weights, awqQuantize(Wq, c.in, o, &joint.scales).weights);
+    QVERIFY(clipped[0].weights != qs[0].weights);
+    const std::vector<QuantizedLayer> alone = spec.quantizeGroup(g, config({{"per-linear-scales", true}}), c.in, nullptr);
+    AwqOptions noClip = o;
+    noClip.clip = false;
+    QCOMPARE(alone[0].weights, awqQuantize(Wq, c.in, noClip).weights);
+    QCOMPARE(alone[1].weights, awqQuantize(Wk, c.in, noClip).weights);
+    QCOMPARE(alone[2].weights, awqQuantize(Wv, c.in, o).weights);
+    qInfo("alpha: joint %.2f, v alone %.2f", joint.alpha, alone[2].info.count("alpha") ? alone[2].info.at("alpha") : -1.0);
+    QVERIFY(alone[2].packed.inputScale != qs[2].packed.inputScale);
+    // o's input scale cannot fold when v and o differ in width: it is kept, 16 bits a channel.
+    g.scaleFolds = false;
+    const QuantizedLayer kept = spec.quantizeGroup(g, c0, c.in, nullptr)[2];
+    QCOMPARE(kept.bits.inputScales, 16.0 * 64);
+    QVERIFY(!kept.packed.inputScaleFolded);
+    QCOMPARE(kept.bitsPerWeight, qs[2].bitsPerWeight + 16.0 / 16.0);
+}
+
+// On layers wider than kSketchAbove the correction's factors come from a
+// randomized sketch, not a full SVD: on a 3-bit RTN error (a flat spectrum,
+// the hard case for a sketch) it takes at least 98 % of the exact truncated
+// SVD's reduction of ||E - A B||² (measured: 98.7 % at rank 4, 99.7 % at 64),
+// in a tenth of the time.
+void TestQuantMethods::correctionSketchOnLargeLayers()
+{
+    const MatrixRM W = randomMatrix(384, 1536, 21);
+    QuantConfig q;
+    q.grid = {3, false, 128};
+    const MatrixRM E = W - quantizeLayer(W, q).weights;
+    for (int64_t rank : {4, 16, 64}) {
+        QElapsedTimer t;
+        t.start();
+        const LowRankFactors exact = truncatedSvd(E, rank);
+        const qint64 exactMs = t.restart();
+        const LowRankFactors sketch = correctionFactors(E, rank);
+        const qint64 sketchMs = t.elapsed();
+        const double rExact = (E - exact.product()).squaredNorm(), rSketch = (E - sketch.product()).squaredNorm();
+        const double gainExact = E.squaredNorm() - rExact, gainSketch = E.squaredNorm() - rSketch;
+        qInfo("rank %2lld: residual exact %.6g, sketch %.6g (%.3f %% more; %.1f %% of the exact gain), %lld ms vs %lld ms",
+              static_cast<long long>(rank), rExact, rSketch, 100.0 * (rSketch / rExact - 1.0), 100.0 * gainSketch / gainExact,
+              static_cast<long long>(exactMs), static_cast<long long>(sketchMs));
+        QVERIFY(gainSketch >= 0.98 * gainExact);
+        QVERIFY(rSketch >= rExact * (1.0 - 1e-6)); // the exact one is optimal (Eckart-Young)
+    }
 }
 
 // 4 bits: levels ±7, scale absmax / 7. Row [1, −0.6, 0.3, 0]: codes 7, −4

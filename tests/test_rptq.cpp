@@ -96,8 +96,11 @@ void TestRptq::groupSharesTheClustersW4()
         quantizeOptionsFrom(JsonParams({{"method", "rptq"}, {"bits", 4}, {"act-bits", 8}, {"clusters", 4}})).config;
     LayerInputs in;
     in.samples = &X;
-    const MatrixRM* const ws[] = {&W1, &W2};
-    const std::vector<QuantizedLayer> qs = requireMethodSpec(StepAction::Quantize, "rptq").quantizeGroup(std::span<const MatrixRM* const>(ws), c, in, nullptr);
+    LinearGroup g;
+    g.weights = {&W1, &W2};
+    g.roles = {Role::AttnQ, Role::AttnK};
+    const std::vector<const MatrixRM*>& ws = g.weights;
+    const std::vector<QuantizedLayer> qs = requireMethodSpec(StepAction::Quantize, "rptq").quantizeGroup(g, c, in, nullptr);
     QCOMPARE(qs.size(), size_t(2));
     const RptqClusters k = rptqClusters(X, 4, 8);
     for (size_t i = 0; i < 2; ++i) {

@@ -161,8 +161,9 @@ LayerWork layerWork(const RecipeStep& step, double out, double in)
         double bits = c.grid.bits + 40.0 / group;
         if (const MethodSpec* spec = findMethodSpec(StepAction::Quantize, c.method); spec && spec->bitsPerWeight)
             bits = spec->bitsPerWeight(c, in);
-        if (c.lorcRank > 0 || c.eoraRank > 0) // LoRC / EoRA keep the layer in F32 (the weights add a low-rank product)
-            bits = 32.0;
+        // LoRC / EoRA keep their F16 factors beside the base's codes (replaceTensorCorrected).
+        if (const int64_t rank = std::max(c.lorcRank, c.eoraRank); rank > 0)
+            bits += 16.0 * static_cast<double>(rank) * (out + in) / std::max(weights, 1.0);
         w.resultBytes = weights * bits / 8.0;
         const std::string& m = c.method;
         if (m == QuantMethod::Gptq || m == QuantMethod::Owq || m == QuantMethod::Spqr) {
@@ -369,9 +370,9 @@ bool sequentialStats(const RecipeStep& step)
     const std::string stats = p.valueOr("stats", "auto");
     if (stats != "auto")
         return stats == "sequential";
-    // GPTQ and its relatives, SparseGPT, Wanda: sequential by default; the rest one-shot.
-    const std::string m = step.method();
-    return m == "gptq" || m == "owq" || m == "spqr" || m == "sparsegpt" || m == "wanda" || m == "awq";
+    // GPTQ and its relatives, SparseGPT, Wanda: sequential by default; the rest one-shot (the registry says).
+    const MethodSpec* spec = findMethodSpec(step.action, step.method());
+    return spec && spec->sequentialByDefault;
 }
 
 // Merges `from` into `into`: memory parts side by side, work added.

@@ -260,6 +260,37 @@ QuantizedLayer runAwq(const MatrixRM& W, const QuantConfig& c, const LayerInputs
     return awqQuantize(W, in, awqOptions(c), nullptr, progress);
 }
 
+// llm-awq's search for a group: one scale for every linear reading the input
+// (per linear with per-linear-scales), no clip search for q and k (unless
+// clip-qk); the scale folds into the op before where it can, else it is kept
+// (16 bits per input channel).
+std::vector<QuantizedLayer> awqGroup(const LinearGroup& g, const QuantConfig& c, const LayerInputs& in, Progress* progress)
+{
+    if (!in.gram || in.meanAbs.size() == 0)
+        fail(ErrorCode::InvalidArgument, "", "AWQ needs calibration statistics of the layer's inputs");
+    const AwqOptions o = awqOptions(c);
+    std::optional<AwqScaleSearch> joint;
+    if (c.awqJointScales && o.searchScale)
+        joint = awqSearchScale(g.weights, *in.gram, in.meanAbs, o, progress);
+    std::vector<QuantizedLayer> out;
+    for (size_t i = 0; i < g.weights.size(); ++i) {
+        const MatrixRM& W = *g.weights[i];
+        AwqOptions lo = o;
+        if (!c.awqClipQK && (g.roles[i] == Role::AttnQ || g.roles[i] == Role::AttnK))
+            lo.clip = false;
+        QuantizedLayer q = awqQuantize(W, in, lo, joint ? &joint->scales : nullptr, progress);
+        if (joint)
+            q.info["alpha"] = joint->alpha;
+        q.packed.inputScaleFolded = g.scaleFolds;
+        if (!g.scaleFolds) {
+            q.bits.inputScales = 16.0 * static_cast<double>(W.cols());
+            refreshBits(q);
+        }
+        out.push_back(std::move(q));
+    }
+    return out;
+}
+
 const MethodSpec& specAwq()
 {
     static const MethodSpec spec = [] {
@@ -274,10 +305,19 @@ const MethodSpec& specAwq()
         "4-bit with groups on models whose activations have a few strong channels.",
         "Lin et al., 2023, AWQ (arXiv:2306.00978)");
     m.params = {bitsParam(2, 8), groupParam(), symParam(),
-                flagParam("no-clip", "no clipping search", "skip the per-group clipping search", true), lorcParam(), eoraParam()};
+                flagParam("no-clip", "no clipping search", "skip the per-group clipping search", true),
+                flagParam("per-linear-scales", "a scale per linear",
+                          "search the input scale for each linear alone, not once for the linears that share the input", true),
+                flagParam("clip-qk", "clip q and k", "run the clipping search on q and k too (llm-awq skips it there)", true),
+                lorcParam(), eoraParam()};
     m.needs = kNeedsGram | kNeedsMeanAbs;
     m.quantize = runAwq;
-    m.configure = [](const ParamValues& p, QuantConfig& c) { c.awqClip = !p.flag("no-clip"); };
+    m.quantizeGroup = awqGroup;
+    m.configure = [](const ParamValues& p, QuantConfig& c) {
+        c.awqClip = !p.flag("no-clip");
+        c.awqJointScales = !p.flag("per-linear-scales");
+        c.awqClipQK = p.flag("clip-qk");
+    };
     return m;
     }();
     return spec;
@@ -287,24 +327,23 @@ QuantizedLayer runSmoothQuant(const MatrixRM& W, const QuantConfig& c, const Lay
 {
     SmoothQuantOptions o;
     o.alpha = c.smoothAlpha;
-    o.foldable = c.smoothFoldable;
+    o.foldable = true; // one linear alone, as after a norm
     o.actBits = c.actBits;
     return smoothQuantLayer(W, in, o);
 }
 
 // One scale for every linear reading the input: it folds into the norm before q, k and v.
-std::vector<QuantizedLayer> smoothQuantGroup(std::span<const MatrixRM* const> ws, const QuantConfig& c,
-                                             const LayerInputs& in, Progress*)
+std::vector<QuantizedLayer> smoothQuantGroup(const LinearGroup& g, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     if (in.maxAbs.size() == 0)
         fail(ErrorCode::InvalidArgument, "", "SmoothQuant needs calibration statistics of the layer's inputs");
-    const Eigen::VectorXf s = smoothQuantScales(in.maxAbs, ws, c.smoothAlpha);
+    const Eigen::VectorXf s = smoothQuantScales(in.maxAbs, g.weights, c.smoothAlpha);
     SmoothQuantOptions o;
     o.alpha = c.smoothAlpha;
-    o.foldable = c.smoothFoldable;
+    o.foldable = g.scaleFoldsIntoNorm;
     o.actBits = c.actBits;
     std::vector<QuantizedLayer> out;
-    for (const MatrixRM* W : ws)
+    for (const MatrixRM* W : g.weights)
         out.push_back(smoothQuantLayer(*W, in, o, &s));
     return out;
 }

@@ -101,6 +101,7 @@ const MethodSpec& specWanda()
                               "Sun et al., 2023, Wanda (arXiv:2306.11695)");
         m.params = pruneParams(true, false);
         m.needs = kNeedsGram;
+        m.sequentialByDefault = true; // as the pruning driver runs it (pipeline/model_compression.cpp)
         return m;
     }();
     return spec;

@@ -84,6 +84,19 @@ struct MethodTeaching {
     std::string citation; // "Frantar et al., 2022 (arXiv:2210.17323)"; empty for folklore
 };
 
+// The linears that read one input (q, k, v / o / gate, up / down), for the
+// methods whose transform belongs to that input (MethodSpec::quantizeGroup).
+struct LinearGroup {
+    std::vector<const MatrixRM*> weights;
+    std::vector<Role> roles;          // each weight's role, in order
+    // Whether a scale of the input can be divided out of the op that makes it:
+    // the norm before q, k, v and gate, up (SmoothQuant, OS+ fold there only);
+    // for AWQ also v before o and up before down. Otherwise the layers keep an
+    // explicit input scale.
+    bool scaleFoldsIntoNorm = true;
+    bool scaleFolds = true;
+};
+
 struct MethodSpec {
     StepAction action = StepAction::Quantize;
     std::string id;                   // as in recipes and on the command line: "gptq", "svd-llm"
@@ -104,12 +117,12 @@ struct MethodSpec {
     QuantizedLayer (*quantize)(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* p) = nullptr;
     // Methods whose transform belongs to the input, not to one linear (SmoothQuant's
     // and OS+'s scale folded into the norm before q, k and v must be the same for
-    // the three; RPTQ's clusters describe the input): quantizes every linear that
-    // reads `in` together, one result per weight in order. c.smoothFoldable says
-    // whether an input scale folds into the op before. Null: `quantize` per linear.
-    // A method with only this hook runs one linear alone as a group of one.
-    std::vector<QuantizedLayer> (*quantizeGroup)(std::span<const MatrixRM* const> ws, const QuantConfig& c,
-                                                 const LayerInputs& in, Progress* p) = nullptr;
+    // the three; AWQ searches one scale for them; RPTQ's clusters describe the
+    // input): quantizes every linear that reads `in` together, one result per
+    // weight in order. Null: `quantize` per linear. A method with only this hook
+    // runs one linear alone as a group of one (roles Other, scales folding).
+    std::vector<QuantizedLayer> (*quantizeGroup)(const LinearGroup& g, const QuantConfig& c, const LayerInputs& in,
+                                                 Progress* p) = nullptr;
     void (*configure)(const ParamValues& p, QuantConfig& c) = nullptr;
     std::string (*label)(const QuantConfig& c) = nullptr;     // results: "gptq w4 asym g32"; default "<id> <grid>"
     std::string (*badge)(const ParamValues& p) = nullptr;     // the tree: "GPTQ 4b g32"; default per action

@@ -67,14 +67,6 @@ private:
     std::map<std::pair<int, Role>, Rows> rows_;
 };
 
-// Total bits changed after the fact (explicit input scales): recompute the per-weight numbers.
-void refreshBits(QuantizedLayer& l)
-{
-    const double n = static_cast<double>(l.weights.size());
-    l.bytesAfter = l.bits.total() / 8.0;
-    l.bitsPerWeight = n > 0 ? l.bits.total() / n : 0.0;
-}
-
 // Runs f; an InvalidArgument it throws names the layer.
 template <class F>
 auto namingLayer(const std::string& name, F f)
@@ -111,39 +103,15 @@ std::vector<QuantizedLayer> quantizeGroup(const std::vector<Target>& group, Role
 {
     const QuantConfig& c = opt.config;
     std::vector<QuantizedLayer> out;
-    std::vector<const MatrixRM*> ws;
-    for (const Target& t : group)
-        ws.push_back(&t.W);
-
-    if (c.method == QuantMethod::Awq) {
-        const AwqOptions o = awqOptions(c);
-        if (!in.gram || in.meanAbs.size() == 0)
-            fail(ErrorCode::InvalidArgument, "", "AWQ needs calibration statistics of " + group.front().tensor->logicalName);
-        std::optional<AwqScaleSearch> joint;
-        if (opt.awqJointScales && o.searchScale)
-            joint = awqSearchScale(ws, *in.gram, in.meanAbs, o, progress);
-        for (const Target& t : group) {
-            AwqOptions lo = o;
-            if (!opt.awqClipQK && (t.tensor->role == Role::AttnQ || t.tensor->role == Role::AttnK))
-                lo.clip = false;
-            QuantizedLayer q = awqQuantize(t.W, in, lo, joint ? &joint->scales : nullptr, progress);
-            if (joint)
-                q.info["alpha"] = joint->alpha;
-            q.packed.inputScaleFolded = foldable;
-            if (!foldable) {
-                q.bits.inputScales = 16.0 * static_cast<double>(t.W.cols());
-                refreshBits(q);
-            }
-            q = lowRankCorrect(t.W, std::move(q), c, in);
-            out.push_back(std::move(q));
-        }
-        return out;
-    }
     if (const MethodSpec& spec = requireMethodSpec(StepAction::Quantize, c.method); spec.quantizeGroup) {
-        // A scale of the input folds into the norms only (SmoothQuant, OS+); o and down keep an explicit one.
-        QuantConfig gc = c;
-        gc.smoothFoldable = inputRole == Role::AttnQ || inputRole == Role::MlpUp;
-        out = spec.quantizeGroup(ws, gc, in, progress);
+        LinearGroup g;
+        for (const Target& t : group) {
+            g.weights.push_back(&t.W);
+            g.roles.push_back(t.tensor->role);
+        }
+        g.scaleFoldsIntoNorm = inputRole == Role::AttnQ || inputRole == Role::MlpUp;
+        g.scaleFolds = foldable;
+        out = spec.quantizeGroup(g, c, in, progress);
         for (size_t i = 0; i < out.size(); ++i)
             out[i] = lowRankCorrect(group[i].W, std::move(out[i]), c, in);
         return out;

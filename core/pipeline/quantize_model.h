@@ -48,8 +48,6 @@ struct QuantizeModelOptions {
     std::string layers;                  // target pattern (empty: every block linear)
     StatsMode mode = StatsMode::Auto;
     CalibrationOptions calibration;      // the protocol: 64 windows of 256 tokens
-    bool awqJointScales = true;          // one scale search per shared input (llm-awq)
-    bool awqClipQK = false;              // llm-awq skips the clip search for q and k
     // SmoothQuant / LLM.int8: calibration tokens whose inputs are captured for
     // the W8A8 simulation (whole windows; 0: no simulation). Memory: this many
     // rows of every block input, 4 bytes per value.

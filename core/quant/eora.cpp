@@ -33,7 +33,7 @@ QuantizedLayer eoraCorrect(const MatrixRM& W, QuantizedLayer base, int64_t rank,
     // E' = E Q diag(sqrt lambda), truncated; then back: A <- A diag(1/sqrt lambda) Q^T.
     const Eigen::MatrixXd E = (W - base.weights).cast<double>();
     const MatrixRM projected = (E * Q * root.asDiagonal()).cast<float>();
-    LowRankFactors f = truncatedSvd(projected, rank, progress);
+    LowRankFactors f = correctionFactors(projected, rank, progress);
     MatrixRM B = (f.B.cast<double>() * root.cwiseInverse().asDiagonal() * Q.transpose()).cast<float>();
     return withLowRankCorrection(W, std::move(base), std::move(f.A), std::move(B), "eora", in);
 }

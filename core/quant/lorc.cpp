@@ -1,5 +1,6 @@
 #include "quant/lorc.h"
 
+#include "lowrank/randomized_svd.h"
 #include "lowrank/svd.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -33,12 +34,22 @@ void checkLowRankCorrection(const MatrixRM& W, const QuantizedLayer& base, int64
                                                  + std::to_string(std::min(W.rows(), W.cols())) + ", not " + std::to_string(rank));
 }
 
+LowRankFactors correctionFactors(const MatrixRM& E, int64_t rank, Progress* progress)
+{
+    RandomizedSvdOptions o;
+    o.powerIterations = kCorrectionPowerIterations;
+    const int64_t full = std::min(E.rows(), E.cols());
+    if (full <= kSketchAbove || 4 * (rank + o.oversampling) > full)
+        return truncatedSvd(E, rank, progress);
+    return randomizedSvd(E, rank, o, progress);
+}
+
 QuantizedLayer lorcCorrect(const MatrixRM& W, QuantizedLayer base, int64_t rank, const LayerInputs& in, Progress* progress)
 {
     checkLowRankCorrection(W, base, rank, "LoRC");
     if (rank == 0)
         return base;
-    LowRankFactors f = truncatedSvd(W - base.weights, rank, progress);
+    LowRankFactors f = correctionFactors(W - base.weights, rank, progress);
     return withLowRankCorrection(W, std::move(base), std::move(f.A), std::move(f.B), "lorc", in);
 }
 

@@ -272,8 +272,7 @@ QuantizedLayer runOlive(const MatrixRM& W, const QuantConfig& c, const LayerInpu
 }
 
 // With act-bits: one activation scale per input, shared by the linears that read it.
-std::vector<QuantizedLayer> oliveGroup(std::span<const MatrixRM* const> ws, const QuantConfig& c, const LayerInputs& in,
-                                       Progress* progress)
+std::vector<QuantizedLayer> oliveGroup(const LinearGroup& g, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
     float pairScale = 0.0f;
     MatrixRM Xq;
@@ -288,7 +287,7 @@ std::vector<QuantizedLayer> oliveGroup(std::span<const MatrixRM* const> ws, cons
         oliveQuantizeRows(Xq, pairScale, c.actBits);
     }
     std::vector<QuantizedLayer> out;
-    for (const MatrixRM* W : ws) {
+    for (const MatrixRM* W : g.weights) {
         QuantizedLayer q = runOlive(*W, c, in, progress);
         if (pairScale > 0.0f) {
             q.method = c.label();

@@ -154,14 +154,14 @@ void quantizeShiftedRows(Eigen::Ref<MatrixRM> U, const Eigen::VectorXf& scaledSh
 namespace {
 
 // One shift, scale and range for every linear reading the input (q, k, v share theirs).
-std::vector<QuantizedLayer> osPlusGroup(std::span<const MatrixRM* const> ws, const QuantConfig& c, const LayerInputs& in,
-                                        Progress*)
+std::vector<QuantizedLayer> osPlusGroup(const LinearGroup& g, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     if (!in.samples)
         fail(ErrorCode::InvalidArgument, "", "Outlier Suppression+ needs calibration samples of the layer's inputs");
+    const std::span<const MatrixRM* const> ws(g.weights);
     const OsPlusParams p = osPlusParams(*in.samples, ws, c.actBits, 20, !c.params.flag("no-shift"), c.grid.bits);
     SmoothQuantOptions o;
-    o.foldable = c.smoothFoldable;
+    o.foldable = g.scaleFoldsIntoNorm;
     o.actBits = c.actBits;
     o.weightBits = c.grid.bits;
     std::vector<QuantizedLayer> out;

@@ -18,8 +18,10 @@ QuantizedLayer runMethod(const MatrixRM& W, const QuantConfig& c, const LayerInp
     if (spec.quantize)
         return spec.quantize(W, c, in, progress);
     if (spec.quantizeGroup) { // one linear alone: a group of one
-        const MatrixRM* const ws[] = {&W};
-        return std::move(spec.quantizeGroup(std::span<const MatrixRM* const>(ws), c, in, progress).front());
+        LinearGroup g;
+        g.weights = {&W};
+        g.roles = {Role::Other};
+        return std::move(spec.quantizeGroup(g, c, in, progress).front());
     }
     fail(ErrorCode::InvalidArgument, "", "quantization method " + c.method + " has no run function");
 }

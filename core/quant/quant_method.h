@@ -50,9 +50,10 @@ struct QuantConfig {
     bool awqSearchScale = true;
     bool awqClip = true;
     int awqGridPoints = 20;
+    bool awqJointScales = true;       // one scale search per shared input (llm-awq), not one per linear
+    bool awqClipQK = false;           // llm-awq skips the clip search for q and k
     // SmoothQuant
     double smoothAlpha = 0.5;
-    bool smoothFoldable = true;       // false for o / down (explicit input scale)
     int actBits = 8;
     // LLM.int8
     double int8Threshold = 6.0;

@@ -81,4 +81,11 @@ void finishQuantizedLayer(QuantizedLayer& layer, const MatrixRM& W, MatrixRM Wha
     layer.weights = std::move(What);
 }
 
+void refreshBits(QuantizedLayer& l)
+{
+    const double n = static_cast<double>(l.weights.size());
+    l.bytesAfter = l.bits.total() / 8.0;
+    l.bitsPerWeight = n > 0 ? l.bits.total() / n : 0.0;
+}
+
 } // namespace ll

@@ -97,4 +97,8 @@ void addGridBits(BitsBreakdown& b, const QuantGrid& grid, int64_t rows, int64_t 
 // inputs.gram is set), bitsPerWeight and paramsAfter.
 void finishQuantizedLayer(QuantizedLayer& layer, const MatrixRM& W, MatrixRM What, const LayerInputs& inputs);
 
+// Bits changed after the fact (an explicit input scale): bytesAfter and
+// bitsPerWeight recomputed from bits.total().
+void refreshBits(QuantizedLayer& layer);
+
 } // namespace ll

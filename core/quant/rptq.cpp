@@ -108,8 +108,7 @@ void quantizeClusteredRows(Eigen::Ref<MatrixRM> X, const Eigen::VectorXf& low, c
 namespace {
 
 // The clusters describe the input: found once for every linear that reads it.
-std::vector<QuantizedLayer> rptqGroup(std::span<const MatrixRM* const> ws, const QuantConfig& c, const LayerInputs& in,
-                                      Progress*)
+std::vector<QuantizedLayer> rptqGroup(const LinearGroup& g, const QuantConfig& c, const LayerInputs& in, Progress*)
 {
     if (!in.samples)
         fail(ErrorCode::InvalidArgument, "", "RPTQ needs calibration samples of the layer's inputs");
@@ -120,7 +119,7 @@ std::vector<QuantizedLayer> rptqGroup(std::span<const MatrixRM* const> ws, const
     o.actBits = c.actBits;
     o.weightBits = c.grid.bits;
     std::vector<QuantizedLayer> out;
-    for (const MatrixRM* W : ws) {
+    for (const MatrixRM* W : g.weights) {
         const Eigen::VectorXf ones = Eigen::VectorXf::Ones(W->cols());
         QuantizedLayer q = smoothQuantLayer(*W, in, o, &ones); // symmetric weights per row, no smoothing
         q.packed.inputScale.resize(0);
