@@ -344,6 +344,17 @@ private slots:
         for (const QuantizedLinear& l : r.layers)
             QVERIFY(bitIdentical(readMatrix(*back, *back->findLogical(l.name)), l.layer.weights));
 
+        // On wider layers too, whichever thread computed them (tiny-llama256:
+        // rows of 256 and 512, products Eigen would split between threads).
+        const auto wide = openModel(test::sharedPath("models/gguf-quants/tiny-llama256-f32.gguf"));
+        o.config = gridConfig(QuantMethod::Rtn, 4, false, 64);
+        o.config.lorcRank = 16;
+        const ModelQuantizationResult rw = quantizeModel(*wide, o);
+        for (const QuantizedLinear& l : rw.layers) {
+            QVERIFY2(rw.model->findLogical(l.name)->corrected(), l.name.c_str());
+            QVERIFY(bitIdentical(readMatrix(*rw.model, *rw.model->findLogical(l.name)), l.layer.weights));
+        }
+
         // New dense values drop the correction.
         Model edited = *r.model;
         const QuantizedLinear& first = r.layers.front();
