@@ -51,7 +51,8 @@ Int8DotFn int8DotKernel(DType t)
 
 bool hasInt8Dot(DType t)
 {
-    return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K || t == DType::Q8_0;
+    return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K
+           || t == DType::Q8_0;
 }
 
 float referenceInt8Dot(DType t, const uint8_t* w, const BlockQ8K* x, int64_t n)

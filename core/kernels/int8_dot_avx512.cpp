@@ -5,7 +5,7 @@
 //
 // VPDPBUSD multiplies 64 unsigned bytes with 64 signed bytes and adds each
 // group of four products into one of 16 int32 lanes. Weight codes are unsigned
-// (Q4_K, Q5_K, Q6_K store q + offset); Q8_0's signed codes take their absolute
+// (Q4_0, Q4_1, Q4_K, Q5_K, Q6_K store q + offset); Q8_0's signed codes take their absolute
 // value and move their sign onto x. A lane then holds 4 values' products, all
 // of one sub-block, and is multiplied by that sub-block's integer scale; the
 // float scales (weights' d and dmin, x's d) are applied once per 256 values.
@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 namespace ll::avx512 {
 
@@ -167,6 +168,42 @@ float dotQ6_K(const uint8_t* w, const BlockQ8K* x, int64_t n)
             sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(dot4(hi, load512(xh + 64)), quarters(sc, 8 * h + 4)));
         }
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+// Q4_0 (x = d (q - 8)) and Q4_1 (x = d q + m): two 32-value blocks per 64-byte
+// product, the codes as unsigned nibbles (value j is the low nibble of qs[j],
+// j + 16 its high nibble, as ggml stores them). The offset's share, -8 or m
+// times the sum of x, comes from a second VPDPBUSD of x with a constant, whose
+// lanes group x as the codes' product does: no scalar work per block.
+template <bool Min>
+float dotQ4_01(const uint8_t* w, const BlockQ8K* x, int64_t n)
+{
+    using Block = std::conditional_t<Min, BlockQ4_1, BlockQ4_0>;
+    constexpr size_t kBytes = sizeof(Block);
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    const __m512i offset = _mm512_set1_epi8(Min ? 1 : 8);
+    const auto codes = [&](const uint8_t* block) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + offsetof(Block, qs)));
+        return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), nibble), _mm_and_si128(q, nibble));
+    };
+    const auto pair = [](float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); };
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / kQK_K; ++b, ++x) {
+        for (int k = 0; k < kQK_K / (2 * kQK); ++k, w += 2 * kBytes) {
+            const uint8_t* w1 = w + kBytes;
+            const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(codes(w)), codes(w1), 1);
+            const __m512i xs = load512(x->qs + 64 * k);
+            const __m512 d = pair(halfAt(w) * x->d, halfAt(w1) * x->d);
+            if constexpr (Min) {
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(q, xs)), d, acc);
+                const __m512 m = pair(halfAt(w + offsetof(BlockQ4_1, m)) * x->d, halfAt(w1 + offsetof(BlockQ4_1, m)) * x->d);
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(offset, xs)), m, acc);
+            } else {
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot4(q, xs), dot4(offset, xs))), d, acc);
+            }
+        }
     }
     return _mm512_reduce_add_ps(acc);
 }
@@ -336,6 +373,8 @@ Int8DotFn int8Dot(DType t)
     case DType::Q5_K: return dotQ45_K<true>;
     case DType::Q6_K: return dotQ6_K;
     case DType::Q8_0: return dotQ8_0;
+    case DType::Q4_0: return dotQ4_01<false>;
+    case DType::Q4_1: return dotQ4_01<true>;
     default: return nullptr;
     }
 }
