@@ -51,7 +51,7 @@ Int8DotFn int8DotKernel(DType t)
 
 bool hasInt8Dot(DType t)
 {
-    return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K
+    return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q5_0 || t == DType::Q5_1 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K
            || t == DType::Q8_0;
 }
 

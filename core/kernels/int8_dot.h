@@ -7,7 +7,7 @@
 // instruction as decoding the weights to float, and the weight bytes are read
 // once; the price is x rounded to 8 bits (error bound in intDotErrorBound).
 //
-// Used by matmulStored's decoding path for Q4_0, Q4_1, Q4_K, Q5_K, Q6_K and Q8_0 rows of a
+// Used by matmulStored's decoding path for Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K and Q8_0 rows of a
 // multiple of 256 values, on CPUs with VNNI, unless QuantProducts::F32 is set
 // (matmul.h). Every kernel has a scalar reference: the reference-decoded weights
 // dotted in double with the dequantized x (tests/test_kernels.cpp).

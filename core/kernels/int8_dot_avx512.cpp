@@ -5,7 +5,7 @@
 //
 // VPDPBUSD multiplies 64 unsigned bytes with 64 signed bytes and adds each
 // group of four products into one of 16 int32 lanes. Weight codes are unsigned
-// (Q4_0, Q4_1, Q4_K, Q5_K, Q6_K store q + offset); Q8_0's signed codes take their absolute
+// (Q4_0/1, Q5_0/1, Q4_K, Q5_K, Q6_K store q + offset); Q8_0's signed codes take their absolute
 // value and move their sign onto x. A lane then holds 4 values' products, all
 // of one sub-block, and is multiplied by that sub-block's integer scale; the
 // float scales (weights' d and dmin, x's d) are applied once per 256 values.
@@ -172,21 +172,30 @@ float dotQ6_K(const uint8_t* w, const BlockQ8K* x, int64_t n)
     return _mm512_reduce_add_ps(acc);
 }
 
-// Q4_0 (x = d (q - 8)) and Q4_1 (x = d q + m): two 32-value blocks per 64-byte
-// product, the codes as unsigned nibbles (value j is the low nibble of qs[j],
-// j + 16 its high nibble, as ggml stores them). The offset's share, -8 or m
-// times the sum of x, comes from a second VPDPBUSD of x with a constant, whose
-// lanes group x as the codes' product does: no scalar work per block.
-template <bool Min>
-float dotQ4_01(const uint8_t* w, const BlockQ8K* x, int64_t n)
+// Q4_0 / Q5_0 (x = d (q - 8), d (q - 16)) and Q4_1 / Q5_1 (x = d q + m): two
+// 32-value blocks per 64-byte product, the codes as unsigned bytes (value j is
+// the low nibble of qs[j], j + 16 its high nibble, as ggml stores them; Q5's
+// fifth bit of value j is bit j of qh). The offset's share, -8 / -16 or m times
+// the sum of x, comes from a second VPDPBUSD of x with a constant, whose lanes
+// group x as the codes' product does: no scalar work per block.
+template <int Bits, bool Min>
+float dotQ45_01(const uint8_t* w, const BlockQ8K* x, int64_t n)
 {
-    using Block = std::conditional_t<Min, BlockQ4_1, BlockQ4_0>;
+    using Block = std::conditional_t<Bits == 4, std::conditional_t<Min, BlockQ4_1, BlockQ4_0>,
+                                     std::conditional_t<Min, BlockQ5_1, BlockQ5_0>>;
     constexpr size_t kBytes = sizeof(Block);
     const __m128i nibble = _mm_set1_epi8(0x0F);
-    const __m512i offset = _mm512_set1_epi8(Min ? 1 : 8);
+    const __m512i offset = _mm512_set1_epi8(Min ? 1 : (Bits == 4 ? 8 : 16));
     const auto codes = [&](const uint8_t* block) {
         const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + offsetof(Block, qs)));
-        return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), nibble), _mm_and_si128(q, nibble));
+        const __m256i c = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), nibble), _mm_and_si128(q, nibble));
+        if constexpr (Bits == 5) {
+            uint32_t qh;
+            std::memcpy(&qh, block + offsetof(Block, qh), 4);
+            return _mm256_mask_blend_epi8(qh, c, _mm256_or_si256(c, _mm256_set1_epi8(0x10)));
+        } else {
+            return c;
+        }
     };
     const auto pair = [](float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); };
     __m512 acc = _mm512_setzero_ps();
@@ -198,7 +207,7 @@ float dotQ4_01(const uint8_t* w, const BlockQ8K* x, int64_t n)
             const __m512 d = pair(halfAt(w) * x->d, halfAt(w1) * x->d);
             if constexpr (Min) {
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(q, xs)), d, acc);
-                const __m512 m = pair(halfAt(w + offsetof(BlockQ4_1, m)) * x->d, halfAt(w1 + offsetof(BlockQ4_1, m)) * x->d);
+                const __m512 m = pair(halfAt(w + offsetof(Block, m)) * x->d, halfAt(w1 + offsetof(Block, m)) * x->d);
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(offset, xs)), m, acc);
             } else {
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot4(q, xs), dot4(offset, xs))), d, acc);
@@ -373,8 +382,10 @@ Int8DotFn int8Dot(DType t)
     case DType::Q5_K: return dotQ45_K<true>;
     case DType::Q6_K: return dotQ6_K;
     case DType::Q8_0: return dotQ8_0;
-    case DType::Q4_0: return dotQ4_01<false>;
-    case DType::Q4_1: return dotQ4_01<true>;
+    case DType::Q4_0: return dotQ45_01<4, false>;
+    case DType::Q4_1: return dotQ45_01<4, true>;
+    case DType::Q5_0: return dotQ45_01<5, false>;
+    case DType::Q5_1: return dotQ45_01<5, true>;
     default: return nullptr;
     }
 }
