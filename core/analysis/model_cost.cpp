@@ -21,6 +21,14 @@ namespace ll {
 
 namespace {
 
+// Multiply-adds of one row through a 2-D tensor as held: out * in for a dense
+// one; a factored one multiplies by B then A, k (out + in); a corrected one does both.
+double matrixMacs(const Model& m, const LogicalTensor& t)
+{
+    const int64_t rank = t.hasFactors() ? m.stored.at(static_cast<size_t>(t.factorA)).shape.at(1) : 0;
+    return static_cast<double>((t.factored() ? 0 : t.shape[0] * t.shape[1]) + rank * (t.shape[0] + t.shape[1]));
+}
+
 // 2 * multiply-adds of one token through every matrix of `m` that a forward pass multiplies by.
 double matrixFlops(const Model& m)
 {
@@ -32,11 +40,7 @@ double matrixFlops(const Model& m)
             continue; // a lookup, not a product
         if (!isLinear(t.role) && t.role != Role::LmHead && t.role != Role::EmbedProjIn && t.role != Role::EmbedProjOut)
             continue;
-        // A factored layer multiplies by B then A: k (out + in); elements() is out * in.
-        const int64_t dense = t.shape[0] * t.shape[1];
-        // A corrected one does both.
-        const int64_t rank = t.hasFactors() ? m.stored.at(static_cast<size_t>(t.factorA)).shape.at(1) : 0;
-        macs += static_cast<double>((t.factored() ? 0 : dense) + rank * (t.shape[0] + t.shape[1]));
+        macs += matrixMacs(m, t);
     }
     return 2.0 * macs;
 }
@@ -283,8 +287,7 @@ double blockFlopsPerToken(const Model& model, int block, int64_t context)
     for (const LogicalTensor& t : model.tensors) {
         if (t.block != block || t.isBias || t.shape.size() != 2 || !isLinear(t.role))
             continue;
-        const int64_t rank = t.hasFactors() ? model.stored.at(static_cast<size_t>(t.factorA)).shape.at(1) : 0;
-        macs += static_cast<double>((t.factored() ? 0 : t.shape[0] * t.shape[1]) + rank * (t.shape[0] + t.shape[1]));
+        macs += matrixMacs(model, t);
     }
     const ModelConfig& c = model.config;
     // q·k and p·v over context / 2 positions of history on average.

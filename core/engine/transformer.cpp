@@ -297,14 +297,24 @@ void Transformer::setLinearFactors(int block, Role role, MatrixRM A, MatrixRM B)
     setLinearFactors(block, role, StoredMatrix::fromMatrix(std::move(A)), StoredMatrix::fromMatrix(std::move(B)));
 }
 
-void Transformer::setLinearFactors(int block, Role role, StoredMatrix A, StoredMatrix B)
+namespace {
+
+// Factors A (out, k) and B (k, in) for `lw`'s shape, or InvalidArgument.
+void expectFactorsFit(Role role, const LinearWeights& lw, const StoredMatrix& A, const StoredMatrix& B)
 {
-    LinearWeights& lw = linearSlot(block, role);
     if (A.rows != lw.outFeatures() || B.cols != lw.inFeatures() || A.cols != B.rows)
         fail(ErrorCode::InvalidArgument, "",
              "factors for " + std::string(roleName(role)) + " are " + std::to_string(A.rows) + " x " + std::to_string(A.cols)
                  + " and " + std::to_string(B.rows) + " x " + std::to_string(B.cols) + ", the layer is "
                  + std::to_string(lw.outFeatures()) + " x " + std::to_string(lw.inFeatures()));
+}
+
+} // namespace
+
+void Transformer::setLinearFactors(int block, Role role, StoredMatrix A, StoredMatrix B)
+{
+    LinearWeights& lw = linearSlot(block, role);
+    expectFactorsFit(role, lw, A, B);
     untieIfHead(lw);
     lw.A = std::move(A);
     lw.B = std::move(B);
@@ -316,12 +326,13 @@ void Transformer::setLinear(int block, Role role, LinearWeights weights)
     if (weights.factored()) {
         setLinearFactors(block, role, std::move(weights.A), std::move(weights.B));
     } else {
+        // A correction is checked before anything changes; setLinearWeight checks W.
         const bool corrected = weights.corrected();
+        if (corrected)
+            expectFactorsFit(role, linearSlot(block, role), weights.A, weights.B);
         setLinearWeight(block, role, std::move(weights.W));
         if (corrected) {
             LinearWeights& lw = linearSlot(block, role);
-            if (weights.A.rows != lw.outFeatures() || weights.B.cols != lw.inFeatures() || weights.A.cols != weights.B.rows)
-                fail(ErrorCode::InvalidArgument, "", "the correction of " + std::string(roleName(role)) + " does not fit the layer");
             lw.A = std::move(weights.A);
             lw.B = std::move(weights.B);
         }
