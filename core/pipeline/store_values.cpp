@@ -1,9 +1,7 @@
 #include "pipeline/store_values.h"
 
 #include "quant/packed_storage.h"
-#include "util/half.h"
 
-#include <cmath>
 #include <optional>
 #include <vector>
 
@@ -23,22 +21,6 @@ DType denseEditType(const Model& m, const std::string& name)
     if (type != DType::F32 && type != DType::Grid && dtypeLayout(type).blockElems > 1)
         return DType::F16;
     return DType::F32;
-}
-
-bool roundToType(MatrixRM& W, DType type)
-{
-    if (type != DType::F16 && type != DType::BF16)
-        return type == DType::F32;
-    float* v = W.data();
-    const Eigen::Index n = W.size();
-    for (Eigen::Index i = 0; i < n; ++i) {
-        const float r = type == DType::F16 ? fp16ToFloat(floatToFp16(v[i])) : bf16ToFloat(floatToBf16(v[i]));
-        if (std::isinf(r) && std::isfinite(v[i]))
-            return false; // overflow: leave W as it was (checked before anything is written)
-    }
-    for (Eigen::Index i = 0; i < n; ++i)
-        v[i] = type == DType::F16 ? fp16ToFloat(floatToFp16(v[i])) : bf16ToFloat(floatToBf16(v[i]));
-    return true;
 }
 
 void storeDense(Model& m, const std::string& name, const MatrixRM& W)

@@ -19,10 +19,6 @@ namespace ll {
 // The type storeDense keeps `name`'s values in: F16, BF16 or F32.
 DType denseEditType(const Model& m, const std::string& name);
 
-// W rounded to `type` in place (F16 or BF16; F32 leaves it). False, and W
-// unchanged, when a finite value would overflow the type.
-bool roundToType(MatrixRM& W, DType type);
-
 // Stores W as `name`'s new values in denseEditType(m, name), rounded to it
 // (F32 when a value does not fit).
 void storeDense(Model& m, const std::string& name, const MatrixRM& W);

@@ -2,28 +2,13 @@
 
 #include "lowrank/randomized_svd.h"
 #include "lowrank/svd.h"
+#include "quant/packed_storage.h"
 #include "util/error.h"
-#include "util/half.h"
 
 #include <algorithm>
-#include <cmath>
 #include <string>
 
 namespace ll {
-
-namespace {
-
-// Each value rounded to the nearest F16 (ones beyond its range stay as they are).
-void roundToHalf(MatrixRM& M)
-{
-    for (Eigen::Index i = 0; i < M.size(); ++i) {
-        const float r = fp16ToFloat(floatToFp16(M.data()[i]));
-        if (std::isfinite(r))
-            M.data()[i] = r;
-    }
-}
-
-} // namespace
 
 void checkLowRankCorrection(const MatrixRM& W, const QuantizedLayer& base, int64_t rank, const char* method)
 {
@@ -57,9 +42,10 @@ QuantizedLayer withLowRankCorrection(const MatrixRM& W, QuantizedLayer base, Mat
                                      const LayerInputs& in)
 {
     const int64_t rank = A.cols();
-    // The factors are counted, and stored, at 16 bits: their values are F16's.
-    roundToHalf(A);
-    roundToHalf(B);
+    // The factors are counted, and stored, at 16 bits: their values are F16's
+    // (a factor with a value beyond F16's range stays F32, factorTensor).
+    roundToType(A, DType::F16);
+    roundToType(B, DType::F16);
     MatrixRM What = plusLowRank(base.weights, A, B);
     base.factorA = std::move(A);
     base.factorB = std::move(B);

@@ -188,4 +188,20 @@ std::optional<TensorRef> narrowRounded(const MatrixRM& values, DType type)
     return narrow(values, type, false);
 }
 
+bool roundToType(MatrixRM& W, DType type)
+{
+    if (type != DType::F16 && type != DType::BF16)
+        return type == DType::F32;
+    float* v = W.data();
+    const Eigen::Index n = W.size();
+    for (Eigen::Index i = 0; i < n; ++i) {
+        const float r = type == DType::F16 ? fp16ToFloat(floatToFp16(v[i])) : bf16ToFloat(floatToBf16(v[i]));
+        if (std::isinf(r) && std::isfinite(v[i]))
+            return false; // overflow: leave W as it was (checked before anything is written)
+    }
+    for (Eigen::Index i = 0; i < n; ++i)
+        v[i] = type == DType::F16 ? fp16ToFloat(floatToFp16(v[i])) : bf16ToFloat(floatToBf16(v[i]));
+    return true;
+}
+
 } // namespace ll

@@ -41,4 +41,8 @@ std::optional<TensorRef> narrowExactly(const MatrixRM& values, DType type);
 // nullopt when a finite value overflows the type.
 std::optional<TensorRef> narrowRounded(const MatrixRM& values, DType type);
 
+// W rounded to `type` in place (F16 or BF16; F32 leaves it). False, and W
+// unchanged, when a finite value would overflow the type.
+bool roundToType(MatrixRM& W, DType type);
+
 } // namespace ll
