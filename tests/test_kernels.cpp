@@ -14,6 +14,7 @@
 #include "kernels/int8_dot.h"
 #include "kernels/matmul.h"
 #include "kernels/row_kernels.h"
+#include "kernels/sparse_kernels.h"
 #include "kernels/stored_matrix.h"
 #include "model/model.h"
 #include "quant/ggml_quantize.h"
@@ -329,6 +330,116 @@ private slots:
                         QVERIFY2(std::fabs(gridDot(L, row.data(), x.data()) - exact) <= kDotRelTol * magnitude, qPrintable(what));
                     }
         }
+    }
+
+    // Sparse rows (model/sparse_rows.h) by their definition: the kept values at
+    // the mask's set bits in column order, +0 elsewhere, -0 kept as a value;
+    // the AVX-512 decoder bit-identical with the reference from any column,
+    // the dot within its float bound, matmulStored on both paths.
+    void sparseRowsAgreeWithTheReference()
+    {
+        std::mt19937 rng(31);
+        for (DType type : {DType::F32, DType::F16, DType::BF16})
+            for (int64_t cols : {16, 37, 64, 70, 256, 1000})
+                for (int pattern = 0; pattern < 5; ++pattern) { // dense, 30 %, 50 %, 2:4, 90 % pruned
+                    // Values already in `type`, some -0 (a value, not pruned), none +0 but the pruned.
+                    std::vector<float> v = randomValues(2 * cols, rng(), 0.3f);
+                    for (size_t i = 0; i < v.size(); ++i) {
+                        if (type == DType::F16)
+                            v[i] = fp16ToFloat(floatToFp16(v[i]));
+                        if (type == DType::BF16)
+                            v[i] = bf16ToFloat(floatToBf16(v[i]));
+                        if (i % 97 == 5)
+                            v[i] = -0.0f;
+                        const double p = pattern == 1 ? 0.3 : pattern == 2 ? 0.5 : pattern == 4 ? 0.9 : 0.0;
+                        if ((pattern == 3 && i % 4 < 2) || static_cast<double>(rng() % 1000) < 1000.0 * p)
+                            v[i] = 0.0f;
+                    }
+                    SparseLayout L;
+                    L.valueType = type;
+                    L.cols = cols;
+                    L.validate();
+                    const int64_t kept = sparseKept(v.data(), 2 * cols);
+                    std::vector<uint8_t> bytes(L.bytes(2, kept));
+                    encodeSparseRows(L, v.data(), 2, bytes.data());
+                    const QString what = QStringLiteral("%1, %2 columns, pattern %3").arg(dtypeName(type).data()).arg(cols).arg(pattern);
+                    // The reference by definition (bit for bit: -0 stays -0), each row on its own.
+                    for (int r = 0; r < 2; ++r) {
+                        std::vector<float> ref(static_cast<size_t>(cols));
+                        decodeSparseRow(L, bytes.data() + r * L.rowBytes(), ref.data());
+                        QVERIFY2(bitIdentical(ref, std::vector<float>(v.begin() + r * cols, v.begin() + (r + 1) * cols)), qPrintable(what));
+                    }
+                    const auto x = randomValues(cols, 7);
+                    for (KernelLevel level : {KernelLevel::Portable, KernelLevel::Avx512}) {
+                        LevelGuard guard;
+                        if (setKernelLevel(level) != level)
+                            continue;
+                        for (int r = 0; r < 2; ++r) {
+                            const uint8_t* row = bytes.data() + r * L.rowBytes();
+                            for (auto [c0, n] : std::vector<std::pair<int64_t, int64_t>>{
+                                     {0, cols}, {3, cols - 3}, {0, cols - 5}, {cols / 2, cols / 4}, {48, cols - 48}}) {
+                                if (n <= 0 || c0 + n > cols)
+                                    continue;
+                                std::vector<float> want(static_cast<size_t>(n)), fast(static_cast<size_t>(n), -1.0f);
+                                decodeSparseColumns(L, row, c0, n, want.data());
+                                decodeSparseColumnsFast(L, row, c0, n, fast.data());
+                                QVERIFY2(bitIdentical(want, fast), qPrintable(what + " from " + QString::number(c0) + " at " + kernelLevelName(level)));
+                            }
+                            double exact = 0, magnitude = 0;
+                            for (int64_t i = 0; i < cols; ++i) {
+                                exact += static_cast<double>(v[r * cols + i]) * x[i];
+                                magnitude += std::fabs(static_cast<double>(v[r * cols + i]) * x[i]);
+                            }
+                            QVERIFY2(std::fabs(sparseDot(L, row, x.data()) - exact) <= kDotRelTol * magnitude + 1e-30, qPrintable(what));
+                        }
+                    }
+                }
+
+        // matmulStored from sparse rows: the decoding path (1 row) and the GEMM path (64), on 2 threads.
+        const int64_t n = 70, k = 1024;
+        SparseLayout L;
+        L.valueType = DType::BF16;
+        L.cols = k;
+        std::vector<float> w = randomValues(n * k, 41, 0.05f);
+        for (int64_t i = 0; i < n * k; ++i) // rows keep 1/4 to all of their values
+            w[i] = static_cast<int64_t>(i * 2654435761u % 1000) < 250 * ((i / k) % 4) ? 0.0f : bf16ToFloat(floatToBf16(w[i]));
+        auto bytes = std::make_shared<std::vector<uint8_t>>(L.bytes(n, sparseKept(w.data(), n * k)));
+        encodeSparseRows(L, w.data(), n, bytes->data());
+        const StoredMatrix S = StoredMatrix::view(DType::Sparse, bytes->data(), n, k, bytes, nullptr,
+                                                  std::make_shared<const SparseLayout>(L));
+        const MatrixRM decoded = S.toMatrix();
+        QVERIFY(bitIdentical(std::vector<float>(decoded.data(), decoded.data() + n * k), w));
+        for (int m : {1, 64}) {
+            const auto x = randomValues(m * k, 43);
+            for (KernelLevel level : {KernelLevel::Portable, KernelLevel::Avx512}) {
+                LevelGuard guard;
+                if (setKernelLevel(level) != level)
+                    continue;
+                setComputeThreads(2);
+                std::vector<float> y(static_cast<size_t>(m * n));
+                matmulStored(x.data(), k, S, y.data(), n, m);
+                for (int64_t i = 0; i < m; ++i)
+                    for (int64_t j = 0; j < n; ++j) {
+                        double exact = 0, magnitude = 0;
+                        for (int64_t c = 0; c < k; ++c) {
+                            exact += static_cast<double>(x[i * k + c]) * w[j * k + c];
+                            magnitude += std::fabs(static_cast<double>(x[i * k + c]) * w[j * k + c]);
+                        }
+                        if (std::fabs(y[i * n + j] - exact) > kMatmulRelTol * magnitude)
+                            QFAIL(qPrintable(QString("sparse rows, %1 rows at %2: y(%3, %4) = %5, expected %6")
+                                                 .arg(m).arg(kernelLevelName(level)).arg(i).arg(j).arg(y[i * n + j]).arg(exact)));
+                    }
+            }
+        }
+        // A view of some rows finds their values; a view needs its layout, of its width.
+        const StoredMatrix tail = StoredMatrix::view(DType::Sparse, bytes->data() + 5 * L.rowBytes(), 3, k, bytes, nullptr,
+                                                     std::make_shared<const SparseLayout>(L));
+        QVERIFY(tail.toMatrix() == decoded.middleRows(5, 3));
+        QVERIFY_THROWS_EXCEPTION(Error, StoredMatrix::view(DType::Sparse, bytes->data(), n, k, bytes));
+        SparseLayout narrow = L;
+        narrow.cols = k / 2;
+        QVERIFY_THROWS_EXCEPTION(Error, StoredMatrix::view(DType::Sparse, bytes->data(), n, k, bytes, nullptr,
+                                                           std::make_shared<const SparseLayout>(narrow)));
     }
 
     // One CPU budget (util/threads.h): jobs holding a ComputeShare at the same

@@ -10,6 +10,7 @@
 #include "kernels/matmul.h"
 #include "model/model.h"
 #include "model/packed_grid.h"
+#include "model/sparse_rows.h"
 #include "model/tensor_data.h"
 #include "pipeline/model_compression.h"
 #include "quant/nf4.h"
@@ -517,11 +518,11 @@ private slots:
         QVERIFY(editBytesSpilled() < held);
     }
 
-    // Pruning keeps a half-precision model's weights in its own type.
     // Values a method changed (SparseGPT's updates, a rotation) are kept in the
     // checkpoint's F16, rounded to nearest, as the reference code casts back to
-    // the model's dtype: the edited model is no larger than the source, and the
-    // weight error reported is that of the stored values.
+    // the model's dtype, and pruned layers keep only their kept values beside a
+    // mask: the edited model is smaller than the source, and the weight error
+    // reported is that of the stored values.
     void changedHalfPrecisionWeightsStayHalf()
     {
         LL_REQUIRE_SHARED();
@@ -537,8 +538,11 @@ private slots:
         for (const LayerOutcome& l : r.layers) {
             const LogicalTensor* t = r.model->findLogical(l.name);
             const TensorRef& stored = r.model->stored.at(static_cast<size_t>(t->replacedBy));
-            QCOMPARE(stored.dtype, DType::F16);
-            QCOMPARE(stored.nbytes, static_cast<uint64_t>(t->elements()) * 2); // as in the source, not F32's 4
+            QCOMPARE(stored.dtype, DType::Sparse);
+            QCOMPARE(stored.sparse->valueType, DType::F16);
+            // About 9 bits a weight (half the values at 16, a mask bit each), not F16's 16 or F32's 32.
+            QVERIFY2(static_cast<double>(stored.nbytes) < 0.65 * 2.0 * static_cast<double>(t->elements()),
+                     qPrintable(QString::number(8.0 * static_cast<double>(stored.nbytes) / static_cast<double>(t->elements()))));
             const MatrixRM W0 = readMatrix(*source, *source->findLogical(l.name)), W = readMatrix(*r.model, *t);
             const double error = (W0 - W).norm() / W0.norm();
             QVERIFY2(std::fabs(l.weightError - error) <= 1e-6 * error, qPrintable(QString::fromStdString(l.name)));
@@ -550,21 +554,113 @@ private slots:
         QCOMPARE(rotated.model->stored.at(static_cast<size_t>(q->replacedBy)).dtype, DType::F16);
     }
 
-    void prunedHalfPrecisionWeightsStayHalf()
+    // Pruned layers stay sparse (model/sparse_rows.h): a mask and the kept
+    // values in the checkpoint's type, which decode to the pruned weights bit
+    // for bit, run in the engine without being expanded, and export as dense.
+    void prunedLayersStaySparse()
     {
         LL_REQUIRE_SHARED();
-        const auto source = openModel(test::sharedPath("models/tiny-llama-fp16-sharded"));
+        const auto source = openModel(test::sharedPath("models/stories260K/stories260K.bin"));
+        const std::vector<int32_t> ids{1, 400, 20, 33, 7, 250, 3, 99};
+        std::vector<int32_t> prompt; // 40 tokens: the engine's GEMM path (more than kMatmulRowsPath rows)
+        for (int i = 0; i < 5; ++i)
+            prompt.insert(prompt.end(), ids.begin(), ids.end());
+        for (bool nm : {false, true}) {
+            ModelPruneOptions o;
+            o.layer.sparsity = 0.5;
+            if (nm)
+                o.layer.nm = NMPattern{2, 4};
+            const ModelCompressionResult r = pruneModel(*source, o);
+            QCOMPARE(r.layers.size(), size_t{35});
+            Model dense = *r.model; // the same values as F32 (what the state held before)
+            uint64_t bytes = 0;
+            int64_t weights = 0;
+            for (const LayerOutcome& l : r.layers) {
+                const LogicalTensor* t = r.model->findLogical(l.name);
+                const TensorRef& stored = r.model->stored.at(static_cast<size_t>(t->replacedBy));
+                QCOMPARE(stored.dtype, DType::Sparse);
+                QCOMPARE(stored.sparse->valueType, DType::F32); // stories260K is F32
+                const MatrixRM W0 = readMatrix(*source, *source->findLogical(l.name)), W = readMatrix(*r.model, *t);
+                // Magnitude pruning keeps values as they were: each is the source's, bit for bit, or +0.
+                int64_t zeros = 0;
+                for (Eigen::Index i = 0; i < W.size(); ++i) {
+                    uint32_t b;
+                    std::memcpy(&b, &W.data()[i], 4);
+                    zeros += b == 0;
+                    if (b != 0 && std::memcmp(&W.data()[i], &W0.data()[i], 4) != 0)
+                        QFAIL(qPrintable(QString::fromStdString(l.name) + " changed a kept value"));
+                }
+                QVERIFY(std::abs(static_cast<double>(zeros) / static_cast<double>(W.size()) - 0.5) < 0.01);
+                if (nm) // every row: an offset, a mask bit per column, half the values; then the zero tail
+                    QCOMPARE(stored.nbytes, static_cast<uint64_t>(W.rows() * (8 + (W.cols() + 63) / 64 * 8 + W.cols() / 2 * 4))
+                                                + SparseLayout::kTailBytes);
+                bytes += stored.nbytes;
+                weights += t->elements();
+                replaceTensor(dense, l.name, std::vector<float>(W.data(), W.data() + W.size()), {W.rows(), W.cols()});
+            }
+            const double bitsPerWeight = 8.0 * static_cast<double>(bytes) / static_cast<double>(weights);
+            qInfo("%s on stories260K: %.2f bits a weight as stored (F32 values)", nm ? "2:4" : "magnitude 50 %", bitsPerWeight);
+            QVERIFY2(bitsPerWeight < 19.0, qPrintable(QString::number(bitsPerWeight))); // 16 + a mask bit + a row offset
+
+            // The engine computes from the sparse rows, on the decoding and the GEMM paths.
+            Transformer sparse(*r.model);
+            QCOMPARE(sparse.linear(0, Role::AttnQ).W.type, DType::Sparse);
+            Transformer f32(dense);
+            QCOMPARE(f32.linear(0, Role::AttnQ).W.type, DType::F32);
+            for (const auto& tokens : {ids, prompt}) {
+                const Eigen::MatrixXf got = sparse.logits(tokens), want = f32.logits(tokens);
+                const float scale = want.cwiseAbs().maxCoeff();
+                QVERIFY((got - want).cwiseAbs().maxCoeff() <= 1e-5f * scale);
+                QVERIFY((Transformer(*source).logits(tokens) - want).cwiseAbs().maxCoeff() > 1e-3f * scale); // pruning shows
+            }
+
+            // Exported, the tensor is its dense value: F32 GGUF reloads bit for bit.
+            QTemporaryDir dir;
+            const std::string out = (dir.path() + "/pruned.gguf").toStdString();
+            GgufExportOptions eo;
+            eo.type = DType::F32;
+            exportGguf(*r.model, out, eo);
+            const auto back = openModel(out);
+            for (const LayerOutcome& l : r.layers)
+                QVERIFY(bitIdentical(readMatrix(*back, *back->findLogical(l.name)), readMatrix(dense, *dense.findLogical(l.name))));
+
+            // A later edit reads the sparse values: RTN over the pruned layers packs its grid.
+            if (nm) {
+                QuantizeModelOptions q;
+                q.config = gridConfig(QuantMethod::Rtn, 4, false, 32);
+                const ModelQuantizationResult rq = quantizeModel(*r.model, q);
+                const LogicalTensor* t = rq.model->findLogical(r.layers.front().name);
+                QCOMPARE(rq.model->stored.at(static_cast<size_t>(t->replacedBy)).dtype, DType::Grid);
+            }
+        }
+
+        // Few zeros: dense values are smaller, and stay dense.
+        ModelPruneOptions light;
+        light.layer.sparsity = 0.2;
+        const ModelCompressionResult r = pruneModel(*source, light);
+        const LogicalTensor* t = r.model->findLogical(r.layers.front().name);
+        QCOMPARE(r.model->stored.at(static_cast<size_t>(t->replacedBy)).dtype, DType::F32);
+
+        // A half-precision checkpoint's pruned values stay half beside their mask.
+        const auto half = openModel(test::sharedPath("models/tiny-llama-fp16-sharded"));
         ModelPruneOptions o;
         o.layer.sparsity = 0.5;
-        const ModelCompressionResult r = pruneModel(*source, o);
-        QVERIFY(!r.layers.empty());
-        for (const LayerOutcome& l : r.layers) {
-            const LogicalTensor* t = r.model->findLogical(l.name);
-            const TensorRef& stored = r.model->stored.at(static_cast<size_t>(t->replacedBy));
-            QCOMPARE(stored.dtype, DType::F16);
-            const MatrixRM W = readMatrix(*r.model, *t);
+        const ModelCompressionResult rh = pruneModel(*half, o);
+        QVERIFY(!rh.layers.empty());
+        for (const LayerOutcome& l : rh.layers) {
+            const LogicalTensor* th = rh.model->findLogical(l.name);
+            const TensorRef& stored = rh.model->stored.at(static_cast<size_t>(th->replacedBy));
+            QCOMPARE(stored.dtype, DType::Sparse);
+            QCOMPARE(stored.sparse->valueType, DType::F16);
+            const MatrixRM W = readMatrix(*rh.model, *th);
             QVERIFY(std::abs(static_cast<double>((W.array() == 0.0f).count()) / static_cast<double>(W.size()) - 0.5) < 0.02);
         }
+        // Pruning a pruned layer again keeps its values' type (F16, not F32).
+        ModelPruneOptions more;
+        more.layer.sparsity = 0.7;
+        const ModelCompressionResult again = pruneModel(*rh.model, more);
+        const LogicalTensor* ta = again.model->findLogical(again.layers.front().name);
+        QCOMPARE(again.model->stored.at(static_cast<size_t>(ta->replacedBy)).sparse->valueType, DType::F16);
     }
 };
 

@@ -12,6 +12,8 @@ std::string typeOf(const TensorRef& ref)
 {
     if (ref.dtype == DType::Grid && ref.grid)
         return std::to_string(ref.grid->bits) + "-bit grid";
+    if (ref.dtype == DType::Sparse && ref.sparse) // "sparse BF16": pruned, a mask and the kept values
+        return "sparse " + std::string(dtypeName(ref.sparse->valueType));
     return ref.dtypeLabel.empty() ? std::string(dtypeName(ref.dtype)) : ref.dtypeLabel;
 }
 

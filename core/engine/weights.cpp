@@ -10,12 +10,13 @@ namespace {
 // A 2-D stored tensor (already in the logical layout) as a matrix.
 StoredMatrix viewOfStored(const TensorRef& ref, int64_t rows, int64_t cols)
 {
-    return StoredMatrix::view(ref.dtype, ref.data, rows, cols, ref.keepAlive, ref.grid);
+    return StoredMatrix::ofTensor(ref, rows, cols);
 }
 
 bool viewable(const TensorRef& ref)
 {
-    return ref.data && (hasRowKernels(ref.dtype) || (ref.dtype == DType::Grid && ref.grid));
+    return ref.data
+           && (hasRowKernels(ref.dtype) || (ref.dtype == DType::Grid && ref.grid) || (ref.dtype == DType::Sparse && ref.sparse));
 }
 
 } // namespace
@@ -54,7 +55,7 @@ LinearWeights loadLinearWeights(const Model& m, const LogicalTensor& t)
         const TensorRef& r = m.stored.at(static_cast<size_t>(t.replacedBy));
         if (r.elements() != rows * cols)
             fail(ErrorCode::Malformed, m.path, "tensor '" + t.logicalName + "' has an inconsistent shape");
-        if (viewable(r) && (r.dtype == DType::Grid ? r.grid->cols == cols : storedRowBytes(r.dtype, cols) != 0))
+        if (viewable(r) && storedRowBytes(r, cols) != 0)
             lw.W = viewOfStored(r, rows, cols);
         else
             lw.W = StoredMatrix::fromMatrix(readMatrix(m, t));

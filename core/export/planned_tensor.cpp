@@ -110,17 +110,16 @@ bool readableByRows(const TensorRef& ref)
     const int64_t cols = storedCols(ref);
     if (!ref.data)
         return false;
-    if (ref.dtype == DType::Grid)
-        return ref.grid && ref.grid->cols == cols && ref.shape.size() == 2;
+    if (ref.dtype == DType::Grid || ref.dtype == DType::Sparse)
+        return storedRowBytes(ref, cols) > 0 && ref.shape.size() == 2;
     return hasRowKernels(ref.dtype) && (cols == 0 || storedRowBytes(ref.dtype, cols) > 0);
 }
 
 BandReader storedRows(const TensorRef& ref, RowMap rowOf)
 {
     const int64_t cols = storedCols(ref);
-    if (ref.dtype == DType::Grid) {
-        auto m = std::make_shared<StoredMatrix>(
-            StoredMatrix::view(ref.dtype, ref.data, ref.elements() / std::max<int64_t>(cols, 1), cols, ref.keepAlive, ref.grid));
+    if (ref.dtype == DType::Grid || ref.dtype == DType::Sparse) {
+        auto m = std::make_shared<StoredMatrix>(StoredMatrix::ofTensor(ref, ref.elements() / std::max<int64_t>(cols, 1), cols));
         auto reader = std::make_shared<RowReader>(*m);
         return [m, reader, rowOf, cols](int64_t r0, int64_t n, float* out) {
             for (int64_t i = 0; i < n; ++i)

@@ -90,7 +90,7 @@ void convertBands(FileWriter& out, const PlannedTensor& t, DType type, StreamBuf
     const bool threaded = !floats || (type != DType::F32 && bestEncodePath() == EncodePath::Scalar);
     const BandReader read = t.openRows();
     const bool concurrentReads = t.stored != nullptr; // stored rows are decoded where they lie
-    ReadAhead ahead(t, !t.stored ? 0 : t.stored->grid ? t.stored->grid->rowBytes() : storedRowBytes(t.stored->dtype, cols));
+    ReadAhead ahead(t, !t.stored ? 0 : storedRowBytes(*t.stored, cols));
     BandWriter& writer = buffers.writer();
     const int64_t band = chunkRows(cols, t.rowAlign, rows, buffers.chunkBytes());
     for (int64_t r0 = 0; r0 < rows; r0 += band) {

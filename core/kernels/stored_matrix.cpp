@@ -2,6 +2,7 @@
 
 #include "kernels/row_kernels.h"
 #include "kernels/grid_kernels.h"
+#include "kernels/sparse_kernels.h"
 #include "util/error.h"
 
 #include <vector>
@@ -16,9 +17,41 @@ size_t storedRowBytes(DType type, int64_t cols)
     return static_cast<size_t>(cols / l.blockElems) * l.blockBytes;
 }
 
-StoredMatrix StoredMatrix::view(DType type, const uint8_t* data, int64_t rows, int64_t cols,
-                                std::shared_ptr<const void> keepAlive, std::shared_ptr<const GridLayout> grid)
+size_t storedRowBytes(const TensorRef& t, int64_t cols)
 {
+    if (t.dtype == DType::Grid)
+        return t.grid && t.grid->cols == cols ? t.grid->rowBytes() : 0;
+    if (t.dtype == DType::Sparse)
+        return t.sparse && t.sparse->cols == cols ? t.sparse->rowBytes() : 0;
+    return storedRowBytes(t.dtype, cols);
+}
+
+StoredMatrix StoredMatrix::ofTensor(const TensorRef& t, int64_t rows, int64_t cols)
+{
+    StoredMatrix m = view(t.dtype, t.data, rows, cols, t.keepAlive, t.grid, t.sparse);
+    if (t.dtype == DType::Sparse && t.nbytes > m.bytes())
+        m.poolBytes = t.nbytes - m.bytes();
+    return m;
+}
+
+StoredMatrix StoredMatrix::view(DType type, const uint8_t* data, int64_t rows, int64_t cols,
+                                std::shared_ptr<const void> keepAlive, std::shared_ptr<const GridLayout> grid,
+                                std::shared_ptr<const SparseLayout> sparse)
+{
+    if (type == DType::Sparse) {
+        if (!sparse || sparse->cols != cols)
+            fail(ErrorCode::InvalidArgument, "", "sparse rows without a layout of " + std::to_string(cols) + " columns");
+        sparse->validate();
+        StoredMatrix m;
+        m.type = type;
+        m.data = data;
+        m.rows = rows;
+        m.cols = cols;
+        m.rowBytes = sparse->rowBytes();
+        m.keepAlive = std::move(keepAlive);
+        m.sparse = std::move(sparse);
+        return m;
+    }
     if (type == DType::Grid) {
         if (!grid || grid->cols != cols)
             fail(ErrorCode::InvalidArgument, "", "a packed grid matrix without a layout of " + std::to_string(cols) + " columns");
@@ -69,7 +102,7 @@ void StoredMatrix::decodeRows(int64_t r0, int64_t n, float* out) const
 
 RowReader::RowReader(const StoredMatrix& m) : m_(m)
 {
-    if (m.type != DType::Grid) {
+    if (m.type != DType::Grid && m.type != DType::Sparse) {
         const RowKernels k = rowKernels(m.type);
         decode_ = k.decode;
         dot_ = k.dot;
@@ -81,6 +114,8 @@ void RowReader::decodeColumns(int64_t r, int64_t c0, int64_t n, float* out) cons
 {
     if (decode_)
         decode_(m_.row(r) + static_cast<size_t>(c0 / layout_.blockElems) * layout_.blockBytes, out, n);
+    else if (m_.sparse)
+        decodeSparseColumnsFast(*m_.sparse, m_.row(r), c0, n, out);
     else
         decodeGridColumnsFast(*m_.grid, m_.row(r), c0, n, out);
 }
@@ -89,6 +124,8 @@ void RowReader::decode(int64_t r, float* out) const
 {
     if (decode_)
         decode_(m_.row(r), out, m_.cols);
+    else if (m_.sparse)
+        decodeSparseColumnsFast(*m_.sparse, m_.row(r), 0, m_.cols, out);
     else
         decodeGridColumnsFast(*m_.grid, m_.row(r), 0, m_.cols, out);
 }
@@ -97,6 +134,8 @@ float RowReader::dot(int64_t r, const float* x) const
 {
     if (dot_)
         return dot_(m_.row(r), x, m_.cols);
+    if (m_.sparse)
+        return sparseDot(*m_.sparse, m_.row(r), x);
     return gridDot(*m_.grid, m_.row(r), x);
 }
 

@@ -25,11 +25,13 @@ struct StoredMatrix {
     size_t rowBytes = 0;
     std::shared_ptr<const void> keepAlive; // the mapping or buffer that owns data
     std::shared_ptr<const GridLayout> grid; // DType::Grid: the layout of every row
+    std::shared_ptr<const SparseLayout> sparse; // DType::Sparse: the layout of every row
+    uint64_t poolBytes = 0; // Sparse: the kept values after the row headers (for bytes())
 
     int64_t elements() const { return rows * cols; }
     bool empty() const { return elements() == 0; }
     const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * rowBytes; }
-    uint64_t bytes() const { return static_cast<uint64_t>(rows) * rowBytes; }
+    uint64_t bytes() const { return static_cast<uint64_t>(rows) * rowBytes + poolBytes; }
 
     // Rows [r0, r0 + n) as floats into out (n, cols), row-major.
     void decodeRows(int64_t r0, int64_t n, float* out) const;
@@ -37,19 +39,27 @@ struct StoredMatrix {
     MatrixRM toMatrix() const;
 
     // A view of rows (rows, cols) of `type` starting at data; checks that a row
-    // is a whole number of blocks (InvalidArgument otherwise). A Grid needs its layout.
+    // is a whole number of blocks (InvalidArgument otherwise). A Grid and
+    // Sparse rows need their layout.
     static StoredMatrix view(DType type, const uint8_t* data, int64_t rows, int64_t cols,
-                             std::shared_ptr<const void> keepAlive, std::shared_ptr<const GridLayout> grid = nullptr);
+                             std::shared_ptr<const void> keepAlive, std::shared_ptr<const GridLayout> grid = nullptr,
+                             std::shared_ptr<const SparseLayout> sparse = nullptr);
+    // The whole of a stored tensor as (rows, cols), with its layout.
+    static StoredMatrix ofTensor(const TensorRef& t, int64_t rows, int64_t cols);
     // Takes ownership of an F32 matrix.
     static StoredMatrix fromMatrix(MatrixRM m);
 };
 
 // Bytes of one row of `cols` values of `type`; 0 when cols is not a whole
-// number of blocks (or for a Grid: its layout says).
+// number of blocks (or for a Grid or Sparse rows: their layout says).
 size_t storedRowBytes(DType type, int64_t cols);
+// Bytes of one row of `cols` values of the stored tensor t, whatever its type
+// (a Grid's or Sparse rows' layout included); 0 when its rows cannot hold cols values.
+size_t storedRowBytes(const TensorRef& t, int64_t cols);
 
 // Reads the rows of one StoredMatrix: decoding and fused dot products with
-// the fastest kernels for its type (row_kernels.h; grid_kernels.h for a Grid).
+// the fastest kernels for its type (row_kernels.h; grid_kernels.h for a Grid,
+// sparse_kernels.h for Sparse rows).
 class RowReader {
 public:
     explicit RowReader(const StoredMatrix& m);

@@ -14,7 +14,7 @@ struct DTypeRow {
 };
 
 // ggml type ids and block sizes follow ggml.h / ggml-common.h.
-constexpr std::array<DTypeRow, 38> kRows{{
+constexpr std::array<DTypeRow, 39> kRows{{
     {DType::F32, "F32", 0, {1, 4}, true},
     {DType::F16, "F16", 1, {1, 2}, true},
     {DType::BF16, "BF16", 30, {1, 2}, true},
@@ -52,6 +52,7 @@ constexpr std::array<DTypeRow, 38> kRows{{
     {DType::TQ2_0, "TQ2_0", 35, {256, 66}, false},
     {DType::MXFP4, "MXFP4", 39, {32, 17}, false},
     {DType::Grid, "GRID", -1, {0, 0}, true},
+    {DType::Sparse, "SPARSE", -1, {0, 0}, true},
     {DType::Unknown, "unknown", -1, {0, 0}, false},
 }};
 
@@ -84,7 +85,7 @@ std::string_view dtypeName(DType t)
 std::optional<DType> dtypeFromSafetensors(std::string_view name)
 {
     for (const auto& r : kRows)
-        if (r.type != DType::Unknown && r.ggml <= 30 && r.name == name && !isQuantized(r.type))
+        if (r.type != DType::Unknown && r.type != DType::Sparse && r.ggml <= 30 && r.name == name && !isQuantized(r.type))
             return r.type;
     return std::nullopt;
 }

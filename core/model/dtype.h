@@ -20,6 +20,9 @@ enum class DType : uint8_t {
     // LayerLab's packed integer grid (model/packed_grid.h): edited RTN / GPTQ /
     // AWQ weights in memory; never read from or written to a file.
     Grid,
+    // LayerLab's sparse rows (model/sparse_rows.h): pruned weights in memory,
+    // a mask and the kept values; never read from or written to a file.
+    Sparse,
     Unknown,
 };
 
@@ -32,7 +35,7 @@ std::optional<DType> dtypeFromGgml(uint32_t ggmlType);
 std::optional<uint32_t> ggmlTypeOf(DType t);
 
 // Layout of a row: `blockElems` values are stored in `blockBytes` bytes
-// (0 / 0 for Grid, whose rows carry their own layout).
+// (0 / 0 for Grid and Sparse, whose rows carry their own layout).
 struct DTypeLayout {
     uint32_t blockElems = 0; // 0 = size unknown
     uint32_t blockBytes = 0;

@@ -4,6 +4,7 @@
 // LayerLab works with (the same names for every family, fused tensors split).
 #include "model/dtype.h"
 #include "model/packed_grid.h"
+#include "model/sparse_rows.h"
 
 #include <nlohmann/json.hpp>
 
@@ -68,6 +69,7 @@ struct TensorRef {
     std::shared_ptr<const void> keepAlive; // the mapping or buffer that owns `data`
     bool edited = false;         // values produced by LayerLab (replaceTensor), not from the source
     std::shared_ptr<const GridLayout> grid; // DType::Grid: the layout of every row (shape {rows, cols})
+    std::shared_ptr<const SparseLayout> sparse; // DType::Sparse: the layout of every row (shape {rows, cols})
 
     int64_t elements() const;
 };
@@ -101,8 +103,9 @@ struct LogicalTensor {
     int64_t partGroupStride = 0;
     bool transposed = false;     // stored (in, out) as GPT-2's Conv1D
     bool tied = false;           // shares the stored tensor of another logical tensor
-    // Edited values: index into Model::stored of an F32 tensor in the logical
-    // shape that replaces the file's values (-1: the file's values). The fields
+    // Edited values: index into Model::stored of a tensor in the logical shape
+    // (F32, F16, BF16, a ggml type, a packed Grid or Sparse rows) that replaces
+    // the file's values (-1: the file's values). The fields
     // above keep describing where the tensor lives in the source file, so that
     // exporters can rebuild fused or transposed layouts.
     int64_t replacedBy = -1;

@@ -33,11 +33,24 @@ void decodeGridRange(const TensorRef& t, int64_t first, int64_t count, float* ou
         decodeGridRow(L, t.data + static_cast<size_t>(first / L.cols + r) * rowBytes, out + r * L.cols);
 }
 
-// Values decoded together: a block of the type, a row of a packed grid.
+// Sparse rows decode whole rows only too.
+void decodeSparseRange(const TensorRef& t, int64_t first, int64_t count, float* out)
+{
+    const SparseLayout& L = *t.sparse;
+    if (L.cols <= 0 || first % L.cols != 0 || count % L.cols != 0)
+        fail(ErrorCode::OutOfRange, t.sourceFile, "a range of '" + t.name + "' that is not whole rows");
+    const size_t rowBytes = L.rowBytes();
+    for (int64_t r = 0; r < count / L.cols; ++r)
+        decodeSparseRow(L, t.data + static_cast<size_t>(first / L.cols + r) * rowBytes, out + r * L.cols);
+}
+
+// Values decoded together: a block of the type, a row of a packed grid or of sparse rows.
 int64_t decodeUnit(const TensorRef& t)
 {
     if (t.dtype == DType::Grid)
         return t.grid ? std::max<int64_t>(1, t.grid->cols) : 1;
+    if (t.dtype == DType::Sparse)
+        return t.sparse ? std::max<int64_t>(1, t.sparse->cols) : 1;
     return dtypeLayout(t.dtype).blockElems;
 }
 
@@ -52,6 +65,11 @@ void decodeRange(const TensorRef& t, int64_t first, int64_t count, float* out)
         if (!t.grid)
             fail(ErrorCode::Malformed, t.sourceFile, "packed tensor '" + t.name + "' has no layout");
         return decodeGridRange(t, first, count, out);
+    }
+    if (t.dtype == DType::Sparse) {
+        if (!t.sparse)
+            fail(ErrorCode::Malformed, t.sourceFile, "sparse tensor '" + t.name + "' has no layout");
+        return decodeSparseRange(t, first, count, out);
     }
     const DTypeLayout layout = dtypeLayout(t.dtype);
     if (first < 0 || count < 0 || first + count > t.elements() || first % layout.blockElems != 0)
@@ -81,21 +99,31 @@ void decodeRange(const TensorRef& t, int64_t first, int64_t count, float* out)
     }
 }
 
-std::vector<float> decodeStored(const TensorRef& t, Progress* progress)
+namespace {
+
+// decodeStored into out (t.elements() floats).
+void decodeInto(const TensorRef& t, float* out, Progress* progress)
 {
     requireDecodable(t);
     const int64_t n = t.elements();
-    std::vector<float> out(static_cast<size_t>(n));
     // Decode in chunks so that large tensors report progress and can be cancelled.
     const int64_t block = decodeUnit(t);
     const int64_t chunk = std::max<int64_t>(block, (int64_t{1} << 22) / block * block);
     for (int64_t first = 0; first < n; first += chunk) {
         throwIfCancelled(progress);
         const int64_t count = std::min(chunk, n - first);
-        decodeRange(t, first, count, out.data() + first);
+        decodeRange(t, first, count, out + first);
         if (progress)
             progress->report(static_cast<double>(first + count) / static_cast<double>(n), "decoding " + t.name);
     }
+}
+
+} // namespace
+
+std::vector<float> decodeStored(const TensorRef& t, Progress* progress)
+{
+    std::vector<float> out(static_cast<size_t>(t.elements()));
+    decodeInto(t, out.data(), progress);
     return out;
 }
 
@@ -106,11 +134,12 @@ std::vector<float> readLogical(const Model& m, const LogicalTensor& t, Progress*
         throwIfCancelled(progress);
         std::vector<float> out(static_cast<size_t>(A.rows() * B.cols()));
         Eigen::Map<MatrixRM> W(out.data(), A.rows(), B.cols());
-        if (t.corrected()) {
-            const std::vector<float> base = decodeStored(m.stored.at(static_cast<size_t>(t.replacedBy)), progress);
-            if (static_cast<int64_t>(base.size()) != W.size())
+        if (t.corrected()) { // the base decoded into out, A B added in place: no copy of the layer
+            const TensorRef& base = m.stored.at(static_cast<size_t>(t.replacedBy));
+            if (base.elements() != W.size())
                 fail(ErrorCode::Malformed, m.path, "tensor '" + t.logicalName + "' has an inconsistent shape");
-            W = plusLowRank(Eigen::Map<const MatrixRM>(base.data(), W.rows(), W.cols()), A, B);
+            decodeInto(base, out.data(), progress);
+            addLowRank(W, A, B);
         } else {
             W.noalias() = A * B; // (out, k) @ (k, in) -> (out, in)
         }
@@ -172,11 +201,16 @@ bool readFactors(const Model& m, const LogicalTensor& t, MatrixRM& A, MatrixRM& 
     return true;
 }
 
+void addLowRank(Eigen::Ref<MatrixRM> W, const MatrixRM& A, const MatrixRM& B)
+{
+    if (A.cols() > 0)
+        W.noalias() += A * B;
+}
+
 MatrixRM plusLowRank(const MatrixRM& W, const MatrixRM& A, const MatrixRM& B)
 {
     MatrixRM out = W;
-    if (A.cols() > 0)
-        out.noalias() += A * B;
+    addLowRank(out, A, B);
     return out;
 }
 

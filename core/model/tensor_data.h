@@ -34,8 +34,11 @@ MatrixRM readMatrix(const Model& m, const LogicalTensor& t);
 // false (A, B untouched) when t has none.
 bool readFactors(const Model& m, const LogicalTensor& t, MatrixRM& A, MatrixRM& B);
 
-// W + A B, a corrected tensor's value: the one function that LoRC / EoRA,
-// readLogical and the packing check compute it with, so that they agree bit for bit.
+// W += A B in place, a corrected tensor's value: the one function that LoRC /
+// EoRA, readLogical and the packing check compute it with, so that they agree
+// bit for bit. In place, because W is a whole layer (180 MB for a 7B down_proj).
+void addLowRank(Eigen::Ref<MatrixRM> W, const MatrixRM& A, const MatrixRM& B);
+// The same into a copy of W.
 MatrixRM plusLowRank(const MatrixRM& W, const MatrixRM& A, const MatrixRM& B);
 
 // replaceTensorFactored (model.h) with the factors as matrices: W = A (out, k) B (k, in).

@@ -12,7 +12,10 @@ DType denseEditType(const Model& m, const std::string& name)
     const LogicalTensor* t = m.findLogical(name);
     if (!t || t->factored())
         return DType::F32;
-    const DType type = t->replacedBy >= 0 ? m.stored.at(static_cast<size_t>(t->replacedBy)).dtype : m.storedOf(*t).dtype;
+    const TensorRef& ref = t->replacedBy >= 0 ? m.stored.at(static_cast<size_t>(t->replacedBy)) : m.storedOf(*t);
+    if (ref.dtype == DType::Sparse && ref.sparse) // pruned earlier in this session: its values' type
+        return ref.sparse->valueType;
+    const DType type = ref.dtype;
     if (type == DType::F16 || type == DType::BF16)
         return type;
     // An edit of a ggml-quantized tensor: F16 holds more than the file did.
@@ -25,7 +28,12 @@ DType denseEditType(const Model& m, const std::string& name)
 
 void storeDense(Model& m, const std::string& name, const MatrixRM& W)
 {
-    if (std::optional<TensorRef> narrow = narrowRounded(W, denseEditType(m, name))) {
+    const DType type = denseEditType(m, name);
+    if (std::optional<TensorRef> sparse = sparseTensor(W, type)) {
+        replaceTensorStored(m, name, std::move(*sparse));
+        return;
+    }
+    if (std::optional<TensorRef> narrow = narrowRounded(W, type)) {
         replaceTensorStored(m, name, std::move(*narrow));
         return;
     }

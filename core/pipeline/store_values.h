@@ -7,7 +7,8 @@
 // rotated weights): a pruned, rotated or sliced 7B BF16 model then stays at 2
 // bytes a weight instead of growing to 27 GB of F32. A tensor held in a ggml
 // block type (coarser than F16) takes F16. F32 stays F32, and so do values
-// that F16 cannot hold (beyond ±65504). Packed quantized layers do not come
+// that F16 cannot hold (beyond ±65504). A pruned layer keeps only its kept
+// values, in that type, beside a mask. Packed quantized layers do not come
 // here (quant/packed_storage.h).
 #include "model/model.h"
 #include "model/tensor_data.h"
@@ -20,7 +21,9 @@ namespace ll {
 DType denseEditType(const Model& m, const std::string& name);
 
 // Stores W as `name`'s new values in denseEditType(m, name), rounded to it
-// (F32 when a value does not fit).
+// (F32 when a value does not fit). Pruned values (about 30 % zeros or more)
+// are kept as Sparse rows of that type: a mask and the kept values
+// (quant/packed_storage.h sparseTensor), decoding to the same values.
 void storeDense(Model& m, const std::string& name, const MatrixRM& W);
 
 } // namespace ll

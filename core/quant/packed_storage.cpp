@@ -188,6 +188,32 @@ std::optional<TensorRef> narrowRounded(const MatrixRM& values, DType type)
     return narrow(values, type, false);
 }
 
+std::optional<TensorRef> sparseTensor(const MatrixRM& values, DType type)
+{
+    if (type != DType::F32 && type != DType::F16 && type != DType::BF16)
+        return std::nullopt;
+    const int64_t rows = values.rows(), cols = values.cols();
+    if (rows == 0 || cols == 0)
+        return std::nullopt;
+    MatrixRM rounded = values;
+    if (!roundToType(rounded, type))
+        return std::nullopt;
+    auto layout = std::make_shared<SparseLayout>();
+    layout->valueType = type;
+    layout->cols = cols;
+    const int64_t kept = sparseKept(rounded.data(), rounded.size());
+    const uint64_t sparseBytes = layout->bytes(rows, kept);
+    const uint64_t denseBytes = static_cast<uint64_t>(rows * cols) * layout->valueBytes();
+    if (sparseBytes * 4 > denseBytes * 3) // worth a mask and a slower decoder only when it saves a quarter
+        return std::nullopt;
+    auto bytes = makeEditBuffer(sparseBytes);
+    encodeSparseRows(*layout, rounded.data(), rows, bytes->data());
+    TensorRef t = tensorOf(DType::Sparse, std::move(bytes), rows, cols);
+    t.dtypeLabel = "SPARSE " + std::string(dtypeName(type));
+    t.sparse = std::move(layout);
+    return t;
+}
+
 bool roundToType(MatrixRM& W, DType type)
 {
     if (type != DType::F16 && type != DType::BF16)
