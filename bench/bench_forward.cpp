@@ -384,7 +384,8 @@ int measure(const Transformer& model, int64_t ctx, int threads, int64_t windows)
 // layerlab-bench decode --gguf FILE [-n 32] [--threads 2] [--reps 3]: token
 // generation alone, as llama-bench -p 0 -n N measures it (tg N: N tokens from
 // an empty context, one at a time through the KV cache): tokens/s as mean and
-// standard deviation over --reps runs, as llama-bench reports it (5 runs there).
+// standard deviation over --reps runs, as llama-bench reports it (5 runs there),
+// after one warm-up token, as llama-bench generates one before it measures.
 int benchDecode(const std::vector<std::string>& args)
 {
     const std::string path = stringOption(args, "gguf", "");
@@ -400,6 +401,10 @@ int benchDecode(const std::vector<std::string>& args)
     const double load = seconds(t0, Clock::now());
     std::printf("model: %s, %lld layers, hidden %lld; loaded in %.2f s\n", path.c_str(),
                 static_cast<long long>(model.config().layers), static_cast<long long>(model.config().hidden), load);
+    { // a warm-up token first, as llama-bench does (the first touch of the mapped weights is not decoding)
+        Session warm(model);
+        warm.appendToken(1 % static_cast<int32_t>(model.config().vocab));
+    }
     std::vector<double> rates;
     for (int64_t r = 0; r < reps; ++r) {
         Session session(model);

@@ -175,17 +175,20 @@ float dotQ6_K(const uint8_t* w, const BlockQ8K* x, int64_t n)
 // Q4_0 / Q5_0 (x = d (q - 8), d (q - 16)) and Q4_1 / Q5_1 (x = d q + m): two
 // 32-value blocks per 64-byte product, the codes as unsigned bytes (value j is
 // the low nibble of qs[j], j + 16 its high nibble, as ggml stores them; Q5's
-// fifth bit of value j is bit j of qh). The offset's share, -8 / -16 or m times
-// the sum of x, comes from a second VPDPBUSD of x with a constant, whose lanes
-// group x as the codes' product does: no scalar work per block.
+// fifth bit of value j is bit j of qh). Per 256 values the eight blocks'
+// scales are converted together. Q4_0 / Q5_0 take their offset off in
+// integers, by a second VPDPBUSD of x with a constant whose lanes group x as
+// the codes' product does; Q4_1 / Q5_1 add m times the sum of x over each
+// block from x's 16-value sums. No scalar work per block.
 template <int Bits, bool Min>
 float dotQ45_01(const uint8_t* w, const BlockQ8K* x, int64_t n)
 {
     using Block = std::conditional_t<Bits == 4, std::conditional_t<Min, BlockQ4_1, BlockQ4_0>,
                                      std::conditional_t<Min, BlockQ5_1, BlockQ5_0>>;
     constexpr size_t kBytes = sizeof(Block);
+    constexpr int kBlocks = kQK_K / kQK; // 8 blocks of 32 per Q8K block
     const __m128i nibble = _mm_set1_epi8(0x0F);
-    const __m512i offset = _mm512_set1_epi8(Min ? 1 : (Bits == 4 ? 8 : 16));
+    const __m512i offset = _mm512_set1_epi8(Bits == 4 ? 8 : 16);
     const auto codes = [&](const uint8_t* block) {
         const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + offsetof(Block, qs)));
         const __m256i c = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), nibble), _mm_and_si128(q, nibble));
@@ -197,23 +200,34 @@ float dotQ45_01(const uint8_t* w, const BlockQ8K* x, int64_t n)
             return c;
         }
     };
-    const auto pair = [](float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); };
+    // The F16 at `field` of the 8 blocks from p, as floats.
+    const auto eight = [](const uint8_t* p, size_t field) {
+        alignas(16) uint16_t h[kBlocks];
+        for (int b = 0; b < kBlocks; ++b)
+            std::memcpy(&h[b], p + b * kBytes + field, 2);
+        return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
+    };
     __m512 acc = _mm512_setzero_ps();
+    __m256 minAcc = _mm256_setzero_ps(); // Q4_1 / Q5_1: m d_x times the sum of x, per block
     for (int64_t b = 0; b < n / kQK_K; ++b, ++x) {
-        for (int k = 0; k < kQK_K / (2 * kQK); ++k, w += 2 * kBytes) {
-            const uint8_t* w1 = w + kBytes;
-            const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(codes(w)), codes(w1), 1);
+        const __m256 dx = _mm256_set1_ps(x->d);
+        const __m512 d8 = _mm512_castps256_ps512(_mm256_mul_ps(eight(w, offsetof(Block, d)), dx)); // lanes 8-15 unused
+        if constexpr (Min) { // sums of x over each 32-value block: pairs of its 16-value sums
+            const __m512i s16 = _mm512_cvtepi16_epi32(load256(x->bsums));
+            const __m256 sums = _mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(_mm512_add_epi32(s16, _mm512_srli_epi64(s16, 32))));
+            minAcc = _mm256_fmadd_ps(_mm256_mul_ps(eight(w, offsetof(Block, m)), dx), sums, minAcc);
+        }
+        for (int k = 0; k < kBlocks / 2; ++k, w += 2 * kBytes) {
+            const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(codes(w)), codes(w + kBytes), 1);
             const __m512i xs = load512(x->qs + 64 * k);
-            const __m512 d = pair(halfAt(w) * x->d, halfAt(w1) * x->d);
-            if constexpr (Min) {
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(q, xs)), d, acc);
-                const __m512 m = pair(halfAt(w + offsetof(Block, m)) * x->d, halfAt(w1 + offsetof(Block, m)) * x->d);
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot4(offset, xs)), m, acc);
-            } else {
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot4(q, xs), dot4(offset, xs))), d, acc);
-            }
+            const __m512i p = Min ? dot4(q, xs) : _mm512_sub_epi32(dot4(q, xs), dot4(offset, xs));
+            const int a = 2 * k, c = 2 * k + 1;
+            const __m512 d = _mm512_permutexvar_ps(_mm512_setr_epi32(a, a, a, a, a, a, a, a, c, c, c, c, c, c, c, c), d8);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc);
         }
     }
+    if constexpr (Min)
+        acc = _mm512_add_ps(acc, _mm512_insertf32x8(_mm512_setzero_ps(), minAcc, 0));
     return _mm512_reduce_add_ps(acc);
 }
 

@@ -6,6 +6,7 @@
 #include "kernels/int8_dot.h"
 #include "kernels/row_kernels_avx512.h"
 #include "kernels/row_kernels.h"
+#include "kernels/sparse_kernels.h"
 #include "util/threads.h"
 
 #include <algorithm>
@@ -148,6 +149,24 @@ void gemmPath(const float* x, int64_t ldx, const StoredMatrix& W, float* y, int6
     const KernelLevel level = kernelLevel();
     if (level == KernelLevel::Avx512Bf16 && W.type == DType::BF16 && bf16Products() == Bf16Products::Native) {
         avx512::gemmBf16(x, ldx, m, k, W.data, W.rowBytes, y, ldy, c0, c1, scratch(avx512::gemmScratchFloats(m, k)));
+        return;
+    }
+    if (level == KernelLevel::Avx512Bf16 && W.type == DType::Sparse && W.sparse->valueType == DType::BF16
+        && bf16Products() == Bf16Products::Native) {
+        // A pruned BF16 layer: panels of rows decoded back to BF16 (exactly), each
+        // through the BF16 GEMM; about 2 MB a panel, so that packing x once per
+        // panel stays a small share of the panel's products.
+        const int64_t panel = std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(k, 1) / 32 * 32, 32, 512);
+        thread_local std::vector<uint16_t> rows;
+        rows.resize(static_cast<size_t>(std::min(panel, c1 - c0) * k));
+        float* s = scratch(avx512::gemmScratchFloats(m, k));
+        for (int64_t j0 = c0; j0 < c1; j0 += panel) {
+            const int64_t n = std::min(panel, c1 - j0);
+            for (int64_t r = 0; r < n; ++r)
+                avx512::decodeSparseRowBf16(*W.sparse, W.row(j0 + r), rows.data() + r * k);
+            avx512::gemmBf16(x, ldx, m, k, reinterpret_cast<const uint8_t*>(rows.data()), static_cast<size_t>(k) * 2, y + j0, ldy,
+                             0, n, s);
+        }
         return;
     }
     if (level != KernelLevel::Portable && (W.type != DType::F32 || f32Gemm() == F32Gemm::Tiles)) {

@@ -22,6 +22,9 @@ namespace avx512 {
 // come from a table of the mask's bytes. Only call them when hostCpu().avx512().
 void decodeSparseColumns(const SparseLayout& layout, const uint8_t* row, int64_t c0, int64_t n, float* out);
 float sparseDot(const SparseLayout& layout, const uint8_t* row, const float* x);
+// A row of BF16 values as BF16 (exactly: zeros where pruned), for the BF16 GEMM
+// (matmul's prefill of a pruned BF16 layer, kernels/gemm_avx512.h).
+void decodeSparseRowBf16(const SparseLayout& layout, const uint8_t* row, uint16_t* out);
 } // namespace avx512
 
 } // namespace ll

@@ -137,6 +137,18 @@ float dot(const SparseLayout& L, const uint8_t* row, const float* x)
 
 } // namespace
 
+void decodeSparseRowBf16(const SparseLayout& L, const uint8_t* row, uint16_t* out)
+{
+    const uint8_t* v = valuesOf(row);
+    for (int64_t i = 0; i < L.cols; i += 16) {
+        const __mmask16 lanes = first16(L.cols - i);
+        const unsigned m = maskBits(row, i, L.cols) & lanes;
+        const __m512i f = _mm512_castps_si512(expand16(m, loadValues<DType::BF16>(v))); // BF16 widened: low halves zero
+        _mm256_mask_storeu_epi16(out + i, lanes, _mm512_cvtepi32_epi16(_mm512_srli_epi32(f, 16)));
+        v += static_cast<size_t>(std::popcount(m)) * 2;
+    }
+}
+
 void decodeSparseColumns(const SparseLayout& L, const uint8_t* row, int64_t c0, int64_t n, float* out)
 {
     switch (L.valueType) {
