@@ -194,14 +194,16 @@ void ModelTreeModel::fillLeaf(Node* leaf, const Model& m, size_t i) const
     if (const LayerRecord* r = document_->record(t.logicalName)) {
         for (const std::string& b : r->badges)
             leaf->badges << QString::fromStdString(b);
-        leaf->bits = r->bitsPerWeight.value_or(0.0);
+        // A method's own bits, else what the layer is held in (a pruned layer's sparse rows).
+        const double held = !size.nominal && t.elements() > 0 ? 8.0 * static_cast<double>(size.bytes) / static_cast<double>(t.elements()) : 0.0;
+        leaf->bits = r->bitsPerWeight.value_or(held);
         leaf->error = r->weightError.value_or(-1.0);
         tip += QStringLiteral("<br><br><b>Compressed:</b> %1").arg(leaf->badges.join(QStringLiteral(" → ")).toHtmlEscaped());
         if (r->bitsPerWeight)
             tip += QStringLiteral("<br>%1 bits per weight").arg(*r->bitsPerWeight, 0, 'f', 3);
-        if (!size.nominal && r->bitsPerWeight && t.elements() > 0)
-            tip += QStringLiteral("<br>held in %1 bits per weight (LayerLab keeps scales as floats)")
-                       .arg(8.0 * static_cast<double>(size.bytes) / static_cast<double>(t.elements()), 0, 'f', 3);
+        if (held > 0.0)
+            tip += r->bitsPerWeight ? QStringLiteral("<br>held in %1 bits per weight (LayerLab keeps scales as floats)").arg(held, 0, 'f', 3)
+                                    : QStringLiteral("<br>held in %1 bits per weight (%2)").arg(held, 0, 'f', 3).arg(leaf->dtype.toHtmlEscaped());
         if (size.nominal)
             tip += QStringLiteral("<br>size from its format's bits per weight (LayerLab holds these values as F32 for now)");
         if (r->weightError)

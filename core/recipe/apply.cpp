@@ -19,11 +19,19 @@ namespace ll {
 
 namespace {
 
+// Bits a weight as the tensor is held: an edited one by its bytes (packed
+// codes, sparse rows, values in F16 / BF16 / F32, factors), the file's by its type.
 double storedBitsPerWeight(const Model& m, const LogicalTensor& t)
 {
+    if (t.edited() && t.elements() > 0) {
+        uint64_t bytes = t.replacedBy >= 0 ? m.stored.at(static_cast<size_t>(t.replacedBy)).nbytes : 0;
+        if (t.hasFactors())
+            bytes += m.stored.at(static_cast<size_t>(t.factorA)).nbytes + m.stored.at(static_cast<size_t>(t.factorB)).nbytes;
+        return 8.0 * static_cast<double>(bytes) / static_cast<double>(t.elements());
+    }
     const DTypeLayout l = dtypeLayout(m.storedOf(t).dtype);
-    if (t.edited() || l.blockElems == 0)
-        return 32.0; // edited values live as F32
+    if (l.blockElems == 0)
+        return 32.0; // a type of unknown size
     return 8.0 * l.blockBytes / l.blockElems;
 }
 
