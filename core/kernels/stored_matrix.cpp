@@ -38,32 +38,21 @@ StoredMatrix StoredMatrix::view(DType type, const uint8_t* data, int64_t rows, i
                                 std::shared_ptr<const void> keepAlive, std::shared_ptr<const GridLayout> grid,
                                 std::shared_ptr<const SparseLayout> sparse)
 {
-    if (type == DType::Sparse) {
-        if (!sparse || sparse->cols != cols)
-            fail(ErrorCode::InvalidArgument, "", "sparse rows without a layout of " + std::to_string(cols) + " columns");
-        sparse->validate();
+    if (type == DType::Grid || type == DType::Sparse) { // rows whose layout travels beside them
+        const bool fits = type == DType::Grid ? grid && grid->cols == cols : sparse && sparse->cols == cols;
+        if (!fits)
+            fail(ErrorCode::InvalidArgument, "", std::string(type == DType::Grid ? "a packed grid matrix" : "sparse rows")
+                                                     + " without a layout of " + std::to_string(cols) + " columns");
+        type == DType::Grid ? grid->validate() : sparse->validate();
         StoredMatrix m;
         m.type = type;
         m.data = data;
         m.rows = rows;
         m.cols = cols;
-        m.rowBytes = sparse->rowBytes();
-        m.keepAlive = std::move(keepAlive);
-        m.sparse = std::move(sparse);
-        return m;
-    }
-    if (type == DType::Grid) {
-        if (!grid || grid->cols != cols)
-            fail(ErrorCode::InvalidArgument, "", "a packed grid matrix without a layout of " + std::to_string(cols) + " columns");
-        grid->validate();
-        StoredMatrix m;
-        m.type = type;
-        m.data = data;
-        m.rows = rows;
-        m.cols = cols;
-        m.rowBytes = grid->rowBytes();
+        m.rowBytes = type == DType::Grid ? grid->rowBytes() : sparse->rowBytes();
         m.keepAlive = std::move(keepAlive);
         m.grid = std::move(grid);
+        m.sparse = std::move(sparse);
         return m;
     }
     if (!hasRowKernels(type))

@@ -1,9 +1,9 @@
 #include "model/sparse_rows.h"
 
+#include "model/sparse_row_access.h"
 #include "util/error.h"
 #include "util/half.h"
 
-#include <bit>
 #include <cstring>
 #include <string>
 
@@ -18,20 +18,6 @@ void SparseLayout::validate() const
 }
 
 namespace {
-
-uint64_t maskWord(const uint8_t* row, int64_t w)
-{
-    uint64_t word;
-    std::memcpy(&word, row + 8 + w * 8, 8);
-    return word;
-}
-
-const uint8_t* valuesOf(const uint8_t* row)
-{
-    uint64_t distance;
-    std::memcpy(&distance, row, 8);
-    return row + distance;
-}
 
 float valueAt(const SparseLayout& L, const uint8_t* values, int64_t i)
 {
@@ -56,15 +42,11 @@ bool isKept(float v)
 
 void decodeSparseColumns(const SparseLayout& L, const uint8_t* row, int64_t c0, int64_t n, float* out)
 {
-    int64_t next = 0; // kept values before column c0
-    for (int64_t w = 0; w < c0 / 64; ++w)
-        next += std::popcount(maskWord(row, w));
-    if (c0 % 64)
-        next += std::popcount(maskWord(row, c0 / 64) & ((uint64_t{1} << (c0 % 64)) - 1));
-    const uint8_t* values = valuesOf(row);
+    int64_t next = sparseValuesBefore(row, c0);
+    const uint8_t* values = sparseValuesOf(row);
     for (int64_t i = 0; i < n; ++i) {
         const int64_t c = c0 + i;
-        const bool kept = (maskWord(row, c / 64) >> (c % 64)) & 1;
+        const bool kept = (sparseMaskWord(row, c / 64) >> (c % 64)) & 1;
         out[i] = kept ? valueAt(L, values, next++) : 0.0f;
     }
 }

@@ -22,26 +22,15 @@ void requireDecodable(const TensorRef& t)
         fail(ErrorCode::Malformed, t.sourceFile, "tensor '" + t.name + "' has no data");
 }
 
-// A packed grid decodes whole rows only.
-void decodeGridRange(const TensorRef& t, int64_t first, int64_t count, float* out)
+// A packed grid or sparse rows decode whole rows only: decodeRow(layout, row, out) on each.
+template <class Layout, class DecodeRow>
+void decodeRowsRange(const TensorRef& t, const Layout& L, int64_t first, int64_t count, float* out, DecodeRow decodeRow)
 {
-    const GridLayout& L = *t.grid;
     if (L.cols <= 0 || first % L.cols != 0 || count % L.cols != 0)
         fail(ErrorCode::OutOfRange, t.sourceFile, "a range of '" + t.name + "' that is not whole rows");
     const size_t rowBytes = L.rowBytes();
     for (int64_t r = 0; r < count / L.cols; ++r)
-        decodeGridRow(L, t.data + static_cast<size_t>(first / L.cols + r) * rowBytes, out + r * L.cols);
-}
-
-// Sparse rows decode whole rows only too.
-void decodeSparseRange(const TensorRef& t, int64_t first, int64_t count, float* out)
-{
-    const SparseLayout& L = *t.sparse;
-    if (L.cols <= 0 || first % L.cols != 0 || count % L.cols != 0)
-        fail(ErrorCode::OutOfRange, t.sourceFile, "a range of '" + t.name + "' that is not whole rows");
-    const size_t rowBytes = L.rowBytes();
-    for (int64_t r = 0; r < count / L.cols; ++r)
-        decodeSparseRow(L, t.data + static_cast<size_t>(first / L.cols + r) * rowBytes, out + r * L.cols);
+        decodeRow(L, t.data + static_cast<size_t>(first / L.cols + r) * rowBytes, out + r * L.cols);
 }
 
 // Values decoded together: a block of the type, a row of a packed grid or of sparse rows.
@@ -64,12 +53,12 @@ void decodeRange(const TensorRef& t, int64_t first, int64_t count, float* out)
     if (t.dtype == DType::Grid) {
         if (!t.grid)
             fail(ErrorCode::Malformed, t.sourceFile, "packed tensor '" + t.name + "' has no layout");
-        return decodeGridRange(t, first, count, out);
+        return decodeRowsRange(t, *t.grid, first, count, out, decodeGridRow);
     }
     if (t.dtype == DType::Sparse) {
         if (!t.sparse)
             fail(ErrorCode::Malformed, t.sourceFile, "sparse tensor '" + t.name + "' has no layout");
-        return decodeSparseRange(t, first, count, out);
+        return decodeRowsRange(t, *t.sparse, first, count, out, decodeSparseRow);
     }
     const DTypeLayout layout = dtypeLayout(t.dtype);
     if (first < 0 || count < 0 || first + count > t.elements() || first % layout.blockElems != 0)
