@@ -66,6 +66,16 @@ Model denseTwin(const ModelQuantizationResult& r)
     return dense;
 }
 
+// m exported as an F32 GGUF into dir and opened again.
+std::unique_ptr<Model> reloadedAsF32Gguf(const Model& m, const QTemporaryDir& dir)
+{
+    const std::string out = (dir.path() + "/model.gguf").toStdString();
+    GgufExportOptions eo;
+    eo.type = DType::F32;
+    exportGguf(m, out, eo);
+    return openModel(out);
+}
+
 QuantConfig gridConfig(std::string_view m, int bits, bool sym, int group)
 {
     QuantConfig c;
@@ -337,11 +347,7 @@ private slots:
 
         // Exported, the tensor is its value (W^ + A B): F32 GGUF reloads bit for bit.
         QTemporaryDir dir;
-        const std::string out = (dir.path() + "/lorc.gguf").toStdString();
-        GgufExportOptions eo;
-        eo.type = DType::F32;
-        exportGguf(*r.model, out, eo);
-        const auto back = openModel(out);
+        const auto back = reloadedAsF32Gguf(*r.model, dir);
         for (const QuantizedLinear& l : r.layers)
             QVERIFY(bitIdentical(readMatrix(*back, *back->findLogical(l.name)), l.layer.weights));
 
@@ -616,11 +622,7 @@ private slots:
 
             // Exported, the tensor is its dense value: F32 GGUF reloads bit for bit.
             QTemporaryDir dir;
-            const std::string out = (dir.path() + "/pruned.gguf").toStdString();
-            GgufExportOptions eo;
-            eo.type = DType::F32;
-            exportGguf(*r.model, out, eo);
-            const auto back = openModel(out);
+            const auto back = reloadedAsF32Gguf(*r.model, dir);
             for (const LayerOutcome& l : r.layers)
                 QVERIFY(bitIdentical(readMatrix(*back, *back->findLogical(l.name)), readMatrix(dense, *dense.findLogical(l.name))));
 

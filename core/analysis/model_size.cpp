@@ -1,5 +1,6 @@
 #include "analysis/model_size.h"
 
+#include "model/held_bytes.h"
 #include "model/packed_grid.h"
 
 #include <cmath>
@@ -30,7 +31,7 @@ TensorSize tensorSize(const CompressionState& state, const LogicalTensor& t)
     if (t.factored()) {
         const TensorRef& a = m.stored.at(static_cast<size_t>(t.factorA));
         const TensorRef& b = m.stored.at(static_cast<size_t>(t.factorB));
-        s.bytes = a.nbytes + b.nbytes;
+        s.bytes = heldBytes(m, t);
         s.parameters = a.elements() + b.elements();
         s.type = "factored " + typeOf(a);
         return s;
@@ -40,7 +41,7 @@ TensorSize tensorSize(const CompressionState& state, const LogicalTensor& t)
     if (t.corrected()) { // the base as stored, plus its correction's factors
         const TensorRef& a = m.stored.at(static_cast<size_t>(t.factorA));
         const TensorRef& b = m.stored.at(static_cast<size_t>(t.factorB));
-        s.bytes = ref.nbytes + a.nbytes + b.nbytes;
+        s.bytes = heldBytes(m, t);
         s.parameters += a.elements() + b.elements();
         s.type = typeOf(ref) + " + r" + std::to_string(a.shape.at(1)) + " " + typeOf(a);
         return s;
@@ -52,11 +53,7 @@ TensorSize tensorSize(const CompressionState& state, const LogicalTensor& t)
         s.nominal = true;
         return s;
     }
-    const int64_t all = ref.elements();
-    s.bytes = all <= 0 || all == t.elements()
-                  ? ref.nbytes
-                  : static_cast<uint64_t>(std::llround(static_cast<double>(ref.nbytes) * static_cast<double>(t.elements())
-                                                       / static_cast<double>(all)));
+    s.bytes = heldBytes(m, t);
     s.type = typeOf(ref);
     return s;
 }

@@ -188,6 +188,18 @@ std::optional<TensorRef> narrowRounded(const MatrixRM& values, DType type)
     return narrow(values, type, false);
 }
 
+namespace {
+
+// v rounded to nearest in `type` (F16 or BF16; F32 leaves it), as a float.
+float roundedTo(DType type, float v)
+{
+    if (type == DType::F16)
+        return fp16ToFloat(floatToFp16(v));
+    return type == DType::BF16 ? bf16ToFloat(floatToBf16(v)) : v;
+}
+
+} // namespace
+
 std::optional<TensorRef> sparseTensor(const MatrixRM& values, DType type)
 {
     if (type != DType::F32 && type != DType::F16 && type != DType::BF16)
@@ -195,17 +207,26 @@ std::optional<TensorRef> sparseTensor(const MatrixRM& values, DType type)
     const int64_t rows = values.rows(), cols = values.cols();
     if (rows == 0 || cols == 0)
         return std::nullopt;
-    MatrixRM rounded = values;
-    if (!roundToType(rounded, type))
-        return std::nullopt;
     auto layout = std::make_shared<SparseLayout>();
     layout->valueType = type;
     layout->cols = cols;
-    const int64_t kept = sparseKept(rounded.data(), rounded.size());
+    // Counted on the values as they will be rounded, before any copy: most
+    // dense results (rotations, slices) are not sparse, and a copy of a 7B
+    // layer is 180 MB.
+    int64_t kept = 0;
+    const float* v = values.data();
+    for (Eigen::Index i = 0; i < values.size(); ++i) {
+        const float r = roundedTo(type, v[i]);
+        if (std::isinf(r) && std::isfinite(v[i]))
+            return std::nullopt; // overflows the type (roundToType refuses it too)
+        kept += sparseKept(&r, 1);
+    }
     const uint64_t sparseBytes = layout->bytes(rows, kept);
     const uint64_t denseBytes = static_cast<uint64_t>(rows * cols) * layout->valueBytes();
     if (sparseBytes * 4 > denseBytes * 3) // worth a mask and a slower decoder only when it saves a quarter
         return std::nullopt;
+    MatrixRM rounded = values;
+    roundToType(rounded, type);
     auto bytes = makeEditBuffer(sparseBytes);
     encodeSparseRows(*layout, rounded.data(), rows, bytes->data());
     TensorRef t = tensorOf(DType::Sparse, std::move(bytes), rows, cols);
@@ -221,12 +242,12 @@ bool roundToType(MatrixRM& W, DType type)
     float* v = W.data();
     const Eigen::Index n = W.size();
     for (Eigen::Index i = 0; i < n; ++i) {
-        const float r = type == DType::F16 ? fp16ToFloat(floatToFp16(v[i])) : bf16ToFloat(floatToBf16(v[i]));
+        const float r = roundedTo(type, v[i]);
         if (std::isinf(r) && std::isfinite(v[i]))
             return false; // overflow: leave W as it was (checked before anything is written)
     }
     for (Eigen::Index i = 0; i < n; ++i)
-        v[i] = type == DType::F16 ? fp16ToFloat(floatToFp16(v[i])) : bf16ToFloat(floatToBf16(v[i]));
+        v[i] = roundedTo(type, v[i]);
     return true;
 }
 

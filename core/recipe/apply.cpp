@@ -4,6 +4,7 @@
 
 #include "engine/transformer.h"
 #include "eval/sample_text.h"
+#include "model/held_bytes.h"
 #include "model/tensor_data.h"
 #include "methods/method_registry.h"
 #include "pipeline/model_compression.h"
@@ -23,12 +24,8 @@ namespace {
 // codes, sparse rows, values in F16 / BF16 / F32, factors), the file's by its type.
 double storedBitsPerWeight(const Model& m, const LogicalTensor& t)
 {
-    if (t.edited() && t.elements() > 0) {
-        uint64_t bytes = t.replacedBy >= 0 ? m.stored.at(static_cast<size_t>(t.replacedBy)).nbytes : 0;
-        if (t.hasFactors())
-            bytes += m.stored.at(static_cast<size_t>(t.factorA)).nbytes + m.stored.at(static_cast<size_t>(t.factorB)).nbytes;
-        return 8.0 * static_cast<double>(bytes) / static_cast<double>(t.elements());
-    }
+    if (t.edited() && t.elements() > 0)
+        return 8.0 * static_cast<double>(heldBytes(m, t)) / static_cast<double>(t.elements());
     const DTypeLayout l = dtypeLayout(m.storedOf(t).dtype);
     if (l.blockElems == 0)
         return 32.0; // a type of unknown size
