@@ -3,8 +3,12 @@
 // types of about the same size, measured in the same run, alternating.
 //
 //   layerlab-bench grid [--rows N] [--cols N] [--bits B] [--group G] [--reps R] [--prefill M]
+//                       [--form int|bcq|owq|spqr]
 //
 // Defaults: a 4096 x 4096 matrix, 4 bits, groups of 128 (an RTN w4 g128 layer).
+// --form: the integer grid (default); BCQ's binary coding; the integer grid
+// with 1 % of the columns held as float values (OWQ, LLM.int8); or with 1 %
+// of each row's weights as float outliers (SpQR).
 // Figures:
 //   decode   every row to F32: the reference (model/packed_grid.cpp, one code at
 //            a time) and the fast decoder (kernels/grid_kernels.h), in ms and GB/s
@@ -75,17 +79,35 @@ int benchGrid(const std::vector<std::string>& args)
     const int64_t group = option(args, "group", 128), prefill = option(args, "prefill", 512);
     const int reps = static_cast<int>(option(args, "reps", 5));
 
+    std::string form = "int";
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+        if (args[i] == "--form")
+            form = args[i + 1];
+    if (form != "int" && form != "bcq" && form != "owq" && form != "spqr") {
+        std::fprintf(stderr, "layerlab-bench grid: --form is int, bcq, owq or spqr, not %s\n", form.c_str());
+        return 2;
+    }
+
     auto layout = std::make_shared<GridLayout>();
     layout->bits = bits;
     layout->cols = cols;
     layout->groupCols = group;
     layout->groups = (cols + group - 1) / group;
+    layout->binaryCoding = form == "bcq";
+    const int64_t exceptions = std::max<int64_t>(1, cols / 100);
+    if (form == "owq")
+        for (int64_t k = 0; k < exceptions; ++k)
+            layout->denseColumns.push_back(static_cast<int32_t>(k * (cols / exceptions)));
+    if (form == "spqr")
+        layout->outlierSlots = exceptions;
     layout->validate();
     std::mt19937 rng(7);
     std::vector<uint8_t> gridBytes(layout->rowBytes() * static_cast<size_t>(rows));
     {
-        std::vector<float> scales(static_cast<size_t>(layout->groups));
-        std::vector<uint8_t> zeros(scales.size()), codes(static_cast<size_t>(cols));
+        std::vector<float> scales(static_cast<size_t>(layout->groups) * (layout->binaryCoding ? static_cast<size_t>(bits) : 1));
+        std::vector<uint8_t> zeros(static_cast<size_t>(layout->groups)), codes(static_cast<size_t>(cols));
+        std::vector<float> values(static_cast<size_t>(exceptions));
+        std::vector<int32_t> outlierCols(static_cast<size_t>(exceptions));
         for (int64_t r = 0; r < rows; ++r) {
             for (float& s : scales)
                 s = 0.001f + static_cast<float>(rng() % 1000) * 1e-5f;
@@ -93,7 +115,17 @@ int benchGrid(const std::vector<std::string>& args)
                 z = static_cast<uint8_t>(rng() % (1u << bits));
             for (uint8_t& c : codes)
                 c = static_cast<uint8_t>(rng() % (1u << bits));
-            encodeGridRow(*layout, scales.data(), zeros.data(), codes.data(), gridBytes.data() + r * layout->rowBytes());
+            for (int64_t k = 0; k < exceptions; ++k) { // ascending distinct columns, the codes under them zero
+                values[static_cast<size_t>(k)] = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-3f;
+                const int64_t c = form == "owq" ? layout->denseColumns[static_cast<size_t>(k)]
+                                                : k * (cols / exceptions) + static_cast<int64_t>(rng() % static_cast<uint32_t>(cols / exceptions));
+                outlierCols[static_cast<size_t>(k)] = static_cast<int32_t>(c);
+                if (form == "owq" || form == "spqr")
+                    codes[static_cast<size_t>(c)] = zeros[static_cast<size_t>(c / group)];
+            }
+            uint8_t* row = gridBytes.data() + r * layout->rowBytes();
+            encodeGridRow(*layout, scales.data(), zeros.data(), codes.data(), row);
+            writeGridExceptions(*layout, values.data(), outlierCols.data(), values.data(), layout->outlierSlots, row);
         }
     }
     const StoredMatrix grid = ownedMatrix(DType::Grid, std::move(gridBytes), rows, cols, layout);
@@ -102,7 +134,8 @@ int benchGrid(const std::vector<std::string>& args)
     const StoredMatrix q4k = ownedMatrix(DType::Q4_K, quantizeGgmlRows(DType::Q4_K, dense.data(), rows, cols), rows, cols);
     const StoredMatrix f32 = StoredMatrix::fromMatrix(dense);
 
-    std::printf("grid w%d g%lld, %lld x %lld, %d threads, best of %d\n", bits, static_cast<long long>(group),
+    std::printf("grid %s w%d g%lld (%.2f bits a weight), %lld x %lld, %d threads, best of %d\n", form.c_str(), bits,
+                static_cast<long long>(group), 8.0 * static_cast<double>(layout->rowBytes()) / static_cast<double>(cols),
                 static_cast<long long>(rows), static_cast<long long>(cols), computeThreads(), reps);
 
     std::vector<float> out(static_cast<size_t>(cols));

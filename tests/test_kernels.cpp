@@ -25,10 +25,11 @@
 #include <QScopeGuard>
 #include <QtTest>
 
+#include <algorithm>
+#include <barrier>
 #include <cmath>
 #include <cstring>
 #include <random>
-#include <barrier>
 #include <thread>
 
 using namespace ll;
@@ -69,10 +70,12 @@ const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, D
                            DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS};
 
 // One packed grid row of layout L with random scales, zero points (0 with a
-// codebook) and codes.
+// codebook) and codes, or random alphas for binary coding; with exceptions,
+// random dense columns' values and up to outlierSlots outliers, the codes
+// under them set to the zero point (as quant/packed_storage.cpp packs them).
 std::vector<uint8_t> randomGridRow(const GridLayout& L, std::mt19937& rng)
 {
-    std::vector<float> scales(static_cast<size_t>(L.groups));
+    std::vector<float> scales(static_cast<size_t>(L.groups) * (L.binaryCoding ? static_cast<size_t>(L.bits) : 1));
     std::vector<uint8_t> zeros(static_cast<size_t>(L.groups)), codes(static_cast<size_t>(L.cols));
     for (float& s : scales)
         s = static_cast<float>(rng() % 10000 + 1) * 1e-5f;
@@ -80,9 +83,38 @@ std::vector<uint8_t> randomGridRow(const GridLayout& L, std::mt19937& rng)
         z = L.codebook.empty() ? static_cast<uint8_t>(rng() % (1u << L.bits)) : 0;
     for (uint8_t& c : codes)
         c = static_cast<uint8_t>(rng() % (1u << L.bits));
+    std::vector<float> dense(L.denseColumns.size());
+    for (size_t k = 0; k < dense.size(); ++k) {
+        dense[k] = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) / 100.0f;
+        codes[static_cast<size_t>(L.denseColumns[k])] = zeros[static_cast<size_t>(L.groupOf(L.denseColumns[k]))];
+    }
+    std::vector<int32_t> outlierCols;
+    std::vector<float> outlierValues;
+    const int64_t outliers = L.outlierSlots > 0 ? static_cast<int64_t>(rng() % static_cast<uint32_t>(L.outlierSlots + 1)) : 0;
+    for (int64_t k = 0; k < outliers; ++k) {
+        const auto c = static_cast<int32_t>(rng() % static_cast<uint32_t>(L.cols));
+        if (std::find(outlierCols.begin(), outlierCols.end(), c) != outlierCols.end()
+            || std::binary_search(L.denseColumns.begin(), L.denseColumns.end(), c))
+            continue; // each position an exception once (model/packed_grid.h)
+        outlierCols.push_back(c);
+        outlierValues.push_back(static_cast<float>(static_cast<int>(rng() % 2001) - 1000) / 100.0f);
+        codes[static_cast<size_t>(c)] = zeros[static_cast<size_t>(L.groupOf(c))];
+    }
     std::vector<uint8_t> row(L.rowBytes());
     encodeGridRow(L, scales.data(), zeros.data(), codes.data(), row.data());
+    writeGridExceptions(L, dense.data(), outlierCols.data(), outlierValues.data(), static_cast<int64_t>(outlierCols.size()),
+                        row.data());
     return row;
+}
+
+// Up to n ascending distinct columns of [0, cols), and outlierSlots = n: a layout's exceptions.
+void addRandomExceptions(GridLayout& L, int64_t n, std::mt19937& rng)
+{
+    for (int64_t k = 0; k < n; ++k)
+        L.denseColumns.push_back(static_cast<int32_t>(rng() % static_cast<uint32_t>(L.cols)));
+    std::sort(L.denseColumns.begin(), L.denseColumns.end());
+    L.denseColumns.erase(std::unique(L.denseColumns.begin(), L.denseColumns.end()), L.denseColumns.end());
+    L.outlierSlots = n;
 }
 
 std::vector<float> randomValues(int64_t n, uint32_t seed, float scale = 1.0f)
@@ -288,7 +320,7 @@ private slots:
                 continue;
             for (int bits = 1; bits <= 8; ++bits)
                 for (int64_t cols : {8, 37, 256, 1000})
-                    for (int variant = 0; variant < 4; ++variant) {
+                    for (int variant = 0; variant < 6; ++variant) {
                         GridLayout L;
                         L.bits = bits;
                         L.cols = cols;
@@ -303,6 +335,9 @@ private slots:
                         if (variant == 3)
                             for (int v = 0; v < (1 << bits); ++v)
                                 L.codebook.push_back(static_cast<float>(static_cast<int>(rng() % 2001) - 1000) / 1000.0f);
+                        L.binaryCoding = variant == 4; // BCQ: alphas instead of scales and zeros
+                        if (variant == 5) // OWQ / SpQR: dense columns and single weights over the grid
+                            addRandomExceptions(L, std::max<int64_t>(1, cols / 16), rng);
                         L.validate();
                         const std::vector<uint8_t> row = randomGridRow(L, rng);
                         const QString what = QStringLiteral("w%1 cols %2 variant %3 at %4")
@@ -699,7 +734,8 @@ private slots:
         int fastChecked = 0;
         for (int bits = 1; bits <= 8; ++bits)
             for (int64_t group : {int64_t{32}, int64_t{64}, int64_t{96}, int64_t{256}, cols})
-                for (bool columnScales : {false, true}) {
+                for (int variant = 0; variant < 3; ++variant) {
+                    const bool columnScales = variant == 1, exceptions = variant == 2;
                     GridLayout L;
                     L.bits = bits;
                     L.cols = cols;
@@ -708,6 +744,8 @@ private slots:
                     if (columnScales)
                         for (int64_t c = 0; c < cols; ++c)
                             L.columnScale.push_back(0.5f + static_cast<float>(rng() % 1000) / 997.0f);
+                    if (exceptions) // OWQ's columns and SpQR's weights: their products added to the grid's
+                        addRandomExceptions(L, 12, rng);
                     L.validate();
                     QVERIFY(gridHasInt8Dot(L));
                     const std::vector<uint8_t> row = randomGridRow(L, rng);
@@ -726,7 +764,10 @@ private slots:
                         exact += static_cast<double>(w[i]) * x[i];
                         magnitude += std::fabs(static_cast<double>(w[i]) * x[i]);
                     }
-                    const QString what = QStringLiteral("w%1 g%2%3").arg(bits).arg(group).arg(columnScales ? " column scales" : "");
+                    const QString what = QStringLiteral("w%1 g%2%3")
+                                             .arg(bits)
+                                             .arg(group)
+                                             .arg(columnScales ? " column scales" : exceptions ? " exceptions" : "");
                     const double ref = referenceGridInt8Dot(L, row.data(), xq.data());
                     const double bound = int8DotErrorBound(wPlain.data(), xq.data(), cols);
                     QVERIFY2(std::fabs(ref - exact) <= bound + 1e-6 * magnitude, qPrintable(what));
@@ -750,9 +791,15 @@ private slots:
         twenty.groupCols = 20;
         twenty.groups = 13;
         QVERIFY(!gridHasInt8Dot(actOrder) && !gridHasInt8Dot(book) && !gridHasInt8Dot(twenty));
+        // Binary coding has no integer grid; exceptions are not scaled by column scales.
+        GridLayout binary = odd, scaledExceptions = odd;
+        binary.binaryCoding = true;
+        scaledExceptions.columnScale.assign(256, 2.0f);
+        scaledExceptions.denseColumns = {3};
+        QVERIFY(!gridHasInt8Dot(binary) && !gridHasInt8Dot(scaledExceptions));
         if (!hostCpu().avx512vnni)
             QSKIP("this CPU has no AVX-512 VNNI: the references were checked, the fast kernels do not run here");
-        QCOMPARE(fastChecked, 80);
+        QCOMPARE(fastChecked, 120);
     }
 
     void badLayoutsAreRefused()

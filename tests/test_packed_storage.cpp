@@ -6,6 +6,7 @@
 #include "engine/transformer.h"
 #include "export/gguf_export.h"
 #include "kernels/cpu_features.h"
+#include "kernels/grid_kernels.h"
 #include "kernels/int8_dot.h"
 #include "kernels/matmul.h"
 #include "model/model.h"
@@ -242,21 +243,101 @@ private slots:
             QCOMPARE(decoded.data()[i], kNf4Levels[r.codes[static_cast<size_t>(i)]] * r.absmax[static_cast<size_t>(i / 64)]);
     }
 
-    // Forms a Grid cannot hold stay with the caller (stored as F32 values).
-    void otherFormsAreNotPacked()
+    // BCQ keeps its alphas beside its codes; OWQ's and LLM.int8's 16-bit
+    // columns and SpQR's single weights ride on the grid as its exceptions.
+    // Each decodes to the method's weights (dequantizePacked) bit for bit, the
+    // fast decoder agrees from any column, and the integer dot adds the
+    // exceptions' products (the codes under them add 0).
+    void outlierAndBinaryFormsPackExactly()
     {
-        const MatrixRM W = randomMatrix(16, 64, 10);
-        QuantizedLayer bcq = quantizeLayer(W, gridConfig(QuantMethod::Bcq, 3, false, 0));
-        QVERIFY(!takePackedTensor(bcq).has_value());
+        const MatrixRM W = [] {
+            MatrixRM w = randomMatrix(24, 512, 11);
+            w.col(7) *= 40.0f; // input columns whose weights stand out
+            w.col(300) *= 25.0f;
+            return w;
+        }();
+        const MatrixRM X = [] {
+            MatrixRM x = randomMatrix(300, 512, 12, 1.0f);
+            x.col(7) *= 30.0f; // an outlier input channel (LLM.int8's threshold is 6)
+            return x;
+        }();
+        const Eigen::MatrixXf gram = (X.transpose() * X).eval();
+        LayerInputs in;
+        in.gram = &gram;
+        in.meanAbs = X.cwiseAbs().colwise().mean().transpose();
+        in.maxAbs = X.cwiseAbs().colwise().maxCoeff().transpose();
+        struct Case {
+            QuantConfig c;
+            const char* what;
+            bool binary, exceptions;
+        };
+        QuantConfig bcqLorc = gridConfig(QuantMethod::Bcq, 3, false, 0);
+        bcqLorc.lorcRank = 2;
+        const std::vector<Case> cases = {
+            {gridConfig(QuantMethod::Bcq, 3, false, 0), "bcq b3 row", true, false},
+            {gridConfig(QuantMethod::Bcq, 2, false, 64), "bcq b2 g64", true, false},
+            {bcqLorc, "bcq b3 + lorc r2", true, false},
+            {gridConfig(QuantMethod::Owq, 4, false, 128), "owq w4 g128", false, true},
+            {gridConfig(QuantMethod::Spqr, 3, false, 64), "spqr w3 g64", false, true},
+            {gridConfig(QuantMethod::Int8, 8, true, 0), "llm.int8", false, true},
+        };
+        int int8Checked = 0;
+        for (const Case& cs : cases) {
+            QuantizedLayer q = quantizeLayer(W, cs.c, in);
+            const MatrixRM expected = q.weights;
+            const MatrixRM A = q.factorA, B = q.factorB;
+            const std::optional<TensorRef> t = takePackedTensor(q);
+            QVERIFY2(t.has_value(), cs.what);
+            QCOMPARE(t->dtype, DType::Grid);
+            const GridLayout& L = *t->grid;
+            QCOMPARE(L.binaryCoding, cs.binary);
+            QVERIFY2(L.hasExceptions() == cs.exceptions, cs.what);
+            const MatrixRM decoded = decodeAll(*t);
+            QVERIFY2(bitIdentical(A.size() > 0 ? plusLowRank(decoded, A, B) : decoded, expected), cs.what);
+            // Held at its bits: BCQ b codes + b float alphas per group; OWQ / SpQR / int8 under F16's 16.
+            const double bitsPerWeight = 8.0 * static_cast<double>(t->nbytes) / static_cast<double>(W.size());
+            if (cs.binary)
+                QVERIFY2(bitsPerWeight <= cs.c.grid.bits * (1.0 + 32.0 / static_cast<double>(L.groupCols)) + 0.01, cs.what);
+            else
+                QVERIFY2(bitsPerWeight < 16.0, cs.what);
+            for (int64_t r : {int64_t{0}, int64_t{13}})
+                for (auto [c0, n] : std::vector<std::pair<int64_t, int64_t>>{{0, 512}, {5, 300}, {290, 20}}) {
+                    std::vector<float> fast(static_cast<size_t>(n));
+                    decodeGridColumnsFast(L, t->data + r * static_cast<int64_t>(L.rowBytes()), c0, n, fast.data());
+                    QVERIFY2(std::memcmp(fast.data(), decoded.data() + r * 512 + c0, fast.size() * 4) == 0, cs.what);
+                }
+            if (!cs.exceptions)
+                continue;
+            if (!gridHasInt8Dot(L)) { // OWQ's GPTQ moves its columns last: groups follow that order
+                QVERIFY2(!L.groupIndex.empty(), cs.what);
+                continue;
+            }
+            std::vector<float> x(512);
+            for (size_t i = 0; i < x.size(); ++i)
+                x[i] = X(3, static_cast<Eigen::Index>(i));
+            std::vector<BlockQ8K> xq(2);
+            gridInt8Input(L, x.data(), xq.data());
+            for (int64_t r = 0; r < W.rows(); ++r) {
+                const uint8_t* row = t->data + r * static_cast<int64_t>(L.rowBytes());
+                const double ref = referenceGridInt8Dot(L, row, xq.data());
+                double exact = 0, magnitude = 0;
+                for (int64_t c = 0; c < 512; ++c) {
+                    exact += static_cast<double>(decoded(r, c)) * x[static_cast<size_t>(c)];
+                    magnitude += std::fabs(static_cast<double>(decoded(r, c)) * x[static_cast<size_t>(c)]);
+                }
+                QVERIFY2(std::fabs(ref - exact) <= int8DotErrorBound(decoded.data() + r * 512, xq.data(), 512) + 1e-6 * magnitude,
+                         cs.what);
+                if (const GridInt8DotFn fast = gridInt8DotKernel(L)) {
+                    QVERIFY2(std::fabs(fast(L, row, xq.data()) - ref) <= 1e-5 * magnitude, cs.what);
+                    ++int8Checked;
+                }
+            }
+        }
         // NF4's blocks of 64 run over the flattened matrix: rows of 96 split them.
         QuantizedLayer nf4 = quantizeLayer(randomMatrix(16, 96, 10), gridConfig(QuantMethod::Nf4, 4, false, 0));
         QVERIFY(!takePackedTensor(nf4).has_value());
-        // A correction on BCQ: the base has no packed form, so neither has the sum.
-        QuantConfig bcqLorc = gridConfig(QuantMethod::Bcq, 3, false, 0);
-        bcqLorc.lorcRank = 2;
-        QuantizedLayer corrected = quantizeLayer(W, bcqLorc);
-        QCOMPARE(corrected.factorA.cols(), Eigen::Index(2));
-        QVERIFY(!takePackedTensor(corrected).has_value());
+        if (hostCpu().avx512vnni && kernelLevel() != KernelLevel::Portable)
+            QCOMPARE(int8Checked, 2 * 24); // SpQR and LLM.int8
     }
 
     // LoRC / EoRA keep the base's codes and the correction's F16 factors:
@@ -495,6 +576,62 @@ private slots:
         if (!hostCpu().avx512vnni)
             QSKIP("no AVX-512 VNNI here: decoding took the float path, checked within float rounding");
         QCOMPARE(int8Products, 3);
+    }
+
+    // OWQ, SpQR and BCQ applied to a whole model: every block linear is held
+    // as a Grid (with exceptions, or binary coding), under 16 bits a weight
+    // where F32 values took 32, and the engine computes from it: logits of
+    // one decoded token within the int8 rounding of x (test_kernels'
+    // kInt8LogitsRelTol) where the integer dots run, 11 rows (the GEMM
+    // path) within float rounding of the same model with its layers as F32.
+    void outlierMethodsRunFromTheirGrids()
+    {
+        LL_REQUIRE_SHARED();
+        const auto source = openModel(test::sharedPath("models/gguf-quants/tiny-llama256-f32.gguf"));
+        std::vector<int32_t> calib(2048);
+        std::mt19937 gen(5);
+        for (int32_t& id : calib)
+            id = static_cast<int32_t>(gen() % static_cast<uint32_t>(source->config.vocab));
+        const std::vector<int32_t> ids{1, 17, 200, 3, 99, 250, 0, 42, 7, 7, 120};
+        QuantConfig spqr = gridConfig(QuantMethod::Spqr, 3, false, 32);
+        spqr.spqrFraction = 0.02;
+        for (const QuantConfig& c : {gridConfig(QuantMethod::Owq, 4, false, 64), spqr, gridConfig(QuantMethod::Bcq, 3, false, 0)}) {
+            QuantizeModelOptions o;
+            o.config = c;
+            o.keepLayerWeights = true;
+            o.calibration = {128, 16, 0};
+            const bool calibrated = c.method != QuantMethod::Bcq;
+            const ModelQuantizationResult r =
+                quantizeModel(*source, o, calibrated ? std::span<const int32_t>(calib) : std::span<const int32_t>{});
+            uint64_t bytes = 0;
+            int64_t weights = 0;
+            for (const QuantizedLinear& l : r.layers) {
+                const LogicalTensor* t = r.model->findLogical(l.name);
+                const TensorRef& stored = r.model->stored.at(static_cast<size_t>(t->replacedBy));
+                QCOMPARE(stored.dtype, DType::Grid);
+                QCOMPARE(stored.grid->binaryCoding, !calibrated);
+                QCOMPARE(stored.grid->hasExceptions(), calibrated);
+                QVERIFY(bitIdentical(readMatrix(*r.model, *t), l.layer.weights));
+                bytes += stored.nbytes;
+                weights += t->elements();
+            }
+            const double heldBits = 8.0 * static_cast<double>(bytes) / static_cast<double>(weights);
+            qInfo("%s: %.2f bits a weight as held", c.label().c_str(), heldBits);
+            // SpQR's rows all hold as many outlier slots as its fullest row: under F16's 16.
+            QVERIFY(heldBits < (c.method == QuantMethod::Spqr ? 16.0 : 6.0));
+            Transformer packed(*r.model);
+            const Model dense = denseTwin(r);
+            Transformer f32(dense);
+            const bool int8 = gridInt8DotKernel(*packed.linear(0, Role::MlpDown).W.grid) != nullptr;
+            for (int64_t rows : {int64_t{1}, int64_t{11}}) {
+                const std::span<const int32_t> part(ids.data(), static_cast<size_t>(rows));
+                const Eigen::MatrixXf a = packed.logits(part), b = f32.logits(part);
+                const double diff = (a - b).cwiseAbs().maxCoeff(), scale = b.cwiseAbs().maxCoeff();
+                const double tol = rows <= kMatmulRowsPath && int8 ? 3e-2 : 1e-5;
+                QVERIFY2(diff <= tol * scale, qPrintable(QString("%1, %2 rows: max diff %3 of %4")
+                                                             .arg(c.label().c_str()).arg(rows).arg(diff).arg(scale)));
+            }
+        }
     }
 
     // Past the edit budget, edited tensors live in a temporary file mapping:

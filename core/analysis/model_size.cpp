@@ -12,7 +12,8 @@ namespace {
 std::string typeOf(const TensorRef& ref)
 {
     if (ref.dtype == DType::Grid && ref.grid)
-        return std::to_string(ref.grid->bits) + "-bit grid";
+        return std::to_string(ref.grid->bits) + (ref.grid->binaryCoding ? "-bit BCQ" : "-bit grid")
+               + (ref.grid->hasExceptions() ? " + 16-bit outliers" : "");
     if (ref.dtype == DType::Sparse && ref.sparse) // "sparse BF16": pruned, a mask and the kept values
         return "sparse " + std::string(dtypeName(ref.sparse->valueType));
     return ref.dtypeLabel.empty() ? std::string(dtypeName(ref.dtype)) : ref.dtypeLabel;

@@ -6,8 +6,8 @@
 //   - a part of a fused tensor (GPT-2's c_attn, Phi-3's qkv_proj) costs its share;
 //   - an edited tensor costs its form as held: a packed grid's or ggml type's
 //     bytes, a factored layer's two factors, pruned values in their type;
-//   - a method whose format LayerLab still holds as F32 values (BCQ, outlier
-//     columns, LoRC) costs its format's bits per weight, marked nominal.
+//   - a method whose format LayerLab still holds as F32 values (NF4 blocks
+//     that straddle rows) costs its format's bits per weight, marked nominal.
 // What a file written from the model will take is exportGguf's plan
 // (export/gguf_export.h: estimateGgufExport, exact to the byte).
 #include "recipe/apply.h"
@@ -20,7 +20,7 @@ namespace ll {
 struct TensorSize {
     uint64_t bytes = 0;
     int64_t parameters = 0;   // values held: k (out + in) when factored; 0 when tied
-    std::string type;         // "F32", "Q4_K", "4-bit grid", "factored F32", "BCQ 3.1 b/w"
+    std::string type;         // "F32", "Q4_K", "4-bit grid", "3-bit BCQ", "factored F32"
     bool nominal = false;     // bytes from the method's bits per weight, not the values held
 };
 TensorSize tensorSize(const CompressionState& state, const LogicalTensor& t);

@@ -12,9 +12,10 @@
 #include "model/packed_grid.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstring>
-#if defined(__BMI2__)
+#if defined(__BMI2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -119,14 +120,76 @@ inline void unpackCodes(const uint8_t* codes, int bits, int64_t c0, int64_t n, u
         out[i] = static_cast<uint8_t>(codeAt(codes, c0 + i, bits));
 }
 
+// The 2^bits values of a binary-coding group (its alphas at p), each summed
+// as decodeGridColumns sums it: in plane order, from 0.
+inline void binaryCodeTable(const uint8_t* p, int bits, float* table)
+{
+    float alpha[8];
+    std::memcpy(alpha, p, static_cast<size_t>(bits) * 4);
+    for (int code = 0; code < (1 << bits); ++code) {
+        float v = 0.0f;
+        for (int i = 0; i < bits; ++i)
+            v += ((code >> i) & 1) ? alpha[i] : -alpha[i];
+        table[code] = v;
+    }
+}
+
+// dst[k] = table[code[k]] (times scale, when one is given) for k in [i, end).
+inline void lookupRun(const uint8_t* code, int64_t i, int64_t end, const float* table, const float* scale, float* dst)
+{
+    for (; i < end; ++i)
+        dst[i] = scale ? *scale * table[code[i]] : table[code[i]];
+}
+
+#if defined(__AVX512F__)
+// The same for a table of at most 16 entries held in a vector: 16 values per
+// VPERMPS, the last few under a mask.
+inline void permuteRun(const uint8_t* code, int64_t i, int64_t end, __m512 table, const float* scale, float* dst)
+{
+    const __m512 s = _mm512_set1_ps(scale ? *scale : 1.0f);
+    for (; i < end; i += 16) {
+        const auto mask = static_cast<__mmask16>(end - i >= 16 ? 0xFFFF : (1u << (end - i)) - 1u);
+        const __m512i idx = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, code + i));
+        const __m512 v = _mm512_permutexvar_ps(idx, table);
+        _mm512_mask_storeu_ps(dst + i, mask, scale ? _mm512_mul_ps(s, v) : v);
+    }
+}
+
+// The 16 values of a binary-coding group of at most 4 bits (alphas at p), each
+// lane summing in plane order as binaryCodeTable does.
+inline __m512 binaryCodeVector(const uint8_t* p, int bits)
+{
+    const __m512i codes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 v = _mm512_setzero_ps();
+    for (int i = 0; i < bits; ++i) {
+        float a;
+        std::memcpy(&a, p + static_cast<size_t>(i) * 4, 4);
+        const __m512 plus = _mm512_set1_ps(a);
+        const __m512 minus = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(plus), _mm512_set1_epi32(INT32_MIN)));
+        v = _mm512_add_ps(v, _mm512_mask_blend_ps(_mm512_test_epi32_mask(codes, _mm512_set1_epi32(1 << i)), minus, plus));
+    }
+    return v;
+}
+#endif
+
 // Columns [c0, c0 + n) of one row, as decodeGridColumns computes them.
 inline void decodeColumns(const GridLayout& L, const uint8_t* row, int64_t c0, int64_t n, float* out)
 {
     const uint8_t* zeros = row + static_cast<size_t>(L.groups) * 4;
-    const uint8_t* codes = zeros + L.groups;
+    const uint8_t* codes = row + L.codesOffset();
     const float* book = L.codebook.empty() ? nullptr : L.codebook.data();
     constexpr int64_t kChunk = 512;
     uint8_t code[kChunk];
+    float table[256];
+    int64_t tableGroup = -1;
+#if defined(__AVX512F__)
+    __m512 tableVector = _mm512_setzero_ps(), bookVector = _mm512_setzero_ps();
+    if (book && L.bits <= 4) {
+        alignas(64) float padded[16] = {};
+        std::memcpy(padded, book, (size_t{1} << L.bits) * 4);
+        bookVector = _mm512_load_ps(padded);
+    }
+#endif
     for (int64_t done = 0; done < n; done += kChunk) {
         const int64_t len = std::min(kChunk, n - done);
         const int64_t first = c0 + done;
@@ -144,11 +207,36 @@ inline void decodeColumns(const GridLayout& L, const uint8_t* row, int64_t c0, i
         for (int64_t i = 0; i < len;) {
             const int64_t g = (first + i) / L.groupCols;
             const int64_t end = std::min(len, (g + 1) * L.groupCols - first);
+            if (L.binaryCoding) { // a table of the group's 2^bits values, then one lookup a column
+                const uint8_t* alphas = row + static_cast<size_t>(g) * L.groupBytes();
+#if defined(__AVX512F__)
+                if (L.bits <= 4) {
+                    if (g != tableGroup)
+                        tableVector = binaryCodeVector(alphas, L.bits);
+                    tableGroup = g;
+                    permuteRun(code, i, end, tableVector, nullptr, dst);
+                    i = end;
+                    continue;
+                }
+#endif
+                if (g != tableGroup)
+                    binaryCodeTable(alphas, L.bits, table);
+                tableGroup = g;
+                lookupRun(code, i, end, table, nullptr, dst);
+                i = end;
+                continue;
+            }
             float s;
             std::memcpy(&s, row + static_cast<size_t>(g) * 4, 4);
             if (book) {
-                for (int64_t k = i; k < end; ++k)
-                    dst[k] = s * book[code[k]];
+#if defined(__AVX512F__)
+                if (L.bits <= 4) {
+                    permuteRun(code, i, end, bookVector, &s, dst);
+                    i = end;
+                    continue;
+                }
+#endif
+                lookupRun(code, i, end, book, &s, dst);
             } else {
                 const float z = static_cast<float>(zeros[g]);
                 for (int64_t k = i; k < end; ++k)
@@ -162,6 +250,8 @@ inline void decodeColumns(const GridLayout& L, const uint8_t* row, int64_t c0, i
         for (int64_t i = 0; i < n; ++i)
             out[i] *= cs[i];
     }
+    if (L.hasExceptions())
+        applyGridExceptions(L, row, c0, n, out);
 }
 
 } // namespace

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -81,7 +82,8 @@ double int8DotErrorBound(const float* w, const BlockQ8K* x, int64_t n)
 
 bool gridHasInt8Dot(const GridLayout& layout)
 {
-    return layout.codebook.empty() && layout.groupIndex.empty() && layout.groupCols > 0 && layout.groupCols % 32 == 0
+    return layout.codebook.empty() && !layout.binaryCoding && layout.groupIndex.empty()
+           && (!layout.hasExceptions() || layout.columnScale.empty()) && layout.groupCols > 0 && layout.groupCols % 32 == 0
            && layout.cols > 0 && layout.cols % kQ8Block == 0 && layout.bits >= 1 && layout.bits <= 8;
 }
 
@@ -105,6 +107,28 @@ float referenceGridInt8Dot(const GridLayout& layout, const uint8_t* row, const B
         sum += static_cast<double>(values[static_cast<size_t>(i)]) * static_cast<double>(b.d) * b.qs[i % kQ8Block];
     }
     return static_cast<float>(sum);
+}
+
+float gridExceptionsInt8Dot(const GridLayout& L, const uint8_t* row, const BlockQ8K* x)
+{
+    const auto term = [&](int64_t c, const uint8_t* value) {
+        float v;
+        std::memcpy(&v, value, 4);
+        const BlockQ8K& b = x[c / kQ8Block];
+        return v * (b.d * static_cast<float>(b.qs[c % kQ8Block]));
+    };
+    float sum = 0.0f;
+    for (size_t k = 0; k < L.denseColumns.size(); ++k)
+        sum += term(L.denseColumns[k], row + L.denseOffset() + k * 4);
+    for (int64_t k = 0; k < L.outlierSlots; ++k) {
+        const uint8_t* slot = row + L.outlierOffset() + static_cast<size_t>(k) * 8;
+        int32_t c;
+        std::memcpy(&c, slot, 4);
+        if (c < 0)
+            break;
+        sum += term(c, slot + 4);
+    }
+    return sum;
 }
 
 void gridInt8Input(const GridLayout& layout, const float* x, BlockQ8K* out)

@@ -51,7 +51,8 @@ double int8DotErrorBound(const float* w, const BlockQ8K* x, int64_t n);
 
 // Packed grid rows (model/packed_grid.h: an applied RTN, GPTQ, AWQ or HQQ
 // layer) with an integer grid whose groups are runs of a multiple of 32
-// columns: no act-order group index, no codebook, cols a multiple of 256. Each
+// columns: no act-order group index, no codebook or binary coding, no
+// exceptions beside column scales, cols a multiple of 256. Each
 // run of 32 columns lies in one group g and one Q8K block b, so
 //   dot = sum over runs  scale_g d_b (sum code * qs - zero_g sum qs),
 // the codes multiplied as unsigned bytes by VPDPBUSD, the zero point taken off
@@ -65,6 +66,10 @@ GridInt8DotFn gridInt8DotKernel(const GridLayout& layout);
 // The scalar reference: the row decoded by the reference decoder without its
 // column scales, dotted in double with d * qs.
 float referenceGridInt8Dot(const GridLayout& layout, const uint8_t* row, const BlockQ8K* x);
+// The exceptions' share of a grid row's dot (model/packed_grid.h): each dense
+// column's and outlier's value times x's d * qs there. The codes under them add
+// 0, so the fast kernels add this to the grid's own dot.
+float gridExceptionsInt8Dot(const GridLayout& layout, const uint8_t* row, const BlockQ8K* x);
 // x (layout.cols values) times the layout's column scales, if any, as Q8K
 // blocks into out (layout.cols / 256 blocks).
 void gridInt8Input(const GridLayout& layout, const float* x, BlockQ8K* out);

@@ -296,7 +296,7 @@ float gridDotBlocks(const GridLayout& L, const uint8_t* row, const BlockQ8K* x)
 {
     const auto* scales = reinterpret_cast<const float*>(row); // unaligned: only loadu
     const uint8_t* zeros = row + static_cast<size_t>(L.groups) * 4;
-    const uint8_t* codes = zeros + L.groups;
+    const uint8_t* codes = row + L.codesOffset();
     const int gc = static_cast<int>(std::min<int64_t>(L.groupCols, kQ8Block));
     const __m256i idx = _mm256_setr_epi32(0, 32 / gc, 64 / gc, 96 / gc, 128 / gc, 160 / gc, 192 / gc, 224 / gc);
     const auto touched = static_cast<__mmask8>((1u << (224 / gc + 1)) - 1u);
@@ -344,7 +344,7 @@ template <int Bits>
 float gridDotAnyGroups(const GridLayout& L, const uint8_t* row, const BlockQ8K* x)
 {
     const uint8_t* zeros = row + static_cast<size_t>(L.groups) * 4;
-    const uint8_t* codes = zeros + L.groups;
+    const uint8_t* codes = row + L.codesOffset();
     const int64_t gc = L.groupCols;
     __m512 acc = _mm512_setzero_ps();
     float zeroTerm = 0.0f;
@@ -366,9 +366,20 @@ float gridDotAnyGroups(const GridLayout& L, const uint8_t* row, const BlockQ8K* 
     return _mm512_reduce_add_ps(acc) - zeroTerm;
 }
 
-template <int Bits>
-GridInt8DotFn gridKernel(bool blockAligned)
+// A grid with exceptions: its codes there add 0 (model/packed_grid.h), so the
+// exceptions' own products are added to the grid's dot.
+template <int Bits, bool BlockAligned>
+float gridDotWithExceptions(const GridLayout& L, const uint8_t* row, const BlockQ8K* x)
 {
+    const float grid = BlockAligned ? gridDotBlocks<Bits>(L, row, x) : gridDotAnyGroups<Bits>(L, row, x);
+    return grid + gridExceptionsInt8Dot(L, row, x);
+}
+
+template <int Bits>
+GridInt8DotFn gridKernel(bool blockAligned, bool exceptions)
+{
+    if (exceptions)
+        return blockAligned ? gridDotWithExceptions<Bits, true> : gridDotWithExceptions<Bits, false>;
     return blockAligned ? gridDotBlocks<Bits> : gridDotAnyGroups<Bits>;
 }
 
@@ -377,15 +388,16 @@ GridInt8DotFn gridKernel(bool blockAligned)
 GridInt8DotFn gridInt8Dot(const GridLayout& layout)
 {
     const bool blockAligned = kQ8Block % layout.groupCols == 0 || layout.groupCols % kQ8Block == 0;
+    const bool exceptions = layout.hasExceptions();
     switch (layout.bits) {
-    case 1: return gridKernel<1>(blockAligned);
-    case 2: return gridKernel<2>(blockAligned);
-    case 3: return gridKernel<3>(blockAligned);
-    case 4: return gridKernel<4>(blockAligned);
-    case 5: return gridKernel<5>(blockAligned);
-    case 6: return gridKernel<6>(blockAligned);
-    case 7: return gridKernel<7>(blockAligned);
-    default: return gridKernel<8>(blockAligned);
+    case 1: return gridKernel<1>(blockAligned, exceptions);
+    case 2: return gridKernel<2>(blockAligned, exceptions);
+    case 3: return gridKernel<3>(blockAligned, exceptions);
+    case 4: return gridKernel<4>(blockAligned, exceptions);
+    case 5: return gridKernel<5>(blockAligned, exceptions);
+    case 6: return gridKernel<6>(blockAligned, exceptions);
+    case 7: return gridKernel<7>(blockAligned, exceptions);
+    default: return gridKernel<8>(blockAligned, exceptions);
     }
 }
 

@@ -11,6 +11,7 @@ struct DTypeRow {
     int ggml; // -1 = no ggml type
     DTypeLayout layout;
     bool decodable;
+    bool inMemoryOnly = false; // LayerLab's own forms: never read from or written to a file
 };
 
 // ggml type ids and block sizes follow ggml.h / ggml-common.h.
@@ -51,8 +52,8 @@ constexpr std::array<DTypeRow, 39> kRows{{
     {DType::TQ1_0, "TQ1_0", 34, {256, 54}, false},
     {DType::TQ2_0, "TQ2_0", 35, {256, 66}, false},
     {DType::MXFP4, "MXFP4", 39, {32, 17}, false},
-    {DType::Grid, "GRID", -1, {0, 0}, true},
-    {DType::Sparse, "SPARSE", -1, {0, 0}, true},
+    {DType::Grid, "GRID", -1, {0, 0}, true, true},
+    {DType::Sparse, "SPARSE", -1, {0, 0}, true, true},
     {DType::Unknown, "unknown", -1, {0, 0}, false},
 }};
 
@@ -85,7 +86,7 @@ std::string_view dtypeName(DType t)
 std::optional<DType> dtypeFromSafetensors(std::string_view name)
 {
     for (const auto& r : kRows)
-        if (r.type != DType::Unknown && r.type != DType::Sparse && r.ggml <= 30 && r.name == name && !isQuantized(r.type))
+        if (r.type != DType::Unknown && !r.inMemoryOnly && r.ggml <= 30 && r.name == name && !isQuantized(r.type))
             return r.type;
     return std::nullopt;
 }
@@ -116,6 +117,12 @@ bool canDecode(DType t)
 {
     const auto* r = rowOf(t);
     return r && r->decodable;
+}
+
+bool inMemoryOnly(DType t)
+{
+    const auto* r = rowOf(t);
+    return r && r->inMemoryOnly;
 }
 
 bool isQuantized(DType t)

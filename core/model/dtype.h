@@ -45,5 +45,7 @@ DTypeLayout dtypeLayout(DType t);
 // True when LayerLab can turn this type into floats.
 bool canDecode(DType t);
 bool isQuantized(DType t);
+// True for LayerLab's own in-memory forms (Grid, Sparse): no file holds them.
+bool inMemoryOnly(DType t);
 
 } // namespace ll

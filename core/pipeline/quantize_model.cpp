@@ -326,7 +326,7 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
                                        factorTensor(q.factorB));
             else
                 replaceTensorStored(*r.model, t.logicalName, std::move(*packed));
-        } else { // BCQ, outlier columns: dense, in the tensor's type (store_values.h)
+        } else { // NF4 blocks across rows: dense, in the tensor's type (store_values.h)
             storeDense(*r.model, t.logicalName, q.weights);
         }
         if (!opt.keepLayerWeights) {

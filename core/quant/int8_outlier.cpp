@@ -26,7 +26,8 @@ IntRows intRowAbsmax(const MatrixRM& W, int bits)
         const float s = absmax > 0.0f ? absmax / levels : 1.0f;
         r.scales(i) = s;
         for (Eigen::Index c = 0; c < W.cols(); ++c) {
-            const float q = std::clamp(std::nearbyint(W(i, c) / s), -levels, levels);
+            // + 0: a small negative weight rounds to -0, which the grid's s (code - zero) gives as +0.
+            const float q = std::clamp(std::nearbyint(W(i, c) / s), -levels, levels) + 0.0f;
             r.codes[static_cast<size_t>(i * W.cols() + c)] = static_cast<int8_t>(q);
             r.dequantized(i, c) = q * s;
         }

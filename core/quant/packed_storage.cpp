@@ -6,6 +6,7 @@
 #include "util/half.h"
 #include "util/spill_buffer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -30,26 +31,67 @@ bool sameBits(const float* a, const float* b, int64_t n)
     return std::memcmp(a, b, static_cast<size_t>(n) * sizeof(float)) == 0;
 }
 
-// The integer grid of `p` as a packed Grid (rows, cols), when it has no parts
-// a Grid cannot hold and, if `W` is given, each row decodes to W's exactly.
+// A row's exceptions (model/packed_grid.h): its dense columns' values and its
+// outliers, from the method's dense columns and its list of single weights.
+struct RowExceptions {
+    std::vector<int32_t> denseColumns; // ascending
+    std::vector<int32_t> denseOrder;   // p.denseValues' column of each
+    std::vector<std::vector<std::pair<int32_t, float>>> outliers; // per row: (column, value)
+    int64_t slots = 0;
+
+    RowExceptions(const PackedQuant& p, int64_t rows)
+    {
+        std::vector<std::pair<int32_t, int32_t>> cols;
+        for (size_t k = 0; k < p.denseColumns.size(); ++k)
+            cols.emplace_back(p.denseColumns[k], static_cast<int32_t>(k));
+        std::sort(cols.begin(), cols.end());
+        for (const auto& [c, k] : cols) {
+            denseColumns.push_back(c);
+            denseOrder.push_back(k);
+        }
+        if (p.outliers.size() == 0)
+            return;
+        outliers.resize(static_cast<size_t>(rows));
+        for (size_t k = 0; k < p.outliers.size(); ++k)
+            if (p.outliers.rows[k] >= 0 && p.outliers.rows[k] < rows)
+                outliers[static_cast<size_t>(p.outliers.rows[k])].emplace_back(p.outliers.cols[k], p.outliers.values[k]);
+        for (const auto& r : outliers)
+            slots = std::max(slots, static_cast<int64_t>(r.size()));
+    }
+};
+
+// The grid of `p` (integer, codebook or binary coding, with its exceptions) as
+// a packed Grid (rows, cols), when it holds no parts a Grid cannot and, if `W`
+// is given, each row decodes to W's exactly.
 std::optional<TensorRef> packGrid(const PackedQuant& p, int64_t rows, int64_t cols, const MatrixRM* W)
 {
-    // An integer grid, or dense codes into a codebook (NF4, FP8, FP4).
+    // An integer grid, dense codes into a codebook (NF4, FP8, FP4), or binary coding (BCQ).
     const bool codebook = p.format == PackedQuant::Format::Dense && !p.codebook.empty();
-    if ((p.format != PackedQuant::Format::IntGrid && !codebook) || !p.denseColumns.empty() || p.outliers.size() != 0
-        || static_cast<int64_t>(p.codes.size()) != rows * cols || p.grid.groupCols <= 0 || rows == 0)
+    const bool binary = p.format == PackedQuant::Format::Bcq;
+    if ((p.format != PackedQuant::Format::IntGrid && !codebook && !binary)
+        || static_cast<int64_t>(p.codes.size()) != rows * cols || rows == 0)
         return std::nullopt;
     auto layout = std::make_shared<GridLayout>();
-    layout->bits = codebook ? p.bits : p.grid.grid.bits;
-    if (codebook) {
-        if (p.bits < 1 || p.bits > 8 || p.codebook.size() != (size_t{1} << p.bits))
-            return std::nullopt;
-        layout->codebook = p.codebook;
-    }
     layout->cols = cols;
-    layout->groupCols = p.grid.groupCols;
-    layout->groups = p.grid.scales.cols();
-    layout->groupIndex = p.groupIndex;
+    if (binary) {
+        layout->binaryCoding = true;
+        layout->bits = p.bits;
+        layout->groupCols = p.bcqGroupCols;
+        layout->groups = p.bcqGroupCols > 0 ? (cols + p.bcqGroupCols - 1) / p.bcqGroupCols : 0;
+        if (p.bcqGroupCols <= 0 || p.bcqAlpha.rows() != rows * layout->groups || p.bcqAlpha.cols() != p.bits)
+            return std::nullopt;
+    } else {
+        layout->bits = codebook ? p.bits : p.grid.grid.bits;
+        layout->groupCols = p.grid.groupCols;
+        layout->groups = p.grid.scales.cols();
+        layout->groupIndex = p.groupIndex;
+        if (codebook && (p.bits < 1 || p.bits > 8 || p.codebook.size() != (size_t{1} << p.bits)))
+            return std::nullopt;
+        if (codebook)
+            layout->codebook = p.codebook;
+        if (p.grid.groupCols <= 0)
+            return std::nullopt;
+    }
     // AWQ's weights are the grid times 1/s (quant/awq.cpp): the same multipliers here.
     if (p.inputScale.size() == cols)
         for (int64_t c = 0; c < cols; ++c)
@@ -57,28 +99,84 @@ std::optional<TensorRef> packGrid(const PackedQuant& p, int64_t rows, int64_t co
     if (layout->bits < 1 || layout->bits > 8)
         return std::nullopt;
     // Zero points are grid integers (GPTQ's round(-min / scale), 2^(b-1)): one byte each.
-    for (Eigen::Index i = 0; !codebook && i < p.grid.zeros.size(); ++i) {
+    const bool integer = !codebook && !binary;
+    for (Eigen::Index i = 0; integer && i < p.grid.zeros.size(); ++i) {
         const float z = p.grid.zeros.data()[i];
         if (!(z >= 0.0f && z <= 255.0f) || std::nearbyint(z) != z)
             return std::nullopt;
     }
+    const RowExceptions ex(p, rows);
+    // Under an exception the code is the zero point, so it must be a code.
+    const bool anyExceptions = !ex.denseColumns.empty() || ex.slots > 0;
+    if (integer && anyExceptions && p.grid.zeros.size() > 0 && p.grid.zeros.maxCoeff() > static_cast<float>((1 << layout->bits) - 1))
+        return std::nullopt;
+    if (p.denseValues.rows() != (ex.denseColumns.empty() ? p.denseValues.rows() : rows)
+        || p.denseValues.cols() != static_cast<Eigen::Index>(ex.denseColumns.size()))
+        return std::nullopt;
+    layout->denseColumns = ex.denseColumns;
+    layout->outlierSlots = ex.slots;
     layout->validate();
-    const bool perTensor = p.grid.scales.rows() == 1 && rows > 1;
-    if (!perTensor && p.grid.scales.rows() != rows)
+    // Exceptions are worth keeping in the grid while a row stays within half precision's bytes.
+    if (layout->hasExceptions() && layout->rowBytes() > static_cast<size_t>(cols) * 2)
+        return std::nullopt;
+    const bool perTensor = !binary && p.grid.scales.rows() == 1 && rows > 1;
+    if (!binary && !perTensor && p.grid.scales.rows() != rows)
         return std::nullopt;
     const size_t rowBytes = layout->rowBytes();
     auto bytes = makeEditBuffer(rowBytes * static_cast<size_t>(rows));
-    std::vector<float> scales(static_cast<size_t>(layout->groups));
+    std::vector<float> scales(static_cast<size_t>(layout->groups) * (binary ? static_cast<size_t>(layout->bits) : 1));
     std::vector<uint8_t> zeros(static_cast<size_t>(layout->groups));
+    std::vector<uint8_t> codes(static_cast<size_t>(cols));
+    std::vector<float> dense(ex.denseColumns.size());
+    std::vector<int32_t> outlierCols;
+    std::vector<float> outlierValues;
     std::vector<float> decoded(static_cast<size_t>(cols));
     for (int64_t r = 0; r < rows; ++r) {
         const int64_t pr = perTensor ? 0 : r;
         for (int64_t g = 0; g < layout->groups; ++g) {
+            if (binary) {
+                for (int i = 0; i < layout->bits; ++i)
+                    scales[static_cast<size_t>(g * layout->bits + i)] = p.bcqAlpha(r * layout->groups + g, i);
+                continue;
+            }
             scales[static_cast<size_t>(g)] = p.grid.scales(pr, g);
             zeros[static_cast<size_t>(g)] = codebook ? 0 : static_cast<uint8_t>(p.grid.zeros(pr, g));
         }
+        std::copy_n(p.codes.data() + r * cols, cols, codes.data());
+        outlierCols.clear();
+        outlierValues.clear();
+        for (size_t k = 0; k < ex.denseColumns.size(); ++k)
+            dense[k] = p.denseValues(r, ex.denseOrder[k]);
+        // Each position once (the integer dot adds every exception): an outlier
+        // in a dense column takes the column's place, a later one an earlier's.
+        if (!ex.outliers.empty())
+            for (const auto& [c, v] : ex.outliers[static_cast<size_t>(r)]) {
+                const auto d = std::lower_bound(ex.denseColumns.begin(), ex.denseColumns.end(), c);
+                if (d != ex.denseColumns.end() && *d == c) {
+                    dense[static_cast<size_t>(d - ex.denseColumns.begin())] = v;
+                    continue;
+                }
+                const auto o = std::find(outlierCols.begin(), outlierCols.end(), c);
+                if (o != outlierCols.end()) {
+                    outlierValues[static_cast<size_t>(o - outlierCols.begin())] = v;
+                    continue;
+                }
+                outlierCols.push_back(c);
+                outlierValues.push_back(v);
+            }
+        // Under an exception an integer code is its group's zero: it adds 0 to an integer dot.
+        const auto zeroCode = [&](int32_t c) {
+            if (integer)
+                codes[static_cast<size_t>(c)] = zeros[static_cast<size_t>(layout->groupOf(c))];
+        };
+        for (int32_t c : ex.denseColumns)
+            zeroCode(c);
+        for (int32_t c : outlierCols)
+            zeroCode(c);
         uint8_t* row = bytes->data() + static_cast<size_t>(r) * rowBytes;
-        encodeGridRow(*layout, scales.data(), zeros.data(), p.codes.data() + r * cols, row);
+        encodeGridRow(*layout, scales.data(), zeros.data(), codes.data(), row);
+        writeGridExceptions(*layout, dense.data(), outlierCols.data(), outlierValues.data(),
+                            static_cast<int64_t>(outlierCols.size()), row);
         if (!W)
             continue;
         decodeGridRow(*layout, row, decoded.data());
@@ -86,8 +184,13 @@ std::optional<TensorRef> packGrid(const PackedQuant& p, int64_t rows, int64_t co
             return std::nullopt;
     }
     TensorRef t = tensorOf(DType::Grid, std::move(bytes), rows, cols);
-    t.dtypeLabel = (codebook ? "cb" : "int") + std::to_string(layout->bits)
+    const std::string kind = binary ? "bcq" : codebook ? "cb" : "int";
+    t.dtypeLabel = kind + std::to_string(layout->bits)
                    + (layout->groupCols < cols ? " g" + std::to_string(layout->groupCols) : std::string(" row"));
+    if (!layout->denseColumns.empty())
+        t.dtypeLabel += " + " + std::to_string(layout->denseColumns.size()) + " columns";
+    if (layout->outlierSlots > 0)
+        t.dtypeLabel += " + outliers";
     t.grid = std::move(layout);
     return t;
 }

@@ -4,18 +4,22 @@
 // 4-bit layer costs about 4.3 bits a weight in the state, the undo stack and
 // the engine, not 32.
 //
-//   integer grids (RTN, GPTQ, AWQ, OWQ / SpQR without outliers ...): a packed
-//     Grid (model/packed_grid.h): codes at their bits, a float scale and a
-//     byte zero point per group, the permutation and input scale when used;
+//   integer grids (RTN, GPTQ, AWQ ...): a packed Grid (model/packed_grid.h):
+//     codes at their bits, a float scale and a byte zero point per group, the
+//     permutation and input scale when used;
 //   NF4, FP8, FP4: a packed Grid whose codes index the format's codebook,
 //     with the method's scale per group (NF4's 64-value blocks when a row holds
 //     whole blocks, FP8's per channel, FP4's groups);
+//   BCQ: a binary-coding Grid, the alphas of each group beside the codes;
+//   OWQ, LLM.int8 (16-bit input columns) and SpQR (single 16-bit weights):
+//     the Grid with those values as its exceptions, kept as float32, while a
+//     row stays within 2 bytes a weight;
 //   ggml methods: the type's blocks as llama.cpp stores them (or F16).
 //
 // Only when the stored form decodes to exactly the layer's weights, bit for
-// bit (checked here on every row): other forms (BCQ, outlier columns, NF4
-// blocks that straddle rows) are kept as dense values by the caller. A LoRC /
-// EoRA layer keeps its base's packed codes and its F16 factors.
+// bit (checked here on every row): other forms (NF4 blocks that straddle rows)
+// are kept as dense values by the caller. A LoRC / EoRA layer keeps its base's
+// packed codes and its F16 factors.
 #include "model/model.h"
 #include "quant/quantized_layer.h"
 
