@@ -19,6 +19,9 @@ void decodeGridColumnsFast(const GridLayout& layout, const uint8_t* row, int64_t
 
 float gridDot(const GridLayout& layout, const uint8_t* row, const float* x)
 {
+    if (layout.binaryCoding && layout.bits <= 4 && !layout.hasExceptions() && layout.columnScale.empty()
+        && kernelLevel() != KernelLevel::Portable)
+        return avx512::binaryGridDot(layout, row, x);
     thread_local std::vector<float> decoded;
     decoded.resize(static_cast<size_t>(layout.cols));
     decodeGridColumnsFast(layout, row, 0, layout.cols, decoded.data());
