@@ -77,6 +77,20 @@ std::unique_ptr<Model> reloadedAsF32Gguf(const Model& m, const QTemporaryDir& di
     return openModel(out);
 }
 
+// A layer's calibration statistics from its inputs X (tokens, in): the Gram matrix, mean and max |x|.
+struct InputsOf {
+    Eigen::MatrixXf gram;
+    LayerInputs in;
+    explicit InputsOf(const MatrixRM& X) : gram((X.transpose() * X).eval())
+    {
+        in.gram = &gram;
+        in.meanAbs = X.cwiseAbs().colwise().mean().transpose();
+        in.maxAbs = X.cwiseAbs().colwise().maxCoeff().transpose();
+    }
+    InputsOf(const InputsOf&) = delete;
+    InputsOf& operator=(const InputsOf&) = delete;
+};
+
 QuantConfig gridConfig(std::string_view m, int bits, bool sym, int group)
 {
     QuantConfig c;
@@ -154,12 +168,8 @@ private slots:
     void gridMethodsPackExactly()
     {
         const MatrixRM W = randomMatrix(48, 96, 7);
-        const MatrixRM X = randomMatrix(256, 96, 8, 1.0f);
-        const Eigen::MatrixXf gram = (X.transpose() * X).eval();
-        LayerInputs in;
-        in.gram = &gram;
-        in.meanAbs = X.cwiseAbs().colwise().mean().transpose();
-        in.maxAbs = X.cwiseAbs().colwise().maxCoeff().transpose();
+        const InputsOf stats(randomMatrix(256, 96, 8, 1.0f));
+        const LayerInputs& in = stats.in;
         struct Case {
             QuantConfig c;
             const char* what;
@@ -261,11 +271,8 @@ private slots:
             x.col(7) *= 30.0f; // an outlier input channel (LLM.int8's threshold is 6)
             return x;
         }();
-        const Eigen::MatrixXf gram = (X.transpose() * X).eval();
-        LayerInputs in;
-        in.gram = &gram;
-        in.meanAbs = X.cwiseAbs().colwise().mean().transpose();
-        in.maxAbs = X.cwiseAbs().colwise().maxCoeff().transpose();
+        const InputsOf stats(X);
+        const LayerInputs& in = stats.in;
         struct Case {
             QuantConfig c;
             const char* what;
