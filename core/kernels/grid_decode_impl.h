@@ -264,7 +264,8 @@ inline float binaryDot(const GridLayout& L, const uint8_t* row, const float* x)
     const uint8_t* codes = row + L.codesOffset();
     constexpr int64_t kChunk = 512;
     uint8_t code[kChunk];
-    __m512 acc = _mm512_setzero_ps(), table = _mm512_setzero_ps();
+    // Two accumulators: one FMA chain would wait out its latency every 16 columns.
+    __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), table = _mm512_setzero_ps();
     int64_t tableGroup = -1;
     for (int64_t done = 0; done < L.cols; done += kChunk) {
         const int64_t len = std::min(kChunk, L.cols - done);
@@ -275,6 +276,12 @@ inline float binaryDot(const GridLayout& L, const uint8_t* row, const float* x)
             if (g != tableGroup)
                 table = binaryCodeVector(row + static_cast<size_t>(g) * L.groupBytes(), L.bits);
             tableGroup = g;
+            for (; i + 32 <= end; i += 32) {
+                const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i)));
+                const __m512i idx2 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i + 16)));
+                acc = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx, table), _mm512_loadu_ps(x + done + i), acc);
+                acc2 = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx2, table), _mm512_loadu_ps(x + done + i + 16), acc2);
+            }
             for (; i < end; i += 16) {
                 const auto mask = static_cast<__mmask16>(end - i >= 16 ? 0xFFFF : (1u << (end - i)) - 1u);
                 const __m512i idx = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, code + i));
@@ -283,7 +290,7 @@ inline float binaryDot(const GridLayout& L, const uint8_t* row, const float* x)
             i = end;
         }
     }
-    return _mm512_reduce_add_ps(acc);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc, acc2));
 }
 #endif
 
