@@ -57,14 +57,6 @@ double peakRssMiB()
     return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
-long long intOption(const std::vector<std::string>& args, const std::string& name, long long fallback)
-{
-    for (size_t i = 0; i + 1 < args.size(); ++i)
-        if (args[i] == "--" + name)
-            return std::stoll(args[i + 1]);
-    return fallback;
-}
-
 std::string stringOption(const std::vector<std::string>& args, const std::string& name, const std::string& fallback)
 {
     for (size_t i = 0; i + 1 < args.size(); ++i)

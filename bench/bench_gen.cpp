@@ -44,22 +44,6 @@ private:
     int last_ = 0;
 };
 
-std::string option(const std::vector<std::string>& args, const std::string& name, const std::string& fallback)
-{
-    for (size_t i = 0; i + 1 < args.size(); ++i)
-        if (args[i] == "--" + name)
-            return args[i + 1];
-    return fallback;
-}
-
-bool flag(const std::vector<std::string>& args, const std::string& name)
-{
-    for (const auto& a : args)
-        if (a == "--" + name)
-            return true;
-    return false;
-}
-
 DType dtypeOption(const std::string& s)
 {
     if (s == "bf16") return DType::BF16;

@@ -41,14 +41,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-long long option(const std::vector<std::string>& args, const std::string& name, long long fallback)
-{
-    for (size_t i = 0; i + 1 < args.size(); ++i)
-        if (args[i] == "--" + name)
-            return std::stoll(args[i + 1]);
-    return fallback;
-}
-
 struct Variant {
     std::string name;
     std::function<void()> run;
@@ -74,15 +66,12 @@ StoredMatrix ownedMatrix(DType t, std::vector<uint8_t> bytes, int64_t rows, int6
 
 int benchGrid(const std::vector<std::string>& args)
 {
-    const int64_t rows = option(args, "rows", 4096), cols = option(args, "cols", 4096);
-    const int bits = static_cast<int>(option(args, "bits", 4));
-    const int64_t group = option(args, "group", 128), prefill = option(args, "prefill", 512);
-    const int reps = static_cast<int>(option(args, "reps", 5));
+    const int64_t rows = intOption(args, "rows", 4096), cols = intOption(args, "cols", 4096);
+    const int bits = static_cast<int>(intOption(args, "bits", 4));
+    const int64_t group = intOption(args, "group", 128), prefill = intOption(args, "prefill", 512);
+    const int reps = static_cast<int>(intOption(args, "reps", 5));
 
-    std::string form = "int";
-    for (size_t i = 0; i + 1 < args.size(); ++i)
-        if (args[i] == "--form")
-            form = args[i + 1];
+    const std::string form = option(args, "form", "int");
     if (form != "int" && form != "bcq" && form != "owq" && form != "spqr") {
         std::fprintf(stderr, "layerlab-bench grid: --form is int, bcq, owq or spqr, not %s\n", form.c_str());
         return 2;

@@ -44,19 +44,6 @@ double secondsSince(Clock::time_point t0)
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-bool flag(const std::vector<std::string>& args, const std::string& name)
-{
-    return std::find(args.begin(), args.end(), "--" + name) != args.end();
-}
-
-long long intOption(const std::vector<std::string>& args, const std::string& name, long long fallback)
-{
-    for (size_t i = 0; i + 1 < args.size(); ++i)
-        if (args[i] == "--" + name)
-            return std::stoll(args[i + 1]);
-    return fallback;
-}
-
 // splitmix64 -> uniform / Gaussian (Box-Muller).
 struct Rng {
     uint64_t state;

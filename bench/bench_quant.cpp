@@ -56,11 +56,6 @@ long long intOpt(const std::vector<std::string>& args, const std::string& name, 
     return fallback;
 }
 
-bool flag(const std::vector<std::string>& args, const std::string& name)
-{
-    return std::find(args.begin(), args.end(), "--" + name) != args.end();
-}
-
 struct Rng {
     uint64_t state = 0x2545f4914f6cdd1dull;
     float next()

@@ -35,14 +35,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string option(const std::vector<std::string>& args, const std::string& name, const std::string& fallback)
-{
-    for (size_t i = 0; i + 1 < args.size(); ++i)
-        if (args[i] == "--" + name)
-            return args[i + 1];
-    return fallback;
-}
-
 struct Variant {
     std::string name;
     StoredMatrix weights;
