@@ -4,6 +4,7 @@
 #include "kernels/int8_dot_avx512.h"
 #include "kernels/matmul.h"
 #include "kernels/row_kernels.h"
+#include "model/grid_exception_access.h"
 #include "model/packed_grid.h"
 #include "util/error.h"
 
@@ -111,23 +112,11 @@ float referenceGridInt8Dot(const GridLayout& layout, const uint8_t* row, const B
 
 float gridExceptionsInt8Dot(const GridLayout& L, const uint8_t* row, const BlockQ8K* x)
 {
-    const auto term = [&](int64_t c, const uint8_t* value) {
-        float v;
-        std::memcpy(&v, value, 4);
-        const BlockQ8K& b = x[c / kQ8Block];
-        return v * (b.d * static_cast<float>(b.qs[c % kQ8Block]));
-    };
     float sum = 0.0f;
-    for (size_t k = 0; k < L.denseColumns.size(); ++k)
-        sum += term(L.denseColumns[k], row + L.denseOffset() + k * 4);
-    for (int64_t k = 0; k < L.outlierSlots; ++k) {
-        const uint8_t* slot = row + L.outlierOffset() + static_cast<size_t>(k) * 8;
-        int32_t c;
-        std::memcpy(&c, slot, 4);
-        if (c < 0)
-            break;
-        sum += term(c, slot + 4);
-    }
+    forEachGridException(L, row, [&](int64_t c, float v) {
+        const BlockQ8K& b = x[c / kQ8Block];
+        sum += v * (b.d * static_cast<float>(b.qs[c % kQ8Block]));
+    });
     return sum;
 }
 

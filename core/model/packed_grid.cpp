@@ -1,5 +1,6 @@
 #include "model/packed_grid.h"
 
+#include "model/grid_exception_access.h"
 #include "util/error.h"
 
 #include <cstring>
@@ -78,21 +79,10 @@ void decodeGridColumns(const GridLayout& L, const uint8_t* row, int64_t c0, int6
 
 void applyGridExceptions(const GridLayout& L, const uint8_t* row, int64_t c0, int64_t n, float* out)
 {
-    const uint8_t* dense = row + L.denseOffset();
-    for (size_t k = 0; k < L.denseColumns.size(); ++k) {
-        const int64_t c = L.denseColumns[k];
+    forEachGridException(L, row, [&](int64_t c, float v) {
         if (c >= c0 && c < c0 + n)
-            std::memcpy(out + (c - c0), dense + k * 4, 4);
-    }
-    const uint8_t* slots = row + L.outlierOffset();
-    for (int64_t k = 0; k < L.outlierSlots; ++k) {
-        int32_t c;
-        std::memcpy(&c, slots + k * 8, 4);
-        if (c < 0) // the used slots come first
-            break;
-        if (c >= c0 && c < c0 + n)
-            std::memcpy(out + (c - c0), slots + k * 8 + 4, 4);
-    }
+            out[c - c0] = v;
+    });
 }
 
 void decodeGridRow(const GridLayout& L, const uint8_t* row, float* out)
