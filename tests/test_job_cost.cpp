@@ -5,6 +5,8 @@
 // estimates of the 1B model as sanity checks against its parameter count.
 #include "test_support.h"
 
+#include "methods/method_registry.h"
+
 #include "analysis/model_cost.h"
 #include "recipe/apply.h"
 #include "util/eta.h"
@@ -152,6 +154,26 @@ private slots:
         s.lastBlock = 1;
         s.threads = 2;
         QCOMPARE(g.flops, estimateCalibration(*stories(), s).flops + 2.0 * 64 * 64 * 64 + 64.0 * 64 * 64);
+
+        // Each method's work comes from its registry entry (MethodSpec::work): GPTAQ
+        // runs GPTQ's sweep, where the cost model once charged it an RTN's 20 flops a weight.
+        const MethodSpec& gptaqSpec = requireMethodSpec(StepAction::Quantize, "gptaq");
+        QVERIFY(gptaqSpec.work);
+        const MethodWork w = gptaqSpec.work(ParamValues{}, 64, 172);
+        QCOMPARE(w.flops, 2.0 * 64 * 172 * 172 + 172.0 * 172 * 172);
+        QCOMPARE(w.workBytes, 2.0 * 4 * 172 * 172);
+        // SVD-LLM: a full SVD and the whitening; a pruning step without a hook: 30 flops a weight.
+        RecipeStep svdLlm;
+        svdLlm.action = StepAction::Factorize;
+        svdLlm.params = {{"method", "svd-llm"}, {"rank-ratio", 0.5}};
+        const JobCost f = estimateStep(st, svdLlm, {"blocks.1.attn.q.weight"}, calib, 2);
+        s.sequential = false; // SVD-LLM profiles the original model
+        QCOMPARE(f.flops, estimateCalibration(*stories(), s).flops + 4.0 * 64 * 64 * 64 + 8.0 * 64 * 64 * 64
+                              + 2.0 * 64 * 64 * 64);
+        RecipeStep magnitude;
+        magnitude.action = StepAction::Prune;
+        magnitude.params = {{"method", "magnitude"}, {"sparsity", 0.5}};
+        QCOMPARE(estimateStep(st, magnitude, targets, RecipeCalibration{}, 2).flops, 30.0 * (64 * 172 + 64 * 64));
     }
 
     void refusalSaysWhatToChange()

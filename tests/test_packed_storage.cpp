@@ -58,11 +58,11 @@ MatrixRM decodeAll(const TensorRef& t)
 }
 
 // The quantized model with every quantized layer as its F32 values (keepLayerWeights).
-Model denseTwin(const ModelQuantizationResult& r)
+Model denseTwin(const ModelCompressionResult& r)
 {
     Model dense = *r.model;
-    for (const QuantizedLinear& l : r.layers)
-        replaceTensor(dense, l.name, std::vector<float>(l.layer.weights.data(), l.layer.weights.data() + l.layer.weights.size()),
+    for (const LayerOutcome& l : r.layers)
+        replaceTensor(dense, l.name, std::vector<float>(l.quantized->weights.data(), l.quantized->weights.data() + l.quantized->weights.size()),
                       {l.rows, l.cols});
     return dense;
 }
@@ -383,11 +383,11 @@ private slots:
         o.config = gridConfig(QuantMethod::Rtn, 3, false, 32);
         o.config.lorcRank = 8;
         o.keepLayerWeights = true;
-        const ModelQuantizationResult r = quantizeModel(*source, o);
+        const ModelCompressionResult r = quantizeModel(*source, o);
         QCOMPARE(r.layers.size(), size_t{35});
         uint64_t bytes = 0;
         int64_t weights = 0;
-        for (const QuantizedLinear& l : r.layers) {
+        for (const LayerOutcome& l : r.layers) {
             const LogicalTensor* t = r.model->findLogical(l.name);
             QVERIFY(t->corrected());
             const TensorRef& base = r.model->stored.at(static_cast<size_t>(t->replacedBy));
@@ -397,7 +397,7 @@ private slots:
             QCOMPARE(a.dtype, DType::F16);
             QCOMPARE(a.shape, (std::vector<int64_t>{l.rows, 8}));
             QCOMPARE(b.shape, (std::vector<int64_t>{8, l.cols}));
-            QVERIFY(bitIdentical(readMatrix(*r.model, *t), l.layer.weights));
+            QVERIFY(bitIdentical(readMatrix(*r.model, *t), l.quantized->weights));
             bytes += base.nbytes + a.nbytes + b.nbytes;
             weights += t->elements();
         }
@@ -409,7 +409,7 @@ private slots:
         QVERIFY2(bitsPerWeight < 12.0, qPrintable(QString::number(bitsPerWeight)));
         QCOMPARE(r.model->parameterCount(), source->parameterCount() + [&] {
             int64_t n = 0;
-            for (const QuantizedLinear& l : r.layers)
+            for (const LayerOutcome& l : r.layers)
                 n += 8 * (l.rows + l.cols);
             return n;
         }());
@@ -427,7 +427,7 @@ private slots:
         QVERIFY((got - want).cwiseAbs().maxCoeff() <= 1e-5f * scale);
         // Without its correction the model is another one (the check above can fail).
         Model baseOnly = *r.model;
-        for (const QuantizedLinear& l : r.layers) {
+        for (const LayerOutcome& l : r.layers) {
             LogicalTensor& t = const_cast<LogicalTensor&>(*baseOnly.findLogical(l.name));
             t.factorA = t.factorB = -1;
         }
@@ -436,23 +436,23 @@ private slots:
         // Exported, the tensor is its value (W^ + A B): F32 GGUF reloads bit for bit.
         QTemporaryDir dir;
         const auto back = reloadedAsF32Gguf(*r.model, dir);
-        for (const QuantizedLinear& l : r.layers)
-            QVERIFY(bitIdentical(readMatrix(*back, *back->findLogical(l.name)), l.layer.weights));
+        for (const LayerOutcome& l : r.layers)
+            QVERIFY(bitIdentical(readMatrix(*back, *back->findLogical(l.name)), l.quantized->weights));
 
         // On wider layers too, whichever thread computed them (tiny-llama256:
         // rows of 256 and 512, products Eigen would split between threads).
         const auto wide = openModel(test::sharedPath("models/gguf-quants/tiny-llama256-f32.gguf"));
         o.config = gridConfig(QuantMethod::Rtn, 4, false, 64);
         o.config.lorcRank = 16;
-        const ModelQuantizationResult rw = quantizeModel(*wide, o);
-        for (const QuantizedLinear& l : rw.layers) {
+        const ModelCompressionResult rw = quantizeModel(*wide, o);
+        for (const LayerOutcome& l : rw.layers) {
             QVERIFY2(rw.model->findLogical(l.name)->corrected(), l.name.c_str());
-            QVERIFY(bitIdentical(readMatrix(*rw.model, *rw.model->findLogical(l.name)), l.layer.weights));
+            QVERIFY(bitIdentical(readMatrix(*rw.model, *rw.model->findLogical(l.name)), l.quantized->weights));
         }
 
         // New dense values drop the correction.
         Model edited = *r.model;
-        const QuantizedLinear& first = r.layers.front();
+        const LayerOutcome& first = r.layers.front();
         replaceTensor(edited, first.name, std::vector<float>(static_cast<size_t>(first.rows * first.cols), 0.5f),
                       {first.rows, first.cols});
         const LogicalTensor* t = edited.findLogical(first.name);
@@ -516,15 +516,15 @@ private slots:
         QuantizeModelOptions o;
         o.config = gridConfig(QuantMethod::Rtn, 4, false, 32);
         o.keepLayerWeights = true;
-        const ModelQuantizationResult r = quantizeModel(*source, o);
+        const ModelCompressionResult r = quantizeModel(*source, o);
         QCOMPARE(r.layers.size(), size_t{35});
         uint64_t packedBytes = 0;
         int64_t weights = 0;
-        for (const QuantizedLinear& l : r.layers) {
+        for (const LayerOutcome& l : r.layers) {
             const LogicalTensor* t = r.model->findLogical(l.name);
             const TensorRef& stored = r.model->stored.at(static_cast<size_t>(t->replacedBy));
             QCOMPARE(stored.dtype, DType::Grid);
-            QVERIFY(bitIdentical(readMatrix(*r.model, *t), l.layer.weights));
+            QVERIFY(bitIdentical(readMatrix(*r.model, *t), l.quantized->weights));
             packedBytes += stored.nbytes;
             weights += t->elements();
         }
@@ -540,8 +540,8 @@ private slots:
         QVERIFY((a - b).cwiseAbs().maxCoeff() <= 1e-5f * b.cwiseAbs().maxCoeff());
         // Without keepLayerWeights the result holds figures only.
         o.keepLayerWeights = false;
-        const ModelQuantizationResult lean = quantizeModel(*source, o);
-        QCOMPARE(lean.layers.front().layer.weights.size(), Eigen::Index{0});
+        const ModelCompressionResult lean = quantizeModel(*source, o);
+        QCOMPARE(lean.layers.front().quantized->weights.size(), Eigen::Index{0});
         QCOMPARE(lean.layers.front().rows, r.layers.front().rows);
         QCOMPARE(lean.bitsPerWeight(), r.bitsPerWeight());
     }
@@ -562,7 +562,7 @@ private slots:
             QuantizeModelOptions o;
             o.config = gridConfig(QuantMethod::Rtn, bits, false, group);
             o.keepLayerWeights = true;
-            const ModelQuantizationResult r = quantizeModel(*source, o);
+            const ModelCompressionResult r = quantizeModel(*source, o);
             Transformer packed(*r.model);
             QCOMPARE(packed.linear(0, Role::MlpDown).W.type, DType::Grid);
             const Model dense = denseTwin(r);
@@ -608,17 +608,17 @@ private slots:
             o.keepLayerWeights = true;
             o.calibration = {128, 16, 0};
             const bool calibrated = c.method != QuantMethod::Bcq;
-            const ModelQuantizationResult r =
+            const ModelCompressionResult r =
                 quantizeModel(*source, o, calibrated ? std::span<const int32_t>(calib) : std::span<const int32_t>{});
             uint64_t bytes = 0;
             int64_t weights = 0;
-            for (const QuantizedLinear& l : r.layers) {
+            for (const LayerOutcome& l : r.layers) {
                 const LogicalTensor* t = r.model->findLogical(l.name);
                 const TensorRef& stored = r.model->stored.at(static_cast<size_t>(t->replacedBy));
                 QCOMPARE(stored.dtype, DType::Grid);
                 QCOMPARE(stored.grid->binaryCoding, !calibrated);
                 QCOMPARE(stored.grid->hasExceptions(), calibrated);
-                QVERIFY(bitIdentical(readMatrix(*r.model, *t), l.layer.weights));
+                QVERIFY(bitIdentical(readMatrix(*r.model, *t), l.quantized->weights));
                 bytes += stored.nbytes;
                 weights += t->elements();
             }
@@ -649,14 +649,14 @@ private slots:
         const auto source = openModel(test::sharedPath("models/stories260K/stories260K.bin"));
         QuantizeModelOptions o;
         o.config = gridConfig(QuantMethod::Rtn, 4, false, 32);
-        const ModelQuantizationResult inMemory = quantizeModel(*source, o);
+        const ModelCompressionResult inMemory = quantizeModel(*source, o);
         const uint64_t saved = editMemoryBudget();
         setEditMemoryBudget(0);
         const uint64_t spilledBefore = editBytesSpilled();
-        const ModelQuantizationResult spilled = quantizeModel(*source, o);
+        const ModelCompressionResult spilled = quantizeModel(*source, o);
         setEditMemoryBudget(saved);
         QVERIFY(editBytesSpilled() > spilledBefore);
-        for (const QuantizedLinear& l : spilled.layers) {
+        for (const LayerOutcome& l : spilled.layers) {
             const LogicalTensor* t = spilled.model->findLogical(l.name);
             const auto* buffer = static_cast<const EditBuffer*>(spilled.model->stored.at(static_cast<size_t>(t->replacedBy)).keepAlive.get());
             QVERIFY(buffer->onDisk());
@@ -664,7 +664,7 @@ private slots:
         }
         // Dropping the model releases the spilled bytes.
         const uint64_t held = editBytesSpilled();
-        const_cast<ModelQuantizationResult&>(spilled).model.reset();
+        const_cast<ModelCompressionResult&>(spilled).model.reset();
         QVERIFY(editBytesSpilled() < held);
     }
 
@@ -774,7 +774,7 @@ private slots:
             if (nm) {
                 QuantizeModelOptions q;
                 q.config = gridConfig(QuantMethod::Rtn, 4, false, 32);
-                const ModelQuantizationResult rq = quantizeModel(*r.model, q);
+                const ModelCompressionResult rq = quantizeModel(*r.model, q);
                 const LogicalTensor* t = rq.model->findLogical(r.layers.front().name);
                 QCOMPARE(rq.model->stored.at(static_cast<size_t>(t->replacedBy)).dtype, DType::Grid);
             }

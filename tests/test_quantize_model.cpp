@@ -77,7 +77,7 @@ double perplexityOf(const Model& m, int64_t maxWindows = 0)
 }
 
 struct Timed {
-    ModelQuantizationResult result;
+    ModelCompressionResult result;
     double quantSeconds = 0.0, ppl = 0.0, evalSeconds = 0.0;
 };
 
@@ -108,6 +108,7 @@ private slots:
     void awqBeatsRtn();
     void methodsBeatRtnBaselines();
     void everyMethodRuns();
+    void oneResultTypeForEveryDriver();
     void w8a8Perplexity();
     void cliQuantize();
     void cliErrors();
@@ -199,8 +200,8 @@ void TestQuantizeModel::gptqMatchesReference()
           t.quantSeconds, t.evalSeconds);
     QCOMPARE(t.result.statsMode, std::string("sequential"));
     QVERIFY(rel <= kGptqRelTol);
-    for (const QuantizedLinear& l : t.result.layers)
-        QVERIFY(l.layer.error.outputError.has_value());
+    for (const LayerOutcome& l : t.result.layers)
+        QVERIFY(l.quantized->error.outputError.has_value());
 }
 
 void TestQuantizeModel::awqBeatsRtn()
@@ -212,18 +213,18 @@ void TestQuantizeModel::awqBeatsRtn()
     const Timed awq = quantizeAndEvaluate(c, true);
     const double rtn = referencePpl("rtn_w4_asym_g32");
     double alphaSum = 0.0;
-    for (const QuantizedLinear& l : awq.result.layers)
-        alphaSum += l.layer.info.at("alpha");
+    for (const LayerOutcome& l : awq.result.layers)
+        alphaSum += l.quantized->info.at("alpha");
     qInfo("awq w4 asym g32: ppl %.6f vs RTN %.6f (%+.3f %%), GPTQ reference %.6f; mean alpha %.3f; quantize %.2f s",
           awq.ppl, rtn, 100.0 * (awq.ppl / rtn - 1.0), referencePpl("gptq_w4_asym_g32"),
           alphaSum / static_cast<double>(awq.result.layers.size()), awq.quantSeconds);
     QVERIFY(awq.ppl < rtn);
     QCOMPARE(awq.result.statsMode, std::string("one-shot"));
     // stories260K uses grouped-query attention (v: 32 rows, o: 64 inputs): o's scales cannot fold into v.
-    for (const QuantizedLinear& l : awq.result.layers) {
+    for (const LayerOutcome& l : awq.result.layers) {
         const bool o = l.role == Role::AttnO;
-        QCOMPARE(l.layer.packed.inputScaleFolded, !o);
-        QCOMPARE(l.layer.bits.inputScales, o ? 16.0 * 64 : 0.0);
+        QCOMPARE(l.quantized->packed.inputScaleFolded, !o);
+        QCOMPARE(l.quantized->bits.inputScales, o ? 16.0 * 64 : 0.0);
     }
 }
 
@@ -246,7 +247,7 @@ void TestQuantizeModel::methodsBeatRtnBaselines()
         o.config.lorcRank = lorc;
         const auto t0 = std::chrono::steady_clock::now();
         const bool calibrate = requireMethodSpec(StepAction::Quantize, std::string(method)).needsCalibration();
-        const ModelQuantizationResult r =
+        const ModelCompressionResult r =
             quantizeModel(model(), o, calibrate ? std::span<const int32_t>(calibTokens()) : std::span<const int32_t>{});
         Run out;
         out.ppl = perplexityOf(*r.model, windows);
@@ -317,20 +318,20 @@ void TestQuantizeModel::everyMethodRuns()
         o.activationSampleTokens = 512;
         o.keepLayerWeights = true;
         const auto t0 = std::chrono::steady_clock::now();
-        const ModelQuantizationResult r = quantizeModel(model(), o, calibTokens());
+        const ModelCompressionResult r = quantizeModel(model(), o, calibTokens());
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         QCOMPARE(r.layers.size(), size_t(35));
         double maxOut = 0.0, sumW8A8 = 0.0;
-        for (const QuantizedLinear& l : r.layers) {
-            QVERIFY(l.layer.error.outputError.has_value());
-            QVERIFY(std::isfinite(*l.layer.error.outputError));
-            maxOut = std::max(maxOut, *l.layer.error.outputError);
-            if (l.layer.info.count("w8a8_output_error"))
-                sumW8A8 += l.layer.info.at("w8a8_output_error");
+        for (const LayerOutcome& l : r.layers) {
+            QVERIFY(l.quantized->error.outputError.has_value());
+            QVERIFY(std::isfinite(*l.quantized->error.outputError));
+            maxOut = std::max(maxOut, *l.quantized->error.outputError);
+            if (l.quantized->info.count("w8a8_output_error"))
+                sumW8A8 += l.quantized->info.at("w8a8_output_error");
             // The stored tensor is the dequantized weight, bit for bit.
             const MatrixRM stored = readMatrix(*r.model, *r.model->findLogical(l.name));
-            QCOMPARE((stored - l.layer.weights).cwiseAbs().maxCoeff(), 0.0f);
-            QCOMPARE(std::memcmp(stored.data(), l.layer.weights.data(), sizeof(float) * stored.size()), 0);
+            QCOMPARE((stored - l.quantized->weights).cwiseAbs().maxCoeff(), 0.0f);
+            QCOMPARE(std::memcmp(stored.data(), l.quantized->weights.data(), sizeof(float) * stored.size()), 0);
         }
         QString line = QString("%1: %2 bits/weight, max output error %3, %4 s")
                            .arg(QString::fromStdString(r.method))
@@ -351,6 +352,59 @@ void TestQuantizeModel::everyMethodRuns()
 // per token inside the forward pass (applyActivationQuantization), on the
 // whole eval text: SmoothQuant within 2 % of FP32 (LLM.int8: 16 windows unless
 // LL_QUANT_FULL; the CLI run repeats SmoothQuant through layerlab-cli).
+// Quantizers, pruning and low rank return one ModelCompressionResult, filled by
+// one driver (pipeline/layer_driver.h): the same per-layer figures and counts,
+// plus the bits where a layer is quantized.
+void TestQuantizeModel::oneResultTypeForEveryDriver()
+{
+    LL_REQUIRE_SHARED();
+    QuantizeModelOptions q;
+    q.config.method = QuantMethod::Gptq;
+    q.config.grid = {4, false, 32};
+    q.calibration.windows = 4;
+    const ModelCompressionResult rq = quantizeModel(model(), q, calibTokens());
+    QCOMPARE(rq.layers.size(), size_t(5 * 7));
+    QCOMPARE(rq.statsMode, std::string("sequential"));
+    QCOMPARE(rq.calibrationTokens, int64_t(4 * 256));
+    QCOMPARE(rq.parametersAfter, model().parameterCount()); // a quantizer keeps every weight
+    QCOMPARE(rq.parametersBefore, model().parameterCount());
+    for (const LayerOutcome& l : rq.layers) {
+        QVERIFY(l.quantized.has_value());
+        QCOMPARE(l.paramsAfter, l.rows * l.cols);
+        QCOMPARE(l.weightError, l.quantized->error.weightError);
+        QVERIFY(l.outputError.has_value());
+        QCOMPARE(*l.outputError, *l.quantized->error.outputError);
+    }
+    const nlohmann::json jq = rq.toJson();
+    QCOMPARE(jq.at("bits_per_weight").get<double>(), rq.bitsPerWeight());
+    QCOMPARE(jq.at("parameters").get<int64_t>(), model().parameterCount());
+    QVERIFY(jq.at("layers").at(0).contains("bits"));
+    QVERIFY(jq.at("layers").at(0).contains("shape_before"));
+    QVERIFY(jq.contains("time_breakdown"));
+
+    ModelPruneOptions p;
+    p.layer.method = PruneMethod::Wanda;
+    p.layer.sparsity = 0.5;
+    p.calibration.windows = 4;
+    const ModelCompressionResult rp = pruneModel(model(), p, calibTokens());
+    QCOMPARE(rp.layers.size(), rq.layers.size());
+    QCOMPARE(rp.statsMode, std::string("sequential"));
+    QCOMPARE(rp.bitsPerWeight(), 0.0);
+    QCOMPARE(rp.quantizedWeights(), int64_t(0));
+    int64_t pruned = 0;
+    for (size_t i = 0; i < rp.layers.size(); ++i) {
+        const LayerOutcome& l = rp.layers[i];
+        QVERIFY(!l.quantized);
+        QCOMPARE(l.name, rq.layers[i].name); // the same targets in the same order
+        QVERIFY(l.outputError.has_value());
+        pruned += l.paramsBefore - l.paramsAfter;
+    }
+    QCOMPARE(rp.parametersAfter, model().parameterCount() - pruned);
+    const nlohmann::json jp = rp.toJson();
+    QVERIFY(!jp.contains("bits_per_weight"));
+    QVERIFY(!jp.at("layers").at(0).contains("bits"));
+}
+
 void TestQuantizeModel::w8a8Perplexity()
 {
     LL_REQUIRE_SHARED();
@@ -362,7 +416,7 @@ void TestQuantizeModel::w8a8Perplexity()
         o.config.grid = {8, true, 0};
         o.activationSampleTokens = 0;
         const auto t0 = std::chrono::steady_clock::now();
-        const ModelQuantizationResult r = quantizeModel(model(), o, calibTokens());
+        const ModelCompressionResult r = quantizeModel(model(), o, calibTokens());
         QCOMPARE(r.activations.bits, 8);
         QCOMPARE(r.activations.inputs.size(), size_t(5 * 4));
         // LLM.int8's outlier columns (|x_j| above 6 on the calibration inputs) stay in
@@ -373,8 +427,8 @@ void TestQuantizeModel::w8a8Perplexity()
         QCOMPARE(fpColumns > 0, method == QuantMethod::Int8);
         if (method == QuantMethod::Int8) {
             int64_t outlierColumns = 0;
-            for (const QuantizedLinear& l : r.layers)
-                outlierColumns += static_cast<int64_t>(l.layer.info.at("outlier_columns"));
+            for (const LayerOutcome& l : r.layers)
+                outlierColumns += static_cast<int64_t>(l.quantized->info.at("outlier_columns"));
             qInfo("LLM.int8: %zu outlier input columns over the 20 inputs, %lld over the 35 linears", fpColumns,
                   static_cast<long long>(outlierColumns));
         }

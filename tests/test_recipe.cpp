@@ -352,7 +352,7 @@ private slots:
         q.config.grid = {4, false, 32};
         q.layers = "attn";
         q.calibration = calib;
-        ModelQuantizationResult m1 = quantizeModel(*stories(), q, tokens);
+        ModelCompressionResult m1 = quantizeModel(*stories(), q, tokens);
         ModelPruneOptions p;
         p.layer.method = PruneMethod::Wanda;
         p.layer.sparsity = 0.5;
@@ -371,7 +371,7 @@ private slots:
         const LayerRecord& q0 = r.state.layers.at("blocks.0.attn.q.weight");
         QCOMPARE(q0.badges, std::vector<std::string>{"GPTQ 4b g32"});
         QVERIFY(q0.bitsPerWeight && *q0.bitsPerWeight > 4.0 && *q0.bitsPerWeight < 5.5);
-        QCOMPARE(*q0.bitsPerWeight, m1.layers.front().layer.bitsPerWeight);
+        QCOMPARE(*q0.bitsPerWeight, m1.layers.front().quantized->bitsPerWeight);
         const LayerRecord& up = r.state.layers.at("blocks.0.mlp.up.weight");
         QCOMPARE(up.badges, std::vector<std::string>{"wanda 50 % sparse"});
         QVERIFY(std::abs(up.sparsity - 0.5) < 0.01);

@@ -49,7 +49,7 @@ int cmdQuantize(const std::vector<std::string>& argv)
     const auto source = openModel(modelPath);
     useImatrixParam(*source, opt);
     const std::vector<int32_t> calib = opt.importance.empty() ? compress::calibrationTokens(*source, a) : std::vector<int32_t>{};
-    ModelQuantizationResult r = quantizeModel(*source, opt, calib, &progress);
+    ModelCompressionResult r = quantizeModel(*source, opt, calib, &progress);
 
     nlohmann::json j = r.toJson(a.flag("histograms"));
     int64_t ctx = 0;
@@ -93,12 +93,12 @@ int cmdQuantize(const std::vector<std::string>& argv)
         std::printf("\n");
     }
     std::printf("  %-28s %-34s %8s %10s %10s\n", "layer", "method", "bits/w", "weight err", "output err");
-    for (const QuantizedLinear& l : r.layers) {
+    for (const LayerOutcome& l : r.layers) {
         char outErr[32] = "-";
-        if (l.layer.error.outputError)
-            std::snprintf(outErr, sizeof outErr, "%.4f", *l.layer.error.outputError);
-        std::printf("  %-28s %-34s %8.4f %10.4f %10s\n", l.name.c_str(), l.layer.method.c_str(), l.layer.bitsPerWeight,
-                    l.layer.error.weightError, outErr);
+        if (l.outputError)
+            std::snprintf(outErr, sizeof outErr, "%.4f", *l.outputError);
+        std::printf("  %-28s %-34s %8.4f %10.4f %10s\n", l.name.c_str(), l.method.c_str(), l.quantized->bitsPerWeight,
+                    l.weightError, outErr);
     }
     compress::printEvaluationAndExport(a, ppl, ctx, exported, ppl ? j.at("quantized").get<std::string>() : std::string());
     return 0;

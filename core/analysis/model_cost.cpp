@@ -152,6 +152,22 @@ struct LayerWork {
     double workBytes = 0.0;        // the method's own temporaries beyond the F32 copies of W
 };
 
+// The method's own work on one layer (MethodSpec::work), or the action's default.
+MethodWork methodWork(const RecipeStep& step, double out, double in)
+{
+    const MethodSpec* spec = findMethodSpec(step.action, step.method());
+    if (spec && spec->work)
+        return spec->work(readMethodParams(*spec, JsonParams(step.params)), out, in);
+    switch (step.action) {
+    case StepAction::Quantize: return {20.0 * out * in, 0.0}; // a scale and a rounding per weight
+    case StepAction::Prune: return {30.0 * out * in, 0.0};    // a score and a partial sort per weight
+    case StepAction::Factorize: return svdWork(out, in);
+    case StepAction::Rotate:
+    case StepAction::KvCache: break;
+    }
+    return {};
+}
+
 LayerWork layerWork(const RecipeStep& step, double out, double in)
 {
     const JsonParams p(step.params);
@@ -169,46 +185,27 @@ LayerWork layerWork(const RecipeStep& step, double out, double in)
         if (const int64_t rank = std::max(c.lorcRank, c.eoraRank); rank > 0)
             bits += 16.0 * static_cast<double>(rank) * (out + in) / std::max(weights, 1.0);
         w.resultBytes = weights * bits / 8.0;
-        const std::string& m = c.method;
-        if (m == QuantMethod::Gptq || m == QuantMethod::Owq || m == QuantMethod::Spqr) {
-            // The column-by-column update 2·out·in² and the Cholesky inverse of the in × in Hessian.
-            w.flops = 2.0 * out * in * in + in * in * in;
-            w.workBytes = 2.0 * kFloat * in * in;
-        } else if (m == QuantMethod::Awq) {
-            // Each of the grid's scales: quantize, then the output error tr(ΔW G ΔWᵀ).
-            w.flops = static_cast<double>(c.awqGridPoints) * (2.0 * out * in * in + 20.0 * weights);
-            w.workBytes = kFloat * in * in;
-        } else if (m == QuantMethod::Bcq) {
-            w.flops = 40.0 * c.grid.bits * c.bcqIterations * weights;
-        } else if (m == QuantMethod::Ggml) {
-            // The k-quants' iterative scale search is ~50x slower than a plain grid (docs/benchmarks.md).
-            const DType t = c.ggmlType;
-            const bool kQuant = t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
-            w.flops = (kQuant ? 2000.0 : 40.0) * weights;
-        } else {
-            w.flops = 20.0 * weights; // a scale and a rounding per weight (iterative methods: a few of them)
-        }
+        const MethodWork mw = methodWork(step, out, in);
+        w.flops = mw.flops;
+        w.workBytes = mw.workBytes;
         if (c.lorcRank > 0 || c.eoraRank > 0)
             w.flops += 4.0 * out * in * std::min(out, in);
         return w;
     }
     case StepAction::Prune: {
-        const std::string m = step.method();
         w.resultBytes = kFloat * weights; // pruned layers stay dense F32 with zeros
-        w.flops = m == "sparsegpt" ? 2.0 * out * in * in + in * in * in : 30.0 * weights; // scores and a partial sort
-        w.workBytes = m == "sparsegpt" ? 2.0 * kFloat * in * in : 0.0;
+        const MethodWork mw = methodWork(step, out, in);
+        w.flops = mw.flops;
+        w.workBytes = mw.workBytes;
         return w;
     }
     case StepAction::Factorize: {
         const ModelFactorizeOptions o = factorizeOptionsFrom(p);
-        const double full = std::min(out, in);
-        const double k = std::max(1.0, std::round(o.rankRatio.value_or(0.5) * full));
+        const double k = std::max(1.0, std::round(o.rankRatio.value_or(0.5) * std::min(out, in)));
         w.resultBytes = kFloat * k * (out + in);
-        // A full SVD of W (about 4·out·in·min + 8·min³), whitening for SVD-LLM / ASVD.
-        w.flops = 4.0 * out * in * full + 8.0 * full * full * full;
-        if (o.method != LowRankMethod::Svd && o.method != LowRankMethod::RandomizedSvd)
-            w.flops += 2.0 * in * in * in;
-        w.workBytes = kFloat * (out * full + full * in + in * in);
+        const MethodWork mw = methodWork(step, out, in);
+        w.flops = mw.flops;
+        w.workBytes = mw.workBytes;
         return w;
     }
     case StepAction::Rotate:

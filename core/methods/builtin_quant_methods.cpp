@@ -186,6 +186,13 @@ const MethodSpec& specRtn()
     return spec;
 }
 
+// The GPTQ family's sweep: the column-by-column update 2·out·in² and the
+// Cholesky inverse of the in × in Hessian, which it holds twice.
+MethodWork hessianSweepWork(const ParamValues&, double out, double in)
+{
+    return {2.0 * out * in * in + in * in * in, 2.0 * sizeof(float) * in * in};
+}
+
 QuantizedLayer runGptq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
 {
     return gptqLayer(W, in, gptqOptions(c), progress);
@@ -211,6 +218,7 @@ const MethodSpec& specGptq()
     m.quantize = runGptq;
     m.configure = configureGptq;
     m.label = gptqLabel;
+    m.work = hessianSweepWork;
     return m;
     }();
     return spec;
@@ -250,6 +258,7 @@ const MethodSpec& specGptaq()
     m.quantize = runGptaq;
     m.configure = configureGptq;
     m.label = gptqLabel;
+    m.work = hessianSweepWork;
     return m;
     }();
     return spec;
@@ -317,6 +326,10 @@ const MethodSpec& specAwq()
         c.awqClip = !p.flag("no-clip");
         c.awqJointScales = !p.flag("per-linear-scales");
         c.awqClipQK = p.flag("clip-qk");
+    };
+    m.work = [](const ParamValues&, double out, double in) {
+        // Each of the grid's scales: quantize, then the output error tr(ΔW G ΔWᵀ).
+        return MethodWork{QuantConfig{}.awqGridPoints * (2.0 * out * in * in + 20.0 * out * in), sizeof(float) * in * in};
     };
     return m;
     }();
@@ -458,6 +471,7 @@ const MethodSpec& specOwq()
         c.owqColumns = p.integer("outlier-columns");
     };
     m.label = gptqLabel;
+    m.work = hessianSweepWork;
     return m;
     }();
     return spec;
@@ -495,6 +509,7 @@ const MethodSpec& specSpqr()
         c.spqrFraction = p.real("outlier-fraction");
     };
     m.label = gptqLabel;
+    m.work = hessianSweepWork;
     return m;
     }();
     return spec;
@@ -525,6 +540,9 @@ const MethodSpec& specBcq()
     m.label = [](const QuantConfig& c) {
         return c.method + " b" + std::to_string(c.grid.bits)
                + (c.grid.groupSize > 0 ? " g" + std::to_string(c.grid.groupSize) : std::string(" row"));
+    };
+    m.work = [](const ParamValues& p, double out, double in) {
+        return MethodWork{40.0 * static_cast<double>(p.integer("bits")) * QuantConfig{}.bcqIterations * out * in, 0.0};
     };
     return m;
     }();
@@ -749,6 +767,12 @@ const MethodSpec& specGgml()
     m.bitsPerWeight = [](const QuantConfig& c, double) {
         const DTypeLayout l = dtypeLayout(c.ggmlType);
         return 8.0 * l.blockBytes / std::max<uint32_t>(1, l.blockElems);
+    };
+    m.work = [](const ParamValues& p, double out, double in) {
+        // The k-quants' iterative scale search is ~50x slower than a plain grid (docs/benchmarks.md).
+        const DType t = ggmlTypeNamed(p.text("type"));
+        const bool kQuant = t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+        return MethodWork{(kQuant ? 2000.0 : 40.0) * out * in, 0.0};
     };
     return m;
     }();

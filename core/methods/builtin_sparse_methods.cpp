@@ -219,6 +219,10 @@ const MethodSpec& specSparseGpt()
         m.params = pruneParams(false, true);
         m.needs = kNeedsGram;
         m.sequentialByDefault = true;
+        m.work = [](const ParamValues&, double out, double in) {
+            // The OBS sweep over the columns and the inverse Hessian, held twice.
+            return MethodWork{2.0 * out * in * in + in * in * in, 2.0 * sizeof(float) * in * in};
+        };
         return m;
     }();
     return spec;
@@ -255,6 +259,11 @@ const MethodSpec& specAsvd()
                               "Yuan et al., 2023, ASVD (arXiv:2312.05821)");
         m.params = factorizeParams(true);
         m.needs = kNeedsGram | kNeedsMeanAbs;
+        m.work = [](const ParamValues&, double out, double in) {
+            MethodWork w = svdWork(out, in);
+            w.flops += 2.0 * in * in * in; // the whitening (scaling, Cholesky) of the in × in statistics
+            return w;
+        };
         return m;
     }();
     return spec;
@@ -274,6 +283,11 @@ const MethodSpec& specSvdLlm()
                               "Wang et al., 2024, SVD-LLM (arXiv:2403.07378)");
         m.params = factorizeParams(false);
         m.needs = kNeedsGram;
+        m.work = [](const ParamValues&, double out, double in) {
+            MethodWork w = svdWork(out, in);
+            w.flops += 2.0 * in * in * in; // the whitening (scaling, Cholesky) of the in × in statistics
+            return w;
+        };
         return m;
     }();
     return spec;

@@ -121,6 +121,12 @@ std::string checkedValue(const ParamSpec& p, const ParamSource& given)
 
 } // namespace
 
+MethodWork svdWork(double out, double in)
+{
+    const double full = std::min(out, in);
+    return {4.0 * out * in * full + 8.0 * full * full * full, sizeof(float) * (out * full + full * in + in * in)};
+}
+
 std::string_view actionName(StepAction a)
 {
     switch (a) {

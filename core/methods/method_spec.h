@@ -77,6 +77,16 @@ enum MethodNeeds : unsigned {
     kNeedsHiddenStates = 1u << 5, // the hidden states between blocks (ShortGPT's block influence)
 };
 
+// One (out, in) layer's cost to a method, for the cost model's estimates of
+// time and memory (analysis/model_cost).
+struct MethodWork {
+    double flops = 0.0;     // floating-point operations
+    double workBytes = 0.0; // temporaries beyond the F32 copies of W (a Hessian and its inverse)
+};
+// A full SVD of an (out, in) matrix: about 4·out·in·min + 8·min³ flops, U, V and
+// an (in, in) matrix of temporaries. What every low-rank method costs at least.
+MethodWork svdWork(double out, double in);
+
 struct MethodTeaching {
     std::string what;     // what it does
     std::string formula;  // the defining equation in plain words
@@ -127,6 +137,10 @@ struct MethodSpec {
     std::string (*label)(const QuantConfig& c) = nullptr;     // results: "gptq w4 asym g32"; default "<id> <grid>"
     std::string (*badge)(const ParamValues& p) = nullptr;     // the tree: "GPTQ 4b g32"; default per action
     double (*bitsPerWeight)(const QuantConfig& c, double cols) = nullptr; // estimate; default the grid's
+    // Its work on one (out, in) layer (the step's checked parameters). Null: a
+    // scale and a rounding per weight (quantizers), a score and a partial sort
+    // per weight (pruning), svdWork (low rank).
+    MethodWork (*work)(const ParamValues& p, double out, double in) = nullptr;
 
     const ParamSpec* param(const std::string& key) const;
     bool takes(const std::string& key) const { return param(key) != nullptr; }

@@ -1,4 +1,5 @@
 #include "pipeline/model_compression.h"
+#include "pipeline/layer_driver.h"
 #include "pipeline/sliced_layers.h"
 #include "pipeline/store_values.h"
 
@@ -9,6 +10,7 @@
 #include "quant/layer_error.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/eta.h"
 #include "util/input_file.h"
 #include "util/progress.h"
 
@@ -27,13 +29,6 @@ namespace ll {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double secondsSince(Clock::time_point t0)
-{
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 bool isBlockLinearWeight(const LogicalTensor& t)
 {
     return t.block >= 0 && !t.isBias && isLinear(t.role) && t.shape.size() == 2;
@@ -51,7 +46,22 @@ std::string percent(double fraction)
     return s.str();
 }
 
-// The statistics of one block's inputs as the layer methods take them.
+// The statistics of one block input as the layer methods take them; the Gram
+// matrix is converted to float into `gram` (and its double sums released).
+LayerInputs layerInputsOf(InputStats& st, Eigen::MatrixXf& gram)
+{
+    LayerInputs in;
+    if (st.hasGram()) {
+        gram = st.gramFloat();
+        st.releaseGram();
+        in.gram = &gram;
+    }
+    in.inputNorm = st.l2Norm();
+    in.meanAbs = st.meanAbs();
+    return in;
+}
+
+// The statistics of one block's inputs, by linear (structured pruning's scores and errors).
 class BlockInputs {
 public:
     explicit BlockInputs(std::vector<InputStats>& stats) : stats_(stats) {}
@@ -60,26 +70,18 @@ public:
     LayerInputs forLinear(Role role)
     {
         const Role input = inputRoleOf(role);
-        for (InputStats& st : stats_) {
-            if (st.role != input)
-                continue;
-            auto it = grams_.find(input);
-            if (it == grams_.end() && st.hasGram()) {
-                it = grams_.emplace(input, st.gramFloat()).first;
-                st.releaseGram(); // the double sums are not needed once converted
-            }
-            LayerInputs in;
-            in.gram = it != grams_.end() ? &it->second : nullptr;
-            in.inputNorm = st.l2Norm();
-            in.meanAbs = st.meanAbs();
-            return in;
-        }
+        if (const auto it = inputs_.find(input); it != inputs_.end())
+            return it->second; // the Gram matrix is converted once per input
+        for (InputStats& st : stats_)
+            if (st.role == input)
+                return inputs_[input] = layerInputsOf(st, grams_[input]);
         return {};
     }
 
 private:
     std::vector<InputStats>& stats_;
     std::map<Role, Eigen::MatrixXf> grams_;
+    std::map<Role, LayerInputs> inputs_;
 };
 
 using CompressFn = std::function<CompressedLayer(const LogicalTensor&, const MatrixRM& W, const LayerInputs&, Progress*)>;
@@ -154,33 +156,17 @@ void recordSlicedLayer(ModelCompressionResult& r, const LogicalTensor& t, int64_
 
 namespace {
 
-void finishCounts(ModelCompressionResult& r, const Model& source)
-{
-    r.parametersBefore = source.parameterCount();
-    r.storedParameters = r.model->parameterCount();
-    // Pruned zeros stay in the stored matrices; factored layers already count k (out + in).
-    int64_t saved = 0;
-    for (const LayerOutcome& o : r.layers) {
-        const LogicalTensor* t = r.model->findLogical(o.name);
-        if (t && t->factored())
-            continue;
-        saved += o.rows * o.cols - (o.rowsBefore == o.rows && o.colsBefore == o.cols ? o.paramsAfter : o.rows * o.cols);
-    }
-    r.parametersAfter = r.storedParameters - saved;
-}
-
 // Runs `compress` on every target, with statistics when calibration tokens are given.
 ModelCompressionResult compressLinears(const Model& source, const std::vector<const LogicalTensor*>& targets,
                                        const DriverSpec& spec, std::span<const int32_t> calibrationTokens,
                                        const CompressFn& compress, Progress* progress)
 {
-    const auto t0 = Clock::now();
+    const EtaClock clock;
     if (spec.needsStats && calibrationTokens.empty())
         fail(ErrorCode::InvalidArgument, source.path,
              spec.what + " needs calibration text (the statistics of each layer's inputs)");
     ModelCompressionResult r;
     r.model = std::make_unique<Model>(source);
-    std::map<const LogicalTensor*, LayerOutcome> outcomes;
 
     // Dense results are kept in the tensor's type (store_values.h): rounded to
     // it here, so that the weight error and the engine see what is stored. (The
@@ -194,78 +180,37 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
             c.error.weightError = rounded.weightError;
             c.error.errorStats = rounded.errorStats;
         }
-        outcomes[&t] = outcomeOf(t, c, seconds, spec.storeFactors && !factored);
+        LayerOutcome o = outcomeOf(t, c, seconds, spec.storeFactors && !factored);
         if (factored)
             replaceTensorFactored(*r.model, t.logicalName, c.factorA, c.factorB);
         else
             storeDense(*r.model, t.logicalName, c.weights);
+        return o;
     };
 
-    if (calibrationTokens.empty()) {
-        r.statsMode = "none";
-        for (size_t i = 0; i < targets.size(); ++i) {
-            throwIfCancelled(progress);
-            const auto l0 = Clock::now();
-            const LogicalTensor& t = *targets[i];
-            const MatrixRM W = readMatrix(source, t);
-            SubProgress sub(progress, static_cast<double>(i) / static_cast<double>(targets.size()),
-                            static_cast<double>(i + 1) / static_cast<double>(targets.size()));
-            CompressedLayer c = compress(t, W, {}, &sub);
-            apply(t, W, c, secondsSince(l0));
-        }
-    } else {
-        r.statsMode = calibrationModeName(spec.mode);
-        const std::vector<int32_t> windows = calibrationWindows(calibrationTokens, spec.calibration);
-        r.calibrationTokens = static_cast<int64_t>(windows.size());
-        SubProgress loading(progress, 0.0, 0.05);
-        Transformer model(source, &loading);
-        std::set<int> blockSet;
-        for (const LogicalTensor* t : targets)
-            blockSet.insert(t->block);
-        const std::vector<int> blocks(blockSet.begin(), blockSet.end());
-        BlockStatsOptions bo;
-        bo.calibration = spec.calibration;
-        bo.mode = spec.mode;
-        bo.gram = spec.needsGram;
-        SubProgress passes(progress, 0.05, 1.0);
-        forEachBlockStats(model, windows, blocks, bo,
-                          [&](int block, std::vector<InputStats>& stats, Progress* blockProgress) {
-                              BlockInputs inputs(stats);
-                              std::vector<std::pair<const LogicalTensor*, CompressedLayer>> done;
-                              std::vector<const LogicalTensor*> mine;
-                              for (const LogicalTensor* t : targets)
-                                  if (t->block == block)
-                                      mine.push_back(t);
-                              for (size_t i = 0; i < mine.size(); ++i) {
-                                  const auto l0 = Clock::now();
-                                  const LogicalTensor& t = *mine[i];
-                                  const LayerInputs in = inputs.forLinear(t.role);
-                                  if (spec.needsStats && in.inputNorm.size() == 0)
-                                      fail(ErrorCode::InvalidArgument, source.path,
-                                           "no calibration statistics reached " + t.logicalName);
-                                  SubProgress sub(blockProgress, static_cast<double>(i) / static_cast<double>(mine.size()),
-                                                  static_cast<double>(i + 1) / static_cast<double>(mine.size()));
-                                  const MatrixRM W = model.linear(block, t.role).dense();
-                                  CompressedLayer c = compress(t, W, in, &sub);
-                                  apply(t, W, c, secondsSince(l0));
-                                  done.emplace_back(&t, std::move(c));
-                              }
-                              // Only now: every linear of the block saw the block's unpruned inputs.
-                              // The engine computes with what the model now stores (no F32 copy kept).
-                              if (spec.mode == CalibrationMode::Sequential)
-                                  for (auto& [t, c] : done)
-                                      model.setLinear(block, t->role,
-                                                      loadLinearWeights(*r.model, *r.model->findLogical(t->logicalName)));
-                          },
-                          &passes);
-    }
-    for (const LogicalTensor* t : targets) {
-        auto it = outcomes.find(t);
-        if (it != outcomes.end())
-            r.layers.push_back(std::move(it->second));
-    }
-    finishCounts(r, source);
-    r.seconds = secondsSince(t0);
+    LayerDriverOptions driver;
+    driver.calibration = spec.calibration;
+    driver.mode = spec.mode;
+    driver.gram = spec.needsGram;
+    driver.requireStats = spec.needsStats;
+    compressTargets(source, targets, calibrationTokens, driver, r,
+        [&](InputGroup& g, Progress* progress) {
+            // The input's statistics as the layer methods take them (none without calibration).
+            Eigen::MatrixXf gram;
+            const LayerInputs in = g.stats ? layerInputsOf(*g.stats, gram) : LayerInputs{};
+            std::vector<LayerOutcome> out;
+            for (size_t i = 0; i < g.tensors.size(); ++i) {
+                const EtaClock layerClock;
+                const double n = static_cast<double>(g.tensors.size());
+                SubProgress sub(progress, static_cast<double>(i) / n, static_cast<double>(i + 1) / n);
+                CompressedLayer c = compress(*g.tensors[i], g.weights[i], in, &sub);
+                out.push_back(apply(*g.tensors[i], g.weights[i], c, layerClock.elapsed()));
+            }
+            return out;
+        },
+        progress);
+    r.countParameters(source);
+    r.seconds = clock.elapsed();
     if (progress)
         progress->report(1.0, "done");
     return r;
@@ -307,38 +252,6 @@ std::vector<const LogicalTensor*> selectTargets(const Model& model, const std::s
              "the layer pattern '" + p + "' matches none of the linear weights inside the blocks (names such as "
                  "blocks.0.attn.q.weight, blocks.0.mlp.down.weight)");
     return out;
-}
-
-nlohmann::json ModelCompressionResult::toJson() const
-{
-    nlohmann::json layersJson = nlohmann::json::array();
-    for (const LayerOutcome& o : layers) {
-        nlohmann::json j{
-            {"name", o.name},
-            {"method", o.method},
-            {"shape_before", {o.rowsBefore, o.colsBefore}},
-            {"shape", {o.rows, o.cols}},
-            {"params_before", o.paramsBefore},
-            {"params_after", o.paramsAfter},
-            {"sparsity", o.sparsity},
-            {"weight_error", o.weightError},
-            {"output_error", o.outputError ? nlohmann::json(*o.outputError) : nlohmann::json(nullptr)},
-            {"seconds", o.seconds},
-        };
-        if (o.rank > 0)
-            j["rank"] = o.rank;
-        layersJson.push_back(std::move(j));
-    }
-    return {
-        {"method", method},
-        {"stats_mode", statsMode},
-        {"parameters", parametersAfter},
-        {"parameters_before", parametersBefore},
-        {"stored_parameters", storedParameters},
-        {"calibration_tokens", calibrationTokens},
-        {"seconds", seconds},
-        {"layers", std::move(layersJson)},
-    };
 }
 
 ModelCompressionResult pruneModel(const Model& source, const ModelPruneOptions& options,
@@ -456,7 +369,7 @@ std::vector<std::vector<InputStats>> oneShotBlockStats(const Model& source, std:
 ModelCompressionResult pruneMlpNeurons(const Model& source, const StructuredMlpOptions& options,
                                        std::span<const int32_t> calibrationTokens, Progress* progress)
 {
-    const auto t0 = Clock::now();
+    const EtaClock t0;
     validateSparsity(options.ratio);
     const bool aware = options.score == StructuredScore::ActivationAware;
     if (aware && calibrationTokens.empty())
@@ -496,7 +409,7 @@ ModelCompressionResult pruneMlpNeurons(const Model& source, const StructuredMlpO
         throwIfCancelled(progress);
         if (progress)
             progress->report(0.7 + 0.3 * b / layers, "pruning the neurons of block " + std::to_string(b));
-        const auto l0 = Clock::now();
+        const EtaClock l0;
         const LogicalTensor* gateT = source.find(b, Role::MlpGate);
         const LogicalTensor* upT = source.find(b, Role::MlpUp);
         const LogicalTensor* downT = source.find(b, Role::MlpDown);
@@ -538,7 +451,7 @@ ModelCompressionResult pruneMlpNeurons(const Model& source, const StructuredMlpO
                 k.push_back(v[static_cast<size_t>(j)]);
             replaceTensor(*r.model, bias->logicalName, std::move(k), {keep});
         }
-        const double s = secondsSince(l0);
+        const double s = l0.elapsed();
         for (size_t i = r.layers.size() - (gateT ? 3 : 2); i < r.layers.size(); ++i)
             r.layers[i].seconds = s / (gateT ? 3.0 : 2.0);
     }
@@ -553,7 +466,7 @@ ModelCompressionResult pruneMlpNeurons(const Model& source, const StructuredMlpO
     }
     r.parametersBefore = source.parameterCount();
     r.storedParameters = r.parametersAfter = r.model->parameterCount();
-    r.seconds = secondsSince(t0);
+    r.seconds = t0.elapsed();
     if (progress)
         progress->report(1.0, "done");
     return r;
@@ -562,7 +475,7 @@ ModelCompressionResult pruneMlpNeurons(const Model& source, const StructuredMlpO
 ModelCompressionResult pruneAttentionHeads(const Model& source, const StructuredAttentionOptions& options,
                                            std::span<const int32_t> calibrationTokens, Progress* progress)
 {
-    const auto t0 = Clock::now();
+    const EtaClock t0;
     validateSparsity(options.ratio);
     const bool aware = options.score == StructuredScore::ActivationAware;
     if (aware && calibrationTokens.empty())
@@ -616,7 +529,7 @@ ModelCompressionResult pruneAttentionHeads(const Model& source, const Structured
         throwIfCancelled(progress);
         if (progress)
             progress->report(0.7 + 0.3 * b / layers, "pruning the attention heads of block " + std::to_string(b));
-        const auto l0 = Clock::now();
+        const EtaClock l0;
         const LogicalTensor* qT = source.find(b, Role::AttnQ);
         const LogicalTensor* kT = source.find(b, Role::AttnK);
         const LogicalTensor* vT = source.find(b, Role::AttnV);
@@ -673,7 +586,7 @@ ModelCompressionResult pruneAttentionHeads(const Model& source, const Structured
                 k.push_back(v[static_cast<size_t>(j)]);
             replaceTensor(*r.model, bias->logicalName, std::move(k), {static_cast<int64_t>(channels.size())});
         }
-        const double s = secondsSince(l0);
+        const double s = l0.elapsed();
         for (size_t i = first; i < r.layers.size(); ++i)
             r.layers[i].seconds = s / 4.0;
     }
@@ -689,7 +602,7 @@ ModelCompressionResult pruneAttentionHeads(const Model& source, const Structured
     }
     r.parametersBefore = source.parameterCount();
     r.storedParameters = r.parametersAfter = r.model->parameterCount();
-    r.seconds = secondsSince(t0);
+    r.seconds = t0.elapsed();
     if (progress)
         progress->report(1.0, "done");
     return r;

@@ -42,6 +42,7 @@
 #include "calib/calibration.h"
 #include "lowrank/lowrank_layer.h"
 #include "model/model.h"
+#include "pipeline/compression_result.h"
 #include "prune/prune_layer.h"
 #include "prune/structured.h"
 
@@ -109,42 +110,6 @@ struct StructuredAttentionOptions {
     double ratio = 0.25;                       // fraction of every block's KV groups removed (floor of ratio * kvHeads)
     StructuredScore score = StructuredScore::Magnitude; // ActivationAware needs calibration text (o's input norms)
     CalibrationOptions calibration;
-};
-
-// What happened to one linear.
-struct LayerOutcome {
-    std::string name;                  // logical name
-    int block = -1;
-    Role role = Role::Other;
-    std::string method;                // "sparsegpt 50%", "svd rank 32", "neurons 25%"
-    int64_t rowsBefore = 0, colsBefore = 0;
-    int64_t rows = 0, cols = 0;        // the stored shape after (smaller for structured pruning)
-    int64_t paramsBefore = 0;          // rows * cols
-    int64_t paramsAfter = 0;           // nonzeros kept; k (out + in) for low rank; rows * cols after slicing
-    double sparsity = 0.0;             // share of the original weights gone: 1 - paramsAfter / paramsBefore
-    double weightError = 0.0;          // ||W - W^||_F / ||W||_F (structured: removed units as zeros)
-    std::optional<double> outputError; // ||X (W - W^)^T||_F / ||X W^T||_F on the calibration inputs
-    int64_t rank = 0;                  // low rank only
-    MatrixRM factorA, factorB;         // low rank only: W^ = A (out, k) B (k, in)
-    double seconds = 0.0;
-};
-
-struct ModelCompressionResult {
-    std::unique_ptr<Model> model;      // the source with the edited tensors
-    std::vector<LayerOutcome> layers;
-    std::string method;                // "wanda 2:4", "svd-llm rank 50%", "neurons 25%"
-    std::string statsMode;             // "sequential", "one-shot" or "none"
-    int64_t calibrationTokens = 0;
-    int64_t parametersBefore = 0;      // source model's parameterCount()
-    int64_t storedParameters = 0;      // the new model's parameterCount() (shrinks when shapes do or layers are factored)
-    // Parameters that remain: storedParameters less every pruned weight, low-rank
-    // layers counted as k (out + in) (also with keepFactors = false). What the CLI prints as "parameters".
-    int64_t parametersAfter = 0;
-    double seconds = 0.0;
-
-    // {"method", "stats_mode", "parameters", "parameters_before", "stored_parameters",
-    //  "calibration_tokens", "seconds", "layers": [...]} (factors left out).
-    nlohmann::json toJson() const;
 };
 
 // `calibrationTokens`: the whole tokenized calibration text (its first

@@ -1,5 +1,6 @@
 #include "pipeline/quantize_model.h"
 
+#include "pipeline/layer_driver.h"
 #include "pipeline/store_values.h"
 
 #include "methods/method_registry.h"
@@ -15,6 +16,7 @@
 #include "quant/rptq.h"
 #include "quant/smoothquant.h"
 #include "util/error.h"
+#include "util/eta.h"
 #include "util/progress.h"
 
 #include <algorithm>
@@ -26,12 +28,6 @@
 namespace ll {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double secondsSince(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-bool sequentialByDefault(const std::string& m) { return requireMethodSpec(StepAction::Quantize, m).sequentialByDefault; }
 
 // Captures the rows of every block input it sees (thread-safe).
 class SampleCapture : public LinearInputObserver {
@@ -67,24 +63,6 @@ private:
     std::map<std::pair<int, Role>, Rows> rows_;
 };
 
-// Runs f; an InvalidArgument it throws names the layer.
-template <class F>
-auto namingLayer(const std::string& name, F f)
-{
-    try {
-        return f();
-    } catch (const Error& e) {
-        if (e.code() != ErrorCode::InvalidArgument)
-            throw;
-        fail(ErrorCode::InvalidArgument, e.file(), name + ": " + e.problem());
-    }
-}
-
-struct Target {
-    const LogicalTensor* tensor;
-    MatrixRM W;
-};
-
 // Can an input scale of `inputRole` fold into the op before it?
 bool scaleFoldable(const Transformer& t, int block, Role inputRole)
 {
@@ -98,26 +76,26 @@ bool scaleFoldable(const Transformer& t, int block, Role inputRole)
 }
 
 // Quantizes the targets that read one input (q,k,v / o / gate,up / down).
-std::vector<QuantizedLayer> quantizeGroup(const std::vector<Target>& group, Role inputRole, bool foldable,
-                                          const LayerInputs& in, const QuantizeModelOptions& opt, Progress* progress)
+std::vector<QuantizedLayer> quantizeGroup(const InputGroup& group, bool foldable, const LayerInputs& in,
+                                          const QuantizeModelOptions& opt, Progress* progress)
 {
     const QuantConfig& c = opt.config;
     std::vector<QuantizedLayer> out;
     if (const MethodSpec& spec = requireMethodSpec(StepAction::Quantize, c.method); spec.quantizeGroup) {
         LinearGroup g;
-        for (const Target& t : group) {
-            g.weights.push_back(&t.W);
-            g.roles.push_back(t.tensor->role);
+        for (size_t i = 0; i < group.tensors.size(); ++i) {
+            g.weights.push_back(&group.weights[i]);
+            g.roles.push_back(group.tensors[i]->role);
         }
-        g.scaleFoldsIntoNorm = inputRole == Role::AttnQ || inputRole == Role::MlpUp;
+        g.scaleFoldsIntoNorm = group.inputRole == Role::AttnQ || group.inputRole == Role::MlpUp;
         g.scaleFolds = foldable;
         out = spec.quantizeGroup(g, c, in, progress);
         for (size_t i = 0; i < out.size(); ++i)
-            out[i] = lowRankCorrect(group[i].W, std::move(out[i]), c, in);
+            out[i] = lowRankCorrect(group.weights[i], std::move(out[i]), c, in);
         return out;
     }
-    for (const Target& t : group)
-        out.push_back(quantizeLayer(t.W, c, in, progress));
+    for (const MatrixRM& W : group.weights)
+        out.push_back(quantizeLayer(W, c, in, progress));
     return out;
 }
 
@@ -233,71 +211,10 @@ void applyActivationQuantization(Transformer& t, const ActivationQuantization& a
     });
 }
 
-double ModelQuantizationResult::bitsPerWeight() const
+ModelCompressionResult quantizeModel(const Model& source, const QuantizeModelOptions& opt,
+                                     std::span<const int32_t> calibrationTokens, Progress* progress)
 {
-    double bits = 0.0, n = 0.0;
-    for (const QuantizedLinear& l : layers) {
-        bits += l.layer.bits.total();
-        n += static_cast<double>(l.rows * l.cols);
-    }
-    return n > 0 ? bits / n : 0.0;
-}
-
-int64_t ModelQuantizationResult::quantizedWeights() const
-{
-    int64_t n = 0;
-    for (const QuantizedLinear& l : layers)
-        n += l.rows * l.cols;
-    return n;
-}
-
-nlohmann::json ModelQuantizationResult::toJson(bool histograms) const
-{
-    nlohmann::json arr = nlohmann::json::array();
-    for (const QuantizedLinear& l : layers) {
-        const QuantizedLayer& q = l.layer;
-        const BitsBreakdown& b = q.bits;
-        nlohmann::json j{
-            {"name", l.name},
-            {"method", q.method},
-            {"shape", {l.rows, l.cols}},
-            {"bits_per_weight", q.bitsPerWeight},
-            {"bits", {{"codes", b.codes}, {"scales", b.scales}, {"zeros", b.zeros}, {"group_index", b.groupIndex},
-                      {"input_scales", b.inputScales}, {"outliers", b.outliers}, {"low_rank", b.lowRank}}},
-            {"weight_error", q.error.weightError},
-            {"output_error", q.error.outputError ? nlohmann::json(*q.error.outputError) : nlohmann::json(nullptr)},
-            {"loss", q.loss},
-            {"seconds", l.seconds},
-        };
-        if (!q.info.empty())
-            j["info"] = q.info;
-        if (histograms) {
-            const Histogram& h = q.error.errorStats.histogram;
-            j["error_histogram"] = {{"lo", h.lo}, {"hi", h.hi}, {"counts", h.counts}};
-        }
-        arr.push_back(std::move(j));
-    }
-    nlohmann::json j{
-        {"method", method},
-        {"stats_mode", statsMode},
-        {"bits_per_weight", bitsPerWeight()},
-        {"quantized_weights", quantizedWeights()},
-        {"calibration_tokens", calibrationTokens},
-        {"seconds", seconds},
-        {"layers", std::move(arr)},
-    };
-    if (calibrationTokens > 0)
-        j["time_breakdown"] = {{"embedding", times.embedding},
-                               {"forward", times.forward},
-                               {"statistics", times.statistics},
-                               {"method", times.compress}};
-    return j;
-}
-
-ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOptions& opt,
-                                      std::span<const int32_t> calibrationTokens, Progress* progress)
-{
-    const auto t0 = Clock::now();
+    const EtaClock clock;
     const QuantConfig& c = opt.config;
     const MethodSpec& spec = requireMethodSpec(StepAction::Quantize, c.method);
     if (spec.needsCalibration() && calibrationTokens.empty())
@@ -308,18 +225,14 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
         fail(ErrorCode::InvalidArgument, source.path,
              c.label() + " needs calibration text (its activation grid is measured on the layers' inputs)");
     const std::vector<const LogicalTensor*> targets = selectTargets(source, opt.layers);
-    ModelQuantizationResult r;
+    ModelCompressionResult r;
     r.model = std::make_unique<Model>(source);
     r.method = c.label();
-    std::map<const LogicalTensor*, QuantizedLinear> done;
 
     // The edited model keeps the packed form (quant/packed_storage.h); the
     // per-layer result keeps the figures, not the weights (a 7B model's
     // weights in F32 would be 27 GB).
     const auto record = [&](const LogicalTensor& t, QuantizedLayer q, double seconds) {
-        QuantizedLinear l;
-        l.rows = q.weights.rows();
-        l.cols = q.weights.cols();
         if (std::optional<TensorRef> packed = takePackedTensor(q)) {
             if (q.factorA.size() > 0) // LoRC, EoRA: the packed base and the correction's factors
                 replaceTensorCorrected(*r.model, t.logicalName, std::move(*packed), factorTensor(q.factorA),
@@ -335,135 +248,83 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
             q.packed.denseValues = MatrixRM();
             q.factorA = q.factorB = MatrixRM();
         }
-        l.name = t.logicalName;
-        l.block = t.block;
-        l.role = t.role;
-        l.layer = std::move(q);
-        l.seconds = seconds;
-        done[&t] = std::move(l);
+        return quantizedOutcome(t, std::move(q), seconds);
     };
 
     if (!opt.importance.empty())
         calibrationTokens = {}; // the file's importance replaces the calibration statistics
-    if (calibrationTokens.empty()) {
-        r.statsMode = opt.importance.empty() ? "none" : "imatrix";
-        for (size_t i = 0; i < targets.size(); ++i) {
-            throwIfCancelled(progress);
-            const auto l0 = Clock::now();
-            SubProgress sub(progress, static_cast<double>(i) / static_cast<double>(targets.size()),
-                            static_cast<double>(i + 1) / static_cast<double>(targets.size()));
-            const MatrixRM W = readMatrix(source, *targets[i]);
-            LayerInputs in;
-            if (const auto it = opt.importance.find(targets[i]->logicalName); it != opt.importance.end())
-                in.importance = &it->second;
-            record(*targets[i], namingLayer(targets[i]->logicalName, [&] { return quantizeLayer(W, c, in, &sub); }),
-                   secondsSince(l0));
-        }
-    } else {
-        CalibrationMode mode = sequentialByDefault(c.method) ? CalibrationMode::Sequential : CalibrationMode::OneShot;
-        if (opt.mode == StatsMode::OneShot)
-            mode = CalibrationMode::OneShot;
-        else if (opt.mode == StatsMode::Sequential)
-            mode = CalibrationMode::Sequential;
-        r.statsMode = calibrationModeName(mode);
-        const std::vector<int32_t> windows = calibrationWindows(calibrationTokens, opt.calibration);
-        r.calibrationTokens = static_cast<int64_t>(windows.size());
-        SubProgress loading(progress, 0.0, 0.05);
-        Transformer model(source, &loading);
-
-        std::mutex activationMutex;
-        SampleCapture samples;
-        if ((requireMethodSpec(StepAction::Quantize, c.method).needsFor(c.params) & kNeedsSamples) && opt.activationSampleTokens > 0) {
+    LayerDriverOptions driver;
+    driver.calibration = opt.calibration;
+    driver.mode = spec.sequentialByDefault ? CalibrationMode::Sequential : CalibrationMode::OneShot;
+    if (opt.mode == StatsMode::OneShot)
+        driver.mode = CalibrationMode::OneShot;
+    else if (opt.mode == StatsMode::Sequential)
+        driver.mode = CalibrationMode::Sequential;
+    driver.asymmetric = (spec.needs & kNeedsAsymmetry) != 0;
+    driver.requireStats = true;
+    SampleCapture samples;
+    if ((spec.needsFor(c.params) & kNeedsSamples) && opt.activationSampleTokens > 0)
+        driver.beforePasses = [&](Transformer& engine, std::span<const int32_t> windows) {
             const int64_t ctx = opt.calibration.context;
             const int64_t w = std::max<int64_t>(1, std::min<int64_t>(opt.activationSampleTokens / ctx,
                                                                      static_cast<int64_t>(windows.size()) / ctx));
-            (void)model.hiddenBatch(std::span<const int32_t>(windows.data(), static_cast<size_t>(w * ctx)), ctx, &samples);
-        }
+            (void)engine.hiddenBatch(windows.first(static_cast<size_t>(w * ctx)), ctx, &samples);
+        };
 
-        std::set<int> blockSet;
-        for (const LogicalTensor* t : targets)
-            blockSet.insert(t->block);
-        const std::vector<int> blocks(blockSet.begin(), blockSet.end());
-        BlockStatsOptions bo;
-        bo.calibration = opt.calibration;
-        bo.mode = mode;
-        bo.gram = true;
-        bo.times = &r.times;
-        bo.asymmetric = (requireMethodSpec(StepAction::Quantize, c.method).needs & kNeedsAsymmetry) != 0;
-        SubProgress passes(progress, 0.05, 1.0);
-        forEachBlockStats(
-            model, windows, blocks, bo,
-            [&](int block, std::vector<InputStats>& stats, Progress* blockProgress) {
-                std::vector<const LogicalTensor*> quantized;
-                const Role inputs[] = {Role::AttnQ, Role::AttnO, Role::MlpUp, Role::MlpDown};
-                for (size_t gi = 0; gi < 4; ++gi) {
-                    const Role inputRole = inputs[gi];
-                    std::vector<Target> group;
-                    for (const LogicalTensor* t : targets)
-                        if (t->block == block && inputRoleOf(t->role) == inputRole)
-                            group.push_back({t, model.linear(block, t->role).dense()});
-                    if (group.empty())
-                        continue;
-                    InputStats* st = nullptr;
-                    for (InputStats& s : stats)
-                        if (s.role == inputRole)
-                            st = &s;
-                    if (!st || st->tokens == 0)
-                        fail(ErrorCode::InvalidArgument, source.path,
-                             "no calibration statistics reached " + group.front().tensor->logicalName);
-                    const Eigen::MatrixXf gram = st->gramFloat();
-                    // The double sums are not needed once converted (969 MB at a 7B's down_proj input).
-                    st->releaseGram();
-                    LayerInputs in;
-                    in.gram = &gram;
-                    in.meanAbs = st->meanAbs();
-                    in.maxAbs = st->maxAbs;
-                    in.samples = samples.get(block, inputRole);
-                    if (st->asymmetry.size() > 0)
-                        in.asymmetry = &st->asymmetry;
-                    SubProgress sub(blockProgress, static_cast<double>(gi) / 4.0, static_cast<double>(gi + 1) / 4.0);
-                    const auto l0 = Clock::now();
-                    std::vector<QuantizedLayer> qs = namingLayer(group.front().tensor->logicalName, [&] {
-                        return quantizeGroup(group, inputRole, scaleFoldable(model, block, inputRole), in, opt, &sub);
-                    });
-                    if (c.simulatesActivations()) {
-                        ActivationQuantInput aq;
-                        aq.block = block;
-                        aq.inputRole = inputRole;
-                        // What the group's method decided for the input (SmoothQuant's and OS+'s scale,
-                        // shift and range, RPTQ's channel grid, OliVe's pair scale); input columns whose
-                        // weights stay at 16 bits stay in float on the input too (LLM.int8's outliers).
-                        const PackedQuant& p = qs.front().packed;
-                        aq.smoothScale = p.inputScale;
-                        aq.shift = p.inputShift;
-                        aq.staticRange = p.inputRange;
-                        aq.channelLow = p.inputLow;
-                        aq.channelStep = p.inputStep;
-                        aq.pairScale = p.inputPairScale;
-                        aq.fpColumns = p.denseColumns;
-                        std::lock_guard<std::mutex> lock(activationMutex);
-                        r.activations.bits = c.actBits;
-                        r.activations.inputs.push_back(std::move(aq));
-                    }
-                    const double seconds = secondsSince(l0) / static_cast<double>(group.size());
-                    for (size_t i = 0; i < group.size(); ++i) {
-                        quantized.push_back(group[i].tensor);
-                        record(*group[i].tensor, std::move(qs[i]), seconds);
-                    }
-                }
-                // Only now: every linear of the block saw the block's unquantized inputs.
-                // The engine computes with the stored form, as the result will.
-                if (mode == CalibrationMode::Sequential)
-                    for (const LogicalTensor* t : quantized)
-                        model.setLinear(block, t->role, loadLinearWeights(*r.model, *r.model->findLogical(t->logicalName)));
-            },
-            &passes);
-    }
-    for (const LogicalTensor* t : targets) {
-        auto it = done.find(t);
-        if (it != done.end())
-            r.layers.push_back(std::move(it->second));
-    }
+    compressTargets(source, targets, calibrationTokens, driver, r,
+        [&](InputGroup& g, Progress* sub) {
+            std::vector<LayerOutcome> out;
+            if (!g.stats) { // no calibration text: one linear, no statistics (the file's importance at most)
+                const EtaClock layerClock;
+                const LogicalTensor& t = *g.tensors.front();
+                LayerInputs in;
+                if (const auto it = opt.importance.find(t.logicalName); it != opt.importance.end())
+                    in.importance = &it->second;
+                QuantizedLayer q = namingLayer(t.logicalName, [&] { return quantizeLayer(g.weights.front(), c, in, sub); });
+                out.push_back(record(t, std::move(q), layerClock.elapsed()));
+                return out;
+            }
+            InputStats& st = *g.stats;
+            const Eigen::MatrixXf gram = st.gramFloat();
+            // The double sums are not needed once converted (969 MB at a 7B's down_proj input).
+            st.releaseGram();
+            LayerInputs in;
+            in.gram = &gram;
+            in.meanAbs = st.meanAbs();
+            in.maxAbs = st.maxAbs;
+            in.samples = samples.get(g.block, g.inputRole);
+            if (st.asymmetry.size() > 0)
+                in.asymmetry = &st.asymmetry;
+            const EtaClock groupClock;
+            std::vector<QuantizedLayer> qs = namingLayer(g.tensors.front()->logicalName, [&] {
+                return quantizeGroup(g, scaleFoldable(*g.engine, g.block, g.inputRole), in, opt, sub);
+            });
+            if (c.simulatesActivations()) {
+                ActivationQuantInput aq;
+                aq.block = g.block;
+                aq.inputRole = g.inputRole;
+                // What the group's method decided for the input (SmoothQuant's and OS+'s scale,
+                // shift and range, RPTQ's channel grid, OliVe's pair scale); input columns whose
+                // weights stay at 16 bits stay in float on the input too (LLM.int8's outliers).
+                const PackedQuant& p = qs.front().packed;
+                aq.smoothScale = p.inputScale;
+                aq.shift = p.inputShift;
+                aq.staticRange = p.inputRange;
+                aq.channelLow = p.inputLow;
+                aq.channelStep = p.inputStep;
+                aq.pairScale = p.inputPairScale;
+                aq.fpColumns = p.denseColumns;
+                r.activations.bits = c.actBits;
+                r.activations.inputs.push_back(std::move(aq));
+            }
+            const double seconds = groupClock.elapsed() / static_cast<double>(g.tensors.size());
+            for (size_t i = 0; i < g.tensors.size(); ++i)
+                out.push_back(record(*g.tensors[i], std::move(qs[i]), seconds));
+            return out;
+        },
+        progress);
+    if (!opt.importance.empty())
+        r.statsMode = "imatrix";
     // Per-token activations that need no statistics (ZeroQuant) without calibration text.
     if (c.simulatesActivations() && r.activations.inputs.empty()) {
         std::set<std::pair<int, Role>> inputs;
@@ -477,7 +338,8 @@ ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOp
         }
         r.activations.bits = c.actBits;
     }
-    r.seconds = secondsSince(t0);
+    r.countParameters(source);
+    r.seconds = clock.elapsed();
     if (progress)
         progress->report(1.0, "done");
     return r;

@@ -53,7 +53,7 @@ struct QuantizeModelOptions {
     // rows of every block input, 4 bytes per value.
     int64_t activationSampleTokens = 1024;
     // Keep each layer's dequantized weights and codes in the result
-    // (QuantizedLinear::layer.weights / packed.codes); otherwise they are freed
+    // (LayerOutcome::quantized->weights / packed.codes); otherwise they are freed
     // once the model holds the stored form.
     bool keepLayerWeights = false;
     // llama.cpp's importance matrix by logical tensor name (analysis/imatrix's
@@ -62,38 +62,7 @@ struct QuantizeModelOptions {
     std::map<std::string, std::vector<float>> importance;
 };
 
-struct QuantizedLinear {
-    std::string name;                    // logical name
-    int block = -1;
-    Role role = Role::Other;
-    int64_t rows = 0, cols = 0;          // the weight's shape
-    QuantizedLayer layer;                // weights and codes empty unless keepLayerWeights
-    double seconds = 0.0;
-};
-
-// The activation side of W8A8 (SmoothQuant, LLM.int8), per block input; run
-// in the forward pass by applyActivationQuantization.
-struct ActivationQuantInput {
-    int block = -1;
-    Role inputRole = Role::Other;      // AttnQ (q,k,v), AttnO, MlpUp (gate,up), MlpDown
-    Eigen::VectorXf smoothScale;       // SmoothQuant's and OS+'s s (empty: none)
-    Eigen::VectorXf shift;             // OS+'s z: x − z is quantized, z added back exactly (empty: none)
-    float staticRange = 0.0f;          // OS+: one static range for the (shifted, scaled) input; 0: per token
-    Eigen::VectorXf channelLow, channelStep; // RPTQ: each channel's cluster range, lo and Δ (empty: none)
-    float pairScale = 0.0f;            // OliVe: outlier-victim pairs on one static scale per tensor; 0: none
-    std::vector<int32_t> fpColumns;    // LLM.int8's outlier columns, kept in float
-};
-// What the forward pass quantizes at run time besides the weights: the linears'
-// inputs (W8A8 / W4A4) and the KV cache (kv-cache steps).
-struct ActivationQuantization {
-    int bits = 0;                      // 0: weight-only (every other method)
-    std::vector<ActivationQuantInput> inputs;
-    KvCacheQuantization kv;            // inactive unless a kv-cache step ran
-    bool quantizesInputs() const { return bits != 0 && !inputs.empty(); }
-    bool empty() const { return !quantizesInputs() && !kv.active(); }
-};
-
-// Makes `t` (built from ModelQuantizationResult::model) compute the W8A8
+// Makes `t` (built from ModelCompressionResult::model) compute the W8A8
 // products. SmoothQuant: every linear reading a smoothed input gets W^ diag(s)
 // (the stored dequantized W^ = Q8(W diag s) diag(s)^-1, so Q8(W diag s) up to
 // float rounding); for AttnQ / MlpUp, diag(s)^-1 folds into the preceding norm
@@ -103,32 +72,11 @@ struct ActivationQuantization {
 // Replaces t's input transform and KV-cache quantization. Call once per Transformer.
 void applyActivationQuantization(Transformer& t, const ActivationQuantization& a);
 
-struct ModelQuantizationResult {
-    std::unique_ptr<Model> model;        // the source with the quantized (dequantized F32) weights
-    std::vector<QuantizedLinear> layers;
-    std::string method;                  // QuantConfig::label()
-    std::string statsMode;               // "sequential", "one-shot" or "none"
-    int64_t calibrationTokens = 0;
-    double seconds = 0.0;
-    BlockStatsTimes times;               // the streaming pass's breakdown (zero without calibration)
-    // SmoothQuant / LLM.int8 with calibration text: the run-time activation
-    // quantization (applyActivationQuantization); empty otherwise.
-    ActivationQuantization activations;
-
-    // Over the quantized linears: total bits / total weights.
-    double bitsPerWeight() const;
-    int64_t quantizedWeights() const;
-    // {"method", "stats_mode", "bits_per_weight", "quantized_weights", "calibration_tokens",
-    //  "seconds", "time_breakdown": {...} (with calibration), "layers": [{"name", "method", "shape", "bits_per_weight", "bits": {...},
-    //  "weight_error", "output_error", "loss", "info", "error_histogram" (when asked), "seconds"}]}
-    nlohmann::json toJson(bool histograms = false) const;
-};
-
 // `calibrationTokens`: the whole tokenized calibration text (its first
 // calibration.windows windows are used), or empty. Methods that need
 // statistics throw InvalidArgument without it. Cancellable (Cancelled), with
 // progress; the source model is never changed.
-ModelQuantizationResult quantizeModel(const Model& source, const QuantizeModelOptions& options,
-                                      std::span<const int32_t> calibrationTokens = {}, Progress* progress = nullptr);
+ModelCompressionResult quantizeModel(const Model& source, const QuantizeModelOptions& options,
+                                     std::span<const int32_t> calibrationTokens = {}, Progress* progress = nullptr);
 
 } // namespace ll

@@ -55,6 +55,32 @@ void refreshRecords(CompressionState& s, const std::vector<std::string>& touched
     }
 }
 
+// The state after a per-layer step: its model, its activation quantization
+// (W8A8 steps), and each changed layer's badge, bits and errors.
+StepOutcome compressionStep(const CompressionState& state, const RecipeStep& step, ModelCompressionResult r,
+                            bool shapesChange)
+{
+    StepOutcome out{state, r.toJson(), {}};
+    out.state.model = std::shared_ptr<const Model>(std::move(r.model));
+    if (r.activations.quantizesInputs()) {
+        out.state.activations.bits = r.activations.bits;
+        out.state.activations.inputs = r.activations.inputs; // the KV cache's quantization stays
+    }
+    const std::string badge = step.badge();
+    for (const LayerOutcome& l : r.layers) {
+        LayerRecord& rec = out.state.layers[l.name];
+        rec.badges.push_back(badge);
+        rec.outputError = l.outputError;
+        rec.rank = l.rank; // 0 after a quantizer: the weight is one matrix again
+        if (l.quantized)
+            rec.bitsPerWeight = l.quantized->bitsPerWeight;
+        else if (shapesChange || l.rank > 0)
+            rec.bitsPerWeight.reset(); // the codes no longer describe the weight
+        out.touched.push_back(l.name);
+    }
+    return out;
+}
+
 StepOutcome quantizeStep(const CompressionState& state, const RecipeStep& step, const JsonParams& p,
                          const CalibrationText& calib, Progress* progress)
 {
@@ -65,41 +91,7 @@ StepOutcome quantizeStep(const CompressionState& state, const RecipeStep& step, 
         fail(ErrorCode::InvalidArgument, "",
              "the activations are already quantized by an earlier step; apply one step that quantizes activations "
              "(SmoothQuant, LLM.int8, ZeroQuant, OS+, RPTQ, OliVe with act-bits)");
-    ModelQuantizationResult r = quantizeModel(*state.model, o, calib.tokens, progress);
-    StepOutcome out{state, r.toJson(false), {}};
-    out.state.model = std::shared_ptr<const Model>(std::move(r.model));
-    if (r.activations.quantizesInputs()) {
-        out.state.activations.bits = r.activations.bits;
-        out.state.activations.inputs = r.activations.inputs; // the KV cache's quantization stays
-    }
-    const std::string badge = step.badge();
-    for (const QuantizedLinear& l : r.layers) {
-        LayerRecord& rec = out.state.layers[l.name];
-        rec.badges.push_back(badge);
-        rec.bitsPerWeight = l.layer.bitsPerWeight;
-        rec.outputError = l.layer.error.outputError;
-        rec.rank = 0; // the quantized weight is dense again
-        out.touched.push_back(l.name);
-    }
-    return out;
-}
-
-StepOutcome compressionStep(const CompressionState& state, const RecipeStep& step, ModelCompressionResult r,
-                            bool shapesChange)
-{
-    StepOutcome out{state, r.toJson(), {}};
-    out.state.model = std::shared_ptr<const Model>(std::move(r.model));
-    const std::string badge = step.badge();
-    for (const LayerOutcome& l : r.layers) {
-        LayerRecord& rec = out.state.layers[l.name];
-        rec.badges.push_back(badge);
-        rec.outputError = l.outputError;
-        rec.rank = l.rank;
-        if (shapesChange || l.rank > 0)
-            rec.bitsPerWeight.reset(); // the codes no longer describe the weight
-        out.touched.push_back(l.name);
-    }
-    return out;
+    return compressionStep(state, step, quantizeModel(*state.model, o, calib.tokens, progress), false);
 }
 
 // Steps that rebuild weights from dense values (SliceGPT, FLAP): after a
