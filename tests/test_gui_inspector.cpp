@@ -4,6 +4,7 @@
 #include "test_support.h"
 
 #include "compression_panel.h"
+#include "job_runner.h"
 #include "main_window.h"
 #include "sensitivity_panel.h"
 #include "model/demo_model.h"
@@ -12,6 +13,7 @@
 #include "model_document.h"
 #include "model_tree_model.h"
 #include "tensor_filter.h"
+#include "job_runner.h"
 #include "tensor_inspector.h"
 #include "weight_map_plot.h"
 
@@ -544,6 +546,15 @@ void TestGuiInspector::newSelectionCancelsTheRunningJob()
         QCOMPARE(inspector->shownTensor(), w.document()->currentTensor());
         w.document()->setModel(big);
         w.document()->setCurrentTensor(w.document()->findTensor(QStringLiteral("blocks.0.mlp.up.weight")));
+        QVERIFY(inspector->isBusy());
+        // The statistics are a job of the one job manager: counted with every other job, stopped by Stop.
+        QCOMPARE(JobRunner::runningCount(), 1);
+        QVERIFY(w.isBusy());
+        JobRunner::cancelAll();
+        QTRY_VERIFY_WITH_TIMEOUT(!inspector->isBusy(), 60000);
+        QCOMPARE(JobRunner::runningCount(), 0);
+        QVERIFY(!w.isBusy());
+        w.document()->setCurrentTensor(w.document()->findTensor(QStringLiteral("blocks.0.mlp.down.weight")));
         QVERIFY(inspector->isBusy());
     } // the window goes while its job runs: cancelled and waited for
     QVERIFY(big.use_count() == 1); // no job kept the model

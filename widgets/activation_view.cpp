@@ -4,6 +4,7 @@
 #include "analysis/engine_cache.h"
 #include "format.h"
 #include "job_failure.h"
+#include "job_progress.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"
@@ -212,10 +213,7 @@ ActivationView::ActivationView(ModelDocument* document, std::shared_ptr<EngineCa
     });
     connect(windowsBox_, &QSpinBox::valueChanged, this,
             [](int v) { QSettings().setValue(QLatin1String(kWindowsKey), v); });
-    connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
-        progress_->setValue(permille);
-        progress_->setFormat(QStringLiteral("%1  %p %").arg(what));
-    });
+    showJobProgress(runner_, progress_);
     connect(runner_, &JobRunner::runningChanged, this, [this](bool running) {
         updateEnabled();
         emit busyChanged(running);

@@ -7,6 +7,7 @@
 #include "histogram_plot.h"
 #include "job_estimate.h"
 #include "job_failure.h"
+#include "job_progress.h"
 #include "job_runner.h"
 #include "method_form.h"
 #include "model_document.h"
@@ -239,11 +240,7 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     });
     connect(applyButton_, &QPushButton::clicked, this, &CompressionPanel::apply);
     connect(cancelButton_, &QPushButton::clicked, this, &CompressionPanel::cancel);
-    connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
-        progress_->setValue(permille);
-        progressText_->setText(what);
-        progressText_->setToolTip(what);
-    });
+    showJobProgress(runner_, progress_, progressText_);
     connect(document_, &ModelDocument::modelAboutToChange, this, [this] {
         runner_->abandon();
         debounce_->stop();

@@ -3,6 +3,7 @@
 #include "format.h"
 #include "job_failure.h"
 #include "job_estimate.h"
+#include "job_progress.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"
@@ -150,10 +151,7 @@ ExportDialog::ExportDialog(ModelDocument* document, QWidget* parent)
     refreshFromDocument();
     connect(document_, &ModelDocument::modelChanged, this, &ExportDialog::refreshFromDocument);
     connect(document_, &ModelDocument::modelEdited, this, [this] { updateEnabled(); });
-    connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
-        progress_->setValue(permille);
-        progress_->setFormat(what.isEmpty() ? QStringLiteral("%p %") : what + QStringLiteral("  %p %"));
-    });
+    showJobProgress(runner_, progress_);
     connect(runner_, &JobRunner::runningChanged, this, [this] { updateEnabled(); });
     connect(runner_, &JobRunner::finished, this, [this] {
         const auto out = outcome_;

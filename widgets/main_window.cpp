@@ -438,8 +438,9 @@ QDockWidget* MainWindow::dockNamed(const QString& name) const
 
 bool MainWindow::isBusy() const
 {
-    // Every panel's and dialog's runner (JobRunner's registry), the inspector's statistics, a preview about to start.
-    return JobRunner::runningCount() > 0 || inspector_->isBusy() || compression_->isPreviewPending();
+    // Every job of every panel and dialog, the inspector's statistics included (JobRunner's registry), and a
+    // preview about to start.
+    return JobRunner::runningCount() > 0 || compression_->isPreviewPending();
 }
 
 void MainWindow::makeSmallerModel()

@@ -4,6 +4,7 @@
 #include "format.h"
 #include "job_estimate.h"
 #include "job_failure.h"
+#include "job_progress.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"
@@ -225,11 +226,7 @@ PerplexityPanel::PerplexityPanel(ModelDocument* document, std::shared_ptr<Engine
     connect(textBox_, &QComboBox::activated, this, &PerplexityPanel::onTextActivated);
     connect(runButton_, &QPushButton::clicked, this, &PerplexityPanel::run);
     connect(cancelButton_, &QPushButton::clicked, this, &PerplexityPanel::cancel);
-    connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
-        progress_->setValue(permille);
-        progress_->setFormat(QStringLiteral("%p %"));
-        progressText_->setText(what);
-    });
+    showJobProgress(runner_, progress_, progressText_);
     connect(runner_, &JobRunner::runningChanged, this, [this](bool running) {
         updateEnabled();
         emit runningChanged(running);

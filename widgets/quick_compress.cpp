@@ -4,6 +4,7 @@
 #include "export_dialog.h"
 #include "format.h"
 #include "job_failure.h"
+#include "job_progress.h"
 #include "job_runner.h"
 #include "model_document.h"
 
@@ -103,10 +104,7 @@ QuickCompressDialog::QuickCompressDialog(ModelDocument* document, const TextSour
     pages_->addWidget(buildWorkPage());
     pages_->addWidget(buildCardPage());
     layout->addWidget(pages_);
-    connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
-        progress_->setValue(permille);
-        progressText_->setText(what);
-    });
+    showJobProgress(runner_, progress_, progressText_);
     resize(720, 520);
     estimate();
 }

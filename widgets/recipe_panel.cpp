@@ -1,5 +1,6 @@
 #include "recipe_panel.h"
 
+#include "job_progress.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"
@@ -84,7 +85,7 @@ RecipePanel::RecipePanel(ModelDocument* document, QWidget* parent)
     connect(removeButton_, &QPushButton::clicked, this, [this] { removeStep(list_->currentRow()); });
     connect(cancelButton_, &QPushButton::clicked, runner_, &JobRunner::cancel);
     connect(list_, &QListWidget::currentRowChanged, this, [this] { removeButton_->setEnabled(list_->currentRow() >= 0 && !isBusy()); });
-    connect(runner_, &JobRunner::progress, this, [this](int permille, const QString&) { progress_->setValue(permille); });
+    showJobProgress(runner_, progress_);
     connect(runner_, &JobRunner::runningChanged, this, [this](bool running) {
         progress_->setVisible(running);
         // Cancel takes Remove step's place: both in the row widen the dock past a 1280-pixel window.

@@ -3,6 +3,7 @@
 #include "eval_text.h"
 #include "job_estimate.h"
 #include "job_failure.h"
+#include "job_progress.h"
 #include "job_runner.h"
 #include "method_form.h"
 #include "model_document.h"
@@ -314,10 +315,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
                     document_->setCurrentTensor(index);
             }
         });
-    connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
-        progress_->setValue(permille);
-        progressText_->setText(what);
-    });
+    showJobProgress(runner_, progress_, progressText_);
     connect(document_, &ModelDocument::modelAboutToChange, this, [this] {
         runner_->abandon();
         setBusy(Job::None, QString());

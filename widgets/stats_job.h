@@ -1,12 +1,13 @@
 #pragma once
-// Tensor statistics off the GUI thread. Each start() cancels the job before
-// it; only the newest job's result is delivered, on the GUI thread. The job
-// holds its own copy of the model pointer, so the bytes it reads stay alive
-// even when the document opens another model meanwhile.
+// Tensor statistics off the GUI thread, as a job of the process's one job
+// manager (JobRunner: one CPU budget, counted by runningCount(), stopped by
+// cancelAll()). Each start() abandons the job before it; only the newest
+// job's result is delivered, on the GUI thread. The job holds its own copy of
+// the model pointer, so the bytes it reads stay alive even when the document
+// opens another model meanwhile.
 #include "model/model.h"
 #include "stats/tensor_stats.h"
 
-#include <QFuture>
 #include <QObject>
 #include <QString>
 
@@ -38,17 +39,19 @@ struct TensorStatsResult {
     double seconds = 0.0;
 };
 
+class JobRunner;
+
 class StatsJob : public QObject {
     Q_OBJECT
 public:
     explicit StatsJob(QObject* parent = nullptr);
     ~StatsJob() override; // cancels and waits, so no job outlives its receiver
 
-    // Starts a job and returns its id; the previous job is cancelled.
+    // Starts a job and returns its id; the previous job is abandoned.
     uint64_t start(TensorStatsRequest request);
+    // Cancels the current job; nothing of it arrives any more.
     void cancel();
-    bool isRunning() const { return running_ > 0 && latestActive_; }
-    uint64_t latestJob() const { return latest_; }
+    bool isRunning() const;
 
 signals:
     void progress(int permille, const QString& what);
@@ -56,12 +59,7 @@ signals:
     void runningChanged(bool running);
 
 private:
-    void cancelAll();
-
-    std::vector<std::pair<uint64_t, QFuture<TensorStatsResult>>> futures_; // by job id
-    uint64_t latest_ = 0;
-    int running_ = 0;
-    bool latestActive_ = false;
+    JobRunner* runner_;
 };
 
 } // namespace ll::gui

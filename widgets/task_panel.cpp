@@ -3,6 +3,7 @@
 #include "analysis/engine_cache.h"
 #include "format.h"
 #include "job_failure.h"
+#include "job_progress.h"
 #include "job_runner.h"
 #include "model_document.h"
 #include "panel_util.h"
@@ -171,10 +172,7 @@ TaskPanel::TaskPanel(ModelDocument* document, std::shared_ptr<EngineCache> engin
         saveSettings();
         updateEnabled();
     });
-    connect(runner_, &JobRunner::progress, this, [this](int permille, const QString& what) {
-        progress_->setValue(permille);
-        progressText_->setText(what);
-    });
+    showJobProgress(runner_, progress_, progressText_);
     connect(runner_, &JobRunner::runningChanged, this, [this](bool running) {
         updateEnabled();
         emit runningChanged(running);

@@ -2,6 +2,7 @@
 
 #include "format.h"
 #include "histogram_plot.h"
+#include "job_progress.h"
 #include "model_document.h"
 #include "weight_map_plot.h"
 
@@ -174,10 +175,7 @@ TensorInspector::TensorInspector(ModelDocument* document, QWidget* parent)
     connect(sigmaBox_, &QDoubleSpinBox::valueChanged, this, &TensorInspector::restart);
     connect(binsBox_, &QSpinBox::valueChanged, this, &TensorInspector::restart);
     connect(logYBox_, &QCheckBox::toggled, histogram_, &HistogramPlot::setLogY);
-    connect(job_, &StatsJob::progress, this, [this](int permille, const QString& what) {
-        progress_->setValue(permille);
-        progress_->setFormat(QStringLiteral("%1 %p %").arg(what));
-    });
+    showJobProgress(job_, progress_);
     connect(job_, &StatsJob::finished, this, &TensorInspector::showResult);
     connect(job_, &StatsJob::runningChanged, this, [this](bool running) {
         stateStack_->setCurrentWidget(running ? static_cast<QWidget*>(progress_) : stateLabel_);
