@@ -17,6 +17,7 @@
 #include "bench.h"
 
 #include "engine/session.h"
+#include "formats/open_model.h"
 #include "util/threads.h"
 #include "engine/transformer.h"
 #include "kernels/matmul.h"

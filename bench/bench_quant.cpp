@@ -11,7 +11,7 @@
 //   sweep factor            n^3/3       LLT of the reversed H, blocked and threaded
 //                                       (gptqSweepFactor in quant/gptq_factor.h; FP64
 //                                       up to 4096 columns, FP32 above)
-//   (the FP64 route of prune/obs_hessian.h, timed beside it for in <= 4096:
+//   (the FP64 route of layer/obs_hessian.h, timed beside it for in <= 4096:
 //    LLT n^3/3, solve against the identity 2 n^3, LLT of the inverse n^3/3)
 //   column / block updates  m n^2       2 m flops per (column, later column) pair:
 //                                       in-block updates plus the lazy batch GEMMs
@@ -26,7 +26,7 @@
 
 #include "util/threads.h"
 #include "model/tensor_data.h"
-#include "prune/obs_hessian.h"
+#include "layer/obs_hessian.h"
 #include "quant/ggml_quantize.h"
 #include "quant/gptq.h"
 #include "quant/gptq_factor.h"

@@ -1,7 +1,10 @@
-# Refuses an #include from a lower core layer of a higher one, and a core
-# folder that belongs to no layer (core/CMakeLists.txt lists the layers).
+# Refuses an #include from a lower core layer of a higher one, a core folder
+# that belongs to no layer (core/CMakeLists.txt lists the layers), and folders
+# that include each other, directly or round a longer loop (shared pieces
+# belong in a folder below both, as layer/ holds what the methods share).
 #   cmake -DCORE_DIR=.../core "-DLAYERS=util;model,formats;..." -P check_core_layers.cmake
 # LAYERS: the layers bottom to top, each the comma-separated folders it holds.
+cmake_policy(SET CMP0057 NEW) # if(... IN_LIST ...)
 set(level 0)
 foreach(layer ${LAYERS})
   string(REPLACE "," ";" dirs "${layer}")
@@ -30,11 +33,43 @@ foreach(folder ${folders})
         get_filename_component(name ${file} NAME)
         string(APPEND problems "core/${folder}/${name} includes ${target}/, a higher layer: ${line}\n")
       endif()
+      if(DEFINED level_of_${target} AND NOT target STREQUAL folder AND NOT DEFINED via_${folder}_${target})
+        get_filename_component(name ${file} NAME)
+        set(via_${folder}_${target} "core/${folder}/${name}")
+        list(APPEND uses_${folder} ${target})
+      endif()
     endforeach()
+  endforeach()
+endforeach()
+
+# Folder loops: a folder that reaches itself through the folders it includes.
+foreach(folder ${folders})
+  if(NOT DEFINED level_of_${folder})
+    continue()
+  endif()
+  foreach(first ${uses_${folder}})
+    # Breadth-first from `first`; back at `folder` means the edge folder -> first closes a loop.
+    set(seen ${first})
+    set(queue ${first})
+    while(queue)
+      list(POP_FRONT queue at)
+      foreach(next ${uses_${at}})
+        if(next STREQUAL folder)
+          string(APPEND problems "core/${folder}/ and core/${first}/ include each other (${via_${folder}_${first}} "
+                                 "includes ${first}/; ${first}/ leads back through ${at}/: ${via_${at}_${folder}})\n")
+          set(queue "")
+          break()
+        endif()
+        if(NOT next IN_LIST seen)
+          list(APPEND seen ${next})
+          list(APPEND queue ${next})
+        endif()
+      endforeach()
+    endwhile()
   endforeach()
 endforeach()
 
 if(problems)
   message(FATAL_ERROR "core's layers are broken:\n${problems}")
 endif()
-message(STATUS "core's layers hold: no folder includes a higher layer")
+message(STATUS "core's layers hold: no folder includes a higher layer, and no folders include each other")

@@ -5,6 +5,7 @@
 
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"

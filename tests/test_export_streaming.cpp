@@ -7,8 +7,9 @@
 
 #include "engine/architecture.h"
 #include "engine/transformer.h"
+#include "formats/open_model.h"
 #include "kernels/matmul.h"
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "export/float_encode.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"

@@ -11,6 +11,7 @@
 #include "engine/transformer.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
+#include "formats/open_model.h"
 #include "pipeline/flap_model.h"
 #include "prune/flap.h"
 #include "recipe/apply.h"

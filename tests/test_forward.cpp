@@ -8,6 +8,7 @@
 #include "engine/architecture.h"
 #include "engine/generate.h"
 #include "engine/session.h"
+#include "formats/open_model.h"
 #include "util/threads.h"
 #include "engine/transformer.h"
 #include "model/model.h"

@@ -4,8 +4,9 @@
 // ll::dequantizeGgml) to what gguf-py decoded from llama.cpp's file.
 #include "test_support.h"
 
+#include "formats/open_model.h"
 #include "model/model.h"
-#include "formats/ggml_dequant.h"
+#include "model/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/quant_method.h"
 #include "util/error.h"

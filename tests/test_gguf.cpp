@@ -2,6 +2,7 @@
 // gguf-py's dequantized references.
 #include "test_support.h"
 
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "util/error.h"

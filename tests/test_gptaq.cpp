@@ -8,6 +8,7 @@
 #include "calib/calibration.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
+#include "formats/open_model.h"
 #include "methods/method_registry.h"
 #include "quant/gptq.h"
 #include "recipe/apply.h"

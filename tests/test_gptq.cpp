@@ -7,8 +7,8 @@
 
 #include "quant/gptq.h"
 #include "quant/gptq_factor.h"
-#include "prune/obs_hessian.h"
-#include "quant/layer_error.h"
+#include "layer/obs_hessian.h"
+#include "layer/layer_error.h"
 #include "quant/quantized_layer.h"
 #include "quant/rtn.h"
 #include "util/error.h"

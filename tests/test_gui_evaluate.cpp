@@ -4,6 +4,7 @@
 // transformers' greedy continuation, and the demo model's known outlier
 // channels. Cancellation keeps the previous result and the model.
 #include "test_support.h"
+#include "formats/open_model.h"
 #include "recipe/apply.h"
 
 #include "activation_plot.h"

@@ -10,10 +10,11 @@
 #include "export_dialog.h"
 #include "model_document.h"
 
-#include "analysis/imatrix.h"
-#include "export/atomic_file.h"
+#include "pipeline/imatrix.h"
+#include "util/atomic_file.h"
 #include "export/gguf_export.h"
 #include "export/export_common.h"
+#include "formats/open_model.h"
 #include "model/tensor_data.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"

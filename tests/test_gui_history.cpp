@@ -7,6 +7,7 @@
 #include "history_panel.h"
 #include "model_document.h"
 
+#include "formats/open_model.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"
 

@@ -4,11 +4,12 @@
 #include "test_support.h"
 
 #include "compression_panel.h"
-#include "job_runner.h"
 #include "main_window.h"
 #include "sensitivity_panel.h"
 #include "model/demo_model.h"
+#include "pipeline/model_compression.h"
 #include "recipe/apply.h"
+#include "util/error.h"
 #include "model_browser.h"
 #include "model_document.h"
 #include "model_tree_model.h"
@@ -112,6 +113,7 @@ private slots:
     void treeCountsATiedHeadOnceAndCompressedSizes();
     void panelShortcutsBringPanelsForward();
     void treeContextMenu();
+    void panelsTargetTheLayersCoreSelects();
     void filterThenSelectShowsTheTensorsStatistics();
     void regexFilterKeepsParentsOfMatches();
     void openErrorsKeepThePreviousModel();
@@ -182,6 +184,52 @@ void TestGuiInspector::treeHasBlocksWithAttentionAndMlp()
 }
 
 // Issue 15, item 8: the tree's context menu (inspect, compress, sensitivity, copy name).
+// Compress and Sensitivity share one TargetSelector, which asks core
+// (selectTargets) what a choice means: both name the layers a step compresses.
+void TestGuiInspector::panelsTargetTheLayersCoreSelects()
+{
+    MainWindow w;
+    w.setErrorDialogsEnabled(false);
+    w.openDemo();
+    const auto model = w.document()->model();
+    CompressionPanel* compress = w.compressionPanel();
+    SensitivityPanel* sensitivity = w.sensitivityPanel();
+    const auto core = [&](const std::string& pattern) {
+        std::vector<std::string> names;
+        try {
+            for (const LogicalTensor* t : selectTargets(*model, pattern))
+                names.push_back(t->logicalName);
+        } catch (const Error&) {
+        }
+        return names;
+    };
+    for (const std::string pattern : {"mlp", "^blocks\\.0\\.", "attn\\.(q|k)", "(", "norm"}) {
+        compress->setTarget(CompressionPanel::Target::Pattern, QString::fromStdString(pattern));
+        sensitivity->setTarget(SensitivityPanel::Target::Pattern, QString::fromStdString(pattern));
+        QCOMPARE(compress->targetNames(), core(pattern));
+        QCOMPARE(sensitivity->targetNames(), core(pattern));
+    }
+    QCOMPARE(core("mlp").size(), size_t(3 * model->config.layers));
+    QVERIFY(core("(").empty() && core("norm").empty()); // a pattern being typed; no linear matches
+    compress->setTarget(CompressionPanel::Target::AllLinears);
+    sensitivity->setTarget(SensitivityPanel::Target::AllLinears);
+    QCOMPARE(compress->targetNames(), core(""));
+    QCOMPARE(sensitivity->targetNames(), core(""));
+    QCOMPARE(compress->currentStep().layers, std::string()); // the recipe says "every block linear"
+
+    // A selection keeps its block linears only, in the model's order.
+    const std::vector<std::string> picked{"blocks.1.mlp.down.weight", "blocks.0.attn_norm.weight", "embed.weight",
+                                          "blocks.0.attn.v.weight"};
+    compress->setSelection(picked);
+    compress->setTarget(CompressionPanel::Target::Selection);
+    sensitivity->setSelectionProvider([&] { return picked; });
+    sensitivity->setTarget(SensitivityPanel::Target::Selection);
+    const std::vector<std::string> linears{"blocks.0.attn.v.weight", "blocks.1.mlp.down.weight"};
+    QCOMPARE(compress->targetNames(), linears);
+    QCOMPARE(sensitivity->targetNames(), linears);
+    QCOMPARE(core(compress->currentStep().layers), linears);
+}
+
 void TestGuiInspector::treeContextMenu()
 {
     MainWindow w;

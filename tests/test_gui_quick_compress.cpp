@@ -9,6 +9,7 @@
 #include "model_document.h"
 #include "quick_compress.h"
 
+#include "formats/open_model.h"
 #include "model/model.h"
 
 #include <QDir>

@@ -18,6 +18,7 @@
 #include "session.h"
 
 #include "analysis/model_size.h"
+#include "formats/open_model.h"
 #include "model/tensor_data.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"

@@ -26,6 +26,7 @@
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "export/gguf_export.h"
+#include "formats/open_model.h"
 #include "model/tensor_data.h"
 #include "recipe/recipe.h"
 #include "stats/tensor_stats.h"

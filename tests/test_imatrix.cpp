@@ -1,15 +1,16 @@
-// llama.cpp's importance matrix (analysis/imatrix): the file format both ways,
+// llama.cpp's importance matrix (pipeline/imatrix): the file format both ways,
 // the values against llama-imatrix's on the same model and text, and GGUF
 // exports with an imatrix byte-identical to llama-quantize --imatrix. The
 // references in tests/data/imatrix were made by llama.cpp (commit c392e50;
 // tests/data/imatrix/README.md has the commands).
 #include "test_support.h"
 
-#include "analysis/imatrix.h"
+#include "pipeline/imatrix.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "export/gguf_export.h"
 #include "export/gguf_presets.h"
+#include "formats/open_model.h"
 #include "model/naming.h"
 #include "pipeline/model_compression.h"
 #include "recipe/apply.h"

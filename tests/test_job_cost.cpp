@@ -5,6 +5,7 @@
 // estimates of the 1B model as sanity checks against its parameter count.
 #include "test_support.h"
 
+#include "formats/open_model.h"
 #include "methods/method_registry.h"
 
 #include "analysis/model_cost.h"

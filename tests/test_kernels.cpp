@@ -9,6 +9,7 @@
 #include "test_support.h"
 
 #include "engine/transformer.h"
+#include "formats/open_model.h"
 #include "kernels/cpu_features.h"
 #include "kernels/grid_kernels.h"
 #include "kernels/int8_dot.h"

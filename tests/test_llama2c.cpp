@@ -3,6 +3,7 @@
 #include "test_support.h"
 
 #include "formats/llama2c.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "util/error.h"

@@ -8,6 +8,7 @@
 
 #include "engine/session.h"
 #include "engine/transformer.h"
+#include "formats/open_model.h"
 #include "lowrank/activation_aware.h"
 #include "lowrank/lowrank_layer.h"
 #include "lowrank/randomized_svd.h"
@@ -15,7 +16,7 @@
 #include "lowrank/svd.h"
 #include "model/demo_model.h"
 #include "pipeline/model_compression.h"
-#include "quant/layer_error.h"
+#include "layer/layer_error.h"
 #include "util/error.h"
 #include "util/progress.h"
 

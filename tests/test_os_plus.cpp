@@ -8,6 +8,7 @@
 
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
+#include "formats/open_model.h"
 #include "pipeline/model_compression.h"
 #include "quant/os_plus.h"
 

@@ -5,6 +5,7 @@
 
 #include "engine/transformer.h"
 #include "export/gguf_export.h"
+#include "formats/open_model.h"
 #include "kernels/cpu_features.h"
 #include "kernels/grid_kernels.h"
 #include "kernels/int8_dot.h"

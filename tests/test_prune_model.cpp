@@ -14,6 +14,7 @@
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "export/hf_export.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "pipeline/model_compression.h"
 #include "util/error.h"

@@ -5,11 +5,12 @@
 
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "quant/fp4.h"
 #include "quant/fp8.h"
 #include "quant/grid.h"
-#include "quant/layer_error.h"
+#include "layer/layer_error.h"
 #include "quant/minifloat.h"
 #include "quant/nf4.h"
 #include "quant/rtn.h"

@@ -9,7 +9,7 @@
 #include "quant/awq.h"
 #include "quant/bcq.h"
 #include "quant/int8_outlier.h"
-#include "quant/layer_error.h"
+#include "layer/layer_error.h"
 #include "quant/lorc.h"
 #include "quant/eora.h"
 #include "lowrank/activation_aware.h"

@@ -9,6 +9,7 @@
 
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "pipeline/model_compression.h"
 #include "pipeline/quantize_model.h"

@@ -7,6 +7,7 @@
 #include "analysis/model_cost.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
+#include "formats/open_model.h"
 #include "model/tensor_data.h"
 #include "pipeline/model_compression.h"
 #include "pipeline/quantize_model.h"

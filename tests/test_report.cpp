@@ -7,7 +7,8 @@
 // are typed errors. Skips the h5py parts when python3-h5py is missing.
 #include "test_support.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "pipeline/model_compression.h"

@@ -12,6 +12,7 @@
 #include "eval/perplexity.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
+#include "formats/open_model.h"
 #include "kernels/hadamard.h"
 #include "methods/method_registry.h"
 #include "model/tensor_data.h"

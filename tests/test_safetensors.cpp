@@ -3,6 +3,7 @@
 #include "test_support.h"
 
 #include "formats/hf_folder.h"
+#include "formats/open_model.h"
 #include "formats/safetensors.h"
 #include "model/model.h"
 #include "model/tensor_data.h"

@@ -9,6 +9,7 @@
 #include "analysis/sensitivity.h"
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
+#include "formats/open_model.h"
 #include "pipeline/model_compression.h"
 #include "recipe/apply.h"
 #include "util/error.h"

@@ -11,6 +11,7 @@
 #include "eval/perplexity.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
+#include "formats/open_model.h"
 #include "model/tensor_data.h"
 #include "pipeline/remove_blocks.h"
 #include "recipe/apply.h"

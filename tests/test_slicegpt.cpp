@@ -9,6 +9,7 @@
 #include "eval/perplexity.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
+#include "formats/open_model.h"
 #include "pipeline/slice_model.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"

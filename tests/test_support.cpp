@@ -1,6 +1,7 @@
 #include "test_support.h"
 
 #include "eval/perplexity.h"
+#include "formats/open_model.h"
 #include "formats/safetensors.h"
 #include "pipeline/model_compression.h"
 #include "recipe/apply.h"

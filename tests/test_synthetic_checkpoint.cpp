@@ -10,6 +10,7 @@
 #include "engine/transformer.h"
 #include "export/gguf_export.h"
 #include "export/hf_tokenizer_json.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "tokenizer/hf_tokenizer.h"

@@ -6,6 +6,7 @@
 #include "test_support.h"
 
 #include "engine/transformer.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"

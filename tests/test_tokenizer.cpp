@@ -3,6 +3,7 @@
 // other on the whole TinyStories eval text, and a hand-checked GPT-2 byte-level BPE.
 #include "test_support.h"
 
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "tokenizer/bpe_merge.h"
 #include "tokenizer/byte_level.h"

@@ -17,6 +17,7 @@
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "eval/sample_text.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "recipe/apply.h"

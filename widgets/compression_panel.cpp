@@ -77,18 +77,10 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
     form->addRow(tr("Method"), methodBox_);
     form->addRow(methodForm_);
 
-    targetBox_ = new QComboBox(this);
-    targetBox_->addItem(tr("Selected layers"), static_cast<int>(Target::Selection));
-    targetBox_->addItem(tr("Layers matching"), static_cast<int>(Target::Pattern));
-    targetBox_->addItem(tr("Every block linear"), static_cast<int>(Target::AllLinears));
-    patternEdit_ = new QLineEdit(this);
-    patternEdit_->setPlaceholderText(tr("regular expression, e.g. mlp or ^blocks\\.0\\."));
-    targetLabel_ = new QLabel(this);
-    targetLabel_->setWordWrap(true);
-    setSecondaryText(targetLabel_);
-    form->addRow(tr("Apply to"), targetBox_);
-    form->addRow(QString(), patternEdit_);
-    form->addRow(QString(), targetLabel_);
+    targets_ = new TargetSelector(this, {Target::Selection, Target::Pattern, Target::AllLinears},
+                                  [this] { return document_->model(); });
+    targets_->setSelectionProvider([this] { return selection_; });
+    targets_->addTo(form, tr("Apply to"));
 
     calibBox_ = new QComboBox(this);
     calibBox_->addItem(tr("Built-in sample"), QString());
@@ -211,8 +203,7 @@ CompressionPanel::CompressionPanel(ModelDocument* document, QWidget* parent)
         formEdited();
     });
     connect(outputErrorBox_, &QCheckBox::toggled, this, &CompressionPanel::formEdited);
-    connect(targetBox_, &QComboBox::currentIndexChanged, this, &CompressionPanel::updateTargetLabel);
-    connect(patternEdit_, &QLineEdit::textChanged, this, &CompressionPanel::updateTargetLabel);
+    connect(targets_, &TargetSelector::changed, this, &CompressionPanel::updateTargetLabel);
     connect(calibBox_, &QComboBox::activated, this, [this](int index) {
         if (calibBox_->itemData(index).toString() != QLatin1String(kChooseFile)) {
             formEdited();
@@ -330,8 +321,7 @@ void CompressionPanel::updateForm()
 void CompressionPanel::updateStructure()
 {
     const bool structured = wholeModel(currentStep());
-    targetBox_->setEnabled(!structured);
-    patternEdit_->setEnabled(!structured);
+    targets_->setEnabled(!structured);
     // A rotation changes no layer's function: it has no output error to measure.
     outputErrorBox_->setVisible(methodForm_->method() && !currentStep().usesCalibration()
                                 && currentStep().action != StepAction::Rotate && currentStep().action != StepAction::KvCache);
@@ -347,46 +337,35 @@ void CompressionPanel::formEdited()
 
 void CompressionPanel::updateTargetLabel()
 {
-    const auto target = static_cast<Target>(targetBox_->currentData().toInt());
-    patternEdit_->setVisible(target == Target::Pattern);
     if (methodForm_->method() && methodForm_->method()->id == "slicegpt") {
-        targetLabel_->setText(tr("SliceGPT rotates the whole residual stream onto its principal directions and "
-                                 "deletes the least used ones: every matrix and the embedding get narrower."));
+        targets_->showNote(tr("SliceGPT rotates the whole residual stream onto its principal directions and "
+                              "deletes the least used ones: every matrix and the embedding get narrower."));
         applyButton_->setEnabled(document_->model() && !applying_);
         return;
     }
     if (methodForm_->method() && methodForm_->method()->id == "shortgpt") {
-        targetLabel_->setText(tr("ShortGPT removes the whole blocks that change their input least on the calibration "
-                                 "text; later blocks move up."));
+        targets_->showNote(tr("ShortGPT removes the whole blocks that change their input least on the calibration "
+                              "text; later blocks move up."));
         applyButton_->setEnabled(document_->model() && !applying_);
         return;
     }
     if (methodForm_->params().contains("structured")) {
-        targetLabel_->setText(tr("Structured pruning removes the same share of units from every block."));
+        targets_->showNote(tr("Structured pruning removes the same share of units from every block."));
         return;
     }
     if (static_cast<StepAction>(actionBox_->currentData().toInt()) == StepAction::Rotate) {
-        targetLabel_->setText(tr("A rotation changes every weight of the model: the norms fold into the linears, "
-                                 "the residual stream and the value heads are rotated. Apply it first."));
+        targets_->showNote(tr("A rotation changes every weight of the model: the norms fold into the linears, "
+                              "the residual stream and the value heads are rotated. Apply it first."));
         applyButton_->setEnabled(document_->model() && !applying_);
         return;
     }
     if (static_cast<StepAction>(actionBox_->currentData().toInt()) == StepAction::KvCache) {
-        targetLabel_->setText(tr("Every block's key/value cache, at run time: evaluation and generation read it "
-                                 "quantized; the weights do not change. The preview shows the selected layer's block."));
+        targets_->showNote(tr("Every block's key/value cache, at run time: evaluation and generation read it "
+                              "quantized; the weights do not change. The preview shows the selected layer's block."));
         applyButton_->setEnabled(document_->model() && !applying_);
         return;
     }
-    const std::vector<std::string> names = targetNames();
-    if (names.empty())
-        targetLabel_->setText(target == Target::Selection ? tr("Select q, k, v, o, gate, up or down weights in the tree.")
-                                                          : tr("No block linear matches."));
-    else if (names.size() == 1)
-        targetLabel_->setText(QString::fromStdString(names.front()));
-    else
-        targetLabel_->setText(tr("%1 layers: %2 … %3")
-                                  .arg(names.size())
-                                  .arg(QString::fromStdString(names.front()), QString::fromStdString(names.back())));
+    const std::vector<std::string> names = targets_->refreshLabel();
     applyButton_->setEnabled(!names.empty() && !applying_);
 }
 
@@ -416,43 +395,13 @@ void CompressionPanel::setSelection(const std::vector<std::string>& logicalNames
     updateTargetLabel();
 }
 
-std::vector<std::string> CompressionPanel::targetNames() const
-{
-    const auto model = document_->model();
-    if (!model)
-        return {};
-    const auto target = static_cast<Target>(targetBox_->currentData().toInt());
-    std::vector<std::string> names;
-    if (target == Target::Selection) {
-        for (const std::string& n : selection_)
-            if (const LogicalTensor* t = model->findLogical(n); t && isLinear(t->role) && !t->isBias && t->block >= 0)
-                names.push_back(n);
-        return names;
-    }
-    try {
-        for (const LogicalTensor* t : selectTargets(*model, target == Target::Pattern ? patternEdit_->text().toStdString() : std::string()))
-            names.push_back(t->logicalName);
-    } catch (const Error&) {
-        // a pattern being typed, or matching nothing
-    }
-    return names;
-}
+std::vector<std::string> CompressionPanel::targetNames() const { return targets_->names(); }
 
 bool CompressionPanel::wholeModel(const RecipeStep& step)
 {
     const MethodSpec* m = findMethodSpec(step.action, step.method());
     return step.action == StepAction::Rotate || step.action == StepAction::KvCache || step.params.contains("structured")
            || (m && !m->wholeModelScope.empty());
-}
-
-std::string CompressionPanel::targetPattern() const
-{
-    const auto target = static_cast<Target>(targetBox_->currentData().toInt());
-    if (target == Target::AllLinears)
-        return {};
-    if (target == Target::Pattern)
-        return patternEdit_->text().toStdString();
-    return exactNamesPattern(targetNames());
 }
 
 RecipeStep CompressionPanel::currentStep() const
@@ -466,7 +415,7 @@ RecipeStep CompressionPanel::currentStep() const
     // Data-free methods measure their output error only when asked.
     if (outputErrorBox_->isChecked() && !s.usesCalibration())
         s.params["output-error"] = true;
-    s.layers = targetPattern();
+    s.layers = targets_->layersPattern();
     return s;
 }
 
@@ -480,12 +429,7 @@ void CompressionPanel::setMethod(const QString& id)
     methodBox_->setCurrentIndex(methodBox_->findData(id));
 }
 
-void CompressionPanel::setTarget(Target target, const QString& pattern)
-{
-    targetBox_->setCurrentIndex(targetBox_->findData(static_cast<int>(target)));
-    if (target == Target::Pattern)
-        patternEdit_->setText(pattern);
-}
+void CompressionPanel::setTarget(Target target, const QString& pattern) { targets_->setTarget(target, pattern); }
 
 void CompressionPanel::setParam(const QString& key, const QVariant& value)
 {

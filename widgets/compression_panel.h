@@ -6,6 +6,8 @@
 // background and lands as one undoable command on the document (the same
 // applyStep() that `layerlab-cli apply` replays). Calibration text is one per
 // recipe: it is chosen before the first step and fixed afterwards.
+#include "target_selector.h"
+
 #include "analysis/model_cost.h"
 #include "recipe/recipe.h"
 
@@ -49,7 +51,7 @@ enum class PreviewChoice;
 class CompressionPanel : public QWidget {
     Q_OBJECT
 public:
-    enum class Target { Selection, Pattern, AllLinears };
+    using Target = TargetSelector::Target;
     static constexpr int kPreviewBins = 96; // the before/after histogram
 
     explicit CompressionPanel(ModelDocument* document, QWidget* parent = nullptr);
@@ -117,14 +119,13 @@ private:
     void clearPreview(const QString& why);
     void setBusy(bool busy, const QString& what);
     void setStatus(const QString& text, bool error = false);
-    std::string targetPattern() const;
     // Steps that apply to every block at once (structured pruning, rotations): no target pattern.
     static bool wholeModel(const RecipeStep& step);
 
     ModelDocument* document_;
     JobRunner* runner_;
     QTimer* debounce_;
-    std::vector<std::string> selection_;
+    std::vector<std::string> selection_; // the model tree's (setSelection)
     std::unique_ptr<PreviewResult> preview_;
     bool applying_ = false;
     bool armed_ = false;                 // the user asked for a preview since the model opened
@@ -134,9 +135,7 @@ private:
     QComboBox* methodBox_;
     MethodForm* methodForm_; // the method's parameters, from its schema
     // Target and calibration
-    QComboBox* targetBox_;
-    QLineEdit* patternEdit_;
-    QLabel* targetLabel_;
+    TargetSelector* targets_;
     QComboBox* calibBox_;
     QSpinBox* calibWindowsBox_;
     QCheckBox* outputErrorBox_;

@@ -3,7 +3,7 @@
 // or more methods: the relative weight error as a solid line, the relative
 // output error as a dashed line in the same colour, and the current choice
 // marked by a vertical line with a highlighted point on every series.
-#include "prune/compressed_layer.h"
+#include "layer/compressed_layer.h"
 
 #include <qcustomplot.h>
 

@@ -8,7 +8,7 @@
 #include "model_document.h"
 #include "panel_util.h"
 
-#include "analysis/imatrix.h"
+#include "pipeline/imatrix.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
 #include "report/report_writer.h"

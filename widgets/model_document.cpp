@@ -2,6 +2,7 @@
 
 #include "plain_error.h"
 
+#include "formats/open_model.h"
 #include "model/demo_model.h"
 #include "util/error.h"
 

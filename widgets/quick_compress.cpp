@@ -11,6 +11,7 @@
 #include "engine/transformer.h"
 #include "eval/perplexity.h"
 #include "export/gguf_export.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"

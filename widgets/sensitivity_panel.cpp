@@ -137,15 +137,8 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     methodForm_->setValue("bits", 3); // a width where layers differ
     methodForm_->setValue("group", 32);
 
-    targetBox_ = new QComboBox(this);
-    targetBox_->addItem(tr("Every block linear"), static_cast<int>(Target::AllLinears));
-    targetBox_->addItem(tr("Selected layers"), static_cast<int>(Target::Selection));
-    targetBox_->addItem(tr("Layers matching"), static_cast<int>(Target::Pattern));
-    patternEdit_ = new QLineEdit(this);
-    patternEdit_->setPlaceholderText(tr("regular expression, e.g. mlp or ^blocks\\.0\\."));
-    targetLabel_ = new QLabel(this);
-    targetLabel_->setWordWrap(true);
-    setSecondaryText(targetLabel_);
+    targets_ = new TargetSelector(this, {Target::AllLinears, Target::Selection, Target::Pattern},
+                                  [this] { return document_->model(); });
 
     textBox_ = new QComboBox(this);
     textBox_->setObjectName(QStringLiteral("sensitivityTextBox"));
@@ -174,7 +167,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
                             "Current state: on top of the steps applied so far (what the next step would cost)."));
 
     // Long item texts must not widen the control column: the dock shares its width with the results.
-    for (QComboBox* c : {methodBox_, targetBox_, textBox_, metricBox_, baseBox_}) {
+    for (QComboBox* c : {methodBox_, targets_->choiceBox(), textBox_, metricBox_, baseBox_}) {
         c->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
         c->setMinimumContentsLength(10);
     }
@@ -182,9 +175,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
     form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
     form->addRow(tr("Method"), methodBox_);
     form->addRow(methodForm_);
-    form->addRow(tr("Layers"), targetBox_);
-    form->addRow(QString(), patternEdit_);
-    form->addRow(QString(), targetLabel_);
+    targets_->addTo(form, tr("Layers"));
     form->addRow(tr("Text"), textBox_);
     auto* windowsRow = new QHBoxLayout;
     windowsRow->addWidget(windowsBox_, 1);
@@ -284,8 +275,7 @@ SensitivityPanel::SensitivityPanel(ModelDocument* document, QWidget* parent)
         updateForm();
     });
     connect(methodForm_, &MethodForm::edited, this, &SensitivityPanel::updateForm);
-    connect(targetBox_, &QComboBox::currentIndexChanged, this, &SensitivityPanel::updateForm);
-    connect(patternEdit_, &QLineEdit::textChanged, this, &SensitivityPanel::updateForm);
+    connect(targets_, &TargetSelector::changed, this, &SensitivityPanel::updateForm);
     connect(textBox_, &QComboBox::activated, this, [this](int index) {
         if (textBox_->itemData(index).toString() != QLatin1String(kChooseFile)) {
             evalFile_ = textBox_->itemData(index).toString(); // the sample (empty) or a file chosen before
@@ -368,9 +358,13 @@ const MethodSpec* SensitivityPanel::currentSpec() const
 
 void SensitivityPanel::setTarget(Target target, const QString& pattern)
 {
-    patternEdit_->setText(pattern);
-    targetBox_->setCurrentIndex(targetBox_->findData(static_cast<int>(target)));
+    targets_->setTarget(target, pattern);
     updateForm();
+}
+
+void SensitivityPanel::setSelectionProvider(std::function<std::vector<std::string>()> provider)
+{
+    targets_->setSelectionProvider(std::move(provider));
 }
 
 void SensitivityPanel::setEvalFile(const QString& path)
@@ -452,49 +446,12 @@ QString SensitivityPanel::baseText() const
     return tr("the current state (%n step(s) applied)", nullptr, steps);
 }
 
-std::vector<std::string> SensitivityPanel::targetNames() const
-{
-    std::vector<std::string> names;
-    const auto model = document_->model();
-    if (!model)
-        return names;
-    const auto target = static_cast<Target>(targetBox_->currentData().toInt());
-    if (target == Target::Selection) {
-        for (const std::string& n : selection_ ? selection_() : std::vector<std::string>{})
-            if (const int i = document_->findTensor(QString::fromStdString(n)); i >= 0) {
-                const LogicalTensor& t = model->tensors[static_cast<size_t>(i)];
-                if (t.block >= 0 && isLinear(t.role) && !t.isBias)
-                    names.push_back(t.logicalName);
-            }
-        return names;
-    }
-    // The layers core compresses for this pattern (recipe/apply's selectTargets), not a Qt regex's idea of them.
-    try {
-        for (const LogicalTensor* t : selectTargets(*model, target == Target::Pattern ? patternEdit_->text().toStdString() : std::string()))
-            names.push_back(t->logicalName);
-    } catch (const Error&) {
-        // a pattern being typed, or matching nothing
-    }
-    return names;
-}
+std::vector<std::string> SensitivityPanel::targetNames() const { return targets_->names(); }
 
 void SensitivityPanel::updateForm()
 {
 
-    const auto target = static_cast<Target>(targetBox_->currentData().toInt());
-    patternEdit_->setVisible(target == Target::Pattern);
-    const std::vector<std::string> names = targetNames();
-    if (!document_->hasModel())
-        targetLabel_->setText(tr("Open a model first."));
-    else if (names.empty())
-        targetLabel_->setText(target == Target::Selection ? tr("Select q, k, v, o, gate, up or down weights in the tree.")
-                                                          : tr("No block linear matches."));
-    else
-        targetLabel_->setText(names.size() == 1 ? QString::fromStdString(names.front())
-                                                : tr("%1 layers: %2 … %3")
-                                                      .arg(names.size())
-                                                      .arg(QString::fromStdString(names.front()),
-                                                           QString::fromStdString(names.back())));
+    targets_->refreshLabel(tr("Open a model first."));
     updateButtons();
 }
 
@@ -655,8 +612,7 @@ void SensitivityPanel::plan()
         return;
     }
     // Every block linear: an empty pattern, so the recipe reads "every block linear" where it can.
-    options.layers = static_cast<Target>(targetBox_->currentData().toInt()) == Target::AllLinears ? std::string()
-                                                                                                  : exactNamesPattern(names);
+    options.layers = targets_->target() == Target::AllLinears ? std::string() : exactNamesPattern(names);
     options.budget.bitsPerWeight = budgetBox_->value();
     options.metric = SensitivityMetric::Kl; // the core's default: Δnll on a few windows is noisy (see mixed_precision.h)
     options.scoring.maxWindows = windowsBox_->value();

@@ -9,6 +9,8 @@
 // Results belong to the state they were measured on: opening another model
 // clears them, an edit (a step applied, undone) marks them as measured on an
 // earlier state and "Apply plan" refuses until the plan is measured again.
+#include "target_selector.h"
+
 #include "analysis/mixed_precision.h"
 #include "analysis/sensitivity.h"
 
@@ -43,13 +45,13 @@ class SensitivityHeatmap;
 class SensitivityPanel : public QWidget {
     Q_OBJECT
 public:
-    enum class Target { AllLinears, Selection, Pattern };
+    using Target = TargetSelector::Target;
 
     explicit SensitivityPanel(ModelDocument* document, QWidget* parent = nullptr);
     ~SensitivityPanel() override;
 
     // The tree's selection (logical names), asked for when the target is "Selected layers".
-    void setSelectionProvider(std::function<std::vector<std::string>()> provider) { selection_ = std::move(provider); }
+    void setSelectionProvider(std::function<std::vector<std::string>()> provider);
 
     // The form, for scripts and tests (the widgets show the same).
     // method: "rtn", "gptq", "awq", "magnitude", "wanda", "svd".
@@ -117,14 +119,11 @@ private:
 
     ModelDocument* document_;
     JobRunner* runner_;
-    std::function<std::vector<std::string>()> selection_;
     Job job_ = Job::None;
 
     QComboBox* methodBox_;
     MethodForm* methodForm_; // the chosen method's parameters, from its schema
-    QComboBox* targetBox_;
-    QLineEdit* patternEdit_;
-    QLabel* targetLabel_;
+    TargetSelector* targets_;
     QComboBox* textBox_;
     QString evalFile_;
     QSpinBox* windowsBox_;

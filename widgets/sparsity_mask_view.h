@@ -9,7 +9,7 @@
 // Only the visible part is rendered, from the mask's bits with popcounts over
 // each pixel's block, so an 11008 × 4096 matrix costs one pass over its rows
 // at most, per repaint after a zoom or pan.
-#include "prune/sparsity_mask.h"
+#include "layer/sparsity_mask.h"
 
 #include <QImage>
 #include <QWidget>

@@ -6,6 +6,7 @@
 #include "compress_common.h"
 #include "recipe_args.h"
 
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "recipe/apply.h"
 #include "model/demo_model.h"

@@ -5,6 +5,7 @@
 #include "args.h"
 #include "commands.h"
 
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "stats/tensor_stats.h"

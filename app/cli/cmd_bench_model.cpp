@@ -9,6 +9,7 @@
 #include "recipe_args.h"
 
 #include "analysis/efficiency.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"

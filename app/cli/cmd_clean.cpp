@@ -1,10 +1,10 @@
 // layerlab-cli clean [FOLDER...] [--remove]: the partial files and folders that
-// exports killed outright left behind (export/atomic_file.h), listed with
+// exports killed outright left behind (util/atomic_file.h), listed with
 // their sizes; --remove deletes them. Live exports' partials are never listed.
 #include "args.h"
 #include "commands.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 
 #include <cstdio>
 #include <filesystem>

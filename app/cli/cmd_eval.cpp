@@ -7,6 +7,7 @@
 #include "recipe_args.h"
 
 #include "eval/perplexity.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "recipe/apply.h"
 #include "report/report_writer.h"

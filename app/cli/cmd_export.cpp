@@ -8,9 +8,10 @@
 #include "export_report.h"
 #include "export_args.h"
 
-#include "analysis/imatrix.h"
+#include "pipeline/imatrix.h"
 #include "export/gguf_export.h"
 #include "export/hf_export.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"

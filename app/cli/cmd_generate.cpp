@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "engine/generate.h"
+#include "formats/open_model.h"
 #include "util/threads.h"
 #include "engine/transformer.h"
 #include "model/model.h"

@@ -1,11 +1,12 @@
 // layerlab-cli imatrix: llama.cpp's importance matrix of a model on a text,
-// written in llama-imatrix's file format (analysis/imatrix.h), for
+// written in llama-imatrix's file format (pipeline/imatrix.h), for
 // `layerlab-cli export --imatrix` or llama-quantize --imatrix.
 #include "args.h"
 #include "commands.h"
 #include "terminal_progress.h"
 
-#include "analysis/imatrix.h"
+#include "pipeline/imatrix.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"

@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "analysis/model_warnings.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "stats/tensor_stats.h"

@@ -2,6 +2,7 @@
 #include "args.h"
 #include "commands.h"
 
+#include "formats/open_model.h"
 #include "util/threads.h"
 #include "engine/transformer.h"
 #include "formats/safetensors.h"

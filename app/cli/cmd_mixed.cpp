@@ -7,6 +7,7 @@
 #include "compress_common.h"
 
 #include "analysis/mixed_precision.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 
 #include <cstdio>

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "compress_common.h"
 
+#include "formats/open_model.h"
 #include "model/model.h"
 
 #include <algorithm>

@@ -6,8 +6,9 @@
 #include "commands.h"
 #include "compress_common.h"
 
+#include "formats/open_model.h"
 #include "model/model.h"
-#include "analysis/imatrix.h"
+#include "pipeline/imatrix.h"
 #include "pipeline/quantize_model.h"
 
 #include <chrono>

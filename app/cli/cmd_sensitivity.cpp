@@ -6,6 +6,7 @@
 #include "compress_common.h"
 
 #include "analysis/sensitivity.h"
+#include "formats/open_model.h"
 #include "model/model.h"
 
 #include <cmath>

@@ -2,6 +2,7 @@
 #include "args.h"
 #include "commands.h"
 
+#include "formats/open_model.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"

@@ -2,7 +2,7 @@
 
 #include "synthetic_values.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "export/safetensors_writer.h"
 #include "util/error.h"
 #include "util/progress.h"

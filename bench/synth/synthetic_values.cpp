@@ -1,6 +1,6 @@
 #include "synthetic_values.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/half.h"
 

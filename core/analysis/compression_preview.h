@@ -6,8 +6,8 @@
 // method over its main parameter (bits, sparsity, rank) with the choice
 // marked, and the singular-value spectrum for low rank. Runs on a worker
 // thread (no Qt); cancellable.
-#include "prune/compressed_layer.h"
-#include "prune/sparsity_mask.h"
+#include "layer/compressed_layer.h"
+#include "layer/sparsity_mask.h"
 #include "recipe/apply.h"
 
 #include <optional>

@@ -1,6 +1,6 @@
 #include "export/band_writer.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace ll {

@@ -1,11 +1,11 @@
 #include "export/gguf_export.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "export/export_common.h"
 #include "export/gguf_vocab.h"
 #include "export/gguf_writer.h"
 #include "export/tensor_stream.h"
-#include "analysis/imatrix.h"
+#include "pipeline/imatrix.h"
 #include "model/naming.h"
 #include "model/tensor_data.h"
 #include "quant/ggml_quantize.h"

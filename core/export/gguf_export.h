@@ -32,7 +32,7 @@ struct GgufExportOptions {
     Progress* progress = nullptr;
     std::string name;            // general.name; empty: the source's name
     size_t chunkBytes = 0;       // F32 bytes converted at once (0: kDefaultExportChunkBytes, export/tensor_stream.h)
-    // llama.cpp's importance matrix (analysis/imatrix.h): each quantized tensor it
+    // llama.cpp's importance matrix (pipeline/imatrix.h): each quantized tensor it
     // has an entry for is rounded with it, as llama-quantize --imatrix FILE does;
     // imatrixFile is FILE as the user named it (the quantize.imatrix.* keys).
     const Imatrix* imatrix = nullptr;

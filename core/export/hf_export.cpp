@@ -1,6 +1,6 @@
 #include "export/hf_export.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "export/export_common.h"
 #include "export/hf_tokenizer_json.h"
 #include "export/safetensors_writer.h"

@@ -1,6 +1,6 @@
 #include "export/safetensors_writer.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/json_util.h"
 

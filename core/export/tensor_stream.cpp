@@ -1,6 +1,6 @@
 #include "export/tensor_stream.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "export/float_encode.h"
 #include "kernels/stored_matrix.h"
 #include "quant/ggml_quantize.h"

@@ -14,7 +14,7 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) \
     && defined(__AVX512VNNI__) && defined(__F16C__) && defined(__BMI2__)
 
-#include "formats/ggml_blocks.h"
+#include "model/ggml_blocks.h"
 #include "kernels/grid_decode_impl.h"
 
 #include <immintrin.h>

@@ -2,7 +2,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/row_kernels_avx512.h"
-#include "formats/ggml_dequant.h"
+#include "model/ggml_dequant.h"
 #include "util/error.h"
 #include "util/half.h"
 

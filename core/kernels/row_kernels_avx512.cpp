@@ -12,7 +12,7 @@
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__F16C__)
 
-#include "formats/ggml_blocks.h"
+#include "model/ggml_blocks.h"
 
 #include <immintrin.h>
 

@@ -1,6 +1,6 @@
 #include "lowrank/activation_aware.h"
 
-#include "prune/checks.h"
+#include "layer/checks.h"
 #include "util/error.h"
 #include "util/progress.h"
 

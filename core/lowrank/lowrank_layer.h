@@ -2,7 +2,7 @@
 // One entry point for factorizing a linear layer with any low-rank method,
 // and the error vs rank curve the GUI plots.
 #include "lowrank/randomized_svd.h"
-#include "prune/compressed_layer.h"
+#include "layer/compressed_layer.h"
 
 #include <vector>
 

@@ -189,7 +189,4 @@ void replaceTensorFactored(Model& m, const std::string& logicalName, std::vector
 // replaceTensor / replaceTensorStored on a corrected tensor drop the factors.
 void replaceTensorCorrected(Model& m, const std::string& logicalName, TensorRef base, TensorRef a, TensorRef b);
 
-// Opens any supported checkpoint: a folder (HF), .safetensors, .gguf, llama2.c .bin.
-std::unique_ptr<Model> openModel(const std::string& path);
-
 } // namespace ll

@@ -1,6 +1,6 @@
 #include "model/tensor_data.h"
 
-#include "formats/ggml_dequant.h"
+#include "model/ggml_dequant.h"
 #include "util/error.h"
 #include "util/half.h"
 #include "util/progress.h"

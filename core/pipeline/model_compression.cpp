@@ -7,7 +7,7 @@
 
 #include "engine/transformer.h"
 #include "lowrank/rank_choice.h"
-#include "quant/layer_error.h"
+#include "layer/layer_error.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/eta.h"

@@ -56,7 +56,7 @@ struct QuantizeModelOptions {
     // (LayerOutcome::quantized->weights / packed.codes); otherwise they are freed
     // once the model holds the stored form.
     bool keepLayerWeights = false;
-    // llama.cpp's importance matrix by logical tensor name (analysis/imatrix's
+    // llama.cpp's importance matrix by logical tensor name (pipeline/imatrix's
     // useImatrixParam reads the step's `imatrix` file into it): ggml methods
     // round with it, and the step then reads no calibration text.
     std::map<std::string, std::vector<float>> importance;

@@ -1,7 +1,7 @@
 #pragma once
 // One entry point for pruning a linear layer with any method, and the error
 // vs sparsity curve the GUI plots.
-#include "prune/compressed_layer.h"
+#include "layer/compressed_layer.h"
 #include "prune/score_mask.h"
 #include "quant/grid.h"
 

@@ -8,7 +8,7 @@
 // (locuslab/wanda prune_magnitude, sparsegpt fasterprune) prunes every score
 // <= the sorted value at index floor(s * n), i.e. one weight more (plus any
 // ties); Wanda's per-row branch matches ours exactly.
-#include "prune/sparsity_mask.h"
+#include "layer/sparsity_mask.h"
 
 #include <cstdint>
 #include <vector>

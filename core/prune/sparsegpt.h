@@ -17,7 +17,7 @@
 // Inclusive (see score_mask.h);
 // the Hessian factor is computed in double.
 #include "prune/score_mask.h"
-#include "prune/sparsity_mask.h"
+#include "layer/sparsity_mask.h"
 #include "prune/weight_quantizer.h"
 
 #include <Eigen/Core>

@@ -1,6 +1,6 @@
 #include "prune/structured.h"
 
-#include "prune/checks.h"
+#include "layer/checks.h"
 #include "util/error.h"
 
 #include <string>

@@ -1,6 +1,6 @@
 #include "prune/wanda.h"
 
-#include "prune/checks.h"
+#include "layer/checks.h"
 
 namespace ll {
 

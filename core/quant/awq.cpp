@@ -1,6 +1,6 @@
 #include "quant/awq.h"
 
-#include "prune/checks.h"
+#include "layer/checks.h"
 #include "quant/quant_method.h"
 #include "quant/rtn.h"
 #include "util/error.h"

@@ -1,6 +1,6 @@
 #include "quant/bcq.h"
 
-#include "prune/checks.h"
+#include "layer/checks.h"
 #include "util/error.h"
 
 #include <Eigen/Dense>

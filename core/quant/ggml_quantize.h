@@ -5,7 +5,7 @@
 // importance vector (llama.cpp's imatrix: mean squared activation per input
 // column) the scale searches minimise the importance-weighted error instead,
 // as llama.cpp's quantize_row_*_impl do. Q8_0 ignores importance, as llama.cpp.
-// Decode the result with ll::dequantizeGgml (formats/ggml_dequant.h).
+// Decode the result with ll::dequantizeGgml (model/ggml_dequant.h).
 #include "model/dtype.h"
 
 #include <cstdint>

@@ -4,7 +4,7 @@
 // an imatrix. *Weighted: its quantize_row_*_impl with per-value importance qw
 // (one row of nPerRow values; qw[i] weighs x[i]). *Fast: the same bytes as
 // *Ref from vectorisable loops.
-#include "formats/ggml_blocks.h"
+#include "model/ggml_blocks.h"
 
 #include <cstdint>
 

@@ -3,8 +3,8 @@
 #include "quant/gptq.h"
 
 #include "util/threads.h"
-#include "prune/checks.h"
-#include "prune/obs_hessian.h"
+#include "layer/checks.h"
+#include "layer/obs_hessian.h"
 #include "quant/gptq_factor.h"
 #include "quant/rtn.h"
 #include "util/error.h"

@@ -15,7 +15,7 @@
 //   - Act-order: columns permuted by descending diag(H) (a stable sort: ties
 //     keep their natural order).
 //   - Damping percdamp * mean(diag H), U = upper Cholesky factor of H^-1
-//     (the reference: prune/obs_hessian.h, computed in double, used in float).
+//     (the reference: layer/obs_hessian.h, computed in double, used in float).
 //   - The fast path gets U from quant/gptq_factor.h (one Cholesky of the
 //     reversed H and a triangular inverse, in double), sweeps slices of rows
 //     on separate threads (rows never interact given U), the block's columns

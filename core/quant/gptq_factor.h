@@ -1,7 +1,7 @@
 #pragma once
 // The factor GPTQ sweeps over, U upper triangular with U^T U = (H + damp I)^-1,
 // from one Cholesky and one triangular inverse (2/3 n^3 flops) instead of the
-// inverse-then-Cholesky route of prune/obs_hessian.h (8/3 n^3):
+// inverse-then-Cholesky route of layer/obs_hessian.h (8/3 n^3):
 //   J = the reversal permutation, J (H + damp I) J = L L^T (L lower)
 //   (H + damp I)^-1 = J L^-T L^-1 J = (J L^-1 J)^T (J L^-1 J),  J L^-1 J upper
 // so U = J L^-1 J (a Cholesky factor with a positive diagonal is unique, so

@@ -1,6 +1,6 @@
 #include "quant/int8_outlier.h"
 
-#include "prune/checks.h"
+#include "layer/checks.h"
 #include "util/error.h"
 
 #include <algorithm>

@@ -2,7 +2,7 @@
 #include "quant/os_plus.h"
 
 #include "methods/method_registry.h"
-#include "prune/checks.h"
+#include "layer/checks.h"
 #include "quant/canonical_rows.h"
 #include "quant/int8_outlier.h"
 #include "quant/quant_method.h"

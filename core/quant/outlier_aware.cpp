@@ -2,7 +2,7 @@
 
 #include "quant/outlier_aware.h"
 
-#include "prune/checks.h"
+#include "layer/checks.h"
 #include "util/progress.h"
 #include "quant/rtn.h"
 #include "util/error.h"

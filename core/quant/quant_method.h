@@ -4,7 +4,7 @@
 // group size). Every method returns a QuantizedLayer (quantized_layer.h).
 #include "methods/method_params.h"
 #include "model/dtype.h"
-#include "prune/compressed_layer.h"
+#include "layer/compressed_layer.h"
 #include "quant/fp8.h"
 #include "quant/grid.h"
 #include "quant/quantized_layer.h"
@@ -18,7 +18,7 @@ namespace ll {
 
 class Progress;
 
-// The ids of the built-in methods (core/methods/builtin_quant_methods.cpp);
+// The ids of the built-in methods (core/quant/builtin_methods.cpp);
 // every method, these and the ones added since, is an entry of the registry
 // (methods/method_registry.h), found by its id.
 namespace QuantMethod {

@@ -1,7 +1,7 @@
 #pragma once
 // The result every weight-quantization method returns for one linear layer:
 // core/prune's CompressedLayer (W^, bytes before / after, the error report of
-// quant/layer_error.h, low-rank factors) extended by the packed form and an
+// layer/layer_error.h, low-rank factors) extended by the packed form and an
 // itemised bit count.
 //
 // Bit accounting (BitsBreakdown, totals for the whole matrix):
@@ -18,7 +18,7 @@
 // bitsPerWeight = total / (rows * cols). Values counted as 16 bits (scales,
 // outliers, factors) are kept in float32 here; the count assumes FP16 storage.
 #include "model/tensor_data.h"
-#include "prune/compressed_layer.h"
+#include "layer/compressed_layer.h"
 #include "quant/grid.h"
 
 #include <Eigen/Core>

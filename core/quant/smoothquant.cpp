@@ -1,6 +1,6 @@
 #include "quant/smoothquant.h"
 
-#include "prune/checks.h"
+#include "layer/checks.h"
 #include "quant/int8_outlier.h"
 #include "util/error.h"
 

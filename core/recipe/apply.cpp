@@ -1,6 +1,6 @@
 #include "recipe/apply.h"
 
-#include "analysis/imatrix.h"
+#include "pipeline/imatrix.h"
 
 #include "engine/transformer.h"
 #include "eval/sample_text.h"

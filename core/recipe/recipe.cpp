@@ -1,6 +1,6 @@
 #include "recipe/recipe.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "methods/method_registry.h"
 #include "recipe/step_options.h"
 #include "recipe/yaml_json.h"

@@ -1,5 +1,6 @@
 #include "recipe/session_file.h"
 
+#include "formats/open_model.h"
 #include "model/demo_model.h"
 #include "model/model.h"
 #include "util/error.h"

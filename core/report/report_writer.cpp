@@ -1,6 +1,6 @@
 #include "report/report_writer.h"
 
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "model/model.h"
 #include "model/tensor_data.h"
 #include "report/h5_writer.h"

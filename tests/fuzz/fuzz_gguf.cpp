@@ -1,6 +1,7 @@
 // A GGUF file: header, metadata, tensor infos, every block type's decoder on
 // the small tensors, and the GGUF vocabulary's tokenizer.
 #include "fuzz_support.h"
+#include "formats/open_model.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {

@@ -2,7 +2,7 @@
 // reads it; what loads is written back and must read the same.
 #include "fuzz_support.h"
 
-#include "analysis/imatrix.h"
+#include "pipeline/imatrix.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {

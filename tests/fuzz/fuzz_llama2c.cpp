@@ -1,5 +1,6 @@
 // A llama2.c checkpoint (.bin): its seven-integer header and the weights it implies.
 #include "fuzz_support.h"
+#include "formats/open_model.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
 {

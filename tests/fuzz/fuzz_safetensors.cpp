@@ -2,6 +2,7 @@
 // and every small tensor decoded.
 #include "fuzz_support.h"
 
+#include "formats/open_model.h"
 #include "formats/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)

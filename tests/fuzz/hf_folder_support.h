@@ -2,6 +2,7 @@
 // The folder the config and index harnesses put their input in: a llama of
 // one block, hidden 8, 2 heads of 4, MLP 16, vocabulary 16, in F32 shards.
 #include "fuzz_support.h"
+#include "formats/open_model.h"
 
 
 namespace ll::fuzz {

@@ -1,7 +1,7 @@
 #pragma once
 // The per-layer result that every pruning and low-rank method returns, in the
 // quantizers' shape: the reconstructed weights W^, parameters and bytes before
-// and after, and the error report of quant/layer_error.h.
+// and after, and the error report of layer/layer_error.h.
 //
 // Storage accounting (bits per stored value `valueBits`, 32 = F32 by default):
 //   dense         rows * cols values
@@ -12,8 +12,8 @@
 // Joint sparsity + quantization stores each kept value in the grid's bits and
 // adds the grid's scale / zero overhead (quant/rtn.h gridBitsPerWeight).
 #include "model/tensor_data.h"
-#include "prune/sparsity_mask.h"
-#include "quant/layer_error.h"
+#include "layer/sparsity_mask.h"
+#include "layer/layer_error.h"
 
 #include <Eigen/Core>
 

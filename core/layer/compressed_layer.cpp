@@ -1,4 +1,4 @@
-#include "prune/compressed_layer.h"
+#include "layer/compressed_layer.h"
 
 #include "util/error.h"
 

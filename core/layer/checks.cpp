@@ -1,4 +1,4 @@
-#include "prune/checks.h"
+#include "layer/checks.h"
 
 #include "util/error.h"
 

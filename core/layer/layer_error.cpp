@@ -1,4 +1,4 @@
-#include "quant/layer_error.h"
+#include "layer/layer_error.h"
 
 #include "util/error.h"
 

@@ -1,6 +1,6 @@
-#include "prune/obs_hessian.h"
+#include "layer/obs_hessian.h"
 
-#include "prune/checks.h"
+#include "layer/checks.h"
 #include "util/error.h"
 
 #include <Eigen/Cholesky>

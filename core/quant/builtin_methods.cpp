@@ -7,7 +7,7 @@
 #include "quant/bcq.h"
 #include "quant/fp4.h"
 #include "quant/fp8.h"
-#include "formats/ggml_dequant.h"
+#include "model/ggml_dequant.h"
 #include "quant/ggml_quantize.h"
 #include "quant/gptq.h"
 #include "quant/int8_outlier.h"

@@ -1,8 +1,8 @@
-#include "analysis/imatrix.h"
+#include "pipeline/imatrix.h"
 
 #include "calib/calibration.h"
 #include "engine/transformer.h"
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 #include "model/naming.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"

@@ -1,6 +1,6 @@
-#include "formats/ggml_dequant.h"
+#include "model/ggml_dequant.h"
 
-#include "formats/ggml_blocks.h"
+#include "model/ggml_blocks.h"
 #include "util/error.h"
 #include "util/half.h"
 

@@ -1,4 +1,4 @@
-#include "prune/sparsity_mask.h"
+#include "layer/sparsity_mask.h"
 
 #include "util/error.h"
 

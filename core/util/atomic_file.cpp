@@ -1,4 +1,4 @@
-#include "export/atomic_file.h"
+#include "util/atomic_file.h"
 
 #include "util/error.h"
 #include "util/progress.h"
