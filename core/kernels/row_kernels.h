@@ -27,7 +27,7 @@ struct RowKernels {
 bool hasRowKernels(DType t);
 // The fastest kernels for kernelLevel() (cpu_features.h). Throws UnsupportedDType.
 RowKernels rowKernels(DType t);
-// Scalar references: decoding as formats/ggml_dequant.cpp (bit-exact with
+// Scalar references: decoding as model/ggml_dequant.cpp (bit-exact with
 // ggml's dequantize_row_*), dot products accumulated in double.
 RowKernels referenceRowKernels(DType t);
 

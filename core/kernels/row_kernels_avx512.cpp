@@ -5,7 +5,7 @@
 // could keep this file's AVX-512 copy for everyone. Everything here is static
 // and uses intrinsics only.
 //
-// Decoders compute exactly what formats/ggml_dequant.cpp computes, operation for
+// Decoders compute exactly what model/ggml_dequant.cpp computes, operation for
 // operation (multiplies then subtracts, never fused: -ffp-contract=off), so a
 // decoded row is bit-identical to the scalar reference.
 #include "kernels/row_kernels_avx512.h"

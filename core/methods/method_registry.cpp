@@ -14,7 +14,7 @@
 namespace ll {
 
 // Each method's entry lives with its unit.
-std::vector<const MethodSpec*> builtinQuantMethods();     // builtin_quant_methods.cpp
+std::vector<const MethodSpec*> builtinQuantMethods();     // quant/builtin_methods.cpp
 std::vector<const MethodSpec*> builtinPruneMethods();     // builtin_sparse_methods.cpp
 std::vector<const MethodSpec*> builtinFactorizeMethods(); // builtin_sparse_methods.cpp
 const MethodSpec& hqqMethod();                            // quant/hqq.cpp
