@@ -22,16 +22,18 @@ namespace {
 
 // For each mask byte b, lane j: the position of column j's value among the
 // byte's kept values, popcount(b & ((1 << j) - 1)) (any value where bit j is clear).
+// Computed at compile time: a constructor run at start-up would be compiled
+// with this file's AVX-512 flags and kill the program on any CPU without them.
 struct ExpandTable {
     alignas(32) std::array<std::array<int32_t, 8>, 256> index{};
-    ExpandTable()
+    constexpr ExpandTable()
     {
         for (int b = 0; b < 256; ++b)
             for (int j = 0; j < 8; ++j)
                 index[b][j] = std::popcount(static_cast<unsigned>(b) & ((1u << j) - 1u));
     }
 };
-const ExpandTable kExpand;
+constexpr ExpandTable kExpand;
 
 // The mask bits of columns [c, c + 16) (zero past cols).
 inline unsigned maskBits(const uint8_t* row, int64_t c, int64_t cols)
