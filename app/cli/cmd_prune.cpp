@@ -32,10 +32,9 @@ ModelCompressionResult wholeModelResult(std::string method, const Model& source,
     r.method = std::move(method);
     r.statsMode = "one-shot";
     r.calibrationTokens = calibrationTokens;
-    r.parametersBefore = source.parameterCount();
-    r.storedParameters = r.parametersAfter = model->parameterCount();
     r.seconds = seconds;
     r.model = std::move(model);
+    r.countParameters(source);
     return r;
 }
 

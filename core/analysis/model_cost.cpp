@@ -162,8 +162,9 @@ MethodWork methodWork(const RecipeStep& step, double out, double in)
     case StepAction::Quantize: return {20.0 * out * in, 0.0}; // a scale and a rounding per weight
     case StepAction::Prune: return {30.0 * out * in, 0.0};    // a score and a partial sort per weight
     case StepAction::Factorize: return svdWork(out, in);
-    case StepAction::Rotate:
-    case StepAction::KvCache: break;
+    // A fast Hadamard transform per row (n log n); the transposed copy of o and down.
+    case StepAction::Rotate: return {2.0 * out * in * std::log2(std::max(2.0, in)), kFloat * out * in};
+    case StepAction::KvCache: break; // no weights change
     }
     return {};
 }
@@ -172,7 +173,10 @@ LayerWork layerWork(const RecipeStep& step, double out, double in)
 {
     const JsonParams p(step.params);
     const double weights = out * in;
+    const MethodWork mw = methodWork(step, out, in);
     LayerWork w;
+    w.flops = mw.flops;
+    w.workBytes = mw.workBytes;
     switch (step.action) {
     case StepAction::Quantize: {
         const QuantConfig c = quantizeOptionsFrom(p).config;
@@ -185,37 +189,24 @@ LayerWork layerWork(const RecipeStep& step, double out, double in)
         if (const int64_t rank = std::max(c.lorcRank, c.eoraRank); rank > 0)
             bits += 16.0 * static_cast<double>(rank) * (out + in) / std::max(weights, 1.0);
         w.resultBytes = weights * bits / 8.0;
-        const MethodWork mw = methodWork(step, out, in);
-        w.flops = mw.flops;
-        w.workBytes = mw.workBytes;
         if (c.lorcRank > 0 || c.eoraRank > 0)
             w.flops += 4.0 * out * in * std::min(out, in);
-        return w;
+        break;
     }
-    case StepAction::Prune: {
+    case StepAction::Prune:
         w.resultBytes = kFloat * weights; // pruned layers stay dense F32 with zeros
-        const MethodWork mw = methodWork(step, out, in);
-        w.flops = mw.flops;
-        w.workBytes = mw.workBytes;
-        return w;
-    }
+        break;
     case StepAction::Factorize: {
         const ModelFactorizeOptions o = factorizeOptionsFrom(p);
         const double k = std::max(1.0, std::round(o.rankRatio.value_or(0.5) * std::min(out, in)));
         w.resultBytes = kFloat * k * (out + in);
-        const MethodWork mw = methodWork(step, out, in);
-        w.flops = mw.flops;
-        w.workBytes = mw.workBytes;
-        return w;
+        break;
     }
     case StepAction::Rotate:
-        // Rotated weights are held as F32; a fast Hadamard transform per row (n log n).
-        w.resultBytes = kFloat * weights;
-        w.flops = 2.0 * weights * std::log2(std::max(2.0, in));
-        w.workBytes = kFloat * weights; // the transposed copy of o and down
-        return w;
+        w.resultBytes = kFloat * weights; // rotated weights are held as F32
+        break;
     case StepAction::KvCache:
-        return w; // no weights change
+        break;
     }
     return w;
 }

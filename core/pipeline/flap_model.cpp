@@ -294,8 +294,7 @@ FlapResult flapPrune(const Model& source, const FlapOptions& o, std::span<const 
             m.metadata["mlp_bias"] = true;
         }
     }
-    r.parametersBefore = source.parameterCount();
-    r.storedParameters = r.parametersAfter = m.parameterCount();
+    r.countParameters(source);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (progress)
         progress->report(1.0, "done");

@@ -31,6 +31,16 @@ std::vector<InputGroup> groupsOfBlock(const std::vector<const LogicalTensor*>& t
 
 } // namespace
 
+CalibrationMode resolveStatsMode(StatsMode mode, CalibrationMode methodDefault)
+{
+    switch (mode) {
+    case StatsMode::OneShot: return CalibrationMode::OneShot;
+    case StatsMode::Sequential: return CalibrationMode::Sequential;
+    case StatsMode::Auto: break;
+    }
+    return methodDefault;
+}
+
 void compressTargets(const Model& source, const std::vector<const LogicalTensor*>& targets,
                      std::span<const int32_t> calibrationTokens, const LayerDriverOptions& options,
                      ModelCompressionResult& r, const GroupCompressor& compress, Progress* progress)

@@ -12,6 +12,7 @@
 //                                block's targets grouped by input (q, k, v / o /
 //                                gate, up / down), each group with its InputStats
 #include "pipeline/compression_result.h"
+#include "pipeline/model_compression.h"
 #include "util/error.h"
 
 #include <functional>
@@ -43,6 +44,9 @@ struct LayerDriverOptions {
     // before the statistics passes (W8A8's capture of input samples).
     std::function<void(Transformer& engine, std::span<const int32_t> windows)> beforePasses;
 };
+
+// The statistics mode a step asked for, or the method's default for "auto".
+CalibrationMode resolveStatsMode(StatsMode mode, CalibrationMode methodDefault);
 
 // Compresses one group: stores the new weights in the result's model and
 // returns one outcome per tensor of the group, in order.

@@ -199,9 +199,9 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
             Eigen::MatrixXf gram;
             const LayerInputs in = g.stats ? layerInputsOf(*g.stats, gram) : LayerInputs{};
             std::vector<LayerOutcome> out;
+            const double n = static_cast<double>(g.tensors.size());
             for (size_t i = 0; i < g.tensors.size(); ++i) {
                 const EtaClock layerClock;
-                const double n = static_cast<double>(g.tensors.size());
                 SubProgress sub(progress, static_cast<double>(i) / n, static_cast<double>(i + 1) / n);
                 CompressedLayer c = compress(*g.tensors[i], g.weights[i], in, &sub);
                 out.push_back(apply(*g.tensors[i], g.weights[i], c, layerClock.elapsed()));
@@ -216,15 +216,6 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
     return r;
 }
 
-CalibrationMode resolve(StatsMode mode, CalibrationMode fallback)
-{
-    switch (mode) {
-    case StatsMode::OneShot: return CalibrationMode::OneShot;
-    case StatsMode::Sequential: return CalibrationMode::Sequential;
-    case StatsMode::Auto: break;
-    }
-    return fallback;
-}
 
 } // namespace
 
@@ -267,7 +258,7 @@ ModelCompressionResult pruneModel(const Model& source, const ModelPruneOptions& 
     const bool usesStats = cfg.method == PruneMethod::Wanda || cfg.method == PruneMethod::SparseGpt;
     DriverSpec spec;
     spec.needsStats = usesStats;
-    spec.mode = resolve(options.mode, usesStats ? CalibrationMode::Sequential : CalibrationMode::OneShot);
+    spec.mode = resolveStatsMode(options.mode, usesStats ? CalibrationMode::Sequential : CalibrationMode::OneShot);
     spec.calibration = options.calibration;
     spec.what = cfg.method == PruneMethod::Wanda ? "Wanda" : "SparseGPT";
     const auto targets = selectTargets(source, options.layers);
@@ -293,7 +284,7 @@ ModelCompressionResult factorizeModel(const Model& source, const ModelFactorizeO
     const bool usesStats = options.method == LowRankMethod::Asvd || options.method == LowRankMethod::Whitened;
     DriverSpec spec;
     spec.needsStats = usesStats;
-    spec.mode = resolve(options.mode, CalibrationMode::OneShot);
+    spec.mode = resolveStatsMode(options.mode, CalibrationMode::OneShot);
     spec.calibration = options.calibration;
     spec.what = options.method == LowRankMethod::Asvd ? "ASVD" : "SVD-LLM";
     spec.storeFactors = options.keepFactors;
@@ -464,8 +455,7 @@ ModelCompressionResult pruneMlpNeurons(const Model& source, const StructuredMlpO
                                                                 : "intermediate_size";
         r.model->metadata[key] = keep;
     }
-    r.parametersBefore = source.parameterCount();
-    r.storedParameters = r.parametersAfter = r.model->parameterCount();
+    r.countParameters(source);
     r.seconds = t0.elapsed();
     if (progress)
         progress->report(1.0, "done");
@@ -600,8 +590,7 @@ ModelCompressionResult pruneAttentionHeads(const Model& source, const Structured
         if (keep * g * hd != c.hidden)
             r.model->metadata["head_dim"] = hd; // no longer hidden / heads
     }
-    r.parametersBefore = source.parameterCount();
-    r.storedParameters = r.parametersAfter = r.model->parameterCount();
+    r.countParameters(source);
     r.seconds = t0.elapsed();
     if (progress)
         progress->report(1.0, "done");

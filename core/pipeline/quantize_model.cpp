@@ -255,11 +255,7 @@ ModelCompressionResult quantizeModel(const Model& source, const QuantizeModelOpt
         calibrationTokens = {}; // the file's importance replaces the calibration statistics
     LayerDriverOptions driver;
     driver.calibration = opt.calibration;
-    driver.mode = spec.sequentialByDefault ? CalibrationMode::Sequential : CalibrationMode::OneShot;
-    if (opt.mode == StatsMode::OneShot)
-        driver.mode = CalibrationMode::OneShot;
-    else if (opt.mode == StatsMode::Sequential)
-        driver.mode = CalibrationMode::Sequential;
+    driver.mode = resolveStatsMode(opt.mode, spec.sequentialByDefault ? CalibrationMode::Sequential : CalibrationMode::OneShot);
     driver.asymmetric = (spec.needs & kNeedsAsymmetry) != 0;
     driver.requireStats = true;
     SampleCapture samples;
