@@ -23,6 +23,7 @@
 #include "pipeline/rotate_model.h"
 #include "util/error.h"
 #include "util/half.h"
+#include "util/mapped_file.h"
 #include "util/spill_buffer.h"
 
 #include <QTemporaryDir>
@@ -667,6 +668,45 @@ private slots:
         const uint64_t held = editBytesSpilled();
         const_cast<ModelCompressionResult&>(spilled).model.reset();
         QVERIFY(editBytesSpilled() < held);
+    }
+
+    // Decoding reads every weight once a token; the model's mapping and the
+    // edit buffers ask for 2 MiB pages (madvise MADV_HUGEPAGE: "hg" among the
+    // mapping's VmFlags), small ones do not.
+    void largeMappingsAskForHugePages()
+    {
+        if (!QFileInfo::exists("/sys/kernel/mm/transparent_hugepage/enabled"))
+            QSKIP("this kernel has no transparent huge pages");
+        const auto vmFlags = [](const void* address) {
+            QFile smaps("/proc/self/smaps");
+            if (!smaps.open(QIODevice::ReadOnly))
+                return QString("(no smaps)");
+            const QString start = QString::number(reinterpret_cast<quintptr>(address), 16);
+            bool inside = false;
+            for (const QByteArray& line : smaps.readAll().split('\n')) {
+                const QByteArray first = line.left(line.indexOf(' '));
+                if (!first.endsWith(':')) // a mapping's header: "start-end perms ..."
+                    inside = first.startsWith(start.toLatin1() + '-');
+                else if (inside && first == "VmFlags:")
+                    return QString::fromLatin1(line);
+            }
+            return QString("(no mapping at %1)").arg(start);
+        };
+        QTemporaryDir dir;
+        const auto write = [&](const char* name, qint64 bytes) {
+            QFile f(dir.filePath(name));
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            QVERIFY(f.write(QByteArray(bytes, 'x')) == bytes);
+        };
+        write("big.bin", qint64{4} << 20);
+        write("small.bin", 4096);
+        const auto big = MappedFile::open(dir.filePath("big.bin").toStdString());
+        const auto small = MappedFile::open(dir.filePath("small.bin").toStdString());
+        QVERIFY2(vmFlags(big->data()).contains(" hg"), qPrintable(vmFlags(big->data())));
+        QVERIFY2(!vmFlags(small->data()).contains(" hg"), qPrintable(vmFlags(small->data())));
+        SpillBuffer inMemory(size_t{4} << 20, uint64_t{1} << 30, "test");
+        QVERIFY(!inMemory.onDisk());
+        QVERIFY2(vmFlags(inMemory.bytes()).contains(" hg"), qPrintable(vmFlags(inMemory.bytes())));
     }
 
     // Values a method changed (SparseGPT's updates, a rotation) are kept in the

@@ -14,9 +14,9 @@ namespace ll {
 
 namespace {
 
-uint64_t statusKilobytes(const char* key)
+uint64_t procKilobytes(const char* file, const char* key)
 {
-    std::FILE* f = std::fopen("/proc/self/status", "r");
+    std::FILE* f = std::fopen(file, "r");
     if (!f)
         return 0;
     char line[256];
@@ -71,8 +71,12 @@ double secondsSince(std::chrono::steady_clock::time_point t0)
 
 } // namespace
 
-uint64_t processPeakRss() { return statusKilobytes("VmHWM"); }
-uint64_t processRssAnon() { return statusKilobytes("RssAnon"); }
+uint64_t processPeakRss() { return procKilobytes("/proc/self/status", "VmHWM"); }
+uint64_t processRssAnon() { return procKilobytes("/proc/self/status", "RssAnon"); }
+uint64_t processHugePageBytes()
+{
+    return procKilobytes("/proc/self/smaps_rollup", "FilePmdMapped") + procKilobytes("/proc/self/smaps_rollup", "AnonHugePages");
+}
 
 EfficiencyResult measureEfficiency(const Transformer& model, const EfficiencyOptions& options, Progress* progress)
 {
@@ -86,7 +90,10 @@ EfficiencyResult measureEfficiency(const Transformer& model, const EfficiencyOpt
     const auto prompt = tokenIds(std::max<int64_t>({options.prefillTokens, options.decodeAfter, 1}), model.vocab(), options.seed);
     const auto generated = tokenIds(options.decodeTokens, model.vocab(), options.seed + 1);
     std::vector<double> prefill, decode;
-    const auto note = [&] { r.peakAnonBytes = std::max(r.peakAnonBytes, processRssAnon()); };
+    const auto note = [&] {
+        r.peakAnonBytes = std::max(r.peakAnonBytes, processRssAnon());
+        r.hugePageBytes = std::max(r.hugePageBytes, processHugePageBytes());
+    };
     // A warm-up token first, as llama-bench's warm-up run: it reads every weight once, so
     // pages of the file that the kernel reclaimed meanwhile are not timed as decoding.
     if (options.warmup) {

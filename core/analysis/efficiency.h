@@ -40,6 +40,10 @@ struct EfficiencyResult {
     double flopsPerToken = 0;      // multiply-adds * 2 at the prefill's context
     uint64_t peakRssBytes = 0;     // VmHWM (mapped model pages included)
     uint64_t peakAnonBytes = 0;    // the largest RssAnon seen after a run (the process's own memory)
+    // The most memory seen mapped in 2 MiB pages after a run (FilePmdMapped +
+    // AnonHugePages): decoding reads every weight a token, and a model the page
+    // cache holds in 4 KiB pages decodes about 1.4x slower (docs/benchmarks.md).
+    uint64_t hugePageBytes = 0;
 };
 
 // Throws Cancelled between runs when progress asks.
@@ -48,5 +52,7 @@ EfficiencyResult measureEfficiency(const Transformer& model, const EfficiencyOpt
 // This process's memory from /proc/self/status (0 where unavailable).
 uint64_t processPeakRss();
 uint64_t processRssAnon();
+// Mapped in 2 MiB pages now: FilePmdMapped + AnonHugePages of /proc/self/smaps_rollup.
+uint64_t processHugePageBytes();
 
 } // namespace ll

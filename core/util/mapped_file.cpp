@@ -37,6 +37,13 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path)
             fail(ErrorCode::Io, path, std::string("cannot map: ") + std::strerror(e));
         }
         file->data_ = static_cast<const uint8_t*>(p);
+        // Decoding reads every weight once a token, and with 4 KiB pages each
+        // page is a TLB miss. With this advice a file read from disk through the
+        // mapping lands in 2 MiB page-cache folios, mapped whole: decoding a
+        // 1B F16 model ran 1.4x faster so (docs/benchmarks.md). Pages already
+        // cached stay as they are; advice only, so errors do not matter.
+        if (file->size_ >= (uint64_t{2} << 20))
+            ::madvise(p, file->size_, MADV_HUGEPAGE);
     }
     ::close(fd);
     return file;
