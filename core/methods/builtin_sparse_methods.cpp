@@ -219,10 +219,7 @@ const MethodSpec& specSparseGpt()
         m.params = pruneParams(false, true);
         m.needs = kNeedsGram;
         m.sequentialByDefault = true;
-        m.work = [](const ParamValues&, double out, double in) {
-            // The OBS sweep over the columns and the inverse Hessian, held twice.
-            return MethodWork{2.0 * out * in * in + in * in * in, 2.0 * sizeof(float) * in * in};
-        };
+        m.work = [](const ParamValues&, double out, double in) { return obsSweepWork(out, in); };
         return m;
     }();
     return spec;

@@ -127,6 +127,11 @@ MethodWork svdWork(double out, double in)
     return {4.0 * out * in * full + 8.0 * full * full * full, sizeof(float) * (out * full + full * in + in * in)};
 }
 
+MethodWork obsSweepWork(double out, double in)
+{
+    return {2.0 * out * in * in + in * in * in, 2.0 * sizeof(float) * in * in};
+}
+
 std::string_view actionName(StepAction a)
 {
     switch (a) {

@@ -86,6 +86,10 @@ struct MethodWork {
 // A full SVD of an (out, in) matrix: about 4·out·in·min + 8·min³ flops, U, V and
 // an (in, in) matrix of temporaries. What every low-rank method costs at least.
 MethodWork svdWork(double out, double in);
+// An OBS sweep over the columns (GPTQ's family, SparseGPT): the column-by-column
+// update 2·out·in² and the Cholesky inverse of the in × in Hessian, which it
+// holds twice.
+MethodWork obsSweepWork(double out, double in);
 
 struct MethodTeaching {
     std::string what;     // what it does

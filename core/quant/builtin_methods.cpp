@@ -186,11 +186,10 @@ const MethodSpec& specRtn()
     return spec;
 }
 
-// The GPTQ family's sweep: the column-by-column update 2·out·in² and the
-// Cholesky inverse of the in × in Hessian, which it holds twice.
+// The GPTQ family's sweep (method_spec.h).
 MethodWork hessianSweepWork(const ParamValues&, double out, double in)
 {
-    return {2.0 * out * in * in + in * in * in, 2.0 * sizeof(float) * in * in};
+    return obsSweepWork(out, in);
 }
 
 QuantizedLayer runGptq(const MatrixRM& W, const QuantConfig& c, const LayerInputs& in, Progress* progress)
