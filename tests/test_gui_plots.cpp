@@ -96,6 +96,7 @@ private slots:
     void histogramOverlayCounts();
     void exportWritesPngSvgPdf();
     void contextMenuExportsThroughTheDialog();
+    void wideMapLabelsDoNotOverlap();
 };
 
 void TestGuiPlots::maskViewSparsitiesMatchLoops()
@@ -645,4 +646,35 @@ void TestGuiPlots::contextMenuExportsThroughTheDialog()
 }
 
 QTEST_MAIN(TestGuiPlots)
+// A wide matrix's map is a short strip (the inspector puts it under the
+// histogram): its row axis and colour bar must not print labels over each other.
+void TestGuiPlots::wideMapLabelsDoNotOverlap()
+{
+    const int64_t rows = 64, cols = 172;
+    const std::vector<float> w = gaussian(static_cast<size_t>(rows * cols), 12);
+    WeightMapPlot map;
+    map.resize(860, 110);
+    map.show(); // a hidden widget gets its size (and the plot its layout) only when shown
+    QVERIFY(QTest::qWaitForWindowExposed(&map));
+    map.showHeatmap(absHeatmap(w, rows, cols, 256, 256), rows, cols);
+    map.replot();
+    QVERIFY(map.axisRect()->rect().height() < 60); // the strip this is about
+    QCPColorScale* scale = nullptr;
+    for (QCPLayoutElement* e : map.plotLayout()->elements(true))
+        if (auto* s = qobject_cast<QCPColorScale*>(e))
+            scale = s;
+    QVERIFY(scale);
+    for (QCPAxis* axis : {map.yAxis, scale->axis()}) {
+        const QVector<double> ticks = axis->tickVector();
+        QVERIFY2(ticks.size() >= 2, "at least two labels");
+        const int labelHeight = QFontMetrics(axis->tickLabelFont()).height();
+        for (int i = 1; i < ticks.size(); ++i) {
+            const double gap = std::abs(axis->coordToPixel(ticks[i]) - axis->coordToPixel(ticks[i - 1]));
+            QVERIFY2(gap >= labelHeight, qPrintable(QString("%1: labels %2 and %3 are %4 px apart, a label is %5 px tall")
+                                                        .arg(axis->label()).arg(ticks[i - 1]).arg(ticks[i]).arg(gap).arg(labelHeight)));
+        }
+    }
+    savePng(&map, QStringLiteral("weight_map_wide.png"));
+}
+
 #include "test_gui_plots.moc"

@@ -2,6 +2,8 @@
 
 #include "plot_export.h"
 
+#include <QFontMetrics>
+
 #include <algorithm>
 #include <cmath>
 
@@ -65,6 +67,7 @@ WeightMapPlot::WeightMapPlot(QWidget* parent) : QCustomPlot(parent)
 void WeightMapPlot::resizeEvent(QResizeEvent* event)
 {
     QCustomPlot::resizeEvent(event);
+    fitTickCounts();
     if (showsSquareMatrix()) {
         fitSquareCells();
         replot(QCustomPlot::rpQueuedReplot);
@@ -86,6 +89,17 @@ void WeightMapPlot::fitSquareCells()
         xAxis->setScaleRatio(yAxis, 1.0);
     else
         yAxis->setScaleRatio(xAxis, 1.0);
+}
+
+// A wide matrix's map is a short strip: five labels on its row axis and its
+// colour bar would print over each other. About one label per two lines of text.
+void WeightMapPlot::fitTickCounts()
+{
+    plotLayout()->update(QCPLayoutElement::upLayout);
+    const int lines = axisRect()->rect().height() / std::max(1, 2 * QFontMetrics(yAxis->tickLabelFont()).height());
+    const int count = std::clamp(lines, 1, 5);
+    yAxis->ticker()->setTickCount(count);
+    colorScale_->axis()->ticker()->setTickCount(count);
 }
 
 void WeightMapPlot::showOnly(bool heatmap, bool profile)
@@ -134,6 +148,7 @@ void WeightMapPlot::showHeatmap(const Heatmap& map, int64_t rows, int64_t cols)
     yAxis->setRange(fullY_);
     squareCells_ = rows == cols;
     fitSquareCells();
+    fitTickCounts();
     const bool downsampled = map.rows < rows || map.cols < cols;
     title_->setText(downsampled ? tr("|W| map: %1 × %2 cells, each the max of a %3 × %4 block")
                                       .arg(map.rows).arg(map.cols)

@@ -33,6 +33,7 @@ private:
     void showOnly(bool heatmap, bool profile);
     // Square matrix: ranges so that a row and a column take the same pixels, the whole matrix in view.
     void fitSquareCells();
+    void fitTickCounts();
 
     QCPTextElement* title_;
     QCPColorMap* colorMap_;
