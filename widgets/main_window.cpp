@@ -18,6 +18,7 @@
 #include "job_runner.h"
 #include "model_document.h"
 #include "perplexity_panel.h"
+#include "speed_panel.h"
 #include "task_panel.h"
 #include "quick_compress.h"
 #include "session.h"
@@ -144,6 +145,9 @@ MainWindow::MainWindow(QWidget* parent)
     evaluateTabs_->setDocumentMode(true);
     evaluateTabs_->addTab(wrap({perplexity_}), tr("Perplexity"));
     evaluateTabs_->addTab(wrap({tasks_}), tr("Tasks"));
+    // ... and speed and memory, the third dimension of that question.
+    speed_ = new SpeedPanel(document_, engines_, this);
+    evaluateTabs_->addTab(wrap({speed_}), tr("Speed"));
     evaluateDock_ = new QDockWidget(tr("Evaluate"), this);
     evaluateDock_->setObjectName(QStringLiteral("evaluateDock"));
     evaluateDock_->setWidget(evaluateTabs_);
@@ -263,9 +267,12 @@ MainWindow::MainWindow(QWidget* parent)
     });
     // ... and the task results (shown again as saved, marked when they belong to another state).
     session_->setSectionProvider("tasks", [this]() -> nlohmann::json { return tasks_->sessionJson(); });
+    session_->setSectionProvider("speed", [this]() -> nlohmann::json { return speed_->sessionJson(); });
     connect(session_, &SessionManager::sectionLoaded, this, [this](const QString& key, const QString& json) {
         if (key == QLatin1String("tasks"))
             tasks_->restoreSession(nlohmann::json::parse(json.toStdString(), nullptr, false));
+        if (key == QLatin1String("speed"))
+            speed_->restoreSession(nlohmann::json::parse(json.toStdString(), nullptr, false));
     });
     zoom_ = new ZoomController(this); // after every plot exists: a remembered zoom applies to them
     createActions();
@@ -413,8 +420,8 @@ bool MainWindow::raiseDock(const QString& name)
     QDockWidget* dock = dockNamed(name);
     if (!dock)
         return false;
-    if (name == QLatin1String("tasks") || name == QLatin1String("evaluate"))
-        evaluateTabs_->setCurrentIndex(name == QLatin1String("tasks") ? 1 : 0);
+    if (name == QLatin1String("tasks") || name == QLatin1String("evaluate") || name == QLatin1String("speed"))
+        evaluateTabs_->setCurrentIndex(name == QLatin1String("tasks") ? 1 : name == QLatin1String("speed") ? 2 : 0);
     dock->show();
     dock->raise();
     return true;
@@ -426,6 +433,7 @@ QDockWidget* MainWindow::dockNamed(const QString& name) const
            : name == QLatin1String("inspector")   ? inspectorDock_
            : name == QLatin1String("evaluate")    ? evaluateDock_
            : name == QLatin1String("tasks")       ? evaluateDock_
+           : name == QLatin1String("speed")       ? evaluateDock_
            : name == QLatin1String("generate")    ? generateDock_
            : name == QLatin1String("activations") ? activationDock_
            : name == QLatin1String("compress")    ? compressDock_

@@ -31,6 +31,7 @@ class MemoryStatus;
 class ModelBrowser;
 class ModelDocument;
 class PerplexityPanel;
+class SpeedPanel;
 class TaskPanel;
 class SessionManager;
 class TensorInspector;
@@ -55,6 +56,7 @@ public:
     QDockWidget* activationDock() const { return activationDock_; }
     PerplexityPanel* perplexityPanel() const { return perplexity_; }
     TaskPanel* taskPanel() const { return tasks_; }
+    SpeedPanel* speedPanel() const { return speed_; }
     GeneratePanel* generatePanel() const { return generate_; }
     ActivationView* activationView() const { return activations_; }
     CompressionPanel* compressionPanel() const { return compression_; }
@@ -140,6 +142,7 @@ private:
     QDockWidget* inspectorDock_;
     PerplexityPanel* perplexity_;
     TaskPanel* tasks_;
+    SpeedPanel* speed_;
     QTabWidget* evaluateTabs_;
     GeneratePanel* generate_;
     ActivationView* activations_;

@@ -98,8 +98,13 @@ void WeightMapPlot::fitTickCounts()
     plotLayout()->update(QCPLayoutElement::upLayout);
     const int lines = axisRect()->rect().height() / std::max(1, 2 * QFontMetrics(yAxis->tickLabelFont()).height());
     const int count = std::clamp(lines, 1, 5);
+    if (yAxis->ticker()->tickCount() == count && colorScale_->axis()->ticker()->tickCount() == count)
+        return;
     yAxis->ticker()->setTickCount(count);
     colorScale_->axis()->ticker()->setTickCount(count);
+    // Other labels have other widths ("0.25" where "0" was), which move the axis
+    // rect: lay them out now, before square cells are fitted to it.
+    replot(QCustomPlot::rpImmediateRefresh);
 }
 
 void WeightMapPlot::showOnly(bool heatmap, bool profile)
@@ -147,8 +152,8 @@ void WeightMapPlot::showHeatmap(const Heatmap& map, int64_t rows, int64_t cols)
     xAxis->setRange(fullX_);
     yAxis->setRange(fullY_);
     squareCells_ = rows == cols;
+    fitTickCounts(); // first: the labels' width moves the axis rect that square cells are fitted to
     fitSquareCells();
-    fitTickCounts();
     const bool downsampled = map.rows < rows || map.cols < cols;
     title_->setText(downsampled ? tr("|W| map: %1 × %2 cells, each the max of a %3 × %4 block")
                                       .arg(map.rows).arg(map.cols)

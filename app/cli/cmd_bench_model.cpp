@@ -27,40 +27,6 @@ const char* kBenchModelUsage =
     "usage: layerlab-cli bench-model MODEL [--recipe R.yaml [--calib FILE]] [--prompt 512] [--decode 128] [--decode-after 128]\n"
     "         [--repeats 3] [--threads N] [--json]";
 
-nlohmann::json resultJson(const EfficiencyResult& r)
-{
-    return {{"prefill_tokens_per_second", {{"mean", r.prefill.mean}, {"sd", r.prefill.sd}, {"runs", r.prefill.runs}}},
-            {"decode_tokens_per_second", {{"mean", r.decode.mean}, {"sd", r.decode.sd}, {"runs", r.decode.runs}}},
-            {"parameters", r.parameters},
-            {"weight_bytes", r.weightBytes},
-            {"bits_per_weight", r.bitsPerWeight},
-            {"kv_bytes_per_1k_tokens", r.kvBytesPer1kTokens},
-            {"flops_per_token", r.flopsPerToken},
-            {"peak_rss_bytes", r.peakRssBytes},
-            {"peak_rss_anon_bytes", r.peakAnonBytes},
-            {"huge_page_bytes", r.hugePageBytes}};
-}
-
-// Runs of two measurements taken one repetition at a time, put together.
-void merge(EfficiencyResult& into, const EfficiencyResult& run)
-{
-    const auto add = [](Throughput& t, const Throughput& r) {
-        std::vector<double> runs = t.runs;
-        runs.insert(runs.end(), r.runs.begin(), r.runs.end());
-        t = summariseRuns(std::move(runs));
-    };
-    Throughput prefill = into.prefill, decode = into.decode;
-    add(prefill, run.prefill);
-    add(decode, run.decode);
-    const uint64_t anon = std::max(into.peakAnonBytes, run.peakAnonBytes);
-    const uint64_t huge = std::max(into.hugePageBytes, run.hugePageBytes);
-    into = run;
-    into.prefill = prefill;
-    into.decode = decode;
-    into.peakAnonBytes = anon;
-    into.hugePageBytes = huge;
-}
-
 std::string mib(uint64_t bytes)
 {
     char b[32];
@@ -94,20 +60,13 @@ int cmdBenchModel(const std::vector<std::string>& argv)
     }
     const Transformer original(*source, &progress);
     const std::unique_ptr<Transformer> edited = compressed ? stateEngine(*compressed, &progress) : nullptr;
-    // One repetition of each model at a time, alternating: a noisy machine slows both alike.
-    EfficiencyResult a0, a1;
-    EfficiencyOptions once = opt;
-    once.repeats = 1;
-    for (int rep = 0; rep < repeats; ++rep) {
-        once.warmup = rep == 0; // each model's first run warms its pages
-        merge(a0, measureEfficiency(original, once, &progress));
-        if (edited)
-            merge(a1, measureEfficiency(*edited, once, &progress));
-    }
+    opt.repeats = repeats;
+    const EfficiencyComparison measured = compareEfficiency(original, edited.get(), opt, &progress);
     progress.clear();
-    // Smaller but slower: the seed's finding, flagged when the decode is more than one sd of each below.
-    const bool slower = edited && a1.weightBytes < a0.weightBytes && a1.decode.mean + a1.decode.sd < a0.decode.mean - a0.decode.sd;
-    const double ratio = edited && a1.weightBytes > 0 ? static_cast<double>(a0.weightBytes) / static_cast<double>(a1.weightBytes) : 1.0;
+    const EfficiencyResult& a0 = measured.original;
+    const EfficiencyResult a1 = measured.edited.value_or(EfficiencyResult{});
+    const bool slower = measured.smallerButSlower();
+    const double ratio = measured.compressionRatio();
 
     if (a.flag("json")) {
         nlohmann::json j{{"model", modelPath},
@@ -116,10 +75,10 @@ int cmdBenchModel(const std::vector<std::string>& argv)
                          {"decode", opt.decodeTokens},
                          {"decode_after", opt.decodeAfter},
                          {"repeats", repeats},
-                         {"original", resultJson(a0)}};
+                         {"original", toJson(a0)}};
         if (edited) {
             j["recipe"] = recipeFile;
-            j["compressed"] = resultJson(a1);
+            j["compressed"] = toJson(a1);
             j["compression_ratio"] = ratio;
             j["smaller_but_slower"] = slower;
         }

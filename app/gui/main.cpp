@@ -158,7 +158,7 @@ int main(int argc, char** argv)
     const QCommandLineOption sizeOption(QStringLiteral("size"), QStringLiteral("Window size, e.g. 1280x800."),
                                         QStringLiteral("WxH"));
     const QCommandLineOption dockOption(QStringLiteral("dock"),
-                                        QStringLiteral("Show and raise a dock: model, inspector, evaluate, generate, activations."),
+                                        QStringLiteral("Show and raise a dock: model, inspector, evaluate, tasks, speed, generate, activations, compress, sensitivity, compare."),
                                         QStringLiteral("NAME"));
     const QCommandLineOption evaluateOption(QStringLiteral("evaluate"),
                                             QStringLiteral("Run a perplexity evaluation on a text file "

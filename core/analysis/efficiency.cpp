@@ -144,4 +144,94 @@ EfficiencyResult measureEfficiency(const Transformer& model, const EfficiencyOpt
     return r;
 }
 
+namespace {
+
+// Runs of two measurements taken one repetition at a time, put together: the
+// throughputs pooled, the memory peaks the larger, the rest the latest run's.
+void merge(EfficiencyResult& into, const EfficiencyResult& run)
+{
+    const auto pooled = [](const Throughput& a, const Throughput& b) {
+        std::vector<double> runs = a.runs;
+        runs.insert(runs.end(), b.runs.begin(), b.runs.end());
+        return summariseRuns(std::move(runs));
+    };
+    EfficiencyResult r = run;
+    r.prefill = pooled(into.prefill, run.prefill);
+    r.decode = pooled(into.decode, run.decode);
+    r.peakAnonBytes = std::max(into.peakAnonBytes, run.peakAnonBytes);
+    r.hugePageBytes = std::max(into.hugePageBytes, run.hugePageBytes);
+    into = std::move(r);
+}
+
+} // namespace
+
+nlohmann::json toJson(const EfficiencyResult& r)
+{
+    const auto throughput = [](const Throughput& t) { return nlohmann::json{{"mean", t.mean}, {"sd", t.sd}, {"runs", t.runs}}; };
+    return {{"prefill_tokens_per_second", throughput(r.prefill)},
+            {"decode_tokens_per_second", throughput(r.decode)},
+            {"parameters", r.parameters},
+            {"weight_bytes", r.weightBytes},
+            {"bits_per_weight", r.bitsPerWeight},
+            {"kv_bytes_per_1k_tokens", r.kvBytesPer1kTokens},
+            {"flops_per_token", r.flopsPerToken},
+            {"peak_rss_bytes", r.peakRssBytes},
+            {"peak_rss_anon_bytes", r.peakAnonBytes},
+            {"huge_page_bytes", r.hugePageBytes}};
+}
+
+EfficiencyResult efficiencyFromJson(const nlohmann::json& j)
+{
+    EfficiencyResult r;
+    r.prefill = summariseRuns(j.at("prefill_tokens_per_second").at("runs").get<std::vector<double>>());
+    r.decode = summariseRuns(j.at("decode_tokens_per_second").at("runs").get<std::vector<double>>());
+    r.parameters = j.at("parameters").get<int64_t>();
+    r.weightBytes = j.at("weight_bytes").get<uint64_t>();
+    r.bitsPerWeight = j.at("bits_per_weight").get<double>();
+    r.kvBytesPer1kTokens = j.at("kv_bytes_per_1k_tokens").get<uint64_t>();
+    r.flopsPerToken = j.at("flops_per_token").get<double>();
+    r.peakRssBytes = j.at("peak_rss_bytes").get<uint64_t>();
+    r.peakAnonBytes = j.at("peak_rss_anon_bytes").get<uint64_t>();
+    r.hugePageBytes = j.value("huge_page_bytes", uint64_t{0});
+    return r;
+}
+
+double EfficiencyComparison::compressionRatio() const
+{
+    return edited && edited->weightBytes > 0 ? static_cast<double>(original.weightBytes) / static_cast<double>(edited->weightBytes) : 1.0;
+}
+
+bool EfficiencyComparison::smallerButSlower() const
+{
+    return edited && edited->weightBytes < original.weightBytes
+           && edited->decode.mean + edited->decode.sd < original.decode.mean - original.decode.sd;
+}
+
+EfficiencyComparison compareEfficiency(const Transformer& original, const Transformer* edited, const EfficiencyOptions& options,
+                                       Progress* progress)
+{
+    EfficiencyComparison c;
+    if (edited)
+        c.edited.emplace();
+    EfficiencyOptions once = options;
+    once.repeats = 1;
+    const int repeats = std::max(1, options.repeats);
+    const int runs = repeats * (edited ? 2 : 1);
+    int run = 0;
+    for (int rep = 0; rep < repeats; ++rep) {
+        once.warmup = options.warmup && rep == 0; // each model's first run warms its pages
+        const std::string of = " (" + std::to_string(rep + 1) + " of " + std::to_string(repeats) + ")";
+        SubProgress originalPart(progress, static_cast<double>(run) / runs, static_cast<double>(run + 1) / runs,
+                                 edited ? "original" + of : "run" + of);
+        merge(c.original, measureEfficiency(original, once, &originalPart));
+        ++run;
+        if (edited) {
+            SubProgress editedPart(progress, static_cast<double>(run) / runs, static_cast<double>(run + 1) / runs, "current" + of);
+            merge(*c.edited, measureEfficiency(*edited, once, &editedPart));
+            ++run;
+        }
+    }
+    return c;
+}
+
 } // namespace ll

@@ -7,7 +7,10 @@
 // 1,000 tokens, FLOPs per token and the process's peak memory.
 #include "engine/transformer.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace ll {
@@ -48,6 +51,29 @@ struct EfficiencyResult {
 
 // Throws Cancelled between runs when progress asks.
 EfficiencyResult measureEfficiency(const Transformer& model, const EfficiencyOptions& options, Progress* progress = nullptr);
+
+// The original model and, when given, an edited one, measured one repetition
+// at a time, alternating (a noisy machine slows both alike); each model's
+// first run after its warm-up token. What `bench-model --recipe` and the
+// Evaluate dock's Speed tab show.
+struct EfficiencyComparison {
+    EfficiencyResult original;
+    std::optional<EfficiencyResult> edited;
+    // The original's weight bytes over the edited's (1 without an edited model).
+    double compressionRatio() const;
+    // The quantization study's finding: smaller, yet decoding more slowly by
+    // more than one standard deviation of each.
+    bool smallerButSlower() const;
+};
+EfficiencyComparison compareEfficiency(const Transformer& original, const Transformer* edited, const EfficiencyOptions& options,
+                                       Progress* progress = nullptr);
+
+// {"prefill_tokens_per_second": {"mean", "sd", "runs"}, "decode_tokens_per_second": {...}, "parameters",
+//  "weight_bytes", "bits_per_weight", "kv_bytes_per_1k_tokens", "flops_per_token", "peak_rss_bytes",
+//  "peak_rss_anon_bytes", "huge_page_bytes"} (bench-model's JSON, sessions).
+nlohmann::json toJson(const EfficiencyResult& r);
+// Back from toJson's form; throws nlohmann::json's exceptions where a field is missing or of another type.
+EfficiencyResult efficiencyFromJson(const nlohmann::json& j);
 
 // This process's memory from /proc/self/status (0 where unavailable).
 uint64_t processPeakRss();
