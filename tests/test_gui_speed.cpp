@@ -1,9 +1,9 @@
 // Evaluate › Speed driven as a user would (offscreen): stories260K measured
 // alone, then beside its RTN 2-bit state; the figures that do not depend on
 // timing (weights, bits, KV cache, FLOPs) are checked against
-// `layerlab-cli bench-model --recipe` on the same recipe, the timings by their
-// number of runs, the flag by its definition; then a session round trip and
-// Cancel.
+// `layerlab-cli bench-model --recipe` on the same recipe (and its --report's
+// /efficiency read back by h5py), the timings by their number of runs, the flag
+// by its definition; then a session round trip and Cancel.
 #include "test_support.h"
 
 #include "main_window.h"
@@ -16,6 +16,7 @@
 #include <QDir>
 #include <QElapsedTimer>
 #include <QLabel>
+#include <QProcess>
 #include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
@@ -103,10 +104,31 @@ private slots:
 
         const std::string recipe = test::scratchDir() + "/speed_rtn2.yaml";
         std::ofstream(recipe) << kRtn2;
+        const std::string report = test::scratchDir() + "/speed.h5";
         const test::CliResult cli = test::runCli({"bench-model", stories(), "--recipe", recipe, "--prompt", "64", "--decode", "32",
-                                                  "--decode-after", "0", "--repeats", "2", "--json"});
+                                                  "--decode-after", "0", "--repeats", "2", "--report", report, "--force", "--json"});
         QVERIFY2(cli.exitCode == 0, cli.err.c_str());
         const nlohmann::json j = nlohmann::json::parse(cli.out);
+        // --report: the same document under the HDF5 report's /efficiency, read back by h5py.
+        QProcess py;
+        py.start(QStringLiteral("/usr/bin/python3"),
+                 {QStringLiteral("-c"),
+                  QStringLiteral("import h5py, sys, json; g = h5py.File(sys.argv[1], 'r')['efficiency']; "
+                                 "print(json.dumps({'json': json.loads(g.attrs['json']), "
+                                 "'runs': g['compressed/decode_tokens_per_second/runs'][:].tolist(), "
+                                 "'ratio': float(g.attrs['compression_ratio'])}))"),
+                  QString::fromStdString(report)});
+        QVERIFY(py.waitForFinished(60000));
+        const bool h5py = QProcess::execute(QStringLiteral("/usr/bin/python3"), {QStringLiteral("-c"), QStringLiteral("import h5py")}) == 0;
+        if (h5py) {
+            QVERIFY2(py.exitCode() == 0, py.readAllStandardError().constData());
+            const nlohmann::json back = nlohmann::json::parse(py.readAllStandardOutput().toStdString());
+            QCOMPARE(back["json"], j);
+            QCOMPARE(back["runs"].get<std::vector<double>>(), j["compressed"]["decode_tokens_per_second"]["runs"].get<std::vector<double>>());
+            QCOMPARE(back["ratio"].get<double>(), j["compression_ratio"].get<double>());
+        } else {
+            qWarning("python3-h5py missing: /efficiency not read back");
+        }
         for (const auto& [key, r] : {std::pair<const char*, const EfficiencyResult*>{"original", &o}, {"compressed", &c}}) {
             QCOMPARE(j[key]["weight_bytes"].get<uint64_t>(), r->weightBytes);
             QCOMPARE(j[key]["parameters"].get<int64_t>(), r->parameters);

@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"
+#include "report/report_writer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -25,7 +26,7 @@ namespace {
 
 const char* kBenchModelUsage =
     "usage: layerlab-cli bench-model MODEL [--recipe R.yaml [--calib FILE]] [--prompt 512] [--decode 128] [--decode-after 128]\n"
-    "         [--repeats 3] [--threads N] [--json]";
+    "         [--repeats 3] [--threads N] [--report OUT.h5 [--force]] [--json]";
 
 std::string mib(uint64_t bytes)
 {
@@ -38,7 +39,7 @@ std::string mib(uint64_t bytes)
 
 int cmdBenchModel(const std::vector<std::string>& argv)
 {
-    const Args a(argv, {"recipe", "calib", "prompt", "decode", "decode-after", "repeats", "threads", "seed"}, {"json"});
+    const Args a(argv, {"recipe", "calib", "prompt", "decode", "decode-after", "repeats", "threads", "seed", "report"}, {"json", "force"});
     if (a.positional().size() != 1)
         throw UsageError(kBenchModelUsage);
     const std::string modelPath = a.positionalAt(0, "MODEL");
@@ -68,20 +69,31 @@ int cmdBenchModel(const std::vector<std::string>& argv)
     const bool slower = measured.smallerButSlower();
     const double ratio = measured.compressionRatio();
 
+    nlohmann::json j{{"model", modelPath},
+                     {"threads", computeThreads()},
+                     {"prompt", opt.prefillTokens},
+                     {"decode", opt.decodeTokens},
+                     {"decode_after", opt.decodeAfter},
+                     {"repeats", repeats},
+                     {"original", toJson(a0)}};
+    if (edited) {
+        j["recipe"] = recipeFile;
+        j["compressed"] = toJson(a1);
+        j["compression_ratio"] = ratio;
+        j["smaller_but_slower"] = slower;
+    }
+    // --report: the HDF5 report of the model measured last (the compressed one with --recipe), this under /efficiency.
+    if (const auto report = a.value("report")) {
+        ReportInputs in;
+        in.model = compressed ? compressed->model.get() : source.get();
+        if (compressed)
+            in.recipe = compressed->recipe().toJson();
+        in.efficiency = j;
+        in.options.overwrite = a.flag("force");
+        writeReport(*report, in, &progress);
+        progress.clear();
+    }
     if (a.flag("json")) {
-        nlohmann::json j{{"model", modelPath},
-                         {"threads", computeThreads()},
-                         {"prompt", opt.prefillTokens},
-                         {"decode", opt.decodeTokens},
-                         {"decode_after", opt.decodeAfter},
-                         {"repeats", repeats},
-                         {"original", toJson(a0)}};
-        if (edited) {
-            j["recipe"] = recipeFile;
-            j["compressed"] = toJson(a1);
-            j["compression_ratio"] = ratio;
-            j["smaller_but_slower"] = slower;
-        }
         std::cout << jsonText(j) << "\n";
         return 0;
     }
@@ -122,6 +134,8 @@ int cmdBenchModel(const std::vector<std::string>& argv)
                 num("%.0f %%", std::min(100.0, 100.0 * static_cast<double>(huge) / static_cast<double>(std::max<uint64_t>(1, a0.weightBytes)))).c_str());
     if (slower)
         std::printf("  ! smaller (%.2fx) but decodes more slowly: %.2f against the original's %.2f tokens/s\n", ratio, a1.decode.mean, a0.decode.mean);
+    if (const auto report = a.value("report"))
+        std::printf("report: %s (/efficiency)\n", oneLine(*report).c_str());
     return 0;
 }
 

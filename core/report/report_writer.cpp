@@ -307,11 +307,13 @@ ReportResult writeReport(const std::string& path, const ReportInputs& in, Progre
             f.attr(g.get(), "json", in.evaluation->dump());
             writeJsonMembers(f, g.get(), *in.evaluation);
         }
-        if (in.tasks) {
-            const h5::Handle g = f.group(f.root(), "tasks");
-            f.attr(g.get(), "json", in.tasks->dump());
-            writeJsonMembers(f, g.get(), *in.tasks);
-        }
+        for (const auto& [name, section] : {std::pair<const char*, const std::optional<nlohmann::json>*>{"tasks", &in.tasks},
+                                            {"efficiency", &in.efficiency}})
+            if (*section) {
+                const h5::Handle g = f.group(f.root(), name);
+                f.attr(g.get(), "json", (*section)->dump());
+                writeJsonMembers(f, g.get(), **section);
+            }
         if (in.recipe && !in.recipe->is_null()) {
             const h5::Handle d = f.stringDataset(f.root(), "recipe", in.recipe->dump());
             f.attr(d.get(), "format", "json");

@@ -56,6 +56,7 @@ struct ReportInputs {
     std::vector<ReportErrorCurve> errorCurves;
     std::vector<ReportSensitivityRow> sensitivity;   // empty: no /sensitivity
     std::optional<nlohmann::json> tasks;             // task results over configurations (tasks/proxy.h's proxyJson); nullopt: no /tasks
+    std::optional<nlohmann::json> efficiency;        // speed and memory (bench-model's JSON); nullopt: no /efficiency
     ReportOptions options;
 };
 
