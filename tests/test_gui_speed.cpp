@@ -6,6 +6,7 @@
 // by its definition; then a session round trip and Cancel.
 #include "test_support.h"
 
+#include "export_dialog.h"
 #include "main_window.h"
 #include "model_document.h"
 #include "session.h"
@@ -19,6 +20,7 @@
 #include <QProcess>
 #include <QPushButton>
 #include <QSettings>
+#include <QSignalSpy>
 #include <QSpinBox>
 #include <QStandardPaths>
 #include <QTableWidget>
@@ -151,12 +153,38 @@ private slots:
         QCOMPARE(shown.measured.smallerButSlower(), slower);
         QCOMPARE(p->flagLabel()->isVisibleTo(p), slower);
 
+        // File › Export's report carries these figures under /efficiency, in bench-model's form.
+        const nlohmann::json forReport = p->reportJson();
+        QCOMPARE(forReport["compressed"]["weight_bytes"].get<uint64_t>(), c.weightBytes);
+        QCOMPARE(forReport["original"]["decode_tokens_per_second"]["runs"].get<std::vector<double>>(), o.decode.runs);
+        ExportDialog* d = window_->makeExportDialog();
+        for (int i = 0; i < ExportDialog::kOutputs; ++i)
+            d->setOutputEnabled(static_cast<ExportDialog::Output>(i), i == static_cast<int>(ExportDialog::Output::Report));
+        const QString guiReport = QString::fromStdString(test::scratchDir() + "/speed-gui.h5");
+        d->setOutputPath(ExportDialog::Output::Report, guiReport);
+        d->setConfirmOverwrite([](const QStringList&) { return true; });
+        QSignalSpy exported(d, &ExportDialog::exportFinished);
+        QVERIFY(d->startExport());
+        QVERIFY(exported.wait(60000));
+        QVERIFY2(exported.at(0).at(0).toBool(), qPrintable(exported.at(0).at(1).toString()));
+        d->close();
+        QProcess back;
+        back.start(QStringLiteral("/usr/bin/python3"), {QStringLiteral("-c"),
+                                                        QStringLiteral("import h5py, sys; print(h5py.File(sys.argv[1], 'r')['efficiency'].attrs['json'])"),
+                                                        guiReport});
+        QVERIFY(back.waitForFinished(60000));
+        if (QProcess::execute(QStringLiteral("/usr/bin/python3"), {QStringLiteral("-c"), QStringLiteral("import h5py")}) == 0) {
+            QVERIFY2(back.exitCode() == 0, back.readAllStandardError().constData());
+            QCOMPARE(nlohmann::json::parse(back.readAllStandardOutput().toStdString()), forReport);
+        }
+
         QDir().mkpath(QStringLiteral("/tmp/plots"));
         window_->grab().save(QStringLiteral("/tmp/plots/speed_panel.png")); // for a look
 
         // Undo: the current column is marked as measured on another state.
         window_->document()->undoStack()->undo();
         QVERIFY2(p->statusText().contains(QStringLiteral("earlier state")), qPrintable(p->statusText()));
+        QVERIFY(p->reportJson().is_null()); // not this state's figures: no /efficiency in its report
         window_->document()->undoStack()->redo();
     }
 

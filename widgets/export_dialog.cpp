@@ -127,6 +127,7 @@ struct ExportDialog::Plan {
     std::optional<GgufPreset> ggufPreset; // llama-quantize's per-tensor choice instead of ggufType
     DType hfDtype = DType::F32;
     std::optional<Recipe> recipe;
+    nlohmann::json efficiency; // the report's /efficiency (null: none)
     std::function<void(Output, const Progress&)> hook;
     QString imatrix;         // the importance matrix file for the GGUF (empty: none)
     bool w8a8 = false;       // activations quantized at run time: not part of any file
@@ -601,6 +602,7 @@ bool ExportDialog::startExport()
         return refuse(tr("No model is open."));
     Plan plan;
     plan.model = model;
+    plan.efficiency = efficiency_;
     QStringList existing;
     std::map<QString, Output> seen;
     for (int i = 0; i < kOutputs; ++i) {
@@ -720,6 +722,8 @@ bool ExportDialog::startExport()
                     in.model = plan.model.get();
                     if (plan.recipe)
                         in.recipe = plan.recipe->toJson();
+                    if (!plan.efficiency.is_null())
+                        in.efficiency = plan.efficiency;
                     in.options.overwrite = plan.existed[i];
                     bytes = writeReport(path, in, &job).bytes;
                 } else {

@@ -12,6 +12,8 @@
 #include "model/dtype.h"
 #include "recipe/apply.h"
 #include "recipe/recipe.h"
+
+#include <nlohmann/json.hpp>
 #include "util/progress.h"
 
 #include <QDialog>
@@ -91,6 +93,9 @@ public:
     // (state().recipe(): its steps and calibration).
     void setRecipe(const Recipe& recipe);
     Recipe recipe() const;
+    // Speed and memory measured on the state exported (the Speed tab's comparisonJson),
+    // written under the report's /efficiency; null: none.
+    void setEfficiency(nlohmann::json efficiency) { efficiency_ = std::move(efficiency); }
 
     // Asked with the existing outputs before they are replaced; false keeps
     // them and writes nothing. Default: a QMessageBox question.
@@ -166,6 +171,7 @@ private:
     QPlainTextEdit* notesView_ = nullptr;
 
     std::optional<Recipe> recipe_;
+    nlohmann::json efficiency_;
     std::function<bool(const QStringList&)> confirmOverwrite_;
     std::function<void(Output, const Progress&)> beforeOutput_;
     std::shared_ptr<ExportOutcome> outcome_; // the current job's

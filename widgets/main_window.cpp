@@ -444,6 +444,15 @@ QDockWidget* MainWindow::dockNamed(const QString& name) const
                                                   : nullptr;
 }
 
+ExportDialog* MainWindow::makeExportDialog()
+{
+    auto* dialog = new ExportDialog(document_, this);
+    dialog->setAttribute(Qt::WA_DeleteOnClose);
+    // The report carries the Speed tab's figures when they belong to the state exported.
+    dialog->setEfficiency(speed_->reportJson());
+    return dialog;
+}
+
 bool MainWindow::isBusy() const
 {
     // Every job of every panel and dialog, the inspector's statistics included (JobRunner's registry), and a
@@ -476,9 +485,7 @@ void MainWindow::createActions()
     QAction* exportAction = file->addAction(tr("&Export…"), this, [this] {
         if (!document_->hasModel())
             return;
-        auto* dialog = new ExportDialog(document_, this);
-        dialog->setAttribute(Qt::WA_DeleteOnClose);
-        dialog->open();
+        makeExportDialog()->open();
     });
     exportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E));
     exportAction->setToolTip(tr("GGUF, Hugging Face folder, HDF5 report and the recipe, in one click"));

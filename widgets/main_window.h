@@ -31,6 +31,7 @@ class MemoryStatus;
 class ModelBrowser;
 class ModelDocument;
 class PerplexityPanel;
+class ExportDialog;
 class SpeedPanel;
 class TaskPanel;
 class SessionManager;
@@ -57,6 +58,8 @@ public:
     PerplexityPanel* perplexityPanel() const { return perplexity_; }
     TaskPanel* taskPanel() const { return tasks_; }
     SpeedPanel* speedPanel() const { return speed_; }
+    // File › Export's dialog for the current state (deleted on close), with the results it reports.
+    ExportDialog* makeExportDialog();
     GeneratePanel* generatePanel() const { return generate_; }
     ActivationView* activationView() const { return activations_; }
     CompressionPanel* compressionPanel() const { return compression_; }

@@ -9,6 +9,7 @@
 #include "panel_util.h"
 
 #include "engine/transformer.h"
+#include "util/threads.h"
 
 #include <QFontMetrics>
 #include <QHBoxLayout>
@@ -275,6 +276,15 @@ nlohmann::json SpeedPanel::sessionJson() const
             {"original", toJson(shown_->measured.original)},
             {"current", shown_->measured.edited ? toJson(*shown_->measured.edited) : nlohmann::json()},
             {"steps", measured.toJson()}};
+}
+
+nlohmann::json SpeedPanel::reportJson() const
+{
+    const auto model = document_->model();
+    if (!shown_ || !model || shown_->steps != document_->state().steps)
+        return nullptr;
+    const std::shared_ptr<const Model> source = document_->state().source ? document_->state().source : model;
+    return comparisonJson(shown_->measured, shown_->options, source->path, computeThreads());
 }
 
 bool SpeedPanel::restoreSession(const nlohmann::json& j)

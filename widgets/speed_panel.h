@@ -56,6 +56,9 @@ public:
     // {"options": {prompt, decode, decode_after, repeats}, "original": toJson, "current": toJson or null, "steps"};
     // null when nothing was measured.
     nlohmann::json sessionJson() const;
+    // The figures shown as the HDF5 report's /efficiency (core's comparisonJson), when they were measured on
+    // the document's current state; null otherwise.
+    nlohmann::json reportJson() const;
     // Shows a measurement saved with a session (not re-run); false, nothing shown, for a malformed section.
     bool restoreSession(const nlohmann::json& j);
 

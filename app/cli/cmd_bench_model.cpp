@@ -69,19 +69,7 @@ int cmdBenchModel(const std::vector<std::string>& argv)
     const bool slower = measured.smallerButSlower();
     const double ratio = measured.compressionRatio();
 
-    nlohmann::json j{{"model", modelPath},
-                     {"threads", computeThreads()},
-                     {"prompt", opt.prefillTokens},
-                     {"decode", opt.decodeTokens},
-                     {"decode_after", opt.decodeAfter},
-                     {"repeats", repeats},
-                     {"original", toJson(a0)}};
-    if (edited) {
-        j["recipe"] = recipeFile;
-        j["compressed"] = toJson(a1);
-        j["compression_ratio"] = ratio;
-        j["smaller_but_slower"] = slower;
-    }
+    const nlohmann::json j = comparisonJson(measured, opt, modelPath, computeThreads(), recipeFile);
     // --report: the HDF5 report of the model measured last (the compressed one with --recipe), this under /efficiency.
     if (const auto report = a.value("report")) {
         ReportInputs in;

@@ -196,6 +196,26 @@ EfficiencyResult efficiencyFromJson(const nlohmann::json& j)
     return r;
 }
 
+nlohmann::json comparisonJson(const EfficiencyComparison& c, const EfficiencyOptions& options, const std::string& model,
+                              int threads, const std::string& recipe)
+{
+    nlohmann::json j{{"model", model},
+                     {"threads", threads},
+                     {"prompt", options.prefillTokens},
+                     {"decode", options.decodeTokens},
+                     {"decode_after", options.decodeAfter},
+                     {"repeats", options.repeats},
+                     {"original", toJson(c.original)}};
+    if (c.edited) {
+        if (!recipe.empty())
+            j["recipe"] = recipe;
+        j["compressed"] = toJson(*c.edited);
+        j["compression_ratio"] = c.compressionRatio();
+        j["smaller_but_slower"] = c.smallerButSlower();
+    }
+    return j;
+}
+
 double EfficiencyComparison::compressionRatio() const
 {
     return edited && edited->weightBytes > 0 ? static_cast<double>(original.weightBytes) / static_cast<double>(edited->weightBytes) : 1.0;

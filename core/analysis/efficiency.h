@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace ll {
@@ -74,6 +75,12 @@ EfficiencyComparison compareEfficiency(const Transformer& original, const Transf
 nlohmann::json toJson(const EfficiencyResult& r);
 // Back from toJson's form; throws nlohmann::json's exceptions where a field is missing or of another type.
 EfficiencyResult efficiencyFromJson(const nlohmann::json& j);
+
+// bench-model's document: {"model", "threads", "prompt", "decode", "decode_after", "repeats", "original", and with
+// an edited model "compressed", "compression_ratio", "smaller_but_slower", and "recipe" when named}. The HDF5
+// report's /efficiency holds it, from the CLI and from the GUI's Speed tab.
+nlohmann::json comparisonJson(const EfficiencyComparison& c, const EfficiencyOptions& options, const std::string& model,
+                              int threads, const std::string& recipe = {});
 
 // This process's memory from /proc/self/status (0 where unavailable).
 uint64_t processPeakRss();
