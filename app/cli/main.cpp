@@ -23,10 +23,12 @@ commands:
       list a model's tensors, or the statistics of one tensor
   bench open|stats [--size-gb G] [--dir DIR]
       measure model opening and statistics throughput
-  bench-model MODEL [--recipe R.yaml [--calib FILE]] [--prompt 512] [--decode 128] [--decode-after 128] [--repeats 3] [--json]
+  bench-model MODEL [--recipe R.yaml [--calib FILE]] [--prompt 512] [--decode 128] [--decode-after 128] [--repeats 3]
+              [--threads N] [--report OUT.h5 [--force]] [--json]
       efficiency in one run: prefill (pp) and decode (tg, after a prompt) tokens/s as llama-bench measures them,
-      weights and bits per weight, compression ratio, KV cache per 1k tokens, FLOPs per token, peak RSS and
-      RssAnon; with --recipe the original and the compressed model alternating, a smaller but slower one flagged
+      weights and bits per weight, compression ratio, KV cache per 1k tokens, FLOPs per token, peak RSS,
+      RssAnon and the bytes mapped in 2 MiB pages; with --recipe the original and the compressed model
+      alternating, a smaller but slower one flagged; --report: the HDF5 report with these under /efficiency
   tokenize MODEL (--text FILE | --prompt TEXT) [--json] [--no-bos] [--pieces]
       token ids of a text with the model's own tokenizer (BOS added as the model does)
   logits MODEL --ids IDS.safetensors --out OUT.safetensors
