@@ -9,23 +9,26 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 
 namespace ll {
 
 namespace {
 
-uint64_t procKilobytes(const char* file, const char* key)
+// The sum of the "Key:   N kB" lines of a /proc file named in keys, in bytes
+// (0 where unavailable); one read of the file.
+uint64_t procBytes(const char* file, std::initializer_list<const char*> keys)
 {
     std::FILE* f = std::fopen(file, "r");
     if (!f)
         return 0;
     char line[256];
     uint64_t kb = 0;
-    const size_t n = std::strlen(key);
     while (std::fgets(line, sizeof line, f))
-        if (std::strncmp(line, key, n) == 0 && line[n] == ':') {
-            kb = std::strtoull(line + n + 1, nullptr, 10);
-            break;
+        for (const char* key : keys) {
+            const size_t n = std::strlen(key);
+            if (std::strncmp(line, key, n) == 0 && line[n] == ':')
+                kb += std::strtoull(line + n + 1, nullptr, 10);
         }
     std::fclose(f);
     return kb * 1024;
@@ -71,12 +74,9 @@ double secondsSince(std::chrono::steady_clock::time_point t0)
 
 } // namespace
 
-uint64_t processPeakRss() { return procKilobytes("/proc/self/status", "VmHWM"); }
-uint64_t processRssAnon() { return procKilobytes("/proc/self/status", "RssAnon"); }
-uint64_t processHugePageBytes()
-{
-    return procKilobytes("/proc/self/smaps_rollup", "FilePmdMapped") + procKilobytes("/proc/self/smaps_rollup", "AnonHugePages");
-}
+uint64_t processPeakRss() { return procBytes("/proc/self/status", {"VmHWM"}); }
+uint64_t processRssAnon() { return procBytes("/proc/self/status", {"RssAnon"}); }
+uint64_t processHugePageBytes() { return procBytes("/proc/self/smaps_rollup", {"FilePmdMapped", "AnonHugePages"}); }
 
 EfficiencyResult measureEfficiency(const Transformer& model, const EfficiencyOptions& options, Progress* progress)
 {

@@ -216,7 +216,6 @@ ModelCompressionResult compressLinears(const Model& source, const std::vector<co
     return r;
 }
 
-
 } // namespace
 
 const std::string& defaultTargetPattern()

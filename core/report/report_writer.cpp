@@ -302,18 +302,17 @@ ReportResult writeReport(const std::string& path, const ReportInputs& in, Progre
         }
         layers.reset(); // closed before the file: a strong close would leave it dangling
 
-        if (in.evaluation) {
-            const h5::Handle g = f.group(f.root(), "evaluation");
-            f.attr(g.get(), "json", in.evaluation->dump());
-            writeJsonMembers(f, g.get(), *in.evaluation);
-        }
-        for (const auto& [name, section] : {std::pair<const char*, const std::optional<nlohmann::json>*>{"tasks", &in.tasks},
-                                            {"efficiency", &in.efficiency}})
-            if (*section) {
-                const h5::Handle g = f.group(f.root(), name);
-                f.attr(g.get(), "json", (*section)->dump());
-                writeJsonMembers(f, g.get(), **section);
-            }
+        // A JSON document as a group: the whole in attribute `json`, its members mapped.
+        const auto jsonSection = [&f](const char* name, const std::optional<nlohmann::json>& j) {
+            if (!j)
+                return;
+            const h5::Handle g = f.group(f.root(), name);
+            f.attr(g.get(), "json", j->dump());
+            writeJsonMembers(f, g.get(), *j);
+        };
+        jsonSection("evaluation", in.evaluation);
+        jsonSection("tasks", in.tasks);
+        jsonSection("efficiency", in.efficiency);
         if (in.recipe && !in.recipe->is_null()) {
             const h5::Handle d = f.stringDataset(f.root(), "recipe", in.recipe->dump());
             f.attr(d.get(), "format", "json");

@@ -37,13 +37,7 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path)
             fail(ErrorCode::Io, path, std::string("cannot map: ") + std::strerror(e));
         }
         file->data_ = static_cast<const uint8_t*>(p);
-        // Decoding reads every weight once a token, and with 4 KiB pages each
-        // page is a TLB miss. With this advice a file read from disk through the
-        // mapping lands in 2 MiB page-cache folios, mapped whole: decoding a
-        // 1B F16 model ran 1.4x faster so (docs/benchmarks.md). Pages already
-        // cached stay as they are; advice only, so errors do not matter.
-        if (file->size_ >= (uint64_t{2} << 20))
-            ::madvise(p, file->size_, MADV_HUGEPAGE);
+        adviseHugePages(p, file->size_);
     }
     ::close(fd);
     return file;
@@ -63,6 +57,12 @@ std::span<const uint8_t> MappedFile::bytes(uint64_t offset, uint64_t n, const ch
              std::string(what) + " lies outside the file (offset " + std::to_string(offset) + ", "
                  + std::to_string(n) + " bytes, file has " + std::to_string(size_) + ")");
     return {data_ + offset, static_cast<size_t>(n)};
+}
+
+void adviseHugePages(void* p, uint64_t bytes)
+{
+    if (p && bytes >= (uint64_t{2} << 20))
+        ::madvise(p, bytes, MADV_HUGEPAGE);
 }
 
 bool mulOverflows(uint64_t a, uint64_t b, uint64_t* out)

@@ -1,6 +1,7 @@
 #include "util/spill_buffer.h"
 
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 #include <atomic>
 #include <cerrno>
@@ -47,10 +48,8 @@ SpillBuffer::SpillBuffer(size_t bytes, uint64_t memoryBudgetBytes, const std::st
              "cannot map " + std::to_string(bytes >> 20) + " MiB for " + what + ": " + std::strerror(mapErr));
     data_ = static_cast<uint8_t*>(p);
     // An edited tensor (EditBuffer) is read whole for every token, the
-    // calibration activations for every layer: 2 MiB pages spare their TLB
-    // misses (as MappedFile's advice). Advice only.
-    if (bytes >= (size_t{2} << 20))
-        ::madvise(p, bytes, MADV_HUGEPAGE);
+    // calibration activations for every layer.
+    adviseHugePages(p, bytes);
 }
 
 SpillBuffer::~SpillBuffer()
