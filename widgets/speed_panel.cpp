@@ -162,6 +162,8 @@ void SpeedPanel::run()
         SpeedOutcome out;
         out.options = options;
         out.steps = steps;
+        out.model = source->path;
+        out.threads = computeThreads(); // this job's share of the cores as it starts
         QString error;
         bool cancelled = false;
         try {
@@ -269,36 +271,33 @@ nlohmann::json SpeedPanel::sessionJson() const
 {
     if (!shown_)
         return nullptr;
-    const EfficiencyOptions& o = shown_->options;
+    nlohmann::json j = comparisonJson(shown_->measured, shown_->options, shown_->model, shown_->threads);
     Recipe measured;
     measured.steps = shown_->steps;
-    return {{"options", {{"prompt", o.prefillTokens}, {"decode", o.decodeTokens}, {"decode_after", o.decodeAfter}, {"repeats", o.repeats}}},
-            {"original", toJson(shown_->measured.original)},
-            {"current", shown_->measured.edited ? toJson(*shown_->measured.edited) : nlohmann::json()},
-            {"steps", measured.toJson()}};
+    j["steps"] = measured.toJson();
+    return j;
 }
 
 nlohmann::json SpeedPanel::reportJson() const
 {
-    const auto model = document_->model();
-    if (!shown_ || !model || shown_->steps != document_->state().steps)
+    if (!shown_ || shown_->steps != document_->state().steps)
         return nullptr;
-    const std::shared_ptr<const Model> source = document_->state().source ? document_->state().source : model;
-    return comparisonJson(shown_->measured, shown_->options, source->path, computeThreads());
+    return comparisonJson(shown_->measured, shown_->options, shown_->model, shown_->threads);
 }
 
 bool SpeedPanel::restoreSession(const nlohmann::json& j)
 {
     SpeedOutcome o;
     try {
-        const nlohmann::json& opt = j.at("options");
-        o.options.prefillTokens = opt.at("prompt").get<int64_t>();
-        o.options.decodeTokens = opt.at("decode").get<int64_t>();
-        o.options.decodeAfter = opt.at("decode_after").get<int64_t>();
-        o.options.repeats = opt.at("repeats").get<int>();
+        o.options.prefillTokens = j.at("prompt").get<int64_t>();
+        o.options.decodeTokens = j.at("decode").get<int64_t>();
+        o.options.decodeAfter = j.at("decode_after").get<int64_t>();
+        o.options.repeats = j.at("repeats").get<int>();
+        o.model = j.at("model").get<std::string>();
+        o.threads = j.at("threads").get<int>();
         o.measured.original = efficiencyFromJson(j.at("original"));
-        if (!j.at("current").is_null())
-            o.measured.edited = efficiencyFromJson(j.at("current"));
+        if (j.contains("compressed"))
+            o.measured.edited = efficiencyFromJson(j.at("compressed"));
         o.steps = Recipe::fromJson(j.at("steps"), "session").steps;
     } catch (...) {
         return false;

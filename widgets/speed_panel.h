@@ -15,6 +15,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 class QLabel;
@@ -37,6 +38,8 @@ struct SpeedOutcome {
     EfficiencyOptions options;
     EfficiencyComparison measured;   // edited: the current state, when steps were applied
     std::vector<RecipeStep> steps;   // the state measured as "current"
+    std::string model;               // the original's path
+    int threads = 0;                 // the threads the measurement started with
 };
 
 class SpeedPanel : public QWidget {
@@ -53,11 +56,11 @@ public:
     bool isRunning() const;
     const std::optional<SpeedOutcome>& shownResult() const { return shown_; }
     QString statusText() const;
-    // {"options": {prompt, decode, decode_after, repeats}, "original": toJson, "current": toJson or null, "steps"};
+    // The figures shown in bench-model's form (core's comparisonJson) with the measured state's "steps";
     // null when nothing was measured.
     nlohmann::json sessionJson() const;
-    // The figures shown as the HDF5 report's /efficiency (core's comparisonJson), when they were measured on
-    // the document's current state; null otherwise.
+    // The same without the steps, as the HDF5 report's /efficiency, when the figures were measured on the
+    // document's current state; null otherwise.
     nlohmann::json reportJson() const;
     // Shows a measurement saved with a session (not re-run); false, nothing shown, for a malformed section.
     bool restoreSession(const nlohmann::json& j);
