@@ -93,6 +93,7 @@ SpeedPanel::SpeedPanel(ModelDocument* document, std::shared_ptr<EngineCache> eng
     layout->addWidget(status_);
     layout->addWidget(flag_);
     layout->addWidget(table_, 1);
+    layout->addStretch(0); // takes the height while the table is hidden (the hint stays at the top)
 
     connect(runButton_, &QPushButton::clicked, this, &SpeedPanel::run);
     connect(cancelButton_, &QPushButton::clicked, this, &SpeedPanel::cancel);
@@ -103,19 +104,22 @@ SpeedPanel::SpeedPanel(ModelDocument* document, std::shared_ptr<EngineCache> eng
         emit finished();
     });
     connect(document_, &ModelDocument::modelAboutToChange, this, [this] { runner_->abandon(); });
-    connect(document_, &ModelDocument::modelChanged, this, [this] {
+    // Before a measurement: what Measure does, no empty grid.
+    const auto clear = [this] {
         shown_.reset();
         table_->clearContents();
+        table_->hide();
         flag_->hide();
-        setStatus(QString());
+        setStatus(tr("Measure times the original model and, once a step is applied, the current state beside it."));
         updateEnabled();
-    });
+    };
+    connect(document_, &ModelDocument::modelChanged, this, clear);
     connect(document_, &ModelDocument::modelEdited, this, [this] {
         if (shown_)
             showOutcome(*shown_); // marks a current column of another state
         updateEnabled();
     });
-    updateEnabled();
+    clear();
 }
 
 SpeedPanel::~SpeedPanel()
@@ -245,6 +249,7 @@ void SpeedPanel::showOutcome(const SpeedOutcome& outcome)
            "more slowly than one in 2 MiB pages."));
     table_->setColumnHidden(Current, !b);
     table_->setColumnHidden(Change, !b);
+    table_->show();
 
     const bool current = !b || outcome.steps == document_->state().steps;
     if (outcome.measured.smallerButSlower()) {
